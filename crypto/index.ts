@@ -1,0 +1,7 @@
+// Browser-safe primitives shared by every folder: Ed25519, SHA-256, canonical CBOR,
+// text encodings and peer-id/key conversion. On Node the "#ed25519" import resolves to
+// node:crypto, in a browser bundle to @noble (package.json "imports").
+export { sign, verify, getPublicKey, randomSecretKey, sha256, randomBytesOf } from '#ed25519'
+export { encodeCanonical, decodeCanonical, equalBytes, NonCanonicalEncodingError } from './canonical-cbor.ts'
+export { toHex, fromHex, toBase64Url, fromBase64Url, toBase32 } from './encoding.ts'
+export { peerIdOfPublicKey, publicKeyOfPeerId, InvalidPeerIdError } from './peer.ts'

@@ -1,0 +1,52 @@
+import { describe, it, expect } from 'vitest'
+import fc from 'fast-check'
+import * as native from '../../crypto/ed25519-native.ts'
+import * as noble from '../../crypto/ed25519-noble.ts'
+import { encodeCanonical, decodeCanonical, NonCanonicalEncodingError, toBase64Url, fromBase64Url, toBase32, peerIdOfPublicKey, publicKeyOfPeerId, toHex, fromHex } from '../../crypto/index.ts'
+
+describe('ed25519', () => {
+  it('native and noble produce and accept the same signatures', () => {
+    fc.assert(fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ maxLength: 200 }), (secret, msg) => {
+      const pub = native.getPublicKey(secret)
+      expect(noble.getPublicKey(secret)).toEqual(pub)
+      const sig = native.sign(secret, msg)
+      expect(noble.sign(secret, msg)).toEqual(sig)
+      expect(noble.verify(pub, msg, sig)).toBe(true)
+      expect(native.verify(pub, msg, sig)).toBe(true)
+      const bad = sig.slice(); bad[0] ^= 1
+      expect(native.verify(pub, msg, bad)).toBe(false)
+      expect(noble.verify(pub, msg, bad)).toBe(false)
+    }), { numRuns: 50 })
+  })
+  it('rejects malformed keys and signatures instead of throwing', () => {
+    expect(native.verify(new Uint8Array(31), new Uint8Array(1), new Uint8Array(64))).toBe(false)
+    expect(native.verify(new Uint8Array(32), new Uint8Array(1), new Uint8Array(63))).toBe(false)
+  })
+})
+
+describe('canonical cbor', () => {
+  it('round-trips and rejects non-canonical forms', () => {
+    const v = { b: 1, a: [1, 2, new Uint8Array([1, 2])], c: 'x' }
+    const bytes = encodeCanonical(v)
+    expect(decodeCanonical(bytes)).toEqual(v)
+    // 1 encoded as a two-byte integer is valid CBOR but not the shortest form
+    expect(() => decodeCanonical(new Uint8Array([0x18, 0x01]))).toThrow(NonCanonicalEncodingError)
+    expect(() => decodeCanonical(new Uint8Array([0xff]))).toThrow(NonCanonicalEncodingError)
+  })
+})
+
+describe('encodings', () => {
+  it('base64url, base32 and hex round-trip', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 100 }), (b) => {
+      expect(fromBase64Url(toBase64Url(b))).toEqual(b)
+      expect(fromHex(toHex(b))).toEqual(b)
+      expect(toBase32(b)).toMatch(/^[a-z2-7]*$/)
+    }))
+    expect(() => fromBase64Url('a$b')).toThrow()
+  })
+  it('peer ids embed the public key', () => {
+    const pub = native.getPublicKey(native.randomSecretKey())
+    expect(publicKeyOfPeerId(peerIdOfPublicKey(pub))).toEqual(pub)
+    expect(() => publicKeyOfPeerId('nonsense')).toThrow(/not a peer id/)
+  })
+})
