@@ -1,0 +1,60 @@
+// Who may speak for which key. The rule is checked after the signature, so `origin` is
+// known to have signed the entry:
+//   node, health, uptime, usage, role   key = origin (a node writes only about itself)
+//   connection                          key = <origin>/<remote peer id> (the observing node)
+//   service                             key = <origin>/<service name> (the service's owner)
+//   trust                               key = subject peer id; signed by the network root,
+//                                       by a member of the committee of the current primary
+//                                       epoch, or carrying a certificate that the injected
+//                                       TrustCertificateVerifier accepts (the BFT engine's
+//                                       quorum certificate over this entry's body)
+import type { SignedEntry } from './entry.ts'
+
+export interface TrustAuthority {
+  /** Peer id of the network root key. */
+  rootPeerId?: string
+  /** Members of the committee recorded in the current primary epoch. */
+  committee: () => ReadonlySet<string>
+  /** Checks a quorum certificate carried in a trust entry's value. */
+  verifyTrustCertificate?: (entry: SignedEntry<'trust'>, certificate: Uint8Array) => boolean
+}
+
+function ownsPrefixedKey (origin: string, key: string): boolean {
+  return key.length > origin.length + 1 && key.startsWith(origin) && key[origin.length] === '/'
+}
+
+export function mayWrite (entry: SignedEntry, trust: TrustAuthority): boolean {
+  switch (entry.type) {
+    case 'node':
+    case 'health':
+    case 'uptime':
+    case 'usage':
+    case 'role':
+      return entry.key === entry.origin
+    case 'connection':
+      return ownsPrefixedKey(entry.origin, entry.key) && entry.key.slice(entry.origin.length + 1) === (entry as SignedEntry<'connection'>).value.remote
+    case 'service':
+      return ownsPrefixedKey(entry.origin, entry.key) && entry.key.slice(entry.origin.length + 1) === (entry as SignedEntry<'service'>).value.name
+    case 'trust': {
+      if (trust.rootPeerId !== undefined && entry.origin === trust.rootPeerId) return true
+      if (trust.committee().has(entry.origin)) return true
+      const certificate = (entry as SignedEntry<'trust'>).value.certificate
+      return certificate !== undefined && trust.verifyTrustCertificate !== undefined && trust.verifyTrustCertificate(entry as SignedEntry<'trust'>, certificate)
+    }
+    default:
+      return false
+  }
+}
+
+/** The owner of a record: the one peer whose newer signed version may override a higher tier. */
+export function ownerOf (entry: SignedEntry): string | undefined {
+  switch (entry.type) {
+    case 'trust':
+      return undefined
+    case 'connection':
+    case 'service':
+      return entry.key.slice(0, entry.key.indexOf('/'))
+    default:
+      return entry.key
+  }
+}

@@ -1,0 +1,105 @@
+// The value schema of every entry type. Each ValueCodec is the type, the validator and (with
+// the canonical CBOR of the entry) the codec: `parse` runs on decode and before signing.
+import { str, oneOf, uint, num, bool, bytes, list, scalarMap, struct, type Parser } from './schema.ts'
+
+const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]{40,60}$/
+const NAME = /^[A-Za-z0-9._-]{1,64}$/
+const multiaddrOrUrl = str(256, /^(\/|[a-z][a-z0-9+.-]*:\/\/)/)
+
+export const peerId = str(64, PEER_ID)
+
+const nodeValue = struct({
+  addrs: list(str(256, /^\//), 16),
+  role: str(32, /^[a-z-]{1,32}$/),
+  hardware: scalarMap(32)
+})
+
+const healthValue = struct({
+  status: oneOf('ok', 'degraded', 'down'),
+  load: num(0, 1e6),
+  memFreeMiB: uint(),
+  diskFreeGiB: uint()
+}, ['diskFreeGiB'])
+
+/** Authority over trust is decided by who signs (see authority.ts); `certificate` carries a quorum proof when a committee issued it. */
+const trustValue = struct({
+  score: num(0, 1),
+  reason: str(128),
+  certificate: bytes(64 * 1024)
+}, ['certificate'])
+
+const usageValue = struct({
+  cpu: num(0, 1),
+  memoryMiB: uint(),
+  rxBytes: uint(),
+  txBytes: uint(),
+  periodS: uint(86_400 * 7)
+})
+
+/** events: [at (ms), 'c' | 'd'] pairs, oldest first; replaced by counts once the peer is intermittent. */
+const connectionValue = struct({
+  remote: peerId,
+  state: oneOf('connected', 'disconnected'),
+  since: uint(),
+  events: list(struct({ at: uint(), kind: oneOf('c', 'd') }), 64),
+  intermittent: bool(),
+  connects: uint(),
+  disconnects: uint()
+}, ['events', 'intermittent', 'connects', 'disconnects'])
+
+const uptimeValue = struct({
+  since: uint(),
+  uptimeS: uint(),
+  epochs: uint()
+}, ['epochs'])
+
+const serviceValue = struct({
+  name: str(64, NAME),
+  endpoints: list(multiaddrOrUrl, 16),
+  protocol: str(128)
+}, ['protocol'])
+
+const roleValue = struct({
+  role: str(32, /^[a-z-]{1,32}$/),
+  reason: str(256)
+}, ['reason'])
+
+export interface ValueCodec<V> {
+  readonly type: string
+  /** Temporal data is dropped once its issuedAt falls outside the configured window. */
+  readonly temporal: boolean
+  readonly parse: Parser<V>
+}
+
+function codec<V> (type: string, temporal: boolean, parse: Parser<V>): ValueCodec<V> {
+  return { type, temporal, parse }
+}
+
+export const ENTRY_CODECS = {
+  node: codec('node', false, nodeValue),
+  health: codec('health', true, healthValue),
+  trust: codec('trust', false, trustValue),
+  usage: codec('usage', true, usageValue),
+  connection: codec('connection', true, connectionValue),
+  uptime: codec('uptime', true, uptimeValue),
+  service: codec('service', false, serviceValue),
+  role: codec('role', false, roleValue)
+} as const
+
+type Codecs = typeof ENTRY_CODECS
+export type EntryType = keyof Codecs
+export type EntryValue<T extends EntryType> = ReturnType<Codecs[T]['parse']>
+export type NodeValue = EntryValue<'node'>
+export type HealthValue = EntryValue<'health'>
+export type TrustValue = EntryValue<'trust'>
+export type UsageValue = EntryValue<'usage'>
+export type ConnectionValue = EntryValue<'connection'>
+export type UptimeValue = EntryValue<'uptime'>
+export type ServiceValue = EntryValue<'service'>
+export type RoleValue = EntryValue<'role'>
+
+export const ENTRY_TYPES = Object.keys(ENTRY_CODECS) as EntryType[]
+
+export function isEntryType (value: unknown): value is EntryType {
+  return typeof value === 'string' && Object.hasOwn(ENTRY_CODECS, value)
+}

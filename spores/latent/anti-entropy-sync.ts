@@ -1,0 +1,270 @@
+// Anti-entropy sync of the latent tier between two peers, by range fingerprints over the
+// sorted record ids. The initiator sends the fingerprint of the whole key space; the responder
+// answers each differing range either with its items (id, hash) when it holds few, or with
+// fingerprints of up to 16 sub-ranges. The initiator recurses only into sub-ranges that still
+// differ, so the rounds and bytes grow with the difference (× log of the size), not with the
+// database. Then the initiator pushes what the responder lacks and pulls what it lacks; both
+// sides merge validation-first, exactly as gossip does.
+//
+// Messages (canonical CBOR, length-prefixed), initiator → responder:
+//   { t: 'ranges', ranges: [[lo, hi|null, fp, count]…] }   → { t: 'diff', parts: [part…] }
+//        part = [lo, hi|null, 'i', [[id, hash]…]] | [lo, hi|null, 's', [[lo, hi|null, fp, count]…]]
+//   { t: 'give', entries: [bytes…] }                       (no answer)
+//   { t: 'want', ids: [id…] }                              → { t: 'entries', entries, more }…
+import type { PeerId, Stream } from '@libp2p/interface'
+import { equalBytes } from '../../crypto/index.ts'
+import { FramedStream } from '../framed-stream.ts'
+import { SporeProtocolError } from '../errors.ts'
+import type { SporeHost } from '../host.ts'
+import type { SporeLogger } from '../logger.ts'
+import type { SporeMerger } from '../merge/spore-merger.ts'
+import type { TierStore } from '../store/tier-store.ts'
+import { RangeView, type RangeSummary } from './range-fingerprint.ts'
+
+const MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+const CHUNK_BYTES = 1024 * 1024
+const MAX_RANGES = 4096
+const MAX_ITEMS_PER_PART = 4096
+const MAX_WANT = 50_000
+/** Ranges sent per round: keeps every message well under MAX_MESSAGE_BYTES. */
+const RANGES_PER_ROUND = 256
+/** A side that holds nothing in a range gets up to this many items at once instead of a split. */
+const EMPTY_LEAF = 128
+const MAX_ROUNDS = 512
+const SPLIT = 16
+const LEAF = 16
+const SESSION_TIMEOUT_MS = 60_000
+
+export interface SyncResult {
+  peer: string
+  rounds: number
+  bytesSent: number
+  bytesReceived: number
+  pulled: number
+  pushed: number
+}
+
+export interface SyncStats {
+  sessions: number
+  served: number
+  bytesSent: number
+  bytesReceived: number
+  pulled: number
+  pushed: number
+  last?: SyncResult
+}
+
+type Part = [string, string | null, 'i', Array<[string, Uint8Array]>] | [string, string | null, 's', Array<[string, string | null, Uint8Array, number]>]
+
+function str (v: unknown, max = 600): string {
+  if (typeof v !== 'string' || v.length > max) throw new SporeProtocolError('bad range bound')
+  return v
+}
+
+function hiOf (v: unknown): string | null {
+  return v === null ? null : str(v)
+}
+
+function fp16 (v: unknown): Uint8Array {
+  if (!(v instanceof Uint8Array) || v.length !== 16) throw new SporeProtocolError('bad fingerprint')
+  return v
+}
+
+function parseRanges (raw: unknown): RangeSummary[] {
+  if (!Array.isArray(raw) || raw.length > MAX_RANGES) throw new SporeProtocolError('bad range list')
+  return raw.map((r: unknown) => {
+    if (!Array.isArray(r) || r.length !== 4 || typeof r[3] !== 'number') throw new SporeProtocolError('bad range')
+    return { lo: str(r[0]), hi: hiOf(r[1]), fp: fp16(r[2]), count: r[3] }
+  })
+}
+
+function chunkBySize (items: Uint8Array[], limit: number): Uint8Array[][] {
+  const chunks: Uint8Array[][] = []
+  let current: Uint8Array[] = []
+  let size = 0
+  for (const item of items) {
+    if (current.length > 0 && size + item.length > limit) {
+      chunks.push(current)
+      current = []
+      size = 0
+    }
+    current.push(item)
+    size += item.length + 8
+  }
+  if (current.length > 0) chunks.push(current)
+  return chunks
+}
+
+export class AntiEntropySync {
+  readonly stats: SyncStats = { sessions: 0, served: 0, bytesSent: 0, bytesReceived: 0, pulled: 0, pushed: 0 }
+  private readonly host: SporeHost
+  private readonly protocol: string
+  private readonly store: TierStore
+  private readonly merger: SporeMerger
+  private readonly log: SporeLogger
+
+  constructor (options: { host: SporeHost, protocol: string, store: TierStore, merger: SporeMerger, log: SporeLogger }) {
+    this.host = options.host
+    this.protocol = options.protocol
+    this.store = options.store
+    this.merger = options.merger
+    this.log = options.log
+  }
+
+  async start (): Promise<void> {
+    await this.host.handle(this.protocol, (stream) => { void this.serve(stream) }, { maxInboundStreams: 4 })
+  }
+
+  async stop (): Promise<void> {
+    await this.host.unhandle(this.protocol)
+  }
+
+  /** Reconciles the latent tier with one peer. */
+  async syncWith (peer: PeerId, signal?: AbortSignal): Promise<SyncResult> {
+    const s = signal === undefined ? AbortSignal.timeout(SESSION_TIMEOUT_MS) : AbortSignal.any([signal, AbortSignal.timeout(SESSION_TIMEOUT_MS)])
+    const stream = await this.host.dialProtocol(peer, this.protocol, { signal: s })
+    const framed = new FramedStream(stream, MAX_MESSAGE_BYTES, s)
+    const result: SyncResult = { peer: peer.toString(), rounds: 0, bytesSent: 0, bytesReceived: 0, pulled: 0, pushed: 0 }
+    try {
+      let view = new RangeView(this.store)
+      let queue: RangeSummary[] = [view.summarize('', null)]
+      const want: string[] = []
+      const give: string[] = []
+      while (queue.length > 0) {
+        if (++result.rounds > MAX_ROUNDS) throw new SporeProtocolError('sync did not converge')
+        const ranges = queue.slice(0, RANGES_PER_ROUND)
+        const rest = queue.slice(RANGES_PER_ROUND)
+        await framed.send({ t: 'ranges', ranges: ranges.map(r => [r.lo, r.hi, r.fp, r.count]) })
+        const reply = await framed.receive() as { t?: unknown, parts?: unknown }
+        if (reply?.t !== 'diff' || !Array.isArray(reply.parts) || reply.parts.length > MAX_RANGES) throw new SporeProtocolError('expected a diff')
+        view = new RangeView(this.store)
+        const next: RangeSummary[] = []
+        for (const part of reply.parts as unknown[]) {
+          if (!Array.isArray(part) || part.length !== 4 || !Array.isArray(part[3])) throw new SporeProtocolError('bad diff part')
+          const lo = str(part[0])
+          const hi = hiOf(part[1])
+          if (part[2] === 'i') {
+            if (part[3].length > MAX_ITEMS_PER_PART) throw new SporeProtocolError('too many items')
+            const theirs = new Map<string, Uint8Array>()
+            for (const item of part[3] as unknown[]) {
+              if (!Array.isArray(item) || item.length !== 2) throw new SporeProtocolError('bad item')
+              theirs.set(str(item[0]), fp16(item[1]))
+            }
+            for (const [id, hash] of theirs) {
+              const mine = view.hashOf(id)
+              if (mine === undefined || !equalBytes(mine, hash)) want.push(id)
+            }
+            const [a, b] = view.bounds(lo, hi)
+            for (let i = a; i < b; i++) {
+              const id = view.ids[i]
+              const hash = theirs.get(id)
+              if (hash === undefined || !equalBytes(hash, view.hashOf(id) as Uint8Array)) give.push(id)
+            }
+          } else if (part[2] === 's') {
+            for (const r of parseRanges(part[3])) {
+              const mine = view.summarize(r.lo, r.hi)
+              if (mine.count !== r.count || !equalBytes(mine.fp, r.fp)) next.push(mine)
+            }
+          } else {
+            throw new SporeProtocolError('bad diff part kind')
+          }
+        }
+        queue = [...rest, ...next]
+      }
+      const giveBytes: Uint8Array[] = []
+      for (const id of give) {
+        const entry = await this.store.readById(id)
+        if (entry !== undefined) giveBytes.push(entry.bytes)
+      }
+      for (const chunk of chunkBySize(giveBytes, CHUNK_BYTES)) await framed.send({ t: 'give', entries: chunk })
+      result.pushed = giveBytes.length
+      await framed.send({ t: 'want', ids: want.slice(0, MAX_WANT) })
+      for (;;) {
+        const msg = await framed.receive() as { t?: unknown, entries?: unknown, more?: unknown }
+        if (msg?.t !== 'entries' || !Array.isArray(msg.entries) || !msg.entries.every(e => e instanceof Uint8Array)) throw new SporeProtocolError('expected entries')
+        if (msg.entries.length > 0) {
+          const outcomes = await this.merger.merge('latent', msg.entries as Uint8Array[])
+          result.pulled += outcomes.filter(o => o.status === 'merged').length
+        }
+        if (msg.more !== true) break
+      }
+      await stream.close({ signal: s })
+    } catch (err) {
+      stream.abort(err as Error)
+      throw err
+    } finally {
+      result.bytesSent = framed.bytesOut
+      result.bytesReceived = framed.bytesIn
+      this.count(result)
+    }
+    return result
+  }
+
+  private count (result: SyncResult): void {
+    this.stats.sessions++
+    this.stats.bytesSent += result.bytesSent
+    this.stats.bytesReceived += result.bytesReceived
+    this.stats.pulled += result.pulled
+    this.stats.pushed += result.pushed
+    this.stats.last = result
+  }
+
+  private async serve (stream: Stream): Promise<void> {
+    const signal = AbortSignal.timeout(SESSION_TIMEOUT_MS)
+    const framed = new FramedStream(stream, MAX_MESSAGE_BYTES, signal)
+    let rounds = 0
+    try {
+      for (;;) {
+        const msg = await framed.receive() as { t?: unknown, ranges?: unknown, entries?: unknown, ids?: unknown }
+        if (msg?.t === 'ranges') {
+          if (++rounds > MAX_ROUNDS) throw new SporeProtocolError('too many rounds')
+          await framed.send({ t: 'diff', parts: this.diff(parseRanges(msg.ranges)) })
+        } else if (msg?.t === 'give') {
+          if (!Array.isArray(msg.entries) || !msg.entries.every(e => e instanceof Uint8Array)) throw new SporeProtocolError('bad give')
+          const outcomes = await this.merger.merge('latent', msg.entries as Uint8Array[])
+          this.stats.pulled += outcomes.filter(o => o.status === 'merged').length
+        } else if (msg?.t === 'want') {
+          if (!Array.isArray(msg.ids) || msg.ids.length > MAX_WANT) throw new SporeProtocolError('bad want')
+          const found: Uint8Array[] = []
+          for (const id of msg.ids) {
+            const entry = await this.store.readById(str(id))
+            if (entry !== undefined) found.push(entry.bytes)
+          }
+          const chunks = chunkBySize(found, CHUNK_BYTES)
+          if (chunks.length === 0) chunks.push([])
+          for (let i = 0; i < chunks.length; i++) await framed.send({ t: 'entries', entries: chunks[i], more: i < chunks.length - 1 })
+          this.stats.pushed += found.length
+          break
+        } else {
+          throw new SporeProtocolError('unexpected sync message')
+        }
+      }
+      await stream.close({ signal })
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'sync session (served) failed')
+      stream.abort(err as Error)
+    } finally {
+      this.stats.served++
+      this.stats.bytesSent += framed.bytesOut
+      this.stats.bytesReceived += framed.bytesIn
+    }
+  }
+
+  private diff (ranges: RangeSummary[]): Part[] {
+    const view = new RangeView(this.store)
+    const parts: Part[] = []
+    for (const r of ranges) {
+      const [a, b] = view.bounds(r.lo, r.hi)
+      const count = b - a
+      if (count === r.count && equalBytes(view.fingerprint(a, b), r.fp)) continue
+      if (count <= LEAF || (r.count === 0 && count <= EMPTY_LEAF)) {
+        const items: Array<[string, Uint8Array]> = []
+        for (let i = a; i < b; i++) items.push([view.ids[i], view.hashOf(view.ids[i]) as Uint8Array])
+        parts.push([r.lo, r.hi, 'i', items])
+      } else {
+        parts.push([r.lo, r.hi, 's', view.split(r.lo, r.hi, SPLIT).map(x => [x.lo, x.hi, x.fp, x.count] as [string, string | null, Uint8Array, number])])
+      }
+    }
+    return parts
+  }
+}

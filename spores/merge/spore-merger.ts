@@ -1,0 +1,172 @@
+// Validation-first merging into the seed or latent tier. Every incoming entry passes, in
+// order: decode → schema → signature and origin → expiry and window → limits → conflict with
+// a higher tier → version (replays ignored) → merge. All accepted entries of one call are
+// written in one atomic batch; a rejected entry changes nothing but a counter.
+import { decodeEntry, verifyEntrySignature, entryId, compareVersions, MAX_ENTRY_BYTES, type SignedEntry } from '../entry/entry.ts'
+import { SchemaError } from '../entry/schema.ts'
+import { ENTRY_CODECS, type EntryType } from '../entry/types.ts'
+import { mayWrite, ownerOf, type TrustAuthority } from '../entry/authority.ts'
+import type { TierStore, IndexedEntry } from '../store/tier-store.ts'
+import type { SporeDatabase, SporeBatchOp } from '../store/spore-database.ts'
+import type { SporeLimits } from '../limits.ts'
+import type { SporeLogger } from '../logger.ts'
+import type { RejectionReason, RejectionSink } from './rejection.ts'
+
+export type MergeTier = 'seed' | 'latent'
+
+export type MergeOutcome =
+  | { status: 'merged', entry: SignedEntry }
+  | { status: 'rejected', reason: RejectionReason, type: string }
+
+export interface SporeMergerOptions {
+  db: SporeDatabase
+  tiers: { primary: TierStore, seed: TierStore, latent: TierStore }
+  trust: TrustAuthority
+  limits: SporeLimits
+  clock: () => number
+  sink: RejectionSink
+  log: SporeLogger
+  /** When given, entries whose origin is not a member are rejected as `unknown-origin`. */
+  isMember?: (peerId: string) => boolean
+}
+
+type Checked = { ok: true, entry: SignedEntry } | { ok: false, reason: RejectionReason, type: string }
+
+export class SporeMerger {
+  private readonly o: SporeMergerOptions
+  private readonly listeners = new Set<(tier: MergeTier, entries: SignedEntry[]) => void>()
+  private queue: Promise<unknown> = Promise.resolve()
+
+  constructor (options: SporeMergerOptions) {
+    this.o = options
+  }
+
+  /** Called after each successful batch with the entries it merged. */
+  onMerged (listener: (tier: MergeTier, entries: SignedEntry[]) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  /** Checks that do not depend on the store: decode, schema, signature, origin, time. */
+  check (input: Uint8Array | SignedEntry, now: number): Checked {
+    let entry: SignedEntry
+    if (input instanceof Uint8Array) {
+      if (input.length > MAX_ENTRY_BYTES) return { ok: false, reason: 'oversized', type: 'unknown' }
+      try {
+        entry = decodeEntry(input)
+      } catch (err) {
+        return { ok: false, reason: err instanceof SchemaError ? 'schema' : 'malformed', type: 'unknown' }
+      }
+    } else {
+      entry = input
+    }
+    if (!verifyEntrySignature(entry)) return { ok: false, reason: 'bad-signature', type: entry.type }
+    if (!mayWrite(entry, this.o.trust)) return { ok: false, reason: 'unauthorized-origin', type: entry.type }
+    if (this.o.isMember !== undefined && !this.o.isMember(entry.origin)) return { ok: false, reason: 'unknown-origin', type: entry.type }
+    if (entry.expiresAt !== undefined && entry.expiresAt <= now) return { ok: false, reason: 'expired', type: entry.type }
+    if (entry.issuedAt > now + this.o.limits.maxClockSkewMs) return { ok: false, reason: 'future', type: entry.type }
+    if (ENTRY_CODECS[entry.type].temporal && entry.issuedAt < now - this.o.limits.windowMs) return { ok: false, reason: 'outside-window', type: entry.type }
+    return { ok: true, entry }
+  }
+
+  /** Merges a batch; calls are serialized so checks and writes of two batches never interleave. */
+  async merge (tier: MergeTier, inputs: Array<Uint8Array | SignedEntry>): Promise<MergeOutcome[]> {
+    const run = this.queue.then(async () => await this.mergeNow(tier, inputs))
+    this.queue = run.catch(() => {})
+    return await run
+  }
+
+  private async mergeNow (tier: MergeTier, inputs: Array<Uint8Array | SignedEntry>): Promise<MergeOutcome[]> {
+    const store = this.o.tiers[tier]
+    const higher = tier === 'latent' ? [this.o.tiers.primary, this.o.tiers.seed] : [this.o.tiers.primary]
+    const now = this.o.clock()
+    const pending = new Map<string, SignedEntry>()
+    const added = new Map<EntryType, number>()
+    const pruned = new Set<EntryType>()
+    const outcomes: MergeOutcome[] = []
+    for (const input of inputs) {
+      const checked = this.check(input, now)
+      if (!checked.ok) {
+        outcomes.push(this.reject(tier, checked.type, checked.reason))
+        continue
+      }
+      const entry = checked.entry
+      const id = entryId(entry.type, entry.key)
+      const current: SignedEntry | IndexedEntry | undefined = pending.get(id) ?? store.getById(id)
+      if (current === undefined) {
+        const max = this.o.limits.maxEntries[entry.type]
+        if (store.count(entry.type) + (added.get(entry.type) ?? 0) >= max && !pruned.has(entry.type)) {
+          pruned.add(entry.type)
+          await this.prune(tier, now, entry.type)
+        }
+        if (store.count(entry.type) + (added.get(entry.type) ?? 0) >= max) {
+          outcomes.push(this.reject(tier, entry.type, 'limit'))
+          continue
+        }
+      }
+      if (this.conflictsWithHigherTier(entry, id, higher)) {
+        outcomes.push(this.reject(tier, entry.type, 'higher-tier-conflict'))
+        continue
+      }
+      if (current !== undefined && compareVersions(entry, current) <= 0) {
+        outcomes.push(this.reject(tier, entry.type, 'replay'))
+        continue
+      }
+      if (current === undefined) added.set(entry.type, (added.get(entry.type) ?? 0) + 1)
+      pending.set(id, entry)
+      outcomes.push({ status: 'merged', entry })
+    }
+    if (pending.size > 0) {
+      const ops: SporeBatchOp[] = []
+      for (const e of pending.values()) ops.push(store.putOp(e))
+      await this.o.db.write(ops)
+      store.applied(pending.values())
+      const merged = [...pending.values()]
+      for (const l of this.listeners) l(tier, merged)
+    }
+    // an entry superseded later in the same call was never written: report it as a replay
+    for (let i = 0; i < outcomes.length; i++) {
+      const out = outcomes[i]
+      if (out.status === 'merged' && pending.get(entryId(out.entry.type, out.entry.key)) !== out.entry) {
+        outcomes[i] = { status: 'rejected', reason: 'replay', type: out.entry.type }
+      }
+    }
+    return outcomes
+  }
+
+  /**
+   * A record held by a higher tier wins, unless the incoming one is strictly newer and
+   * signed by the record's owner (a node may move on from what the last epoch said of it).
+   */
+  private conflictsWithHigherTier (entry: SignedEntry, id: string, higher: TierStore[]): boolean {
+    for (const h of higher) {
+      const held = h.getById(id)
+      if (held === undefined || compareVersions(entry, held) === 0) continue
+      if (entry.seq > held.seq && ownerOf(entry) === entry.origin) continue
+      return true
+    }
+    return false
+  }
+
+  /** Drops expired and out-of-window records of a tier (one type, or all) in one batch. */
+  async prune (tier: MergeTier | 'primary', now = this.o.clock(), only?: EntryType): Promise<number> {
+    const store = this.o.tiers[tier]
+    const horizon = now - this.o.limits.windowMs
+    const dels: Array<{ type: EntryType, key: string }> = []
+    for (const e of store.indexed()) {
+      if (only !== undefined && e.type !== only) continue
+      if ((e.expiresAt !== undefined && e.expiresAt <= now) || (ENTRY_CODECS[e.type].temporal && e.issuedAt < horizon)) dels.push({ type: e.type, key: e.key })
+    }
+    if (dels.length === 0) return 0
+    await this.o.db.write(dels.map(d => store.delOp(d.type, d.key)))
+    store.applied([], dels)
+    return dels.length
+  }
+
+  private reject (tier: string, type: string, reason: RejectionReason): MergeOutcome {
+    this.o.sink.rejected(tier, type, reason)
+    this.o.log.debug({ tier, type, reason }, 'spore entry rejected')
+    return { status: 'rejected', reason, type }
+  }
+}
+
