@@ -49,6 +49,8 @@ export interface SporesOptions {
 
 export interface SporeStats {
   tiers: Record<TierName, Record<EntryType, { count: number, limit: number, rejections: Partial<Record<RejectionReason, number>> }>>
+  /** Rejections of input too broken to have a type (oversized, malformed, schema), per tier. */
+  undecodable: Record<TierName, Partial<Record<RejectionReason, number>>>
   primaryEpoch: number | null
   gossip?: GossipStats
   sync?: SyncStats
@@ -137,6 +139,8 @@ export class Spores {
   readonly signer: Signer
   readonly clock: () => number
   readonly log: SporeLogger
+  /** Records found undecodable (and removed) when the database was opened; a healthy store has none. */
+  droppedAtOpen = 0
   private networked: SporesNetwork | undefined
 
   private constructor (db: SporeDatabase, options: SporesOptions) {
@@ -165,7 +169,7 @@ export class Spores {
   static async open (options: SporesOptions): Promise<Spores> {
     const db = await SporeDatabase.open(options.database)
     const spores = new Spores(db, options)
-    for (const tier of TIERS) await spores.tiers[tier].load()
+    for (const tier of TIERS) spores.droppedAtOpen += (await spores.tiers[tier].load()).dropped
     await spores.primary.load()
     return spores
   }
@@ -198,7 +202,9 @@ export class Spores {
       for (const type of ENTRY_TYPES) byType[type] = { count: this.tiers[tier].count(type), limit: this.limits.maxEntries[type], rejections: this.rejections.of(tier, type) }
       tiers[tier] = byType
     }
-    const stats: SporeStats = { tiers, primaryEpoch: this.primary.latest()?.header.epoch ?? null }
+    const undecodable = {} as SporeStats['undecodable']
+    for (const tier of TIERS) undecodable[tier] = this.rejections.of(tier, 'unknown')
+    const stats: SporeStats = { tiers, undecodable, primaryEpoch: this.primary.latest()?.header.epoch ?? null }
     if (this.networked !== undefined) {
       stats.gossip = { ...this.networked.gossip.stats }
       stats.sync = { ...this.networked.sync.stats }

@@ -1,0 +1,151 @@
+import { describe, it, expect, afterEach } from 'vitest'
+import fc from 'fast-check'
+import { encodeCanonical } from '../../crypto/index.ts'
+import { buildHeader, certifyEpoch, encodeEpoch, type Spores, type SignedEntry } from '../../spores/index.ts'
+import { identity, networkRoot, tempDir, openTestSpores, entry, nodeValue, healthValue, NETWORK, type Root } from './fixtures.ts'
+
+const cleanups: Array<() => Promise<void>> = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c()
+})
+
+async function fresh (root: Root = networkRoot(), extra: Parameters<typeof openTestSpores>[3] = {}): Promise<Spores> {
+  const dir = await tempDir()
+  const spores = await openTestSpores(dir.path, root, identity(), extra)
+  cleanups.push(async () => { await spores.close(); await dir.remove() })
+  return spores
+}
+
+async function acceptEpoch0 (spores: Spores, root: Root, entries: SignedEntry[], committee: string[] = []): Promise<void> {
+  const h = buildHeader({ network: NETWORK, epoch: 0, prev: null, entries, committee, issuedAt: Date.now() })
+  await spores.primary.accept(encodeEpoch(h.headerBytes, certifyEpoch(h.digest, [root.signer]), h.entries))
+}
+
+describe('validation-first merge', () => {
+  it('merges a valid entry and lists it with its fields', async () => {
+    const spores = await fresh()
+    const a = identity()
+    const [out] = await spores.merge('latent', [entry(a, 'node', nodeValue(1), { seq: 7 }).bytes])
+    expect(out.status).toBe('merged')
+    const ls = await spores.ls({ tier: 'latent', type: 'node' })
+    expect(ls).toEqual([{ type: 'node', key: a.peerId, origin: a.peerId, seq: 7, issuedAt: ls[0].issuedAt, value: nodeValue(1) }])
+    expect(spores.stats().tiers.latent.node.count).toBe(1)
+  })
+
+  it('rejects each kind of bad entry, counts it by reason and stores nothing', async () => {
+    const root = networkRoot()
+    const member = identity()
+    const outsider = identity()
+    const spores = await fresh(root, { isMember: (p) => p !== outsider.peerId, limits: { maxEntries: { service: 1 } } })
+    const a = identity()
+    const b = identity()
+    const now = Date.now()
+    const good = entry(a, 'node', nodeValue(), { seq: 5 })
+    await spores.merge('latent', [good, entry(a, 'service', { name: 'web', endpoints: ['/ip4/127.0.0.1/tcp/80'] }, { key: `${a.peerId}/web` })])
+    const tamperedSig = new Uint8Array(good.bytes)
+    tamperedSig[tamperedSig.length - 1] ^= 1
+    const wrongSchemaBody = encodeCanonical({ type: 'health', key: a.peerId, value: { status: 'meh' }, origin: a.peerId, seq: 1, issuedAt: now })
+    const trustFromPrimary = entry(root.signer, 'trust', { score: 1, reason: 'founder' }, { key: b.peerId, seq: 10 })
+    await acceptEpoch0(spores, root, [trustFromPrimary], [member.peerId])
+
+    const cases: Array<[string, Uint8Array]> = [
+      ['oversized', new Uint8Array(80 * 1024)],
+      ['malformed', new TextEncoder().encode('{"type":"node"}')],
+      ['schema', encodeCanonical([wrongSchemaBody, new Uint8Array(64)])],
+      ['bad-signature', tamperedSig],
+      ['unauthorized-origin', entry(a, 'node', nodeValue(), { key: b.peerId }).bytes],
+      ['unknown-origin', entry(outsider, 'node', nodeValue()).bytes],
+      ['expired', entry(b, 'node', nodeValue(), { expiresAt: now - 1 }).bytes],
+      ['outside-window', entry(b, 'health', healthValue(), { issuedAt: now - 25 * 3600_000 }).bytes],
+      ['future', entry(b, 'health', healthValue(), { issuedAt: now + 3600_000 }).bytes],
+      ['limit', entry(b, 'service', { name: 'db', endpoints: [] }, { key: `${b.peerId}/db` }).bytes],
+      ['higher-tier-conflict', entry(member, 'trust', { score: 0, reason: 'slander' }, { key: b.peerId, seq: 11 }).bytes],
+      ['replay', good.bytes],
+      ['replay', entry(a, 'node', nodeValue(9), { seq: 4 }).bytes]
+    ]
+    const before = await spores.ls({ tier: 'latent' })
+    const outcomes = await spores.merge('latent', cases.map(c => c[1]))
+    expect(outcomes.map(o => o.status === 'rejected' ? o.reason : 'merged')).toEqual(cases.map(c => c[0]))
+    expect(await spores.ls({ tier: 'latent' })).toEqual(before)
+    const counted: Record<string, number> = {}
+    for (const byType of Object.values(spores.stats().tiers.latent)) for (const [reason, n] of Object.entries(byType.rejections)) counted[reason] = (counted[reason] ?? 0) + (n ?? 0)
+    // oversized, malformed and schema rejections have no trustworthy type: they count under 'unknown'
+    const expected: Record<string, number> = {}
+    for (const [reason] of cases) expected[reason] = (expected[reason] ?? 0) + 1
+    const unknown = spores.rejections.of('latent', 'unknown')
+    for (const reason of ['oversized', 'malformed', 'schema']) counted[reason] = (counted[reason] ?? 0) + (unknown[reason as 'schema'] ?? 0)
+    expect(counted).toEqual(expected)
+  })
+
+  it('lets the owner move past the primary with a strictly newer entry, and no one else', async () => {
+    const root = networkRoot()
+    const spores = await fresh(root)
+    const a = identity()
+    await acceptEpoch0(spores, root, [entry(a, 'node', nodeValue(1), { seq: 10 })])
+    const [same] = await spores.merge('latent', [entry(a, 'node', nodeValue(2), { seq: 10 })])
+    expect(same).toMatchObject({ status: 'rejected', reason: 'higher-tier-conflict' })
+    const [newer] = await spores.merge('latent', [entry(a, 'node', nodeValue(3), { seq: 11 })])
+    expect(newer.status).toBe('merged')
+    expect((await spores.ls({ tier: 'primary' }))[0].value).toEqual(nodeValue(1))
+    expect((await spores.ls({ tier: 'latent' }))[0].value).toEqual(nodeValue(3))
+  })
+
+  it('is idempotent and independent of arrival order for valid entries', async () => {
+    const signers = [identity(), identity(), identity()]
+    const base = Date.now() - 1000
+    const versions = signers.flatMap((s, i) => [1, 2, 3].flatMap(seq => [0, 1].map(j => entry(s, 'node', nodeValue(i * 10 + seq + j), { seq, issuedAt: base + j }))))
+    await fc.assert(fc.asyncProperty(fc.shuffledSubarray(versions, { minLength: 1 }), fc.integer({ min: 1, max: 5 }), async (picked, chunk) => {
+      const x = await fresh()
+      const y = await fresh()
+      for (let i = 0; i < picked.length; i += chunk) await x.merge('latent', picked.slice(i, i + chunk).map(e => e.bytes))
+      const reversed = [...picked].reverse()
+      for (const e of reversed) await y.merge('latent', [e.bytes])
+      const lx = await x.ls()
+      expect(await y.ls()).toEqual(lx)
+      const again = await x.merge('latent', picked.map(e => e.bytes))
+      expect(again.every(o => o.status === 'rejected' && o.reason === 'replay')).toBe(true)
+      expect(await x.ls()).toEqual(lx)
+      for (const c of cleanups.splice(0).reverse()) await c()
+    }), { numRuns: 12 })
+  })
+
+  it('holds the per-type limit and the temporal window under a flood', async () => {
+    let now = Date.now()
+    const spores = await fresh(networkRoot(), { clock: () => now, limits: { maxEntries: { health: 50 }, windowMs: 3600_000 } })
+    const flooders = Array.from({ length: 40 }, () => identity())
+    let merged = 0
+    for (let round = 0; round < 5; round++) {
+      const batch: Uint8Array[] = []
+      for (const f of flooders) {
+        batch.push(entry(f, 'health', healthValue(), { seq: round + 1, issuedAt: now }).bytes)
+        batch.push(entry(f, 'health', healthValue(), { seq: 100 + round, issuedAt: now - 2 * 3600_000, key: f.peerId }).bytes)
+      }
+      const fresh2 = Array.from({ length: 40 }, () => entry(identity(), 'health', healthValue(), { issuedAt: now }).bytes)
+      const outcomes = await spores.merge('latent', [...batch, ...fresh2])
+      merged += outcomes.filter(o => o.status === 'merged').length
+      expect(spores.stats().tiers.latent.health.count).toBeLessThanOrEqual(50)
+      now += 40 * 60_000
+    }
+    expect(merged).toBeGreaterThan(50)
+    expect(spores.rejections.total('limit')).toBeGreaterThan(0)
+    expect(spores.rejections.total('outside-window')).toBeGreaterThan(0)
+    await spores.prune()
+    for (const e of await spores.ls({ tier: 'latent', type: 'health' })) expect(e.issuedAt).toBeGreaterThanOrEqual(now - 3600_000)
+  })
+
+  it('keeps merged entries across a reopen of the database', async () => {
+    const root = networkRoot()
+    const dir = await tempDir()
+    cleanups.push(dir.remove)
+    const me = identity()
+    const first = await openTestSpores(dir.path, root, me)
+    const good = Array.from({ length: 20 }, (_, i) => entry(identity(), 'node', nodeValue(i)))
+    await first.merge('latent', good.map(e => e.bytes))
+    const before = await first.ls()
+    await first.close()
+    const second = await openTestSpores(dir.path, root, me)
+    expect(await second.ls()).toEqual(before)
+    expect(second.stats().tiers.latent.node.count).toBe(20)
+    await second.close()
+  })
+})
