@@ -1,0 +1,91 @@
+// The admin API: HTTP on 127.0.0.1 only, every route behind the bearer token from the
+// home directory. The CLI is its main client.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { timingSafeEqual } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import { ApiError } from './errors.ts'
+
+export interface ApiRequest {
+  query: URLSearchParams
+  body: unknown
+}
+
+export type ApiHandler = (request: ApiRequest) => Promise<unknown> | unknown
+/** A route answering with text (Prometheus metrics) instead of JSON. */
+export interface TextRoute { text: true, contentType: string, handler: () => Promise<string> | string }
+export type Routes = Record<string, ApiHandler | TextRoute>
+
+const MAX_BODY_BYTES = 1024 * 1024
+
+async function readBody (req: IncomingMessage): Promise<unknown> {
+  let size = 0
+  const chunks: Buffer[] = []
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length
+    if (size > MAX_BODY_BYTES) throw new ApiError(413, 'request body too large')
+    chunks.push(chunk as Buffer)
+  }
+  if (size === 0) return undefined
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+  } catch {
+    throw new ApiError(400, 'request body is not JSON')
+  }
+}
+
+function authorized (req: IncomingMessage, token: string): boolean {
+  const header = req.headers.authorization ?? ''
+  const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '')
+  const expected = Buffer.from(token)
+  return given.length === expected.length && timingSafeEqual(given, expected)
+}
+
+export class AdminApi {
+  private readonly server: Server
+  private readonly routes: Routes
+  private readonly token: string
+
+  constructor (routes: Routes, token: string) {
+    this.routes = routes
+    this.token = token
+    this.server = createServer((req, res) => { void this.handle(req, res) })
+  }
+
+  async listen (port: number): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        reject(err.code === 'EADDRINUSE' ? new ApiError(0, `admin API port ${port} is in use (choose another with --api-port, or stop the other daemon)`) : err)
+      }
+      this.server.once('error', onError)
+      this.server.listen(port, '127.0.0.1', () => { this.server.off('error', onError); resolve() })
+    })
+    return (this.server.address() as AddressInfo).port
+  }
+
+  async close (): Promise<void> {
+    this.server.closeAllConnections()
+    await new Promise<void>(resolve => this.server.close(() => resolve()))
+  }
+
+  private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      if (!authorized(req, this.token)) throw new ApiError(401, 'missing or wrong API token')
+      const url = new URL(req.url ?? '/', 'http://127.0.0.1')
+      const route = this.routes[`${req.method ?? 'GET'} ${url.pathname}`]
+      if (route === undefined) throw new ApiError(404, `no such endpoint: ${req.method} ${url.pathname}`)
+      if (typeof route === 'object') {
+        const text = await route.handler()
+        res.writeHead(200, { 'content-type': route.contentType })
+        res.end(text)
+        return
+      }
+      const result = await route({ query: url.searchParams, body: await readBody(req) })
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(result ?? {}))
+    } catch (err) {
+      const status = err instanceof ApiError && err.status >= 400 ? err.status : 500
+      if (!res.headersSent) res.writeHead(status, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ error: (err as Error).message }))
+    }
+  }
+}

@@ -1,0 +1,65 @@
+import { hostname } from 'node:os'
+import { UsageError, parsePort } from '../args.ts'
+import type { Command } from '../command.ts'
+import { createLogger } from '../../log/index.ts'
+import { defaultNetworkName } from '../../network/index.ts'
+
+export const start: Command = {
+  name: 'start',
+  usage: 'mycelium start [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--api-port N] [--no-relay]',
+  summary: 'run the node in the foreground (creates a personal network on an empty home)',
+  flags: { listen: { type: 'list' }, bootstrap: { type: 'list' }, 'api-port': { type: 'string' }, 'no-relay': { type: 'boolean' } },
+  async run (ctx, { positional, flags }) {
+    if (positional.length > 0) throw new UsageError(`start takes no arguments (got "${positional[0]}")`)
+    const { Daemon, DEFAULT_API_PORT, DEFAULT_LISTEN } = await import('../../daemon/index.ts')
+    const listen = (flags.listen as string[] | undefined) ?? DEFAULT_LISTEN
+    const { multiaddr } = await import('@multiformats/multiaddr')
+    for (const a of [...listen, ...((flags.bootstrap as string[] | undefined) ?? [])]) {
+      try { multiaddr(a) } catch { throw new UsageError(`"${a}" is not a multiaddr (e.g. /ip4/127.0.0.1/tcp/0)`) }
+    }
+    const log = await createLogger()
+    const daemon = new Daemon({
+      homeDir: ctx.home.dir,
+      listen,
+      bootstrap: (flags.bootstrap as string[] | undefined) ?? [],
+      apiPort: flags['api-port'] === undefined ? DEFAULT_API_PORT : parsePort(flags['api-port'] as string, 'api-port'),
+      relayServer: flags['no-relay'] !== true,
+      defaultNetworkName: defaultNetworkName()
+    }, log)
+    await daemon.start()
+
+    let invite: string | undefined
+    try { invite = daemon.invite(3_600_000, 1) } catch {}
+    const ready = {
+      peerId: daemon.host.peerId.toString(),
+      networkId: daemon.network.networkId,
+      networkName: daemon.network.name,
+      addrs: daemon.addrs(),
+      api: `http://127.0.0.1:${daemon.apiPort}`,
+      invite
+    }
+    if (process.stdout.isTTY) {
+      ctx.out([
+        '',
+        `  mycelium node ${ready.peerId}`,
+        `  network   ${ready.networkName} (${ready.networkId})`,
+        ...ready.addrs.map((a, i) => `  ${i === 0 ? 'listening' : '         '} ${a}`),
+        `  admin API ${ready.api}  (token: ${ctx.home.path('api.token')})`,
+        invite !== undefined ? `  to add a second machine (invite valid 1 h, single use):\n\n    mycelium join ${invite}\n` : `  invites for this network are issued by its administrator node (${hostname()} is not it)`,
+        ''
+      ].join('\n'))
+    }
+    log.info(ready, 'node ready')
+
+    let signalled = false
+    const shutdown = (signal: string): void => {
+      if (signalled) return
+      signalled = true
+      log.info({ signal }, 'signal received')
+      void daemon.stop().then(() => process.exit(0), () => process.exit(1))
+    }
+    process.on('SIGINT', () => { shutdown('SIGINT') })
+    process.on('SIGTERM', () => { shutdown('SIGTERM') })
+    await new Promise(() => {})
+  }
+}

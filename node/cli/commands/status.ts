@@ -1,0 +1,49 @@
+import { UsageError } from '../args.ts'
+import type { Command } from '../command.ts'
+import { api, printJson, type CommandContext } from '../context.ts'
+import type { PeerView } from '../../daemon/daemon.ts'
+
+function printPeers (ctx: CommandContext, peers: PeerView[]): void {
+  if (peers.length === 0) { ctx.out('no peers connected'); return }
+  for (const p of peers) ctx.out(`${p.peerId}  ${p.role.padEnd(11)} ${p.addrs[0] ?? ''}`)
+}
+
+export const status: Command = {
+  name: 'status',
+  usage: 'mycelium status [--json]',
+  summary: 'this node: peer id, network, role, addresses, peers, uptime',
+  async run (ctx, { positional }) {
+    if (positional.length > 0) throw new UsageError('status takes no arguments')
+    const s = await api(ctx).request<Record<string, any>>('GET', '/status')
+    if (ctx.json) { printJson(ctx, s); return }
+    ctx.out(`peer     ${s.peerId}\nnetwork  ${s.networkName} (${s.networkId})\nrole     ${s.role}\nuptime   ${s.uptimeS} s\naddrs    ${(s.addrs as string[]).join('\n         ')}\npeers    ${(s.peers as unknown[]).length}`)
+    printPeers(ctx, s.peers)
+  }
+}
+
+export const peers: Command = {
+  name: 'peers',
+  usage: 'mycelium peers [--json]',
+  summary: 'connected members with their roles and addresses',
+  async run (ctx, { positional }) {
+    if (positional.length > 0) throw new UsageError('peers takes no arguments')
+    const list = await api(ctx).request<PeerView[]>('GET', '/peers')
+    if (ctx.json) printJson(ctx, list)
+    else printPeers(ctx, list)
+  }
+}
+
+export const stop: Command = {
+  name: 'stop',
+  usage: 'mycelium stop',
+  summary: 'stop the running daemon gracefully',
+  async run (ctx) {
+    const info = ctx.home.loadDaemonInfo()
+    await api(ctx).request('POST', '/stop')
+    const { processAlive } = await import('../../api/index.ts')
+    const deadline = Date.now() + 15_000
+    while (info !== undefined && processAlive(info.pid) && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 100))
+    if (info !== undefined && processAlive(info.pid)) throw new Error(`daemon (pid ${info.pid}) did not stop within 15 s`)
+    ctx.err('daemon stopped')
+  }
+}

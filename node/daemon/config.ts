@@ -1,0 +1,14 @@
+// Daemon settings: CLI flags over embedded defaults. Defaults make `mycelium start` work on
+// an empty home with no other set-up.
+export interface DaemonConfig {
+  homeDir: string
+  listen: string[]
+  bootstrap: string[]
+  apiPort: number
+  relayServer: boolean
+  /** Name of the personal network created when the home has none. */
+  defaultNetworkName: string
+}
+
+export const DEFAULT_API_PORT = 7777
+export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/7700', '/ip4/0.0.0.0/tcp/7701/ws', '/webrtc']

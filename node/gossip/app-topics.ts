@@ -1,0 +1,71 @@
+// Application gossip: operators and apps publish on named topics; the daemon maps a name to
+// the network's own topic and keeps the last messages of each subscribed topic for the CLI.
+import type { GossipSub } from '@libp2p/gossipsub'
+import { topicPrefix } from '../membership/index.ts'
+import type { NodeMetrics } from '../metrics/index.ts'
+
+const KEPT_PER_TOPIC = 200
+const MAX_MESSAGE_BYTES = 64 * 1024
+
+export interface ReceivedMessage {
+  topic: string
+  from: string
+  text: string
+  receivedAt: number
+}
+
+export class InvalidTopicError extends Error {
+  readonly name = 'InvalidTopicError'
+}
+
+export function checkTopicName (name: unknown): string {
+  if (typeof name !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(name)) throw new InvalidTopicError('topic names are 1-64 letters, digits, dots, dashes or underscores')
+  return name
+}
+
+export class AppTopics {
+  private readonly pubsub: GossipSub
+  private readonly prefix: string
+  private readonly metrics: NodeMetrics
+  private readonly received = new Map<string, ReceivedMessage[]>()
+
+  constructor (pubsub: GossipSub, networkId: string, metrics: NodeMetrics) {
+    this.pubsub = pubsub
+    this.prefix = `${topicPrefix(networkId)}/app/`
+    this.metrics = metrics
+    pubsub.addEventListener('message', (evt) => {
+      const msg = evt.detail
+      this.metrics.gossipIn.inc({ topic: msg.topic.startsWith(this.prefix) ? 'app' : msg.topic.split('/').slice(2, 3).join('') || 'other' })
+      if (!msg.topic.startsWith(this.prefix)) return
+      const name = msg.topic.slice(this.prefix.length)
+      const list = this.received.get(name)
+      if (list === undefined) return
+      list.push({ topic: name, from: msg.type === 'signed' ? msg.from.toString() : 'unsigned', text: new TextDecoder().decode(msg.data), receivedAt: Date.now() })
+      if (list.length > KEPT_PER_TOPIC) list.splice(0, list.length - KEPT_PER_TOPIC)
+    })
+  }
+
+  subscribe (name: string): void {
+    checkTopicName(name)
+    if (!this.received.has(name)) this.received.set(name, [])
+    this.pubsub.subscribe(this.prefix + name)
+  }
+
+  async publish (name: string, text: string): Promise<number> {
+    checkTopicName(name)
+    const data = new TextEncoder().encode(text)
+    if (data.length > MAX_MESSAGE_BYTES) throw new InvalidTopicError(`message is larger than ${MAX_MESSAGE_BYTES} bytes`)
+    const result = await this.pubsub.publish(this.prefix + name, data)
+    this.metrics.gossipOut.inc({ topic: 'app' })
+    return result.recipients.length
+  }
+
+  messages (name?: string): ReceivedMessage[] {
+    if (name !== undefined) return [...(this.received.get(checkTopicName(name)) ?? [])]
+    return [...this.received.values()].flat().sort((a, b) => a.receivedAt - b.receivedAt)
+  }
+
+  topics (): string[] {
+    return [...this.received.keys()]
+  }
+}

@@ -1,0 +1,3 @@
+export class HomeError extends Error {
+  readonly name = 'HomeError'
+}

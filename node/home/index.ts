@@ -1,0 +1,6 @@
+export { Home, defaultHomeDir } from './home.ts'
+export type { NetworkInfo, DaemonInfo } from './home.ts'
+export { InviteBook } from './invites.ts'
+export type { IssuedInvite } from './invites.ts'
+export { HomeError } from './errors.ts'
+export { writeFileAtomic, createFileExclusive, readJson } from './files.ts'

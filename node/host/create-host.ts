@@ -1,0 +1,75 @@
+// Assembles the libp2p host from small parts, the way js-libp2p is meant to be used. The
+// membership handshake replaces plain noise, and the connection gater admits only peers
+// that passed it, so nothing (identify, gossip, DHT, relay) reaches a non-member.
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { webSockets } from '@libp2p/websockets'
+import { webRTC } from '@libp2p/webrtc'
+import { circuitRelayTransport, circuitRelayServer, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
+import { yamux } from '@libp2p/yamux'
+import { identify, type Identify } from '@libp2p/identify'
+import { ping, type Ping } from '@libp2p/ping'
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { bootstrap } from '@libp2p/bootstrap'
+import type { PrivateKey, PeerId } from '@libp2p/interface'
+import { membershipEncrypter, protocolPrefix, ANY_NETWORK_MEMBERSHIP_PROTOCOL, type MembershipPolicy } from '../membership/index.ts'
+
+export interface HostServices {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+  pubsub: GossipSub
+  relay?: CircuitRelayService
+  [name: string]: unknown
+}
+
+export type MyceliumHost = Libp2p<HostServices>
+
+export interface HostOptions {
+  privateKey: PrivateKey
+  networkId: string
+  listen: string[]
+  bootstrap: string[]
+  membership: MembershipPolicy
+  /** Peers that passed the membership handshake (checked again once the connection is upgraded). */
+  isVerified: (peerId: PeerId) => boolean
+  isRevoked: (peerId: string) => boolean
+  relayServer: boolean
+  /** Extra services (spores, roles, …) added by the daemon; each is a js-libp2p service factory. */
+  services?: Record<string, (components: any) => unknown>
+}
+
+export async function createHost (options: HostOptions): Promise<MyceliumHost> {
+  const prefix = protocolPrefix(options.networkId)
+  const services: Record<string, (components: any) => unknown> = {
+    identify: identify(),
+    ping: ping(),
+    dht: kadDHT({ protocol: `${prefix}/kad/1.0.0`, clientMode: false, peerInfoMapper: passthroughMapper }),
+    pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, globalSignaturePolicy: 'StrictSign' }),
+    ...options.services
+  }
+  if (options.relayServer) services.relay = circuitRelayServer({ reservations: { maxReservations: 128 } })
+
+  return await createLibp2p({
+    privateKey: options.privateKey,
+    addresses: { listen: options.listen },
+    transports: [tcp(), webSockets(), webRTC(), circuitRelayTransport()],
+    connectionEncrypters: [membershipEncrypter(options.membership), membershipEncrypter(options.membership, { protocol: ANY_NETWORK_MEMBERSHIP_PROTOCOL })],
+    streamMuxers: [yamux()],
+    connectionGater: {
+      // members run on LANs and loopback: private addresses are the normal case here
+      denyDialMultiaddr: () => false,
+      denyDialPeer: (peer) => options.isRevoked(peer.toString()),
+      denyInboundEncryptedConnection: (peer) => options.isRevoked(peer.toString()),
+      denyOutboundEncryptedConnection: (peer) => options.isRevoked(peer.toString()),
+      // WebRTC connections skip the encrypter (DTLS secures them); their peer must already
+      // have proven membership on the relayed connection used for signalling.
+      denyInboundUpgradedConnection: (peer) => !options.isVerified(peer),
+      denyOutboundUpgradedConnection: (peer) => !options.isVerified(peer)
+    },
+    peerDiscovery: options.bootstrap.length > 0 ? [bootstrap({ list: options.bootstrap, timeout: 100 })] : [],
+    connectionMonitor: { enabled: true },
+    services: services as any
+  }) as unknown as MyceliumHost
+}

@@ -1,0 +1,2 @@
+export { Roster } from './roster.ts'
+export type { RosterEntry, Presence, RosterOptions } from './roster.ts'
