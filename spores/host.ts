@@ -1,5 +1,6 @@
 // What the spores services need from the libp2p host; a js-libp2p node satisfies it.
 import type { PeerId, Stream, Connection, AbortOptions } from '@libp2p/interface'
+import type { TopicValidatorFn } from '@libp2p/gossipsub'
 
 export interface SporeHost {
   peerId: PeerId
@@ -14,7 +15,7 @@ export interface SporePubSub {
   subscribe: (topic: string) => void
   unsubscribe: (topic: string) => void
   publish: (topic: string, data: Uint8Array) => Promise<unknown>
-  topicValidators: Map<string, (peer: PeerId, message: { topic: string, data: Uint8Array }) => any>
+  topicValidators: Map<string, TopicValidatorFn>
 }
 
 /** Protocol ids and topics of one network: `/mycelium/<networkId>` and `mycelium/<networkId>`. */

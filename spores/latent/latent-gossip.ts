@@ -6,6 +6,7 @@ import type { SignedEntry } from '../entry/entry.ts'
 import type { SporeMerger, MergeOutcome } from '../merge/spore-merger.ts'
 import type { SporePubSub } from '../host.ts'
 import type { SporeLogger } from '../logger.ts'
+import type { TopicValidatorResult } from '@libp2p/gossipsub'
 
 export interface GossipStats {
   published: number
@@ -17,7 +18,8 @@ export interface GossipStats {
 
 interface Waiting {
   data: Uint8Array
-  resolve: (outcome: MergeOutcome) => void
+  /** undefined when the merge itself failed (the database), which says nothing about the sender */
+  resolve: (outcome: MergeOutcome | undefined) => void
 }
 
 export class LatentGossip {
@@ -37,7 +39,7 @@ export class LatentGossip {
   }
 
   start (): void {
-    this.pubsub.topicValidators.set(this.topic, async (_peer, message) => await this.validate(message.data))
+    this.pubsub.topicValidators.set(this.topic, async (_peer, message) => await this.validate(message.data) as TopicValidatorResult)
     this.pubsub.subscribe(this.topic)
   }
 
@@ -57,13 +59,17 @@ export class LatentGossip {
 
   private async validate (data: Uint8Array): Promise<'accept' | 'ignore' | 'reject'> {
     this.stats.received++
-    const outcome = await new Promise<MergeOutcome>((resolve) => {
+    const outcome = await new Promise<MergeOutcome | undefined>((resolve) => {
       this.waiting.push({ data, resolve })
       if (!this.flushScheduled) {
         this.flushScheduled = true
         setImmediate(() => { void this.flush() })
       }
     })
+    if (outcome === undefined) {
+      this.stats.ignored++
+      return 'ignore'
+    }
     if (outcome.status === 'merged') {
       this.stats.accepted++
       return 'accept'
@@ -85,7 +91,7 @@ export class LatentGossip {
       batch.forEach((w, i) => w.resolve(outcomes[i]))
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'latent merge failed')
-      for (const w of batch) w.resolve({ status: 'rejected', reason: 'limit', type: 'unknown' })
+      for (const w of batch) w.resolve(undefined)
     }
   }
 }
