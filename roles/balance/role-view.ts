@@ -1,0 +1,95 @@
+// Each node's view of the network's roles: the newest valid advertisement of every node,
+// dropped when it is not refreshed in time. A peer that disconnects from us is only
+// suspected: it stays until a short grace passes without news, since it may still be
+// alive and reachable through others.
+import type { RoleAdvertisement } from './role-advertisement.ts'
+import type { Role } from '../policy/role.ts'
+
+export interface RoleViewOptions {
+  /** An advertisement not refreshed within this long is dropped. */
+  ttlMs: number
+  /** How far in the future an issuedAt may lie (clock skew). */
+  maxSkewMs: number
+  /** Bound on tracked nodes, so a flood of identities cannot grow memory. */
+  maxNodes: number
+}
+
+export type Acceptance = 'new' | 'updated' | 'refreshed' | 'stale' | 'expired' | 'future' | 'full'
+
+interface Entry {
+  ad: RoleAdvertisement
+  expiresAt: number
+}
+
+export class RoleView {
+  private readonly entries = new Map<string, Entry>()
+  // kept after expiry so an old advertisement cannot be replayed back in
+  private readonly lastSeq = new Map<string, number>()
+  private readonly options: RoleViewOptions
+
+  constructor (options: RoleViewOptions) {
+    this.options = options
+  }
+
+  accept (ad: RoleAdvertisement, now: number): Acceptance {
+    if (ad.issuedAt > now + this.options.maxSkewMs) return 'future'
+    if (ad.issuedAt + this.options.ttlMs < now) return 'expired'
+    const last = this.lastSeq.get(ad.peerId)
+    if (last !== undefined && ad.seq <= last) return 'stale'
+    const previous = this.entries.get(ad.peerId)
+    if (previous === undefined && this.entries.size >= this.options.maxNodes) return 'full'
+    this.lastSeq.set(ad.peerId, ad.seq)
+    if (this.lastSeq.size > this.options.maxNodes * 4) this.lastSeq.delete(this.lastSeq.keys().next().value as string)
+    this.entries.set(ad.peerId, { ad, expiresAt: now + this.options.ttlMs })
+    if (previous === undefined) return 'new'
+    return previous.ad.role !== ad.role || previous.ad.dedicated !== ad.dedicated || previous.ad.score !== ad.score || previous.ad.fit !== ad.fit || previous.ad.movable !== ad.movable ? 'updated' : 'refreshed'
+  }
+
+  /** Shortens the life of a peer's entry (it disconnected from us). */
+  suspect (peerId: string, now: number, graceMs: number): boolean {
+    const entry = this.entries.get(peerId)
+    if (entry === undefined) return false
+    entry.expiresAt = Math.min(entry.expiresAt, now + graceMs)
+    return true
+  }
+
+  /** Drops expired entries; returns the peers that left. */
+  expire (now: number): string[] {
+    const gone: string[] = []
+    for (const [peerId, entry] of this.entries) {
+      if (entry.expiresAt <= now) {
+        this.entries.delete(peerId)
+        gone.push(peerId)
+      }
+    }
+    return gone
+  }
+
+  nextExpiry (): number | undefined {
+    let next: number | undefined
+    for (const e of this.entries.values()) if (next === undefined || e.expiresAt < next) next = e.expiresAt
+    return next
+  }
+
+  remove (peerId: string): void {
+    this.entries.delete(peerId)
+  }
+
+  get (peerId: string): RoleAdvertisement | undefined {
+    return this.entries.get(peerId)?.ad
+  }
+
+  advertisements (): RoleAdvertisement[] {
+    return [...this.entries.values()].map(e => e.ad)
+  }
+
+  counts (): Record<Role, number> {
+    const counts: Record<Role, number> = { sclerotium: 0, rhizomorph: 0, hyphae: 0 }
+    for (const { ad } of this.entries.values()) counts[ad.role]++
+    return counts
+  }
+
+  get size (): number {
+    return this.entries.size
+  }
+}

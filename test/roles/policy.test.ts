@@ -1,0 +1,141 @@
+import { describe, it, expect } from 'vitest'
+import { decideRole, measureHardware, loadHardwareProfile, profiledNetwork, unmeasuredNetwork, nextRoleState, HOLD, type BuiltInProfileName, type RoleDecision, type RoleState, type HardwareFacts } from '../../roles/index.ts'
+
+const dataDir = '/tmp'
+
+async function decisionFor (name: BuiltInProfileName, override: 'auto' | 'sclerotium' | 'rhizomorph' | 'hyphae' = 'auto'): Promise<{ decision: RoleDecision, facts: HardwareFacts }> {
+  const profile = loadHardwareProfile(name)
+  const facts = await measureHardware({ dataDir, profile })
+  const network = profiledNetwork(unmeasuredNetwork(facts.measuredAt), profile)
+  return { decision: decideRole(facts, network, { override }), facts }
+}
+
+describe('role policy over hardware profiles', () => {
+  it('makes a wired Raspberry Pi 4 (4 GB, mains) a sclerotium candidate', async () => {
+    const { decision } = await decisionFor('raspberry-pi-4')
+    expect(decision.role).toBe('sclerotium')
+    expect(decision.sclerotiumFit).toBe('preferred')
+    expect(decision.score).toBeGreaterThanOrEqual(50)
+    expect(decision.capabilities.vmBackups).toBe(false)
+    expect(decision.reasons.join('\n')).toMatch(/no usable \/dev\/kvm/)
+  })
+
+  it('keeps a Pi Zero 2 W (512 MB, Wi-Fi) a hyphae and says it is the memory', async () => {
+    const { decision } = await decisionFor('pi-zero-2w')
+    expect(decision.role).toBe('hyphae')
+    expect(decision.ceiling).toBe('hyphae')
+    expect(decision.reasons.join('\n')).toMatch(/0\.5 GiB memory < 1\.0 GiB → hyphae/)
+  })
+
+  it('never gives a laptop on battery more than hyphae', async () => {
+    const { decision } = await decisionFor('laptop-battery')
+    expect(decision.role).toBe('hyphae')
+    expect(decision.hardCeiling).toBe('hyphae')
+    expect(decision.reasons.join('\n')).toMatch(/on battery → hyphae/)
+  })
+
+  it('makes a laptop on mains a rhizomorph that can host VM backups, promotable only when needed', async () => {
+    const { decision } = await decisionFor('laptop-mains')
+    expect(decision.role).toBe('rhizomorph')
+    expect(decision.sclerotiumFit).toBe('possible')
+    expect(decision.capabilities.vmBackups).toBe(true)
+    expect(decision.reasons.join('\n')).toMatch(/KVM available → can host VM backups/)
+    expect(decision.reasons.join('\n')).toMatch(/has a battery/)
+  })
+
+  it('makes a server with KVM the strongest sclerotium', async () => {
+    const server = (await decisionFor('server-kvm')).decision
+    const pi = (await decisionFor('raspberry-pi-4')).decision
+    expect(server.role).toBe('sclerotium')
+    expect(server.capabilities.vmBackups).toBe(true)
+    expect(server.score).toBeGreaterThan(pi.score)
+  })
+
+  it('keeps an unreachable node off the sclerotium and rhizomorph roles, as a soft constraint', async () => {
+    const { decision } = await decisionFor('unreachable')
+    expect(decision.role).toBe('hyphae')
+    expect(decision.reasons.join('\n')).toMatch(/not reachable from outside/)
+    // reachability can be wrong for a while: it does not bypass hysteresis
+    expect(decision.hardCeiling).toBe('sclerotium')
+  })
+
+  it('obeys an operator pin and marks a pinned sclerotium dedicated', async () => {
+    const { decision } = await decisionFor('pi-zero-2w', 'sclerotium')
+    expect(decision.role).toBe('sclerotium')
+    expect(decision.dedicated).toBe(true)
+    expect(decision.reasons[0]).toMatch(/operator pinned sclerotium/)
+  })
+
+  it('ranks strictly by facts: a busier machine scores lower', async () => {
+    const profile = loadHardwareProfile('raspberry-pi-4')
+    const idle = await measureHardware({ dataDir, profile })
+    const busy = { ...idle, cpu: { ...idle.cpu, loadPercent: 95 } }
+    const net = profiledNetwork(unmeasuredNetwork(0), profile)
+    expect(decideRole(busy, net).score).toBeLessThan(decideRole(idle, net).score)
+    expect(decideRole(busy, net).role).toBe('rhizomorph')
+  })
+})
+
+describe('hysteresis', () => {
+  const MIN = 60_000
+  const interval = 5 * MIN
+
+  async function start (name: BuiltInProfileName): Promise<{ decision: RoleDecision, state: RoleState, facts: HardwareFacts }> {
+    const { decision, facts } = await decisionFor(name)
+    const { state } = nextRoleState(undefined, decision, HOLD, 0, interval)
+    return { decision, state, facts }
+  }
+
+  it('starts an automatic node below sclerotium and lets the network promote it at once', async () => {
+    const { decision, state } = await start('server-kvm')
+    expect(state.role).toBe('rhizomorph')
+    const promoted = nextRoleState(state, decision, { action: 'promote', urgent: false, reason: 'needed' }, 1_000, interval)
+    expect(promoted.changed).toBe(true)
+    expect(promoted.state.role).toBe('sclerotium')
+    expect(promoted.state.dedicated).toBe(false)
+  })
+
+  it('changes role at most once per interval for soft reasons', async () => {
+    const { decision, state } = await start('server-kvm')
+    const promoted = nextRoleState(state, decision, { action: 'promote', urgent: false, reason: 'needed' }, 1_000, interval).state
+    const early = nextRoleState(promoted, decision, { action: 'demote', urgent: false, reason: 'surplus' }, 1_000 + 4 * MIN, interval)
+    expect(early.changed).toBe(false)
+    expect(early.state.role).toBe('sclerotium')
+    expect(early.reasons[0]).toMatch(/hysteresis holds role changes/)
+    const later = nextRoleState(promoted, decision, { action: 'demote', urgent: false, reason: 'surplus' }, 1_000 + interval, interval)
+    expect(later.changed).toBe(true)
+    expect(later.state.role).toBe('rhizomorph')
+  })
+
+  it('drops at once when the battery is unplugged', async () => {
+    const { decision, state, facts } = await start('laptop-mains')
+    const promoted = nextRoleState(state, decision, { action: 'promote', urgent: true, reason: 'needed' }, 1_000, interval).state
+    expect(promoted.role).toBe('sclerotium')
+    const unplugged = { ...facts, battery: { ...facts.battery, charging: false, onBattery: true } }
+    const onBattery = decideRole(unplugged, profiledNetwork(unmeasuredNetwork(0), loadHardwareProfile('laptop-mains')))
+    const next = nextRoleState(promoted, onBattery, HOLD, 2_000, interval)
+    expect(next.changed).toBe(true)
+    expect(next.state.role).toBe('hyphae')
+    expect(next.reasons.join('\n')).toMatch(/hard constraint changed/)
+  })
+
+  it('waits out the interval when only reachability is lost', async () => {
+    const { decision, state, facts } = await start('server-kvm')
+    const promoted = nextRoleState(state, decision, { action: 'promote', urgent: false, reason: 'needed' }, 1_000, interval).state
+    const unreachable = decideRole(facts, { reachable: false, rttMs: null, throughputMbps: null, peers: 2, measuredAt: 2_000 })
+    expect(nextRoleState(promoted, unreachable, HOLD, 2_000, interval).state.role).toBe('sclerotium')
+    expect(nextRoleState(promoted, unreachable, HOLD, 1_000 + interval, interval).state.role).toBe('hyphae')
+  })
+
+  it('lets an urgent promotion and an operator pin through', async () => {
+    const { decision, state, facts } = await start('server-kvm')
+    const demoted = nextRoleState(nextRoleState(state, decision, { action: 'promote', urgent: false, reason: '' }, 0, interval).state, decision, { action: 'demote', urgent: false, reason: '' }, interval, interval).state
+    expect(demoted.role).toBe('rhizomorph')
+    expect(nextRoleState(demoted, decision, { action: 'promote', urgent: false, reason: '' }, interval + 1_000, interval).state.role).toBe('rhizomorph')
+    expect(nextRoleState(demoted, decision, { action: 'promote', urgent: true, reason: '' }, interval + 1_000, interval).state.role).toBe('sclerotium')
+    const pinned = decideRole(facts, unmeasuredNetwork(0), { override: 'hyphae' })
+    const next = nextRoleState(demoted, pinned, HOLD, interval + 1_000, interval)
+    expect(next.state.role).toBe('hyphae')
+    expect(next.reasons.join('\n')).toMatch(/operator set hyphae/)
+  })
+})
