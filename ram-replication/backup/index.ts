@@ -1,0 +1,5 @@
+export { GuestReplica } from './guest-replica.ts'
+export type { AppliedEpoch, GuestReplicaOptions } from './guest-replica.ts'
+export { ReplicaHost, replicaHost, DEFAULT_MAX_FRAME_BYTES } from './replica-host.ts'
+export type { ReplicaHostOptions, ReplicaStatus, ReplicaImage, GuestRestorer, ReplicaHostEvents } from './replica-host.ts'
+export { ReplicaMismatchError, StagingOverflowError, ReplicaNotResumableError, ReplicaCapacityError } from './errors.ts'

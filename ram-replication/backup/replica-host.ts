@@ -1,0 +1,285 @@
+// The backup node's side of the stripe protocol. It keeps one GuestReplica per VM, stages
+// stripes from any of the VM's links, receipts each stripe on the link it came by (returning
+// that link's credit), and announces each applied epoch on every open link of the VM so one
+// failed link cannot swallow the acknowledgement. A primary silent for `primaryTimeoutMs`
+// on every link is reported lost; a handover epoch resumes the guest here.
+import type { Connection, Stream } from '@libp2p/interface'
+import type { ReplicatedGuest, VcpuState } from '../checkpoint.ts'
+import { FrameChannel } from '../transport/frame-channel.ts'
+import { decodeFrame, encodeEpochApplied, encodeResumed, encodeStripeReceipt } from '../transport/frames.ts'
+import type { StripeFrame } from '../transport/frames.ts'
+import { replicationProtocols, silentLogger } from '../transport/protocols.ts'
+import type { ReplicationLogger, ReplicationNode } from '../transport/protocols.ts'
+import { InvalidFrameError } from '../transport/errors.ts'
+import { GuestReplica } from './guest-replica.ts'
+import type { AppliedEpoch } from './guest-replica.ts'
+import { ReplicaCapacityError, ReplicaMismatchError, ReplicaNotResumableError } from './errors.ts'
+
+/** What a backup hands the VMM to start the guest from its copy. */
+export interface ReplicaImage {
+  vmId: string
+  memory: Uint8Array
+  memoryBytes: number
+  pageSize: number
+  vcpu: VcpuState
+  guestCounter: number
+  epoch: number
+}
+
+/** Starts a guest from a replica image (the VMM's "create a VM from memory and vCPU state"). */
+export type GuestRestorer = (image: ReplicaImage, options?: { signal?: AbortSignal }) => Promise<ReplicatedGuest>
+
+export interface ReplicaHostOptions {
+  protocolPrefix: string
+  /** Total guest memory this node agrees to hold for others. */
+  maxReplicaBytes?: number
+  /** Largest stripe frame accepted. */
+  maxFrameBytes?: number
+  maxStagingBytes?: number
+  /** Streams accepted per connection (links of all VMs through the same neighbour). */
+  maxInboundStreams?: number
+  hashMemory?: boolean
+  /** After this long without a frame from a VM's primary on any link, the primary is lost. */
+  primaryTimeoutMs?: number
+  restoreGuest?: GuestRestorer
+  /** Allocates a replica's memory (e.g. the VMM's mmapped guest memory, so resuming copies nothing). */
+  allocateMemory?: (bytes: number) => Uint8Array
+  logger?: ReplicationLogger
+}
+
+export interface ReplicaStatus {
+  vmId: string
+  origin: string
+  appliedEpoch: number
+  guestCounter: number
+  memoryBytes: number
+  links: number
+  stagedBytes: number
+  maxStagedBytes: number
+  pendingEpochs: number[]
+  lastHeardMs: number
+  state: 'replicating' | 'primary-lost' | 'resumed'
+}
+
+export interface ReplicaHostEvents {
+  applied: (epoch: AppliedEpoch) => void
+  primaryLost: (replica: GuestReplica) => void
+  resumed: (vmId: string, guest: ReplicatedGuest) => void
+}
+
+interface ReplicaEntry {
+  replica: GuestReplica
+  channels: Set<FrameChannel>
+  state: 'replicating' | 'primary-lost' | 'resumed'
+  guest?: Promise<ReplicatedGuest>
+}
+
+export const DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
+
+export class ReplicaHost {
+  private readonly node: ReplicationNode
+  private readonly protocol: string
+  private readonly options: ReplicaHostOptions
+  private readonly logger: ReplicationLogger
+  private readonly entries = new Map<string, ReplicaEntry>()
+  private readonly listeners: { [K in keyof ReplicaHostEvents]: Array<ReplicaHostEvents[K]> } = { applied: [], primaryLost: [], resumed: [] }
+  private readonly channels = new Set<FrameChannel>()
+  private watchdog?: ReturnType<typeof setInterval>
+
+  constructor (node: ReplicationNode, options: ReplicaHostOptions) {
+    this.node = node
+    this.protocol = replicationProtocols(options.protocolPrefix).stripe
+    this.options = options
+    this.logger = options.logger ?? silentLogger
+  }
+
+  on<K extends keyof ReplicaHostEvents> (event: K, listener: ReplicaHostEvents[K]): void {
+    this.listeners[event].push(listener)
+  }
+
+  async start (): Promise<void> {
+    await this.node.handle(this.protocol, (stream, connection) => { this.accept(stream, connection) }, {
+      maxInboundStreams: this.options.maxInboundStreams ?? 64
+    })
+    const timeout = this.options.primaryTimeoutMs ?? 1000
+    this.watchdog = setInterval(() => { this.checkPrimaries(timeout) }, Math.max(20, Math.floor(timeout / 4)))
+    this.watchdog.unref?.()
+  }
+
+  async stop (): Promise<void> {
+    if (this.watchdog != null) clearInterval(this.watchdog)
+    await this.node.unhandle(this.protocol)
+    for (const channel of this.channels) channel.abort(new Error('backup stopped'))
+    this.channels.clear()
+  }
+
+  replica (vmId: string): GuestReplica | undefined {
+    return this.entries.get(vmId)?.replica
+  }
+
+  status (): ReplicaStatus[] {
+    const now = Date.now()
+    return [...this.entries.values()].map(({ replica, channels, state }) => ({
+      vmId: replica.vmId,
+      origin: replica.origin,
+      appliedEpoch: replica.appliedEpoch,
+      guestCounter: replica.guestCounter,
+      memoryBytes: replica.memoryBytes,
+      links: channels.size,
+      stagedBytes: replica.stagedBytes,
+      maxStagedBytes: replica.maxStagedBytes,
+      pendingEpochs: replica.pendingEpochs(),
+      lastHeardMs: now - replica.lastHeardAt,
+      state
+    }))
+  }
+
+  /** Start the guest here from the last complete epoch (failover, or the end of a migration). */
+  async resume (vmId: string, options: { signal?: AbortSignal } = {}): Promise<ReplicatedGuest> {
+    const entry = this.entries.get(vmId)
+    if (entry == null) throw new ReplicaNotResumableError(`no replica of ${vmId} here`)
+    const guest = await this.startGuest(entry, options)
+    for (const channel of entry.channels) channel.abort(new Error(`${vmId} resumed on this node`))
+    return guest
+  }
+
+  private async startGuest (entry: ReplicaEntry, options: { signal?: AbortSignal }): Promise<ReplicatedGuest> {
+    if (entry.guest != null) return await entry.guest
+    const { replica } = entry
+    if (replica.appliedEpoch === 0 || replica.vcpu == null) throw new ReplicaNotResumableError(`replica of ${replica.vmId} has no complete epoch yet`)
+    if (this.options.restoreGuest == null) throw new ReplicaNotResumableError('this node cannot start guests (no restorer configured)')
+    // From now on the replica takes no stripes: its memory belongs to the running guest.
+    entry.state = 'resumed'
+    entry.guest = this.options.restoreGuest({
+      vmId: replica.vmId,
+      memory: replica.memory,
+      memoryBytes: replica.memoryBytes,
+      pageSize: replica.pageSize,
+      vcpu: replica.vcpu,
+      guestCounter: replica.guestCounter,
+      epoch: replica.appliedEpoch
+    }, options)
+    try {
+      const guest = await entry.guest
+      for (const listener of this.listeners.resumed) listener(replica.vmId, guest)
+      return guest
+    } catch (error) {
+      entry.guest = undefined
+      entry.state = 'primary-lost'
+      throw error
+    }
+  }
+
+  /** Forget a replica (the VM stopped, or this node is no longer its backup). */
+  drop (vmId: string): void {
+    const entry = this.entries.get(vmId)
+    if (entry == null) return
+    for (const channel of entry.channels) channel.abort(new Error(`${vmId} dropped`))
+    this.entries.delete(vmId)
+  }
+
+  private accept (stream: Stream, connection: Connection): void {
+    let origin: string | undefined
+    const vms = new Set<ReplicaEntry>()
+    const channel: FrameChannel = new FrameChannel(stream, {
+      maxFrameBytes: this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      onFrame: (body) => {
+        const frame = decodeFrame(body)
+        if (origin == null) {
+          if (frame.kind !== 'origin') throw new InvalidFrameError(`first frame is ${frame.kind}, expected origin`)
+          origin = frame.peerId
+          return
+        }
+        if (frame.kind === 'stripe') {
+          const entry = this.entryFor(frame, origin)
+          if (!vms.has(entry)) {
+            vms.add(entry)
+            entry.channels.add(channel)
+          }
+          this.onStripe(entry, channel, frame, body.length)
+        } else if (frame.kind === 'heartbeat') {
+          const entry = this.entries.get(frame.vmId)
+          if (entry != null && entry.replica.origin === origin) {
+            entry.replica.lastHeardAt = Date.now()
+            if (!vms.has(entry)) {
+              vms.add(entry)
+              entry.channels.add(channel)
+            }
+          }
+        } else {
+          throw new InvalidFrameError(`a backup does not take ${frame.kind} frames`)
+        }
+      },
+      onClose: (error) => {
+        this.channels.delete(channel)
+        for (const entry of vms) entry.channels.delete(channel)
+        if (error != null) this.logger.debug('stripe stream from %s closed: %s', connection.remotePeer.toString(), error.message)
+      }
+    })
+    this.channels.add(channel)
+  }
+
+  private entryFor (stripe: StripeFrame, origin: string): ReplicaEntry {
+    const existing = this.entries.get(stripe.vmId)
+    if (existing != null) {
+      if (existing.replica.origin !== origin) throw new ReplicaMismatchError(`${stripe.vmId} is replicated from ${existing.replica.origin}, not ${origin}`)
+      if (existing.state === 'resumed') throw new ReplicaMismatchError(`${stripe.vmId} already runs on this node`)
+      return existing
+    }
+    let held = 0
+    for (const { replica } of this.entries.values()) held += replica.memoryBytes
+    const limit = this.options.maxReplicaBytes ?? 8 * 1024 ** 3
+    if (held + stripe.memoryBytes > limit) throw new ReplicaCapacityError(`holding ${stripe.vmId} (${stripe.memoryBytes} bytes) would exceed ${limit} bytes`)
+    const replica = new GuestReplica({
+      vmId: stripe.vmId,
+      origin,
+      memoryBytes: stripe.memoryBytes,
+      pageSize: stripe.pageSize,
+      maxStagingBytes: this.options.maxStagingBytes,
+      hashMemory: this.options.hashMemory,
+      allocateMemory: this.options.allocateMemory
+    })
+    const entry: ReplicaEntry = { replica, channels: new Set(), state: 'replicating' }
+    this.entries.set(stripe.vmId, entry)
+    this.logger.info('replicating %s (%d bytes) from %s', stripe.vmId, stripe.memoryBytes, origin)
+    return entry
+  }
+
+  private onStripe (entry: ReplicaEntry, channel: FrameChannel, stripe: StripeFrame, bytes: number): void {
+    if (entry.state === 'primary-lost') entry.state = 'replicating'
+    const applied = entry.replica.accept(stripe, bytes)
+    channel.send(encodeStripeReceipt(stripe.vmId, stripe.epoch, stripe.stripeIndex)).catch(() => {})
+    for (const epoch of applied) {
+      const ack = encodeEpochApplied(epoch)
+      for (const other of entry.channels) other.send(ack).catch(() => {})
+      for (const listener of this.listeners.applied) listener(epoch)
+      if (epoch.handover) this.handover(entry, epoch)
+    }
+  }
+
+  private handover (entry: ReplicaEntry, epoch: AppliedEpoch): void {
+    this.startGuest(entry, {}).then(() => {
+      const frame = encodeResumed(epoch.vmId, epoch.epoch, epoch.guestCounter)
+      for (const channel of entry.channels) {
+        channel.send(frame).then(async () => { await channel.close() }, () => {})
+      }
+    }, (error: Error) => {
+      this.logger.error('handover of %s failed: %s', epoch.vmId, error.message)
+    })
+  }
+
+  private checkPrimaries (timeoutMs: number): void {
+    const now = Date.now()
+    for (const entry of this.entries.values()) {
+      if (entry.state !== 'replicating' || entry.replica.appliedEpoch === 0) continue
+      if (now - entry.replica.lastHeardAt < timeoutMs) continue
+      entry.state = 'primary-lost'
+      this.logger.warn('primary of %s silent for %d ms', entry.replica.vmId, now - entry.replica.lastHeardAt)
+      for (const listener of this.listeners.primaryLost) listener(entry.replica)
+    }
+  }
+}
+
+export function replicaHost (options: ReplicaHostOptions): (node: ReplicationNode) => ReplicaHost {
+  return (node) => new ReplicaHost(node, options)
+}

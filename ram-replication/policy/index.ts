@@ -1,0 +1,6 @@
+export { throttleFor, validateThrottleCurve, namedThrottleCurve, InvalidThrottleCurveError } from './throttle-curve.ts'
+export type { ThrottleCurve } from './throttle-curve.ts'
+export { decideGuest, decideBackup, validateEmergencyLimits, InvalidEmergencyLimitsError } from './emergency-mode.ts'
+export type { EmergencyMode, EmergencyLimits, GuestDecision, BackupDecision } from './emergency-mode.ts'
+export { profileForRtt, LAN_RTT_LIMIT_MS } from './network-profile.ts'
+export type { NetworkProfile } from './network-profile.ts'

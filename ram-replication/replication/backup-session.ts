@@ -1,0 +1,285 @@
+// The primary's view of one backup: its links, the stripes waiting to go, the epochs sent but
+// not yet acknowledged (kept for re-sending), and what the backup acknowledged. Stripes go out
+// in epoch order on whichever link has credit, so links share an epoch in proportion to their
+// speed; the stripes of a link that fails are queued again for the surviving links.
+import type { EncodedEpoch } from '../transport/epoch-encoder.ts'
+import type { EncodedStripe, ReplicationFrame } from '../transport/frames.ts'
+import { StripeLink } from '../transport/stripe-link.ts'
+import type { LinkRoute } from '../transport/stripe-link.ts'
+import type { ReplicationLogger, ReplicationNode, ReplicationProtocols } from '../transport/protocols.ts'
+import { RateMeter } from './rate-meter.ts'
+
+export interface EpochAcknowledgement {
+  backup: string
+  epoch: number
+  guestCounter: number
+  contentHash: Uint8Array
+  memoryHash?: Uint8Array
+  /** From the checkpoint to the acknowledgement. */
+  lagMs: number
+}
+
+export interface LinkStatus {
+  via: string
+  up: boolean
+  bytesPerS: number
+  bytesSent: number
+  inFlightBytes: number
+  maxInFlightBytes: number
+  windowBytes: number
+}
+
+export interface BackupStatus {
+  peerId: string
+  ackedEpoch: number
+  lagMs: number
+  backlogBytes: number
+  resyncing: boolean
+  links: LinkStatus[]
+}
+
+export interface BackupSessionOptions {
+  node: ReplicationNode
+  protocols: ReplicationProtocols
+  vmId: string
+  backup: string
+  routes: LinkRoute[]
+  windowBytes: number
+  logger: ReplicationLogger
+  onAck: (ack: EpochAcknowledgement) => void
+  onResumed: (backup: string, epoch: number) => void
+  onMismatch: (backup: string, epoch: number) => void
+}
+
+interface PendingEpoch {
+  encoded: EncodedEpoch
+  sentAt: number
+}
+
+interface LinkSlot {
+  route: LinkRoute
+  link?: StripeLink
+  meter: RateMeter
+  opening: boolean
+  retryMs: number
+  retryTimer?: ReturnType<typeof setTimeout>
+  bytesBefore: number
+}
+
+function compareStripes (a: EncodedStripe, b: EncodedStripe): number {
+  return a.epoch - b.epoch || a.stripeIndex - b.stripeIndex
+}
+
+export class BackupSession {
+  readonly backup: string
+  private readonly options: BackupSessionOptions
+  private readonly slots: LinkSlot[]
+  private queue: EncodedStripe[] = []
+  private readonly epochs = new Map<number, PendingEpoch>()
+  ackedEpoch = 0
+  lastAckAt = 0
+  backlogBytes = 0
+  /** Dropped from the epoch stream (best effort): waits for the next full epoch. */
+  awaitingFull = false
+  private stopped = false
+
+  constructor (options: BackupSessionOptions) {
+    this.options = options
+    this.backup = options.backup
+    this.slots = options.routes.map(route => ({ route, meter: new RateMeter(), opening: false, retryMs: 250, bytesBefore: 0 }))
+  }
+
+  /** Open every link; resolves when at least one is up (or rejects if none can be). */
+  async open (signal?: AbortSignal): Promise<void> {
+    const results = await Promise.allSettled(this.slots.map(async slot => { await this.openSlot(slot, signal) }))
+    if (!this.slots.some(slot => slot.link?.up === true)) {
+      const reasons = results.flatMap(result => result.status === 'rejected' ? [(result.reason as Error).message] : [])
+      throw new AggregateError(results.flatMap(result => result.status === 'rejected' ? [result.reason] : []), `no link to ${this.backup} could be opened: ${reasons.join('; ')}`)
+    }
+  }
+
+  private async openSlot (slot: LinkSlot, signal?: AbortSignal): Promise<void> {
+    if (slot.opening || this.stopped) return
+    slot.opening = true
+    try {
+      slot.link = await StripeLink.open({
+        node: this.options.node,
+        protocols: this.options.protocols,
+        route: slot.route,
+        windowBytes: this.options.windowBytes,
+        maxFrameBytes: 4096,
+        signal: signal ?? AbortSignal.timeout(5000),
+        onFrame: (link, frame) => { this.onFrame(link, frame) },
+        onClose: (link, error) => { this.onLinkClosed(slot, link, error) }
+      })
+      slot.bytesBefore = 0
+      slot.retryMs = 250
+      this.pump()
+    } catch (error) {
+      this.options.logger.debug('link to %s via %s failed to open: %s', this.backup, slot.route.via ?? 'direct', (error as Error).message)
+      this.scheduleReopen(slot)
+      throw error
+    } finally {
+      slot.opening = false
+    }
+  }
+
+  private scheduleReopen (slot: LinkSlot): void {
+    if (this.stopped || slot.retryTimer != null) return
+    slot.retryTimer = setTimeout(() => {
+      slot.retryTimer = undefined
+      this.openSlot(slot).catch(() => {})
+    }, slot.retryMs)
+    slot.retryMs = Math.min(slot.retryMs * 2, 5000)
+  }
+
+  get linksUp (): number {
+    return this.slots.filter(slot => slot.link?.up === true).length
+  }
+
+  /** Queue an epoch's stripes for this backup (skipped while it waits for a full epoch). */
+  enqueue (encoded: EncodedEpoch): void {
+    if (this.stopped) return
+    if (this.awaitingFull && !encoded.full) return
+    if (encoded.full) this.awaitingFull = false
+    this.epochs.set(encoded.epoch, { encoded, sentAt: Date.now() })
+    this.backlogBytes += encoded.bytes
+    for (const stripe of encoded.stripes) this.queue.push(stripe)
+    this.pump()
+  }
+
+  /** Best effort: forget everything queued; the backup gets the next full epoch instead. */
+  dropToResync (): void {
+    this.queue = []
+    this.epochs.clear()
+    this.backlogBytes = 0
+    this.awaitingFull = true
+  }
+
+  /** Whether the oldest unacknowledged epoch is a full one (a resync in progress). */
+  get resyncing (): boolean {
+    for (const pending of this.epochs.values()) return pending.encoded.full
+    return this.awaitingFull
+  }
+
+  /** Time since the oldest unacknowledged checkpoint was taken (0 when all are acknowledged). */
+  lagMs (now = Date.now()): number {
+    for (const pending of this.epochs.values()) return now - pending.encoded.takenAt
+    return 0
+  }
+
+  private pump (): void {
+    while (this.queue.length > 0) {
+      const stripe = this.queue[0]
+      if (!this.epochs.has(stripe.epoch)) {
+        this.queue.shift()
+        continue
+      }
+      let best: StripeLink | undefined
+      for (const slot of this.slots) {
+        const link = slot.link
+        if (link == null || !link.fits(stripe.bytes) || link.needsDrain) continue
+        if (best == null || link.inFlightBytes < best.inFlightBytes) best = link
+      }
+      if (best == null) return
+      this.queue.shift()
+      const link = best
+      const slot = this.slots.find(candidate => candidate.link === link)
+      slot?.meter.add(stripe.bytes)
+      link.sendStripe(stripe).then(() => { this.pump() }, () => {})
+    }
+  }
+
+  private onFrame (link: StripeLink, frame: ReplicationFrame): void {
+    switch (frame.kind) {
+      case 'stripe-receipt':
+        if (frame.vmId !== this.options.vmId) return
+        link.receipt(frame.epoch, frame.stripeIndex)
+        this.pump()
+        return
+      case 'epoch-applied': {
+        if (frame.vmId !== this.options.vmId || frame.epoch <= this.ackedEpoch) return
+        const pending = this.epochs.get(frame.epoch)
+        if (pending == null) return
+        if (!Buffer.from(pending.encoded.contentHash).equals(frame.contentHash)) {
+          this.options.logger.error('backup %s applied epoch %d with a different content hash', this.backup, frame.epoch)
+          this.options.onMismatch(this.backup, frame.epoch)
+          return
+        }
+        for (const [epoch, other] of this.epochs) {
+          if (epoch > frame.epoch) break
+          this.backlogBytes -= other.encoded.bytes
+          this.epochs.delete(epoch)
+        }
+        const now = Date.now()
+        this.ackedEpoch = frame.epoch
+        this.lastAckAt = now
+        this.options.onAck({
+          backup: this.backup,
+          epoch: frame.epoch,
+          guestCounter: frame.guestCounter,
+          contentHash: frame.contentHash,
+          memoryHash: frame.memoryHash,
+          lagMs: now - pending.encoded.takenAt
+        })
+        return
+      }
+      case 'resumed':
+        if (frame.vmId === this.options.vmId) this.options.onResumed(this.backup, frame.epoch)
+        return
+      default:
+        link.abort(new Error(`unexpected ${frame.kind} frame from backup`))
+    }
+  }
+
+  private onLinkClosed (slot: LinkSlot, link: StripeLink, error?: Error): void {
+    if (slot.link === link) slot.link = undefined
+    const stripes = link.takeUnreceipted().filter(stripe => this.epochs.has(stripe.epoch))
+    if (this.stopped) return
+    this.options.logger.warn('link to %s via %s closed%s; re-sending %d stripes', this.backup, slot.route.via ?? 'direct', error != null ? `: ${error.message}` : '', stripes.length)
+    if (stripes.length > 0) {
+      this.queue = [...stripes, ...this.queue].sort(compareStripes)
+    }
+    this.scheduleReopen(slot)
+    this.pump()
+  }
+
+  heartbeat (epoch: number): void {
+    for (const slot of this.slots) slot.link?.heartbeat(this.options.vmId, epoch)
+  }
+
+  status (now = Date.now()): BackupStatus {
+    return {
+      peerId: this.backup,
+      ackedEpoch: this.ackedEpoch,
+      lagMs: this.lagMs(now),
+      backlogBytes: this.backlogBytes,
+      resyncing: this.resyncing,
+      links: this.slots.map(slot => ({
+        via: slot.route.via ?? 'direct',
+        up: slot.link?.up === true,
+        bytesPerS: slot.meter.perSecond(now),
+        bytesSent: slot.meter.total,
+        inFlightBytes: slot.link?.inFlightBytes ?? 0,
+        maxInFlightBytes: slot.link?.maxInFlightBytes ?? 0,
+        windowBytes: this.options.windowBytes
+      }))
+    }
+  }
+
+  /** Acknowledged bytes per second are what the links delivered. */
+  bytesPerS (now = Date.now()): number {
+    let total = 0
+    for (const slot of this.slots) total += slot.meter.perSecond(now)
+    return total
+  }
+
+  async close (): Promise<void> {
+    this.stopped = true
+    for (const slot of this.slots) {
+      if (slot.retryTimer != null) clearTimeout(slot.retryTimer)
+      slot.retryTimer = undefined
+    }
+    await Promise.all(this.slots.map(async slot => { await slot.link?.close() }))
+  }
+}

@@ -1,0 +1,104 @@
+// Length-prefixed frames (u32 big-endian length, then the body) over a libp2p 3 message stream.
+// Sending honours the stream's backpressure (send() → false → wait for drain); receiving
+// reassembles frames from 'message' events and refuses lengths above a bound before buffering.
+import { Uint8ArrayList } from 'uint8arraylist'
+import type { Stream } from '@libp2p/interface'
+import { FrameTooLargeError, LinkClosedError } from './errors.ts'
+
+export interface FrameChannelOptions {
+  maxFrameBytes: number
+  onFrame: (body: Uint8Array) => void
+  onClose?: (error?: Error) => void
+}
+
+export class FrameChannel {
+  readonly stream: Stream
+  private readonly buffer = new Uint8ArrayList()
+  private readonly maxFrameBytes: number
+  private readonly onFrame: (body: Uint8Array) => void
+  private onClose?: (error?: Error) => void
+  private closed = false
+  bytesSent = 0
+  bytesReceived = 0
+
+  constructor (stream: Stream, options: FrameChannelOptions) {
+    this.stream = stream
+    this.maxFrameBytes = options.maxFrameBytes
+    this.onFrame = options.onFrame
+    this.onClose = options.onClose
+    stream.addEventListener('message', (event) => {
+      if (this.closed) return
+      this.buffer.append(event.data)
+      this.bytesReceived += event.data.byteLength
+      try {
+        this.drainFrames()
+      } catch (error) {
+        this.abort(error as Error)
+      }
+    })
+    stream.addEventListener('close', (event) => {
+      this.finish(event.error ?? new LinkClosedError('stream closed'))
+    })
+    if (stream.status !== 'open') queueMicrotask(() => this.finish(new LinkClosedError(`stream is ${stream.status}`)))
+  }
+
+  get isOpen (): boolean {
+    return !this.closed
+  }
+
+  private drainFrames (): void {
+    while (!this.closed && this.buffer.byteLength >= 4) {
+      const length = this.buffer.getUint32(0)
+      if (length > this.maxFrameBytes) throw new FrameTooLargeError(`frame of ${length} bytes exceeds ${this.maxFrameBytes}`)
+      if (this.buffer.byteLength < 4 + length) return
+      const body = this.buffer.subarray(4, 4 + length)
+      this.buffer.consume(4 + length)
+      this.onFrame(body)
+    }
+  }
+
+  /** Send one frame made of `chunks`; resolves once the stream accepted it (waits for drain). */
+  async send (chunks: Uint8Array | readonly Uint8Array[], options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.closed) throw new LinkClosedError('channel closed')
+    const list = new Uint8ArrayList()
+    const prefix = new Uint8Array(4)
+    list.append(prefix)
+    if (chunks instanceof Uint8Array) list.append(chunks)
+    else for (const chunk of chunks) list.append(chunk)
+    const length = list.byteLength - 4
+    new DataView(prefix.buffer).setUint32(0, length)
+    if (this.stream.writableNeedsDrain) await this.stream.onDrain(options)
+    if (this.closed) throw new LinkClosedError('channel closed')
+    this.bytesSent += list.byteLength
+    if (!this.stream.send(list)) await this.stream.onDrain(options)
+  }
+
+  abort (error: Error): void {
+    if (this.closed) return
+    this.stream.abort(error)
+    this.finish(error)
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.buffer.consume(this.buffer.byteLength)
+    try {
+      await this.stream.close({ signal: AbortSignal.timeout(1000) })
+    } catch (error) {
+      this.stream.abort(error as Error)
+    }
+    const onClose = this.onClose
+    this.onClose = undefined
+    onClose?.()
+  }
+
+  private finish (error?: Error): void {
+    if (this.closed && this.onClose == null) return
+    this.closed = true
+    this.buffer.consume(this.buffer.byteLength)
+    const onClose = this.onClose
+    this.onClose = undefined
+    onClose?.(error)
+  }
+}

@@ -1,0 +1,148 @@
+// One link from a primary to a backup: a stripe stream, direct or through a rhizomorph's
+// forwarder. Flow control: at most `windowBytes` of stripes may be sent and not yet receipted
+// by the backup; the stream's own backpressure (drain) applies underneath.
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { PeerId } from '@libp2p/interface'
+import { LinkClosedError } from './errors.ts'
+import { FrameChannel } from './frame-channel.ts'
+import { decodeFrame, encodeHeartbeat, encodeOrigin } from './frames.ts'
+import type { EncodedStripe, ReplicationFrame } from './frames.ts'
+import { encodeForwardRequest, awaitForwardAnswer } from './stripe-forwarder.ts'
+import { writeSingleFrame } from './forward-pipe.ts'
+import type { ReplicationNode, ReplicationProtocols } from './protocols.ts'
+
+/** Where a link goes: to `backup`, through rhizomorph `via` or directly when `via` is absent. */
+export interface LinkRoute {
+  backup: string
+  via?: string
+}
+
+export interface StripeLinkOptions {
+  node: ReplicationNode
+  protocols: ReplicationProtocols
+  route: LinkRoute
+  windowBytes: number
+  maxFrameBytes: number
+  onFrame: (link: StripeLink, frame: ReplicationFrame) => void
+  onClose: (link: StripeLink, error?: Error) => void
+  signal?: AbortSignal
+}
+
+/** Control frames from a backup are small; anything bigger on a primary's link is an error. */
+const MAX_CONTROL_FRAME_BYTES = 4096
+
+export class StripeLink {
+  readonly route: LinkRoute
+  readonly windowBytes: number
+  private readonly channel: FrameChannel
+  /** Stripes sent on this link that the backup has not receipted yet, by `epoch:stripe`. */
+  readonly inFlight = new Map<string, { stripe: EncodedStripe, sentAt: number }>()
+  inFlightBytes = 0
+  maxInFlightBytes = 0
+  bytesSent = 0
+  readonly openedAt = Date.now()
+  closedAt?: number
+
+  private constructor (route: LinkRoute, windowBytes: number, channel: FrameChannel) {
+    this.route = route
+    this.windowBytes = windowBytes
+    this.channel = channel
+  }
+
+  static async open (options: StripeLinkOptions): Promise<StripeLink> {
+    const { node, protocols, route, signal } = options
+    const backupPeer: PeerId = peerIdFromString(route.backup)
+    let stream
+    if (route.via == null) {
+      stream = await node.dialProtocol(backupPeer, protocols.stripe, { signal })
+      writeSingleFrame(stream, encodeOrigin(node.peerId.toString()))
+    } else {
+      stream = await node.dialProtocol(peerIdFromString(route.via), protocols.forward, { signal })
+      try {
+        writeSingleFrame(stream, encodeForwardRequest(route.backup))
+        await awaitForwardAnswer(stream, signal)
+      } catch (error) {
+        stream.abort(error as Error)
+        throw error
+      }
+    }
+    let link: StripeLink | undefined
+    const pending: ReplicationFrame[] = []
+    const channel = new FrameChannel(stream, {
+      maxFrameBytes: Math.min(options.maxFrameBytes, MAX_CONTROL_FRAME_BYTES),
+      onFrame: (body) => {
+        const frame = decodeFrame(body)
+        if (link == null) pending.push(frame)
+        else options.onFrame(link, frame)
+      },
+      onClose: (error) => {
+        if (link != null) {
+          link.closedAt = Date.now()
+          options.onClose(link, error)
+        }
+      }
+    })
+    link = new StripeLink(route, options.windowBytes, channel)
+    if (!channel.isOpen) throw new LinkClosedError('link closed while opening')
+    for (const frame of pending) options.onFrame(link, frame)
+    return link
+  }
+
+  get up (): boolean {
+    return this.channel.isOpen
+  }
+
+  /** The stream's buffer is full: wait for it to drain before sending more. */
+  get needsDrain (): boolean {
+    return this.channel.stream.writableNeedsDrain
+  }
+
+  get label (): string {
+    return this.route.via ?? 'direct'
+  }
+
+  /** Whether a stripe of `bytes` fits the window now (an idle link always takes one stripe). */
+  fits (bytes: number): boolean {
+    return this.up && (this.inFlightBytes === 0 || this.inFlightBytes + bytes <= this.windowBytes)
+  }
+
+  async sendStripe (stripe: EncodedStripe): Promise<void> {
+    const key = `${stripe.epoch}:${stripe.stripeIndex}`
+    this.inFlight.set(key, { stripe, sentAt: Date.now() })
+    this.inFlightBytes += stripe.bytes
+    if (this.inFlightBytes > this.maxInFlightBytes) this.maxInFlightBytes = this.inFlightBytes
+    this.bytesSent += stripe.bytes
+    await this.channel.send(stripe.chunks)
+  }
+
+  /** The backup holds the stripe: return its credit. Returns whether it was in flight here. */
+  receipt (epoch: number, stripeIndex: number): boolean {
+    const key = `${epoch}:${stripeIndex}`
+    const entry = this.inFlight.get(key)
+    if (entry == null) return false
+    this.inFlight.delete(key)
+    this.inFlightBytes -= entry.stripe.bytes
+    return true
+  }
+
+  /** Take back every stripe still in flight (the link failed): they go out again on other links. */
+  takeUnreceipted (): EncodedStripe[] {
+    const stripes = [...this.inFlight.values()].map(entry => entry.stripe)
+    this.inFlight.clear()
+    this.inFlightBytes = 0
+    return stripes
+  }
+
+  heartbeat (vmId: string, epoch: number): void {
+    if (!this.up || this.channel.stream.writableNeedsDrain) return
+    this.channel.send(encodeHeartbeat(vmId, epoch)).catch(() => {})
+  }
+
+  abort (error: Error): void {
+    this.channel.abort(error)
+  }
+
+  async close (): Promise<void> {
+    await this.channel.close()
+  }
+}

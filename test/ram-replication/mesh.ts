@@ -1,0 +1,34 @@
+// Real in-process libp2p nodes for the replication tests and the RAM bench: TCP on 127.0.0.1,
+// noise, yamux. Every node dials the others it will need so their addresses are known.
+import { createLibp2p } from 'libp2p'
+import type { Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
+
+export async function startReplicationNode (): Promise<Libp2p> {
+  return await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: { maxConnections: 64 }
+  })
+}
+
+/** Connect `from` to each of `to` (so later dials by peer id find them). */
+export async function connect (from: Libp2p, to: Libp2p[]): Promise<void> {
+  for (const node of to) await from.dial(node.getMultiaddrs())
+}
+
+export async function stopAll (nodes: Array<Libp2p | undefined>): Promise<void> {
+  await Promise.all(nodes.map(async node => { await node?.stop() }))
+}
+
+export async function waitFor (check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}

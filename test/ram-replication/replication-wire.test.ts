@@ -1,0 +1,185 @@
+// The stripe wire format and the backup's epoch staging, on plain bytes.
+import { randomBytes } from 'node:crypto'
+import { describe, expect, it } from 'vitest'
+import fc from 'fast-check'
+import {
+  EpochEncoder, decodeFrame, encodePageDelta, applyPageDelta, validatePageDelta,
+  encodeEpochApplied, encodeStripeReceipt, encodeOrigin, encodeHeartbeat,
+  InvalidFrameError, FrameIntegrityError, InvalidPageDeltaError
+} from '../../ram-replication/transport/index.ts'
+import type { EncodedEpoch, StripeFrame } from '../../ram-replication/transport/index.ts'
+import { GuestReplica, ReplicaMismatchError } from '../../ram-replication/backup/index.ts'
+import type { Checkpoint } from '../../ram-replication/checkpoint.ts'
+
+const PAGE = 4096
+const MEMORY = 64 * PAGE
+
+function join (chunks: readonly Uint8Array[]): Uint8Array {
+  return new Uint8Array(Buffer.concat(chunks))
+}
+
+/** A checkpoint made from a byte image: the pages listed, copied out of `image`. */
+function checkpointOf (image: Uint8Array, epoch: number, indexes: number[], full = false): Checkpoint {
+  return {
+    vmId: 'vm-wire',
+    epoch,
+    full,
+    memoryBytes: image.length,
+    pageSize: PAGE,
+    pages: indexes.map(index => ({ index, data: image.slice(index * PAGE, (index + 1) * PAGE) })),
+    vcpu: { regs: Uint8Array.of(1, 2, 3, epoch & 0xff), sregs: Uint8Array.of(9, 8, 7) },
+    guestCounter: epoch * 1000,
+    takenAt: 1_700_000_000_000 + epoch
+  }
+}
+
+function stripesOf (encoded: EncodedEpoch): Array<{ frame: StripeFrame, bytes: number }> {
+  return encoded.stripes.map(stripe => {
+    const body = join(stripe.chunks)
+    return { frame: decodeFrame(body) as StripeFrame, bytes: body.length }
+  })
+}
+
+describe('page deltas', () => {
+  it('rebuild the new page from the old one for any change', () => {
+    fc.assert(fc.property(fc.uint8Array({ minLength: PAGE, maxLength: PAGE }), fc.array(fc.tuple(fc.nat(PAGE - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 300 }), (previous, writes) => {
+      const current = previous.slice()
+      for (const [offset, value] of writes) current[offset] = value
+      const delta = encodePageDelta(previous, current, PAGE)
+      if (delta == null) return
+      validatePageDelta(delta, PAGE)
+      const rebuilt = previous.slice()
+      applyPageDelta(rebuilt, delta)
+      expect(Buffer.from(rebuilt).equals(current)).toBe(true)
+    }), { numRuns: 200 })
+  })
+
+  it('give up when the delta would not pay and refuse deltas that run off the page', () => {
+    const previous = randomBytes(PAGE)
+    const current = randomBytes(PAGE)
+    expect(encodePageDelta(previous, current, PAGE / 2)).toBeNull()
+    expect(() => { validatePageDelta(Uint8Array.of(0xff, 0x1f, 4, 1, 2, 3, 4), PAGE) }).toThrow(InvalidPageDeltaError)
+    expect(() => { validatePageDelta(Uint8Array.of(0, 8, 1), PAGE) }).toThrow(InvalidPageDeltaError)
+  })
+})
+
+describe('stripe frames', () => {
+  it('carry pages, zero markers, deltas and the vCPU state across the wire', () => {
+    const image = new Uint8Array(MEMORY)
+    image.set(randomBytes(PAGE), 3 * PAGE)
+    image.set(randomBytes(PAGE), 7 * PAGE)
+    const encoder = new EpochEncoder({ stripeBytes: 1 << 20 })
+    encoder.encode(checkpointOf(image, 1, [3, 7]))
+    image[3 * PAGE + 100] ^= 0xff
+    const encoded = encoder.encode(checkpointOf(image, 2, [3, 5, 7]))
+    expect(encoded.deltaPages).toBe(2)
+    expect(encoded.zeroPages).toBe(1)
+    expect(encoded.bytes).toBeLessThan(PAGE)
+    const [{ frame }] = stripesOf(encoded)
+    expect(frame).toMatchObject({ kind: 'stripe', vmId: 'vm-wire', epoch: 2, stripeIndex: 0, stripeCount: 1, memoryBytes: MEMORY, pageSize: PAGE, guestCounter: 2000 })
+    expect(frame.pages.map(page => [page.index, page.encoding])).toEqual([[3, 'delta'], [5, 'zero'], [7, 'delta']])
+    expect([...frame.vcpu!.regs]).toEqual([1, 2, 3, 2])
+  })
+
+  it('split an epoch into stripes of about the configured size, the vCPU in stripe 0 only', () => {
+    const image = new Uint8Array(randomBytes(MEMORY))
+    const encoded = new EpochEncoder({ stripeBytes: 8 * PAGE }).encode(checkpointOf(image, 1, [...Array(64).keys()], true))
+    expect(encoded.stripes.length).toBe(8)
+    const frames = stripesOf(encoded).map(stripe => stripe.frame)
+    expect(frames.every(frame => frame.stripeCount === 8)).toBe(true)
+    expect(frames.map(frame => frame.vcpu != null)).toEqual([true, false, false, false, false, false, false, false])
+    expect(frames.flatMap(frame => frame.pages.map(page => page.index))).toEqual([...Array(64).keys()])
+  })
+
+  it('reject a flipped bit with FrameIntegrityError and a cut frame with InvalidFrameError', () => {
+    const image = new Uint8Array(randomBytes(MEMORY))
+    const body = join(new EpochEncoder().encode(checkpointOf(image, 1, [1, 2])).stripes[0].chunks)
+    const flipped = body.slice()
+    flipped[body.length - 100] ^= 1
+    expect(() => decodeFrame(flipped)).toThrow(FrameIntegrityError)
+    expect(() => decodeFrame(body.subarray(0, body.length - 40))).toThrow(InvalidFrameError)
+    const wrongVersion = body.slice()
+    wrongVersion[0] = 9
+    expect(() => decodeFrame(wrongVersion)).toThrow(InvalidFrameError)
+  })
+
+  it('reject page indexes beyond the guest and random garbage, never anything else', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), (bytes) => {
+      try {
+        decodeFrame(bytes)
+      } catch (error) {
+        expect(error instanceof InvalidFrameError || error instanceof FrameIntegrityError).toBe(true)
+      }
+    }), { numRuns: 500 })
+  })
+
+  it('round-trip the control frames', () => {
+    const contentHash = new Uint8Array(randomBytes(32))
+    const memoryHash = new Uint8Array(randomBytes(32))
+    expect(decodeFrame(encodeEpochApplied({ vmId: 'vm', epoch: 2 ** 40, guestCounter: 77, contentHash, memoryHash }))).toEqual({ kind: 'epoch-applied', vmId: 'vm', epoch: 2 ** 40, guestCounter: 77, contentHash, memoryHash })
+    expect(decodeFrame(encodeStripeReceipt('vm', 5, 3))).toEqual({ kind: 'stripe-receipt', vmId: 'vm', epoch: 5, stripeIndex: 3 })
+    expect(decodeFrame(encodeOrigin('12D3KooWabc'))).toEqual({ kind: 'origin', peerId: '12D3KooWabc' })
+    expect(decodeFrame(encodeHeartbeat('vm', 9))).toEqual({ kind: 'heartbeat', vmId: 'vm', epoch: 9 })
+  })
+})
+
+describe('a backup replica', () => {
+  it('applies an epoch only when all its stripes are in, in any order, ignoring duplicates', () => {
+    const image = new Uint8Array(randomBytes(MEMORY))
+    const encoder = new EpochEncoder({ stripeBytes: 4 * PAGE })
+    const replica = new GuestReplica({ vmId: 'vm-wire', origin: 'p', memoryBytes: MEMORY, pageSize: PAGE })
+    const first = stripesOf(encoder.encode(checkpointOf(image, 1, [...Array(64).keys()], true)))
+    expect(first.length).toBeGreaterThan(4)
+    const shuffled = [...first].reverse()
+    for (const stripe of shuffled.slice(0, -1)) {
+      expect(replica.accept(stripe.frame, stripe.bytes)).toEqual([])
+      replica.accept(stripe.frame, stripe.bytes)
+    }
+    expect(replica.appliedEpoch).toBe(0)
+    expect(replica.memory.every(byte => byte === 0)).toBe(true)
+    const last = shuffled[shuffled.length - 1]
+    const applied = replica.accept(last.frame, last.bytes)
+    expect(applied.map(epoch => epoch.epoch)).toEqual([1])
+    expect(Buffer.from(replica.memory).equals(image)).toBe(true)
+    expect(replica.guestCounter).toBe(1000)
+    expect(replica.stagedBytes).toBe(0)
+  })
+
+  it('holds a later epoch until the one before it is complete, then applies both in order', () => {
+    const image = new Uint8Array(randomBytes(MEMORY))
+    const encoder = new EpochEncoder({ stripeBytes: 2 * PAGE })
+    const replica = new GuestReplica({ vmId: 'vm-wire', origin: 'p', memoryBytes: MEMORY, pageSize: PAGE })
+    for (const stripe of stripesOf(encoder.encode(checkpointOf(image, 1, [...Array(64).keys()], true)))) replica.accept(stripe.frame, stripe.bytes)
+    image.set(randomBytes(PAGE * 4), 10 * PAGE)
+    const second = stripesOf(encoder.encode(checkpointOf(image, 2, [10, 11, 12, 13])))
+    const afterSecond = image.slice()
+    image[12 * PAGE + 5] ^= 0x55
+    const third = stripesOf(encoder.encode(checkpointOf(image, 3, [12])))
+    for (const stripe of third) expect(replica.accept(stripe.frame, stripe.bytes)).toEqual([])
+    replica.accept(second[0].frame, second[0].bytes)
+    expect(replica.appliedEpoch).toBe(1)
+    for (const stripe of second.slice(1, -1)) replica.accept(stripe.frame, stripe.bytes)
+    expect(replica.appliedEpoch).toBe(1)
+    expect(Buffer.from(replica.memory).equals(afterSecond)).toBe(false)
+    const applied = replica.accept(second[second.length - 1].frame, second[second.length - 1].bytes)
+    expect(applied.map(epoch => epoch.epoch)).toEqual([2, 3])
+    expect(Buffer.from(replica.memory).equals(image)).toBe(true)
+    expect(replica.guestCounter).toBe(3000)
+  })
+
+  it('acknowledges with the same content hash the primary computed, and a memory hash when asked', () => {
+    const image = new Uint8Array(randomBytes(MEMORY))
+    const encoded = new EpochEncoder({ stripeBytes: 16 * PAGE }).encode(checkpointOf(image, 1, [...Array(64).keys()], true))
+    const replica = new GuestReplica({ vmId: 'vm-wire', origin: 'p', memoryBytes: MEMORY, pageSize: PAGE, hashMemory: true })
+    const applied = stripesOf(encoded).flatMap(stripe => replica.accept(stripe.frame, stripe.bytes))
+    expect(Buffer.from(applied[0].contentHash).equals(encoded.contentHash)).toBe(true)
+    expect(Buffer.from(applied[0].memoryHash!).toString('hex')).toBe(Buffer.from(replica.memoryHash()).toString('hex'))
+  })
+
+  it('refuses stripes that describe another guest size', () => {
+    const image = new Uint8Array(MEMORY * 2)
+    const replica = new GuestReplica({ vmId: 'vm-wire', origin: 'p', memoryBytes: MEMORY, pageSize: PAGE })
+    const [stripe] = stripesOf(new EpochEncoder().encode(checkpointOf(image, 1, [0], true)))
+    expect(() => replica.accept(stripe.frame, stripe.bytes)).toThrow(ReplicaMismatchError)
+  })
+})
