@@ -1,0 +1,95 @@
+import { describe, it, expect, afterEach } from 'vitest'
+import { join } from 'node:path'
+import { buildHeader, certifyEpoch, encodeEpoch, decodeEpoch, EpochRejectedError, Spores, type Signer, type SignedEntry } from '../../spores/index.ts'
+import { identity, networkRoot, tempDir, openTestSpores, entry, nodeValue, NETWORK, type Root } from './fixtures.ts'
+import { p2pIdentity, startNode } from './p2p.ts'
+
+const cleanups: Array<() => Promise<void>> = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => {})
+})
+
+async function fresh (root: Root): Promise<Spores> {
+  const dir = await tempDir()
+  const spores = await openTestSpores(dir.path, root)
+  cleanups.push(async () => { await spores.close(); await dir.remove() })
+  return spores
+}
+
+/** A chain of certified epochs: 0 signed by the root, each next one by the committee named in the one before. */
+function chain (root: Root, committee: Signer[], contents: SignedEntry[][], network = NETWORK): Uint8Array[] {
+  const out: Uint8Array[] = []
+  let prev: Uint8Array | null = null
+  contents.forEach((entries, n) => {
+    const h = buildHeader({ network, epoch: n, prev, entries, committee: committee.map(c => c.peerId), issuedAt: 1000 + n })
+    out.push(encodeEpoch(h.headerBytes, certifyEpoch(h.digest, n === 0 ? [root.signer] : committee.slice(0, 3)), h.entries))
+    prev = h.digest
+  })
+  return out
+}
+
+describe('primary spore', () => {
+  it('accepts a certified chain of epochs and replaces its entries atomically with each', async () => {
+    const root = networkRoot()
+    const committee = [identity(), identity(), identity(), identity()]
+    const a = identity()
+    const b = identity()
+    const epochs = chain(root, committee, [[entry(a, 'node', nodeValue(1))], [entry(b, 'node', nodeValue(2))]])
+    const spores = await fresh(root)
+    await spores.primary.accept(epochs[0])
+    expect((await spores.ls({ tier: 'primary' })).map(e => e.key)).toEqual([a.peerId])
+    await spores.primary.accept(epochs[1])
+    expect((await spores.ls({ tier: 'primary' })).map(e => e.key)).toEqual([b.peerId])
+    expect(spores.stats().primaryEpoch).toBe(1)
+    expect([...spores.primary.committee()].sort()).toEqual(committee.map(c => c.peerId).sort())
+  })
+
+  it('rejects epochs that are uncertified, under quorum, out of chain or of another network, changing nothing', async () => {
+    const root = networkRoot()
+    const committee = [identity(), identity(), identity(), identity()]
+    const spores = await fresh(root)
+    const [e0, e1] = chain(root, committee, [[entry(identity(), 'node', nodeValue())], [entry(identity(), 'node', nodeValue())]])
+
+    const stranger = networkRoot()
+    await expect(spores.primary.accept(chain(stranger, committee, [[]])[0])).rejects.toThrow(EpochRejectedError)
+    await expect(spores.primary.accept(chain(root, committee, [[]], 'other-net')[0])).rejects.toThrow(/network/)
+    await expect(spores.primary.accept(e1)).rejects.toThrow(/chain from epoch 0/)
+    await spores.primary.accept(e0)
+
+    const d0 = decodeEpoch(e0)
+    const h = buildHeader({ network: NETWORK, epoch: 1, prev: d0.digest, entries: [], committee: [], issuedAt: 5 })
+    await expect(spores.primary.accept(encodeEpoch(h.headerBytes, certifyEpoch(h.digest, committee.slice(0, 2)), h.entries))).rejects.toThrow(/certificate/)
+    await expect(spores.primary.accept(encodeEpoch(h.headerBytes, certifyEpoch(h.digest, [identity(), identity(), identity()]), h.entries))).rejects.toThrow(/certificate/)
+    const tampered = new Uint8Array(e1)
+    tampered[tampered.length - 3] ^= 1
+    await expect(spores.primary.accept(tampered)).rejects.toThrow(EpochRejectedError)
+    await expect(spores.primary.accept(e0)).rejects.toThrow(/not newer/)
+    expect(spores.stats().primaryEpoch).toBe(0)
+    expect((await spores.ls({ tier: 'primary' })).map(e => e.key)).toEqual(d0.entries.map(e => e.key))
+  })
+
+  it('serves its latest epoch to a peer that missed several, which checks the chain and stores it', async () => {
+    const root = networkRoot()
+    const committee = [identity(), identity(), identity(), identity()]
+    const contents = Array.from({ length: 4 }, (_, n) => [entry(identity(), 'node', nodeValue(n))])
+    const epochs = chain(root, committee, contents)
+    const names = { protocolPrefix: `/mycelium/${NETWORK}`, topicPrefix: `mycelium/${NETWORK}` }
+    const members = await Promise.all([0, 1].map(async () => {
+      const dir = await tempDir()
+      const { privateKey, signer } = await p2pIdentity()
+      const node = await startNode(privateKey)
+      const spores = await Spores.open({ database: join(dir.path, 'db'), network: NETWORK, rootPublicKey: root.publicKey, signer })
+      const net = await spores.attach({ host: node, pubsub: node.services.pubsub, names, syncIntervalMs: 0 })
+      cleanups.push(async () => { await spores.close(); await node.stop(); await dir.remove() })
+      return { node, spores, net }
+    }))
+    const [server, client] = members
+    for (const e of epochs) await server.spores.primary.accept(e)
+    await client.spores.primary.accept(epochs[0])
+    await client.node.dial(server.node.getMultiaddrs()[0])
+    const got = await client.net.epochs.fetchFrom(server.node.peerId)
+    expect(got?.header.epoch).toBe(3)
+    expect(await client.spores.ls({ tier: 'primary' })).toEqual(await server.spores.ls({ tier: 'primary' }))
+    expect(await client.net.epochs.fetchFrom(server.node.peerId)).toBeUndefined()
+  })
+})
