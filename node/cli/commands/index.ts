@@ -1,12 +1,12 @@
 import type { Command } from '../command.ts'
 import { start } from './start.ts'
-import { status, peers, stop } from './status.ts'
-import { networkCreate, networkShow, networkInvite, join } from './network.ts'
+import { status, peers, stop, metrics } from './status.ts'
+import { networkCreate, networkShow, networkInvite, networkRejected, join } from './network.ts'
 import { gossipSubscribe, gossipPublish, gossipMessages } from './gossip.ts'
 
 /** Every command of the CLI, in the order `mycelium --help` lists them. */
 export const commands: Command[] = [
-  start, status, peers, stop,
-  networkCreate, networkShow, networkInvite, join,
+  start, status, peers, stop, metrics,
+  networkCreate, networkShow, networkInvite, networkRejected, join,
   gossipSubscribe, gossipPublish, gossipMessages
 ]

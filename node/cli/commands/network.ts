@@ -71,3 +71,16 @@ export const join: Command = {
     else ctx.out(`joined network ${result.network.name} (${result.network.networkId}) as ${result.peerId}\nstart the node with: mycelium start${ctx.home.dir !== undefined ? ` --home ${ctx.home.dir}` : ''}`)
   }
 }
+
+export const networkRejected: Command = {
+  name: 'network rejected',
+  usage: 'mycelium network rejected [--json]',
+  summary: 'recent connections refused by the membership handshake, with the reason',
+  async run (ctx, { positional }) {
+    if (positional.length > 0) throw new UsageError('network rejected takes no arguments')
+    const list = await api(ctx).request<Array<{ peerId: string, reason: string, at: number }>>('GET', '/rejected')
+    if (ctx.json) { printJson(ctx, list); return }
+    if (list.length === 0) ctx.out('no connection was refused')
+    for (const r of list) ctx.out(`${new Date(r.at).toISOString()} ${r.peerId}: ${r.reason}`)
+  }
+}

@@ -47,3 +47,13 @@ export const stop: Command = {
     ctx.err('daemon stopped')
   }
 }
+
+export const metrics: Command = {
+  name: 'metrics',
+  usage: 'mycelium metrics',
+  summary: 'the node\'s Prometheus metrics (as served at GET /metrics)',
+  async run (ctx, { positional }) {
+    if (positional.length > 0) throw new UsageError('metrics takes no arguments')
+    ctx.out(await api(ctx).request<string>('GET', '/metrics'))
+  }
+}
