@@ -13,6 +13,8 @@ import { Roster, type RosterEntry, type Presence } from '../presence/index.ts'
 import { AppTopics } from '../gossip/index.ts'
 import type { Logger } from '../log/index.ts'
 import type { DaemonConfig } from './config.ts'
+import type { DaemonContext, DaemonFeature } from './feature.ts'
+import { daemonFeatures } from './features.ts'
 
 export class DaemonAlreadyRunningError extends Error {
   readonly name = 'DaemonAlreadyRunningError'
@@ -66,12 +68,14 @@ export class Daemon {
   private reconnectTimer?: NodeJS.Timeout
   private saveKnownTimer?: NodeJS.Timeout
   private stopping?: Promise<void>
-  readonly extraRoutes: Routes = {}
+  readonly features: DaemonFeature[]
+  private context!: DaemonContext
 
   constructor (config: DaemonConfig, log: Logger) {
     this.home = new Home(config.homeDir)
     this.config = config
     this.log = log
+    this.features = daemonFeatures(config)
   }
 
   /** Loads or creates identity, binds the admin API, starts libp2p. Fails before touching a running daemon's files. */
@@ -93,6 +97,17 @@ export class Daemon {
     if (chain === undefined) throw new HomeError(`${this.home.path('membership.cert')} is missing: join the network again with a new invite`)
     this.chain = chain
     const token = this.home.loadOrCreateApiToken()
+    this.context = {
+      home: this.home,
+      config: this.config,
+      network,
+      log: this.log,
+      metrics: this.metrics,
+      secretKey: privateKey.raw.subarray(0, 32),
+      host: () => this.host,
+      role: () => this.role(),
+      peers: () => this.peers()
+    }
 
     this.api = new AdminApi(this.routes(), token)
     this.apiPort = await this.api.listen(this.config.apiPort)
@@ -108,7 +123,8 @@ export class Daemon {
         membership: this.membershipPolicy(),
         isVerified: (peer: PeerId) => this.verified.has(peer.toString()),
         isRevoked: () => false,
-        relayServer: this.config.relayServer
+        relayServer: this.config.relayServer,
+        services: Object.assign({}, ...this.features.map(f => f.services?.(this.context) ?? {}))
       })
       await this.host.start()
     } catch (err) {
@@ -130,6 +146,10 @@ export class Daemon {
     })
     await this.roster.start()
     this.watchConnections()
+    for (const feature of this.features) {
+      await feature.start?.(this.context)
+      this.log.debug({ feature: feature.name }, 'feature started')
+    }
     this.home.saveDaemonInfo({ pid: process.pid, apiPort: this.apiPort, startedAt: this.startedAt })
     this.reconnectTimer = setInterval(() => { void this.reconnect(bootstrap) }, RECONNECT_INTERVAL_MS)
     this.reconnectTimer.unref()
@@ -224,6 +244,10 @@ export class Daemon {
   }
 
   role (): string {
+    for (const feature of this.features) {
+      const role = feature.role?.()
+      if (role !== undefined) return role
+    }
     return 'sclerotium'
   }
 
@@ -252,7 +276,8 @@ export class Daemon {
       addrs: this.addrs(),
       peers: this.peers(),
       uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
-      apiPort: this.apiPort
+      apiPort: this.apiPort,
+      ...Object.assign({}, ...this.features.map(f => f.status?.() ?? {}))
     }
   }
 
@@ -288,7 +313,7 @@ export class Daemon {
       'GET /gossip/messages': ({ query }) => this.appTopics.messages(query.get('topic') ?? undefined),
       'POST /stop': () => { setImmediate(() => { void this.stop().then(() => process.exit(0)) }); return { stopping: true } },
       'GET /metrics': { text: true, contentType: 'text/plain; version=0.0.4', handler: async () => await this.metrics.registry.metrics() },
-      ...this.extraRoutes
+      ...Object.assign({}, ...this.features.map(f => f.routes?.(this.context) ?? {}))
     }
   }
 
@@ -298,6 +323,13 @@ export class Daemon {
       clearTimeout(this.saveKnownTimer)
       this.log.info('shutting down')
       await this.api?.close().catch(() => {})
+      for (const feature of [...this.features].reverse()) {
+        try {
+          await feature.stop?.()
+        } catch (err) {
+          this.log.warn({ feature: feature.name, err: (err as Error).message }, 'feature did not stop cleanly')
+        }
+      }
       try {
         await this.host?.stop()
       } catch (err) {

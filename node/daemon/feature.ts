@@ -1,0 +1,39 @@
+// A daemon feature is one capability (roles, spores, VMs, browser client, bridging…) plugged
+// into the daemon: the libp2p services it adds, what it starts once the host runs, the
+// admin API routes it answers and the fields it adds to `status`. The daemon knows features
+// only through this interface, and features receive the daemon's public parts.
+import type { Routes } from '../api/index.ts'
+import type { MyceliumHost } from '../host/index.ts'
+import type { Home, NetworkInfo } from '../home/index.ts'
+import type { NodeMetrics } from '../metrics/index.ts'
+import type { Logger } from '../log/index.ts'
+import type { DaemonConfig } from './config.ts'
+
+export interface DaemonContext {
+  home: Home
+  config: DaemonConfig
+  network: NetworkInfo
+  log: Logger
+  metrics: NodeMetrics
+  /** the node's Ed25519 secret key (32 bytes) for signing entries, advertisements, votes */
+  secretKey: Uint8Array
+  /** available from start() on */
+  host: () => MyceliumHost
+  /** current role of this node as the roles feature decided it */
+  role: () => string
+  /** members currently connected (peer id, addresses, announced role) */
+  peers: () => Array<{ peerId: string, addrs: string[], role: string }>
+}
+
+export interface DaemonFeature {
+  readonly name: string
+  /** libp2p services to add to the host (js-libp2p service factories), keyed by name. */
+  services?: (ctx: DaemonContext) => Record<string, (components: any) => unknown>
+  start?: (ctx: DaemonContext) => Promise<void>
+  stop?: () => Promise<void>
+  routes?: (ctx: DaemonContext) => Routes
+  /** extra fields merged into `mycelium status --json` */
+  status?: () => Record<string, unknown>
+  /** the node's role, when this feature decides it (the roles feature) */
+  role?: () => string
+}

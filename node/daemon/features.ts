@@ -1,0 +1,7 @@
+// The features the daemon assembles, in start order. Add a feature here with one line.
+import type { DaemonConfig } from './config.ts'
+import type { DaemonFeature } from './feature.ts'
+
+export function daemonFeatures (_config: DaemonConfig): DaemonFeature[] {
+  return []
+}
