@@ -42,6 +42,11 @@ export interface ReplicaHostOptions {
   /** After this long without a frame from a VM's primary on any link, the primary is lost. */
   primaryTimeoutMs?: number
   restoreGuest?: GuestRestorer
+  /**
+   * Resume the guest here when its primary is lost. With several backups only one should:
+   * the daemon picks it (e.g. the most advanced acknowledged epoch) and sets this on that one.
+   */
+  resumeOnPrimaryLoss?: boolean
   /** Allocates a replica's memory (e.g. the VMM's mmapped guest memory, so resuming copies nothing). */
   allocateMemory?: (bytes: number) => Uint8Array
   logger?: ReplicationLogger
@@ -276,6 +281,11 @@ export class ReplicaHost {
       entry.state = 'primary-lost'
       this.logger.warn('primary of %s silent for %d ms', entry.replica.vmId, now - entry.replica.lastHeardAt)
       for (const listener of this.listeners.primaryLost) listener(entry.replica)
+      if (this.options.resumeOnPrimaryLoss === true) {
+        this.resume(entry.replica.vmId).catch((error: Error) => {
+          this.logger.error('failover of %s failed: %s', entry.replica.vmId, error.message)
+        })
+      }
     }
   }
 }

@@ -35,6 +35,8 @@ export interface BackupStatus {
   lagMs: number
   backlogBytes: number
   resyncing: boolean
+  /** Stripes sent again because the link that carried them failed before the backup had them. */
+  resentStripes: number
   links: LinkStatus[]
 }
 
@@ -81,6 +83,7 @@ export class BackupSession {
   backlogBytes = 0
   /** Dropped from the epoch stream (best effort): waits for the next full epoch. */
   awaitingFull = false
+  resentStripes = 0
   private stopped = false
 
   constructor (options: BackupSessionOptions) {
@@ -238,6 +241,7 @@ export class BackupSession {
     if (this.stopped) return
     this.options.logger.warn('link to %s via %s closed%s; re-sending %d stripes', this.backup, slot.route.via ?? 'direct', error != null ? `: ${error.message}` : '', stripes.length)
     if (stripes.length > 0) {
+      this.resentStripes += stripes.length
       this.queue = [...stripes, ...this.queue].sort(compareStripes)
     }
     this.scheduleReopen(slot)
@@ -255,6 +259,7 @@ export class BackupSession {
       lagMs: this.lagMs(now),
       backlogBytes: this.backlogBytes,
       resyncing: this.resyncing,
+      resentStripes: this.resentStripes,
       links: this.slots.map(slot => ({
         via: slot.route.via ?? 'direct',
         up: slot.link?.up === true,

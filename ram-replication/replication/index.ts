@@ -2,6 +2,7 @@ export { PrimaryReplication } from './primary-replication.ts'
 export type {
   PrimaryReplicationOptions, BackupTarget, ReplicationState, ReplicationStatus, EpochRecord, MigrationOptions, MigrationReport
 } from './primary-replication.ts'
-export type { BackupStatus, LinkStatus, EpochAcknowledgement } from './backup-session.ts'
+export { BackupSession } from './backup-session.ts'
+export type { BackupSessionOptions, BackupStatus, LinkStatus, EpochAcknowledgement } from './backup-session.ts'
 export { RateMeter } from './rate-meter.ts'
 export { ReplicationStoppedError, UnknownBackupError, MigrationFailedError, EpochMismatchError } from './errors.ts'

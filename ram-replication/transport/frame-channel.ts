@@ -36,6 +36,10 @@ export class FrameChannel {
         this.abort(error as Error)
       }
     })
+    // Frames only make sense both ways: when the remote stops sending, this end closes too.
+    stream.addEventListener('remoteCloseWrite', () => {
+      this.close().catch(() => {})
+    })
     stream.addEventListener('close', (event) => {
       this.finish(event.error ?? new LinkClosedError('stream closed'))
     })

@@ -12,7 +12,7 @@ export async function startReplicationNode (): Promise<Libp2p> {
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    connectionManager: { maxConnections: 64 }
+    connectionManager: { maxConnections: 64, inboundConnectionThreshold: 100 }
   })
 }
 

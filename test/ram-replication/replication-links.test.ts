@@ -1,0 +1,169 @@
+// Links, forwarding and backups on real libp2p nodes (TCP on 127.0.0.1, noise, yamux): one
+// primary, four rhizomorph nodes running the forwarder, and backups. The epochs here are byte
+// images cut into stripes, to exercise the transport alone; replicating a running KVM guest is
+// in replication-kvm.test.ts.
+import { randomBytes } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Libp2p } from 'libp2p'
+import {
+  BackupSession, EpochEncoder, ForwardRefusedError, ReplicaHost, StripeForwarder, StripeLink,
+  replicationProtocols, silentLogger
+} from '../../ram-replication/index.ts'
+import type { Checkpoint, EpochAcknowledgement } from '../../ram-replication/index.ts'
+import { connect, startReplicationNode, stopAll, waitFor } from './mesh.ts'
+
+const PREFIX = '/mycelium/links-test'
+const PAGE = 4096
+const protocols = replicationProtocols(PREFIX)
+
+function fullCheckpointOf (vmId: string, image: Uint8Array, epoch: number): Checkpoint {
+  return {
+    vmId,
+    epoch,
+    full: true,
+    memoryBytes: image.length,
+    pageSize: PAGE,
+    pages: Array.from({ length: image.length / PAGE }, (_, index) => ({ index, data: image.subarray(index * PAGE, (index + 1) * PAGE) })),
+    vcpu: { regs: new Uint8Array(144), sregs: new Uint8Array(312) },
+    guestCounter: epoch,
+    takenAt: Date.now()
+  }
+}
+
+function dirtyCheckpointOf (vmId: string, image: Uint8Array, epoch: number, indexes: number[]): Checkpoint {
+  return { ...fullCheckpointOf(vmId, image, epoch), full: false, pages: indexes.map(index => ({ index, data: image.slice(index * PAGE, (index + 1) * PAGE) })) }
+}
+
+describe('replication links over rhizomorph forwarders', () => {
+  let primary: Libp2p
+  let rhizomorphs: Libp2p[]
+  let backups: Libp2p[]
+  let forwarders: StripeForwarder[]
+  let hosts: ReplicaHost[]
+
+  beforeAll(async () => {
+    primary = await startReplicationNode()
+    rhizomorphs = await Promise.all([0, 1, 2, 3].map(async () => await startReplicationNode()))
+    backups = await Promise.all([0, 1].map(async () => await startReplicationNode()))
+    for (const rhizomorph of rhizomorphs) await connect(rhizomorph, backups)
+    await connect(primary, [...rhizomorphs, ...backups])
+    forwarders = rhizomorphs.map((node, index) => new StripeForwarder(node, { protocolPrefix: PREFIX, maxForwards: index === 3 ? 1 : 8 }))
+    for (const forwarder of forwarders) await forwarder.start()
+    hosts = backups.map(node => new ReplicaHost(node, { protocolPrefix: PREFIX, hashMemory: true }))
+    for (const host of hosts) await host.start()
+  })
+
+  afterAll(async () => {
+    for (const host of hosts ?? []) await host.stop()
+    await stopAll([primary, ...(rhizomorphs ?? []), ...(backups ?? [])])
+  })
+
+  function session (vmId: string, backup: Libp2p, vias: Libp2p[], windowBytes: number, acks: EpochAcknowledgement[]): BackupSession {
+    return new BackupSession({
+      node: primary,
+      protocols,
+      vmId,
+      backup: backup.peerId.toString(),
+      routes: vias.map(via => ({ backup: backup.peerId.toString(), via: via.peerId.toString() })),
+      windowBytes,
+      logger: silentLogger,
+      onAck: (ack) => { acks.push(ack) },
+      onResumed: () => {},
+      onMismatch: () => { throw new Error('backup applied different content') }
+    })
+  }
+
+  it('stripes an epoch over four forwarded links and the backup applies exactly what was sent', async () => {
+    const image = new Uint8Array(randomBytes(4 * 1024 * 1024))
+    const acks: EpochAcknowledgement[] = []
+    const links = session('vm-four', backups[0], rhizomorphs.slice(0, 3), 1024 * 1024, acks)
+    await links.open()
+    const encoder = new EpochEncoder({ stripeBytes: 64 * 1024 })
+    const encoded = encoder.encode(fullCheckpointOf('vm-four', image, 1))
+    links.enqueue(encoded)
+    await waitFor(() => acks.length === 1, 20_000, 'the epoch to be acknowledged')
+    const replica = hosts[0].replica('vm-four')!
+    expect(Buffer.from(replica.memory).equals(image)).toBe(true)
+    expect(Buffer.from(acks[0].memoryHash!).equals(replica.memoryHash())).toBe(true)
+    const status = links.status()
+    expect(status.links.every(link => link.bytesSent > 0)).toBe(true)
+    // Flow control: no link ever had more than its window sent and not yet receipted.
+    expect(status.links.every(link => link.maxInFlightBytes <= 1024 * 1024)).toBe(true)
+    await links.close()
+    hosts[0].drop('vm-four')
+  })
+
+  it('re-sends the stripes of a link whose rhizomorph dies mid-epoch and never applies a torn epoch', async () => {
+    const doomed = await startReplicationNode()
+    await connect(doomed, [backups[0]])
+    await connect(primary, [doomed])
+    const doomedForwarder = new StripeForwarder(doomed, { protocolPrefix: PREFIX })
+    await doomedForwarder.start()
+    const image = new Uint8Array(randomBytes(16 * 1024 * 1024))
+    const acks: EpochAcknowledgement[] = []
+    const applied: number[] = []
+    hosts[0].on('applied', (epoch) => { if (epoch.vmId === 'vm-kill') applied.push(epoch.epoch) })
+    const links = session('vm-kill', backups[0], [rhizomorphs[0], doomed, rhizomorphs[1]], 2 * 1024 * 1024, acks)
+    await links.open()
+    const encoder = new EpochEncoder({ stripeBytes: 128 * 1024 })
+    links.enqueue(encoder.encode(fullCheckpointOf('vm-kill', image, 1)))
+    await waitFor(() => doomedForwarder.stats().bytesForwarded > 512 * 1024, 20_000, 'the doomed link to carry part of the epoch')
+    await doomed.stop()
+    await waitFor(() => acks.length === 1, 30_000, 'the epoch to be acknowledged over the surviving links')
+    const replica = hosts[0].replica('vm-kill')!
+    expect(Buffer.from(replica.memory).equals(image)).toBe(true)
+    expect(links.status().resentStripes).toBeGreaterThan(0)
+    expect(links.status().links[1].up).toBe(false)
+
+    // The next epochs flow on the two links left, each applied whole.
+    for (let epoch = 2; epoch <= 5; epoch++) {
+      const dirty = [epoch * 7, epoch * 13, 1000 + epoch]
+      for (const index of dirty) image.set(randomBytes(PAGE), index * PAGE)
+      links.enqueue(encoder.encode(dirtyCheckpointOf('vm-kill', image, epoch, dirty)))
+    }
+    await waitFor(() => links.ackedEpoch === 5, 20_000, 'epoch 5 to be acknowledged')
+    expect(Buffer.from(replica.memory).equals(image)).toBe(true)
+    expect(applied).toEqual([1, 2, 3, 4, 5])
+    await links.close()
+    hosts[0].drop('vm-kill')
+  })
+
+  it('replicates the same epochs to two backups, each acknowledging on its own', async () => {
+    const image = new Uint8Array(randomBytes(2 * 1024 * 1024))
+    const acks: EpochAcknowledgement[][] = [[], []]
+    const sessions = backups.map((backup, index) => session('vm-two', backup, rhizomorphs.slice(index * 2, index * 2 + 2).slice(0, index === 1 ? 1 : 2), 1024 * 1024, acks[index]))
+    for (const each of sessions) await each.open()
+    const encoder = new EpochEncoder()
+    const first = encoder.encode(fullCheckpointOf('vm-two', image, 1))
+    for (const each of sessions) each.enqueue(first)
+    image.set(randomBytes(PAGE), 9 * PAGE)
+    const second = encoder.encode(dirtyCheckpointOf('vm-two', image, 2, [9]))
+    for (const each of sessions) each.enqueue(second)
+    await waitFor(() => sessions.every(each => each.ackedEpoch === 2), 20_000, 'both backups to acknowledge epoch 2')
+    for (const host of hosts) expect(Buffer.from(host.replica('vm-two')!.memory).equals(image)).toBe(true)
+    expect(Buffer.from(acks[0].at(-1)!.memoryHash!).equals(acks[1].at(-1)!.memoryHash!)).toBe(true)
+    for (const each of sessions) await each.close()
+    for (const host of hosts) host.drop('vm-two')
+  })
+
+  it('a rhizomorph refuses forwards past its bound and to peers it cannot reach', async () => {
+    const open = async (via: Libp2p, backup: string): Promise<StripeLink> => await StripeLink.open({
+      node: primary,
+      protocols,
+      route: { backup, via: via.peerId.toString() },
+      windowBytes: 1024 * 1024,
+      maxFrameBytes: 4096,
+      onFrame: () => {},
+      onClose: () => {}
+    })
+    const first = await open(rhizomorphs[3], backups[0].peerId.toString())
+    await expect(open(rhizomorphs[3], backups[1].peerId.toString())).rejects.toThrow(ForwardRefusedError)
+    await first.close()
+    await waitFor(() => forwarders[3].stats().active === 0, 5000, 'the forward to end')
+    const stranger = await startReplicationNode()
+    const strangerId = stranger.peerId.toString()
+    await stranger.stop()
+    await expect(open(rhizomorphs[3], strangerId)).rejects.toThrow(ForwardRefusedError)
+    expect(forwarders[3].stats().refused).toBe(2)
+  })
+})
