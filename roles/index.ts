@@ -26,3 +26,13 @@ export { encodeRoleAdvertisement, decodeRoleAdvertisement, InvalidRoleAdvertisem
 export type { RoleAdvertisement } from './balance/role-advertisement.ts'
 export { RoleView } from './balance/role-view.ts'
 export type { RoleViewOptions, Acceptance } from './balance/role-view.ts'
+
+export { NetworkProbe, networkProbe, ProbeRefusedError } from './measure/network-probe.ts'
+export type { NetworkProbeInit, NetworkProbeComponents, RttMeasurement, ThroughputMeasurement } from './measure/network-probe.ts'
+export { encodeProbeRequest, decodeProbeRequest, InvalidProbeMessageError, MAX_DOWNLOAD_BYTES, MAX_ECHO_ROUNDS, MAX_DIAL_BACK_ADDRS } from './measure/probe-messages.ts'
+export type { ProbeRequest, DialBackResult } from './measure/probe-messages.ts'
+export { measureNetwork } from './measure/network-measurement.ts'
+export type { MeasureNetworkOptions } from './measure/network-measurement.ts'
+
+export { RelaySwitch, relaySwitch, DEFAULT_RELAY_LIMITS } from './behaviour/relay-switch.ts'
+export type { RelayMode, RelaySwitchInit } from './behaviour/relay-switch.ts'
