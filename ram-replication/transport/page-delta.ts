@@ -22,8 +22,18 @@ export function encodePageDelta (previous: Uint8Array, current: Uint8Array, limi
   const out = new Uint8Array(limit + 12)
   let written = 0
   let position = 0
+  // Equal stretches are skipped a 32-bit word at a time when both pages are word-aligned.
+  const aligned = previous.byteOffset % 4 === 0 && current.byteOffset % 4 === 0 && length % 4 === 0
+  const previousWords = aligned ? new Uint32Array(previous.buffer, previous.byteOffset, length >>> 2) : undefined
+  const currentWords = aligned ? new Uint32Array(current.buffer, current.byteOffset, length >>> 2) : undefined
   while (position < length) {
     const unchangedStart = position
+    if (previousWords != null && currentWords != null && (position & 3) === 0) {
+      let word = position >>> 2
+      const words = length >>> 2
+      while (word < words && previousWords[word] === currentWords[word]) word++
+      position = word << 2
+    }
     while (position < length && previous[position] === current[position]) position++
     if (position === length) break
     const changedStart = position

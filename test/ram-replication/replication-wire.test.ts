@@ -47,6 +47,11 @@ describe('page deltas', () => {
       for (const [offset, value] of writes) current[offset] = value
       const delta = encodePageDelta(previous, current, PAGE)
       if (delta == null) return
+      // Pages that are not word-aligned in their buffers take the byte-wise path: same delta.
+      const unaligned = new Uint8Array(2 * PAGE + 1)
+      unaligned.set(previous, 1)
+      unaligned.set(current, PAGE + 1)
+      expect(encodePageDelta(unaligned.subarray(1, PAGE + 1), unaligned.subarray(PAGE + 1), PAGE)).toEqual(delta)
       validatePageDelta(delta, PAGE)
       const rebuilt = previous.slice()
       applyPageDelta(rebuilt, delta)
