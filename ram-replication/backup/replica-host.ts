@@ -211,6 +211,12 @@ export class ReplicaHost {
               entry.channels.add(channel)
             }
           }
+        } else if (frame.kind === 'release') {
+          const entry = this.entries.get(frame.vmId)
+          if (entry != null && entry.replica.origin === origin && entry.state !== 'resumed') {
+            this.logger.info('primary %s released its replica of %s', origin, frame.vmId)
+            this.drop(frame.vmId)
+          }
         } else {
           throw new InvalidFrameError(`a backup does not take ${frame.kind} frames`)
         }

@@ -279,6 +279,15 @@ export class BackupSession {
     return total
   }
 
+  /** Ask the backup to drop its replica (on any link that is up), then close. */
+  async release (): Promise<void> {
+    this.queue = []
+    this.epochs.clear()
+    this.backlogBytes = 0
+    await Promise.allSettled(this.slots.map(async slot => { await slot.link?.release(this.options.vmId) }))
+    await this.close()
+  }
+
   async close (): Promise<void> {
     this.stopped = true
     for (const slot of this.slots) {

@@ -13,6 +13,7 @@ import { throttleFor, validateThrottleCurve } from '../policy/throttle-curve.ts'
 import type { ThrottleCurve } from '../policy/throttle-curve.ts'
 import { decideBackup, decideGuest, validateEmergencyLimits } from '../policy/emergency-mode.ts'
 import type { EmergencyLimits, EmergencyMode } from '../policy/emergency-mode.ts'
+import type { NetworkProfile } from '../policy/network-profile.ts'
 import { BackupSession } from './backup-session.ts'
 import type { BackupStatus, EpochAcknowledgement, LinkStatus } from './backup-session.ts'
 import { RateMeter } from './rate-meter.ts'
@@ -29,6 +30,8 @@ export interface PrimaryReplicationOptions {
   protocolPrefix: string
   guest: ReplicatedGuest
   backups: BackupTarget[]
+  /** LAN/WAN settings (from `profileForRtt`); the explicit options below override them. */
+  profile?: NetworkProfile
   epochIntervalMs?: number
   windowBytes?: number
   stripeBytes?: number
@@ -65,6 +68,8 @@ export interface EpochRecord {
 export interface ReplicationStatus {
   vmId: string
   state: ReplicationState
+  /** This node's peer id. */
+  primary: string
   epoch: number
   epochsPerS: number
   dirtyPagesPerS: number
@@ -144,11 +149,13 @@ export class PrimaryReplication {
     this.guest = options.guest
     this.vmId = options.guest.vmId
     this.logger = options.logger ?? silentLogger
-    this.encoder = new EpochEncoder({ stripeBytes: options.stripeBytes, delta: options.delta, deltaCacheBytes: options.deltaCacheBytes })
+    const profile = options.profile
+    this.encoder = new EpochEncoder({ stripeBytes: options.stripeBytes ?? profile?.stripeBytes, delta: options.delta, deltaCacheBytes: options.deltaCacheBytes })
     this.throttleCurve = validateThrottleCurve(options.throttle ?? { kind: 'none' })
     this.emergency = options.emergency ?? 'pause'
-    this.limits = validateEmergencyLimits(options.limits ?? { limitBytes: 256 * 1024 * 1024, resumeBytes: 64 * 1024 * 1024 })
-    this.epochIntervalMs = options.epochIntervalMs ?? 10
+    const limitBytes = profile?.backlogLimitBytes ?? 256 * 1024 * 1024
+    this.limits = validateEmergencyLimits(options.limits ?? { limitBytes, resumeBytes: Math.floor(limitBytes / 4) })
+    this.epochIntervalMs = options.epochIntervalMs ?? profile?.epochIntervalMs ?? 10
     const protocols = replicationProtocols(options.protocolPrefix)
     for (const target of options.backups) {
       this.sessions.set(target.peerId, new BackupSession({
@@ -157,7 +164,7 @@ export class PrimaryReplication {
         vmId: this.vmId,
         backup: target.peerId,
         routes: target.via.map(via => ({ backup: target.peerId, via })),
-        windowBytes: options.windowBytes ?? 4 * 1024 * 1024,
+        windowBytes: options.windowBytes ?? profile?.windowBytes ?? 4 * 1024 * 1024,
         logger: this.logger,
         onAck: (ack) => { for (const listener of this.listeners.ack) listener(ack) },
         onResumed: (backup) => { this.resumedWaiters.get(backup)?.() },
@@ -348,6 +355,7 @@ export class PrimaryReplication {
     return {
       vmId: this.vmId,
       state: this.stateValue,
+      primary: this.options.node.peerId.toString(),
       epoch: this.epochValue,
       epochsPerS: this.epochMeter.perSecond(now),
       dirtyPagesPerS: this.pageMeter.perSecond(now),
@@ -409,7 +417,8 @@ export class PrimaryReplication {
       const downtimeMs = performance.now() - pausedAt
       options.onProgress?.({ phase: 'done', round: rounds + 1, dirtyPages: last.pages })
       this.stateValue = 'migrated'
-      await this.shutdown()
+      // The other backups followed this primary; the target decides who backs it up now.
+      await this.shutdown({ release: [...this.sessions.keys()].filter(peer => peer !== target) })
       await this.guest.stop()
       return {
         target,
@@ -429,21 +438,28 @@ export class PrimaryReplication {
     }
   }
 
-  private async shutdown (): Promise<void> {
+  private async shutdown (options: { release?: string[] } = {}): Promise<void> {
     this.controller.abort()
     if (this.heartbeatTimer != null) clearInterval(this.heartbeatTimer)
     await this.loop
-    await Promise.all([...this.sessions.values()].map(async session => { await session.close() }))
+    await Promise.all([...this.sessions.values()].map(async session => {
+      if (options.release?.includes(session.backup) === true) await session.release()
+      else await session.close()
+    }))
   }
 
-  /** Stop replicating (the guest keeps running; stopping it is the caller's choice). */
-  async stop (): Promise<void> {
+  /**
+   * Stop replicating (the guest keeps running; stopping it is the caller's choice). With
+   * `release`, the backups drop their replicas (the VM is being stopped for good); without it
+   * they keep them and, silent primary, may take over.
+   */
+  async stop (options: { release?: boolean } = {}): Promise<void> {
     if (this.stateValue === 'stopped') return
     if (this.stateValue !== 'migrated') this.stateValue = 'stopped'
     if (this.pausedByPolicy) {
       this.guest.resume()
       this.pausedByPolicy = false
     }
-    await this.shutdown()
+    await this.shutdown({ release: options.release === true ? [...this.sessions.keys()] : [] })
   }
 }

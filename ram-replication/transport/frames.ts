@@ -17,6 +17,7 @@ const KIND_STRIPE_RECEIPT = 3
 const KIND_EPOCH_APPLIED = 4
 const KIND_HEARTBEAT = 5
 const KIND_RESUMED = 6
+const KIND_RELEASE = 7
 
 const FLAG_FULL = 1
 const FLAG_HANDOVER = 2
@@ -77,8 +78,10 @@ export interface EpochAppliedFrame {
 }
 export interface HeartbeatFrame { kind: 'heartbeat', vmId: string, epoch: number }
 export interface ResumedFrame { kind: 'resumed', vmId: string, epoch: number, guestCounter: number }
+/** The primary no longer needs this backup for the VM (stopped, or migrated elsewhere): drop the replica. */
+export interface ReleaseFrame { kind: 'release', vmId: string }
 
-export type ReplicationFrame = OriginFrame | StripeFrame | StripeReceiptFrame | EpochAppliedFrame | HeartbeatFrame | ResumedFrame
+export type ReplicationFrame = OriginFrame | StripeFrame | StripeReceiptFrame | EpochAppliedFrame | HeartbeatFrame | ResumedFrame | ReleaseFrame
 
 /** A stripe ready to send: body chunks (no copy of the page data) and its integrity hash. */
 export interface EncodedStripe {
@@ -157,6 +160,10 @@ export function encodeHeartbeat (vmId: string, epoch: number): Uint8Array {
 
 export function encodeResumed (vmId: string, epoch: number, guestCounter: number): Uint8Array {
   return head(new ByteWriter(), KIND_RESUMED).text(vmId).u53(epoch).u53(guestCounter).finish()
+}
+
+export function encodeRelease (vmId: string): Uint8Array {
+  return head(new ByteWriter(), KIND_RELEASE).text(vmId).finish()
 }
 
 function readVmId (reader: ByteReader): string {
@@ -260,6 +267,11 @@ export function decodeFrame (body: Uint8Array): ReplicationFrame {
     case KIND_RESUMED: {
       const frame: ResumedFrame = { kind: 'resumed', vmId: readVmId(reader), epoch: reader.u53('epoch'), guestCounter: reader.u53('guest counter') }
       reader.end('resumed')
+      return frame
+    }
+    case KIND_RELEASE: {
+      const frame: ReleaseFrame = { kind: 'release', vmId: readVmId(reader) }
+      reader.end('release')
       return frame
     }
     default:

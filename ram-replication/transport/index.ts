@@ -1,12 +1,12 @@
 export { replicationProtocols, silentLogger } from './protocols.ts'
 export type { ReplicationProtocols, ReplicationNode, ReplicationLogger } from './protocols.ts'
 export {
-  decodeFrame, encodeStripe, encodeOrigin, encodeStripeReceipt, encodeEpochApplied, encodeHeartbeat, encodeResumed,
+  decodeFrame, encodeStripe, encodeOrigin, encodeStripeReceipt, encodeEpochApplied, encodeHeartbeat, encodeResumed, encodeRelease,
   epochContentHash, WIRE_VERSION
 } from './frames.ts'
 export type {
   ReplicationFrame, StripeFrame, StripeHeader, PageEntry, PageEncoding, EncodedStripe,
-  OriginFrame, StripeReceiptFrame, EpochAppliedFrame, HeartbeatFrame, ResumedFrame
+  OriginFrame, StripeReceiptFrame, EpochAppliedFrame, HeartbeatFrame, ResumedFrame, ReleaseFrame
 } from './frames.ts'
 export { EpochEncoder, DEFAULT_STRIPE_BYTES } from './epoch-encoder.ts'
 export type { EncodedEpoch, EpochEncoderOptions } from './epoch-encoder.ts'

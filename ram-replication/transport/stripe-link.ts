@@ -5,7 +5,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
 import { LinkClosedError } from './errors.ts'
 import { FrameChannel } from './frame-channel.ts'
-import { decodeFrame, encodeHeartbeat, encodeOrigin } from './frames.ts'
+import { decodeFrame, encodeHeartbeat, encodeOrigin, encodeRelease } from './frames.ts'
 import type { EncodedStripe, ReplicationFrame } from './frames.ts'
 import { encodeForwardRequest, awaitForwardAnswer } from './stripe-forwarder.ts'
 import { writeSingleFrame } from './forward-pipe.ts'
@@ -136,6 +136,12 @@ export class StripeLink {
   heartbeat (vmId: string, epoch: number): void {
     if (!this.up || this.channel.stream.writableNeedsDrain) return
     this.channel.send(encodeHeartbeat(vmId, epoch)).catch(() => {})
+  }
+
+  /** Tell the backup to drop its replica of `vmId`; resolves once the frame is handed to the stream. */
+  async release (vmId: string): Promise<void> {
+    if (!this.up) return
+    await this.channel.send(encodeRelease(vmId))
   }
 
   abort (error: Error): void {

@@ -142,8 +142,9 @@ describe('replication links over rhizomorph forwarders', () => {
     await waitFor(() => sessions.every(each => each.ackedEpoch === 2), 20_000, 'both backups to acknowledge epoch 2')
     for (const host of hosts) expect(Buffer.from(host.replica('vm-two')!.memory).equals(image)).toBe(true)
     expect(Buffer.from(acks[0].at(-1)!.memoryHash!).equals(acks[1].at(-1)!.memoryHash!)).toBe(true)
-    for (const each of sessions) await each.close()
-    for (const host of hosts) host.drop('vm-two')
+    // Stopping the VM for good releases the replicas on every backup.
+    for (const each of sessions) await each.release()
+    await waitFor(() => hosts.every(host => host.replica('vm-two') == null), 5000, 'the backups to drop their replicas')
   })
 
   it('a rhizomorph refuses forwards past its bound and to peers it cannot reach', async () => {

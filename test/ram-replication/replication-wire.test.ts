@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import {
   EpochEncoder, decodeFrame, encodePageDelta, applyPageDelta, validatePageDelta,
-  encodeEpochApplied, encodeStripeReceipt, encodeOrigin, encodeHeartbeat,
+  encodeEpochApplied, encodeStripeReceipt, encodeOrigin, encodeHeartbeat, encodeRelease,
   InvalidFrameError, FrameIntegrityError, InvalidPageDeltaError
 } from '../../ram-replication/transport/index.ts'
 import type { EncodedEpoch, StripeFrame } from '../../ram-replication/transport/index.ts'
@@ -125,6 +125,7 @@ describe('stripe frames', () => {
     expect(decodeFrame(encodeStripeReceipt('vm', 5, 3))).toEqual({ kind: 'stripe-receipt', vmId: 'vm', epoch: 5, stripeIndex: 3 })
     expect(decodeFrame(encodeOrigin('12D3KooWabc'))).toEqual({ kind: 'origin', peerId: '12D3KooWabc' })
     expect(decodeFrame(encodeHeartbeat('vm', 9))).toEqual({ kind: 'heartbeat', vmId: 'vm', epoch: 9 })
+    expect(decodeFrame(encodeRelease('vm'))).toEqual({ kind: 'release', vmId: 'vm' })
   })
 })
 
