@@ -36,3 +36,31 @@ export type { MeasureNetworkOptions } from './measure/network-measurement.ts'
 
 export { RelaySwitch, relaySwitch, DEFAULT_RELAY_LIMITS } from './behaviour/relay-switch.ts'
 export type { RelayMode, RelaySwitchInit } from './behaviour/relay-switch.ts'
+export { behaviourOf } from './behaviour/role-behaviour.ts'
+export type { RoleBehaviour, DhtMode } from './behaviour/role-behaviour.ts'
+export { libp2pRoleEffects } from './behaviour/role-effects.ts'
+export type { RoleEffects, Libp2pRoleParts } from './behaviour/role-effects.ts'
+export { RoleController, RoleEffectError } from './behaviour/role-controller.ts'
+export type { RoleControllerOptions, Anchors } from './behaviour/role-controller.ts'
+export { AnchorKeeper } from './behaviour/anchor-keeper.ts'
+export type { AnchorKeeperOptions, AnchorCandidate } from './behaviour/anchor-keeper.ts'
+export { RoleGossip } from './balance/role-gossip.ts'
+export type { RoleGossipOptions, OwnAdvertisement } from './balance/role-gossip.ts'
+
+export { probeBattery } from './probe/hardware-probe.ts'
+export { RoleService, RoleNotStartedError, roleTiming } from './role-service.ts'
+export type { RoleServiceOptions, RoleStatus, RoleTiming, RoleMetrics } from './role-service.ts'
+export { roleReport, assessRole } from './role-report.ts'
+export type { RoleReport, AssessRoleOptions } from './role-report.ts'
+export { silentLogger } from './role-host.ts'
+export type { RoleHost, RolePubsub, RoleLogger } from './role-host.ts'
+
+/** Protocol id of the probe protocol under a network's protocol prefix (`/mycelium/<networkId>`). */
+export function probeProtocol (protocolPrefix: string): string {
+  return `${protocolPrefix}/probe/1.0.0`
+}
+
+/** Gossip topic of role advertisements under a network's topic prefix (`mycelium/<networkId>`). */
+export function rolesTopic (topicPrefix: string): string {
+  return `${topicPrefix}/roles/1`
+}

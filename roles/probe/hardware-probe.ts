@@ -133,3 +133,14 @@ export async function probeHardware (options: HardwareProbeOptions): Promise<Har
     unknown
   }
 }
+
+/** Only the power source: cheap enough to poll, so unplugging is noticed within seconds. */
+export async function probeBattery (timeoutMs = 2_000): Promise<HardwareFacts['battery'] | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<TimedOut>((resolve) => { timer = setTimeout(() => { resolve(TIMED_OUT) }, timeoutMs) })
+  const battery = await bounded(() => si.battery(), deadline)
+  clearTimeout(timer)
+  if (battery instanceof TimedOut) return undefined
+  if (!battery.hasBattery) return { present: false, charging: false, percent: null, onBattery: false }
+  return { present: true, charging: battery.isCharging, percent: battery.percent, onBattery: !battery.acConnected && !battery.isCharging }
+}

@@ -1,0 +1,434 @@
+// One node's role, kept current: it measures (hardware, power, network), decides through the
+// policy, balances with the network through signed advertisements, and applies the result
+// at runtime. The daemon constructs it after libp2p has started and hands it the host, the
+// gossipsub service and the effects it implements.
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { PeerId } from '@libp2p/interface'
+import type { HardwareFacts, NetworkFacts } from './probe/hardware-facts.ts'
+import { unmeasuredNetwork } from './probe/hardware-facts.ts'
+import { measureHardware, profiledNetwork, type HardwareProfile } from './probe/hardware-profile.ts'
+import { probeBattery } from './probe/hardware-probe.ts'
+import { decideRole, type RoleDecision } from './policy/role-decision.ts'
+import { nextRoleState, canChangeRole, HOLD, type RoleState, type BalanceAdvice } from './policy/role-transition.ts'
+import type { Role, RoleOverride } from './policy/role.ts'
+import type { Thresholds } from './policy/thresholds.ts'
+import { balanceAdvice, DEFAULT_BALANCE, type BalanceOptions, type BalanceOutcome, type BalanceMember } from './balance/sclerotium-balance.ts'
+import { RoleView } from './balance/role-view.ts'
+import { RoleGossip } from './balance/role-gossip.ts'
+import type { RoleAdvertisement } from './balance/role-advertisement.ts'
+import { RoleController } from './behaviour/role-controller.ts'
+import { AnchorKeeper } from './behaviour/anchor-keeper.ts'
+import type { RoleEffects } from './behaviour/role-effects.ts'
+import type { RoleBehaviour } from './behaviour/role-behaviour.ts'
+import { measureNetwork } from './measure/network-measurement.ts'
+import type { NetworkProbe } from './measure/network-probe.ts'
+import { roleReport, type RoleReport } from './role-report.ts'
+import { silentLogger, type RoleHost, type RolePubsub, type RoleLogger } from './role-host.ts'
+
+export interface RoleTiming {
+  /** How often this node re-advertises its role and re-evaluates balance. */
+  advertiseIntervalMs: number
+  /** An advertisement not refreshed within this long is dropped. */
+  ttlMs: number
+  /** A peer that disconnected from us is dropped after this long without news. */
+  suspectGraceMs: number
+  /** No balancing until the view has had this long to fill after start. */
+  settleMs: number
+  /** A balancing action must still be advised after this long before it is taken. */
+  confirmMs: number
+  hysteresisMs: number
+  hardwareIntervalMs: number
+  powerPollIntervalMs: number
+  networkIntervalMs: number
+  firstNetworkMeasurementMs: number
+}
+
+/** Defaults derived from the advertisement interval; each can be overridden. */
+export function roleTiming (overrides: Partial<RoleTiming> = {}): RoleTiming {
+  const advertise = overrides.advertiseIntervalMs ?? 5_000
+  return {
+    advertiseIntervalMs: advertise,
+    ttlMs: 3 * advertise,
+    suspectGraceMs: 1_000,
+    settleMs: 2 * advertise,
+    // an advertisement of a live peer that merely disconnected from us arrives within one interval
+    confirmMs: advertise + 1_000,
+    hysteresisMs: 5 * 60_000,
+    hardwareIntervalMs: 60_000,
+    powerPollIntervalMs: 10_000,
+    networkIntervalMs: 10 * 60_000,
+    firstNetworkMeasurementMs: 2_000,
+    ...overrides
+  }
+}
+
+export interface RoleMetrics {
+  setRole: (role: Role) => void
+  roleChanged: (from: Role, to: Role) => void
+  setScore: (score: number) => void
+}
+
+export interface RoleServiceOptions {
+  host: RoleHost
+  pubsub: RolePubsub
+  /** The node's Ed25519 secret key (32 bytes): advertisements are signed with it. */
+  secretKey: Uint8Array
+  /** Gossip topic for advertisements, e.g. `mycelium/<networkId>/roles/1`. */
+  topic: string
+  effects: RoleEffects
+  /** Data directory: its filesystem's free space counts. */
+  dataDir: string
+  /** The probe-protocol service; without it reachability stays unknown. */
+  probe?: Pick<NetworkProbe, 'measureRtt' | 'measureThroughput' | 'requestDialBack'>
+  override?: RoleOverride
+  /** Injected hardware profile; a function is re-read on every power poll (a harness can change it). */
+  profile?: HardwareProfile | (() => HardwareProfile | undefined)
+  log?: RoleLogger
+  now?: () => number
+  timing?: Partial<RoleTiming>
+  balance?: Partial<BalanceOptions>
+  thresholds?: Thresholds
+  /** Sclerotia a hyphae stays connected to (default 2). */
+  anchors?: number
+  metrics?: RoleMetrics
+  onChange?: (status: RoleStatus) => void
+}
+
+export interface RoleStatus {
+  role: Role
+  dedicated: boolean
+  override: RoleOverride
+  score: number
+  since: number
+  changes: number
+  reasons: string[]
+  behaviour?: RoleBehaviour
+  balance?: BalanceOutcome
+  anchors: string[]
+}
+
+export class RoleNotStartedError extends Error {
+  readonly name = 'RoleNotStartedError'
+}
+
+export class RoleService {
+  private readonly options: RoleServiceOptions
+  private readonly timing: RoleTiming
+  private readonly balance: BalanceOptions
+  private readonly now: () => number
+  private readonly log: RoleLogger
+  private readonly view: RoleView
+  private readonly gossip: RoleGossip
+  private readonly controller: RoleController
+  private readonly anchorKeeper: AnchorKeeper
+  private override: RoleOverride
+  private facts?: HardwareFacts
+  private network?: NetworkFacts
+  private decision?: RoleDecision
+  private state?: RoleState
+  private lastReasons: string[] = []
+  private outcome?: BalanceOutcome
+  private pending?: { action: BalanceAdvice['action'], since: number }
+  private startedAt = 0
+  private profileKey = ''
+  private readonly timers: NodeJS.Timeout[] = []
+  private confirmTimer?: NodeJS.Timeout
+  private queue: Promise<void> = Promise.resolve()
+  private running = false
+  private measuringNetwork = false
+  private readonly onPeerConnect = (): void => {
+    if (this.network?.peers === 0 && this.options.probe !== undefined) this.later(() => this.measureNetworkNow(), this.timing.firstNetworkMeasurementMs)
+  }
+
+  constructor (options: RoleServiceOptions) {
+    this.options = options
+    this.timing = roleTiming(options.timing)
+    this.balance = { ...DEFAULT_BALANCE, ...options.balance }
+    this.now = options.now ?? Date.now
+    this.log = options.log ?? silentLogger
+    this.override = options.override ?? 'auto'
+    this.view = new RoleView({ ttlMs: this.timing.ttlMs, maxSkewMs: 30_000, maxNodes: 4096 })
+    this.gossip = new RoleGossip({
+      host: options.host,
+      pubsub: options.pubsub,
+      topic: options.topic,
+      secretKey: options.secretKey,
+      view: this.view,
+      now: this.now,
+      suspectGraceMs: this.timing.suspectGraceMs,
+      log: this.log,
+      onChange: (why) => { void this.evaluate(why) }
+    })
+    this.anchorKeeper = new AnchorKeeper({
+      host: options.host,
+      sclerotia: () => this.view.advertisements().filter(a => a.role === 'sclerotium').map(a => ({ peerId: a.peerId, addrs: a.addrs, score: a.score })),
+      anchors: options.anchors,
+      log: this.log
+    })
+    this.controller = new RoleController({ effects: options.effects, anchors: this.anchorKeeper, log: this.log })
+  }
+
+  private profile (): HardwareProfile | undefined {
+    const p = this.options.profile
+    return typeof p === 'function' ? p() : p
+  }
+
+  async start (signal?: AbortSignal): Promise<void> {
+    this.startedAt = this.now()
+    const profile = this.profile()
+    this.profileKey = JSON.stringify(profile ?? null)
+    this.facts = await measureHardware({ dataDir: this.options.dataDir, profile, signal, now: this.now })
+    this.network = profiledNetwork(unmeasuredNetwork(this.now()), profile)
+    this.decide()
+    this.running = true
+    this.gossip.start()
+    this.options.host.addEventListener('peer:connect', this.onPeerConnect)
+    await this.evaluate('start')
+
+    this.every(() => { void this.tick() }, this.timing.advertiseIntervalMs)
+    this.every(() => { void this.pollPower() }, this.timing.powerPollIntervalMs)
+    this.every(() => { void this.remeasureHardware() }, this.timing.hardwareIntervalMs)
+    if (this.options.probe !== undefined) {
+      this.later(() => this.measureNetworkNow(), this.timing.firstNetworkMeasurementMs)
+      this.every(() => { void this.measureNetworkNow() }, this.timing.networkIntervalMs)
+    }
+  }
+
+  async stop (): Promise<void> {
+    this.running = false
+    for (const t of this.timers.splice(0)) { clearTimeout(t); clearInterval(t) }
+    clearTimeout(this.confirmTimer)
+    this.options.host.removeEventListener('peer:connect', this.onPeerConnect)
+    this.gossip.stop()
+    this.anchorKeeper.stop()
+    await this.queue
+  }
+
+  private every (fn: () => void, ms: number): void {
+    const t = setInterval(fn, ms)
+    t.unref()
+    this.timers.push(t)
+  }
+
+  private later (fn: () => unknown, ms: number): void {
+    const t = setTimeout(() => { void fn() }, ms)
+    t.unref()
+    this.timers.push(t)
+  }
+
+  private decide (): void {
+    if (this.facts === undefined || this.network === undefined) return
+    this.decision = decideRole(this.facts, this.network, { override: this.override, thresholds: this.options.thresholds })
+    this.options.metrics?.setScore(this.decision.score)
+  }
+
+  private ownMember (now: number): BalanceMember {
+    const state = this.state
+    const decision = this.decision
+    if (state === undefined || decision === undefined) throw new RoleNotStartedError('the role service has not started')
+    return {
+      peerId: this.options.host.peerId.toString(),
+      role: state.role,
+      dedicated: state.dedicated,
+      pinned: state.override !== 'auto',
+      score: decision.score,
+      fit: decision.sclerotiumFit,
+      movable: canChangeRole(state, now, this.timing.hysteresisMs)
+    }
+  }
+
+  private async tick (): Promise<void> {
+    if (!this.running) return
+    this.view.expire(this.now())
+    await this.advertise()
+    await this.evaluate('periodic')
+  }
+
+  private async advertise (): Promise<void> {
+    if (this.state === undefined || !this.running) return
+    const { peerId: _p, ...own } = this.ownMember(this.now())
+    await this.gossip.publish(own)
+  }
+
+  /** Re-runs policy and balancing now; calls are serialised. */
+  async evaluate (why: string): Promise<void> {
+    const run = this.queue.then(async () => { await this.evaluateNow(why) })
+    this.queue = run.catch((err: Error) => { this.log.error({ err: err.message }, 'role evaluation failed') })
+    await this.queue
+  }
+
+  private advice (now: number): BalanceAdvice {
+    const decision = this.decision
+    if (decision === undefined || this.state === undefined) return HOLD
+    if (now - this.startedAt < this.timing.settleMs) return { ...HOLD, reason: 'waiting for the view of the network to fill' }
+    this.view.expire(now)
+    const members = [this.ownMember(now), ...this.view.advertisements()]
+    const outcome = balanceAdvice(this.options.host.peerId.toString(), members, this.balance)
+    this.outcome = outcome
+    if (outcome.action === 'hold') {
+      this.pending = undefined
+      return outcome
+    }
+    // act only on advice that holds for a full confirmation period: views settle, and a
+    // peer that merely lost its link to us re-appears within one advertisement interval
+    if (this.pending?.action !== outcome.action) {
+      this.pending = { action: outcome.action, since: now }
+      clearTimeout(this.confirmTimer)
+      this.confirmTimer = setTimeout(() => { void this.evaluate('confirmation') }, this.timing.confirmMs + 10)
+      this.confirmTimer.unref()
+      return { ...HOLD, reason: `${outcome.reason} (confirming)` }
+    }
+    if (now - this.pending.since < this.timing.confirmMs) return { ...HOLD, reason: `${outcome.reason} (confirming)` }
+    return outcome
+  }
+
+  private async evaluateNow (why: string): Promise<void> {
+    if (this.decision === undefined) return
+    const now = this.now()
+    const first = this.state === undefined
+    const advice = first ? HOLD : this.advice(now)
+    const transition = nextRoleState(this.state, this.decision, advice, now, this.timing.hysteresisMs)
+    if (transition.reasons.length > 0 || first) this.lastReasons = transition.reasons
+    if (!transition.changed) {
+      this.state = transition.state
+      return
+    }
+    const previous = this.state
+    this.state = transition.state
+    this.pending = undefined
+    this.log.info({ role: this.state.role, dedicated: this.state.dedicated, why, reasons: transition.reasons }, previous === undefined ? 'role taken' : 'role changed')
+    if (previous !== undefined) this.options.metrics?.roleChanged(previous.role, this.state.role)
+    this.options.metrics?.setRole(this.state.role)
+    try {
+      await this.controller.apply(this.state.role, this.state.dedicated, this.decision.capabilities)
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'role effects incomplete')
+    }
+    if (this.running) await this.advertise()
+    this.options.onChange?.(this.status())
+  }
+
+  private async pollPower (): Promise<void> {
+    if (!this.running || this.facts === undefined) return
+    const profile = this.profile()
+    const key = JSON.stringify(profile ?? null)
+    if (key !== this.profileKey) {
+      this.profileKey = key
+      await this.remeasureHardware()
+      return
+    }
+    if (profile !== undefined || !this.facts.battery.present) return
+    const battery = await probeBattery()
+    if (battery === undefined || battery.onBattery === this.facts.battery.onBattery) return
+    this.facts = { ...this.facts, battery }
+    this.log.info({ onBattery: battery.onBattery }, 'power source changed')
+    this.decide()
+    await this.evaluate('power source changed')
+  }
+
+  /** Measures the hardware again and re-decides. */
+  async remeasureHardware (signal?: AbortSignal): Promise<void> {
+    if (!this.running) return
+    let profile: HardwareProfile | undefined
+    try {
+      profile = this.profile()
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'hardware profile unreadable; keeping the previous facts')
+      return
+    }
+    this.facts = await measureHardware({ dataDir: this.options.dataDir, profile, signal, now: this.now })
+    if (this.network !== undefined) this.network = profiledNetwork(this.network, profile)
+    this.decide()
+    await this.evaluate('hardware measured')
+  }
+
+  /** Measures RTT, throughput and reachability against up to three connected peers. */
+  async measureNetworkNow (signal?: AbortSignal): Promise<NetworkFacts | undefined> {
+    const probe = this.options.probe
+    if (probe === undefined || !this.running || this.measuringNetwork) return this.network
+    this.measuringNetwork = true
+    try {
+      const peers: PeerId[] = this.options.host.getPeers()
+      for (let i = peers.length - 1; i > 0; i--) {
+        const j = Math.floor(Math.random() * (i + 1));
+        [peers[i], peers[j]] = [peers[j], peers[i]]
+      }
+      const measured = await measureNetwork({ probe, peers, addrs: this.options.host.getMultiaddrs(), signal, now: this.now })
+      this.network = profiledNetwork(measured, this.profile())
+      this.log.debug({ network: this.network }, 'network measured')
+      this.decide()
+      await this.evaluate('network measured')
+      return this.network
+    } finally {
+      this.measuringNetwork = false
+    }
+  }
+
+  /** Operator override at runtime: a pin takes effect at once. */
+  async setOverride (override: RoleOverride): Promise<RoleStatus> {
+    this.override = override
+    this.decide()
+    await this.evaluate(`operator set ${override}`)
+    return this.status()
+  }
+
+  status (): RoleStatus {
+    const state = this.state
+    const decision = this.decision
+    if (state === undefined || decision === undefined) throw new RoleNotStartedError('the role service has not started')
+    return {
+      role: state.role,
+      dedicated: state.dedicated,
+      override: state.override,
+      score: decision.score,
+      since: state.since,
+      changes: state.changes,
+      reasons: this.reasons(),
+      behaviour: this.controller.current(),
+      balance: this.outcome,
+      anchors: state.role === 'hyphae' ? this.anchorKeeper.anchors() : []
+    }
+  }
+
+  private reasons (): string[] {
+    const out = [...this.lastReasons]
+    if (this.outcome !== undefined) out.push(this.outcome.reason)
+    return out
+  }
+
+  /** What `mycelium role --json` prints for the running node. */
+  report (): RoleReport {
+    const state = this.state
+    if (state === undefined || this.decision === undefined || this.facts === undefined || this.network === undefined) throw new RoleNotStartedError('the role service has not started')
+    const report = roleReport(this.facts, this.network, this.decision, { role: state.role, dedicated: state.dedicated, reasons: this.reasons() })
+    report.running = {
+      since: new Date(state.since).toISOString(),
+      changes: state.changes,
+      nodes: this.view.size + 1,
+      sclerotia: this.view.counts().sclerotium + (state.role === 'sclerotium' ? 1 : 0),
+      target: this.outcome?.target ?? 0
+    }
+    return report
+  }
+
+  /** Everyone else's current advertisement (roles for `peers --json`). */
+  advertisements (): RoleAdvertisement[] {
+    return this.view.advertisements()
+  }
+
+  roleOf (peerId: string | PeerId): Role | undefined {
+    const id = typeof peerId === 'string' ? peerId : peerId.toString()
+    if (id === this.options.host.peerId.toString()) return this.state?.role
+    return this.view.get(id)?.role
+  }
+
+  /** Connected sclerotia while this node is a hyphae. */
+  anchors (): string[] {
+    return this.anchorKeeper.anchors()
+  }
+
+  /** Peer ids of the sclerotia in the view (for dialling or committee selection). */
+  sclerotia (): PeerId[] {
+    return this.view.advertisements().filter(a => a.role === 'sclerotium').map(a => peerIdFromString(a.peerId))
+  }
+}
