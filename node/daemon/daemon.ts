@@ -122,7 +122,7 @@ export class Daemon {
         bootstrap: bootstrap.filter(a => a.includes('/p2p/')),
         membership: this.membershipPolicy(),
         isVerified: (peer: PeerId) => this.verified.has(peer.toString()),
-        isRevoked: () => false,
+        isRevoked: (peerId: string) => this.isRevoked(peerId),
         relayServer: this.config.relayServer,
         services: Object.assign({}, ...this.features.map(f => f.services?.(this.context) ?? {}))
       })
@@ -162,7 +162,7 @@ export class Daemon {
       networkId: network.networkId,
       rootPublicKey: network.rootPublicKey,
       credentials: () => ({ kind: 'member', chain: this.chain }),
-      isRevoked: () => false,
+      isRevoked: (peerId: string) => this.isRevoked(peerId),
       now: () => Date.now(),
       admit: admitter(this.home, network, () => Date.now()),
       onVerified: (peerId) => {
@@ -176,6 +176,11 @@ export class Daemon {
         this.log.warn({ peer: peerId, reason }, 'refused a connection that failed the membership handshake')
       }
     }
+  }
+
+  /** A peer some feature refuses (a revoked member): no handshake, no dial, no connection. */
+  private isRevoked (peerId: string): boolean {
+    return this.features.some(f => f.isRevoked?.(peerId) === true)
   }
 
   private watchConnections (): void {

@@ -36,4 +36,6 @@ export interface DaemonFeature {
   status?: () => Record<string, unknown>
   /** the node's role, when this feature decides it (the roles feature) */
   role?: () => string
+  /** true when this feature knows the peer must be refused and disconnected (revocations) */
+  isRevoked?: (peerId: string) => boolean
 }

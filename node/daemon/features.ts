@@ -1,7 +1,10 @@
 // The features the daemon assembles, in start order. Add a feature here with one line.
 import type { DaemonConfig } from './config.ts'
 import type { DaemonFeature } from './feature.ts'
+import { revocationFeature } from '../revocation/index.ts'
 
 export function daemonFeatures (_config: DaemonConfig): DaemonFeature[] {
-  return []
+  return [
+    revocationFeature()
+  ]
 }

@@ -6,6 +6,13 @@
 //   network-root.key  the network root secret key, only on nodes that administer it (0600)
 //   membership.cert   this node's certificate chain, CBOR array of certificates
 //   invites.json      outstanding invites this node issued (0600: holds their secrets)
+//   members.json      certificates this node issued as administrator: [{ peerId, capabilities,
+//                     issuedAt, expiresAt }], for `network members`
+//   revocations.json  revocations of this network's members signed by its root key, as
+//                     base64url CBOR; every node keeps them and refuses the peers they name
+//   bridges.json      bridges to other networks: [{ id, networkId, networkName, topics, rate,
+//                     createdAt }]; each has its own home (own node key, certificate) in
+//                     bridges/<id>/
 //   bootstrap.json    multiaddrs to dial at start (from the invite, then learned)
 //   known-peers.json  members seen recently and their addresses, to rejoin after restart
 //   api.token         bearer token of the admin API (0600)
@@ -31,6 +38,10 @@ export interface DaemonInfo {
   pid: number
   apiPort: number
   startedAt: number
+}
+
+export function randomApiToken (): string {
+  return toHex(randomBytesOf(32))
 }
 
 export function defaultHomeDir (env: NodeJS.ProcessEnv = process.env): string {
@@ -181,21 +192,16 @@ export class Home {
 
   // --- admin API ------------------------------------------------------------------
 
-  loadOrCreateApiToken (): string {
+  loadApiToken (): string | undefined {
     const file = this.path('api.token')
-    if (existsSync(file)) {
-      const token = readFileSync(file, 'utf8').trim()
-      if (!/^[0-9a-f]{64}$/.test(token)) throw new HomeError(`${file} is corrupted; delete it and restart the daemon to get a new token`)
-      return token
-    }
-    const token = toHex(randomBytesOf(32))
-    createFileExclusive(file, token + '\n')
+    if (!existsSync(file)) return undefined
+    const token = readFileSync(file, 'utf8').trim()
+    if (!/^[0-9a-f]{64}$/.test(token)) throw new HomeError(`${file} is corrupted; delete it and restart the daemon to get a new token`)
     return token
   }
 
-  loadApiToken (): string | undefined {
-    const file = this.path('api.token')
-    return existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined
+  saveApiToken (token: string): void {
+    createFileExclusive(this.path('api.token'), token + '\n')
   }
 
   loadDaemonInfo (): DaemonInfo | undefined {

@@ -2,3 +2,5 @@ export { createNetwork, createInvite, admitter, defaultNetworkName, MEMBER_CERTI
 export type { InviteOptions } from './network.ts'
 export { joinNetwork } from './join.ts'
 export type { JoinResult } from './join.ts'
+export { writeRootKeyFile, readRootKeyFile, RootKeyFileError, WrongPassphraseError } from './root-key-file.ts'
+export type { RootKeyFileContents } from './root-key-file.ts'

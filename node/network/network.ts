@@ -3,7 +3,7 @@
 import { hostname } from 'node:os'
 import { getPublicKey, randomSecretKey, randomBytesOf, publicKeyOfPeerId } from '../../crypto/index.ts'
 import { issueCertificate, networkIdOf, encodeInvite, checkAdmissionProof, AdmissionRefusedError, type AdmissionRequest, type CertificateChain } from '../membership/index.ts'
-import { Home, InviteBook, HomeError, type NetworkInfo } from '../home/index.ts'
+import { Home, InviteBook, MemberBook, HomeError, type NetworkInfo } from '../home/index.ts'
 
 export const MEMBER_CERTIFICATE_TTL_MS = 365 * 24 * 3600_000
 
@@ -21,7 +21,9 @@ export async function createNetwork (home: Home, name: string, now = Date.now())
   const rootPublicKey = getPublicKey(rootSecret)
   const info: NetworkInfo = { networkId: networkIdOf(rootPublicKey), name, rootPublicKey }
   home.createRootKey(rootSecret)
-  home.saveChain([issueCertificate({ networkId: info.networkId, issuerSecretKey: rootSecret, issuerPublicKey: rootPublicKey, subject: nodeKey.publicKey.raw, capabilities: ['issuer', 'member'], issuedAt: now, ttlMs: MEMBER_CERTIFICATE_TTL_MS })])
+  const own = issueCertificate({ networkId: info.networkId, issuerSecretKey: rootSecret, issuerPublicKey: rootPublicKey, subject: nodeKey.publicKey.raw, capabilities: ['issuer', 'member'], issuedAt: now, ttlMs: MEMBER_CERTIFICATE_TTL_MS })
+  home.saveChain([own])
+  new MemberBook(home).record(own)
   home.saveNetwork(info)
   return info
 }
@@ -51,13 +53,15 @@ export function admitter (home: Home, network: NetworkInfo, now: () => number): 
   const book = new InviteBook(home)
   return async (request) => {
     const invite = book.find(request.inviteId)
-    if (invite === undefined) throw new AdmissionRefusedError('invite is unknown to the inviter (revoked or from another node)')
+    if (invite === undefined) throw new AdmissionRefusedError('invite is no longer valid: the administrator invalidated it (network rotate-invites) or it was issued by another node; ask for a new invite')
     if (!checkAdmissionProof(request.proof, invite.secret, invite.id, network.networkId, request.joinerPeerId, request.inviterPeerId)) throw new AdmissionRefusedError('invite secret does not match')
     const outcome = book.consume(request.inviteId, now())
     if (outcome === 'expired') throw new AdmissionRefusedError('invite has expired')
     if (outcome === 'used') throw new AdmissionRefusedError('invite was already used')
     if (outcome !== 'ok') throw new AdmissionRefusedError('invite is unknown to the inviter')
     const subject = publicKeyOfPeerId(request.joinerPeerId)
-    return [issueCertificate({ networkId: network.networkId, issuerSecretKey: rootSecret, issuerPublicKey: network.rootPublicKey, subject, capabilities: ['member'], issuedAt: now(), ttlMs: MEMBER_CERTIFICATE_TTL_MS })]
+    const certificate = issueCertificate({ networkId: network.networkId, issuerSecretKey: rootSecret, issuerPublicKey: network.rootPublicKey, subject, capabilities: ['member'], issuedAt: now(), ttlMs: MEMBER_CERTIFICATE_TTL_MS })
+    new MemberBook(home).record(certificate)
+    return [certificate]
   }
 }

@@ -2,11 +2,13 @@ import type { Command } from '../command.ts'
 import { start } from './start.ts'
 import { status, peers, stop, metrics } from './status.ts'
 import { networkCreate, networkShow, networkInvite, networkRejected, join } from './network.ts'
+import { networkMembers, networkRevoke, networkExportKey, networkImportKey, networkRotateInvites } from './network-admin.ts'
 import { gossipSubscribe, gossipPublish, gossipMessages } from './gossip.ts'
 
 /** Every command of the CLI, in the order `mycelium --help` lists them. */
 export const commands: Command[] = [
   start, status, peers, stop, metrics,
   networkCreate, networkShow, networkInvite, networkRejected, join,
+  networkMembers, networkRevoke, networkExportKey, networkImportKey, networkRotateInvites,
   gossipSubscribe, gossipPublish, gossipMessages
 ]

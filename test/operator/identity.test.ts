@@ -1,0 +1,100 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Cluster, TestNode, waitFor, sleep } from '../harness/index.ts'
+
+describe('operator CLI for network identity (real processes)', () => {
+  const cluster = new Cluster()
+  let nodes: TestNode[]
+  const scratch = mkdtempSync(join(tmpdir(), 'myc-identity-'))
+
+  beforeAll(async () => {
+    nodes = await cluster.startNetwork(4)
+    await cluster.waitForFullMesh(30_000)
+  }, 120_000)
+  afterAll(async () => {
+    await cluster.destroy()
+    rmSync(scratch, { recursive: true, force: true })
+  })
+
+  it('lists the certificates the administrator issued', async () => {
+    const members = await nodes[0].cliJson(['network', 'members'])
+    expect(members.map((m: any) => m.peerId).sort()).toEqual(nodes.map(n => n.peerId).sort())
+    const founder = members.find((m: any) => m.peerId === nodes[0].peerId)
+    expect(founder.capabilities).toEqual(['issuer', 'member'])
+    const member = members.find((m: any) => m.peerId === nodes[1].peerId)
+    expect(member.capabilities).toEqual(['member'])
+    expect(Date.parse(member.expiresAt)).toBeGreaterThan(Date.parse(member.issuedAt))
+    expect(members.every((m: any) => m.revoked === false)).toBe(true)
+    const elsewhere = await nodes[1].cli(['network', 'members'])
+    expect(elsewhere.code).toBe(1)
+    expect(elsewhere.stderr).toMatch(/does not hold the root key/)
+  })
+
+  it('a revoked member is disconnected everywhere within 10 s, cannot come back, and later members learn it', async () => {
+    const [admin, a, b, victim] = nodes
+    const revoked = await admin.cliJson(['network', 'revoke', victim.peerId])
+    expect(revoked.peerId).toBe(victim.peerId)
+    await waitFor(async () => {
+      for (const n of [admin, a, b]) if ((await n.peers()).some(p => p.peerId === victim.peerId)) return false
+      return (await victim.peers()).length === 0
+    }, { timeoutMs: 10_000, intervalMs: 250, what: 'every node to drop the revoked member' })
+    for (const n of [a, b]) expect((await n.status()).revoked).toBe(1)
+    expect((await admin.cliJson(['network', 'members'])).find((m: any) => m.peerId === victim.peerId).revoked).toBe(true)
+
+    // its old certificate no longer opens any door, even after a restart
+    await victim.kill()
+    await victim.start(['--bootstrap', (await a.status()).addrs[0]])
+    await waitFor(async () => (await a.cliJson(['network', 'rejected'])).some((r: any) => r.peerId === victim.peerId && /revoked/.test(r.reason)), { timeoutMs: 15_000, what: 'the revoked node to be refused' })
+    await sleep(1_000)
+    for (const n of [admin, a, b]) expect((await n.peers()).map(p => p.peerId)).not.toContain(victim.peerId)
+
+    // a member that joins afterwards learns the revocation on connecting
+    const late = cluster.newNode('late')
+    await cluster.join(late, admin)
+    await late.start()
+    await waitFor(async () => (await late.status()).revoked === 1, { timeoutMs: 15_000, what: 'the new member to learn the revocation' })
+    await victim.stop()
+  })
+
+  it('exports the root key under a passphrase and imports it elsewhere; a wrong passphrase writes nothing', async () => {
+    const file = join(scratch, 'root.key')
+    const exported = await nodes[0].cli(['network', 'export-key', file], { env: { MYCELIUM_PASSPHRASE: 'correct horse battery' } })
+    expect(exported.code).toBe(0)
+    expect(readFileSync(file, 'utf8')).not.toMatch(JSON.parse(readFileSync(join(nodes[0].home, 'network-root.key'), 'utf8')).secretKey)
+    const again = await nodes[0].cli(['network', 'export-key', file], { env: { MYCELIUM_PASSPHRASE: 'correct horse battery' } })
+    expect(again.code).toBe(1)
+    expect(again.stderr).toMatch(/already exists/)
+
+    const fresh = new TestNode({ name: 'admin2', home: join(scratch, 'admin2') })
+    const wrong = await fresh.cli(['network', 'import-key', file], { env: { MYCELIUM_PASSPHRASE: 'wrong horse battery' } })
+    expect(wrong.code).toBe(1)
+    expect(wrong.stderr).toMatch(/wrong passphrase/)
+    expect(existsSync(join(fresh.home, 'network-root.key'))).toBe(false)
+    expect(existsSync(join(fresh.home, 'network.json'))).toBe(false)
+
+    const member = nodes[2]
+    const ok = await member.cli(['network', 'import-key', file, '--json'], { env: { MYCELIUM_PASSPHRASE: 'correct horse battery' } })
+    expect(ok.code).toBe(0)
+    expect(JSON.parse(ok.stdout).networkId).toBe((await nodes[0].status()).networkId)
+    expect((await member.cli(['network', 'members'])).code).toBe(0)
+
+    const other = new TestNode({ name: 'other', home: join(scratch, 'other') })
+    expect((await other.cli(['network', 'create', 'elsewhere'])).code).toBe(0)
+    const mismatch = await other.cli(['network', 'import-key', file], { env: { MYCELIUM_PASSPHRASE: 'correct horse battery' } })
+    expect(mismatch.code).toBe(1)
+    expect(mismatch.stderr).toMatch(/nothing was imported/)
+  })
+
+  it('rotate-invites makes an outstanding invite fail with a clear message', async () => {
+    const invite = await cluster.invite(nodes[0])
+    const rotated = await nodes[0].cliJson(['network', 'rotate-invites'])
+    expect(rotated.invalidated).toBeGreaterThanOrEqual(1)
+    const joiner = new TestNode({ name: 'joiner', home: join(scratch, 'joiner') })
+    const r = await joiner.cli(['join', invite])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/no longer valid.*rotate-invites/)
+    expect(existsSync(join(joiner.home, 'network.json'))).toBe(false)
+  })
+})
