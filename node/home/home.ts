@@ -40,10 +40,6 @@ export interface DaemonInfo {
   startedAt: number
 }
 
-export function randomApiToken (): string {
-  return toHex(randomBytesOf(32))
-}
-
 export function defaultHomeDir (env: NodeJS.ProcessEnv = process.env): string {
   return env.MYCELIUM_HOME !== undefined && env.MYCELIUM_HOME !== '' ? env.MYCELIUM_HOME : join(homedir(), '.mycelium')
 }
@@ -192,16 +188,21 @@ export class Home {
 
   // --- admin API ------------------------------------------------------------------
 
-  loadApiToken (): string | undefined {
+  loadOrCreateApiToken (): string {
     const file = this.path('api.token')
-    if (!existsSync(file)) return undefined
-    const token = readFileSync(file, 'utf8').trim()
-    if (!/^[0-9a-f]{64}$/.test(token)) throw new HomeError(`${file} is corrupted; delete it and restart the daemon to get a new token`)
+    if (existsSync(file)) {
+      const token = readFileSync(file, 'utf8').trim()
+      if (!/^[0-9a-f]{64}$/.test(token)) throw new HomeError(`${file} is corrupted; delete it and restart the daemon to get a new token`)
+      return token
+    }
+    const token = toHex(randomBytesOf(32))
+    createFileExclusive(file, token + '\n')
     return token
   }
 
-  saveApiToken (token: string): void {
-    createFileExclusive(this.path('api.token'), token + '\n')
+  loadApiToken (): string | undefined {
+    const file = this.path('api.token')
+    return existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined
   }
 
   loadDaemonInfo (): DaemonInfo | undefined {
