@@ -47,7 +47,8 @@ export async function main (argv: string[]): Promise<number> {
     before.push(...argv.slice(i, i + (takesValue ? 2 : 1)))
     i += takesValue ? 2 : 1
   }
-  const words = argv.slice(i, i + 2)
+  const words: string[] = []
+  for (let j = i; j < argv.length && words.length < 2 && !argv[j].startsWith('-'); j++) words.push(argv[j])
   const found = findCommand(words)
   if (found === undefined) {
     const group = commands.filter(c => c.name.startsWith(`${words[0] ?? ''} `))

@@ -3,7 +3,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
-import { Home, HomeError, type NetworkInfo } from '../home/index.ts'
+import { Home, HomeError, randomApiToken, type NetworkInfo } from '../home/index.ts'
 import { createNetwork, createInvite, admitter } from '../network/index.ts'
 import { protocolPrefix, type CertificateChain, type MembershipPolicy } from '../membership/index.ts'
 import { createHost, type MyceliumHost } from '../host/index.ts'
@@ -86,8 +86,10 @@ export class Daemon {
       if (processAlive(running.pid) && running.pid !== process.pid) throw new DaemonAlreadyRunningError(`a daemon is already running for ${this.home.dir} (pid ${running.pid}); stop it with: mycelium stop --home ${this.home.dir}`)
     }
     this.home.ensure()
-    const privateKey = await this.home.loadOrCreateNodeKey()
     let network = this.home.loadNetwork()
+    // a member's certificate is bound to its key: a missing key must not be silently replaced
+    if (network !== undefined && !this.home.hasNodeKey()) throw new HomeError(`${this.home.path('node.key')} is missing but this home is a member of ${network.name}; restore the key from a backup (or join again with a new invite in a new home)`)
+    const privateKey = await this.home.loadOrCreateNodeKey()
     if (network === undefined) {
       network = await createNetwork(this.home, this.config.defaultNetworkName)
       this.log.info({ networkId: network.networkId, name: network.name }, 'created a personal network for this node')
@@ -96,7 +98,7 @@ export class Daemon {
     const chain = this.home.loadChain()
     if (chain === undefined) throw new HomeError(`${this.home.path('membership.cert')} is missing: join the network again with a new invite`)
     this.chain = chain
-    const token = this.home.loadOrCreateApiToken()
+    const token = this.home.loadApiToken() ?? randomApiToken()
     this.context = {
       home: this.home,
       config: this.config,
@@ -150,6 +152,7 @@ export class Daemon {
       await feature.start?.(this.context)
       this.log.debug({ feature: feature.name }, 'feature started')
     }
+    if (this.home.loadApiToken() === undefined) this.home.saveApiToken(token)
     this.home.saveDaemonInfo({ pid: process.pid, apiPort: this.apiPort, startedAt: this.startedAt })
     this.reconnectTimer = setInterval(() => { void this.reconnect(bootstrap) }, RECONNECT_INTERVAL_MS)
     this.reconnectTimer.unref()

@@ -40,6 +40,10 @@ export interface DaemonInfo {
   startedAt: number
 }
 
+export function randomApiToken (): string {
+  return toHex(randomBytesOf(32))
+}
+
 export function defaultHomeDir (env: NodeJS.ProcessEnv = process.env): string {
   return env.MYCELIUM_HOME !== undefined && env.MYCELIUM_HOME !== '' ? env.MYCELIUM_HOME : join(homedir(), '.mycelium')
 }
@@ -188,21 +192,16 @@ export class Home {
 
   // --- admin API ------------------------------------------------------------------
 
-  loadOrCreateApiToken (): string {
+  loadApiToken (): string | undefined {
     const file = this.path('api.token')
-    if (existsSync(file)) {
-      const token = readFileSync(file, 'utf8').trim()
-      if (!/^[0-9a-f]{64}$/.test(token)) throw new HomeError(`${file} is corrupted; delete it and restart the daemon to get a new token`)
-      return token
-    }
-    const token = toHex(randomBytesOf(32))
-    createFileExclusive(file, token + '\n')
+    if (!existsSync(file)) return undefined
+    const token = readFileSync(file, 'utf8').trim()
+    if (!/^[0-9a-f]{64}$/.test(token)) throw new HomeError(`${file} is corrupted; delete it and restart the daemon to get a new token`)
     return token
   }
 
-  loadApiToken (): string | undefined {
-    const file = this.path('api.token')
-    return existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined
+  saveApiToken (token: string): void {
+    createFileExclusive(this.path('api.token'), token + '\n')
   }
 
   loadDaemonInfo (): DaemonInfo | undefined {

@@ -1,4 +1,4 @@
-export { Home, defaultHomeDir } from './home.ts'
+export { Home, defaultHomeDir, randomApiToken } from './home.ts'
 export type { NetworkInfo, DaemonInfo } from './home.ts'
 export { InviteBook } from './invites.ts'
 export { MemberBook } from './members.ts'
