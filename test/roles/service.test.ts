@@ -1,0 +1,85 @@
+import { describe, it, expect, afterEach } from 'vitest'
+import { execFileSync } from 'node:child_process'
+import { tmpdir } from 'node:os'
+import { RoleService, assessRole, libp2pRoleEffects, loadHardwareProfile, parseHardwareProfile, type HardwareProfile, type Role } from '../../roles/index.ts'
+import { startNode, waitFor, quietLog, ROLE_TOPIC, type RoleTestNode } from './nodes.ts'
+
+describe('role service', () => {
+  const running: Array<{ node: RoleTestNode, roles?: RoleService }> = []
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map(async r => { await r.roles?.stop(); await r.node.stop() }))
+  })
+
+  it('prints, without a running node, the decision this machine would take', async () => {
+    const report = await assessRole({ dataDir: tmpdir() })
+    expect(['sclerotium', 'rhizomorph', 'hyphae']).toContain(report.role)
+    expect(report.hardware.cpuCores).toBe(Number(execFileSync('nproc', { encoding: 'utf8' }).trim()))
+    expect(report.hardware.kvm).toBe(true)
+    expect(report.hardware.arch).toBe(process.arch)
+    expect(report.hardware.diskFreeBytes).toBeGreaterThan(0)
+    expect(report.network).toEqual({ reachable: null })
+    expect(report.reasons.some(r => /reachability not measured/.test(r))).toBe(true)
+    expect(JSON.parse(JSON.stringify(report))).toEqual(report)
+    const pinned = await assessRole({ dataDir: tmpdir(), override: 'sclerotium', profile: loadHardwareProfile('pi-zero-2w') })
+    expect(pinned).toMatchObject({ role: 'sclerotium', dedicated: true, hardware: { raspberryPi: 'Raspberry Pi Zero 2 W Rev 1.0', memTotalBytes: 512 * 1024 ** 2 } })
+  })
+
+  it('measures the network with the probe protocol and reports reachability, RTT and throughput', async () => {
+    const a = await startNode()
+    const b = await startNode()
+    running.push({ node: a.node }, { node: b.node })
+    await a.node.dial(b.node.getMultiaddrs()[0])
+    const roles = new RoleService({
+      host: a.node,
+      pubsub: a.node.services.pubsub,
+      secretKey: a.secretKey,
+      topic: ROLE_TOPIC,
+      effects: libp2pRoleEffects({ dht: a.node.services.dht, relay: a.node.services.relay }),
+      probe: a.node.services.probe,
+      dataDir: tmpdir(),
+      log: quietLog,
+      timing: { firstNetworkMeasurementMs: 60_000 }
+    })
+    running[0].roles = roles
+    await roles.start()
+    expect(roles.report().network.reachable).toBe(null)
+    await roles.measureNetworkNow()
+    const report = roles.report()
+    expect(report.network.reachable).toBe(true)
+    expect(report.network.rttMs).toBeGreaterThan(0)
+    expect(report.network.throughputMbps).toBeGreaterThan(0)
+    expect(report.reasons.some(r => /reachable from outside/.test(r))).toBe(true)
+    expect(report.running).toMatchObject({ changes: 0, nodes: 1 })
+  })
+
+  it('drops to hyphae as soon as the power source changes, hysteresis notwithstanding, and counts the changes', async () => {
+    const { node, secretKey } = await startNode()
+    let profile: HardwareProfile = loadHardwareProfile('laptop-mains')
+    const changes: Array<[Role, Role]> = []
+    let score = -1
+    const roles = new RoleService({
+      host: node,
+      pubsub: node.services.pubsub,
+      secretKey,
+      topic: ROLE_TOPIC,
+      effects: libp2pRoleEffects({ dht: node.services.dht, relay: node.services.relay }),
+      dataDir: tmpdir(),
+      profile: () => profile,
+      log: quietLog,
+      timing: { advertiseIntervalMs: 200, settleMs: 300, confirmMs: 300, powerPollIntervalMs: 100, hysteresisMs: 60_000 },
+      metrics: { setRole: () => {}, roleChanged: (from, to) => { changes.push([from, to]) }, setScore: (s) => { score = s } }
+    })
+    running.push({ node, roles })
+    await roles.start()
+    // alone, the network needs this node: it promotes itself despite its battery
+    await waitFor(() => roles.status().role === 'sclerotium', 5_000, 'self-promotion of a lone node')
+    expect(node.services.relay.mode).toBe('full')
+    expect(score).toBe(roles.status().score)
+
+    profile = parseHardwareProfile({ base: 'laptop-mains', hardware: { battery: { charging: false, onBattery: true, percent: 70 } } })
+    await waitFor(() => roles.status().role === 'hyphae', 2_000, 'demotion on battery')
+    expect(roles.status().reasons.join('\n')).toMatch(/hard constraint changed/)
+    expect(node.services.dht.getMode()).toBe('client')
+    expect(changes).toEqual([['rhizomorph', 'sclerotium'], ['sclerotium', 'hyphae']])
+  })
+})
