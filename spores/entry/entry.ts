@@ -1,9 +1,10 @@
 // A spore entry and its one canonical binary form. On the wire and on disk an entry is the
 // canonical CBOR array [body, sig] where body is the canonical CBOR of every field but sig,
 // so a receiver verifies the signature over the bytes it received, with no re-encoding.
-import { encodeCanonical, decodeCanonical, sign, verify, sha256, publicKeyOfPeerId, peerIdOfPublicKey, getPublicKey, toBase64Url } from '../../crypto/index.ts'
+import { encodeCanonical, sign, verify, publicKeyOfPeerId, peerIdOfPublicKey, getPublicKey, toBase64Url } from '../../crypto/index.ts'
 import { ENTRY_CODECS, isEntryType, peerId as peerIdParser, type EntryType, type EntryValue } from './types.ts'
 import { SchemaError, str, uint } from './schema.ts'
+import { decodeBody } from './body-decoder.ts'
 
 /** Largest encoded entry accepted from anyone. */
 export const MAX_ENTRY_BYTES = 72 * 1024
@@ -76,18 +77,48 @@ export function signEntry<T extends EntryType> (signer: Signer, fields: Omit<Ent
  */
 export function decodeEntry (bytes: Uint8Array): SignedEntry {
   if (bytes.length > MAX_ENTRY_BYTES) throw new EntryDecodeError(`entry of ${bytes.length} bytes exceeds ${MAX_ENTRY_BYTES}`)
-  let outer: unknown
+  const [body, sig] = splitEnvelope(bytes)
   let inner: unknown
   try {
-    outer = decodeCanonical(bytes)
-    if (!Array.isArray(outer) || outer.length !== 2 || !(outer[0] instanceof Uint8Array) || !(outer[1] instanceof Uint8Array) || outer[1].length !== 64) throw new EntryDecodeError('entry is not [body, sig]')
-    inner = decodeCanonical(outer[0])
+    inner = decodeBody(body)
   } catch (err) {
-    if (err instanceof EntryDecodeError) throw err
     throw new EntryDecodeError((err as Error).message)
   }
   const fields = parseFields(inner)
-  return { ...fields, body: outer[0], sig: outer[1], bytes }
+  return { ...fields, body, sig, bytes }
+}
+
+/**
+ * Splits the canonical CBOR array [body, sig] without a general decoder: it is on the path of
+ * every received entry. Only the minimal (canonical) length forms are accepted.
+ */
+function splitEnvelope (bytes: Uint8Array): [Uint8Array, Uint8Array] {
+  const n = bytes.length
+  if (n < 2 + 66 || bytes[0] !== 0x82) throw new EntryDecodeError('entry is not [body, sig]')
+  let length: number
+  let start: number
+  const head = bytes[1]
+  if (head >= 0x40 && head <= 0x57) {
+    length = head - 0x40
+    start = 2
+  } else if (head === 0x58) {
+    length = bytes[2]
+    start = 3
+    if (length < 24) throw new EntryDecodeError('entry body length is not canonical')
+  } else if (head === 0x59) {
+    length = (bytes[2] << 8) | bytes[3]
+    start = 4
+    if (length < 256) throw new EntryDecodeError('entry body length is not canonical')
+  } else if (head === 0x5a) {
+    length = ((bytes[2] << 24) >>> 0) + (bytes[3] << 16) + (bytes[4] << 8) + bytes[5]
+    start = 6
+    if (length < 65536) throw new EntryDecodeError('entry body length is not canonical')
+  } else {
+    throw new EntryDecodeError('entry body is not a byte string')
+  }
+  const sigAt = start + length
+  if (sigAt + 66 !== n || bytes[sigAt] !== 0x58 || bytes[sigAt + 1] !== 64) throw new EntryDecodeError('entry is not [body, sig(64)]')
+  return [bytes.subarray(start, sigAt), bytes.subarray(sigAt + 2)]
 }
 
 const keyCache = new Map<string, Uint8Array>()
@@ -119,9 +150,16 @@ export function entryId (type: string, key: string): string {
   return `${type}/${key}`
 }
 
-/** A short fingerprint of the exact bytes of an entry, used by anti-entropy sync. */
-export function entryHash (bytes: Uint8Array): Uint8Array {
-  return sha256(bytes).subarray(0, 16)
+/**
+ * A 16-byte fingerprint of one exact signed entry, used by anti-entropy sync: the signature
+ * folded by XOR. A signature verifies against one body only, and its two halves (R, S) cannot
+ * be steered together without breaking Ed25519, so this is as good as a hash of the bytes and
+ * costs nothing.
+ */
+export function entryHash (sig: Uint8Array): Uint8Array {
+  const out = new Uint8Array(16)
+  for (let i = 0; i < 16; i++) out[i] = sig[i] ^ sig[i + 16] ^ sig[i + 32] ^ sig[i + 48]
+  return out
 }
 
 /**

@@ -37,7 +37,7 @@ export function uint (max = Number.MAX_SAFE_INTEGER): Parser<number> {
 
 export function num (min: number, max: number): Parser<number> {
   return (raw, at) => {
-    if (typeof raw !== 'number' || !Number.isFinite(raw) || raw < min || raw > max) fail(at, `expected a number in ${min}..${max}`)
+    if (typeof raw !== 'number' || !Number.isFinite(raw) || raw < min || raw > max || Object.is(raw, -0)) fail(at, `expected a number in ${min}..${max}`)
     return raw
   }
 }
@@ -75,7 +75,7 @@ export function scalarMap (maxKeys: number, maxString = 64): Parser<Record<strin
     for (const k of keys) {
       if (k.length > 32) fail(at, `key ${k.slice(0, 40)} is too long`)
       const v = (raw as Record<string, unknown>)[k]
-      if (typeof v === 'string') { if (v.length > maxString) fail(`${at}.${k}`, 'string too long') } else if (typeof v === 'number') { if (!Number.isFinite(v)) fail(`${at}.${k}`, 'not finite') } else if (typeof v !== 'boolean') fail(`${at}.${k}`, 'expected a scalar')
+      if (typeof v === 'string') { if (v.length > maxString) fail(`${at}.${k}`, 'string too long') } else if (typeof v === 'number') { if (!Number.isFinite(v) || Object.is(v, -0)) fail(`${at}.${k}`, 'not a finite number') } else if (typeof v !== 'boolean') fail(`${at}.${k}`, 'expected a scalar')
       out[k] = v
     }
     return out

@@ -7,10 +7,15 @@
 // sides merge validation-first, exactly as gossip does.
 //
 // Messages (canonical CBOR, length-prefixed), initiator → responder:
-//   { t: 'ranges', ranges: [[lo, hi|null, fp, count]…] }   → { t: 'diff', parts: [part…] }
-//        part = [lo, hi|null, 'i', [[id, hash]…]] | [lo, hi|null, 's', [[lo, hi|null, fp, count]…]]
-//   { t: 'give', entries: [bytes…] }                       (no answer)
-//   { t: 'want', ids: [id…] }                              → { t: 'entries', entries, more }…
+//   { t: 'ranges', ranges: [[lo, hi, fp, count]…] }   → { t: 'diff', parts: [part…] }
+//        one part per range, in order: null (equal) | ['i', hashes] (the responder's 16-byte
+//        record fingerprints in the range, concatenated) | ['s', bounds, fps, counts] (k
+//        sub-ranges: k-1 inner bounds, k fingerprints concatenated, k counts)
+//   { t: 'give', entries: [bytes…] }                  (no answer)
+//   { t: 'want', hashes }                             → { t: 'entries', entries, more }…
+// Bounds are front-coded, [n, suffix] = the first n characters of the previous bound (the
+// range's lo for the first inner bound; the previous range's lo for a lo; the lo for a hi) and
+// then suffix; null is the end of the key space. Records are named by fingerprint, not id.
 import type { PeerId, Stream } from '@libp2p/interface'
 import { equalBytes } from '../../crypto/index.ts'
 import { FramedStream } from '../framed-stream.ts'
@@ -19,7 +24,7 @@ import type { SporeHost } from '../host.ts'
 import type { SporeLogger } from '../logger.ts'
 import type { SporeMerger } from '../merge/spore-merger.ts'
 import type { TierStore } from '../store/tier-store.ts'
-import { RangeView, type RangeSummary } from './range-fingerprint.ts'
+import { RangeView, hashKey, type RangeSummary } from './range-fingerprint.ts'
 
 const MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 const CHUNK_BYTES = 1024 * 1024
@@ -32,7 +37,7 @@ const RANGES_PER_ROUND = 256
 const EMPTY_LEAF = 128
 const MAX_ROUNDS = 512
 const SPLIT = 16
-const LEAF = 16
+const LEAF = 32
 const SESSION_TIMEOUT_MS = 60_000
 
 export interface SyncResult {
@@ -54,7 +59,7 @@ export interface SyncStats {
   last?: SyncResult
 }
 
-type Part = [string, string | null, 'i', Array<[string, Uint8Array]>] | [string, string | null, 's', Array<[string, string | null, Uint8Array, number]>]
+type Part = null | ['i', Uint8Array] | ['s', Array<[number, string]>, Uint8Array, number[]]
 
 function str (v: unknown, max = 600): string {
   if (typeof v !== 'string' || v.length > max) throw new SporeProtocolError('bad range bound')
@@ -70,12 +75,68 @@ function fp16 (v: unknown): Uint8Array {
   return v
 }
 
+type Coded = [number, string]
+
+function frontCode (prev: string, next: string): Coded {
+  let n = 0
+  const max = Math.min(prev.length, next.length)
+  while (n < max && prev[n] === next[n]) n++
+  return [n, next.slice(n)]
+}
+
+function frontDecode (prev: string, coded: unknown): string {
+  if (!Array.isArray(coded) || coded.length !== 2 || typeof coded[0] !== 'number' || !Number.isInteger(coded[0]) || coded[0] < 0 || coded[0] > prev.length) throw new SporeProtocolError('bad bound')
+  return str(prev.slice(0, coded[0]) + str(coded[1]))
+}
+
+function encodeRanges (ranges: RangeSummary[]): unknown[] {
+  let prev = ''
+  return ranges.map(r => {
+    const lo = frontCode(prev, r.lo)
+    prev = r.lo
+    return [lo, r.hi === null ? null : frontCode(r.lo, r.hi), r.fp, r.count]
+  })
+}
+
 function parseRanges (raw: unknown): RangeSummary[] {
   if (!Array.isArray(raw) || raw.length > MAX_RANGES) throw new SporeProtocolError('bad range list')
+  let prev = ''
   return raw.map((r: unknown) => {
     if (!Array.isArray(r) || r.length !== 4 || typeof r[3] !== 'number') throw new SporeProtocolError('bad range')
-    return { lo: str(r[0]), hi: hiOf(r[1]), fp: fp16(r[2]), count: r[3] }
+    const lo = frontDecode(prev, r[0])
+    prev = lo
+    return { lo, hi: r[1] === null ? null : frontDecode(lo, r[1]), fp: fp16(r[2]), count: r[3] }
   })
+}
+
+/** Sub-ranges of [lo, hi) from a split part: inner bounds must rise strictly inside the range. */
+function parseSplit (range: RangeSummary, part: unknown[]): RangeSummary[] {
+  const [, bounds, fps, counts] = part
+  if (part.length !== 4 || !Array.isArray(bounds) || !(fps instanceof Uint8Array) || !Array.isArray(counts)) throw new SporeProtocolError('bad split')
+  const k = bounds.length + 1
+  if (k > SPLIT || fps.length !== 16 * k || counts.length !== k) throw new SporeProtocolError('bad split')
+  const edges: Array<string | null> = [range.lo]
+  for (const b of bounds) edges.push(frontDecode(edges[edges.length - 1] as string, b))
+  edges.push(range.hi)
+  const out: RangeSummary[] = []
+  for (let i = 0; i < k; i++) {
+    const from = edges[i] as string
+    const to = edges[i + 1]
+    if (to !== null && to <= from) throw new SporeProtocolError('split bounds out of order')
+    if (typeof counts[i] !== 'number') throw new SporeProtocolError('bad split count')
+    out.push({ lo: from, hi: to, fp: fps.slice(i * 16, i * 16 + 16), count: counts[i] })
+  }
+  return out
+}
+
+function concat (parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.length
+  }
+  return out
 }
 
 function chunkBySize (items: Uint8Array[], limit: number): Uint8Array[][] {
@@ -128,40 +189,37 @@ export class AntiEntropySync {
     try {
       let view = new RangeView(this.store)
       let queue: RangeSummary[] = [view.summarize('', null)]
-      const want: string[] = []
+      const want: Uint8Array[] = []
       const give: string[] = []
       while (queue.length > 0) {
         if (++result.rounds > MAX_ROUNDS) throw new SporeProtocolError('sync did not converge')
         const ranges = queue.slice(0, RANGES_PER_ROUND)
         const rest = queue.slice(RANGES_PER_ROUND)
-        await framed.send({ t: 'ranges', ranges: ranges.map(r => [r.lo, r.hi, r.fp, r.count]) })
+        await framed.send({ t: 'ranges', ranges: encodeRanges(ranges) })
         const reply = await framed.receive() as { t?: unknown, parts?: unknown }
-        if (reply?.t !== 'diff' || !Array.isArray(reply.parts) || reply.parts.length > MAX_RANGES) throw new SporeProtocolError('expected a diff')
+        if (reply?.t !== 'diff' || !Array.isArray(reply.parts) || reply.parts.length !== ranges.length) throw new SporeProtocolError('expected a diff')
         view = new RangeView(this.store)
         const next: RangeSummary[] = []
-        for (const part of reply.parts as unknown[]) {
-          if (!Array.isArray(part) || part.length !== 4 || !Array.isArray(part[3])) throw new SporeProtocolError('bad diff part')
-          const lo = str(part[0])
-          const hi = hiOf(part[1])
-          if (part[2] === 'i') {
-            if (part[3].length > MAX_ITEMS_PER_PART) throw new SporeProtocolError('too many items')
-            const theirs = new Map<string, Uint8Array>()
-            for (const item of part[3] as unknown[]) {
-              if (!Array.isArray(item) || item.length !== 2) throw new SporeProtocolError('bad item')
-              theirs.set(str(item[0]), fp16(item[1]))
-            }
-            for (const [id, hash] of theirs) {
-              const mine = view.hashOf(id)
-              if (mine === undefined || !equalBytes(mine, hash)) want.push(id)
-            }
+        for (let p = 0; p < ranges.length; p++) {
+          const part = (reply.parts as unknown[])[p]
+          if (part === null) continue
+          if (!Array.isArray(part) || part.length < 2) throw new SporeProtocolError('bad diff part')
+          const { lo, hi } = ranges[p]
+          if (part[0] === 'i') {
+            const hashes = part[1]
+            if (!(hashes instanceof Uint8Array) || hashes.length % 16 !== 0 || hashes.length > 16 * MAX_ITEMS_PER_PART) throw new SporeProtocolError('bad leaf')
+            const theirs = new Set<string>()
+            for (let i = 0; i < hashes.length; i += 16) theirs.add(hashKey(hashes, i))
+            const mine = new Set<string>()
             const [a, b] = view.bounds(lo, hi)
             for (let i = a; i < b; i++) {
-              const id = view.ids[i]
-              const hash = theirs.get(id)
-              if (hash === undefined || !equalBytes(hash, view.hashOf(id) as Uint8Array)) give.push(id)
+              const h = hashKey(view.hashOf(view.ids[i]) as Uint8Array)
+              mine.add(h)
+              if (!theirs.has(h)) give.push(view.ids[i])
             }
-          } else if (part[2] === 's') {
-            for (const r of parseRanges(part[3])) {
+            for (let i = 0; i < hashes.length; i += 16) if (!mine.has(hashKey(hashes, i))) want.push(hashes.subarray(i, i + 16))
+          } else if (part[0] === 's') {
+            for (const r of parseSplit(ranges[p], part)) {
               const mine = view.summarize(r.lo, r.hi)
               if (mine.count !== r.count || !equalBytes(mine.fp, r.fp)) next.push(mine)
             }
@@ -178,7 +236,7 @@ export class AntiEntropySync {
       }
       for (const chunk of chunkBySize(giveBytes, CHUNK_BYTES)) await framed.send({ t: 'give', entries: chunk })
       result.pushed = giveBytes.length
-      await framed.send({ t: 'want', ids: want.slice(0, MAX_WANT) })
+      await framed.send({ t: 'want', hashes: concat(want.slice(0, MAX_WANT)) })
       for (;;) {
         const msg = await framed.receive() as { t?: unknown, entries?: unknown, more?: unknown }
         if (msg?.t !== 'entries' || !Array.isArray(msg.entries) || !msg.entries.every(e => e instanceof Uint8Array)) throw new SporeProtocolError('expected entries')
@@ -215,7 +273,7 @@ export class AntiEntropySync {
     let rounds = 0
     try {
       for (;;) {
-        const msg = await framed.receive() as { t?: unknown, ranges?: unknown, entries?: unknown, ids?: unknown }
+        const msg = await framed.receive() as { t?: unknown, ranges?: unknown, entries?: unknown, hashes?: unknown }
         if (msg?.t === 'ranges') {
           if (++rounds > MAX_ROUNDS) throw new SporeProtocolError('too many rounds')
           await framed.send({ t: 'diff', parts: this.diff(parseRanges(msg.ranges)) })
@@ -224,10 +282,14 @@ export class AntiEntropySync {
           const outcomes = await this.merger.merge('latent', msg.entries as Uint8Array[])
           this.stats.pulled += outcomes.filter(o => o.status === 'merged').length
         } else if (msg?.t === 'want') {
-          if (!Array.isArray(msg.ids) || msg.ids.length > MAX_WANT) throw new SporeProtocolError('bad want')
+          const hashes = msg.hashes
+          if (!(hashes instanceof Uint8Array) || hashes.length % 16 !== 0 || hashes.length > 16 * MAX_WANT) throw new SporeProtocolError('bad want')
+          const byHash = new Map<string, string>()
+          for (const e of this.store.indexed()) byHash.set(hashKey(e.hash), `${e.type}/${e.key}`)
           const found: Uint8Array[] = []
-          for (const id of msg.ids) {
-            const entry = await this.store.readById(str(id))
+          for (let i = 0; i < hashes.length; i += 16) {
+            const id = byHash.get(hashKey(hashes, i))
+            const entry = id === undefined ? undefined : await this.store.readById(id)
             if (entry !== undefined) found.push(entry.bytes)
           }
           const chunks = chunkBySize(found, CHUNK_BYTES)
@@ -252,19 +314,19 @@ export class AntiEntropySync {
 
   private diff (ranges: RangeSummary[]): Part[] {
     const view = new RangeView(this.store)
-    const parts: Part[] = []
-    for (const r of ranges) {
+    return ranges.map((r): Part => {
       const [a, b] = view.bounds(r.lo, r.hi)
       const count = b - a
-      if (count === r.count && equalBytes(view.fingerprint(a, b), r.fp)) continue
+      if (count === r.count && equalBytes(view.fingerprint(a, b), r.fp)) return null
       if (count <= LEAF || (r.count === 0 && count <= EMPTY_LEAF)) {
-        const items: Array<[string, Uint8Array]> = []
-        for (let i = a; i < b; i++) items.push([view.ids[i], view.hashOf(view.ids[i]) as Uint8Array])
-        parts.push([r.lo, r.hi, 'i', items])
-      } else {
-        parts.push([r.lo, r.hi, 's', view.split(r.lo, r.hi, SPLIT).map(x => [x.lo, x.hi, x.fp, x.count] as [string, string | null, Uint8Array, number])])
+        const hashes = new Uint8Array(count * 16)
+        for (let i = a; i < b; i++) hashes.set(view.hashOf(view.ids[i]) as Uint8Array, (i - a) * 16)
+        return ['i', hashes]
       }
-    }
-    return parts
+      const subs = view.split(r.lo, r.hi, SPLIT)
+      const bounds: Coded[] = []
+      for (let i = 1; i < subs.length; i++) bounds.push(frontCode(subs[i - 1].lo, subs[i].lo))
+      return ['s', bounds, concat(subs.map(x => x.fp)), subs.map(x => x.count)]
+    })
   }
 }

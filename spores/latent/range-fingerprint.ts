@@ -54,7 +54,10 @@ export class RangeView {
     return fp
   }
 
-  /** Splits a range into up to `parts` sub-ranges of about equal size (by this side's records). */
+  /**
+   * Splits a range into up to `parts` sub-ranges of about equal size (by this side's records).
+   * Inner bounds are the shortest prefixes that separate neighbouring ids, to keep them short.
+   */
   split (lo: string, hi: string | null, parts: number): RangeSummary[] {
     const [a, b] = this.bounds(lo, hi)
     const n = b - a
@@ -64,11 +67,23 @@ export class RangeView {
     let startIndex = a
     for (let i = 1; i <= k; i++) {
       const endIndex = i === k ? b : a + Math.floor(n * i / k)
-      const end = i === k ? hi : this.ids[endIndex]
+      const end = i === k ? hi : separator(this.ids[endIndex - 1], this.ids[endIndex])
       out.push({ lo: start, hi: end, fp: this.fingerprint(startIndex, endIndex), count: endIndex - startIndex })
       start = end as string
       startIndex = endIndex
     }
     return out
   }
+}
+
+/** The shortest prefix of `next` that sorts after `prev` (prev < next). */
+export function separator (prev: string, next: string): string {
+  let j = 0
+  while (j < prev.length && prev[j] === next[j]) j++
+  return next.slice(0, j + 1)
+}
+
+/** A Map key for a 16-byte fingerprint. */
+export function hashKey (hash: Uint8Array, at = 0): string {
+  return String.fromCharCode.apply(null, hash.subarray(at, at + 16) as unknown as number[])
 }

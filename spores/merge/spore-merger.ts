@@ -36,6 +36,7 @@ export class SporeMerger {
   private readonly o: SporeMergerOptions
   private readonly listeners = new Set<(tier: MergeTier, entries: SignedEntry[]) => void>()
   private queue: Promise<unknown> = Promise.resolve()
+  private writes: Promise<void> = Promise.resolve()
 
   constructor (options: SporeMergerOptions) {
     this.o = options
@@ -69,14 +70,27 @@ export class SporeMerger {
     return { ok: true, entry }
   }
 
-  /** Merges a batch; calls are serialized so checks and writes of two batches never interleave. */
+  /**
+   * Merges a batch and resolves once it is on disk. Batches are validated one after another
+   * against the index (which already includes batches still being written), while writes run
+   * in order on level's own thread, so validating the next batch overlaps the current write.
+   */
   async merge (tier: MergeTier, inputs: Array<Uint8Array | SignedEntry>): Promise<MergeOutcome[]> {
-    const run = this.queue.then(async () => await this.mergeNow(tier, inputs))
-    this.queue = run.catch(() => {})
-    return await run
+    const staged = this.queue.then(async () => await this.stage(tier, inputs))
+    this.queue = staged.then(() => {}, () => {})
+    const { outcomes, written } = await staged
+    await written
+    return outcomes
   }
 
-  private async mergeNow (tier: MergeTier, inputs: Array<Uint8Array | SignedEntry>): Promise<MergeOutcome[]> {
+  /** Writes batches strictly in submission order. */
+  private write (ops: SporeBatchOp[]): Promise<void> {
+    const written = this.writes.then(async () => await this.o.db.write(ops))
+    this.writes = written.catch(() => {})
+    return written
+  }
+
+  private async stage (tier: MergeTier, inputs: Array<Uint8Array | SignedEntry>): Promise<{ outcomes: MergeOutcome[], written: Promise<void> }> {
     const store = this.o.tiers[tier]
     const higher = tier === 'latent' ? [this.o.tiers.primary, this.o.tiers.seed] : [this.o.tiers.primary]
     const now = this.o.clock()
@@ -116,22 +130,22 @@ export class SporeMerger {
       pending.set(id, entry)
       outcomes.push({ status: 'merged', entry })
     }
-    if (pending.size > 0) {
-      const ops: SporeBatchOp[] = []
-      for (const e of pending.values()) ops.push(store.putOp(e))
-      await this.o.db.write(ops)
-      store.applied(pending.values())
-      const merged = [...pending.values()]
-      for (const l of this.listeners) l(tier, merged)
-    }
-    // an entry superseded later in the same call was never written: report it as a replay
+    // an entry superseded later in the same call is not written: it counts as a replay
     for (let i = 0; i < outcomes.length; i++) {
       const out = outcomes[i]
-      if (out.status === 'merged' && pending.get(entryId(out.entry.type, out.entry.key)) !== out.entry) {
-        outcomes[i] = { status: 'rejected', reason: 'replay', type: out.entry.type }
-      }
+      if (out.status === 'merged' && pending.get(entryId(out.entry.type, out.entry.key)) !== out.entry) outcomes[i] = this.reject(tier, out.entry.type, 'replay')
     }
-    return outcomes
+    if (pending.size === 0) return { outcomes, written: Promise.resolve() }
+    const merged = [...pending.values()]
+    const previous = merged.map(e => store.getById(entryId(e.type, e.key)))
+    store.applied(merged)
+    const written = this.write(merged.map(e => store.putOp(e))).then(() => {
+      for (const l of this.listeners) l(tier, merged)
+    }, (err: unknown) => {
+      store.revert(merged, previous)
+      throw err
+    })
+    return { outcomes, written }
   }
 
   /**
@@ -158,7 +172,7 @@ export class SporeMerger {
       if ((e.expiresAt !== undefined && e.expiresAt <= now) || (ENTRY_CODECS[e.type].temporal && e.issuedAt < horizon)) dels.push({ type: e.type, key: e.key })
     }
     if (dels.length === 0) return 0
-    await this.o.db.write(dels.map(d => store.delOp(d.type, d.key)))
+    await this.write(dels.map(d => store.delOp(d.type, d.key)))
     store.applied([], dels)
     return dels.length
   }

@@ -1,5 +1,6 @@
 // One tier's entries: the level buckets plus an in-memory index (version and fingerprint of
 // every record) loaded at open, so validation and sync never read the disk to compare.
+import { equalBytes } from '../../crypto/index.ts'
 import { decodeEntry, entryHash, entryId, type SignedEntry } from '../entry/entry.ts'
 import { ENTRY_TYPES, type EntryType } from '../entry/types.ts'
 import type { SporeBatchOp, SporeDatabase, TierBuckets } from './spore-database.ts'
@@ -103,6 +104,18 @@ export class TierStore {
     for (const d of dels) this.forget(d.type, d.key)
   }
 
+  /** Undoes `applied(entries)` after their write failed, where no later version replaced them. */
+  revert (entries: SignedEntry[], previous: Array<IndexedEntry | undefined>): void {
+    entries.forEach((e, i) => {
+      const id = entryId(e.type, e.key)
+      const now = this.index.get(id)
+      if (now === undefined || !equalBytes(now.sig, e.sig)) return
+      const before = previous[i]
+      if (before === undefined) this.forget(e.type, e.key)
+      else this.index.set(id, before)
+    })
+  }
+
   /** Record ids in sorted order (for range-based sync). */
   sortedIds (): string[] {
     if (!this.sortedFresh) {
@@ -118,7 +131,7 @@ export class TierStore {
       this.counts.set(entry.type, this.count(entry.type) + 1)
       this.sortedFresh = false
     }
-    const indexed: IndexedEntry = { type: entry.type, key: entry.key, origin: entry.origin, seq: entry.seq, issuedAt: entry.issuedAt, sig: entry.sig, hash: entryHash(entry.bytes) }
+    const indexed: IndexedEntry = { type: entry.type, key: entry.key, origin: entry.origin, seq: entry.seq, issuedAt: entry.issuedAt, sig: entry.sig.slice(), hash: entryHash(entry.sig) }
     if (entry.expiresAt !== undefined) indexed.expiresAt = entry.expiresAt
     this.index.set(id, indexed)
   }

@@ -1,7 +1,8 @@
 import { describe, it, expect } from 'vitest'
 import fc from 'fast-check'
 import { decodeEntry, verifyEntrySignature, signEntry, mayWrite, ConnectionLog, SchemaError, type SignedEntry, type TrustAuthority } from '../../spores/index.ts'
-import { encodeCanonical } from '../../crypto/index.ts'
+import { encodeCanonical, decodeCanonical } from '../../crypto/index.ts'
+import { decodeBody } from '../../spores/entry/body-decoder.ts'
 import { identity, entry, nodeValue, healthValue, networkRoot } from './fixtures.ts'
 
 const signers = [identity(), identity(), identity()]
@@ -112,5 +113,38 @@ describe('connection log', () => {
     value = log.record(remote, 'connect', 200_000)
     expect(value.intermittent).toBeUndefined()
     expect(value.events).toEqual([{ at: 200_000, kind: 'c' }])
+  })
+})
+
+describe('entry body decoder', () => {
+  const scalar = fc.oneof(
+    fc.integer({ min: -(2 ** 53) + 2, max: 2 ** 53 - 1 }),
+    fc.double({ noNaN: true, noDefaultInfinity: true }).filter(d => !Object.is(d, -0) && !Number.isInteger(d)),
+    fc.string(), fc.boolean(), fc.constant(null), fc.uint8Array({ maxLength: 40 })
+  )
+  const value = fc.letrec(tie => ({
+    v: fc.oneof({ depthSize: 'small' }, scalar, fc.array(tie('v'), { maxLength: 4 }), fc.dictionary(fc.string().filter(k => k !== '__proto__'), tie('v'), { maxKeys: 4 }))
+  })).v
+
+  it('decodes what the canonical encoder writes exactly as decodeCanonical does', () => {
+    fc.assert(fc.property(value, (v) => {
+      const bytes = encodeCanonical(v)
+      expect(decodeBody(bytes)).toEqual(decodeCanonical(bytes))
+    }), { numRuns: 1000 })
+  })
+
+  it('never accepts bytes that decodeCanonical refuses', () => {
+    fc.assert(fc.property(value, fc.nat(), fc.integer({ min: 1, max: 255 }), fc.boolean(), (v, at, delta, cut) => {
+      const bytes = new Uint8Array(encodeCanonical(v))
+      const mutated = cut ? bytes.subarray(0, at % bytes.length) : bytes
+      if (!cut) mutated[at % bytes.length] = (mutated[at % bytes.length] + delta) & 0xff
+      let ours: unknown
+      try {
+        ours = decodeBody(mutated)
+      } catch {
+        return
+      }
+      expect(decodeCanonical(mutated)).toEqual(ours)
+    }), { numRuns: 3000 })
   })
 })
