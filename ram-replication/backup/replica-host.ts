@@ -11,6 +11,7 @@ import type { StripeFrame } from '../transport/frames.ts'
 import { replicationProtocols, silentLogger } from '../transport/protocols.ts'
 import type { ReplicationLogger, ReplicationNode } from '../transport/protocols.ts'
 import { InvalidFrameError } from '../transport/errors.ts'
+import { deriveLinkKeys, FrameOpener, FrameSealer } from '../transport/link-seal.ts'
 import { GuestReplica } from './guest-replica.ts'
 import type { AppliedEpoch } from './guest-replica.ts'
 import { ReplicaCapacityError, ReplicaMismatchError, ReplicaNotResumableError } from './errors.ts'
@@ -31,6 +32,8 @@ export type GuestRestorer = (image: ReplicaImage, options?: { signal?: AbortSign
 
 export interface ReplicaHostOptions {
   protocolPrefix: string
+  /** This node's Ed25519 secret (32 bytes): opens sealed links. With it, links in the clear are refused. */
+  secretKey?: Uint8Array
   /** Total guest memory this node agrees to hold for others. */
   maxReplicaBytes?: number
   /** Largest stripe frame accepted. */
@@ -192,6 +195,14 @@ export class ReplicaHost {
         const frame = decodeFrame(body)
         if (origin == null) {
           if (frame.kind !== 'origin') throw new InvalidFrameError(`first frame is ${frame.kind}, expected origin`)
+          const secretKey = this.options.secretKey
+          if (frame.salt.length > 0) {
+            if (secretKey == null) throw new InvalidFrameError('sealed link, but this backup has no key to open it')
+            const keys = deriveLinkKeys(secretKey, frame.peerId, frame.peerId, this.node.peerId.toString(), frame.salt)
+            channel.seal(new FrameSealer(keys.toPrimary), new FrameOpener(keys.toBackup))
+          } else if (secretKey != null) {
+            throw new InvalidFrameError(`link from ${frame.peerId} is not sealed`)
+          }
           origin = frame.peerId
           return
         }

@@ -47,6 +47,8 @@ export interface BackupSessionOptions {
   backup: string
   routes: LinkRoute[]
   windowBytes: number
+  /** This node's Ed25519 secret (32 bytes): seals the links end to end. */
+  secretKey?: Uint8Array
   logger: ReplicationLogger
   onAck: (ack: EpochAcknowledgement) => void
   onResumed: (backup: string, epoch: number) => void
@@ -111,6 +113,7 @@ export class BackupSession {
         route: slot.route,
         windowBytes: this.options.windowBytes,
         maxFrameBytes: 4096,
+        secretKey: this.options.secretKey,
         signal: signal ?? AbortSignal.timeout(5000),
         onFrame: (link, frame) => { this.onFrame(link, frame) },
         onClose: (link, error) => { this.onLinkClosed(slot, link, error) }

@@ -30,6 +30,8 @@ export interface PrimaryReplicationOptions {
   protocolPrefix: string
   guest: ReplicatedGuest
   backups: BackupTarget[]
+  /** This node's Ed25519 secret (32 bytes): links are sealed end to end (rhizomorphs see ciphertext). */
+  secretKey?: Uint8Array
   /** LAN/WAN settings (from `profileForRtt`); the explicit options below override them. */
   profile?: NetworkProfile
   epochIntervalMs?: number
@@ -165,6 +167,7 @@ export class PrimaryReplication {
         backup: target.peerId,
         routes: target.via.map(via => ({ backup: target.peerId, via })),
         windowBytes: options.windowBytes ?? profile?.windowBytes ?? 4 * 1024 * 1024,
+        secretKey: options.secretKey,
         logger: this.logger,
         onAck: (ack) => { for (const listener of this.listeners.ack) listener(ack) },
         onResumed: (backup) => { this.resumedWaiters.get(backup)?.() },

@@ -14,6 +14,8 @@ import { UnknownBackupError } from './errors.ts'
 export interface RamReplicationOptions {
   /** `/mycelium/<networkId>`: the protocols are `<prefix>/ram/stripe/1.0.0` and `<prefix>/ram/forward/1.0.0`. */
   protocolPrefix: string
+  /** This node's Ed25519 secret (32 bytes): seals links end to end and opens sealed links. */
+  secretKey?: Uint8Array
   /** Forward other nodes' links (rhizomorphs and sclerotia). */
   forward?: boolean
   maxForwards?: number
@@ -67,6 +69,7 @@ export class RamReplication {
         maxReplicaBytes: options.maxReplicaBytes,
         primaryTimeoutMs: options.primaryTimeoutMs,
         resumeOnPrimaryLoss: options.resumeOnPrimaryLoss,
+        secretKey: options.secretKey,
         restoreGuest: options.restoreGuest,
         allocateMemory: options.allocateMemory,
         logger: this.logger
@@ -88,7 +91,7 @@ export class RamReplication {
 
   /** Start replicating a guest that runs here; resolves once the initial full epoch is queued. */
   async replicate (guest: ReplicatedGuest, options: ReplicateOptions & { signal?: AbortSignal }): Promise<PrimaryReplication> {
-    const replication = new PrimaryReplication({ ...options, node: this.node, protocolPrefix: this.options.protocolPrefix, guest, logger: this.logger })
+    const replication = new PrimaryReplication({ secretKey: this.options.secretKey, ...options, node: this.node, protocolPrefix: this.options.protocolPrefix, guest, logger: this.logger })
     await replication.start({ signal: options.signal })
     this.primaries.set(guest.vmId, { replication, guest })
     return replication

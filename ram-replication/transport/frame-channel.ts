@@ -4,6 +4,7 @@
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { Stream } from '@libp2p/interface'
 import { FrameTooLargeError, LinkClosedError } from './errors.ts'
+import type { FrameOpener, FrameSealer } from './link-seal.ts'
 
 export interface FrameChannelOptions {
   maxFrameBytes: number
@@ -18,6 +19,8 @@ export class FrameChannel {
   private readonly onFrame: (body: Uint8Array) => void
   private onClose?: (error?: Error) => void
   private closed = false
+  private sealer?: FrameSealer
+  private opener?: FrameOpener
   bytesSent = 0
   bytesReceived = 0
 
@@ -57,8 +60,14 @@ export class FrameChannel {
       if (this.buffer.byteLength < 4 + length) return
       const body = this.buffer.subarray(4, 4 + length)
       this.buffer.consume(4 + length)
-      this.onFrame(body)
+      this.onFrame(this.opener != null ? this.opener.open(body) : body)
     }
+  }
+
+  /** From now on frames are sealed both ways (frames already received were read in the clear). */
+  seal (sealer: FrameSealer, opener: FrameOpener): void {
+    this.sealer = sealer
+    this.opener = opener
   }
 
   /** Send one frame made of `chunks`; resolves once the stream accepted it (waits for drain). */
@@ -67,8 +76,8 @@ export class FrameChannel {
     const list = new Uint8ArrayList()
     const prefix = new Uint8Array(4)
     list.append(prefix)
-    if (chunks instanceof Uint8Array) list.append(chunks)
-    else for (const chunk of chunks) list.append(chunk)
+    const parts = chunks instanceof Uint8Array ? [chunks] : chunks
+    for (const chunk of this.sealer != null ? this.sealer.seal(parts) : parts) list.append(chunk)
     const length = list.byteLength - 4
     new DataView(prefix.buffer).setUint32(0, length)
     if (this.stream.writableNeedsDrain) await this.stream.onDrain(options)

@@ -64,7 +64,8 @@ export interface StripeFrame extends StripeHeader {
   hash: Uint8Array
 }
 
-export interface OriginFrame { kind: 'origin', peerId: string }
+/** First frame of a stripe stream, from the primary: who it is and, for a sealed link, the key salt. */
+export interface OriginFrame { kind: 'origin', peerId: string, salt: Uint8Array }
 export interface StripeReceiptFrame { kind: 'stripe-receipt', vmId: string, epoch: number, stripeIndex: number }
 export interface EpochAppliedFrame {
   kind: 'epoch-applied'
@@ -138,8 +139,8 @@ export function encodeStripe (header: StripeHeader, pages: readonly PageEntry[])
   return { epoch: header.epoch, stripeIndex: header.stripeIndex, chunks, bytes: bytes + HASH_BYTES, hash }
 }
 
-export function encodeOrigin (peerId: string): Uint8Array {
-  return head(new ByteWriter(), KIND_ORIGIN).text(peerId).finish()
+export function encodeOrigin (peerId: string, salt: Uint8Array = new Uint8Array(0)): Uint8Array {
+  return head(new ByteWriter(), KIND_ORIGIN).text(peerId).u8(salt.length).bytes(salt).finish()
 }
 
 export function encodeStripeReceipt (vmId: string, epoch: number, stripeIndex: number): Uint8Array {
@@ -238,8 +239,9 @@ export function decodeFrame (body: Uint8Array): ReplicationFrame {
   switch (kind) {
     case KIND_ORIGIN: {
       const peerId = reader.text(MAX_PEER_ID_BYTES, 'peer id')
+      const salt = reader.bytes(reader.u8('salt length'), 'salt')
       reader.end('origin')
-      return { kind: 'origin', peerId }
+      return { kind: 'origin', peerId, salt }
     }
     case KIND_STRIPE:
       return decodeStripe(reader, body)

@@ -5,7 +5,6 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, Stream } from '@libp2p/interface'
 import { ByteReader, ByteWriter } from './bytes.ts'
 import { ForwardRefusedError, InvalidFrameError } from './errors.ts'
-import { encodeOrigin } from './frames.ts'
 import { readSingleFrame, spliceStreams, writeSingleFrame } from './forward-pipe.ts'
 import { replicationProtocols, silentLogger } from './protocols.ts'
 import type { ReplicationLogger, ReplicationNode } from './protocols.ts'
@@ -141,8 +140,6 @@ export class StripeForwarder {
       this.statsValue.accepted++
       this.streams.add(inbound)
       this.streams.add(outbound)
-      // The origin is the peer this node authenticated, so a backup learns who the stripes come from.
-      writeSingleFrame(outbound, encodeOrigin(connection.remotePeer.toString()))
       writeSingleFrame(inbound, encodeForwardAnswer(STATUS_OK, ''))
       await spliceStreams(inbound, outbound, this.bufferBytes, (count) => { this.statsValue.bytesForwarded += count })
     } finally {

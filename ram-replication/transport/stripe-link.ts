@@ -1,6 +1,7 @@
 // One link from a primary to a backup: a stripe stream, direct or through a rhizomorph's
 // forwarder. Flow control: at most `windowBytes` of stripes may be sent and not yet receipted
 // by the backup; the stream's own backpressure (drain) applies underneath.
+import { randomBytes } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
 import { LinkClosedError } from './errors.ts'
@@ -10,6 +11,7 @@ import type { EncodedStripe, ReplicationFrame } from './frames.ts'
 import { encodeForwardRequest, awaitForwardAnswer } from './stripe-forwarder.ts'
 import { writeSingleFrame } from './forward-pipe.ts'
 import type { ReplicationNode, ReplicationProtocols } from './protocols.ts'
+import { deriveLinkKeys, FrameOpener, FrameSealer, SEAL_SALT_BYTES } from './link-seal.ts'
 
 /** Where a link goes: to `backup`, through rhizomorph `via` or directly when `via` is absent. */
 export interface LinkRoute {
@@ -23,6 +25,8 @@ export interface StripeLinkOptions {
   route: LinkRoute
   windowBytes: number
   maxFrameBytes: number
+  /** This node's Ed25519 secret (32 bytes): seals the link end to end. Without it the link is in the clear. */
+  secretKey?: Uint8Array
   onFrame: (link: StripeLink, frame: ReplicationFrame) => void
   onClose: (link: StripeLink, error?: Error) => void
   signal?: AbortSignal
@@ -55,7 +59,6 @@ export class StripeLink {
     let stream
     if (route.via == null) {
       stream = await node.dialProtocol(backupPeer, protocols.stripe, { signal })
-      writeSingleFrame(stream, encodeOrigin(node.peerId.toString()))
     } else {
       stream = await node.dialProtocol(peerIdFromString(route.via), protocols.forward, { signal })
       try {
@@ -66,6 +69,9 @@ export class StripeLink {
         throw error
       }
     }
+    const self = node.peerId.toString()
+    const salt = options.secretKey != null ? new Uint8Array(randomBytes(SEAL_SALT_BYTES)) : new Uint8Array(0)
+    writeSingleFrame(stream, encodeOrigin(self, salt))
     let link: StripeLink | undefined
     const pending: ReplicationFrame[] = []
     const channel = new FrameChannel(stream, {
@@ -82,6 +88,10 @@ export class StripeLink {
         }
       }
     })
+    if (options.secretKey != null) {
+      const keys = deriveLinkKeys(options.secretKey, route.backup, self, route.backup, salt)
+      channel.seal(new FrameSealer(keys.toBackup), new FrameOpener(keys.toPrimary))
+    }
     link = new StripeLink(route, options.windowBytes, channel)
     if (!channel.isOpen) throw new LinkClosedError('link closed while opening')
     for (const frame of pending) options.onFrame(link, frame)

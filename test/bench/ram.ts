@@ -15,7 +15,7 @@ import {
   BackupSession, EpochEncoder, ReplicaHost, StripeForwarder, replicationProtocols, silentLogger
 } from '../../ram-replication/index.ts'
 import type { Checkpoint } from '../../ram-replication/index.ts'
-import { connect, startReplicationNode, stopAll, waitFor } from '../ram-replication/mesh.ts'
+import { connect, secretKeyOf, startReplicationNode, stopAll, waitFor } from '../ram-replication/mesh.ts'
 
 const PREFIX = '/mycelium/bench'
 const PAGE = 4096
@@ -84,11 +84,11 @@ async function linkScaling (shaped: boolean): Promise<void> {
     for (const node of rhizomorphs) await connect(node, [backup])
     await connect(primary, rhizomorphs)
     for (const node of rhizomorphs) await new StripeForwarder(node, { protocolPrefix: PREFIX }).start()
-    const host = new ReplicaHost(backup, { protocolPrefix: PREFIX })
+    const host = new ReplicaHost(backup, { protocolPrefix: PREFIX, secretKey: secretKeyOf(backup) })
     await host.start()
     console.log(shaped
-      ? `link scaling: in-process nodes in a private network namespace, each rhizomorph's inbound traffic shaped by tc tbf to ${LINK_RATE_MBIT} Mbit/s`
-      : 'link scaling: in-process nodes on loopback, NOT rate-shaped (all nodes share this process\'s CPU: the figure is the path\'s cost, not link scaling)')
+      ? `link scaling (links sealed end to end): in-process nodes in a private network namespace, each rhizomorph's inbound traffic shaped by tc tbf to ${LINK_RATE_MBIT} Mbit/s`
+      : 'link scaling (links sealed end to end): in-process nodes on loopback, NOT rate-shaped (all nodes share this process\'s CPU: the figure is the path\'s cost, not link scaling)')
     const results: number[] = []
     for (const links of [1, 2, 4]) {
       const vmId = `bench-${links}`
@@ -103,6 +103,7 @@ async function linkScaling (shaped: boolean): Promise<void> {
         backup: backup.peerId.toString(),
         routes: rhizomorphs.slice(0, links).map(node => ({ backup: backup.peerId.toString(), via: node.peerId.toString() })),
         windowBytes: 1 << 20,
+        secretKey: secretKeyOf(primary),
         logger: silentLogger,
         onAck: (ack) => { acked = ack.epoch },
         onResumed: () => {},

@@ -5,15 +5,29 @@ import type { Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@libp2p/noise'
 import { yamux } from '@libp2p/yamux'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+
+const secrets = new WeakMap<Libp2p, Uint8Array>()
+
+/** The node's Ed25519 secret (32 bytes), which seals replication links. */
+export function secretKeyOf (node: Libp2p): Uint8Array {
+  const secret = secrets.get(node)
+  if (secret == null) throw new Error('not a node of this mesh')
+  return secret
+}
 
 export async function startReplicationNode (port = 0): Promise<Libp2p> {
-  return await createLibp2p({
+  const privateKey = await generateKeyPair('Ed25519')
+  const node = await createLibp2p({
+    privateKey,
     addresses: { listen: [`/ip4/127.0.0.1/tcp/${port}`] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: { maxConnections: 64, inboundConnectionThreshold: 100 }
   })
+  secrets.set(node, privateKey.raw.subarray(0, 32))
+  return node
 }
 
 /** Connect `from` to each of `to` (so later dials by peer id find them). */

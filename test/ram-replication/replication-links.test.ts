@@ -1,7 +1,7 @@
 // Links, forwarding and backups on real libp2p nodes (TCP on 127.0.0.1, noise, yamux): one
 // primary, four rhizomorph nodes running the forwarder, and backups. The epochs here are byte
 // images cut into stripes, to exercise the transport alone; replicating a running KVM guest is
-// in replication-kvm.test.ts.
+// in replication-kvm.test.ts. Links are sealed end to end with the nodes' identity keys.
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Libp2p } from 'libp2p'
@@ -10,7 +10,7 @@ import {
   replicationProtocols, silentLogger
 } from '../../ram-replication/index.ts'
 import type { Checkpoint, EpochAcknowledgement } from '../../ram-replication/index.ts'
-import { connect, startReplicationNode, stopAll, waitFor } from './mesh.ts'
+import { connect, secretKeyOf, startReplicationNode, stopAll, waitFor } from './mesh.ts'
 
 const PREFIX = '/mycelium/links-test'
 const PAGE = 4096
@@ -49,7 +49,7 @@ describe('replication links over rhizomorph forwarders', () => {
     await connect(primary, [...rhizomorphs, ...backups])
     forwarders = rhizomorphs.map((node, index) => new StripeForwarder(node, { protocolPrefix: PREFIX, maxForwards: index === 3 ? 1 : 8 }))
     for (const forwarder of forwarders) await forwarder.start()
-    hosts = backups.map(node => new ReplicaHost(node, { protocolPrefix: PREFIX, hashMemory: true }))
+    hosts = backups.map(node => new ReplicaHost(node, { protocolPrefix: PREFIX, hashMemory: true, secretKey: secretKeyOf(node) }))
     for (const host of hosts) await host.start()
   })
 
@@ -66,6 +66,7 @@ describe('replication links over rhizomorph forwarders', () => {
       backup: backup.peerId.toString(),
       routes: vias.map(via => ({ backup: backup.peerId.toString(), via: via.peerId.toString() })),
       windowBytes,
+      secretKey: secretKeyOf(primary),
       logger: silentLogger,
       onAck: (ack) => { acks.push(ack) },
       onResumed: () => {},
@@ -150,6 +151,7 @@ describe('replication links over rhizomorph forwarders', () => {
   it('a rhizomorph refuses forwards past its bound and to peers it cannot reach', async () => {
     const open = async (via: Libp2p, backup: string): Promise<StripeLink> => await StripeLink.open({
       node: primary,
+      secretKey: secretKeyOf(primary),
       protocols,
       route: { backup, via: via.peerId.toString() },
       windowBytes: 1024 * 1024,
@@ -166,5 +168,39 @@ describe('replication links over rhizomorph forwarders', () => {
     await stranger.stop()
     await expect(open(rhizomorphs[3], strangerId)).rejects.toThrow(ForwardRefusedError)
     expect(forwarders[3].stats().refused).toBe(2)
+  })
+
+  it('a backup refuses links in the clear and links whose origin is forged', async () => {
+    const acks: EpochAcknowledgement[] = []
+    const applied: string[] = []
+    hosts[1].on('applied', (epoch) => { applied.push(epoch.vmId) })
+    const image = new Uint8Array(randomBytes(64 * PAGE))
+    const encoded = new EpochEncoder().encode(fullCheckpointOf('vm-forged', image, 1))
+    const attempt = async (node: typeof primary | { peerId: Libp2p['peerId'], handle: Libp2p['handle'], unhandle: Libp2p['unhandle'], dialProtocol: Libp2p['dialProtocol'] }, secretKey?: Uint8Array): Promise<boolean> => {
+      let closed = false
+      const link = await StripeLink.open({
+        node,
+        protocols,
+        secretKey,
+        route: { backup: backups[1].peerId.toString(), via: rhizomorphs[0].peerId.toString() },
+        windowBytes: 1 << 20,
+        maxFrameBytes: 4096,
+        onFrame: (_link, frame) => { if (frame.kind === 'epoch-applied') acks.push(frame as unknown as EpochAcknowledgement) },
+        onClose: () => { closed = true }
+      })
+      for (const stripe of encoded.stripes) await link.sendStripe(stripe).catch(() => {})
+      await waitFor(() => closed, 5000, 'the backup to close the link')
+      return closed
+    }
+    // In the clear: refused.
+    expect(await attempt(primary)).toBe(true)
+    // A rhizomorph pretending to be the primary: it cannot seal with the primary's key.
+    const impostor = rhizomorphs[2]
+    await connect(impostor, [rhizomorphs[0]])
+    const forged = { peerId: primary.peerId, handle: impostor.handle.bind(impostor), unhandle: impostor.unhandle.bind(impostor), dialProtocol: impostor.dialProtocol.bind(impostor) }
+    expect(await attempt(forged, secretKeyOf(impostor))).toBe(true)
+    expect(acks).toEqual([])
+    expect(applied).toEqual([])
+    expect(hosts[1].replica('vm-forged')).toBeUndefined()
   })
 })
