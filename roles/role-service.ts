@@ -24,43 +24,7 @@ import { measureNetwork } from './measure/network-measurement.ts'
 import type { NetworkProbe } from './measure/network-probe.ts'
 import { roleReport, type RoleReport } from './role-report.ts'
 import { silentLogger, type RoleHost, type RolePubsub, type RoleLogger } from './role-host.ts'
-
-export interface RoleTiming {
-  /** How often this node re-advertises its role and re-evaluates balance. */
-  advertiseIntervalMs: number
-  /** An advertisement not refreshed within this long is dropped. */
-  ttlMs: number
-  /** A peer that disconnected from us is dropped after this long without news. */
-  suspectGraceMs: number
-  /** No balancing until the view has had this long to fill after start. */
-  settleMs: number
-  /** A balancing action must still be advised after this long before it is taken. */
-  confirmMs: number
-  hysteresisMs: number
-  hardwareIntervalMs: number
-  powerPollIntervalMs: number
-  networkIntervalMs: number
-  firstNetworkMeasurementMs: number
-}
-
-/** Defaults derived from the advertisement interval; each can be overridden. */
-export function roleTiming (overrides: Partial<RoleTiming> = {}): RoleTiming {
-  const advertise = overrides.advertiseIntervalMs ?? 5_000
-  return {
-    advertiseIntervalMs: advertise,
-    ttlMs: 3 * advertise,
-    suspectGraceMs: 1_000,
-    settleMs: 2 * advertise,
-    // an advertisement of a live peer that merely disconnected from us arrives within one interval
-    confirmMs: advertise + 1_000,
-    hysteresisMs: 5 * 60_000,
-    hardwareIntervalMs: 60_000,
-    powerPollIntervalMs: 10_000,
-    networkIntervalMs: 10 * 60_000,
-    firstNetworkMeasurementMs: 2_000,
-    ...overrides
-  }
-}
+import { roleTiming, type RoleTiming } from './role-timing.ts'
 
 export interface RoleMetrics {
   setRole: (role: Role) => void

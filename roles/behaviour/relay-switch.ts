@@ -25,6 +25,7 @@ export class RelaySwitch implements Startable {
   private readonly init: RelaySwitchInit
   private server?: CircuitRelayService & Startable
   private current: RelayMode = 'off'
+  private desired?: RelayMode
   private running = false
   private queue: Promise<void> = Promise.resolve()
 
@@ -41,16 +42,20 @@ export class RelaySwitch implements Startable {
 
   async start (): Promise<void> {
     this.running = true
-    await this.setMode(this.init.initialMode ?? 'off')
+    // a mode set before libp2p started wins over the initial one
+    await this.setMode(this.desired ?? this.init.initialMode ?? 'off')
   }
 
   async stop (): Promise<void> {
+    const desired = this.desired
     await this.setMode('off')
+    this.desired = desired
     this.running = false
   }
 
   /** Switches mode; calls are applied in order. */
   async setMode (mode: RelayMode): Promise<void> {
+    this.desired = mode
     const next = this.queue.then(async () => { await this.apply(mode) })
     this.queue = next.catch(() => {})
     await next

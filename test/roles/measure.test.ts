@@ -1,8 +1,24 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import { multiaddr } from '@multiformats/multiaddr'
 import { lpStream } from '@libp2p/utils'
-import { measureNetwork, ProbeRefusedError, encodeProbeRequest } from '../../roles/index.ts'
+import { measureNetwork, ProbeRefusedError, encodeProbeRequest, decodeProbeRequest, InvalidProbeMessageError } from '../../roles/index.ts'
+import { encodeCanonical } from '../../crypto/index.ts'
 import { startNode, PROBE_PROTOCOL, type RoleTestNode } from './nodes.ts'
+
+describe('probe requests are validated before anything is done', () => {
+  it('accepts bounded requests and rejects everything else', () => {
+    expect(decodeProbeRequest(encodeCanonical({ op: 'echo', rounds: 4 }))).toEqual({ op: 'echo', rounds: 4 })
+    const bad = [
+      { op: 'echo', rounds: 17 }, { op: 'echo', rounds: 0 }, { op: 'echo', rounds: 1.5 },
+      { op: 'download', bytes: 1024 * 1024 + 1 }, { op: 'download', bytes: 10, extra: true },
+      { op: 'dialback', addrs: [] }, { op: 'dialback', addrs: ['not an address'] },
+      { op: 'dialback', addrs: Array.from({ length: 5 }, (_, i) => `/ip4/127.0.0.1/tcp/${4000 + i}`) },
+      { op: 'flood' }, ['echo']
+    ]
+    for (const request of bad) expect(() => decodeProbeRequest(encodeCanonical(request))).toThrow(InvalidProbeMessageError)
+    expect(() => decodeProbeRequest(new Uint8Array([0xff, 0x00]))).toThrow(InvalidProbeMessageError)
+  })
+})
 
 describe('probe protocol between two real libp2p nodes', () => {
   const nodes: RoleTestNode[] = []

@@ -139,3 +139,15 @@ describe('hysteresis', () => {
     expect(next.reasons.join('\n')).toMatch(/operator set hyphae/)
   })
 })
+
+describe('role timing overrides', () => {
+  it('derives defaults from the advertisement interval and validates overrides from the environment', async () => {
+    const { roleTiming, roleTimingFromEnv, RoleTimingError, ROLE_TIMING_ENV } = await import('../../roles/index.ts')
+    expect(roleTiming()).toMatchObject({ advertiseIntervalMs: 5_000, ttlMs: 15_000, hysteresisMs: 300_000 })
+    const fast = roleTimingFromEnv({ [ROLE_TIMING_ENV]: '{"advertiseIntervalMs":1000,"hysteresisMs":20000}' })
+    expect(roleTiming(fast)).toMatchObject({ advertiseIntervalMs: 1_000, ttlMs: 3_000, settleMs: 2_000, hysteresisMs: 20_000 })
+    expect(roleTimingFromEnv({})).toEqual({})
+    expect(() => roleTimingFromEnv({ [ROLE_TIMING_ENV]: '{"advertiseIntervalMs":-1}' })).toThrow(RoleTimingError)
+    expect(() => roleTimingFromEnv({ [ROLE_TIMING_ENV]: '{"warp":1}' })).toThrow(/unknown role timing/)
+  })
+})
