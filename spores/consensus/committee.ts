@@ -1,0 +1,46 @@
+// Deterministic committees. Candidates are ranked by sha256(seed ‖ peerId) (the seed is the
+// current primary epoch digest, so nobody picks their rank); attempt a takes n consecutive
+// members of that ranking starting at position a, so each retry rotates the proposer
+// (the first member) and swaps one member for the next candidate.
+import { encodeCanonical, sha256, toHex } from '../../crypto/index.ts'
+
+export function quorumOf (f: number): number {
+  return 2 * f + 1
+}
+
+export function minimumCommittee (f: number): number {
+  return 3 * f + 1
+}
+
+/**
+ * f for a committee of `size` members: the configured f, lowered when exclusions leave fewer
+ * than 3f+1 candidates (so the network keeps certifying with what it has); never below 1
+ * unless f is configured 0. Deterministic from agreed data, so every checker computes the same.
+ */
+export function effectiveF (configuredF: number, size: number): number {
+  return Math.min(configuredF, Math.floor((size - 1) / 3))
+}
+
+/** The fewest members a committee may have. */
+export function smallestCommittee (configuredF: number): number {
+  return minimumCommittee(Math.min(configuredF, 1))
+}
+
+export function rankCandidates (candidates: readonly string[], seed: Uint8Array): string[] {
+  const unique = [...new Set(candidates)]
+  const rank = new Map(unique.map(p => [p, toHex(sha256(encodeCanonical(['mycelium/bft/rank/1', seed, p])))]))
+  return unique.sort((a, b) => {
+    const x = rank.get(a) as string
+    const y = rank.get(b) as string
+    return x < y ? -1 : x > y ? 1 : a < b ? -1 : 1
+  })
+}
+
+/** The committee of one attempt, in ranking order (its first member proposes). */
+export function selectCommittee (candidates: readonly string[], seed: Uint8Array, attempt: number, size: number): string[] {
+  const ranked = rankCandidates(candidates, seed)
+  const n = Math.min(size, ranked.length)
+  const out: string[] = []
+  for (let i = 0; i < n; i++) out.push(ranked[(attempt + i) % ranked.length])
+  return out
+}

@@ -1,0 +1,135 @@
+// How a committee member behaves at its two decision points. HonestConduct is what every
+// node runs; the others are the Byzantine members the engine must withstand, real
+// alternative implementations used by tests and fault drills.
+import { randomBytesOf, equalBytes } from '../../crypto/index.ts'
+
+export interface Ballot {
+  result: Uint8Array
+  nonce: Uint8Array
+}
+
+/** What a conduct may do: sign and publish a commitment or a reveal in the current round. */
+export interface ConductActions {
+  commit: (vote: Ballot) => void
+  reveal: (vote: Ballot) => void
+}
+
+export interface MemberConduct {
+  readonly name: string
+  /** The member computed the honest result (commit phase). */
+  evaluated: (result: Uint8Array, act: ConductActions) => void
+  /** The reveal phase opened for this member. */
+  revealPhase: (act: ConductActions) => void
+  /** Another member's valid reveal was seen. */
+  peerRevealed?: (vote: Ballot, act: ConductActions) => void
+}
+
+function freshVote (result: Uint8Array): Ballot {
+  return { result, nonce: randomBytesOf(32) }
+}
+
+function flipped (result: Uint8Array): Uint8Array {
+  const other = result.length === 0 ? new Uint8Array(1) : Uint8Array.from(result)
+  other[0] ^= 0xff
+  return other
+}
+
+export class HonestConduct implements MemberConduct {
+  readonly name = 'honest'
+  private vote: Ballot | undefined
+
+  evaluated (result: Uint8Array, act: ConductActions): void {
+    this.vote = freshVote(result)
+    act.commit(this.vote)
+  }
+
+  revealPhase (act: ConductActions): void {
+    if (this.vote !== undefined) act.reveal(this.vote)
+  }
+}
+
+/** Commits to and reveals another result than the one it computed. */
+export class DissentingConduct implements MemberConduct {
+  readonly name = 'dissent'
+  private vote: Ballot | undefined
+  evaluated (result: Uint8Array, act: ConductActions): void {
+    this.vote = freshVote(flipped(result))
+    act.commit(this.vote)
+  }
+
+  revealPhase (act: ConductActions): void {
+    if (this.vote !== undefined) act.reveal(this.vote)
+  }
+}
+
+/** Commits, then never reveals (e.g. to see the others' results first and stall). */
+export class WithholdingConduct implements MemberConduct {
+  readonly name = 'withhold'
+  evaluated (result: Uint8Array, act: ConductActions): void {
+    act.commit(freshVote(result))
+  }
+
+  revealPhase (): void {}
+}
+
+/** Signs two different commitments in one round, then reveals one of them. */
+export class EquivocatingConduct implements MemberConduct {
+  readonly name = 'equivocate'
+  private vote: Ballot | undefined
+  evaluated (result: Uint8Array, act: ConductActions): void {
+    this.vote = freshVote(result)
+    act.commit(this.vote)
+    act.commit(freshVote(flipped(result)))
+  }
+
+  revealPhase (act: ConductActions): void {
+    if (this.vote !== undefined) act.reveal(this.vote)
+  }
+}
+
+/**
+ * Does no work: skips its own commitment, waits for another member's reveal, then commits
+ * to that reveal's result and nonce (bound to its own peer id) and reveals the copy.
+ */
+export class CopyingConduct implements MemberConduct {
+  readonly name = 'copy'
+  private copied = false
+  evaluated (): void {}
+  revealPhase (): void {}
+  peerRevealed (vote: Ballot, act: ConductActions): void {
+    if (this.copied) return
+    this.copied = true
+    act.commit(vote)
+    act.reveal(vote)
+  }
+}
+
+/** Commits honestly, then reveals a result with another nonce (a reveal that opens nothing). */
+export class MismatchingConduct implements MemberConduct {
+  readonly name = 'mismatch'
+  private vote: Ballot | undefined
+  evaluated (result: Uint8Array, act: ConductActions): void {
+    this.vote = freshVote(result)
+    act.commit(this.vote)
+  }
+
+  revealPhase (act: ConductActions): void {
+    if (this.vote === undefined) return
+    let nonce = randomBytesOf(32)
+    while (equalBytes(nonce, this.vote.nonce)) nonce = randomBytesOf(32)
+    act.reveal({ result: this.vote.result, nonce })
+  }
+}
+
+export type ConductName = 'honest' | 'dissent' | 'withhold' | 'equivocate' | 'copy' | 'mismatch'
+
+export function conductOf (name: ConductName): () => MemberConduct {
+  switch (name) {
+    case 'honest': return () => new HonestConduct()
+    case 'dissent': return () => new DissentingConduct()
+    case 'withhold': return () => new WithholdingConduct()
+    case 'equivocate': return () => new EquivocatingConduct()
+    case 'copy': return () => new CopyingConduct()
+    case 'mismatch': return () => new MismatchingConduct()
+  }
+}

@@ -1,0 +1,385 @@
+// Primary epochs as an operation on the round engine. Every epoch interval the committee
+// (drawn from the candidates recorded in the latest epoch, seeded by its digest) agrees on
+// the digest of the next primary snapshot: the proposer's validated latent entries and the
+// previous epoch, built by the spores side (EpochInputSource), deterministic for every member.
+// The certified epoch goes to the sink (the primary tier).
+//
+// Split-brain: a node votes and proposes only while it is writable: it reaches 2f+1 of the
+// last committee, and the peers it reaches have more differential uptime than those it cannot
+// reach. Otherwise it is read-only for primary epochs (reads go on). It never votes on an epoch
+// number it holds certified, and never adopts an epoch that conflicts with one it holds; after
+// a heal it adopts the other side's certified epochs, checking every certificate.
+import { encodeCanonical, decodeCanonical, equalBytes, toHex, sha256 } from '../../crypto/index.ts'
+import { RoundFailedError, ConflictingEpochError, EpochGapError, CertificateInvalidError, type RoundFailureReason } from './errors.ts'
+import { selectCommittee, quorumOf, effectiveF } from './committee.ts'
+import { signersOf, type Certificate } from './certificate.ts'
+import { checkEpochCertificate, EPOCH_OPERATION, epochKey } from './epoch-certificate.ts'
+import { EpochChain, type EpochRecord } from './epoch-chain.ts'
+import { consensusTopics, type ConsensusPubSub } from './pubsub.ts'
+import { quietLogger, type ConsensusLogger } from './logger.ts'
+import { MAX_COMMITTEE } from './messages.ts'
+import type { RoundEngine, Operation } from './round-engine.ts'
+
+/** The body of the next epoch, as proposed (the operation's input). */
+export interface EpochBody {
+  epoch: number
+  prev: Uint8Array
+  issuedAt: number
+  /** Canonical entry bytes. */
+  entries: Uint8Array[]
+  /** Candidates for the committee of the epoch after this one. */
+  candidates: string[]
+}
+
+export interface BuiltEpoch {
+  digest: Uint8Array
+  headerBytes: Uint8Array
+  /** The entries as they go into the epoch (sorted canonical bytes). */
+  entries: Uint8Array[]
+}
+
+export interface EpochHeaderFacts {
+  epoch: number
+  prev: Uint8Array | null
+  candidates: string[]
+  issuedAt: number
+  digest: Uint8Array
+}
+
+/** Implemented by the spores side: sorted canonical entries → header → digest. */
+export interface EpochInputSource {
+  /** This node's validated latent entries for the next epoch, canonical bytes. */
+  entries: (signal: AbortSignal) => Promise<Uint8Array[]>
+  /** Deterministic: the next epoch's header and digest; throws for invalid entries. */
+  build: (body: EpochBody) => BuiltEpoch | Promise<BuiltEpoch>
+  /** Reads a header this node did not build; throws if it is not a valid header. */
+  readHeader: (headerBytes: Uint8Array) => EpochHeaderFacts
+}
+
+export interface CertifiedEpoch {
+  epoch: number
+  digest: Uint8Array
+  headerBytes: Uint8Array
+  entries?: Uint8Array[]
+  certificate: Uint8Array
+  committee: string[]
+  signers: string[]
+}
+
+/** Where certified epochs go (the primary tier stores them). */
+export interface EpochSink {
+  accept: (epoch: CertifiedEpoch) => void | Promise<void>
+}
+
+export interface PrimaryEpochsOptions {
+  engine: RoundEngine
+  pubsub: ConsensusPubSub
+  topicPrefix: string
+  source: EpochInputSource
+  sink: EpochSink
+  /** The latest certified epoch this node holds (from the primary tier); the chain starts there. */
+  anchor: { headerBytes: Uint8Array, certificate: Uint8Array, entries?: Uint8Array[] }
+  /** Current sclerotia: the candidates a proposer records for the committee after next (minus the excluded). */
+  candidates: () => string[]
+  isConnected: (peerId: string) => boolean
+  /** Default 30 s. */
+  intervalMs?: number
+  /** How often the schedule is checked (default min(1 s, interval / 4)). */
+  tickMs?: number
+  maxAttempts?: number
+  clock?: () => number
+  log?: ConsensusLogger
+}
+
+export interface Writability {
+  writable: boolean
+  reason?: string
+  reachable: number
+  lastCommittee: string[]
+  uptimeReachable: number
+  uptimeUnreachable: number
+}
+
+export interface EpochSummary {
+  epoch: number
+  digest: string
+  issuedAt: number
+  committee: string[]
+  signers: string[]
+  candidates: string[]
+}
+
+const CATCH_UP_BATCH = 16
+const MAX_EPOCH_MESSAGE = 1024 * 1024
+
+export class PrimaryEpochs {
+  readonly chain = new EpochChain()
+  private readonly o: PrimaryEpochsOptions
+  private readonly engine: RoundEngine
+  private readonly topic: string
+  private readonly clock: () => number
+  private readonly log: ConsensusLogger
+  private readonly built = new Map<string, BuiltEpoch>()
+  private readonly nextAttempt = new Map<number, number>()
+  private readonly answered = new Map<number, number>()
+  private unsubscribe: (() => void) | undefined
+  private timer: ReturnType<typeof setInterval> | undefined
+  private runningRound: Promise<void> | undefined
+  private abort = new AbortController()
+  private lastHeadAt = 0
+  private lastNeedAt = 0
+  private conflicts = 0
+  private sinkQueue: Promise<void> = Promise.resolve()
+
+  constructor (options: PrimaryEpochsOptions) {
+    this.o = options
+    this.engine = options.engine
+    this.topic = consensusTopics(options.topicPrefix).epochs
+    this.clock = options.clock ?? Date.now
+    this.log = options.log ?? quietLogger
+    const facts = options.source.readHeader(options.anchor.headerBytes)
+    this.chain.anchor({ ...facts, headerBytes: options.anchor.headerBytes, certificate: options.anchor.certificate, committee: [], signers: [], entries: options.anchor.entries })
+    this.engine.register(this.operation())
+  }
+
+  get intervalMs (): number {
+    return this.o.intervalMs ?? 30_000
+  }
+
+  start (): void {
+    this.abort = new AbortController()
+    this.unsubscribe = this.o.pubsub.subscribe(this.topic, (data) => this.receive(data))
+    const tick = this.o.tickMs ?? Math.min(1000, Math.max(20, this.intervalMs / 4))
+    this.timer = setInterval(() => this.tick(), tick)
+  }
+
+  async stop (): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer)
+    this.timer = undefined
+    this.unsubscribe?.()
+    this.abort.abort()
+    await this.runningRound
+  }
+
+  /** Conflicting certified epochs seen and refused (must stay 0 on an honest network). */
+  conflictsRefused (): number {
+    return this.conflicts
+  }
+
+  /** Recent certified epochs, newest first (for `mycelium spores epochs --json`). */
+  epochs (limit = 16): EpochSummary[] {
+    return this.chain.recent(limit).map(r => ({ epoch: r.epoch, digest: toHex(r.digest), issuedAt: r.issuedAt, committee: r.committee, signers: r.signers, candidates: r.candidates }))
+  }
+
+  /** The committee that certified the latest epoch; for a root-certified anchor, the first committee drawn from it. */
+  lastCommittee (): string[] {
+    const latest = this.chain.latest() as EpochRecord
+    return latest.committee.length > 0 ? latest.committee : selectCommittee(latest.candidates, latest.digest, 0, this.engine.committeeSize)
+  }
+
+  writability (): Writability {
+    const latest = this.chain.latest() as EpochRecord
+    const self = this.engine.self
+    const last = this.lastCommittee()
+    const reach = (p: string): boolean => p === self || this.o.isConnected(p)
+    const reachable = last.filter(reach).length
+    const known = [...new Set([...latest.candidates, ...last])]
+    let up = 0
+    let down = 0
+    let firstUp = ''
+    let firstDown = ''
+    for (const p of known) {
+      const w = this.engine.uptime.weight(p)
+      if (reach(p)) {
+        up += w
+        if (firstUp === '' || p < firstUp) firstUp = p
+      } else {
+        down += w
+        if (firstDown === '' || p < firstDown) firstDown = p
+      }
+    }
+    const base = { reachable, lastCommittee: last, uptimeReachable: up, uptimeUnreachable: down }
+    if (reachable < quorumOf(effectiveF(this.engine.f, last.length))) return { ...base, writable: false, reason: 'cannot reach 2f+1 of the last committee' }
+    if (down > 0 && (up < down || (up === down && firstDown < firstUp))) return { ...base, writable: false, reason: 'less differential uptime than the unreachable peers' }
+    return { ...base, writable: true }
+  }
+
+  isReadOnly (): boolean {
+    return !this.writability().writable
+  }
+
+  /** Runs the round for the next epoch now (the timer calls this when the interval is up). */
+  async runNext (): Promise<EpochRecord> {
+    const latest = this.chain.latest() as EpochRecord
+    const n = latest.epoch + 1
+    const first = this.nextAttempt.get(n) ?? 0
+    const maxAttempts = this.o.maxAttempts ?? 4
+    try {
+      await this.engine.run(EPOCH_OPERATION, epochKey(n), async () => await this.proposal(n), { signal: this.abort.signal, maxAttempts, firstAttempt: first })
+    } catch (err) {
+      if (!(err instanceof RoundFailedError) || err.reason !== 'already-certified') {
+        if (err instanceof RoundFailedError) this.nextAttempt.set(n, Math.min(256 - maxAttempts, first + maxAttempts))
+        throw err
+      }
+    }
+    await this.sinkQueue
+    const record = this.chain.get(n)
+    if (record === undefined) throw new RoundFailedError('no-quorum', first, `epoch ${n} was certified but could not be adopted`)
+    return record
+  }
+
+  private tick (): void {
+    const latest = this.chain.latest() as EpochRecord
+    const self = this.engine.self
+    for (const p of latest.candidates) if (p === self || this.o.isConnected(p)) this.engine.uptime.seen(p)
+    const now = this.clock()
+    if (now - this.lastHeadAt >= Math.min(1000, this.intervalMs)) {
+      this.lastHeadAt = now
+      this.publish({ t: 'head', epoch: latest.epoch, digest: latest.digest })
+    }
+    const w = this.writability()
+    this.engine.metrics.setReadOnly(!w.writable)
+    if (this.runningRound !== undefined || !latest.candidates.includes(self) || !w.writable) return
+    if (now < latest.issuedAt + this.intervalMs) return
+    this.runningRound = this.runNext().then(
+      (r) => { this.log.info({ epoch: r.epoch }, 'primary epoch certified') },
+      (err: Error) => { this.log.info({ err: err.message }, 'primary epoch round did not certify') }
+    ).finally(() => { this.runningRound = undefined })
+  }
+
+  private async proposal (n: number): Promise<Uint8Array> {
+    const latest = this.chain.latest() as EpochRecord
+    const entries = await this.o.source.entries(this.abort.signal)
+    const candidates = this.engine.ledger.eligible([...new Set(this.o.candidates())].sort()).slice(0, MAX_COMMITTEE)
+    const body: EpochBody = { epoch: n, prev: latest.digest, issuedAt: Math.max(this.clock(), latest.issuedAt + 1), entries, candidates }
+    return encodeCanonical(body)
+  }
+
+  private parseBody (key: string, input: Uint8Array): EpochBody {
+    const raw = decodeCanonical(input) as Record<string, unknown>
+    const n = Number(key.slice('epoch:'.length))
+    const prevRecord = this.chain.get(n - 1)
+    if (raw === null || typeof raw !== 'object' || Object.keys(raw).length !== 5) throw new TypeError('epoch body: expected 5 fields')
+    if (raw.epoch !== n || prevRecord === undefined) throw new TypeError('epoch body: wrong epoch number')
+    if (!(raw.prev instanceof Uint8Array) || !equalBytes(raw.prev, prevRecord.digest)) throw new TypeError('epoch body: does not extend the previous epoch')
+    if (typeof raw.issuedAt !== 'number' || !Number.isSafeInteger(raw.issuedAt) || raw.issuedAt <= prevRecord.issuedAt) throw new TypeError('epoch body: issuedAt not after the previous epoch')
+    if (!Array.isArray(raw.entries) || !raw.entries.every(e => e instanceof Uint8Array)) throw new TypeError('epoch body: entries are not bytes')
+    if (!Array.isArray(raw.candidates) || raw.candidates.length === 0 || raw.candidates.length > MAX_COMMITTEE || !raw.candidates.every(c => typeof c === 'string')) throw new TypeError('epoch body: bad candidates')
+    return raw as unknown as EpochBody
+  }
+
+  private async buildFor (key: string, input: Uint8Array): Promise<BuiltEpoch> {
+    const id = toHex(sha256(input))
+    let built = this.built.get(id)
+    if (built === undefined) {
+      built = await this.o.source.build(this.parseBody(key, input))
+      if (this.built.size > 16) this.built.delete(this.built.keys().next().value as string)
+      this.built.set(id, built)
+    }
+    return built
+  }
+
+  private operation (): Operation {
+    return {
+      name: EPOCH_OPERATION,
+      objective: true,
+      proposers: 'leader',
+      context: (key) => {
+        const prev = this.chain.get(Number(key.slice('epoch:'.length)) - 1)
+        return prev === undefined ? undefined : { candidates: prev.candidates, seed: prev.digest }
+      },
+      refusal: (key): RoundFailureReason | undefined => {
+        if (this.chain.get(Number(key.slice('epoch:'.length))) !== undefined) return 'already-certified'
+        return this.writability().writable ? undefined : 'read-only'
+      },
+      evaluate: async (key, input) => (await this.buildFor(key, input)).digest,
+      certified: (cert, input) => { void this.adoptCertified(cert, input) }
+    }
+  }
+
+  private async adoptCertified (cert: Certificate, input: Uint8Array | undefined): Promise<void> {
+    if (input === undefined) return
+    try {
+      const built = await this.buildFor(cert.header.key, input)
+      await this.adopt(built.headerBytes, cert.bytes, built.entries)
+    } catch (err) {
+      this.log.warn({ key: cert.header.key, err: (err as Error).message }, 'certified epoch not adopted')
+    }
+  }
+
+  /** Checks a certified epoch against the held chain and adopts it; returns false if already held. */
+  async adopt (headerBytes: Uint8Array, certificate: Uint8Array, entries: Uint8Array[] | undefined): Promise<boolean> {
+    const facts = this.o.source.readHeader(headerBytes)
+    try {
+      this.chain.assertNoConflict(facts.epoch, facts.digest)
+    } catch (err) {
+      if (err instanceof ConflictingEpochError) {
+        this.conflicts++
+        this.engine.metrics.conflictRefused()
+        this.log.error({ epoch: facts.epoch }, 'refused an epoch that conflicts with a certified one')
+      }
+      throw err
+    }
+    const previous = this.chain.get(facts.epoch - 1)
+    if (previous === undefined) {
+      const latest = this.chain.latest() as EpochRecord
+      if (facts.epoch <= latest.epoch) return false
+      throw new EpochGapError(`epoch ${facts.epoch} does not follow the held epoch ${latest.epoch}`)
+    }
+    const cert = checkEpochCertificate({ header: { epoch: facts.epoch, committee: facts.candidates }, digest: facts.digest, certificate }, { header: { committee: previous.candidates }, digest: previous.digest }, { f: this.engine.f, committeeSize: this.engine.committeeSize })
+    const record: EpochRecord = { ...facts, headerBytes, certificate, committee: cert.header.committee, signers: signersOf(cert), entries }
+    if (!this.chain.add(record)) return false
+    this.nextAttempt.delete(facts.epoch)
+    // The sink sees epochs one at a time, in chain order.
+    const handoff = this.sinkQueue.then(async () => await this.o.sink.accept({ epoch: record.epoch, digest: record.digest, headerBytes, entries, certificate, committee: record.committee, signers: record.signers }))
+    this.sinkQueue = handoff.catch((err: Error) => this.log.error({ epoch: record.epoch, err: err.message }, 'primary tier refused a certified epoch'))
+    await handoff
+    return true
+  }
+
+  // ---- catch-up: heads, requests and certified epochs on the epochs topic ----
+
+  private publish (message: object): void {
+    this.o.pubsub.publish(this.topic, encodeCanonical(message)).catch((err: Error) => this.log.debug({ err: err.message }, 'epoch publish failed'))
+  }
+
+  private receive (data: Uint8Array): void {
+    if (data.length > MAX_EPOCH_MESSAGE) return
+    let m: Record<string, unknown>
+    try {
+      m = decodeCanonical(data) as Record<string, unknown>
+    } catch {
+      return
+    }
+    if (m === null || typeof m !== 'object') return
+    const latest = this.chain.latest() as EpochRecord
+    const now = this.clock()
+    if (m.t === 'head' && typeof m.epoch === 'number' && Number.isSafeInteger(m.epoch) && m.digest instanceof Uint8Array) {
+      const held = this.chain.get(m.epoch)
+      if (held !== undefined && !equalBytes(held.digest, m.digest)) this.log.error({ epoch: m.epoch }, 'a peer announces another digest for a certified epoch')
+      if (m.epoch > latest.epoch && now - this.lastNeedAt > 500) {
+        this.lastNeedAt = now
+        this.publish({ t: 'need', from: latest.epoch + 1 })
+      }
+    } else if (m.t === 'need' && typeof m.from === 'number' && Number.isSafeInteger(m.from) && m.from >= 0) {
+      if (m.from > latest.epoch || now - (this.answered.get(m.from) ?? 0) < 500) return
+      this.answered.set(m.from, now)
+      if (this.answered.size > 256) this.answered.delete(this.answered.keys().next().value as number)
+      for (let n = m.from; n <= Math.min(latest.epoch, m.from + CATCH_UP_BATCH - 1); n++) {
+        const r = this.chain.get(n)
+        if (r === undefined || r.committee.length === 0) continue
+        this.publish({ t: 'epoch', headerBytes: r.headerBytes, certificate: r.certificate, entries: r.entries ?? null })
+      }
+    } else if (m.t === 'epoch' && m.headerBytes instanceof Uint8Array && m.certificate instanceof Uint8Array && (m.entries === null || (Array.isArray(m.entries) && m.entries.every(e => e instanceof Uint8Array)))) {
+      const entries = m.entries === null ? undefined : m.entries as Uint8Array[]
+      void this.adopt(m.headerBytes, m.certificate, entries).catch((err: Error) => {
+        if (err instanceof EpochGapError && now - this.lastNeedAt > 500) {
+          this.lastNeedAt = now
+          this.publish({ t: 'need', from: latest.epoch + 1 })
+        } else if (!(err instanceof EpochGapError) && !(err instanceof CertificateInvalidError) && !(err instanceof ConflictingEpochError)) {
+          this.log.debug({ err: err.message }, 'epoch from a peer rejected')
+        }
+      })
+    }
+  }
+}
