@@ -137,7 +137,9 @@ async function exchange (connection: MessageStream, localPeerId: string, remoteP
   try {
     const remote = decodeHello((await lp.read({ signal })).subarray(), policy.networkId)
     if (remote.t === 'member') {
-      verifyChain(remote.chain, { networkId: policy.networkId, rootPublicKey: policy.rootPublicKey, now: policy.now(), isRevoked: policy.isRevoked })
+      const subject = verifyChain(remote.chain, { networkId: policy.networkId, rootPublicKey: policy.rootPublicKey, now: policy.now(), isRevoked: policy.isRevoked })
+      // certificates are public (every handshake shows one): only the key they name may use them
+      if (subject !== remotePeerId) throw new MembershipError('certificate is for another key')
       verified = remote.chain
       verdict = { t: 'ok' }
     } else {
