@@ -71,6 +71,9 @@ export interface RoleStatus {
   anchors: string[]
 }
 
+// Small devices (a Pi without a clock battery) can run minutes off before NTP syncs.
+const MAX_CLOCK_SKEW_MS = 5 * 60_000
+
 export class RoleNotStartedError extends Error {
   readonly name = 'RoleNotStartedError'
 }
@@ -90,7 +93,8 @@ export class RoleService {
   private network?: NetworkFacts
   private decision?: RoleDecision
   private state?: RoleState
-  private lastReasons: string[] = []
+  private changeReasons: string[] = []
+  private holdReasons: string[] = []
   private outcome?: BalanceOutcome
   private pending?: { action: BalanceAdvice['action'], since: number }
   private startedAt = 0
@@ -111,7 +115,7 @@ export class RoleService {
     this.now = options.now ?? Date.now
     this.log = options.log ?? silentLogger
     this.override = options.override ?? 'auto'
-    this.view = new RoleView({ ttlMs: this.timing.ttlMs, maxSkewMs: 30_000, maxNodes: 4096 })
+    this.view = new RoleView({ ttlMs: this.timing.ttlMs, maxSkewMs: MAX_CLOCK_SKEW_MS, maxNodes: 4096 })
     this.gossip = new RoleGossip({
       host: options.host,
       pubsub: options.pubsub,
@@ -249,14 +253,15 @@ export class RoleService {
   private async evaluateNow (why: string): Promise<void> {
     if (this.decision === undefined) return
     const now = this.now()
-    const first = this.state === undefined
-    const advice = first ? HOLD : this.advice(now)
+    const advice = this.state === undefined ? HOLD : this.advice(now)
     const transition = nextRoleState(this.state, this.decision, advice, now, this.timing.hysteresisMs)
-    if (transition.reasons.length > 0 || first) this.lastReasons = transition.reasons
     if (!transition.changed) {
+      this.holdReasons = transition.reasons
       this.state = transition.state
       return
     }
+    this.holdReasons = []
+    this.changeReasons = transition.reasons
     const previous = this.state
     this.state = transition.state
     this.pending = undefined
@@ -355,7 +360,7 @@ export class RoleService {
   }
 
   private reasons (): string[] {
-    const out = [...this.lastReasons]
+    const out = [...this.holdReasons, ...this.changeReasons]
     if (this.outcome !== undefined) out.push(this.outcome.reason)
     return out
   }

@@ -6,9 +6,12 @@ import type { RoleAdvertisement } from './role-advertisement.ts'
 import type { Role } from '../policy/role.ts'
 
 export interface RoleViewOptions {
-  /** An advertisement not refreshed within this long is dropped. */
+  /** An advertisement not refreshed within this long (by our clock) is dropped. */
   ttlMs: number
-  /** How far in the future an issuedAt may lie (clock skew). */
+  /**
+   * How far issuedAt may lie from our clock either way. Freshness is judged by receipt, not
+   * by the sender's clock (clocks of small devices drift); this only bounds replays.
+   */
   maxSkewMs: number
   /** Bound on tracked nodes, so a flood of identities cannot grow memory. */
   maxNodes: number
@@ -33,7 +36,7 @@ export class RoleView {
 
   accept (ad: RoleAdvertisement, now: number): Acceptance {
     if (ad.issuedAt > now + this.options.maxSkewMs) return 'future'
-    if (ad.issuedAt + this.options.ttlMs < now) return 'expired'
+    if (ad.issuedAt < now - this.options.maxSkewMs) return 'expired'
     const last = this.lastSeq.get(ad.peerId)
     if (last !== undefined && ad.seq <= last) return 'stale'
     const previous = this.entries.get(ad.peerId)

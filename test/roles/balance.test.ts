@@ -102,13 +102,13 @@ describe('signed role advertisements', () => {
   })
 
   it('keeps the newest advertisement per node, drops replays and expired ones', async () => {
-    const view = new RoleView({ ttlMs: 10_000, maxSkewMs: 1_000, maxNodes: 2 })
+    const view = new RoleView({ ttlMs: 10_000, maxSkewMs: 5_000, maxNodes: 2 })
     const { ad } = await signed()
     expect(view.accept(ad, 1_000)).toBe('new')
     expect(view.accept(ad, 1_000)).toBe('stale')
     expect(view.accept({ ...ad, seq: 1001, issuedAt: 1001, role: 'sclerotium' }, 1_001)).toBe('updated')
     expect(view.accept({ ...ad, seq: 900, issuedAt: 900 }, 1_002)).toBe('stale')
-    expect(view.accept({ ...ad, seq: 5000, issuedAt: 5000 }, 1_002)).toBe('future')
+    expect(view.accept({ ...ad, seq: 9000, issuedAt: 9000 }, 1_002)).toBe('future')
     expect(view.counts().sclerotium).toBe(1)
     view.suspect(ad.peerId, 2_000, 500)
     expect(view.expire(2_400)).toEqual([])
@@ -116,5 +116,10 @@ describe('signed role advertisements', () => {
     // once gone, an old advertisement cannot be replayed back in
     expect(view.accept({ ...ad, seq: 1001, issuedAt: 1001 }, 2_600)).toBe('stale')
     expect(view.accept({ ...ad, seq: 1, issuedAt: 1 }, 20_000)).toBe('expired')
+    // a sender whose clock runs behind is still judged fresh by when its advertisement arrived
+    const late = (await signed()).ad
+    expect(view.accept({ ...late, issuedAt: 16_000 }, 20_000)).toBe('new')
+    expect(view.expire(29_000)).toEqual([])
+    expect(view.expire(30_000)).toEqual([late.peerId])
   })
 })
