@@ -21,10 +21,12 @@ export { DEFAULT_LIMITS } from './limits.ts'
 export type { SporeLimits } from './limits.ts'
 export type { SporeLogger } from './logger.ts'
 
-export { buildHeader, encodeEpoch, decodeEpoch } from './primary/epoch.ts'
+export { buildHeader, encodeEpoch, decodeEpoch, parseHeader, encodeHeader } from './primary/epoch.ts'
 export type { Epoch, EpochHeader, CertifiedHeader } from './primary/epoch.ts'
 export { certifyEpoch, committeeCertificateVerifier, defaultQuorum, epochSigningMessage } from './primary/certificate.ts'
 export type { EpochCertificateVerifier } from './primary/certificate.ts'
+export { EpochInput } from './primary/epoch-input.ts'
+export type { EpochBodyInput, BuiltEpochHeader, EpochHeaderFacts } from './primary/epoch-input.ts'
 
 export { encodeSeedFile, decodeSeedFile } from './seed/seed-file.ts'
 export type { SeedNode, SeedBody } from './seed/seed-file.ts'

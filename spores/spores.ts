@@ -16,6 +16,7 @@ import { silentLogger, type SporeLogger } from './logger.ts'
 import { PrimarySpore } from './primary/primary-spore.ts'
 import { committeeCertificateVerifier, type EpochCertificateVerifier } from './primary/certificate.ts'
 import { PrimaryEpochService } from './primary/epoch-service.ts'
+import { EpochInput } from './primary/epoch-input.ts'
 import { SeedSpore, type ConfirmNode, type SeedImportReport } from './seed/seed-spore.ts'
 import type { SeedNode } from './seed/seed-file.ts'
 import { LatentGossip, type GossipStats } from './latent/latent-gossip.ts'
@@ -134,6 +135,8 @@ export class Spores {
   readonly primary: PrimarySpore
   readonly merger: SporeMerger
   readonly seed: SeedSpore
+  /** The BFT engine's view of the spores: its EpochInputSource, EpochSink and chain anchor. */
+  readonly epochInput: EpochInput
   readonly rejections = new RejectionCounts()
   readonly limits: SporeLimits
   readonly signer: Signer
@@ -163,6 +166,7 @@ export class Spores {
       log: this.log,
       isMember: options.isMember
     })
+    this.epochInput = new EpochInput({ network: options.network, primary: this.primary, primaryStore: this.tiers.primary, latent: this.tiers.latent, limits: this.limits, clock: this.clock })
     this.seed = new SeedSpore({ db, store: this.tiers.seed, latent: this.tiers.latent, primary: this.primary, merger: this.merger, signer: this.signer, network: options.network, membership: options.membership ?? (() => new Uint8Array(0)), checkMembership: options.checkMembership, clock: this.clock, log: this.log })
   }
 

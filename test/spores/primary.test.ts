@@ -92,4 +92,27 @@ describe('primary spore', () => {
     expect(await client.spores.ls({ tier: 'primary' })).toEqual(await server.spores.ls({ tier: 'primary' }))
     expect(await client.net.epochs.fetchFrom(server.node.peerId)).toBeUndefined()
   })
+
+  it('gives the BFT engine the next epoch\'s entries, a deterministic header and a sink for certified epochs', async () => {
+    const root = networkRoot()
+    const committee = [identity(), identity(), identity(), identity()]
+    const a = identity()
+    const b = identity()
+    const [e0] = chain(root, committee, [[entry(a, 'node', nodeValue(1), { seq: 1 })]])
+    const x = await fresh(root)
+    const y = await fresh(root)
+    for (const s of [x, y]) await s.primary.accept(e0)
+    await x.merge('latent', [entry(a, 'node', nodeValue(2), { seq: 2 }), entry(b, 'node', nodeValue(3))])
+    const inputs = await x.epochInput.entries()
+    expect(inputs).toHaveLength(2)
+    const body = { epoch: 1, prev: decodeEpoch(e0).digest, issuedAt: 2000, entries: inputs, candidates: committee.map(c => c.peerId) }
+    // another member builds the same header from the same body, whatever the order of entries
+    const built = x.epochInput.build(body)
+    expect(y.epochInput.build({ ...body, entries: [...inputs].reverse() })).toEqual(built)
+    expect(y.epochInput.readHeader(built.headerBytes)).toMatchObject({ epoch: 1, candidates: [...body.candidates].sort(), digest: built.digest })
+    const certificate = certifyEpoch(built.digest, committee.slice(1))
+    await y.epochInput.accept({ headerBytes: built.headerBytes, certificate, entries: built.entries })
+    expect((await y.ls({ tier: 'primary', type: 'node' })).map(e => e.seq).sort()).toEqual([1, 2])
+    expect((await y.epochInput.anchor())?.headerBytes).toEqual(built.headerBytes)
+  })
 })
