@@ -1,5 +1,5 @@
 // `mycelium`: one binary, one clear line on stderr and a non-zero exit for every failure.
-import { readFileSync } from 'node:fs'
+import pkg from '../../package.json' with { type: 'json' }
 import { parseArgs, UsageError, type FlagSpec } from './args.ts'
 import { contextFor } from './context.ts'
 import { commands } from './commands/index.ts'
@@ -8,7 +8,6 @@ import type { Command } from './command.ts'
 const GLOBAL_FLAGS: Record<string, FlagSpec> = { home: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' } }
 
 function version (): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
   return pkg.version
 }
 

@@ -25,6 +25,8 @@ export interface TestNodeOptions {
   startArgs?: string[]
   env?: Record<string, string>
   host?: LabHost
+  /** the CLI entry to run (default bin/mycelium.js; benchmarks also run the bundle) */
+  cliPath?: string
 }
 
 export class TestNode {
@@ -52,7 +54,7 @@ export class TestNode {
 
   /** Runs a CLI command against this node's home. */
   async cli (args: string[], options: { timeoutMs?: number, env?: Record<string, string> } = {}): Promise<CliResult> {
-    const [cmd, argv] = this.wrap([CLI, ...args, '--home', this.home])
+    const [cmd, argv] = this.wrap([this.options.cliPath ?? CLI, ...args, '--home', this.home])
     return await new Promise((resolve) => {
       execFile(cmd, argv, { env: { ...process.env, ...this.options.env, ...options.env }, timeout: options.timeoutMs ?? 60_000, encoding: 'utf8' }, (err, stdout, stderr) => {
         resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr })
@@ -70,7 +72,7 @@ export class TestNode {
   async start (extraArgs: string[] = []): Promise<void> {
     const logFile = join(this.home, 'daemon.log')
     const fd = openSync(logFile, 'a')
-    const [cmd, argv] = this.wrap([CLI, 'start', '--home', this.home, ...this.listenAddrs(), '--api-port', '0', ...(this.options.startArgs ?? []), ...extraArgs])
+    const [cmd, argv] = this.wrap([this.options.cliPath ?? CLI, 'start', '--home', this.home, ...this.listenAddrs(), '--api-port', '0', ...(this.options.startArgs ?? []), ...extraArgs])
     const child = spawn(cmd, argv, { env: { ...process.env, MYCELIUM_LOG_LEVEL: 'debug', ...this.options.env }, stdio: ['ignore', fd, fd] })
     closeSync(fd)
     this.process = child
