@@ -1,0 +1,221 @@
+// In-process clusters for the consensus tests and the bench: real libp2p nodes (TCP on
+// 127.0.0.1, noise, yamux, identify, gossipsub), each with its own level-backed spores whose
+// primary tier checks BFT epoch certificates, and a connection gater to cut the network.
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
+import { identify } from '@libp2p/identify'
+import { gossipsub } from '@libp2p/gossipsub'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { PeerId } from '@libp2p/interface'
+import { decodeCanonical, sha256 } from '../../crypto/index.ts'
+import { buildHeader, certifyEpoch, committeeCertificateVerifier, decodeEntry, encodeEpoch, signEntry, verifyEntrySignature, type Spores, type Signer } from '../../spores/index.ts'
+import { createConsensus, gossipsubTransport, bftEpochVerifier, consensusTopics, type Consensus, type EpochInputSource, type MemberConduct, type GossipsubLike } from '../../spores/consensus/index.ts'
+import { networkRoot, tempDir, openTestSpores, NETWORK, healthValue } from './fixtures.ts'
+
+export const TOPIC_PREFIX = `mycelium/${NETWORK}`
+
+export interface ClusterNode {
+  index: number
+  signer: Signer
+  libp2p: Libp2p<{ pubsub: any, identify: any }>
+  spores: Spores
+  consensus: Consensus
+  /** Peers this node refuses connections with (the partition). */
+  blocked: Set<string>
+  /** Swap the member's conduct at run time (Byzantine phases). */
+  conduct: { make: () => MemberConduct | undefined }
+  stopped: boolean
+}
+
+export interface ClusterOptions {
+  size: number
+  f: number
+  committeeSize?: number
+  intervalMs?: number
+  conducts?: Record<number, () => MemberConduct>
+  proposalWaitMs?: number
+  minPhaseMs?: number
+  maxAttempts?: number
+}
+
+export interface Cluster {
+  nodes: ClusterNode[]
+  ids: string[]
+  genesisDigest: Uint8Array
+  live: () => ClusterNode[]
+  stopNode: (node: ClusterNode) => Promise<void>
+  partition: (a: ClusterNode[], b: ClusterNode[]) => Promise<void>
+  heal: () => Promise<void>
+  close: () => Promise<void>
+}
+
+/** The spores side of an epoch, done with the spores library: header, digest and entries. */
+export function sporesEpochSource (signer: Signer): EpochInputSource {
+  let seq = 1
+  return {
+    entries: async () => [signEntry(signer, { type: 'health', key: signer.peerId, value: healthValue(), seq: seq++, issuedAt: Date.now() }).bytes],
+    build: (body) => {
+      const entries = body.entries.map(b => decodeEntry(b))
+      for (const e of entries) if (!verifyEntrySignature(e)) throw new TypeError('entry with a bad signature')
+      const built = buildHeader({ network: NETWORK, epoch: body.epoch, prev: body.prev, entries, committee: body.candidates, issuedAt: body.issuedAt })
+      return { digest: built.digest, headerBytes: built.headerBytes, entries: built.entries.map(e => e.bytes) }
+    },
+    readHeader: (headerBytes) => {
+      const h = decodeCanonical(headerBytes) as { epoch: number, prev: Uint8Array | null, committee: string[], issuedAt: number }
+      return { epoch: h.epoch, prev: h.prev, candidates: h.committee, issuedAt: h.issuedAt, digest: sha256(headerBytes) }
+    }
+  }
+}
+
+async function identityNode (blocked: Set<string>): Promise<{ libp2p: ClusterNode['libp2p'], signer: Signer }> {
+  const privateKey = await generateKeyPair('Ed25519')
+  const deny = async (peer: PeerId): Promise<boolean> => blocked.has(peer.toString())
+  const libp2p = await createLibp2p({
+    privateKey,
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: {
+      denyDialMultiaddr: async () => false,
+      denyDialPeer: deny,
+      denyInboundEncryptedConnection: deny,
+      denyOutboundEncryptedConnection: deny
+    },
+    services: {
+      identify: identify(),
+      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false } as any)
+    }
+  })
+  const signer = { peerId: libp2p.peerId.toString(), secretKey: privateKey.raw.slice(0, 32) }
+  return { libp2p: libp2p as ClusterNode['libp2p'], signer }
+}
+
+function connectedTo (libp2p: Libp2p): (peer: string) => boolean {
+  return (peer) => libp2p.getConnections().some(c => c.status === 'open' && c.remotePeer.toString() === peer)
+}
+
+export async function until (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000, stepMs = 50): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (Date.now() < end) {
+    if (await check()) return
+    await new Promise(resolve => setTimeout(resolve, stepMs))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+async function connectAll (nodes: ClusterNode[]): Promise<void> {
+  const dials: Array<Promise<unknown>> = []
+  for (let i = 0; i < nodes.length; i++) {
+    for (let j = i + 1; j < nodes.length; j++) {
+      if (nodes[i].blocked.has(nodes[j].signer.peerId)) continue
+      if (connectedTo(nodes[i].libp2p)(nodes[j].signer.peerId)) continue
+      dials.push(nodes[i].libp2p.dial(nodes[j].libp2p.getMultiaddrs()).catch(() => undefined))
+    }
+  }
+  await Promise.all(dials)
+}
+
+async function meshReady (nodes: ClusterNode[], withEpochs: boolean): Promise<void> {
+  const topics = consensusTopics(TOPIC_PREFIX)
+  await until('gossip subscriptions', () => nodes.every(n => {
+    const peers = nodes.filter(m => m !== n && !n.blocked.has(m.signer.peerId)).map(m => m.signer.peerId)
+    const subs = new Set((n.libp2p.services.pubsub.getSubscribers(topics.rounds) as PeerId[]).map(String))
+    const epochSubs = new Set((n.libp2p.services.pubsub.getSubscribers(topics.epochs) as PeerId[]).map(String))
+    return peers.every(p => subs.has(p) && (!withEpochs || epochSubs.has(p)))
+  }))
+}
+
+export async function startCluster (options: ClusterOptions): Promise<Cluster> {
+  const dir = await tempDir('consensus-')
+  const root = networkRoot()
+  const nodes: ClusterNode[] = []
+  for (let i = 0; i < options.size; i++) {
+    const blocked = new Set<string>()
+    const { libp2p, signer } = await identityNode(blocked)
+    const verifier = bftEpochVerifier({ f: options.f, committeeSize: options.committeeSize, genesis: committeeCertificateVerifier({ rootPublicKey: root.publicKey }) })
+    const spores = await openTestSpores(`${dir.path}/n${i}`, root, signer, { epochVerifier: verifier })
+    nodes.push({ index: i, signer, libp2p, spores, blocked, conduct: { make: () => options.conducts?.[i]?.() }, stopped: false, consensus: undefined as unknown as Consensus })
+  }
+  const ids = nodes.map(n => n.signer.peerId)
+  const intervalMs = options.intervalMs ?? 500
+  const genesis = buildHeader({ network: NETWORK, epoch: 0, prev: null, entries: [], committee: ids, issuedAt: Date.now() - intervalMs })
+  const genesisCertificate = certifyEpoch(genesis.digest, [root.signer])
+  for (const n of nodes) {
+    await n.spores.primary.accept(encodeEpoch(genesis.headerBytes, genesisCertificate, []))
+    const isConnected = connectedTo(n.libp2p)
+    const source = sporesEpochSource(n.signer)
+    n.consensus = createConsensus({
+      signer: n.signer,
+      pubsub: gossipsubTransport(n.libp2p.services.pubsub as GossipsubLike),
+      topicPrefix: TOPIC_PREFIX,
+      f: options.f,
+      committeeSize: options.committeeSize,
+      deadlines: { minMs: options.minPhaseMs ?? 250 },
+      proposalWaitMs: options.proposalWaitMs ?? 500,
+      conduct: options.conducts?.[n.index] === undefined ? undefined : () => n.conduct.make() as MemberConduct,
+      isConnected,
+      isDown: async (peer) => !isConnected(peer),
+      epochs: {
+        source,
+        sink: { accept: async (e) => { await n.spores.primary.accept(encodeEpoch(e.headerBytes, e.certificate, (e.entries ?? []).map(b => decodeEntry(b)))) } },
+        anchor: { headerBytes: genesis.headerBytes, certificate: genesisCertificate, entries: [] },
+        candidates: () => ids,
+        intervalMs,
+        tickMs: 50,
+        maxAttempts: options.maxAttempts ?? 4
+      }
+    })
+  }
+  for (const n of nodes) n.consensus.engine.start()
+  await connectAll(nodes)
+  await meshReady(nodes, false)
+  for (const n of nodes) n.consensus.epochs.start()
+  await meshReady(nodes, true)
+
+  const live = (): ClusterNode[] => nodes.filter(n => !n.stopped)
+  const stopNode = async (n: ClusterNode): Promise<void> => {
+    if (n.stopped) return
+    n.stopped = true
+    await n.consensus.stop()
+    await n.libp2p.stop()
+  }
+  return {
+    nodes,
+    ids,
+    genesisDigest: genesis.digest,
+    live,
+    stopNode,
+    async partition (a, b) {
+      for (const x of a) for (const y of b) {
+        x.blocked.add(y.signer.peerId)
+        y.blocked.add(x.signer.peerId)
+      }
+      await Promise.all(a.flatMap(x => b.map(async y => await x.libp2p.hangUp(y.libp2p.peerId).catch(() => undefined))))
+      await until('partition', () => a.every(x => b.every(y => !connectedTo(x.libp2p)(y.signer.peerId) && !connectedTo(y.libp2p)(x.signer.peerId))))
+    },
+    async heal () {
+      for (const n of nodes) n.blocked.clear()
+      await connectAll(live())
+      await meshReady(live(), true)
+    },
+    async close () {
+      for (const n of nodes) {
+        if (!n.stopped) {
+          n.stopped = true
+          await n.consensus.stop()
+          await n.libp2p.stop()
+        }
+        await n.spores.close()
+      }
+      await dir.remove()
+    }
+  }
+}
+
+/** Latest certified epoch number of a node. */
+export function latestEpoch (n: ClusterNode): number {
+  return n.consensus.epochs.chain.latest()?.epoch ?? -1
+}
