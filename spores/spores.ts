@@ -64,6 +64,8 @@ export interface SporesNetworkOptions {
   /** Own-entry publication: the node's current summary and how often (default 60 s). */
   summary?: () => SelfSummary | Promise<SelfSummary>
   publishIntervalMs?: number
+  /** A peer seen connecting/disconnecting more often than this within the window is condensed (default 8). */
+  intermittentAfter?: number
   /** Anti-entropy with one random connected peer every this many ms (default 60 s; 0 = never). */
   syncIntervalMs?: number
 }
@@ -73,11 +75,14 @@ export class SporesNetwork {
   readonly gossip: LatentGossip
   readonly sync: AntiEntropySync
   readonly epochs: PrimaryEpochService
-  readonly publisher: SelfPublisher | undefined
+  /** Publishes this node's own entries; `recordConnection` logs connects and disconnects. */
+  readonly publisher: SelfPublisher
   private readonly host: SporeHost
   private readonly syncIntervalMs: number
   private readonly log: SporeLogger
   private timer: ReturnType<typeof setInterval> | undefined
+  private pruneTimer: ReturnType<typeof setInterval> | undefined
+  private readonly spores: Spores
 
   constructor (spores: Spores, options: SporesNetworkOptions) {
     const ids = sporeProtocols(options.names)
@@ -86,9 +91,8 @@ export class SporesNetwork {
     this.gossip = new LatentGossip({ pubsub: options.pubsub, topic: ids.gossip, merger: spores.merger, log: spores.log })
     this.sync = new AntiEntropySync({ host: options.host, protocol: ids.sync, store: spores.tiers.latent, merger: spores.merger, log: spores.log })
     this.epochs = new PrimaryEpochService({ host: options.host, protocol: ids.primary, primary: spores.primary, log: spores.log })
-    this.publisher = options.summary === undefined
-      ? undefined
-      : new SelfPublisher({ signer: spores.signer, summary: options.summary, merger: spores.merger, latent: spores.tiers.latent, publish: async (e) => await this.gossip.publish(e), intervalMs: options.publishIntervalMs, clock: spores.clock, log: spores.log })
+    this.publisher = new SelfPublisher({ signer: spores.signer, summary: options.summary, merger: spores.merger, latent: spores.tiers.latent, publish: async (e) => await this.gossip.publish(e), intervalMs: options.publishIntervalMs, clock: spores.clock, log: spores.log, connections: { windowMs: spores.limits.windowMs, intermittentAfter: options.intermittentAfter } })
+    this.spores = spores
     this.syncIntervalMs = options.syncIntervalMs ?? 60_000
   }
 
@@ -96,7 +100,12 @@ export class SporesNetwork {
     this.gossip.start()
     await this.sync.start()
     await this.epochs.start()
-    this.publisher?.start()
+    this.publisher.start()
+    // temporal data leaves the window even when nothing new arrives
+    this.pruneTimer = setInterval(() => {
+      void this.spores.prune().catch(err => this.log.warn({ err: (err as Error).message }, 'pruning spores failed'))
+    }, Math.min(10 * 60_000, Math.max(1000, this.spores.limits.windowMs / 24)))
+    this.pruneTimer.unref?.()
     if (this.syncIntervalMs > 0) {
       this.timer = setInterval(() => { void this.syncWithRandomPeer() }, this.syncIntervalMs)
       this.timer.unref?.()
@@ -105,7 +114,8 @@ export class SporesNetwork {
 
   async stop (): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer)
-    this.publisher?.stop()
+    if (this.pruneTimer !== undefined) clearInterval(this.pruneTimer)
+    this.publisher.stop()
     this.gossip.stop()
     await this.sync.stop()
     await this.epochs.stop()

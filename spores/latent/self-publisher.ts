@@ -17,8 +17,8 @@ export interface SelfSummary {
 
 export interface SelfPublisherOptions {
   signer: Signer
-  /** The node's current state; called at each publication. */
-  summary: () => SelfSummary | Promise<SelfSummary>
+  /** The node's current state; called at each publication (without it only connection records are published). */
+  summary?: () => SelfSummary | Promise<SelfSummary>
   merger: SporeMerger
   latent: TierStore
   /** Gossips an entry (LatentGossip.publish); absent when the node is not networked yet. */
@@ -41,7 +41,7 @@ export class SelfPublisher {
   }
 
   start (): void {
-    if (this.timer !== undefined) return
+    if (this.timer !== undefined || this.o.summary === undefined) return
     void this.publishNow().catch(err => this.o.log.warn({ err: (err as Error).message }, 'publishing own spore entries failed'))
     this.timer = setInterval(() => {
       void this.publishNow().catch(err => this.o.log.warn({ err: (err as Error).message }, 'publishing own spore entries failed'))
@@ -56,6 +56,7 @@ export class SelfPublisher {
 
   /** Signs, merges and gossips the node's own entries now; returns them. */
   async publishNow (): Promise<SignedEntry[]> {
+    if (this.o.summary === undefined) return []
     const summary = await this.o.summary()
     const me = this.o.signer.peerId
     const entries: SignedEntry[] = [this.sign('node', me, summary.node), this.sign('health', me, summary.health), this.sign('uptime', me, summary.uptime)]

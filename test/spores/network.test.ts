@@ -28,6 +28,7 @@ async function member (root: Root, options: { summary?: boolean } = {}): Promise
     pubsub: node.services.pubsub,
     names,
     syncIntervalMs: 0,
+    intermittentAfter: 4,
     ...(options.summary === true ? { summary: () => ({ node: nodeValue(7), health: healthValue(), uptime: { since: 1, uptimeS: 60 } }), publishIntervalMs: 3_600_000 } : {})
   })
   cleanups.push(async () => { await spores.close(); await node.stop(); await dir.remove() })
@@ -81,10 +82,18 @@ describe('latent gossip between real libp2p nodes', () => {
     const a = await member(root, { summary: true })
     const b = await member(root)
     await connectAll([a, b])
-    await a.net.publisher?.publishNow()
+    await a.net.publisher.publishNow()
     await waitFor(async () => (await b.spores.ls()).length === 3, 10_000, 'own entries on the peer')
     const types = (await b.spores.ls()).map(e => `${e.type}:${e.key === a.signer.peerId}`).sort()
     expect(types).toEqual(['health:true', 'node:true', 'uptime:true'])
+
+    // a flapping peer becomes one connection record, tagged intermittent, with counts
+    const flapper = identity().peerId
+    for (let i = 0; i < 10; i++) await a.net.publisher.recordConnection(flapper, i % 2 === 0 ? 'connect' : 'disconnect')
+    await waitFor(async () => (await b.spores.ls({ type: 'connection' }))[0]?.value !== undefined && ((await b.spores.ls({ type: 'connection' }))[0].value as any).intermittent === true, 10_000, 'the condensed connection record')
+    const records = await b.spores.ls({ type: 'connection' })
+    expect(records).toHaveLength(1)
+    expect(records[0]).toMatchObject({ key: `${a.signer.peerId}/${flapper}`, origin: a.signer.peerId, value: { remote: flapper, intermittent: true, connects: 5, disconnects: 5, state: 'disconnected' } })
   })
 })
 
