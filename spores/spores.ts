@@ -185,6 +185,14 @@ export class Spores {
     const spores = new Spores(db, options)
     for (const tier of TIERS) spores.droppedAtOpen += (await spores.tiers[tier].load()).dropped
     await spores.primary.load()
+    spores.primary.onEpoch(async () => {
+      try {
+        await spores.merger.dropOverridden('seed')
+        await spores.merger.dropOverridden('latent')
+      } catch (err) {
+        spores.log.warn({ err: (err as Error).message }, 'dropping overridden entries failed')
+      }
+    })
     return spores
   }
 

@@ -47,7 +47,7 @@ export function mayWrite (entry: SignedEntry, trust: TrustAuthority): boolean {
 }
 
 /** The owner of a record: the one peer whose newer signed version may override a higher tier. */
-export function ownerOf (entry: SignedEntry): string | undefined {
+export function ownerOf (entry: { type: string, key: string }): string | undefined {
   switch (entry.type) {
     case 'trust':
       return undefined

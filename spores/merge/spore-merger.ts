@@ -162,6 +162,30 @@ export class SporeMerger {
     return false
   }
 
+  /**
+   * After a new primary epoch: drops lower-tier records that now contradict it (the same rule
+   * as on merge), so the latent and seed tiers never hold what the agreed state overrides.
+   */
+  async dropOverridden (tier: MergeTier): Promise<number> {
+    const store = this.o.tiers[tier]
+    const higher = tier === 'latent' ? [this.o.tiers.primary, this.o.tiers.seed] : [this.o.tiers.primary]
+    const dels: Array<{ type: EntryType, key: string }> = []
+    for (const e of store.indexed()) {
+      const id = entryId(e.type, e.key)
+      for (const h of higher) {
+        const held = h.getById(id)
+        if (held === undefined || compareVersions(e, held) === 0) continue
+        if (e.seq > held.seq && ownerOf(e) === e.origin) continue
+        dels.push({ type: e.type, key: e.key })
+        break
+      }
+    }
+    if (dels.length === 0) return 0
+    await this.write(dels.map(d => store.delOp(d.type, d.key)))
+    store.applied([], dels)
+    return dels.length
+  }
+
   /** Drops expired and out-of-window records of a tier (one type, or all) in one batch. */
   async prune (tier: MergeTier | 'primary', now = this.o.clock(), only?: EntryType): Promise<number> {
     const store = this.o.tiers[tier]

@@ -26,7 +26,7 @@ export class PrimarySpore {
   private readonly o: PrimarySporeOptions
   private latestHeader: CertifiedHeader | undefined
   private committeeSet: ReadonlySet<string> = new Set()
-  private readonly listeners = new Set<(epoch: Epoch) => void>()
+  private readonly listeners = new Set<(epoch: Epoch) => void | Promise<void>>()
 
   constructor (options: PrimarySporeOptions) {
     this.o = options
@@ -57,7 +57,8 @@ export class PrimarySpore {
     return this.committeeSet
   }
 
-  onEpoch (listener: (epoch: Epoch) => void): () => void {
+  /** Called after each accepted epoch; accept() resolves once the listeners have. */
+  onEpoch (listener: (epoch: Epoch) => void | Promise<void>): () => void {
     this.listeners.add(listener)
     return () => this.listeners.delete(listener)
   }
@@ -108,7 +109,7 @@ export class PrimarySpore {
     store.applied(epoch.entries, dels)
     this.setLatest(epoch)
     this.o.log.info({ epoch: epoch.header.epoch, entries: epoch.entries.length }, 'primary epoch accepted')
-    for (const l of this.listeners) l(epoch)
+    for (const l of this.listeners) await l(epoch)
     return epoch
   }
 

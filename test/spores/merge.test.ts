@@ -90,6 +90,18 @@ describe('validation-first merge', () => {
     expect((await spores.ls({ tier: 'latent' }))[0].value).toEqual(nodeValue(3))
   })
 
+  it('drops latent entries that a newly accepted epoch overrides', async () => {
+    const root = networkRoot()
+    const spores = await fresh(root)
+    const a = identity()
+    const b = identity()
+    await spores.merge('latent', [entry(a, 'node', nodeValue(1), { seq: 5 }), entry(b, 'node', nodeValue(2), { seq: 5 }), entry(root.signer, 'trust', { score: 0.5, reason: 'x' }, { key: a.peerId, seq: 1 })])
+    // the epoch holds an older node entry of a (a's newer one stays), a newer one of b, and another trust verdict
+    await acceptEpoch0(spores, root, [entry(a, 'node', nodeValue(3), { seq: 4 }), entry(b, 'node', nodeValue(4), { seq: 6 }), entry(root.signer, 'trust', { score: 0.9, reason: 'y' }, { key: a.peerId, seq: 2 })])
+    const latent = await spores.ls({ tier: 'latent' })
+    expect(latent.map(e => [e.type, e.key, e.seq])).toEqual([['node', a.peerId, 5]])
+  })
+
   it('is idempotent and independent of arrival order for valid entries', async () => {
     const signers = [identity(), identity(), identity()]
     const base = Date.now() - 1000
