@@ -1,7 +1,14 @@
 // Public face of the spores: the node's directory of signed, typed entries in three tiers
 // (primary, seed, latent), validation-first merging, gossip, anti-entropy sync and seed files.
-export { Spores, SporesNetwork } from './spores.ts'
-export type { SporesOptions, SporesNetworkOptions, SporeStats } from './spores.ts'
+export { Spores } from './spores.ts'
+export type { SporesOptions, SporeStats } from './spores.ts'
+export { SporesNetwork } from './spores-network.ts'
+export type { SporesNetworkOptions } from './spores-network.ts'
+export { SelfPublisher } from './latent/self-publisher.ts'
+export { LatentGossip } from './latent/latent-gossip.ts'
+export { AntiEntropySync } from './latent/anti-entropy-sync.ts'
+export { PrimaryEpochService } from './primary/epoch-service.ts'
+export { PrimarySpore } from './primary/primary-spore.ts'
 
 export { signEntry, signerOf, decodeEntry, verifyEntrySignature, entryId, compareVersions, viewOf, MAX_ENTRY_BYTES, EntryDecodeError } from './entry/entry.ts'
 export type { SignedEntry, EntryFields, EntryView, Signer } from './entry/entry.ts'

@@ -1,7 +1,6 @@
 // The node's spores, assembled: one database, the three tiers, validation-first merging,
 // the seed file, and (once the libp2p host exists) gossip, sync and epoch serving.
 import type { Level } from 'level'
-import type { PeerId } from '@libp2p/interface'
 import { peerIdOfPublicKey } from '../crypto/index.ts'
 import { viewOf, type EntryView, type SignedEntry, type Signer } from './entry/entry.ts'
 import { ENTRY_TYPES, type EntryType } from './entry/types.ts'
@@ -15,14 +14,12 @@ import { limitsWith, type SporeLimits } from './limits.ts'
 import { silentLogger, type SporeLogger } from './logger.ts'
 import { PrimarySpore } from './primary/primary-spore.ts'
 import { committeeCertificateVerifier, type EpochCertificateVerifier } from './primary/certificate.ts'
-import { PrimaryEpochService } from './primary/epoch-service.ts'
 import { EpochInput } from './primary/epoch-input.ts'
 import { SeedSpore, type ConfirmNode, type SeedImportReport } from './seed/seed-spore.ts'
 import type { SeedNode } from './seed/seed-file.ts'
-import { LatentGossip, type GossipStats } from './latent/latent-gossip.ts'
-import { AntiEntropySync, type SyncStats } from './latent/anti-entropy-sync.ts'
-import { SelfPublisher, type SelfSummary } from './latent/self-publisher.ts'
-import { sporeProtocols, type SporeHost, type SporeNames, type SporePubSub } from './host.ts'
+import type { GossipStats } from './latent/latent-gossip.ts'
+import type { SyncStats } from './latent/anti-entropy-sync.ts'
+import { SporesNetwork, type SporesNetworkOptions } from './spores-network.ts'
 
 export interface SporesOptions {
   /** Path of the node's level database, or a Level instance the daemon opened. */
@@ -55,88 +52,6 @@ export interface SporeStats {
   primaryEpoch: number | null
   gossip?: GossipStats
   sync?: SyncStats
-}
-
-export interface SporesNetworkOptions {
-  host: SporeHost
-  pubsub: SporePubSub
-  names: SporeNames
-  /** Own-entry publication: the node's current summary and how often (default 60 s). */
-  summary?: () => SelfSummary | Promise<SelfSummary>
-  publishIntervalMs?: number
-  /** A peer seen connecting/disconnecting more often than this within the window is condensed (default 8). */
-  intermittentAfter?: number
-  /** Anti-entropy with one random connected peer every this many ms (default 60 s; 0 = never). */
-  syncIntervalMs?: number
-}
-
-/** The networked half: gossip, anti-entropy sync, epoch serving and own-entry publication. */
-export class SporesNetwork {
-  readonly gossip: LatentGossip
-  readonly sync: AntiEntropySync
-  readonly epochs: PrimaryEpochService
-  /** Publishes this node's own entries; `recordConnection` logs connects and disconnects. */
-  readonly publisher: SelfPublisher
-  private readonly host: SporeHost
-  private readonly syncIntervalMs: number
-  private readonly log: SporeLogger
-  private timer: ReturnType<typeof setInterval> | undefined
-  private pruneTimer: ReturnType<typeof setInterval> | undefined
-  private readonly spores: Spores
-
-  constructor (spores: Spores, options: SporesNetworkOptions) {
-    const ids = sporeProtocols(options.names)
-    this.host = options.host
-    this.log = spores.log
-    this.gossip = new LatentGossip({ pubsub: options.pubsub, topic: ids.gossip, merger: spores.merger, log: spores.log })
-    this.sync = new AntiEntropySync({ host: options.host, protocol: ids.sync, store: spores.tiers.latent, merger: spores.merger, log: spores.log })
-    this.epochs = new PrimaryEpochService({ host: options.host, protocol: ids.primary, primary: spores.primary, log: spores.log })
-    this.publisher = new SelfPublisher({ signer: spores.signer, summary: options.summary, merger: spores.merger, latent: spores.tiers.latent, publish: async (e) => await this.gossip.publish(e), intervalMs: options.publishIntervalMs, clock: spores.clock, log: spores.log, connections: { windowMs: spores.limits.windowMs, intermittentAfter: options.intermittentAfter } })
-    this.spores = spores
-    this.syncIntervalMs = options.syncIntervalMs ?? 60_000
-  }
-
-  async start (): Promise<void> {
-    this.gossip.start()
-    await this.sync.start()
-    await this.epochs.start()
-    this.publisher.start()
-    // temporal data leaves the window even when nothing new arrives
-    this.pruneTimer = setInterval(() => {
-      void this.spores.prune().catch(err => this.log.warn({ err: (err as Error).message }, 'pruning spores failed'))
-    }, Math.min(10 * 60_000, Math.max(1000, this.spores.limits.windowMs / 24)))
-    this.pruneTimer.unref?.()
-    if (this.syncIntervalMs > 0) {
-      this.timer = setInterval(() => { void this.syncWithRandomPeer() }, this.syncIntervalMs)
-      this.timer.unref?.()
-    }
-  }
-
-  async stop (): Promise<void> {
-    if (this.timer !== undefined) clearInterval(this.timer)
-    if (this.pruneTimer !== undefined) clearInterval(this.pruneTimer)
-    this.publisher.stop()
-    this.gossip.stop()
-    await this.sync.stop()
-    await this.epochs.stop()
-  }
-
-  /** One anti-entropy round and one epoch fetch with a random connected peer. */
-  async syncWithRandomPeer (signal?: AbortSignal): Promise<void> {
-    const peers = this.host.getPeers()
-    if (peers.length === 0) return
-    const peer: PeerId = peers[Math.floor(Math.random() * peers.length)]
-    try {
-      await this.sync.syncWith(peer, signal)
-    } catch (err) {
-      this.log.debug({ peer: peer.toString(), err: (err as Error).message }, 'anti-entropy sync failed')
-    }
-    try {
-      await this.epochs.fetchFrom(peer, signal)
-    } catch (err) {
-      this.log.debug({ peer: peer.toString(), err: (err as Error).message }, 'epoch fetch failed')
-    }
-  }
 }
 
 export class Spores {

@@ -16,6 +16,8 @@ export interface GossipStats {
   rejected: number
 }
 
+const MAX_WAITING = 4096
+
 interface Waiting {
   data: Uint8Array
   /** undefined when the merge itself failed (the database), which says nothing about the sender */
@@ -59,6 +61,11 @@ export class LatentGossip {
 
   private async validate (data: Uint8Array): Promise<'accept' | 'ignore' | 'reject'> {
     this.stats.received++
+    // a flood beyond what one merge batch can take is dropped unforwarded; sync repairs any loss
+    if (this.waiting.length >= MAX_WAITING) {
+      this.stats.ignored++
+      return 'ignore'
+    }
     const outcome = await new Promise<MergeOutcome | undefined>((resolve) => {
       this.waiting.push({ data, resolve })
       if (!this.flushScheduled) {
