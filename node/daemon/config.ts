@@ -6,9 +6,12 @@ export interface DaemonConfig {
   bootstrap: string[]
   apiPort: number
   relayServer: boolean
+  /** public HTTP port serving the browser client; undefined = DEFAULT_HTTP_PORT, or any free port when that one is taken */
+  httpPort?: number
   /** Name of the personal network created when the home has none. */
   defaultNetworkName: string
 }
 
 export const DEFAULT_API_PORT = 7777
+export const DEFAULT_HTTP_PORT = 7780
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/7700', '/ip4/0.0.0.0/tcp/7701/ws', '/webrtc']

@@ -2,9 +2,11 @@
 import type { DaemonConfig } from './config.ts'
 import type { DaemonFeature } from './feature.ts'
 import { revocationFeature } from '../revocation/index.ts'
+import { browserClientFeature } from '../browser/index.ts'
 
 export function daemonFeatures (_config: DaemonConfig): DaemonFeature[] {
   return [
-    revocationFeature()
+    revocationFeature(),
+    browserClientFeature()
   ]
 }

@@ -32,6 +32,8 @@ export interface InviteOptions {
   ttlMs: number
   uses: number
   bootstrap: string[]
+  /** lifetime of the certificate the invitee gets (default MEMBER_CERTIFICATE_TTL_MS) */
+  certificateTtlMs?: number
 }
 
 export function createInvite (home: Home, options: InviteOptions, now = Date.now()): string {
@@ -42,7 +44,7 @@ export function createInvite (home: Home, options: InviteOptions, now = Date.now
   const id = randomBytesOf(16)
   const secret = randomBytesOf(32)
   const expiresAt = now + options.ttlMs
-  new InviteBook(home).add({ id, secret, createdAt: now, expiresAt, usesLeft: options.uses }, now)
+  new InviteBook(home).add({ id, secret, createdAt: now, expiresAt, usesLeft: options.uses, certificateTtlMs: options.certificateTtlMs }, now)
   return encodeInvite({ networkId: network.networkId, networkName: network.name, rootPublicKey: network.rootPublicKey, bootstrap: options.bootstrap, id, secret, expiresAt })
 }
 
@@ -60,7 +62,7 @@ export function admitter (home: Home, network: NetworkInfo, now: () => number): 
     if (outcome === 'used') throw new AdmissionRefusedError('invite was already used')
     if (outcome !== 'ok') throw new AdmissionRefusedError('invite is unknown to the inviter')
     const subject = publicKeyOfPeerId(request.joinerPeerId)
-    const certificate = issueCertificate({ networkId: network.networkId, issuerSecretKey: rootSecret, issuerPublicKey: network.rootPublicKey, subject, capabilities: ['member'], issuedAt: now(), ttlMs: MEMBER_CERTIFICATE_TTL_MS })
+    const certificate = issueCertificate({ networkId: network.networkId, issuerSecretKey: rootSecret, issuerPublicKey: network.rootPublicKey, subject, capabilities: ['member'], issuedAt: now(), ttlMs: invite.certificateTtlMs ?? MEMBER_CERTIFICATE_TTL_MS })
     new MemberBook(home).record(certificate)
     return [certificate]
   }

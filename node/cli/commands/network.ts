@@ -40,14 +40,24 @@ export const networkShow: Command = {
 
 export const networkInvite: Command = {
   name: 'network invite',
-  usage: 'mycelium network invite [--ttl 1h] [--uses 1] [--bootstrap MULTIADDR]...',
-  summary: 'print a single-use, expiring invite token for another machine (alone on stdout)',
-  flags: { ttl: { type: 'string' }, uses: { type: 'string' }, bootstrap: { type: 'list' } },
+  usage: 'mycelium network invite [--ttl 1h] [--uses 1] [--bootstrap MULTIADDR]... | --browser [--cert-ttl 12h] [--ttl 1h] [--uses 1]',
+  summary: 'print a single-use, expiring invite token for another machine, or with --browser a link that makes a browser tab a member (alone on stdout)',
+  flags: { ttl: { type: 'string' }, uses: { type: 'string' }, bootstrap: { type: 'list' }, browser: { type: 'boolean' }, 'cert-ttl': { type: 'string' } },
   async run (ctx, { positional, flags }) {
     if (positional.length > 0) throw new UsageError('network invite takes no arguments')
     const ttlMs = parseDuration((flags.ttl as string | undefined) ?? '1h')
     const uses = flags.uses === undefined ? 1 : parsePositiveInt(flags.uses as string, 'uses')
     const bootstrap = flags.bootstrap as string[] | undefined
+    if (flags.browser === true) {
+      if (bootstrap !== undefined) throw new UsageError('--browser invites point at this node\'s own web client: --bootstrap does not apply')
+      const certificateTtlMs = parseDuration((flags['cert-ttl'] as string | undefined) ?? '12h')
+      const link = await api(ctx).request<{ url: string, expiresAt: number }>('POST', '/browser/invites', { ttlMs, uses, certificateTtlMs })
+      if (ctx.json) { printJson(ctx, link); return }
+      ctx.out(link.url)
+      ctx.err(`open this link in a browser within ${Math.round(ttlMs / 60_000)} min (${uses} use${uses > 1 ? 's' : ''}); the tab becomes a member for ${Math.round(certificateTtlMs / 3_600_000 * 10) / 10} h`)
+      return
+    }
+    if (flags['cert-ttl'] !== undefined) throw new UsageError('--cert-ttl applies to --browser invites only')
     let invite: string
     if (bootstrap !== undefined) {
       invite = createInvite(ctx.home, { ttlMs, uses, bootstrap })

@@ -6,9 +6,9 @@ import { defaultNetworkName } from '../../network/index.ts'
 
 export const start: Command = {
   name: 'start',
-  usage: 'mycelium start [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--api-port N] [--no-relay]',
+  usage: 'mycelium start [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--api-port N] [--http-port N] [--no-relay]',
   summary: 'run the node in the foreground (creates a personal network on an empty home)',
-  flags: { listen: { type: 'list' }, bootstrap: { type: 'list' }, 'api-port': { type: 'string' }, 'no-relay': { type: 'boolean' } },
+  flags: { listen: { type: 'list' }, bootstrap: { type: 'list' }, 'api-port': { type: 'string' }, 'http-port': { type: 'string' }, 'no-relay': { type: 'boolean' } },
   async run (ctx, { positional, flags }) {
     if (positional.length > 0) throw new UsageError(`start takes no arguments (got "${positional[0]}")`)
     const { Daemon, DEFAULT_API_PORT, DEFAULT_LISTEN } = await import('../../daemon/index.ts')
@@ -24,6 +24,7 @@ export const start: Command = {
       bootstrap: (flags.bootstrap as string[] | undefined) ?? [],
       apiPort: flags['api-port'] === undefined ? DEFAULT_API_PORT : parsePort(flags['api-port'] as string, 'api-port'),
       relayServer: flags['no-relay'] !== true,
+      httpPort: flags['http-port'] === undefined ? undefined : parsePort(flags['http-port'] as string, 'http-port'),
       defaultNetworkName: defaultNetworkName()
     }, log)
     await daemon.start()

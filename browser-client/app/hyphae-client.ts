@@ -1,0 +1,338 @@
+// A browser tab as a hyphae member: it holds its own key, joins with an invite link (or comes
+// back with the certificate it kept), stays homed on two sclerotia, learns the network from
+// their rosters, talks on a gossip topic, reads the spores, and opens direct WebRTC links to
+// other pages through a sclerotium relay.
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Connection, PrivateKey } from '@libp2p/interface'
+import { toBase64Url, fromBase64Url } from '../../crypto/index.ts'
+import { decodeInvite, protocolPrefix, type CertificateChain, type Invite, type MembershipPolicy } from '../../node/membership/index.ts'
+import { Roster } from '../../node/presence/index.ts'
+import { createHyphaeNode, type HyphaeLibp2p } from './hyphae-node.ts'
+import { SclerotiumHomes, browserDialable, isHomeConnection, short, type SclerotiumCandidate } from './sclerotium-homes.ts'
+import { MemberMap } from './member-map.ts'
+import { AppChat, PAGE_CHAT_TOPIC } from './app-chat.ts'
+import { SporeFeed } from './spore-feed.ts'
+import { MEMBERSHIP_STORAGE_KEY, NODE_KEY_STORAGE_KEY, decodeStoredMembership, encodeStoredMembership, type StoredMembership } from './stored-membership.ts'
+
+export const HYPHAE_ROLE = 'hyphae'
+const HOMES = 2
+const REFRESH_MS = 3_000
+const EPOCH_POLL_MS = 10_000
+const MAX_DIRECT_PAGES = 8
+const EVENTS_KEPT = 50
+
+export type Phase = 'not-a-member' | 'joining' | 'connecting' | 'online' | 'refused'
+
+export interface ClientEvent {
+  at: number
+  text: string
+}
+
+export interface PeerLink {
+  peerId: string
+  role: string
+  /** remote addresses of the open connections to this peer */
+  addrs: string[]
+  kind: 'ws' | 'webrtc' | 'relay' | 'none'
+}
+
+interface KeyValueStore {
+  getItem: (key: string) => string | null
+  setItem: (key: string, value: string) => void
+}
+
+export class HyphaeClient extends EventTarget {
+  peerId = ''
+  networkId = ''
+  networkName = ''
+  certificateExpiresAt?: number
+  /** why the page cannot take part, when it cannot */
+  problem = ''
+  readonly members = new MemberMap()
+  readonly events: ClientEvent[] = []
+  libp2p?: HyphaeLibp2p
+  chat?: AppChat
+  spores?: SporeFeed
+  homes?: SclerotiumHomes
+  private readonly storage: KeyValueStore
+  private fatal = false
+  private joining = false
+  private lastRefusal = ''
+  private chain?: CertificateChain
+  private membership?: StoredMembership
+  private readonly verified = new Set<string>()
+  private readonly pageDials = new Map<string, number>()
+  private timers: Array<ReturnType<typeof setInterval>> = []
+  private roster?: Roster
+  private rosterFrom?: { peerId: string, presence: { role: string, addrs: string[] } }
+
+  constructor (storage: KeyValueStore) {
+    super()
+    this.storage = storage
+  }
+
+  get phase (): Phase {
+    if (this.fatal) return this.joining ? 'refused' : 'not-a-member'
+    if ((this.homes?.homes().length ?? 0) > 0) return 'online'
+    if (this.joining) return 'joining'
+    return this.lastRefusal !== '' ? 'refused' : 'connecting'
+  }
+
+  /** Starts from an invite (the `#invite=` part of the URL) or from the membership kept in storage. */
+  async start (inviteToken?: string): Promise<void> {
+    const key = await this.loadKey()
+    this.peerId = peerIdFromPrivateKey(key).toString()
+    let invite: Invite | undefined
+    if (inviteToken !== undefined) {
+      try {
+        invite = decodeInvite(inviteToken)
+        if (invite.expiresAt <= Date.now()) throw new Error(`the invite link expired at ${new Date(invite.expiresAt).toLocaleString()}`)
+      } catch (err) {
+        this.note(`invite link not usable: ${(err as Error).message}`)
+        invite = undefined
+      }
+    }
+    let stored: StoredMembership | undefined
+    try {
+      const text = this.storage.getItem(MEMBERSHIP_STORAGE_KEY)
+      if (text !== null) stored = decodeStoredMembership(text)
+    } catch (err) {
+      this.note(`stored membership ignored: ${(err as Error).message}`)
+    }
+    const storedValid = stored !== undefined && stored.chain[0].expiresAt > Date.now()
+    if (invite !== undefined && (!storedValid || stored?.networkId !== invite.networkId)) {
+      this.membership = { networkId: invite.networkId, networkName: invite.networkName, rootPublicKey: invite.rootPublicKey, chain: [], sclerotia: invite.bootstrap.filter(browserDialable) }
+      this.joining = true
+      this.note(`joining ${invite.networkName} with an invite link`)
+    } else if (stored !== undefined && storedValid) {
+      this.membership = stored
+      this.chain = stored.chain
+      this.certificateExpiresAt = stored.chain[0].expiresAt
+    } else {
+      this.fatal = true
+      this.problem = stored !== undefined
+        ? `this page's certificate expired at ${new Date(stored.chain[0].expiresAt).toLocaleString()}: ask the operator for a new invite link (mycelium network invite --browser)`
+        : 'this page is not a member of any network: open it with an invite link (mycelium network invite --browser)'
+      if (stored !== undefined) { this.networkId = stored.networkId; this.networkName = stored.networkName }
+      this.changed()
+      return
+    }
+    const membership = this.membership
+    this.networkId = membership.networkId
+    this.networkName = membership.networkName
+    for (const addr of membership.sclerotia) {
+      const id = multiaddr(addr).getComponents().findLast(c => c.name === 'p2p')?.value
+      if (id !== undefined) this.members.assume(id, 'sclerotium', [addr])
+    }
+    await this.startNode(key, membership, invite)
+  }
+
+  private async startNode (key: PrivateKey, membership: StoredMembership, invite?: Invite): Promise<void> {
+    const policy: MembershipPolicy = {
+      networkId: membership.networkId,
+      rootPublicKey: membership.rootPublicKey,
+      credentials: () => this.chain !== undefined
+        ? { kind: 'member', chain: this.chain }
+        : { kind: 'admission', inviteId: invite!.id, secret: invite!.secret },
+      // revocation is enforced by the sclerotia, which hold the revocation list
+      isRevoked: () => false,
+      now: () => Date.now(),
+      onAdmitted: async (chain) => { this.admitted(chain) },
+      onVerified: (peerId) => { this.verified.add(peerId) },
+      onRejected: (peerId, reason, error) => { this.rejected(peerId, reason, error) }
+    }
+    const libp2p = await createHyphaeNode({ privateKey: key, membership: policy, isVerified: (peer) => this.verified.has(peer.toString()), reservations: HOMES })
+    this.libp2p = libp2p
+    await libp2p.start()
+    this.roster = new Roster({
+      libp2p,
+      protocol: `${protocolPrefix(membership.networkId)}/roster/1.0.0`,
+      presence: () => ({ role: HYPHAE_ROLE, addrs: this.reachableAddrs() }),
+      connectedMembers: () => this.links().filter(l => l.kind !== 'none').map(l => ({ peerId: l.peerId, addrs: this.members.members.get(l.peerId)?.addrs ?? [], role: l.role })),
+      // the roster reports the sender's presence, then the members it is connected to
+      onPresence: (peerId, presence) => { this.rosterFrom = { peerId, presence } },
+      onLearned: (entries) => {
+        if (this.rosterFrom !== undefined) this.members.heardFrom(this.rosterFrom.peerId, this.rosterFrom.presence, entries)
+        this.rosterFrom = undefined
+        this.changed()
+      },
+      log: rosterLog as any
+    })
+    await this.roster.start()
+    this.chat = new AppChat({ pubsub: libp2p.services.pubsub, networkId: membership.networkId, name: PAGE_CHAT_TOPIC, self: this.peerId, onChange: () => { this.changed() } })
+    this.chat.start()
+    this.spores = new SporeFeed({ libp2p, networkId: membership.networkId, onChange: () => { this.changed() } })
+    this.spores.start()
+    this.homes = new SclerotiumHomes({
+      libp2p,
+      target: HOMES,
+      candidates: () => this.sclerotiumCandidates(),
+      onEvent: (text) => { this.note(text) },
+      onChange: () => { this.changed() }
+    })
+    this.homes.start()
+    libp2p.addEventListener('connection:open', (evt) => {
+      const connection = evt.detail
+      if (connection.limits === undefined) void this.roster?.exchange(connection.remotePeer)
+      this.changed()
+    })
+    libp2p.addEventListener('connection:close', () => { this.changed() })
+    libp2p.addEventListener('self:peer:update', () => { this.refreshRosters() })
+    this.timers.push(setInterval(() => { this.refresh() }, REFRESH_MS))
+    this.timers.push(setInterval(() => { void this.fetchEpochs() }, EPOCH_POLL_MS))
+    this.changed()
+  }
+
+  private admitted (chain: CertificateChain): void {
+    this.chain = chain
+    this.joining = false
+    this.certificateExpiresAt = chain[0].expiresAt
+    this.membership = { ...this.membership!, chain }
+    this.save()
+    this.note(`admitted: certificate valid until ${new Date(chain[0].expiresAt).toLocaleString()}`)
+  }
+
+  private rejected (peerId: string, reason: string, error: Error): void {
+    this.lastRefusal = `${short(peerId)}: ${reason}`
+    this.note(`refused by ${short(peerId)}: ${reason}`)
+    this.homes?.refusedBy(peerId)
+    // an invite is single-use: a refused admission will not succeed on a retry
+    if (error.name === 'AdmissionRefusedError' || this.joining) {
+      this.fatal = true
+      this.problem = `the invite was refused: ${reason}`
+      this.homes?.stop()
+    }
+    this.changed()
+  }
+
+  /** Sends a message on the page's gossip topic. */
+  async send (text: string): Promise<number> {
+    if (this.chat === undefined) throw new Error('not connected')
+    return await this.chat.send(text)
+  }
+
+  links (): PeerLink[] {
+    const libp2p = this.libp2p
+    if (libp2p === undefined) return []
+    const byPeer = new Map<string, Connection[]>()
+    for (const connection of libp2p.getConnections()) {
+      const id = connection.remotePeer.toString()
+      byPeer.set(id, [...(byPeer.get(id) ?? []), connection])
+    }
+    const ids = new Set([...byPeer.keys(), ...this.members.members.keys()])
+    ids.delete(this.peerId)
+    return [...ids].map((peerId) => {
+      const connections = byPeer.get(peerId) ?? []
+      const addrs = connections.map(c => c.remoteAddr.toString())
+      const kind = connections.length === 0
+        ? 'none'
+        : connections.some(c => c.remoteAddr.toString().includes('/webrtc'))
+          ? 'webrtc'
+          : connections.some(isHomeConnection) ? 'ws' : 'relay'
+      return { peerId, role: this.members.members.get(peerId)?.role ?? 'unknown', addrs, kind }
+    })
+  }
+
+  /** The page's own relayed WebRTC addresses, for other pages to dial. */
+  reachableAddrs (): string[] {
+    return (this.libp2p?.getMultiaddrs() ?? []).map(a => a.toString()).filter(a => a.includes('/p2p-circuit/webrtc')).slice(0, 8)
+  }
+
+  private sclerotiumCandidates (): SclerotiumCandidate[] {
+    return this.members.withRole('sclerotium').map(m => ({ peerId: m.peerId, addrs: m.addrs.filter(browserDialable) }))
+  }
+
+  private refresh (): void {
+    const libp2p = this.libp2p
+    if (libp2p === undefined) return
+    const connected = new Set(libp2p.getPeers().map(p => p.toString()))
+    this.members.forget(Date.now(), undefined, connected)
+    this.refreshRosters()
+    this.dialPages()
+    this.save()
+    this.changed()
+  }
+
+  private refreshRosters (): void {
+    const libp2p = this.libp2p
+    if (libp2p === undefined) return
+    const asked = new Set<string>()
+    for (const connection of libp2p.getConnections()) {
+      const id = connection.remotePeer.toString()
+      if (connection.limits !== undefined || asked.has(id) || !this.verified.has(id)) continue
+      asked.add(id)
+      void this.roster?.exchange(connection.remotePeer)
+    }
+  }
+
+  /** Direct WebRTC links to other pages: the page with the smaller peer id dials. */
+  private dialPages (): void {
+    const libp2p = this.libp2p
+    if (libp2p === undefined || this.chain === undefined) return
+    const direct = this.links().filter(l => l.role === HYPHAE_ROLE && l.kind === 'webrtc').length
+    let budget = MAX_DIRECT_PAGES - direct
+    const now = Date.now()
+    for (const m of this.members.withRole(HYPHAE_ROLE)) {
+      if (budget <= 0) break
+      if (m.peerId === this.peerId || this.peerId > m.peerId || (this.pageDials.get(m.peerId) ?? 0) > now) continue
+      if (libp2p.getConnections(peerIdFromString(m.peerId)).some(c => c.remoteAddr.toString().includes('/webrtc'))) continue
+      const addr = m.addrs.find(a => a.includes('/p2p-circuit/webrtc'))
+      if (addr === undefined) continue
+      budget--
+      this.pageDials.set(m.peerId, now + 15_000)
+      void libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(12_000) }).then(
+        () => { this.note(`direct WebRTC link to page ${short(m.peerId)}`) },
+        (err: Error) => { this.note(`WebRTC link to page ${short(m.peerId)} failed: ${err.message.slice(0, 120)}`) }
+      )
+    }
+  }
+
+  private async fetchEpochs (): Promise<void> {
+    const home = this.homes?.homes()[0]
+    if (home !== undefined) await this.spores?.fetchEpochs(peerIdFromString(home))
+  }
+
+  private save (): void {
+    if (this.membership === undefined || this.chain === undefined) return
+    const sclerotia = this.sclerotiumCandidates().flatMap(c => c.addrs).slice(0, 16)
+    this.membership = { ...this.membership, chain: this.chain, sclerotia: sclerotia.length > 0 ? sclerotia : this.membership.sclerotia }
+    this.storage.setItem(MEMBERSHIP_STORAGE_KEY, encodeStoredMembership(this.membership))
+  }
+
+  private async loadKey (): Promise<PrivateKey> {
+    const text = this.storage.getItem(NODE_KEY_STORAGE_KEY)
+    if (text !== null) {
+      try {
+        return privateKeyFromProtobuf(fromBase64Url(text))
+      } catch {
+        this.note('the stored key was unreadable: a new one was made')
+      }
+    }
+    const key = await generateKeyPair('Ed25519')
+    this.storage.setItem(NODE_KEY_STORAGE_KEY, toBase64Url(privateKeyToProtobuf(key)))
+    return key
+  }
+
+  note (text: string): void {
+    this.events.push({ at: Date.now(), text })
+    if (this.events.length > EVENTS_KEPT) this.events.shift()
+    this.changed()
+  }
+
+  private changed (): void {
+    this.dispatchEvent(new Event('change'))
+  }
+
+  async stop (): Promise<void> {
+    for (const t of this.timers) clearInterval(t)
+    this.homes?.stop()
+    this.chat?.stop()
+    this.spores?.stop()
+    await this.libp2p?.stop()
+  }
+}
+
+const quiet = (): void => {}
+const rosterLog = { debug: quiet, info: quiet, warn: quiet, error: quiet }

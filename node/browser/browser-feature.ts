@@ -1,0 +1,122 @@
+// Serves the hyphae web client from sclerotia and issues browser invites: a link to this node's
+// page carrying a single-use invite whose certificate is short-lived (12 h by default), so a
+// browser tab becomes a member with its own key, through the same handshake as any node.
+import { readFileSync, existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { ApiError } from '../api/index.ts'
+import { createInvite } from '../network/index.ts'
+import { topicPrefix } from '../membership/index.ts'
+import { DEFAULT_HTTP_PORT } from '../daemon/config.ts'
+import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
+import { BROWSER_BUNDLE_DIR, BROWSER_BUNDLE_FILES, PAGE_CHAT_TOPIC, buildBrowserClient } from '../../browser-client/index.ts'
+import { StaticSite, HttpPortInUseError, type SiteFile } from './static-site.ts'
+
+export const BROWSER_CERTIFICATE_TTL_MS = 12 * 3600_000
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8'
+}
+
+export interface BrowserInvite {
+  url: string
+  invite: string
+  expiresAt: number
+  certificateTtlMs: number
+}
+
+/** Multiaddrs a browser can dial: WebSockets, not relayed; reachable ones before loopback. */
+export function browserAddrs (addrs: string[]): string[] {
+  const ws = addrs.filter(a => /\/(ws|wss|tls\/ws)(\/|$)/.test(a) && !a.includes('/p2p-circuit') && a.includes('/p2p/'))
+  const loopback = (a: string): boolean => a.startsWith('/ip4/127.') || a.startsWith('/ip6/::1/')
+  return [...ws.filter(a => !loopback(a)), ...ws.filter(loopback)].slice(0, 8)
+}
+
+function hostOf (addr: string | undefined): string {
+  const m = addr === undefined ? null : /^\/(ip4|ip6|dns4|dns6|dns)\/([^/]+)/.exec(addr)
+  if (m === null) return '127.0.0.1'
+  return m[1] === 'ip6' ? `[${m[2]}]` : m[2]
+}
+
+export function browserClientFeature (): DaemonFeature {
+  let site: StaticSite | undefined
+  let port = 0
+  let files = new Map<string, SiteFile>()
+  let context: DaemonContext | undefined
+
+  const httpUrl = (): string | undefined => {
+    if (site === undefined || context === undefined) return undefined
+    return `http://${hostOf(browserAddrs(context.host().getMultiaddrs().map(a => a.toString()))[0])}:${port}/`
+  }
+
+  const loadBundle = async (ctx: DaemonContext): Promise<void> => {
+    if (!BROWSER_BUNDLE_FILES.every(f => existsSync(join(BROWSER_BUNDLE_DIR, f)))) {
+      ctx.log.info({ dir: BROWSER_BUNDLE_DIR }, 'building the browser client (it was not built yet)')
+      try {
+        await buildBrowserClient()
+      } catch (err) {
+        ctx.log.warn({ err: (err as Error).message }, 'the browser client is not available: run `npm run build:browser`')
+        return
+      }
+    }
+    const loaded = new Map<string, SiteFile>()
+    for (const name of BROWSER_BUNDLE_FILES) {
+      loaded.set(`/${name}`, { body: readFileSync(join(BROWSER_BUNDLE_DIR, name)), contentType: CONTENT_TYPES[name.slice(name.lastIndexOf('.'))] })
+    }
+    files = loaded
+  }
+
+  const invite = (ctx: DaemonContext, options: { ttlMs: number, uses: number, certificateTtlMs: number }): BrowserInvite => {
+    const url = httpUrl()
+    if (url === undefined) throw new ApiError(409, 'this node serves no browser client')
+    const token = createInvite(ctx.home, { ttlMs: options.ttlMs, uses: options.uses, certificateTtlMs: options.certificateTtlMs, bootstrap: browserAddrs(ctx.host().getMultiaddrs().map(a => a.toString())) })
+    return { url: `${url}#invite=${token}`, invite: token, expiresAt: Date.now() + options.ttlMs, certificateTtlMs: options.certificateTtlMs }
+  }
+
+  return {
+    name: 'browser-client',
+    async start (ctx) {
+      context = ctx
+      await loadBundle(ctx)
+      site = new StaticSite({
+        files: () => files,
+        refusal: () => {
+          const role = ctx.role()
+          if (role !== 'sclerotium') return `this node is a ${role}: the web client is served by sclerotia`
+          if (files.size === 0) return 'the web client is not built on this node: run `npm run build:browser` and restart it'
+          return undefined
+        }
+      })
+      const wanted = ctx.config.httpPort
+      try {
+        port = await site.listen(wanted ?? DEFAULT_HTTP_PORT, '0.0.0.0')
+      } catch (err) {
+        // an explicit port must be honoured; the default one may be taken by another node on this machine
+        if (wanted !== undefined || !(err instanceof HttpPortInUseError)) throw err
+        port = await site.listen(0, '0.0.0.0')
+        ctx.log.warn({ port }, `HTTP port ${DEFAULT_HTTP_PORT} is in use: serving the web client on another port`)
+      }
+      // gossipsub forwards a topic only through subscribers: pages homed on different
+      // sclerotia reach each other through them
+      ctx.host().services.pubsub.subscribe(`${topicPrefix(ctx.network.networkId)}/app/${PAGE_CHAT_TOPIC}`)
+      ctx.log.info({ url: httpUrl() }, 'serving the web client')
+    },
+    async stop () {
+      await site?.close()
+      site = undefined
+    },
+    routes: (ctx) => ({
+      'POST /browser/invites': ({ body }) => {
+        const b = (body !== null && typeof body === 'object' ? body : {}) as Record<string, unknown>
+        const ttlMs = b.ttlMs ?? 3_600_000
+        const uses = b.uses ?? 1
+        const certificateTtlMs = b.certificateTtlMs ?? BROWSER_CERTIFICATE_TTL_MS
+        for (const [name, v] of [['ttlMs', ttlMs], ['uses', uses], ['certificateTtlMs', certificateTtlMs]] as const) {
+          if (!Number.isSafeInteger(v) || (v as number) <= 0) throw new ApiError(400, `${name} must be a positive integer`)
+        }
+        return invite(ctx, { ttlMs: ttlMs as number, uses: uses as number, certificateTtlMs: certificateTtlMs as number })
+      }
+    }),
+    status: () => ({ httpUrl: httpUrl() ?? null })
+  }
+}

@@ -1,0 +1,161 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Page } from 'playwright-core'
+import { Cluster, TestNode, waitFor, REPO_ROOT } from '../harness/index.ts'
+import { buildBrowserClient, encodeStoredMembership, MEMBERSHIP_STORAGE_KEY } from '../../browser-client/index.ts'
+import { Home } from '../../node/home/index.ts'
+import { fromBase64Url } from '../../crypto/index.ts'
+import { openBrowser, ensureChromium, type TestBrowser } from './chromium.ts'
+
+const RESULTS = join(REPO_ROOT, 'test-results')
+
+async function text (page: Page, selector: string): Promise<string> {
+  return (await page.locator(selector).textContent()) ?? ''
+}
+
+/** Rows of the page's peer table: peer id, role, link kind, remote addresses of its connections. */
+async function peerRows (page: Page): Promise<Array<{ peer: string, role: string, link: string, addrs: string }>> {
+  return await page.$$eval('#peers tbody tr', rows => rows.map(r => ({
+    peer: (r as HTMLElement).dataset.peer ?? '',
+    role: (r as HTMLElement).dataset.role ?? '',
+    link: (r as HTMLElement).dataset.link ?? '',
+    addrs: r.querySelector('td.addr')?.textContent ?? ''
+  })))
+}
+
+async function homes (page: Page): Promise<string[]> {
+  return await page.$$eval('#homes li[data-peer]', items => items.map(i => (i as HTMLElement).dataset.peer ?? ''))
+}
+
+async function send (page: Page, message: string): Promise<void> {
+  await page.fill('#chat-input', message)
+  await page.click('#chat-form button')
+}
+
+describe('the hyphae web client in Chromium, with three real nodes', () => {
+  const cluster = new Cluster({ node: () => ({ startArgs: ['--http-port', '0'] }) })
+  const browsers: TestBrowser[] = []
+  let nodes: TestNode[]
+  let networkId: string
+  let page1: Page
+  let page2: Page
+  let page1Id: string
+  let page2Id: string
+
+  const openWithInvite = async (): Promise<Page> => {
+    const url = (await nodes[0].cli(['network', 'invite', '--browser'])).stdout.trim()
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/#invite=myc1\./)
+    const browser = await openBrowser()
+    browsers.push(browser)
+    const page = browser.context.pages()[0] ?? await browser.context.newPage()
+    await page.goto(url)
+    return page
+  }
+
+  beforeAll(async () => {
+    ensureChromium()
+    mkdirSync(RESULTS, { recursive: true })
+    const bundle = await buildBrowserClient()
+    expect(bundle.gzipBytes).toBeLessThan(600 * 1024)
+    nodes = await cluster.startNetwork(3)
+    await cluster.waitForFullMesh(30_000)
+    networkId = (await nodes[0].status()).networkId
+  }, 120_000)
+
+  afterAll(async () => {
+    await Promise.all(browsers.map(async b => { await b.close() }))
+    await cluster.destroy()
+  })
+
+  it('a page opened with an invite link becomes a hyphae member and shows every node with its role', async () => {
+    const status = await nodes[0].status()
+    expect(status.httpUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/)
+    page1 = await openWithInvite()
+    await page1.waitForFunction(() => document.querySelector('#phase')?.textContent === 'online', undefined, { timeout: 20_000 })
+    page1Id = await text(page1, '#self-id')
+    expect(page1Id).toMatch(/^12D3KooW/)
+    expect(await text(page1, '#self-role')).toBe('hyphae')
+    expect(await text(page1, '#network-id')).toBe(networkId)
+    // the single-use invite is taken out of the address bar
+    expect(page1.url()).not.toContain('invite=')
+    await waitFor(async () => {
+      const rows = await peerRows(page1)
+      return nodes.every(n => rows.some(r => r.peer === n.peerId && r.role === 'sclerotium'))
+    }, { timeoutMs: 15_000, what: 'all three nodes with their roles on the page' })
+    for (const n of nodes) expect(await page1.locator(`#graph g[data-peer="${n.peerId}"][data-role="sclerotium"]`).count()).toBe(1)
+    // multi-homed: two sclerotia at once
+    await waitFor(async () => (await homes(page1)).length === 2, { timeoutMs: 15_000, what: 'two sclerotia links' })
+    // the nodes see the page as a member with the hyphae role
+    await waitFor(async () => (await nodes[0].peers()).some(p => p.peerId === page1Id && p.role === 'hyphae'), { timeoutMs: 10_000, what: 'the node to list the page as hyphae' })
+    // the certificate is short-lived: about 12 h
+    expect(await text(page1, '#cert-expiry')).toMatch(/valid until/)
+  })
+
+  it('two pages open a direct WebRTC connection and talk on a gossip topic, with the CLI too', async () => {
+    expect((await nodes[1].cli(['gossip', 'sub', 'chat'])).code).toBe(0)
+    page2 = await openWithInvite()
+    await page2.waitForFunction(() => document.querySelector('#phase')?.textContent === 'online', undefined, { timeout: 20_000 })
+    page2Id = await text(page2, '#self-id')
+    const direct = await waitFor(async () => {
+      for (const [page, other] of [[page1, page2Id], [page2, page1Id]] as const) {
+        const row = (await peerRows(page)).find(r => r.peer === other && r.link === 'webrtc')
+        if (row !== undefined) return row
+      }
+      return undefined
+    }, { timeoutMs: 30_000, what: 'a WebRTC connection between the pages' })
+    expect(direct.role).toBe('hyphae')
+    expect(direct.addrs).toContain('/webrtc')
+    // the direct link is a WebRTC one, not only the relayed circuit used to set it up
+    expect(direct.addrs.split('\n').some(a => a.includes('/webrtc'))).toBe(true)
+
+    for (const page of [page1, page2]) await waitFor(async () => /^[2-9]/.test(await text(page, '#chat-subscribers')), { timeoutMs: 20_000, what: 'the pages to see the other subscribers' })
+    await send(page1, 'hello from page one')
+    await page2.waitForFunction(() => document.querySelector('#chat-messages')?.textContent?.includes('hello from page one'), undefined, { timeout: 10_000 })
+    await waitFor(async () => (await nodes[1].cliJson(['gossip', 'messages', 'chat'])).some((m: any) => m.text === 'hello from page one' && m.from === page1Id), { timeoutMs: 10_000, what: 'the node to receive the page\'s message' })
+    await send(page2, 'hello back from page two')
+    await page1.waitForFunction(() => document.querySelector('#chat-messages')?.textContent?.includes('hello back from page two'), undefined, { timeout: 10_000 })
+    expect((await nodes[1].cli(['gossip', 'pub', 'chat', 'hello pages, from the CLI'])).code).toBe(0)
+    for (const page of [page1, page2]) await page.waitForFunction(() => document.querySelector('#chat-messages')?.textContent?.includes('hello pages, from the CLI'), undefined, { timeout: 10_000 })
+    await page1.screenshot({ path: join(RESULTS, 'browser-client.png'), fullPage: true })
+  })
+
+  it('a page presenting a certificate that is not its own is refused and connects to nothing', async () => {
+    const victim = new Home(nodes[1].home).loadChain()!
+    const status = await nodes[0].status()
+    const browser = await openBrowser()
+    browsers.push(browser)
+    const stored = encodeStoredMembership({ networkId, networkName: status.networkName, rootPublicKey: fromBase64Url((await nodes[0].cliJson(['network', 'show'])).rootPublicKey), chain: victim, sclerotia: (status.addrs as string[]).filter(a => a.includes('/ws/')) })
+    await browser.context.addInitScript(([key, value]) => { window.localStorage.setItem(key, value) }, [MEMBERSHIP_STORAGE_KEY, stored])
+    const page = browser.context.pages()[0] ?? await browser.context.newPage()
+    await page.goto(status.httpUrl)
+    await page.waitForFunction(() => document.querySelector('#phase')?.textContent === 'refused', undefined, { timeout: 20_000 })
+    expect(await text(page, '#events')).toMatch(/certificate is for another key/)
+    const pageId = await text(page, '#self-id')
+    await waitFor(async () => (await nodes[0].cliJson(['network', 'rejected'])).some((r: any) => r.peerId === pageId && /another key/.test(r.reason)), { timeoutMs: 10_000, what: 'the node to record the refusal' })
+    expect((await peerRows(page)).filter(r => r.link !== 'none')).toEqual([])
+    expect(await homes(page)).toEqual([])
+    for (const n of nodes) expect((await n.peers()).map(p => p.peerId)).not.toContain(pageId)
+    await browser.close()
+  })
+
+  it('when the page\'s sclerotium is killed, the page fails over to the others within 10 s without a reload', async () => {
+    const before = await homes(page1)
+    expect(before).toContain(nodes[0].peerId)
+    const killedAt = Date.now()
+    await nodes[0].kill()
+    await waitFor(async () => {
+      const now = await homes(page1)
+      return now.length === 2 && !now.includes(nodes[0].peerId)
+    }, { timeoutMs: 10_000, intervalMs: 200, what: 'the page to be homed on the two remaining sclerotia' })
+    expect(Date.now() - killedAt).toBeLessThan(10_000)
+    expect(await text(page1, '#phase')).toBe('online')
+    expect(await text(page1, '#events')).toMatch(/lost sclerotium/)
+    expect((await nodes[2].cli(['gossip', 'sub', 'chat'])).code).toBe(0)
+    await waitFor(async () => {
+      await nodes[2].cli(['gossip', 'pub', 'chat', 'still there after failover?'])
+      return (await text(page1, '#chat-messages')).includes('still there after failover?')
+    }, { timeoutMs: 15_000, intervalMs: 1_000, what: 'a message to reach the page after failover' })
+    await page1.screenshot({ path: join(RESULTS, 'browser-client-failover.png'), fullPage: true })
+  })
+})
