@@ -63,7 +63,9 @@ function pipeOneWay (from: Stream, to: Stream, onBytes: (count: number) => void)
     onBytes(event.data.byteLength)
     if (!to.send(event.data)) {
       from.pause()
-      to.onDrain().then(() => { from.resume() }, () => {})
+      to.onDrain().then(() => {
+        if (from.status === 'open') from.resume()
+      }, () => {})
     }
   })
   from.addEventListener('remoteCloseWrite', () => {
