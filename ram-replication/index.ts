@@ -6,3 +6,8 @@ export * from './transport/index.ts'
 export * from './backup/index.ts'
 export * from './policy/index.ts'
 export * from './replication/index.ts'
+
+// VMM half: KVM binding and capability check, the minimal VMM with dirty-page tracking, the guest workload.
+export * from './kvm/index.ts'
+export * from './vmm/index.ts'
+export * from './guest/index.ts'

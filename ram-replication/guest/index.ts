@@ -1,0 +1,8 @@
+export {
+  GUEST_PAGE_SIZE, GuestLayout, GuestParamOffsets, GUEST_MAGIC, GUEST_LAYOUT_VERSION, InvalidGuestParamsError,
+  assemblePageWriter, defaultPageWriterParams, loadPageWriter, readGuestChecksum, readGuestCounter, readPageWriterParams,
+  validatePageWriterParams
+} from './page-writer.ts'
+export type { PageWriterParams, WritePattern } from './page-writer.ts'
+export { pageStamp, pagesWrittenBetween, verifyGuestMemory } from './guest-verifier.ts'
+export type { GuestMemoryCheck } from './guest-verifier.ts'

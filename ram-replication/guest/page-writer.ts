@@ -1,0 +1,284 @@
+// The guest workload: real x86 machine code (32-bit protected mode, flat segments, no paging)
+// that writes pages in a chosen pattern, keeps a 64-bit progress counter and a running
+// checksum in guest memory, and reports progress with `out` every batch. The host only loads
+// the code and the parameters below; everything the guest does, it computes itself.
+//
+// Each write picks a page p, increments the counter c, and stamps the page:
+//   dword 0 = c (low 32 bits), dword 1 = p, dword 2 = s = mix(c, p), dwords 3.. = s + i
+// The checksum is the sum (mod 2^32) of dword 2 over all data pages; the guest keeps it by
+// subtracting the page's old stamp and adding the new one, so the host can recompute it from
+// memory alone and compare.
+import { EAX, EBP, EBX, ECX, EDI, EDX, ESI, X86Assembler } from './x86-assembler.ts'
+
+export const GUEST_PAGE_SIZE = 4096
+
+/** Guest-physical layout. Page 0 holds parameters and the guest's state; the code follows. */
+export const GuestLayout = {
+  paramsAddress: 0x0,
+  codeAddress: 0x1000,
+  defaultDataStartPage: 2,
+  /** Port the guest writes its counter to after every batch. */
+  progressPort: 0x10
+} as const
+
+/** Offsets in page 0. Parameters are written by the host before start; state by the guest only. */
+export const GuestParamOffsets = {
+  magic: 0x00,
+  version: 0x04,
+  pattern: 0x08,
+  dataStartPage: 0x0c,
+  dataPages: 0x10,
+  hotPages: 0x14,
+  hotThreshold: 0x18,
+  reportEvery: 0x1c,
+  dwordsPerWrite: 0x20,
+  maxWrites: 0x24,
+  /** Read by the VMM only: the write rate it paces the guest to (0 = as fast as it goes). */
+  pacingRate: 0x28,
+  memoryPages: 0x2c,
+  counterLow: 0x40,
+  counterHigh: 0x44,
+  checksum: 0x48,
+  rngState: 0x4c,
+  sequentialNext: 0x50
+} as const
+
+export const GUEST_MAGIC = 0x4743594d // "MYCG"
+export const GUEST_LAYOUT_VERSION = 1
+
+export type WritePattern = 'sequential' | 'random' | 'hot'
+const PATTERN_CODES: Record<WritePattern, number> = { sequential: 0, random: 1, hot: 2 }
+const PATTERN_NAMES: WritePattern[] = ['sequential', 'random', 'hot']
+
+export interface PageWriterParams {
+  pattern: WritePattern
+  /** Pages written per second, paced by the VMM at the guest's progress reports; 0 = unpaced. */
+  dirtyRate: number
+  /** Pages written between two progress reports (port I/O exits). */
+  reportEvery: number
+  /** Bytes stamped into each written page (12..4096, multiple of 4). */
+  bytesPerWrite: number
+  /** First data page (pages below hold parameters and code). */
+  dataStartPage: number
+  /** Number of data pages the guest writes into. */
+  dataPages: number
+  /** `hot` pattern: size of the hot set (the first pages of the data region) and the share of writes that go there. */
+  hotPages: number
+  hotShare: number
+  /** Stop (HLT) after this many writes; 0 = run until stopped. */
+  maxWrites: number
+  /** Seed of the guest's xorshift generator (non-zero). */
+  seed: number
+}
+
+export class InvalidGuestParamsError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'InvalidGuestParamsError'
+  }
+}
+
+export function defaultPageWriterParams (memoryBytes: number, overrides: Partial<PageWriterParams> = {}): PageWriterParams {
+  const pages = Math.floor(memoryBytes / GUEST_PAGE_SIZE)
+  const dataStartPage = overrides.dataStartPage ?? GuestLayout.defaultDataStartPage
+  const dataPages = overrides.dataPages ?? pages - dataStartPage
+  const params: PageWriterParams = {
+    pattern: 'random',
+    dirtyRate: 0,
+    reportEvery: 64,
+    bytesPerWrite: 16,
+    dataStartPage,
+    dataPages,
+    hotPages: Math.max(1, Math.min(dataPages, 256)),
+    hotShare: 0.9,
+    maxWrites: 0,
+    seed: 0x2545f491,
+    ...overrides
+  }
+  validatePageWriterParams(params, memoryBytes)
+  return params
+}
+
+export function validatePageWriterParams (params: PageWriterParams, memoryBytes: number): void {
+  const pages = Math.floor(memoryBytes / GUEST_PAGE_SIZE)
+  const integer = (name: string, value: number, min: number, max: number): void => {
+    if (!Number.isInteger(value) || value < min || value > max) throw new InvalidGuestParamsError(`${name} must be an integer in [${min}, ${max}], got ${value}`)
+  }
+  if (!(params.pattern in PATTERN_CODES)) throw new InvalidGuestParamsError(`unknown pattern ${String(params.pattern)}`)
+  integer('dataStartPage', params.dataStartPage, GuestLayout.defaultDataStartPage, pages - 1)
+  integer('dataPages', params.dataPages, 1, pages - params.dataStartPage)
+  integer('hotPages', params.hotPages, 1, params.dataPages)
+  integer('reportEvery', params.reportEvery, 1, 1 << 20)
+  integer('bytesPerWrite', params.bytesPerWrite, 12, GUEST_PAGE_SIZE)
+  if (params.bytesPerWrite % 4 !== 0) throw new InvalidGuestParamsError('bytesPerWrite must be a multiple of 4')
+  integer('maxWrites', params.maxWrites, 0, 0xffffffff)
+  integer('seed', params.seed, 1, 0xffffffff)
+  integer('dirtyRate', params.dirtyRate, 0, 0xffffffff)
+  if (!(params.hotShare >= 0 && params.hotShare <= 1)) throw new InvalidGuestParamsError(`hotShare must be in [0, 1], got ${params.hotShare}`)
+}
+
+/** The guest program. Independent of the parameters: it reads them from page 0 at run time. */
+export function assemblePageWriter (): Uint8Array {
+  const P = GuestParamOffsets
+  const a = new X86Assembler()
+  a.label('batch')
+  a.load(EBP, P.reportEvery)
+
+  a.label('write')
+  // Bounded run: halt once the counter reaches maxWrites.
+  a.load(EAX, P.maxWrites)
+  a.cmpImm(EAX, 0)
+  a.jcc('e', 'pick')
+  a.load(ECX, P.counterLow)
+  a.cmp(ECX, EAX)
+  a.jcc('ae', 'done')
+
+  // Pick the page index (relative to the data region) into EBX.
+  a.label('pick')
+  a.load(EAX, P.pattern)
+  a.cmpImm(EAX, PATTERN_CODES.sequential)
+  a.jcc('ne', 'hashed')
+  a.load(EAX, P.sequentialNext)
+  a.mov(EBX, EAX)
+  a.inc(EAX)
+  a.load(ECX, P.dataPages)
+  a.cmp(EAX, ECX)
+  a.jcc('b', 'sequentialStore')
+  a.xor(EAX, EAX)
+  a.label('sequentialStore')
+  a.store(P.sequentialNext, EAX)
+  a.jmp('stamp')
+
+  // xorshift32; the low byte decides hot or cold, the rest picks the page.
+  a.label('hashed')
+  a.load(EAX, P.rngState)
+  a.mov(EDX, EAX).shl(EDX, 13).xor(EAX, EDX)
+  a.mov(EDX, EAX).shr(EDX, 17).xor(EAX, EDX)
+  a.mov(EDX, EAX).shl(EDX, 5).xor(EAX, EDX)
+  a.store(P.rngState, EAX)
+  a.load(ECX, P.dataPages)
+  a.mov(EDX, EAX).andImm(EDX, 0xff)
+  a.load(ESI, P.hotThreshold)
+  a.cmp(EDX, ESI)
+  a.jcc('ae', 'cold')
+  a.load(ECX, P.hotPages)
+  a.label('cold')
+  a.shr(EAX, 8)
+  a.xor(EDX, EDX)
+  a.div(ECX)
+  a.mov(EBX, EDX)
+
+  a.label('stamp')
+  a.load(ECX, P.dataStartPage)
+  a.add(EBX, ECX)
+  // counter += 1 (64-bit); c stays in EAX.
+  a.load(EAX, P.counterLow)
+  a.load(EDX, P.counterHigh)
+  a.addImm(EAX, 1)
+  a.adcImm(EDX, 0)
+  a.store(P.counterLow, EAX)
+  a.store(P.counterHigh, EDX)
+  // s = (c * 0x9e3779b1) ^ (p * 0x85ebca77); s ^= s >>> 15
+  a.imulImm(ESI, EAX, 0x9e3779b1)
+  a.imulImm(ECX, EBX, 0x85ebca77)
+  a.xor(ESI, ECX)
+  a.mov(ECX, ESI).shr(ECX, 15).xor(ESI, ECX)
+  // EDI = page address
+  a.mov(EDI, EBX).shl(EDI, 12)
+  // checksum += s - old stamp
+  a.load(ECX, 8, EDI)
+  a.load(EDX, P.checksum)
+  a.sub(EDX, ECX)
+  a.add(EDX, ESI)
+  a.store(P.checksum, EDX)
+  // The page's header, then the fill.
+  a.store(0, EAX, EDI)
+  a.store(4, EBX, EDI)
+  a.store(8, ESI, EDI)
+  a.movImm(ECX, 3)
+  a.load(EDX, P.dwordsPerWrite)
+  a.label('fill')
+  a.cmp(ECX, EDX)
+  a.jcc('ae', 'written')
+  a.mov(EAX, ESI).add(EAX, ECX)
+  a.storeIndexed4(EDI, ECX, EAX)
+  a.inc(ECX)
+  a.jmp('fill')
+
+  a.label('written')
+  a.dec(EBP)
+  a.jcc('ne', 'write')
+  a.load(EAX, P.counterLow)
+  a.outEax(GuestLayout.progressPort)
+  a.jmp('batch')
+
+  a.label('done')
+  a.load(EAX, P.counterLow)
+  a.outEax(GuestLayout.progressPort)
+  a.hlt()
+  a.jmp('done')
+  return a.assemble()
+}
+
+/** Lay the program and its parameters into fresh (zeroed) guest memory. */
+export function loadPageWriter (memory: Uint8Array, params: PageWriterParams): void {
+  validatePageWriterParams(params, memory.byteLength)
+  const code = assemblePageWriter()
+  if (GuestLayout.codeAddress + code.byteLength > params.dataStartPage * GUEST_PAGE_SIZE) {
+    throw new InvalidGuestParamsError('the guest program overlaps the data region')
+  }
+  memory.set(code, GuestLayout.codeAddress)
+  const view = new DataView(memory.buffer, memory.byteOffset, GUEST_PAGE_SIZE)
+  const P = GuestParamOffsets
+  const put = (offset: number, value: number): void => { view.setUint32(offset, value >>> 0, true) }
+  put(P.magic, GUEST_MAGIC)
+  put(P.version, GUEST_LAYOUT_VERSION)
+  put(P.pattern, PATTERN_CODES[params.pattern])
+  put(P.dataStartPage, params.dataStartPage)
+  put(P.dataPages, params.dataPages)
+  put(P.hotPages, params.hotPages)
+  put(P.hotThreshold, params.pattern === 'hot' ? Math.round(params.hotShare * 256) : 0)
+  put(P.reportEvery, params.reportEvery)
+  put(P.dwordsPerWrite, params.bytesPerWrite / 4)
+  put(P.maxWrites, params.maxWrites)
+  put(P.pacingRate, params.dirtyRate)
+  put(P.memoryPages, Math.floor(memory.byteLength / GUEST_PAGE_SIZE))
+  put(P.rngState, params.seed)
+}
+
+/** The parameters a running or restored guest was started with, read back from its page 0. */
+export function readPageWriterParams (memory: Uint8Array): PageWriterParams {
+  const view = new DataView(memory.buffer, memory.byteOffset, GUEST_PAGE_SIZE)
+  const P = GuestParamOffsets
+  const get = (offset: number): number => view.getUint32(offset, true)
+  if (get(P.magic) !== GUEST_MAGIC || get(P.version) !== GUEST_LAYOUT_VERSION) {
+    throw new InvalidGuestParamsError('guest memory holds no page-writer parameters (wrong magic or version)')
+  }
+  const pattern = PATTERN_NAMES[get(P.pattern)]
+  if (pattern == null) throw new InvalidGuestParamsError(`unknown pattern code ${get(P.pattern)}`)
+  const params: PageWriterParams = {
+    pattern,
+    dirtyRate: get(P.pacingRate),
+    reportEvery: get(P.reportEvery),
+    bytesPerWrite: get(P.dwordsPerWrite) * 4,
+    dataStartPage: get(P.dataStartPage),
+    dataPages: get(P.dataPages),
+    hotPages: get(P.hotPages),
+    hotShare: get(P.hotThreshold) / 256,
+    maxWrites: get(P.maxWrites),
+    seed: 1
+  }
+  validatePageWriterParams(params, memory.byteLength)
+  return params
+}
+
+/** The guest's 64-bit progress counter, read from its memory. */
+export function readGuestCounter (memory: Uint8Array): number {
+  const view = new DataView(memory.buffer, memory.byteOffset, GUEST_PAGE_SIZE)
+  return view.getUint32(GuestParamOffsets.counterHigh, true) * 0x100000000 + view.getUint32(GuestParamOffsets.counterLow, true)
+}
+
+/** The guest's running checksum, read from its memory. */
+export function readGuestChecksum (memory: Uint8Array): number {
+  return new DataView(memory.buffer, memory.byteOffset, GUEST_PAGE_SIZE).getUint32(GuestParamOffsets.checksum, true)
+}

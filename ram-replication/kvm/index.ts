@@ -1,0 +1,3 @@
+export { KvmUnavailableError, KVM_DEVICE, assertKvmUsable, kvmOpens, probeKvm } from './capabilities.ts'
+export type { KvmCapabilityReport, KvmUnavailableReason } from './capabilities.ts'
+export { NativeCallError, decodeRegs, decodeSregs } from './binding.ts'

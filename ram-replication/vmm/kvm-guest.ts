@@ -1,0 +1,577 @@
+// A minimal VMM: one VM, one memory slot with dirty logging, one vCPU running the page-writer
+// guest, and nothing else (no interrupt controller, no devices but the progress port).
+//
+// The vCPU runs with KVM_RUN on koffi's worker thread; the event loop only sees each exit.
+// Pausing takes effect at the guest's next progress report (a port I/O exit, every
+// `reportEvery` pages, so well under a millisecond at full speed) rather than by kicking the
+// worker thread with a signal: koffi's worker threads are not ours to signal, and the guest
+// exits often enough. Once parked, the pending `out` is completed with `immediate_exit` so the
+// saved registers are consistent (KVM's documented requirement before saving vCPU state).
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Checkpoint, DirtyPage, ReplicatedGuest, VcpuState } from '../checkpoint.ts'
+import {
+  KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, KVM_CHECK_EXTENSION, KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE,
+  KVM_ENABLE_CAP, KVM_EXIT_HLT, KVM_EXIT_INTR, KVM_EXIT_IO, KVM_GET_VCPU_MMAP_SIZE, KVM_MEM_LOG_DIRTY_PAGES,
+  KVM_REGS_SIZE, KVM_SET_TSS_ADDR, KVM_SET_USER_MEMORY_REGION, KVM_SREGS_SIZE, KvmEnableCap, KvmUserspaceMemoryRegion,
+  closeFd, decodeSregs, encodeRegs, encodeSregs, ioctlStruct, ioctlValue, openDevice
+} from '../kvm/binding.ts'
+import { KVM_DEVICE, assertKvmUsable } from '../kvm/capabilities.ts'
+import {
+  GUEST_PAGE_SIZE, GuestLayout, defaultPageWriterParams, loadPageWriter, readGuestCounter, readPageWriterParams
+} from '../guest/page-writer.ts'
+import type { PageWriterParams } from '../guest/page-writer.ts'
+import { DirtyPageTracker } from './dirty-page-tracker.ts'
+import { GuestFaultError, GuestStoppedError, InvalidGuestImageError } from './errors.ts'
+import { GuestMemory } from './guest-memory.ts'
+import { GuestPacer } from './guest-pacer.ts'
+import { Vcpu } from './vcpu.ts'
+
+export const DEFAULT_GUEST_MEMORY_BYTES = 256 * 1024 * 1024
+/** Outside guest RAM: where KVM may put the real-mode TSS it needs on some hosts. */
+const TSS_ADDRESS = 0xfffbd000
+const MEMORY_SLOT = 0
+
+export interface VmmLogger {
+  info: (message: string, ...args: unknown[]) => void
+  warn: (message: string, ...args: unknown[]) => void
+  debug: (message: string, ...args: unknown[]) => void
+  error: (message: string, ...args: unknown[]) => void
+}
+
+export type KvmGuestState = 'running' | 'paused' | 'throttled' | 'halted' | 'failed' | 'stopped'
+
+export interface KvmGuestStats {
+  state: KvmGuestState
+  guestCounter: number
+  exits: number
+  progressExits: number
+  dirtyRate: number
+  throttle: number
+  manualDirtyLogProtect: boolean
+  lastCheckpoint?: CheckpointTiming
+}
+
+export interface CheckpointTiming {
+  epoch: number
+  full: boolean
+  pages: number
+  /** From the request until the vCPU was parked (the guest still runs meanwhile). */
+  parkMs: number
+  /** The vCPU stopped: dirty log, page copy and register save. */
+  pauseMs: number
+  collectMs: number
+  copyMs: number
+}
+
+export interface KvmGuestCommonOptions {
+  vmId?: string
+  /** Use KVM_CLEAR_DIRTY_LOG when available (default true). */
+  manualDirtyLogProtect?: boolean
+  /** Start with the vCPU paused (resume() starts it). */
+  paused?: boolean
+  logger?: VmmLogger
+}
+
+export interface StartKvmGuestOptions extends KvmGuestCommonOptions {
+  /** Guest RAM in bytes (multiple of 4096; default 256 MiB). */
+  memoryBytes?: number
+  /** The workload: pattern, rate, sizes. Unset fields take defaults. */
+  workload?: Partial<PageWriterParams>
+}
+
+/** What a guest is resumed from: the memory and vCPU of one consistent epoch. */
+export interface GuestImage {
+  vmId: string
+  memory: Uint8Array
+  memoryBytes: number
+  pageSize: number
+  vcpu: VcpuState
+}
+
+export interface RestoreKvmGuestOptions extends KvmGuestCommonOptions {
+  /** Override the pacing rate stored in the image (pages/s, 0 = unpaced). */
+  dirtyRate?: number
+}
+
+const silentLogger: VmmLogger = { info () {}, warn () {}, debug () {}, error () {} }
+
+interface Waiter { resolve: () => void, reject: (error: Error) => void, signal?: AbortSignal, onAbort?: () => void }
+
+export class KvmGuest implements ReplicatedGuest {
+  readonly vmId: string
+  readonly memoryBytes: number
+  readonly pageSize = GUEST_PAGE_SIZE
+  private readonly vmFd: number
+  private readonly guestMemory: GuestMemory
+  private readonly vcpu: Vcpu
+  private readonly tracker: DirtyPageTracker
+  private readonly pacer: GuestPacer
+  private readonly logger: VmmLogger
+  private readonly loopDone: Promise<void>
+  private userPaused: boolean
+  private holds = 0
+  private halted = false
+  private stopping = false
+  private stopped = false
+  private failure?: Error
+  private parked = false
+  private pendingIo = false
+  private counterAtLastExit = 0
+  private exits = 0
+  private progressExits = 0
+  private lastCheckpoint?: CheckpointTiming
+  private parkWaiters: Waiter[] = []
+  private progressWaiters: Array<{ check: () => boolean, waiter: Waiter }> = []
+  private wakeLoop?: () => void
+  private captureChain: Promise<unknown> = Promise.resolve()
+
+  private constructor (vmFd: number, memory: GuestMemory, vcpu: Vcpu, tracker: DirtyPageTracker, options: KvmGuestCommonOptions & { dirtyRate: number }) {
+    this.vmId = options.vmId ?? randomUUID()
+    this.memoryBytes = memory.size
+    this.vmFd = vmFd
+    this.guestMemory = memory
+    this.vcpu = vcpu
+    this.tracker = tracker
+    this.pacer = new GuestPacer(options.dirtyRate)
+    this.logger = options.logger ?? silentLogger
+    this.userPaused = options.paused === true
+    this.counterAtLastExit = readGuestCounter(memory.bytes)
+    this.loopDone = this.runLoop()
+  }
+
+  /** Create a VM, load the page-writer guest and its parameters, and start it. */
+  static async start (options: StartKvmGuestOptions = {}): Promise<KvmGuest> {
+    const memoryBytes = options.memoryBytes ?? DEFAULT_GUEST_MEMORY_BYTES
+    validateMemorySize(memoryBytes)
+    const params = defaultPageWriterParams(memoryBytes, options.workload)
+    const memory = GuestMemory.allocate(memoryBytes)
+    try {
+      loadPageWriter(memory.bytes, params)
+      return KvmGuest.create(memory, initialVcpuState, { ...options, dirtyRate: params.dirtyRate })
+    } catch (error) {
+      memory.release()
+      throw error
+    }
+  }
+
+  /**
+   * Create a VM from a memory image and vCPU state (failover, end of a migration): the guest
+   * continues exactly where the image was taken. Memory from `allocateGuestMemory` is adopted
+   * without a copy; any other memory is copied.
+   */
+  static async restore (image: GuestImage, options: RestoreKvmGuestOptions = {}): Promise<KvmGuest> {
+    validateMemorySize(image.memoryBytes)
+    if (image.pageSize !== GUEST_PAGE_SIZE) throw new InvalidGuestImageError(`page size ${image.pageSize} is not ${GUEST_PAGE_SIZE}`)
+    if (image.memory.byteLength !== image.memoryBytes) throw new InvalidGuestImageError(`image holds ${image.memory.byteLength} bytes, declares ${image.memoryBytes}`)
+    if (image.vcpu.regs.byteLength !== KVM_REGS_SIZE || image.vcpu.sregs.byteLength !== KVM_SREGS_SIZE) {
+      throw new InvalidGuestImageError(`vCPU state has ${image.vcpu.regs.byteLength}/${image.vcpu.sregs.byteLength} bytes, expected ${KVM_REGS_SIZE}/${KVM_SREGS_SIZE}`)
+    }
+    const params = readPageWriterParams(image.memory)
+    let memory = GuestMemory.of(image.memory)
+    let copied = false
+    if (memory == null) {
+      memory = GuestMemory.allocate(image.memoryBytes)
+      memory.bytes.set(image.memory)
+      copied = true
+    }
+    try {
+      return KvmGuest.create(memory, image.vcpu, { ...options, vmId: options.vmId ?? image.vmId, dirtyRate: options.dirtyRate ?? params.dirtyRate })
+    } catch (error) {
+      if (copied) memory.release()
+      throw error
+    }
+  }
+
+  private static create (memory: GuestMemory, vcpuState: VcpuState | ((reset: VcpuState) => VcpuState), options: KvmGuestCommonOptions & { dirtyRate: number }): KvmGuest {
+    const report = assertKvmUsable()
+    const kvmFd = openDevice(KVM_DEVICE)
+    let vmFd = -1
+    let vcpu: Vcpu | undefined
+    try {
+      vmFd = ioctlValue(kvmFd, KVM_CREATE_VM, 0, 'KVM_CREATE_VM')
+      ioctlValue(vmFd, KVM_SET_TSS_ADDR, TSS_ADDRESS, 'KVM_SET_TSS_ADDR')
+      const manualProtect = (options.manualDirtyLogProtect ?? true) &&
+        (ioctlValue(vmFd, KVM_CHECK_EXTENSION, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, 'KVM_CHECK_EXTENSION') & KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE) !== 0
+      if (manualProtect) {
+        // Before the slot exists, so the slot starts in manual-protect mode.
+        ioctlStruct(vmFd, KVM_ENABLE_CAP, KvmEnableCap, {
+          cap: KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, flags: 0, args: [KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE, 0, 0, 0], pad: new Array(64).fill(0)
+        }, 'KVM_ENABLE_CAP(MANUAL_DIRTY_LOG_PROTECT2)')
+      }
+      ioctlStruct(vmFd, KVM_SET_USER_MEMORY_REGION, KvmUserspaceMemoryRegion, {
+        slot: MEMORY_SLOT, flags: KVM_MEM_LOG_DIRTY_PAGES, guest_phys_addr: 0, memory_size: memory.size, userspace_addr: memory.address
+      }, 'KVM_SET_USER_MEMORY_REGION')
+      const vcpuFd = ioctlValue(vmFd, KVM_CREATE_VCPU, 0, 'KVM_CREATE_VCPU')
+      vcpu = new Vcpu(vcpuFd, ioctlValue(kvmFd, KVM_GET_VCPU_MMAP_SIZE, 0, 'KVM_GET_VCPU_MMAP_SIZE'))
+      vcpu.setState(typeof vcpuState === 'function' ? vcpuState(vcpu.getState()) : vcpuState)
+      const tracker = new DirtyPageTracker({ vmFd, slot: MEMORY_SLOT, pages: memory.size / GUEST_PAGE_SIZE, manualProtect })
+      options.logger?.debug('KVM guest: %d MiB, manual dirty-log protect %s, dirty ring available %d bytes', memory.size >> 20, manualProtect, report.dirtyLogRingBytes)
+      return new KvmGuest(vmFd, memory, vcpu, tracker, options)
+    } catch (error) {
+      vcpu?.close()
+      if (vmFd >= 0) closeFd(vmFd)
+      throw error
+    } finally {
+      closeFd(kvmFd)
+    }
+  }
+
+  get state (): KvmGuestState {
+    if (this.stopped || this.stopping) return 'stopped'
+    if (this.failure != null) return 'failed'
+    if (this.halted) return 'halted'
+    if (this.userPaused) return 'paused'
+    if (this.pacer.throttleFraction >= 1) return 'throttled'
+    return 'running'
+  }
+
+  /** Why the guest failed, if it did. */
+  get error (): Error | undefined {
+    return this.failure
+  }
+
+  guestCounter (): number {
+    if (this.guestMemory.isReleased) return this.counterAtLastExit
+    return readGuestCounter(this.guestMemory.bytes)
+  }
+
+  memory (): Uint8Array {
+    return this.guestMemory.bytes
+  }
+
+  stats (): KvmGuestStats {
+    return {
+      state: this.state,
+      guestCounter: this.guestCounter(),
+      exits: this.exits,
+      progressExits: this.progressExits,
+      dirtyRate: this.pacer.dirtyRate,
+      throttle: this.pacer.throttleFraction,
+      manualDirtyLogProtect: this.tracker.manualProtect,
+      lastCheckpoint: this.lastCheckpoint
+    }
+  }
+
+  setThrottle (fraction: number): void {
+    this.pacer.setThrottle(fraction)
+    this.wake()
+  }
+
+  /** Pages per second the guest is paced to (0 = as fast as it runs). */
+  setDirtyRate (pagesPerSecond: number): void {
+    this.pacer.setRate(pagesPerSecond)
+    this.pacer.restart(performance.now())
+    this.wake()
+  }
+
+  async pause (): Promise<void> {
+    this.userPaused = true
+    await this.whenParked()
+  }
+
+  resume (): void {
+    if (!this.userPaused) return
+    this.userPaused = false
+    this.wake()
+  }
+
+  /** Resolves once the guest's counter reaches `target` (rejects if it halts, fails or stops first). */
+  async waitForCounter (target: number, options: { signal?: AbortSignal } = {}): Promise<number> {
+    await this.waitForProgress(() => this.guestCounter() >= target, options.signal, `counter ${target}`)
+    return this.guestCounter()
+  }
+
+  /** Resolves once the guest has halted (a bounded workload finished). */
+  async waitUntilHalted (options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.waitForProgress(() => this.halted, options.signal, 'halt')
+  }
+
+  async checkpoint (epoch: number, options: { signal?: AbortSignal } = {}): Promise<Checkpoint> {
+    return await this.exclusive(async () => await this.capture(epoch, false, options.signal))
+  }
+
+  async fullCheckpoint (epoch: number, options: { signal?: AbortSignal } = {}): Promise<Checkpoint> {
+    return await this.exclusive(async () => await this.capture(epoch, true, options.signal))
+  }
+
+  /** Stop the vCPU for good and free the VM, its vCPU and its memory. */
+  async stop (): Promise<void> {
+    if (this.stopping) {
+      await this.loopDone
+      return
+    }
+    this.stopping = true
+    this.wake()
+    await this.loopDone
+    await this.captureChain.catch(() => {})
+    this.stopped = true
+    this.counterAtLastExit = readGuestCounter(this.guestMemory.bytes)
+    this.tracker.close()
+    this.vcpu.close()
+    closeFd(this.vmFd)
+    this.guestMemory.release()
+    this.settleWaiters(new GuestStoppedError(`guest ${this.vmId} stopped`))
+  }
+
+  private async exclusive<T> (task: () => Promise<T>): Promise<T> {
+    const run = this.captureChain.then(task, task)
+    this.captureChain = run.catch(() => {})
+    return await run
+  }
+
+  private async capture (epoch: number, full: boolean, signal: AbortSignal | undefined): Promise<Checkpoint> {
+    signal?.throwIfAborted()
+    if (this.stopping) throw new GuestStoppedError(`guest ${this.vmId} is stopped`)
+    const requestedAt = performance.now()
+    this.holds++
+    try {
+      await this.whenParked(signal)
+      if (this.stopping) throw new GuestStoppedError(`guest ${this.vmId} is stopped`)
+      const pausedAt = performance.now()
+      const indices = this.tracker.collect()
+      const collectedAt = performance.now()
+      const memory = this.guestMemory.bytes
+      let pages: DirtyPage[]
+      if (full) {
+        const copy = memory.slice()
+        pages = new Array<DirtyPage>(this.memoryBytes / GUEST_PAGE_SIZE)
+        for (let index = 0; index < pages.length; index++) {
+          pages[index] = { index, data: copy.subarray(index * GUEST_PAGE_SIZE, (index + 1) * GUEST_PAGE_SIZE) }
+        }
+      } else {
+        const copy = new Uint8Array(indices.length * GUEST_PAGE_SIZE)
+        pages = new Array<DirtyPage>(indices.length)
+        for (let i = 0; i < indices.length; i++) {
+          const offset = indices[i] * GUEST_PAGE_SIZE
+          const data = copy.subarray(i * GUEST_PAGE_SIZE, (i + 1) * GUEST_PAGE_SIZE)
+          data.set(memory.subarray(offset, offset + GUEST_PAGE_SIZE))
+          pages[i] = { index: indices[i], data }
+        }
+      }
+      const copiedAt = performance.now()
+      const vcpu = this.vcpu.getState()
+      const guestCounter = readGuestCounter(memory)
+      const doneAt = performance.now()
+      this.lastCheckpoint = {
+        epoch,
+        full,
+        pages: pages.length,
+        parkMs: pausedAt - requestedAt,
+        pauseMs: doneAt - pausedAt,
+        collectMs: collectedAt - pausedAt,
+        copyMs: copiedAt - collectedAt
+      }
+      return { vmId: this.vmId, epoch, full, memoryBytes: this.memoryBytes, pageSize: GUEST_PAGE_SIZE, pages, vcpu, guestCounter, takenAt: Date.now() }
+    } finally {
+      this.holds--
+      this.wake()
+    }
+  }
+
+  private mayRun (): boolean {
+    return !this.stopping && !this.userPaused && this.holds === 0 && this.pacer.throttleFraction < 1 && !this.halted && this.failure == null
+  }
+
+  private wake (): void {
+    const wake = this.wakeLoop
+    this.wakeLoop = undefined
+    wake?.()
+  }
+
+  private async idle (untilMs?: number): Promise<void> {
+    const woken = new Promise<void>((resolve) => { this.wakeLoop = resolve })
+    if (untilMs == null) {
+      await woken
+      return
+    }
+    const controller = new AbortController()
+    await Promise.race([woken, sleep(Math.max(0, untilMs - performance.now()), undefined, { signal: controller.signal }).catch(() => {})])
+    controller.abort()
+    this.wakeLoop = undefined
+  }
+
+  private async runLoop (): Promise<void> {
+    try {
+      while (!this.stopping) {
+        if (!this.mayRun()) {
+          await this.park()
+          continue
+        }
+        if (this.parked) {
+          this.parked = false
+          this.pacer.restart(performance.now())
+        }
+        const startAt = this.pacer.startAt()
+        if (startAt - performance.now() >= 1) {
+          await this.idle(startAt)
+          continue
+        }
+        const startedAt = performance.now()
+        const result = await this.vcpu.enter()
+        const sliceMs = performance.now() - startedAt
+        this.exits++
+        this.handleExit(result, startedAt, sliceMs)
+      }
+    } catch (error) {
+      this.failure = error instanceof Error ? error : new Error(String(error))
+      this.logger.error('KVM guest %s failed: %s', this.vmId, this.failure.message)
+    }
+    if (!this.stopping) await this.park()
+    this.parked = true
+    this.settleParkWaiters()
+  }
+
+  private handleExit (result: number, startedAt: number, sliceMs: number): void {
+    const reason = this.vcpu.exitReason
+    if (result < 0) {
+      // A signal landed on the worker thread while it ran the guest: just go back in.
+      if (reason === KVM_EXIT_INTR) return
+      throw new GuestFaultError(reason, `KVM_RUN failed (exit reason ${reason})`)
+    }
+    if (reason === KVM_EXIT_IO) {
+      const io = this.vcpu.io()
+      if (!io.out || io.port !== GuestLayout.progressPort) {
+        throw new GuestFaultError(reason, `guest did ${io.out ? 'out' : 'in'} on unexpected port 0x${io.port.toString(16)}`)
+      }
+      this.pendingIo = true
+      this.progressExits++
+      const counter = readGuestCounter(this.guestMemory.bytes)
+      this.pacer.record(startedAt, sliceMs, counter - this.counterAtLastExit)
+      this.counterAtLastExit = counter
+      this.notifyProgress()
+      return
+    }
+    if (reason === KVM_EXIT_HLT) {
+      this.halted = true
+      this.pendingIo = false
+      this.counterAtLastExit = readGuestCounter(this.guestMemory.bytes)
+      this.notifyProgress()
+      return
+    }
+    if (reason === KVM_EXIT_INTR) return
+    throw new GuestFaultError(reason, `guest stopped with KVM exit reason ${reason} (${this.vcpu.exitDetail()})`)
+  }
+
+  /** Stop at a consistent point: finish the pending `out`, then wait until the guest may run again. */
+  private async park (): Promise<void> {
+    if (this.pendingIo) {
+      await this.vcpu.completePendingIo()
+      this.pendingIo = false
+    }
+    this.parked = true
+    this.settleParkWaiters()
+    if (this.halted || this.failure != null) this.notifyProgress()
+    if (!this.stopping && !this.mayRun()) await this.idle()
+  }
+
+  private async whenParked (signal?: AbortSignal): Promise<void> {
+    if (this.parked && !this.mayRun()) return
+    if (this.stopped) return
+    this.wake()
+    await new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject, signal }
+      if (signal != null) {
+        waiter.onAbort = () => {
+          this.parkWaiters = this.parkWaiters.filter(other => other !== waiter)
+          reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
+        }
+        signal.addEventListener('abort', waiter.onAbort, { once: true })
+      }
+      this.parkWaiters.push(waiter)
+    })
+  }
+
+  private settleParkWaiters (): void {
+    const waiters = this.parkWaiters
+    this.parkWaiters = []
+    for (const waiter of waiters) {
+      if (waiter.onAbort != null) waiter.signal?.removeEventListener('abort', waiter.onAbort)
+      waiter.resolve()
+    }
+  }
+
+  private async waitForProgress (check: () => boolean, signal: AbortSignal | undefined, what: string): Promise<void> {
+    signal?.throwIfAborted()
+    if (check()) return
+    if (this.stopping) throw new GuestStoppedError(`guest ${this.vmId} stopped before ${what}`)
+    await new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject, signal }
+      const entry = { check, waiter }
+      if (signal != null) {
+        waiter.onAbort = () => {
+          this.progressWaiters = this.progressWaiters.filter(other => other !== entry)
+          reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
+        }
+        signal.addEventListener('abort', waiter.onAbort, { once: true })
+      }
+      this.progressWaiters.push(entry)
+    })
+  }
+
+  private notifyProgress (): void {
+    if (this.progressWaiters.length === 0) return
+    const remaining: typeof this.progressWaiters = []
+    for (const entry of this.progressWaiters) {
+      let error: Error | undefined
+      if (entry.check()) {
+        if (entry.waiter.onAbort != null) entry.waiter.signal?.removeEventListener('abort', entry.waiter.onAbort)
+        entry.waiter.resolve()
+        continue
+      }
+      if (this.failure != null) error = this.failure
+      else if (this.halted) error = new GuestStoppedError(`guest ${this.vmId} halted at counter ${this.guestCounter()}`)
+      if (error != null) {
+        if (entry.waiter.onAbort != null) entry.waiter.signal?.removeEventListener('abort', entry.waiter.onAbort)
+        entry.waiter.reject(error)
+      } else {
+        remaining.push(entry)
+      }
+    }
+    this.progressWaiters = remaining
+  }
+
+  private settleWaiters (error: Error): void {
+    this.settleParkWaiters()
+    const waiters = this.progressWaiters
+    this.progressWaiters = []
+    for (const { waiter } of waiters) {
+      if (waiter.onAbort != null) waiter.signal?.removeEventListener('abort', waiter.onAbort)
+      waiter.reject(error)
+    }
+  }
+}
+
+function validateMemorySize (bytes: number): void {
+  if (!Number.isInteger(bytes) || bytes % GUEST_PAGE_SIZE !== 0 || bytes < 16 * GUEST_PAGE_SIZE || bytes > 2 ** 31) {
+    throw new InvalidGuestImageError(`guest memory must be a multiple of ${GUEST_PAGE_SIZE} bytes between 64 KiB and 2 GiB, got ${bytes}`)
+  }
+}
+
+/**
+ * The vCPU at reset, moved to 32-bit protected mode with flat 4 GiB segments and no paging,
+ * entering the page writer. Segment registers are loaded straight through KVM_SET_SREGS, so the
+ * guest needs no GDT of its own (it never reloads a segment).
+ */
+function initialVcpuState (reset: VcpuState): VcpuState {
+  const code = { base: 0, limit: 0xffffffff, selector: 0x08, type: 0xb, present: 1, dpl: 0, db: 1, s: 1, l: 0, g: 1, avl: 0, unusable: 0, padding: 0 }
+  const data = { ...code, selector: 0x10, type: 0x3 }
+  const resetSregs = decodeSregs(reset.sregs)
+  const sregs = encodeSregs({
+    ...resetSregs,
+    cs: code,
+    ds: data,
+    es: data,
+    fs: data,
+    gs: data,
+    ss: data,
+    cr0: (Number(resetSregs.cr0) | 0x1) & ~0x60000000 // protected mode on, caches enabled
+  })
+  const regs = encodeRegs({
+    rax: 0, rbx: 0, rcx: 0, rdx: 0, rsi: 0, rdi: 0, rsp: 0, rbp: 0,
+    r8: 0, r9: 0, r10: 0, r11: 0, r12: 0, r13: 0, r14: 0, r15: 0,
+    rip: GuestLayout.codeAddress,
+    rflags: 0x2
+  })
+  return { regs, sregs }
+}
