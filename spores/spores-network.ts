@@ -9,6 +9,9 @@ import { SelfPublisher, type SelfSummary } from './latent/self-publisher.ts'
 import { sporeProtocols, type SporeHost, type SporeNames, type SporePubSub } from './host.ts'
 import type { SporeLogger } from './logger.ts'
 
+/** A peer that reconnects within this time is not synced with again. */
+const MIN_RESYNC_MS = 10_000
+
 export interface SporesNetworkOptions {
   host: SporeHost
   pubsub: SporePubSub
@@ -35,6 +38,7 @@ export class SporesNetwork {
   private timer: ReturnType<typeof setInterval> | undefined
   private pruneTimer: ReturnType<typeof setInterval> | undefined
   private readonly spores: Spores
+  private readonly lastSync = new Map<string, number>()
 
   constructor (spores: Spores, options: SporesNetworkOptions) {
     const ids = sporeProtocols(options.names)
@@ -73,11 +77,33 @@ export class SporesNetwork {
     await this.epochs.stop()
   }
 
+  /**
+   * The daemon calls this on each new connection: it logs the connection and reconciles with
+   * the peer right away, so a node that was apart catches up without waiting for the timer.
+   */
+  async peerConnected (peer: PeerId, signal?: AbortSignal): Promise<void> {
+    const id = peer.toString()
+    await this.publisher.recordConnection(id, 'connect').catch(err => this.log.debug({ err: (err as Error).message }, 'connection record failed'))
+    const now = this.spores.clock()
+    if (now - (this.lastSync.get(id) ?? -Infinity) < MIN_RESYNC_MS) return
+    this.lastSync.set(id, now)
+    if (this.lastSync.size > 4096) this.lastSync.delete(this.lastSync.keys().next().value as string)
+    await this.reconcile(peer, signal)
+  }
+
+  /** The daemon calls this on each closed connection. */
+  async peerDisconnected (peer: PeerId): Promise<void> {
+    await this.publisher.recordConnection(peer.toString(), 'disconnect').catch(err => this.log.debug({ err: (err as Error).message }, 'connection record failed'))
+  }
+
   /** One anti-entropy round and one epoch fetch with a random connected peer. */
   async syncWithRandomPeer (signal?: AbortSignal): Promise<void> {
     const peers = this.host.getPeers()
     if (peers.length === 0) return
-    const peer: PeerId = peers[Math.floor(Math.random() * peers.length)]
+    await this.reconcile(peers[Math.floor(Math.random() * peers.length)], signal)
+  }
+
+  private async reconcile (peer: PeerId, signal?: AbortSignal): Promise<void> {
     try {
       await this.sync.syncWith(peer, signal)
     } catch (err) {

@@ -98,6 +98,26 @@ describe('latent gossip between real libp2p nodes', () => {
 })
 
 describe('anti-entropy sync', () => {
+  it('catches up a node that was apart as soon as it reconnects', async () => {
+    const root = networkRoot()
+    const [a, b, c] = await Promise.all([0, 1, 2].map(async () => await member(root)))
+    await connectAll([a, b, c])
+    await c.node.hangUp(a.node.peerId)
+    await c.node.hangUp(b.node.peerId)
+    await waitFor(() => c.node.getPeers().length === 0, 5_000, 'c apart')
+    const news = Array.from({ length: 5 }, (_, i) => entry(a.signer, 'service', { name: `n${i}`, endpoints: [] }, { key: `${a.signer.peerId}/n${i}` }))
+    await a.spores.merge('latent', news)
+    for (const e of news) await a.net.gossip.publish(e)
+    await waitFor(async () => (await b.spores.ls({ type: 'service' })).length === 5, 10_000, 'gossip to b')
+    expect(await c.spores.ls({ type: 'service' })).toEqual([])
+
+    await c.node.dial(b.node.getMultiaddrs()[0])
+    await c.net.peerConnected(b.node.peerId)
+    expect(await c.spores.ls({ type: 'service' })).toEqual(await b.spores.ls({ type: 'service' }))
+    expect((await c.spores.ls({ type: 'connection' })).map(e => e.key)).toEqual([`${c.signer.peerId}/${b.signer.peerId}`])
+    expect(c.spores.stats().sync?.sessions).toBe(1)
+  })
+
   it('reconciles two nodes that were apart with traffic proportional to their difference', async () => {
     const root = networkRoot()
     const a = await member(root)
