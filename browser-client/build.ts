@@ -50,9 +50,15 @@ export async function buildBrowserClient (options: { outDir?: string } = {}): Pr
     rmSync(staging, { recursive: true, force: true })
     throw new BrowserBuildError(`the browser client did not build: ${(err as Error).message}`)
   }
-  if (existsSync(outDir)) rmSync(outDir, { recursive: true, force: true })
-  renameSync(staging, outDir)
-  const js = readFileSync(join(outDir, 'app.js'))
+  const js = readFileSync(join(staging, 'app.js'))
+  try {
+    rmSync(outDir, { recursive: true, force: true })
+    renameSync(staging, outDir)
+  } catch (err) {
+    // another build (a second daemon on this machine) swapped its copy in first
+    rmSync(staging, { recursive: true, force: true })
+    if (!existsSync(join(outDir, 'app.js'))) throw new BrowserBuildError(`could not install the browser bundle in ${outDir}: ${(err as Error).message}`)
+  }
   return { dir: outDir, bytes: js.length, gzipBytes: gzipSync(js, { level: 9 }).length }
 }
 

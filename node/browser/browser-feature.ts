@@ -49,6 +49,20 @@ export function browserClientFeature (): DaemonFeature {
     return `http://${hostOf(browserAddrs(context.host().getMultiaddrs().map(a => a.toString()))[0])}:${port}/`
   }
 
+  const readBundle = (): boolean => {
+    try {
+      const loaded = new Map<string, SiteFile>()
+      for (const name of BROWSER_BUNDLE_FILES) {
+        loaded.set(`/${name}`, { body: readFileSync(join(BROWSER_BUNDLE_DIR, name)), contentType: CONTENT_TYPES[name.slice(name.lastIndexOf('.'))] })
+      }
+      files = loaded
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /** The bundle is read once; a missing one is built (a fresh clone) or read again on the next request. */
   const loadBundle = async (ctx: DaemonContext): Promise<void> => {
     if (!BROWSER_BUNDLE_FILES.every(f => existsSync(join(BROWSER_BUNDLE_DIR, f)))) {
       ctx.log.info({ dir: BROWSER_BUNDLE_DIR }, 'building the browser client (it was not built yet)')
@@ -56,14 +70,9 @@ export function browserClientFeature (): DaemonFeature {
         await buildBrowserClient()
       } catch (err) {
         ctx.log.warn({ err: (err as Error).message }, 'the browser client is not available: run `npm run build:browser`')
-        return
       }
     }
-    const loaded = new Map<string, SiteFile>()
-    for (const name of BROWSER_BUNDLE_FILES) {
-      loaded.set(`/${name}`, { body: readFileSync(join(BROWSER_BUNDLE_DIR, name)), contentType: CONTENT_TYPES[name.slice(name.lastIndexOf('.'))] })
-    }
-    files = loaded
+    readBundle()
   }
 
   const invite = (ctx: DaemonContext, options: { ttlMs: number, uses: number, certificateTtlMs: number }): BrowserInvite => {
@@ -83,7 +92,7 @@ export function browserClientFeature (): DaemonFeature {
         refusal: () => {
           const role = ctx.role()
           if (role !== 'sclerotium') return `this node is a ${role}: the web client is served by sclerotia`
-          if (files.size === 0) return 'the web client is not built on this node: run `npm run build:browser` and restart it'
+          if (files.size === 0 && !readBundle()) return 'the web client is not built on this node: run `npm run build:browser`'
           return undefined
         }
       })
