@@ -5,7 +5,7 @@ import type { GossipSub } from '@libp2p/gossipsub'
 
 export type RoleHost = Pick<Libp2p, 'peerId' | 'getMultiaddrs' | 'getConnections' | 'getPeers' | 'dial' | 'addEventListener' | 'removeEventListener'>
 
-export type RolePubsub = Pick<GossipSub, 'subscribe' | 'unsubscribe' | 'publish' | 'addEventListener' | 'removeEventListener'>
+export type RolePubsub = Pick<GossipSub, 'subscribe' | 'unsubscribe' | 'publish' | 'getSubscribers' | 'addEventListener' | 'removeEventListener'>
 
 /** pino-compatible: `log.info({ peer }, 'message')`. */
 export interface RoleLogger {

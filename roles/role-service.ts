@@ -98,6 +98,7 @@ export class RoleService {
   private outcome?: BalanceOutcome
   private pending?: { action: BalanceAdvice['action'], since: number }
   private startedAt = 0
+  private readonly missingSince = new Map<string, number>()
   private profileKey = ''
   private readonly timers: NodeJS.Timeout[] = []
   private confirmTimer?: NodeJS.Timeout
@@ -125,7 +126,11 @@ export class RoleService {
       now: this.now,
       suspectGraceMs: this.timing.suspectGraceMs,
       log: this.log,
-      onChange: (why) => { void this.evaluate(why) }
+      onChange: (why, kind) => {
+        // a newcomer changes the ranking: advice must hold again for a full period
+        if (kind === 'joined') this.pending = undefined
+        void this.evaluate(why)
+      }
     })
     this.anchorKeeper = new AnchorKeeper({
       host: options.host,
@@ -230,6 +235,11 @@ export class RoleService {
     if (decision === undefined || this.state === undefined) return HOLD
     if (now - this.startedAt < this.timing.settleMs) return { ...HOLD, reason: 'waiting for the view of the network to fill' }
     this.view.expire(now)
+    const missing = this.unadvertisedPeers(now)
+    if (missing > 0) {
+      this.pending = undefined
+      return { ...HOLD, reason: `waiting for the role advertisements of ${missing} connected peer(s)` }
+    }
     const members = [this.ownMember(now), ...this.view.advertisements()]
     const outcome = balanceAdvice(this.options.host.peerId.toString(), members, this.balance)
     this.outcome = outcome
@@ -248,6 +258,33 @@ export class RoleService {
     }
     if (now - this.pending.since < this.timing.confirmMs) return { ...HOLD, reason: `${outcome.reason} (confirming)` }
     return outcome
+  }
+
+  /**
+   * Peers we are connected to, or know to be subscribed to the roles topic, whose
+   * advertisement has not reached us yet. Balancing on a view that lacks them could promote
+   * the wrong node (a node that hears nobody thinks it is alone). A peer silent for a whole
+   * ttl does not advertise at all and stops counting.
+   */
+  private unadvertisedPeers (now: number): number {
+    const self = this.options.host.peerId.toString()
+    const ids = new Set<string>()
+    for (const p of this.options.host.getPeers()) ids.add(p.toString())
+    try {
+      for (const p of this.options.pubsub.getSubscribers(this.options.topic)) ids.add(p.toString())
+    } catch {}
+    let missing = 0
+    for (const id of ids) {
+      if (id === self || this.view.get(id) !== undefined) {
+        this.missingSince.delete(id)
+        continue
+      }
+      const since = this.missingSince.get(id) ?? now
+      this.missingSince.set(id, since)
+      if (now - since < this.timing.ttlMs) missing++
+    }
+    for (const id of this.missingSince.keys()) if (!ids.has(id)) this.missingSince.delete(id)
+    return missing
   }
 
   private async evaluateNow (why: string): Promise<void> {

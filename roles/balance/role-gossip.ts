@@ -18,8 +18,8 @@ export interface RoleGossipOptions {
   /** How long a peer that disconnected from us stays in the view without news. */
   suspectGraceMs: number
   log: RoleLogger
-  /** Something in the view changed (an advertisement arrived or a peer left). */
-  onChange: (why: string) => void
+  /** Something in the view changed: a node joined, changed its advertisement, or left. */
+  onChange: (why: string, kind: 'joined' | 'changed' | 'left') => void
 }
 
 export type OwnAdvertisement = Omit<RoleAdvertisement, 'peerId' | 'seq' | 'issuedAt' | 'addrs'>
@@ -87,7 +87,8 @@ export class RoleGossip {
     const result = this.options.view.accept(ad, this.options.now())
     if (result === 'new' || result === 'updated') {
       this.counters.accepted++
-      this.options.onChange(result === 'new' ? `${ad.peerId} joined as ${ad.role}` : `${ad.peerId} is now ${ad.role}`)
+      if (result === 'new') this.options.onChange(`${ad.peerId} joined as ${ad.role}`, 'joined')
+      else this.options.onChange(`${ad.peerId} is now ${ad.role}`, 'changed')
     } else if (result === 'refreshed') {
       this.counters.accepted++
     } else {
@@ -101,7 +102,7 @@ export class RoleGossip {
     const timer = setTimeout(() => {
       this.timers.delete(timer)
       const gone = this.options.view.expire(this.options.now())
-      if (gone.length > 0) this.options.onChange(`lost ${gone.join(', ')}`)
+      if (gone.length > 0) this.options.onChange(`lost ${gone.join(', ')}`, 'left')
     }, grace + 10)
     timer.unref()
     this.timers.add(timer)

@@ -51,10 +51,7 @@ describe('roles across real libp2p nodes', () => {
     const profiles: BuiltInProfileName[] = ['server-kvm', 'server-kvm', 'raspberry-pi-4', 'raspberry-pi-4', 'raspberry-pi-4', 'laptop-mains', 'pi-zero-2w', 'laptop-battery']
     for (const p of profiles) await join1(p)
     // a ring with chords: no node is a hub whose loss would split the gossip mesh
-    for (let i = 0; i < members.length; i++) {
-      await members[i].node.dial(members[(i + 1) % members.length].node.getMultiaddrs()[0])
-      await members[i].node.dial(members[(i + 3) % members.length].node.getMultiaddrs()[0])
-    }
+    await Promise.all(members.flatMap((m, i) => [1, 3].map(async d => await m.node.dial(members[(i + d) % members.length].node.getMultiaddrs()[0]))))
     await Promise.all(members.map(async m => { await m.roles.start() }))
 
     // 8 nodes → target max(3, round(√8)) = 3
@@ -65,7 +62,7 @@ describe('roles across real libp2p nodes', () => {
 
     // holds without flapping: nobody changes again and every node sees the same three
     const sclerotiaIds = first.map(m => m.node.peerId.toString()).sort()
-    for (let i = 0; i < 20; i++) {
+    for (const holdUntil = Date.now() + 3_000; Date.now() < holdUntil;) {
       await new Promise(resolve => setTimeout(resolve, 150))
       expect(withRole('sclerotium').map(m => m.node.peerId.toString()).sort()).toEqual(sclerotiaIds)
     }
