@@ -3,7 +3,7 @@ import {
   throttleFor, validateThrottleCurve, namedThrottleCurve, InvalidThrottleCurveError,
   decideGuest, decideBackup, validateEmergencyLimits, InvalidEmergencyLimitsError,
   profileForRtt
-} from '../../ram-replication/policy/index.ts'
+} from '../../ram-replication/index.ts'
 
 const MiB = 1024 * 1024
 

@@ -5,11 +5,10 @@ import fc from 'fast-check'
 import {
   EpochEncoder, decodeFrame, encodePageDelta, applyPageDelta, validatePageDelta,
   encodeEpochApplied, encodeStripeReceipt, encodeOrigin, encodeHeartbeat, encodeRelease,
-  InvalidFrameError, FrameIntegrityError, InvalidPageDeltaError
-} from '../../ram-replication/transport/index.ts'
-import type { EncodedEpoch, StripeFrame } from '../../ram-replication/transport/index.ts'
-import { GuestReplica, ReplicaMismatchError } from '../../ram-replication/backup/index.ts'
-import type { Checkpoint } from '../../ram-replication/checkpoint.ts'
+  InvalidFrameError, FrameIntegrityError, InvalidPageDeltaError,
+  GuestReplica, ReplicaMismatchError
+} from '../../ram-replication/index.ts'
+import type { Checkpoint, EncodedEpoch, StripeFrame } from '../../ram-replication/index.ts'
 
 const PAGE = 4096
 const MEMORY = 64 * PAGE
