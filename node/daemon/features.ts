@@ -3,10 +3,12 @@ import type { DaemonConfig } from './config.ts'
 import type { DaemonFeature } from './feature.ts'
 import { revocationFeature } from '../revocation/index.ts'
 import { browserClientFeature } from '../browser/index.ts'
+import { bridgeFeature } from '../bridge/index.ts'
 
 export function daemonFeatures (_config: DaemonConfig): DaemonFeature[] {
   return [
     revocationFeature(),
-    browserClientFeature()
+    browserClientFeature(),
+    bridgeFeature()
   ]
 }

@@ -3,6 +3,7 @@
 import type { GossipSub } from '@libp2p/gossipsub'
 import { topicPrefix } from '../membership/index.ts'
 import type { NodeMetrics } from '../metrics/index.ts'
+import { isBridgedMessage, decodeBridgedMessage } from './bridged-message.ts'
 
 const KEPT_PER_TOPIC = 200
 const MAX_MESSAGE_BYTES = 64 * 1024
@@ -12,6 +13,8 @@ export interface ReceivedMessage {
   from: string
   text: string
   receivedAt: number
+  /** set when a bridge carried the message over from another network */
+  origin?: { networkId: string, peerId: string, bridge: string }
 }
 
 export class InvalidTopicError extends Error {
@@ -40,7 +43,15 @@ export class AppTopics {
       const name = msg.topic.slice(this.prefix.length)
       const list = this.received.get(name)
       if (list === undefined) return
-      list.push({ topic: name, from: msg.type === 'signed' ? msg.from.toString() : 'unsigned', text: new TextDecoder().decode(msg.data), receivedAt: Date.now() })
+      const from = msg.type === 'signed' ? msg.from.toString() : 'unsigned'
+      if (isBridgedMessage(msg.data)) {
+        const bridged = decodeBridgedMessage(msg.data)
+        // a bridged message counts only when the bridge that signed it also sent it
+        if (bridged === undefined || bridged.bridge !== from || bridged.topic !== name) return
+        list.push({ topic: name, from: bridged.originPeer, text: new TextDecoder().decode(bridged.data), receivedAt: Date.now(), origin: { networkId: bridged.originNetwork, peerId: bridged.originPeer, bridge: bridged.bridge } })
+      } else {
+        list.push({ topic: name, from, text: new TextDecoder().decode(msg.data), receivedAt: Date.now() })
+      }
       if (list.length > KEPT_PER_TOPIC) list.splice(0, list.length - KEPT_PER_TOPIC)
     })
   }

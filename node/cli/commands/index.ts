@@ -3,6 +3,7 @@ import { start } from './start.ts'
 import { status, peers, stop, metrics } from './status.ts'
 import { networkCreate, networkShow, networkInvite, networkRejected, join } from './network.ts'
 import { networkMembers, networkRevoke, networkExportKey, networkImportKey, networkRotateInvites } from './network-admin.ts'
+import { bridgeAdd, bridgeList, bridgeRemove, dhtFindPeer } from './bridge.ts'
 import { gossipSubscribe, gossipPublish, gossipMessages } from './gossip.ts'
 
 /** Every command of the CLI, in the order `mycelium --help` lists them. */
@@ -10,5 +11,6 @@ export const commands: Command[] = [
   start, status, peers, stop, metrics,
   networkCreate, networkShow, networkInvite, networkRejected, join,
   networkMembers, networkRevoke, networkExportKey, networkImportKey, networkRotateInvites,
-  gossipSubscribe, gossipPublish, gossipMessages
+  gossipSubscribe, gossipPublish, gossipMessages,
+  bridgeAdd, bridgeList, bridgeRemove, dhtFindPeer
 ]

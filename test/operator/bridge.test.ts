@@ -1,0 +1,151 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { Cluster, TestNode, waitFor, sleep } from '../harness/index.ts'
+import { ApiClient } from '../../node/api/index.ts'
+import { Home } from '../../node/home/index.ts'
+
+interface Received { topic: string, from: string, text: string, origin?: { networkId: string, peerId: string, bridge: string } }
+
+// Loops go straight to the daemons' admin API (what the CLI calls) to spare a process per poll.
+function api (node: TestNode): ApiClient {
+  return ApiClient.forHome(new Home(node.home))
+}
+
+async function messages (node: TestNode, topic: string): Promise<Received[]> {
+  return await api(node).request('GET', `/gossip/messages?topic=${topic}`)
+}
+
+async function publish (node: TestNode, topic: string, text: string): Promise<void> {
+  await api(node).request('POST', '/gossip/publish', { topic, message: text })
+}
+
+async function peers (node: TestNode): Promise<string[]> {
+  return (await api(node).request<Array<{ peerId: string }>>('GET', '/peers')).map(p => p.peerId)
+}
+
+/** Publishes until every target holds the message (gossipsub meshes form on heartbeats). */
+async function publishUntilSeen (from: TestNode, topic: string, text: string, targets: TestNode[]): Promise<void> {
+  await waitFor(async () => {
+    await publish(from, topic, text)
+    const seen = await Promise.all(targets.map(async t => (await messages(t, topic)).some(m => m.text === text)))
+    return seen.every(Boolean)
+  }, { timeoutMs: 25_000, intervalMs: 1_000, what: `"${text}" on ${targets.map(t => t.name).join(', ')}` })
+}
+
+describe('a bridge between two networks of three nodes (real processes)', () => {
+  const clusterA = new Cluster()
+  const clusterB = new Cluster()
+  let a: TestNode[]
+  let b: TestNode[]
+  let netA: string
+  let netB: string
+  let bridgeId: string
+  let bridgeKeyInB: string
+  const RATE = 10
+
+  beforeAll(async () => {
+    [a, b] = await Promise.all([clusterA.startNetwork(3), clusterB.startNetwork(3)])
+    await Promise.all([clusterA.waitForFullMesh(), clusterB.waitForFullMesh()])
+    netA = (await a[0].status()).networkId
+    netB = (await b[0].status()).networkId
+    await Promise.all([...a, ...b].map(async n => {
+      for (const topic of ['chat', 'secret']) await api(n).request('POST', '/gossip/subscribe', { topic })
+    }))
+  }, 120_000)
+  afterAll(async () => { await Promise.all([clusterA.destroy(), clusterB.destroy()]) })
+
+  it('bridge add joins the other network with a second key; bridge ls shows it', async () => {
+    const invite = await clusterB.invite(b[0])
+    const added = await a[1].cliJson(['bridge', 'add', '--to', invite, '--topics', 'chat', '--rate', `${RATE}/s`])
+    expect(added.networkId).toBe(netB)
+    expect(added.topics).toEqual(['chat'])
+    expect(added.ratePerS).toBe(RATE)
+    expect(added.peerId).not.toBe(a[1].peerId)
+    bridgeId = added.id
+    bridgeKeyInB = added.peerId
+    await waitFor(async () => (await api(a[1]).request<any[]>('GET', '/bridges'))[0]?.peers > 0, { timeoutMs: 15_000, what: 'the bridge to reach network B' })
+    const bad = await a[1].cli(['bridge', 'add', '--to', invite, '--topics', 'chat', '--rate', 'fast'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/not a rate/)
+  })
+
+  it('an allow-listed topic crosses both ways, labelled with its origin network', async () => {
+    await publishUntilSeen(a[2], 'chat', 'hello B, from A', [b[0], b[1], b[2]])
+    const got = (await messages(b[2], 'chat')).find(m => m.text === 'hello B, from A')!
+    expect(got.origin).toEqual({ networkId: netA, peerId: a[2].peerId, bridge: bridgeKeyInB })
+    expect(got.from).toBe(a[2].peerId)
+
+    await publishUntilSeen(b[1], 'chat', 'hello A, from B', [a[0], a[2]])
+    const back = (await messages(a[0], 'chat')).find(m => m.text === 'hello A, from B')!
+    expect(back.origin).toEqual({ networkId: netB, peerId: b[1].peerId, bridge: a[1].peerId })
+    // messages of a node's own network carry no origin label
+    expect((await messages(a[0], 'chat')).find(m => m.text === 'hello B, from A')?.origin).toBeUndefined()
+  })
+
+  it('nothing else crosses: not a listed topic, not a DHT lookup, not a connection', async () => {
+    await publishUntilSeen(a[2], 'secret', 'A only', [a[0], a[1]])
+    await publishUntilSeen(b[2], 'secret', 'B only', [b[0], b[1]])
+    // B's members are found in B's DHT, never in A's, not even the bridge's key in B
+    const [inB, ...inA] = await Promise.all([
+      b[0].cliJson(['dht', 'find-peer', b[2].peerId]),
+      a[0].cliJson(['dht', 'find-peer', b[2].peerId]),
+      a[2].cliJson(['dht', 'find-peer', bridgeKeyInB])
+    ])
+    expect(inB.found).toBe(true)
+    for (const lookup of inA) expect(lookup.found).toBe(false)
+
+    for (const n of b) expect((await messages(n, 'secret')).map(m => m.text)).not.toContain('A only')
+    for (const n of a) expect((await messages(n, 'secret')).map(m => m.text)).not.toContain('B only')
+    for (const n of a) for (const p of await peers(n)) expect(b.map(x => x.peerId)).not.toContain(p)
+    for (const n of b) for (const p of await peers(n)) expect(a.map(x => x.peerId)).not.toContain(p)
+  })
+
+  it('holds its rate limit under a flood', async () => {
+    const before = (await api(a[1]).request<any[]>('GET', '/bridges'))[0]
+    const client = api(a[2])
+    const FLOOD = 200
+    const started = performance.now()
+    for (let i = 0; i < FLOOD; i += 20) {
+      await Promise.all(Array.from({ length: 20 }, async (_, j) => await client.request('POST', '/gossip/publish', { topic: 'chat', message: `flood ${i + j}` })))
+    }
+    await sleep(3_000)
+    const after = (await api(a[1]).request<any[]>('GET', '/bridges'))[0]
+    const elapsedS = (performance.now() - started) / 1000
+    const forwarded = after.out.forwarded - before.out.forwarded
+    const dropped = after.out.dropped - before.out.dropped
+    // a full bucket (one second's worth) plus the refill while the flood lasted
+    expect(forwarded).toBeLessThanOrEqual(RATE + Math.ceil(RATE * elapsedS))
+    expect(forwarded).toBeGreaterThan(0)
+    expect(dropped).toBeGreaterThanOrEqual(FLOOD - forwarded - 5)
+    const onB = (await messages(b[0], 'chat')).filter(m => m.text.startsWith('flood ')).length
+    expect(onB).toBeLessThanOrEqual(forwarded)
+    expect(onB).toBeLessThan(FLOOD)
+    // the flood stays whole inside its own network
+    await waitFor(async () => (await messages(a[0], 'chat')).filter(m => m.text.startsWith('flood ')).length >= FLOOD * 0.9, { timeoutMs: 10_000, what: 'the flood inside network A' })
+  })
+
+  it('comes back after the bridge node restarts', async () => {
+    expect(await a[1].stop()).toBe(0)
+    await a[1].start()
+    await waitFor(async () => (await api(a[1]).request<any[]>('GET', '/bridges'))[0]?.peers > 0, { timeoutMs: 20_000, what: 'the bridge to rejoin network B' })
+    await api(a[1]).request('POST', '/gossip/subscribe', { topic: 'chat' })
+    await publishUntilSeen(b[0], 'chat', 'after restart, from B', [a[0], a[2]])
+  })
+
+  it('after bridge rm nothing crosses, and a node of B still cannot connect to a node of A', async () => {
+    const removed = await a[1].cliJson(['bridge', 'rm', bridgeId])
+    expect(removed.removed).toBe(bridgeId)
+    expect(await a[1].cliJson(['bridge', 'ls'])).toEqual([])
+    await publishUntilSeen(a[2], 'chat', 'after rm, from A', [a[0], a[1]])
+    await publishUntilSeen(b[2], 'chat', 'after rm, from B', [b[0], b[1]])
+    await sleep(1_000)
+    for (const n of b) expect((await messages(n, 'chat')).map(m => m.text)).not.toContain('after rm, from A')
+    for (const n of a) expect((await messages(n, 'chat')).map(m => m.text)).not.toContain('after rm, from B')
+
+    const target = (await a[0].status()).addrs[0]
+    await b[2].stop()
+    await b[2].start(['--bootstrap', target])
+    await waitFor(async () => (await api(a[0]).request<any[]>('GET', '/rejected')).some(r => r.peerId === b[2].peerId), { timeoutMs: 15_000, what: 'A to refuse the node of B' })
+    expect(await peers(a[0])).not.toContain(b[2].peerId)
+    expect(await peers(b[2])).not.toContain(a[0].peerId)
+  })
+})
