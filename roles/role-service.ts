@@ -25,12 +25,7 @@ import type { NetworkProbe } from './measure/network-probe.ts'
 import { roleReport, type RoleReport } from './role-report.ts'
 import { silentLogger, type RoleHost, type RolePubsub, type RoleLogger } from './role-host.ts'
 import { roleTiming, type RoleTiming } from './role-timing.ts'
-
-export interface RoleMetrics {
-  setRole: (role: Role) => void
-  roleChanged: (from: Role, to: Role) => void
-  setScore: (score: number) => void
-}
+import type { RoleMetrics } from './role-metrics.ts'
 
 export interface RoleServiceOptions {
   host: RoleHost
@@ -243,6 +238,7 @@ export class RoleService {
     const members = [this.ownMember(now), ...this.view.advertisements()]
     const outcome = balanceAdvice(this.options.host.peerId.toString(), members, this.balance)
     this.outcome = outcome
+    this.options.metrics?.setBalance?.(outcome.nodes, outcome.sclerotia, outcome.target)
     if (outcome.action === 'hold') {
       this.pending = undefined
       return outcome

@@ -1,7 +1,8 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import { execFileSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
-import { RoleService, assessRole, libp2pRoleEffects, loadHardwareProfile, parseHardwareProfile, type HardwareProfile, type Role } from '../../roles/index.ts'
+import { Registry } from 'prom-client'
+import { RoleService, assessRole, libp2pRoleEffects, loadHardwareProfile, parseHardwareProfile, roleMetrics, type HardwareProfile } from '../../roles/index.ts'
 import { startNode, waitFor, quietLog, ROLE_TOPIC, type RoleTestNode } from './nodes.ts'
 
 describe('role service', () => {
@@ -55,8 +56,7 @@ describe('role service', () => {
   it('drops to hyphae as soon as the power source changes, hysteresis notwithstanding, and counts the changes', async () => {
     const { node, secretKey } = await startNode()
     let profile: HardwareProfile = loadHardwareProfile('laptop-mains')
-    const changes: Array<[Role, Role]> = []
-    let score = -1
+    const registry = new Registry()
     const roles = new RoleService({
       host: node,
       pubsub: node.services.pubsub,
@@ -67,19 +67,27 @@ describe('role service', () => {
       profile: () => profile,
       log: quietLog,
       timing: { advertiseIntervalMs: 200, settleMs: 300, confirmMs: 300, powerPollIntervalMs: 100, hysteresisMs: 60_000 },
-      metrics: { setRole: () => {}, roleChanged: (from, to) => { changes.push([from, to]) }, setScore: (s) => { score = s } }
+      metrics: roleMetrics(registry)
     })
     running.push({ node, roles })
     await roles.start()
     // alone, the network needs this node: it promotes itself despite its battery
     await waitFor(() => roles.status().role === 'sclerotium', 5_000, 'self-promotion of a lone node')
     expect(node.services.relay.mode).toBe('full')
-    expect(score).toBe(roles.status().score)
+    const before = await registry.metrics()
+    expect(before).toContain('mycelium_role{role="sclerotium"} 1')
+    expect(before).toContain(`mycelium_role_score ${roles.status().score}`)
+    expect(before).toContain('mycelium_role_view_sclerotia_target 1')
 
     profile = parseHardwareProfile({ base: 'laptop-mains', hardware: { battery: { charging: false, onBattery: true, percent: 70 } } })
     await waitFor(() => roles.status().role === 'hyphae', 2_000, 'demotion on battery')
     expect(roles.status().reasons.join('\n')).toMatch(/hard constraint changed/)
     expect(node.services.dht.getMode()).toBe('client')
-    expect(changes).toEqual([['rhizomorph', 'sclerotium'], ['sclerotium', 'hyphae']])
+    const after = await registry.metrics()
+    expect(after).toContain('mycelium_role{role="hyphae"} 1')
+    expect(after).toContain('mycelium_role{role="sclerotium"} 0')
+    expect(after).toContain('mycelium_role_changes_total{from="rhizomorph",to="sclerotium"} 1')
+    expect(after).toContain('mycelium_role_changes_total{from="sclerotium",to="hyphae"} 1')
+    expect(roles.status().changes).toBe(2)
   })
 })
