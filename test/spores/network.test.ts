@@ -1,6 +1,8 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import { join } from 'node:path'
-import { Spores, signEntry, type SporesNetwork, type Signer } from '../../spores/index.ts'
+import { lpStream } from '@libp2p/utils'
+import { encodeCanonical } from '../../crypto/index.ts'
+import { Spores, signEntry, sporeProtocols, type SporesNetwork, type Signer } from '../../spores/index.ts'
 import { identity, networkRoot, tempDir, nodeValue, healthValue, entry, NETWORK, type Root } from './fixtures.ts'
 import { p2pIdentity, startNode, waitFor, type TestNode } from './p2p.ts'
 
@@ -153,5 +155,33 @@ describe('anti-entropy sync', () => {
     const again = await a.net.sync.syncWith(b.node.peerId)
     expect(again.pulled + again.pushed).toBe(0)
     expect(again.bytesSent + again.bytesReceived).toBeLessThan(200)
+  })
+
+  it('bounds what a hostile sync peer can send and changes nothing when it misbehaves', async () => {
+    const root = networkRoot()
+    const honest = await member(root)
+    await honest.spores.merge('latent', [entry(identity(), 'node', nodeValue())])
+    const before = await honest.spores.ls()
+    const { privateKey } = await p2pIdentity()
+    const hostile = await startNode(privateKey)
+    cleanups.push(async () => { await hostile.stop() })
+    const behaviours: Array<[(lp: ReturnType<typeof lpStream>) => Promise<void>, string]> = [
+      [async (lp) => { await lp.write(new Uint8Array(5 * 1024 * 1024)) }, 'InvalidDataLengthError'], // larger than any sync message may be
+      [async (lp) => { await lp.read(); await lp.write(encodeCanonical({ t: 'diff', parts: [null, null, null] })) }, 'SporeProtocolError'], // answers ranges it was not asked
+      [async (lp) => { await lp.read(); await lp.write(encodeCanonical({ t: 'diff', parts: [['s', [[0, 'b'], [0, 'a']], new Uint8Array(48), [1, 1, 1]]] })) }, 'SporeProtocolError'], // bounds out of order
+      [async (lp) => { await lp.read(); await new Promise(resolve => setTimeout(resolve, 3000)) }, 'TimeoutError'] // never answers
+    ]
+    let behaviour = behaviours[0][0]
+    await hostile.handle(sporeProtocols(names).sync, (stream) => {
+      void behaviour(lpStream(stream)).catch(() => {})
+    })
+    await honest.node.dial(hostile.getMultiaddrs()[0])
+    for (const [b, expected] of behaviours) {
+      behaviour = b
+      const err = await honest.net.sync.syncWith(hostile.peerId, AbortSignal.timeout(1000)).then(() => undefined, (e: Error) => e)
+      expect(err?.name).toBe(expected)
+    }
+    expect(await honest.spores.ls()).toEqual(before)
+    expect(honest.spores.stats().sync?.sessions).toBe(behaviours.length)
   })
 })

@@ -18,10 +18,10 @@ export async function p2pIdentity (): Promise<{ privateKey: PrivateKey, signer: 
   return { privateKey: privateKeyFromRaw(privateKey.raw), signer }
 }
 
-export async function startNode (privateKey: PrivateKey): Promise<TestNode> {
+export async function startNode (privateKey: PrivateKey, listen = '/ip4/127.0.0.1/tcp/0'): Promise<TestNode> {
   return await createLibp2p({
     privateKey,
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    addresses: { listen: [listen] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],

@@ -68,6 +68,34 @@ describe('seed files', () => {
     expect(await spores.ls({ tier: 'latent' })).toEqual([])
   })
 
+  it('keeps an unreachable node quarantined until it can be confirmed, then merges its entries', async () => {
+    const root = networkRoot()
+    const later = await p2pIdentity()
+    let node = await startNode(later.privateKey)
+    const addr = node.getMultiaddrs()[0].decapsulate('/p2p').toString()
+    await node.stop()
+    const { spores: source, dir } = await open(root, identity())
+    await source.merge('latent', [entry(later.signer, 'node', { addrs: [addr], role: 'sclerotium', hardware: {} })])
+    const file = join(dir, 'later.seed')
+    await source.exportSeed(file)
+
+    const importerId = await p2pIdentity()
+    const importerNode = await startNode(importerId.privateKey)
+    cleanups.push(async () => { await importerNode.stop() })
+    const { spores } = await open(root, importerId.signer)
+    const report = await spores.importSeed(file, dialConfirm(importerNode), { confirmTimeoutMs: 2000 })
+    expect(report.confirmed).toEqual([])
+    expect(report.quarantined.map(q => q.peerId)).toEqual([later.signer.peerId])
+    expect(await spores.ls({ tier: 'seed' })).toEqual([])
+
+    node = await startNode(later.privateKey, addr)
+    cleanups.push(async () => { await node.stop() })
+    const retried = await spores.seed.retryQuarantined(dialConfirm(importerNode))
+    expect(retried).toEqual({ confirmed: [later.signer.peerId], merged: 1 })
+    expect((await spores.ls({ tier: 'seed' })).map(e => e.key)).toEqual([later.signer.peerId])
+    expect(await spores.seed.quarantined()).toEqual([])
+  })
+
   it('refuses truncated, tampered, foreign and non-seed files with named errors and changes nothing', async () => {
     const root = networkRoot()
     const s = identity()
