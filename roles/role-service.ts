@@ -100,8 +100,10 @@ export class RoleService {
   private queue: Promise<void> = Promise.resolve()
   private running = false
   private measuringNetwork = false
+  private networkTimer?: NodeJS.Timeout
   private readonly onPeerConnect = (): void => {
-    if (this.network?.peers === 0 && this.options.probe !== undefined) this.later(() => this.measureNetworkNow(), this.timing.firstNetworkMeasurementMs)
+    // nobody answered the last measurement: measure again shortly after the first peer arrives
+    if (this.network?.peers === 0) this.scheduleNetworkMeasurement()
   }
 
   constructor (options: RoleServiceOptions) {
@@ -136,14 +138,26 @@ export class RoleService {
     this.controller = new RoleController({ effects: options.effects, anchors: this.anchorKeeper, log: this.log })
   }
 
+  private lastProfile?: HardwareProfile
+
+  /** The injected profile; an unreadable one keeps the last good one (a harness may be rewriting it). */
   private profile (): HardwareProfile | undefined {
     const p = this.options.profile
-    return typeof p === 'function' ? p() : p
+    if (typeof p !== 'function') return p
+    try {
+      this.lastProfile = p()
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'hardware profile unreadable; keeping the previous one')
+    }
+    return this.lastProfile
   }
 
   async start (signal?: AbortSignal): Promise<void> {
     this.startedAt = this.now()
-    const profile = this.profile()
+    // a profile that cannot be read at start is an error for the operator, not a fallback
+    const given = this.options.profile
+    const profile = typeof given === 'function' ? given() : given
+    this.lastProfile = profile
     this.profileKey = JSON.stringify(profile ?? null)
     this.facts = await measureHardware({ dataDir: this.options.dataDir, profile, signal, now: this.now })
     this.network = profiledNetwork(unmeasuredNetwork(this.now()), profile)
@@ -157,7 +171,7 @@ export class RoleService {
     this.every(() => { void this.pollPower() }, this.timing.powerPollIntervalMs)
     this.every(() => { void this.remeasureHardware() }, this.timing.hardwareIntervalMs)
     if (this.options.probe !== undefined) {
-      this.later(() => this.measureNetworkNow(), this.timing.firstNetworkMeasurementMs)
+      this.scheduleNetworkMeasurement()
       this.every(() => { void this.measureNetworkNow() }, this.timing.networkIntervalMs)
     }
   }
@@ -166,6 +180,7 @@ export class RoleService {
     this.running = false
     for (const t of this.timers.splice(0)) { clearTimeout(t); clearInterval(t) }
     clearTimeout(this.confirmTimer)
+    clearTimeout(this.networkTimer)
     this.options.host.removeEventListener('peer:connect', this.onPeerConnect)
     this.gossip.stop()
     this.anchorKeeper.stop()
@@ -178,10 +193,13 @@ export class RoleService {
     this.timers.push(t)
   }
 
-  private later (fn: () => unknown, ms: number): void {
-    const t = setTimeout(() => { void fn() }, ms)
-    t.unref()
-    this.timers.push(t)
+  private scheduleNetworkMeasurement (): void {
+    if (this.options.probe === undefined || this.networkTimer !== undefined || !this.running) return
+    this.networkTimer = setTimeout(() => {
+      this.networkTimer = undefined
+      void this.measureNetworkNow()
+    }, this.timing.firstNetworkMeasurementMs)
+    this.networkTimer.unref()
   }
 
   private decide (): void {
@@ -331,13 +349,7 @@ export class RoleService {
   /** Measures the hardware again and re-decides. */
   async remeasureHardware (signal?: AbortSignal): Promise<void> {
     if (!this.running) return
-    let profile: HardwareProfile | undefined
-    try {
-      profile = this.profile()
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'hardware profile unreadable; keeping the previous facts')
-      return
-    }
+    const profile = this.profile()
     this.facts = await measureHardware({ dataDir: this.options.dataDir, profile, signal, now: this.now })
     if (this.network !== undefined) this.network = profiledNetwork(this.network, profile)
     this.decide()
