@@ -14,6 +14,7 @@ import { SclerotiumHomes, browserDialable, isHomeConnection, short, type Sclerot
 import { MemberMap } from './member-map.ts'
 import { AppChat, PAGE_CHAT_TOPIC } from './app-chat.ts'
 import { SporeFeed } from './spore-feed.ts'
+import { RevocationWatch } from './revocation-watch.ts'
 import { MEMBERSHIP_STORAGE_KEY, NODE_KEY_STORAGE_KEY, decodeStoredMembership, encodeStoredMembership, type StoredMembership } from './stored-membership.ts'
 
 export const HYPHAE_ROLE = 'hyphae'
@@ -23,7 +24,7 @@ const EPOCH_POLL_MS = 10_000
 const MAX_DIRECT_PAGES = 8
 const EVENTS_KEPT = 50
 
-export type Phase = 'not-a-member' | 'joining' | 'connecting' | 'online' | 'refused'
+export type Phase = 'not-a-member' | 'joining' | 'connecting' | 'online' | 'refused' | 'revoked'
 
 export interface ClientEvent {
   at: number
@@ -56,8 +57,10 @@ export class HyphaeClient extends EventTarget {
   chat?: AppChat
   spores?: SporeFeed
   homes?: SclerotiumHomes
+  revocations?: RevocationWatch
   private readonly storage: KeyValueStore
   private fatal = false
+  private revoked = false
   private joining = false
   private lastRefusal = ''
   private chain?: CertificateChain
@@ -74,6 +77,7 @@ export class HyphaeClient extends EventTarget {
   }
 
   get phase (): Phase {
+    if (this.revoked) return 'revoked'
     if (this.fatal) return this.joining ? 'refused' : 'not-a-member'
     if ((this.homes?.homes().length ?? 0) > 0) return 'online'
     if (this.joining) return 'joining'
@@ -136,16 +140,17 @@ export class HyphaeClient extends EventTarget {
       credentials: () => this.chain !== undefined
         ? { kind: 'member', chain: this.chain }
         : { kind: 'admission', inviteId: invite!.id, secret: invite!.secret },
-      // revocation is enforced by the sclerotia, which hold the revocation list
-      isRevoked: () => false,
+      isRevoked: (peerId) => this.revocations?.has(peerId) === true,
       now: () => Date.now(),
       onAdmitted: async (chain) => { this.admitted(chain) },
       onVerified: (peerId) => { this.verified.add(peerId) },
       onRejected: (peerId, reason, error) => { this.rejected(peerId, reason, error) }
     }
-    const libp2p = await createHyphaeNode({ privateKey: key, membership: policy, isVerified: (peer) => this.verified.has(peer.toString()), reservations: HOMES })
+    this.revocations = new RevocationWatch({ networkId: membership.networkId, rootPublicKey: membership.rootPublicKey, self: this.peerId, onRevoked: (peerId) => { this.revokedMember(peerId) } })
+    const libp2p = await createHyphaeNode({ privateKey: key, membership: policy, isVerified: (peer) => this.verified.has(peer.toString()) && this.revocations?.has(peer.toString()) !== true, reservations: HOMES })
     this.libp2p = libp2p
     await libp2p.start()
+    await this.revocations.start(libp2p)
     this.roster = new Roster({
       libp2p,
       protocol: `${protocolPrefix(membership.networkId)}/roster/1.0.0`,
@@ -154,7 +159,7 @@ export class HyphaeClient extends EventTarget {
       // the roster reports the sender's presence, then the members it is connected to
       onPresence: (peerId, presence) => { this.rosterFrom = { peerId, presence } },
       onLearned: (entries) => {
-        if (this.rosterFrom !== undefined) this.members.heardFrom(this.rosterFrom.peerId, this.rosterFrom.presence, entries)
+        if (this.rosterFrom !== undefined) this.members.heardFrom(this.rosterFrom.peerId, this.rosterFrom.presence, entries.filter(e => this.revocations?.has(e.peerId) !== true))
         this.rosterFrom = undefined
         this.changed()
       },
@@ -198,6 +203,12 @@ export class HyphaeClient extends EventTarget {
     this.lastRefusal = `${short(peerId)}: ${reason}`
     this.note(`refused by ${short(peerId)}: ${reason}`)
     this.homes?.refusedBy(peerId)
+    // sclerotia hang up on a revoked member at once, often before it hears the revocation:
+    // their refusal on the next dial is how it learns
+    if (/^refused by peer: certificate was revoked/.test(reason)) {
+      this.revokedMember(this.peerId)
+      return
+    }
     // an invite is single-use: a refused admission will not succeed on a retry
     if (error.name === 'AdmissionRefusedError' || this.joining) {
       this.fatal = true
@@ -205,6 +216,20 @@ export class HyphaeClient extends EventTarget {
       this.homes?.stop()
     }
     this.changed()
+  }
+
+  private revokedMember (peerId: string): void {
+    if (peerId !== this.peerId) {
+      this.members.members.delete(peerId)
+      this.note(`member ${short(peerId)} was revoked by the network administrator`)
+      return
+    }
+    this.fatal = true
+    this.revoked = true
+    this.problem = 'the network administrator revoked this page\'s membership'
+    this.homes?.stop()
+    this.note('this page was revoked')
+    void this.libp2p?.stop()
   }
 
   /** Sends a message on the page's gossip topic. */
@@ -330,6 +355,7 @@ export class HyphaeClient extends EventTarget {
     this.homes?.stop()
     this.chat?.stop()
     this.spores?.stop()
+    this.revocations?.stop()
     await this.libp2p?.stop()
   }
 }

