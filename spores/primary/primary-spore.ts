@@ -26,6 +26,7 @@ export class PrimarySpore {
   private readonly o: PrimarySporeOptions
   private latestHeader: CertifiedHeader | undefined
   private committeeSet: ReadonlySet<string> = new Set()
+  private queue: Promise<unknown> = Promise.resolve()
   private readonly listeners = new Set<(epoch: Epoch) => void | Promise<void>>()
 
   constructor (options: PrimarySporeOptions) {
@@ -81,6 +82,13 @@ export class PrimarySpore {
    * epoch and this one when the node missed some; each link is checked in turn.
    */
   async accept (input: Uint8Array | Epoch, chain: Array<[Uint8Array, Uint8Array]> = []): Promise<Epoch> {
+    // one at a time: each acceptance checks against the epoch the previous one left
+    const run = this.queue.then(async () => await this.acceptNow(input, chain))
+    this.queue = run.catch(() => {})
+    return await run
+  }
+
+  private async acceptNow (input: Uint8Array | Epoch, chain: Array<[Uint8Array, Uint8Array]>): Promise<Epoch> {
     const epoch = input instanceof Uint8Array ? decodeEpoch(input) : input
     if (epoch.header.network !== this.o.network) throw new EpochRejectedError(`epoch belongs to network ${epoch.header.network.slice(0, 80)}`)
     const held = this.latestHeader
