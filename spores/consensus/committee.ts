@@ -1,7 +1,9 @@
 // Deterministic committees. Candidates are ranked by sha256(seed ‖ peerId) (the seed is the
-// current primary epoch digest, so nobody picks their rank); attempt a takes n consecutive
-// members of that ranking starting at position a, so each retry rotates the proposer
-// (the first member) and swaps one member for the next candidate.
+// current primary epoch digest, so nobody picks their rank). Attempts come in windows of n:
+// within a window the members stay the same and each retry rotates the proposer (the first
+// member), so members' locks (see RoundEngine) keep a retry from certifying another input;
+// the next window shifts the membership by one candidate, so a committee with dead members
+// is eventually replaced.
 import { encodeCanonical, sha256, toHex } from '../../crypto/index.ts'
 
 export function quorumOf (f: number): number {
@@ -40,7 +42,10 @@ export function rankCandidates (candidates: readonly string[], seed: Uint8Array)
 export function selectCommittee (candidates: readonly string[], seed: Uint8Array, attempt: number, size: number): string[] {
   const ranked = rankCandidates(candidates, seed)
   const n = Math.min(size, ranked.length)
-  const out: string[] = []
-  for (let i = 0; i < n; i++) out.push(ranked[(attempt + i) % ranked.length])
-  return out
+  if (n === 0) return []
+  const window = Math.floor(attempt / n)
+  const members: string[] = []
+  for (let i = 0; i < n; i++) members.push(ranked[(window + i) % ranked.length])
+  const r = attempt % n
+  return [...members.slice(r), ...members.slice(0, r)]
 }

@@ -72,6 +72,13 @@ export class WithholdingConduct implements MemberConduct {
   revealPhase (): void {}
 }
 
+/** Computes, then neither commits nor reveals. */
+export class SilentConduct implements MemberConduct {
+  readonly name = 'silent'
+  evaluated (): void {}
+  revealPhase (): void {}
+}
+
 /** Signs two different commitments in one round, then reveals one of them. */
 export class EquivocatingConduct implements MemberConduct {
   readonly name = 'equivocate'
@@ -121,13 +128,14 @@ export class MismatchingConduct implements MemberConduct {
   }
 }
 
-export type ConductName = 'honest' | 'dissent' | 'withhold' | 'equivocate' | 'copy' | 'mismatch'
+export type ConductName = 'honest' | 'dissent' | 'withhold' | 'silent' | 'equivocate' | 'copy' | 'mismatch'
 
 export function conductOf (name: ConductName): () => MemberConduct {
   switch (name) {
     case 'honest': return () => new HonestConduct()
     case 'dissent': return () => new DissentingConduct()
     case 'withhold': return () => new WithholdingConduct()
+    case 'silent': return () => new SilentConduct()
     case 'equivocate': return () => new EquivocatingConduct()
     case 'copy': return () => new CopyingConduct()
     case 'mismatch': return () => new MismatchingConduct()

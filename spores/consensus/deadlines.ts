@@ -17,7 +17,7 @@ export class RoundDeadlines {
   private readonly o: Required<Omit<DeadlineOptions, 'rtt'>> & { rtt?: () => number | undefined }
 
   constructor (options: DeadlineOptions = {}) {
-    this.o = { minMs: options.minMs ?? 300, maxMs: options.maxMs ?? 10_000, factor: options.factor ?? 4, rtt: options.rtt }
+    this.o = { minMs: options.minMs ?? 300, maxMs: options.maxMs ?? 10_000, factor: options.factor ?? 2, rtt: options.rtt }
   }
 
   /** A measured delay between the proposal and a member's message arriving. */

@@ -1,6 +1,6 @@
 // Named errors of the consensus engine, so callers tell failures apart without parsing text.
 
-export type RoundFailureReason = 'no-proposal' | 'no-quorum' | 'aborted' | 'read-only' | 'already-certified' | 'invalid-input' | 'not-enough-candidates'
+export type RoundFailureReason = 'no-proposal' | 'no-quorum' | 'aborted' | 'read-only' | 'already-certified' | 'locked' | 'invalid-input' | 'not-enough-candidates'
 
 /** A round that did not reach 2f+1 matching reveals; nothing of it was applied. */
 export class RoundFailedError extends Error {

@@ -2,7 +2,10 @@
 // the accepted result, the round's certificate), so anyone can check it offline.
 //   equivocate  [two different commits, or two different reveals, of the accused in one round]
 //   mismatch    [the accused's commit, its reveal that does not open it]
-//   copy        [the accused's commit, another member's reveal whose result and nonce open it]
+//   copy        [the accused's commit, another member's reveal whose result and nonce open it,
+//               an observer's attestation that the reveal came first]. Two members committed to
+//               one nonce, so one of them deviated; which one copied is what the observer saw
+//               (order is not provable offline), hence attested like withholding
 //   dissent     [the accused's commit, its matching reveal of another result] + certificate
 //   withhold    [an observer's signed attestation] + certificate (the round was certified, and
 //               the accused is not among its signers)
@@ -50,7 +53,7 @@ export function verifyEvidence (bytes: Uint8Array): Evidence & { attester?: stri
     raw = decodeCanonical(bytes) as Record<string, unknown>
     if (raw === null || typeof raw !== 'object' || Object.keys(raw).length !== 5) bad('evidence: expected 5 fields')
     header = parseHeader(raw.header)
-    if (!Array.isArray(raw.messages) || raw.messages.length === 0 || raw.messages.length > 2) bad('evidence: expected 1 or 2 messages')
+    if (!Array.isArray(raw.messages) || raw.messages.length === 0 || raw.messages.length > 3) bad('evidence: expected 1 to 3 messages')
     messages = raw.messages.map(m => {
       if (!(m instanceof Uint8Array)) bad('evidence: message is not bytes')
       return decodeMessage(m)
@@ -76,7 +79,7 @@ export function verifyEvidence (bytes: Uint8Array): Evidence & { attester?: stri
     }
     if (!equalBytes(roundIdOf(certificate.header), round)) bad('evidence: certificate of another round')
   }
-  const [a, b] = messages
+  const [a, b, c] = messages
   let attester: string | undefined
   switch (reason) {
     case 'equivocate': {
@@ -90,8 +93,10 @@ export function verifyEvidence (bytes: Uint8Array): Evidence & { attester?: stri
       break
     }
     case 'copy': {
-      if (b === undefined || a.body.t !== 'commit' || b.body.t !== 'reveal' || a.body.from !== accused || b.body.from === accused || !header.committee.includes(b.body.from)) bad('copy needs the accused commit and another member reveal')
+      if (b === undefined || c === undefined || a.body.t !== 'commit' || b.body.t !== 'reveal' || a.body.from !== accused || b.body.from === accused || !header.committee.includes(b.body.from)) bad('copy needs the accused commit, another member reveal and an attestation')
       if (!equalBytes(commitmentOf(b.body.result, b.body.nonce, accused, round), a.body.commitment)) bad('the commitment does not open with the other reveal')
+      if (c.body.t !== 'attest' || c.body.accused !== accused || c.body.fault !== 'copy') bad('copy attestation missing')
+      attester = c.body.from
       break
     }
     case 'dissent': {
@@ -103,7 +108,7 @@ export function verifyEvidence (bytes: Uint8Array): Evidence & { attester?: stri
     case 'withhold': {
       if (b !== undefined || a.body.t !== 'attest' || certificate === undefined) bad('withholding needs one attestation and the certificate')
       const att = a.body as AttestBody
-      if (att.accused !== accused) bad('attestation names someone else')
+      if (att.accused !== accused || att.fault === 'copy') bad('attestation names someone else or another fault')
       if (signersOf(certificate).includes(accused)) bad('the accused signed the certificate')
       attester = att.from
       break

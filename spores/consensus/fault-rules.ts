@@ -3,12 +3,13 @@
 //   fault        evidence (self-contained, checkable by anyone)                 trust change
 //   equivocate   two different signed commitments (or reveals) in one round     set to 0, excluded at once
 //   mismatch     a signed reveal that does not open the member's commitment     -0.30
-//   copy         a commitment that opens with another member's revealed nonce   -0.30
+//   copy         a commitment, seen after another member's reveal, that opens   -0.30
+//                with that reveal's result and nonce (attested, as withholding)
 //   dissent      a valid reveal of another result than the certified one        -0.20
 //                (only for objective operations: deterministic on the same input)
 //   withhold     committed and not revealed, or not committed, while connected  -0.05
-//                (attested by the observer; applied from gossip only once f+1
-//                 distinct committee members attest the same fault)
+//                (withhold and copy are attested by the observer; applied from
+//                 gossip only once f+1 distinct committee members attest them)
 //
 // Below EXCLUSION_THRESHOLD a peer is excluded from committees. Each valid reveal that
 // matches a certified result gives back RECOVERY_PER_ROUND (never above 1, never for an

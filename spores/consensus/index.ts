@@ -35,7 +35,7 @@ export type { DeadlineOptions } from './deadlines.ts'
 export { ConsensusMetrics } from './metrics.ts'
 export type { ConsensusMetricsSink, ConsensusMetricsSnapshot } from './metrics.ts'
 
-export { HonestConduct, DissentingConduct, WithholdingConduct, EquivocatingConduct, CopyingConduct, MismatchingConduct, conductOf } from './conduct.ts'
+export { HonestConduct, DissentingConduct, WithholdingConduct, SilentConduct, EquivocatingConduct, CopyingConduct, MismatchingConduct, conductOf } from './conduct.ts'
 export type { MemberConduct, ConductActions, Ballot, ConductName } from './conduct.ts'
 export { gossipsubTransport, consensusTopics } from './pubsub.ts'
 export type { ConsensusPubSub, GossipsubLike } from './pubsub.ts'

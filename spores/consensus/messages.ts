@@ -4,8 +4,10 @@
 //   proposal  { t, from, header, input }          the designated proposer opens a round
 //   commit    { t, from, round, commitment }      H(result ‖ nonce ‖ from ‖ round)
 //   reveal    { t, from, round, result, nonce }   opens the commitment
-//   attest    { t, from, round, accused, missing } an observer's signed word that a connected
-//                                                  member sent no commit/reveal before the deadline
+//   attest    { t, from, round, accused, fault }  an observer's signed word of what it saw: a
+//                                                  connected member sent no commit / no reveal
+//                                                  before the deadline, or committed only after
+//                                                  another member's reveal it copies
 import { encodeCanonical, decodeCanonical, sign, verify, publicKeyOfPeerId } from '../../crypto/index.ts'
 import { ConsensusMessageError } from './errors.ts'
 import type { RoundHeader } from './round.ts'
@@ -20,7 +22,8 @@ const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]{40,60}$/
 export interface ProposalBody { t: 'proposal', from: string, header: RoundHeader, input: Uint8Array }
 export interface CommitBody { t: 'commit', from: string, round: Uint8Array, commitment: Uint8Array }
 export interface RevealBody { t: 'reveal', from: string, round: Uint8Array, result: Uint8Array, nonce: Uint8Array }
-export interface AttestBody { t: 'attest', from: string, round: Uint8Array, accused: string, missing: 'commit' | 'reveal' }
+export type AttestedFault = 'no-commit' | 'no-reveal' | 'copy'
+export interface AttestBody { t: 'attest', from: string, round: Uint8Array, accused: string, fault: AttestedFault }
 export type MessageBody = ProposalBody | CommitBody | RevealBody | AttestBody
 
 export interface Signed<B extends MessageBody = MessageBody> {
@@ -114,9 +117,9 @@ function parseBody (raw: unknown): MessageBody {
       exactKeys(b, ['t', 'from', 'round', 'result', 'nonce'], 'reveal')
       return { t: 'reveal', from: peerOf(b.from, 'reveal.from'), round: bytesOf(b.round, 'reveal.round', 32), result: bytesOf(b.result, 'reveal.result', undefined, MAX_RESULT_BYTES), nonce: bytesOf(b.nonce, 'reveal.nonce', 32) }
     case 'attest':
-      exactKeys(b, ['t', 'from', 'round', 'accused', 'missing'], 'attest')
-      if (b.missing !== 'commit' && b.missing !== 'reveal') fail('attest.missing: expected commit or reveal')
-      return { t: 'attest', from: peerOf(b.from, 'attest.from'), round: bytesOf(b.round, 'attest.round', 32), accused: peerOf(b.accused, 'attest.accused'), missing: b.missing }
+      exactKeys(b, ['t', 'from', 'round', 'accused', 'fault'], 'attest')
+      if (b.fault !== 'no-commit' && b.fault !== 'no-reveal' && b.fault !== 'copy') fail('attest.fault: unknown fault')
+      return { t: 'attest', from: peerOf(b.from, 'attest.from'), round: bytesOf(b.round, 'attest.round', 32), accused: peerOf(b.accused, 'attest.accused'), fault: b.fault }
     default:
       return fail('message: unknown kind')
   }

@@ -330,6 +330,7 @@ export class PrimaryEpochs {
     const record: EpochRecord = { ...facts, headerBytes, certificate, committee: cert.header.committee, signers: signersOf(cert), entries }
     if (!this.chain.add(record)) return false
     this.nextAttempt.delete(facts.epoch)
+    this.engine.refresh()
     // The sink sees epochs one at a time, in chain order.
     const handoff = this.sinkQueue.then(async () => await this.o.sink.accept({ epoch: record.epoch, digest: record.digest, headerBytes, entries, certificate, committee: record.committee, signers: record.signers }))
     this.sinkQueue = handoff.catch((err: Error) => this.log.error({ epoch: record.epoch, err: err.message }, 'primary tier refused a certified epoch'))

@@ -5,11 +5,16 @@
 //      its own agreed state (seed, candidates, attempt) before taking the round as known.
 //   2. commit: each member evaluates the operation on the input and publishes a signed
 //      commitment H(result ‖ nonce ‖ peerId ‖ round).
-//   3. reveal: opens when all commitments are in or at the commit deadline; commitments that
-//      arrive after that are late and never count.
-//   4. 2f+1 matching valid reveals (each opening its own on-time commitment) form a
-//      certificate; without them by the reveal deadline the round fails (RoundFailedError)
-//      and nothing is applied.
+//   3. reveal: opens when all commitments are in or at the commit deadline. A commitment
+//      that arrives after another member's reveal and opens with that reveal's nonce is a
+//      copy (slashed, never counted).
+//   4. 2f+1 matching valid reveals (each opening its own commitment) form a certificate;
+//      without them by the reveal deadline the round fails (RoundFailedError) and nothing
+//      is applied.
+// Locks: once a member has revealed on a key it votes on that key only for the same input in
+// later attempts, and a later proposer re-proposes the input it already evaluated; with the
+// committee kept across a window of attempts (committee.ts) two attempts cannot certify two
+// inputs: their quorums share an honest, locked member.
 // Faults are slashed as they are seen (equivocation, mismatch, copy, dissent); withholding is
 // judged only after the reveal deadline plus a grace period, and only against members this node
 // is connected to, so late-but-honest and unreachable members are never slashed.
@@ -103,6 +108,13 @@ const PENDING_TTL_MS = 30_000
 const ROUND_KEEP_MS = 120_000
 const CERTIFIED_KEYS_MAX = 4096
 const EVIDENCE_KEPT = 1024
+const KEYS_REMEMBERED = 256
+
+function remember (map: Map<string, Uint8Array>, key: string, value: Uint8Array): void {
+  if (map.has(key)) return
+  if (map.size >= KEYS_REMEMBERED) map.delete(map.keys().next().value as string)
+  map.set(key, value)
+}
 
 export class RoundEngine {
   readonly self: string
@@ -123,6 +135,8 @@ export class RoundEngine {
   private readonly changeListeners = new Set<() => void>()
   private readonly unsubscribes: Array<() => void> = []
   private readonly evidenceStore = new Map<string, Uint8Array>()
+  private readonly locks = new Map<string, Uint8Array>()
+  private readonly evaluatedInputs = new Map<string, Uint8Array>()
   private running = false
 
   constructor (options: RoundEngineOptions) {
@@ -207,9 +221,10 @@ export class RoundEngine {
       const committee = selectCommittee(ctx.candidates, ctx.seed, attempt, this.committeeSize)
       if (committee.length < smallestCommittee(this.f)) throw new RoundFailedError('not-enough-candidates', attempt)
       const proposer = op.proposers === 'leader' ? committee[0] === this.self : ctx.candidates.includes(this.self)
-      if (proposer && refusal === undefined) await this.propose(opName, key, await input(attempt), attempt)
-      const outcome = await this.waitAttempt(key, attempt, options.signal)
+      if (proposer && refusal === undefined) await this.propose(opName, key, this.evaluatedInputs.get(key) ?? await input(attempt), attempt)
+      const outcome = await this.waitAttempt(op, key, attempt, options.signal)
       if (outcome === 'certified') return this.certifiedKeys.get(key) as Certificate
+      if (outcome === 'settled') throw new RoundFailedError('already-certified', attempt, `${key} was settled elsewhere`)
       last = outcome === 'failed' ? 'no-quorum' : 'no-proposal'
       if (outcome === 'aborted') throw new RoundFailedError('aborted', attempt)
     }
@@ -232,19 +247,25 @@ export class RoundEngine {
     return [...this.rounds.values()].filter(s => !s.closed).map(s => ({ op: s.header.op, key: s.header.key, attempt: s.header.attempt, committee: s.header.committee, commits: s.commits.size, reveals: s.reveals.size, certified: s.certificate !== undefined }))
   }
 
-  private waitAttempt (key: string, attempt: number, signal?: AbortSignal): Promise<'certified' | 'failed' | 'timeout' | 'aborted'> {
+  /** Something the operations' state depends on changed (e.g. an epoch was adopted from a peer). */
+  refresh (): void {
+    this.notify()
+  }
+
+  private waitAttempt (op: Operation, key: string, attempt: number, signal?: AbortSignal): Promise<'certified' | 'settled' | 'failed' | 'timeout' | 'aborted'> {
     const budget = (this.o.proposalWaitMs ?? 1000) + 2 * this.deadlines.phaseMs()
     const start = this.clock()
     return new Promise(resolve => {
       let timer: ReturnType<typeof setTimeout> | undefined
       const check = (): void => {
         if (this.certifiedKeys.has(key)) return finish('certified')
+        if (op.refusal?.(key) === 'already-certified') return finish('settled')
         if (signal?.aborted === true || !this.running) return finish('aborted')
         const mine = [...this.rounds.values()].filter(s => s.header.key === key && s.header.attempt === attempt)
         if (mine.length > 0 && mine.every(s => s.failure !== undefined)) return finish('failed')
         if (mine.length === 0 && this.clock() - start >= budget) return finish('timeout')
       }
-      const finish = (outcome: 'certified' | 'failed' | 'timeout' | 'aborted'): void => {
+      const finish = (outcome: 'certified' | 'settled' | 'failed' | 'timeout' | 'aborted'): void => {
         this.changeListeners.delete(check)
         signal?.removeEventListener('abort', check)
         if (timer !== undefined) clearTimeout(timer)
@@ -338,6 +359,8 @@ export class RoundEngine {
     const reason = s.op.refusal?.(s.header.key)
     if (reason !== undefined) return reason
     if (this.certifiedKeys.has(s.header.key)) return 'already-certified'
+    const lock = this.locks.get(s.header.key)
+    if (lock !== undefined && !equalBytes(lock, s.header.inputDigest)) return 'locked'
     // One open vote per key: a member never backs two live rounds (attempts) on the same key.
     for (const other of this.rounds.values()) {
       if (other !== s && other.voted && other.header.key === s.header.key && other.failure === undefined) return 'already-certified'
@@ -360,6 +383,7 @@ export class RoundEngine {
       return
     }
     if (s.closed) return
+    remember(this.evaluatedInputs, s.header.key, s.input)
     s.conduct = (this.o.conduct ?? (() => new HonestConduct()))()
     s.conduct.evaluated(result, this.actions(s))
     if (s.revealOpen) s.conduct.revealPhase(this.actions(s))
@@ -375,6 +399,7 @@ export class RoundEngine {
       },
       reveal: (b: Ballot) => {
         if (s.closed) return
+        remember(this.locks, s.header.key, s.header.inputDigest)
         const r = signMessage(this.o.signer, { t: 'reveal', from: this.self, round: s.id, result: b.result, nonce: b.nonce })
         this.publish(this.topics.rounds, r.bytes)
         this.onReveal(s, r)
@@ -391,12 +416,10 @@ export class RoundEngine {
       if (!equalBytes(earlier.body.commitment, c.body.commitment)) this.slash(s, 'equivocate', from, [earlier, c])
       return
     }
-    if (s.revealOpen) {
-      s.lateCommits.set(from, c)
-    } else {
-      s.commits.set(from, c)
-      if (from !== this.self) this.deadlines.observe(this.clock() - s.openedAt)
-    }
+    if (s.revealOpen) s.lateCommits.set(from, c)
+    else s.commits.set(from, c)
+    // Late arrivals are measured too, so deadlines grow when the network is slower than they are.
+    if (from !== this.self) this.deadlines.observe(this.clock() - s.openedAt)
     for (const r of s.reveals.values()) this.checkCopy(s, c, r)
     if (!s.revealOpen && s.commits.size === s.header.committee.length) this.openReveal(s)
   }
@@ -413,22 +436,27 @@ export class RoundEngine {
     s.reveals.set(from, r)
     const commit = s.commits.get(from) ?? s.lateCommits.get(from)
     if (commit !== undefined && !opens(commit.body, r.body)) this.slash(s, 'mismatch', from, [commit, r])
-    for (const c of [...s.commits.values(), ...s.lateCommits.values()]) this.checkCopy(s, c, r)
     if (from !== this.self && commit !== undefined && opens(commit.body, r.body)) s.conduct?.peerRevealed?.({ result: r.body.result, nonce: r.body.nonce }, this.actions(s))
     this.tally(s)
   }
 
-  /** A commitment that opens with another member's revealed result and nonce is a copy. */
+  /**
+   * A commitment that arrives after another member's reveal and opens with that reveal's
+   * result and nonce was made from it: a copy. (Checked only in that order: the member whose
+   * nonce was copied committed before anyone could know it.)
+   */
   private checkCopy (s: RoundState, c: Signed<CommitBody>, r: Signed<RevealBody>): void {
     const copier = c.body.from
     if (copier === r.body.from || s.faulty.has(copier)) return
-    if (equalBytes(commitmentOf(r.body.result, r.body.nonce, copier, s.id), c.body.commitment)) this.slash(s, 'copy', copier, [c, r])
+    if (!equalBytes(commitmentOf(r.body.result, r.body.nonce, copier, s.id), c.body.commitment)) return
+    const attest = signMessage(this.o.signer, { t: 'attest', from: this.self, round: s.id, accused: copier, fault: 'copy' })
+    this.slash(s, 'copy', copier, [c, r, attest])
   }
 
   private validVotes (s: RoundState): Array<{ commit: Signed<CommitBody>, reveal: Signed<RevealBody> }> {
     const votes = []
     for (const [from, reveal] of s.reveals) {
-      const commit = s.commits.get(from)
+      const commit = s.commits.get(from) ?? s.lateCommits.get(from)
       if (commit === undefined || s.faulty.has(from) || !opens(commit.body, reveal.body)) continue
       votes.push({ commit, reveal })
     }
@@ -513,8 +541,8 @@ export class RoundEngine {
       for (const member of s.header.committee) {
         if (member === this.self || s.faulty.has(member) || s.reveals.has(member)) continue
         if (this.o.isConnected !== undefined && !this.o.isConnected(member)) continue
-        const missing = s.commits.has(member) || s.lateCommits.has(member) ? 'reveal' : 'commit'
-        const attest = signMessage(this.o.signer, { t: 'attest', from: this.self, round: s.id, accused: member, missing })
+        const fault = s.commits.has(member) || s.lateCommits.has(member) ? 'no-reveal' : 'no-commit'
+        const attest = signMessage(this.o.signer, { t: 'attest', from: this.self, round: s.id, accused: member, fault })
         this.slash(s, 'withhold', member, [attest], cert)
       }
     }

@@ -1,7 +1,8 @@
 // Each node's trust ledger: faults applied by the rules in fault-rules.ts, once per
-// (accused, round, reason) whoever reported them. Withholding seen by this node itself is
-// applied at once; withholding reported by others only when f+1 distinct committee members
-// attest it, so a lone liar cannot slash an honest member.
+// (accused, round, reason) whoever reported them. Attested faults (withholding, copying: they
+// rest on what an observer saw) are applied at once when this node saw them itself, and from
+// gossip only when f+1 distinct committee members attest them, so a lone liar cannot slash an
+// honest member.
 import { toHex } from '../../crypto/index.ts'
 import { roundIdOf } from './round.ts'
 import type { Evidence } from './evidence.ts'
@@ -28,6 +29,7 @@ export interface TrustReport {
 }
 
 const MAX_SLASHES_KEPT = 64
+const ATTESTED: ReadonlySet<FaultReason> = new Set(['withhold', 'copy'])
 
 export class TrustLedger {
   private readonly peers = new Map<string, { trust: number, excluded: boolean, slashes: Slash[] }>()
@@ -62,7 +64,7 @@ export class TrustLedger {
     const round = toHex(roundIdOf(evidence.header))
     const faultKey = `${evidence.accused}/${round}/${evidence.reason}`
     if (this.applied.has(faultKey)) return false
-    if (evidence.reason === 'withhold' && !options.own) {
+    if (ATTESTED.has(evidence.reason) && !options.own) {
       const attester = options.attester
       if (attester === undefined || !evidence.header.committee.includes(attester) || attester === evidence.accused) return false
       let set = this.attestations.get(faultKey)

@@ -107,25 +107,37 @@ export async function until (what: string, check: () => boolean | Promise<boolea
 }
 
 async function connectAll (nodes: ClusterNode[]): Promise<void> {
-  const dials: Array<Promise<unknown>> = []
-  for (let i = 0; i < nodes.length; i++) {
-    for (let j = i + 1; j < nodes.length; j++) {
-      if (nodes[i].blocked.has(nodes[j].signer.peerId)) continue
-      if (connectedTo(nodes[i].libp2p)(nodes[j].signer.peerId)) continue
-      dials.push(nodes[i].libp2p.dial(nodes[j].libp2p.getMultiaddrs()).catch(() => undefined))
+  // Many simultaneous dials on loopback occasionally see a reset; a few passes connect every pair.
+  for (let pass = 0; pass < 5; pass++) {
+    const dials: Array<Promise<unknown>> = []
+    for (let i = 0; i < nodes.length; i++) {
+      for (let j = i + 1; j < nodes.length; j++) {
+        if (nodes[i].blocked.has(nodes[j].signer.peerId)) continue
+        if (connectedTo(nodes[i].libp2p)(nodes[j].signer.peerId)) continue
+        dials.push(nodes[i].libp2p.dial(nodes[j].libp2p.getMultiaddrs()).catch(() => undefined))
+      }
     }
+    if (dials.length === 0) return
+    await Promise.all(dials)
   }
-  await Promise.all(dials)
 }
 
 async function meshReady (nodes: ClusterNode[], withEpochs: boolean): Promise<void> {
   const topics = consensusTopics(TOPIC_PREFIX)
-  await until('gossip subscriptions', () => nodes.every(n => {
+  let last = 0
+  await until('gossip subscriptions', async () => {
+    // A connection lost to a reset during start-up is dialled again.
+    if (Date.now() - last > 1000) {
+      last = Date.now()
+      await connectAll(nodes)
+    }
+    return nodes.every(n => {
     const peers = nodes.filter(m => m !== n && !n.blocked.has(m.signer.peerId)).map(m => m.signer.peerId)
     const subs = new Set((n.libp2p.services.pubsub.getSubscribers(topics.rounds) as PeerId[]).map(String))
     const epochSubs = new Set((n.libp2p.services.pubsub.getSubscribers(topics.epochs) as PeerId[]).map(String))
     return peers.every(p => subs.has(p) && (!withEpochs || epochSubs.has(p)))
-  }))
+    })
+  })
 }
 
 export async function startCluster (options: ClusterOptions): Promise<Cluster> {
