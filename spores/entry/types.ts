@@ -1,5 +1,6 @@
 // The value schema of every entry type. Each ValueCodec is the type, the validator and (with
 // the canonical CBOR of the entry) the codec: `parse` runs on decode and before signing.
+import { encodeCanonical } from '../../crypto/index.ts'
 import { str, oneOf, uint, num, bool, bytes, list, scalarMap, struct, type Parser } from './schema.ts'
 
 const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]{40,60}$/
@@ -68,11 +69,14 @@ export interface ValueCodec<V> {
   readonly type: string
   /** Temporal data is dropped once its issuedAt falls outside the configured window. */
   readonly temporal: boolean
+  /** Checks an untrusted decoded value; returns it typed or throws SchemaError. */
   readonly parse: Parser<V>
+  /** The canonical bytes of a value, checked first: nothing invalid is ever encoded. */
+  readonly encode: (value: V) => Uint8Array
 }
 
 function codec<V> (type: string, temporal: boolean, parse: Parser<V>): ValueCodec<V> {
-  return { type, temporal, parse }
+  return { type, temporal, parse, encode: (value) => encodeCanonical(parse(value, `${type}.value`)) }
 }
 
 export const ENTRY_CODECS = {

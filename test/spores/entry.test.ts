@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest'
 import fc from 'fast-check'
-import { decodeEntry, verifyEntrySignature, signEntry, mayWrite, ConnectionLog, SchemaError, type SignedEntry, type TrustAuthority } from '../../spores/index.ts'
+import { decodeEntry, verifyEntrySignature, signEntry, mayWrite, ConnectionLog, SchemaError, ENTRY_CODECS, type SignedEntry, type TrustAuthority } from '../../spores/index.ts'
 import { encodeCanonical, decodeCanonical } from '../../crypto/index.ts'
 import { decodeBody } from '../../spores/entry/body-decoder.ts'
 import { identity, entry, nodeValue, healthValue, networkRoot } from './fixtures.ts'
@@ -55,6 +55,8 @@ describe('spore entry codec', () => {
     expect(() => signEntry(s, { type: 'health', key: s.peerId, value: { status: 'fine', load: 1, memFreeMiB: 1 } as any, seq: 1, issuedAt: 1 })).toThrow(SchemaError)
     expect(() => signEntry(s, { type: 'node', key: s.peerId, value: { ...nodeValue(), extra: 1 } as any, seq: 1, issuedAt: 1 })).toThrow(SchemaError)
     expect(() => signEntry(s, { type: 'nonsense' as any, key: s.peerId, value: {} as any, seq: 1, issuedAt: 1 })).toThrow(SchemaError)
+    expect(decodeCanonical(ENTRY_CODECS.health.encode(healthValue()))).toEqual(healthValue())
+    expect(() => ENTRY_CODECS.health.encode({ ...healthValue(), load: Number.NaN })).toThrow(SchemaError)
     const body = encodeCanonical({ type: 'health', key: s.peerId, value: { status: 'ok', load: -1, memFreeMiB: 1 }, origin: s.peerId, seq: 1, issuedAt: 1 })
     expect(() => decodeEntry(encodeCanonical([body, new Uint8Array(64)]))).toThrow(SchemaError)
   })
