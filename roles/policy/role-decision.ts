@@ -149,7 +149,7 @@ export function decideRole (facts: HardwareFacts, network: NetworkFacts, options
     reasons.unshift(`operator pinned ${override}${roleRank(override) > roleRank(ceiling) ? ` (the policy alone would allow at most ${ceiling})` : ''}`)
   } else {
     role = fit === 'preferred' ? 'sclerotium' : roleRank(ceiling) >= roleRank('rhizomorph') ? 'rhizomorph' : 'hyphae'
-    reasons.unshift(`score ${score} → ${role}${fit === 'preferred' ? ' (the network balances how many sclerotia it keeps)' : ''}`)
+    reasons.unshift(`${role} (score ${score})${fit === 'preferred' ? ': the network balances how many sclerotia it keeps' : ''}`)
   }
 
   return {
