@@ -84,9 +84,14 @@ export interface ReplicationStatus {
 }
 
 export interface MigrationOptions {
-  /** Converge until an epoch has at most this many dirty pages. */
-  convergePages?: number
+  /** Converge until an epoch encodes to at most this many bytes (what stop-and-copy will send). */
+  convergeBytes?: number
   maxRounds?: number
+  /**
+   * Slow the guest while it does not converge (like QEMU's auto-converge): every `rounds`
+   * rounds without reaching `convergeBytes`, the throttle rises by `step` (up to 0.9).
+   */
+  autoConverge?: { rounds: number, step: number } | false
   /** How long to wait for the target to resume the guest. */
   handoverTimeoutMs?: number
   signal?: AbortSignal
@@ -101,6 +106,12 @@ export interface MigrationReport {
   epoch: number
   /** From pausing the guest here to the target's word that it runs there. */
   downtimeMs: number
+  /** Parts of the downtime: stopping the vCPU, taking and encoding the last epoch, then sending, applying and resuming there. */
+  pauseMs: number
+  checkpointMs: number
+  handoverMs: number
+  /** The throttle auto-converge reached (0 when it was not needed). */
+  throttle: number
   guestCounter: number
 }
 
@@ -380,8 +391,9 @@ export class PrimaryReplication {
     const session = this.sessions.get(target)
     if (session == null) throw new UnknownBackupError(`${target} is not a backup of ${this.vmId}`)
     if (this.stateValue === 'stopped' || this.stateValue === 'migrated') throw new ReplicationStoppedError(`replication is ${this.stateValue}`)
-    const convergePages = options.convergePages ?? 256
-    const maxRounds = options.maxRounds ?? 30
+    const convergeBytes = options.convergeBytes ?? 256 * 1024
+    const maxRounds = options.maxRounds ?? 40
+    const autoConverge = options.autoConverge ?? { rounds: 5, step: 0.2 }
     const signal = options.signal
     this.holdLoop = true
     await this.stepping
@@ -398,12 +410,19 @@ export class PrimaryReplication {
         const encoded = await this.runEpoch(false)
         options.onProgress?.({ phase: 'converge', round: rounds, dirtyPages: encoded.pages })
         await this.waitForAck(target, encoded.epoch, signal)
-        if (encoded.pages <= convergePages || rounds >= maxRounds) break
+        if (encoded.bytes <= convergeBytes || rounds >= maxRounds) break
+        if (autoConverge !== false && rounds % autoConverge.rounds === 0 && this.throttleValue < 0.9) {
+          this.throttleValue = Math.min(0.9, this.throttleValue + autoConverge.step)
+          this.guest.setThrottle(this.throttleValue)
+          this.logger.info('migration of %s not converging (%d bytes per round): throttle %d%%', this.vmId, encoded.bytes, Math.round(this.throttleValue * 100))
+        }
       }
       const resumed = new Promise<void>((resolve) => { this.resumedWaiters.set(target, resolve) })
       const pausedAt = performance.now()
       await this.guest.pause()
+      const stoppedAt = performance.now()
       const last = await this.runEpoch(false, { handoverTo: target })
+      const copiedAt = performance.now()
       options.onProgress?.({ phase: 'stop-and-copy', round: rounds + 1, dirtyPages: last.pages })
       const timeout = AbortSignal.timeout(options.handoverTimeoutMs ?? 5000)
       const timedOut = new Promise<'timeout'>((resolve) => {
@@ -417,7 +436,8 @@ export class PrimaryReplication {
         this.stateValue = 'failed'
         throw new MigrationFailedError(`${target} did not confirm the resume of ${this.vmId} at epoch ${last.epoch}; the guest stays paused here so it cannot run twice`)
       }
-      const downtimeMs = performance.now() - pausedAt
+      const resumedAt = performance.now()
+      const downtimeMs = resumedAt - pausedAt
       options.onProgress?.({ phase: 'done', round: rounds + 1, dirtyPages: last.pages })
       this.stateValue = 'migrated'
       // The other backups followed this primary; the target decides who backs it up now.
@@ -430,6 +450,10 @@ export class PrimaryReplication {
         finalBytes: last.bytes,
         epoch: last.epoch,
         downtimeMs,
+        pauseMs: stoppedAt - pausedAt,
+        checkpointMs: copiedAt - stoppedAt,
+        handoverMs: resumedAt - copiedAt,
+        throttle: this.throttleValue,
         guestCounter: last.guestCounter
       }
     } catch (error) {

@@ -41,6 +41,8 @@ export class EpochEncoder {
   private readonly cacheLimit: number
   /** Last sent version of recently sent pages, oldest first (Map order is the LRU order). */
   private readonly cache = new Map<number, Uint8Array>()
+  /** One bit per page: the backups hold this page as zeros (so a first write is a delta against zero). */
+  private zeroKnown = new Uint8Array(0)
   private zeroPage = new Uint8Array(0)
 
   constructor (options: EpochEncoderOptions = {}) {
@@ -54,7 +56,13 @@ export class EpochEncoder {
     if (this.zeroPage.length !== pageSize) this.zeroPage = new Uint8Array(pageSize)
     const zero = Buffer.from(this.zeroPage.buffer, this.zeroPage.byteOffset, pageSize)
     // A full epoch replaces every page on the backups: older versions cannot serve as delta bases.
-    if (checkpoint.full) this.cache.clear()
+    if (checkpoint.full) {
+      this.cache.clear()
+      this.zeroKnown = new Uint8Array(Math.ceil(checkpoint.memoryBytes / pageSize / 8))
+      // Pages a full epoch leaves out are zero on the backups (it rebuilds memory from zeros).
+      this.zeroKnown.fill(0xff)
+      for (const page of checkpoint.pages) this.zeroKnown[page.index >>> 3] &= ~(1 << (page.index & 7))
+    }
     const maxCachedPages = Math.floor(this.cacheLimit / pageSize)
     const entries: PageEntry[] = []
     const sizes: number[] = []
@@ -62,14 +70,34 @@ export class EpochEncoder {
     let deltaPages = 0
     for (const page of checkpoint.pages) {
       const data = page.data
+      const bit = 1 << (page.index & 7)
+      const slot = page.index >>> 3
       if (zero.equals(data)) {
         entries.push({ index: page.index, encoding: 'zero', data: this.zeroPage.subarray(0, 0) })
         sizes.push(5)
         zeroPages++
         this.cache.delete(page.index)
+        if (slot < this.zeroKnown.length) this.zeroKnown[slot] |= bit
         continue
       }
-      if (this.delta && !checkpoint.full && maxCachedPages > 0) {
+      const wasZero = slot < this.zeroKnown.length && (this.zeroKnown[slot] & bit) !== 0
+      if (wasZero) this.zeroKnown[slot] &= ~bit
+      if (this.delta && checkpoint.full && maxCachedPages > 0) {
+        this.remember(page.index, data, maxCachedPages)
+      } else if (this.delta && maxCachedPages > 0) {
+        if (wasZero) {
+          const delta = encodePageDelta(this.zeroPage, data, pageSize >>> 1)
+          this.remember(page.index, data, maxCachedPages)
+          if (delta != null) {
+            entries.push({ index: page.index, encoding: 'delta', data: delta })
+            sizes.push(9 + delta.length)
+            deltaPages++
+            continue
+          }
+          entries.push({ index: page.index, encoding: 'raw', data })
+          sizes.push(5 + pageSize)
+          continue
+        }
         const previous = this.cache.get(page.index)
         if (previous != null) {
           const delta = encodePageDelta(previous, data, pageSize >>> 1)
@@ -136,9 +164,10 @@ export class EpochEncoder {
     }
   }
 
-  /** Forget every cached page version (after a backup is resynced from scratch, for instance). */
+  /** Forget every cached page version and zero page (after a backup is resynced from scratch, for instance). */
   reset (): void {
     this.cache.clear()
+    this.zeroKnown = new Uint8Array(0)
   }
 
   private remember (index: number, data: Uint8Array, maxCachedPages: number): void {

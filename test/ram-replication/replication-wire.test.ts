@@ -182,6 +182,24 @@ describe('a backup replica', () => {
     expect(Buffer.from(applied[0].memoryHash!).toString('hex')).toBe(Buffer.from(replica.memoryHash()).toString('hex'))
   })
 
+  it('receives first writes to zero pages and rewrites of sent pages as small deltas, and rebuilds them exactly', () => {
+    const image = new Uint8Array(MEMORY)
+    image.set(randomBytes(PAGE), 4 * PAGE)
+    const encoder = new EpochEncoder()
+    const replica = new GuestReplica({ vmId: 'vm-wire', origin: 'p', memoryBytes: MEMORY, pageSize: PAGE })
+    for (const stripe of stripesOf(encoder.encode(checkpointOf(image, 1, [...Array(64).keys()], true)))) replica.accept(stripe.frame, stripe.bytes)
+    for (let epoch = 2; epoch <= 4; epoch++) {
+      const touched = [4, 10 + epoch, 40]
+      for (const index of touched) image.set(randomBytes(64), index * PAGE + 128 * epoch)
+      const encoded = encoder.encode(checkpointOf(image, epoch, touched))
+      expect(encoded.deltaPages).toBe(3)
+      expect(encoded.bytes).toBeLessThan(1024)
+      for (const stripe of stripesOf(encoded)) replica.accept(stripe.frame, stripe.bytes)
+      expect(replica.appliedEpoch).toBe(epoch)
+      expect(Buffer.from(replica.memory).equals(image)).toBe(true)
+    }
+  })
+
   it('refuses stripes that describe another guest size', () => {
     const image = new Uint8Array(MEMORY * 2)
     const replica = new GuestReplica({ vmId: 'vm-wire', origin: 'p', memoryBytes: MEMORY, pageSize: PAGE })
