@@ -78,7 +78,8 @@ export function verifyCertificate (input: Uint8Array | Certificate): Certificate
     nonces.add(nonce)
     votes.push(vote)
   }
-  if (votes.length < quorumOf(header.f)) throw new CertificateInvalidError(`certificate has ${votes.length} votes, needs ${quorumOf(header.f)}`)
+  const quorum = quorumOf(header.f, header.committee.length)
+  if (votes.length < quorum) throw new CertificateInvalidError(`certificate has ${votes.length} votes, needs ${quorum}`)
   for (let i = 1; i < votes.length; i++) if (votes[i - 1].commit.body.from >= votes[i].commit.body.from) throw new CertificateInvalidError('certificate votes are not sorted')
   return { header, result, votes, bytes }
 }

@@ -1,14 +1,21 @@
 // Deterministic committees. Candidates are ranked by sha256(seed ‖ peerId) (the seed is the
-// current primary epoch digest, so nobody picks their rank). Attempts come in windows of n:
-// within a window the members stay the same and each retry rotates the proposer (the first
-// member), so members' locks (see RoundEngine) keep a retry from certifying another input;
-// the next window shifts the membership by one candidate, so a committee with dead members
-// is eventually replaced.
+// current primary epoch digest, so nobody picks their rank). Attempts come in windows of
+// ATTEMPTS_PER_COMMITTEE: within a window the members stay the same and the retry rotates the
+// proposer (the first member), so members' locks (see RoundEngine) keep a retry from
+// certifying another input; the next window shifts the membership by one candidate, so a
+// committee with dead or cut-off members is replaced.
 import { encodeCanonical, sha256, toHex } from '../../crypto/index.ts'
 
-export function quorumOf (f: number): number {
-  return 2 * f + 1
+/**
+ * Matching reveals needed in a committee of n: 2f+1 when n = 3f+1, and in general
+ * ⌈(n+f+1)/2⌉, so any two quorums share at least f+1 members (one of them honest).
+ */
+export function quorumOf (f: number, n = 3 * f + 1): number {
+  return Math.max(2 * f + 1, Math.ceil((n + f + 1) / 2))
 }
+
+/** Attempts that keep one committee (rotating the proposer) before the membership shifts. */
+export const ATTEMPTS_PER_COMMITTEE = 2
 
 export function minimumCommittee (f: number): number {
   return 3 * f + 1
@@ -43,9 +50,9 @@ export function selectCommittee (candidates: readonly string[], seed: Uint8Array
   const ranked = rankCandidates(candidates, seed)
   const n = Math.min(size, ranked.length)
   if (n === 0) return []
-  const window = Math.floor(attempt / n)
+  const window = Math.floor(attempt / ATTEMPTS_PER_COMMITTEE)
   const members: string[] = []
   for (let i = 0; i < n; i++) members.push(ranked[(window + i) % ranked.length])
-  const r = attempt % n
+  const r = (attempt % ATTEMPTS_PER_COMMITTEE) % n
   return [...members.slice(r), ...members.slice(0, r)]
 }

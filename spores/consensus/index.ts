@@ -18,7 +18,7 @@ export { verifyEpochCertificate, checkEpochCertificate, bftEpochVerifier, EPOCH_
 export type { CertifiedEpochLike, PreviousEpochLike, EpochCertificateParams } from './epoch-certificate.ts'
 export { verifyEvidence, buildEvidence } from './evidence.ts'
 export type { Evidence } from './evidence.ts'
-export { selectCommittee, rankCandidates, quorumOf, minimumCommittee, effectiveF } from './committee.ts'
+export { selectCommittee, rankCandidates, quorumOf, minimumCommittee, effectiveF, ATTEMPTS_PER_COMMITTEE } from './committee.ts'
 export { roundIdOf, commitmentOf, inputDigestOf } from './round.ts'
 export type { RoundHeader } from './round.ts'
 export { signMessage, decodeMessage, MAX_MESSAGE_BYTES } from './messages.ts'

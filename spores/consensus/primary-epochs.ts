@@ -199,7 +199,7 @@ export class PrimaryEpochs {
       }
     }
     const base = { reachable, lastCommittee: last, uptimeReachable: up, uptimeUnreachable: down }
-    if (reachable < quorumOf(effectiveF(this.engine.f, last.length))) return { ...base, writable: false, reason: 'cannot reach 2f+1 of the last committee' }
+    if (reachable < quorumOf(effectiveF(this.engine.f, last.length), last.length)) return { ...base, writable: false, reason: 'cannot reach a quorum (2f+1) of the last committee' }
     if (down > 0 && (up < down || (up === down && firstDown < firstUp))) return { ...base, writable: false, reason: 'less differential uptime than the unreachable peers' }
     return { ...base, writable: true }
   }

@@ -474,7 +474,7 @@ export class RoundEngine {
         groups.set(k, g)
       }
       for (const g of groups.values()) {
-        if (g.length >= quorumOf(s.header.f)) {
+        if (g.length >= quorumOf(s.header.f, s.header.committee.length)) {
           this.certify(s, buildCertificate(s.header, g[0].reveal.body.result, g), true)
           break
         }

@@ -11,7 +11,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PeerId } from '@libp2p/interface'
 import { decodeCanonical, sha256 } from '../../crypto/index.ts'
 import { buildHeader, certifyEpoch, committeeCertificateVerifier, decodeEntry, encodeEpoch, signEntry, verifyEntrySignature, type Spores, type Signer } from '../../spores/index.ts'
-import { createConsensus, gossipsubTransport, bftEpochVerifier, consensusTopics, type Consensus, type EpochInputSource, type MemberConduct, type GossipsubLike } from '../../spores/consensus/index.ts'
+import { createConsensus, HonestConduct, gossipsubTransport, bftEpochVerifier, consensusTopics, type Consensus, type EpochInputSource, type MemberConduct, type GossipsubLike } from '../../spores/consensus/index.ts'
 import { networkRoot, tempDir, openTestSpores, NETWORK, healthValue } from './fixtures.ts'
 
 export const TOPIC_PREFIX = `mycelium/${NETWORK}`
@@ -167,7 +167,7 @@ export async function startCluster (options: ClusterOptions): Promise<Cluster> {
       committeeSize: options.committeeSize,
       deadlines: { minMs: options.minPhaseMs ?? 250 },
       proposalWaitMs: options.proposalWaitMs ?? 500,
-      conduct: options.conducts?.[n.index] === undefined ? undefined : () => n.conduct.make() as MemberConduct,
+      conduct: () => n.conduct.make() ?? new HonestConduct(),
       isConnected,
       isDown: async (peer) => !isConnected(peer),
       epochs: {
