@@ -1,0 +1,65 @@
+// Split-brain: seven sclerotia (committees of four, f = 1) cut 4/3 by a connection gater.
+// Only the side that reaches a quorum of the last committee and has more differential uptime
+// certifies epochs; the other turns read-only. After the heal every node holds the same chain,
+// adopted with every certificate checked, and no epoch number has two digests anywhere.
+import { describe, it, expect } from 'vitest'
+import { toHex } from '../../crypto/index.ts'
+import { EPOCH_OPERATION, epochKey } from '../../spores/consensus/index.ts'
+import { startCluster, until, latestEpoch, type ClusterNode } from './consensus-cluster.ts'
+
+function subsets<T> (items: T[], k: number): T[][] {
+  if (k === 0) return [[]]
+  if (items.length < k) return []
+  const [first, ...rest] = items
+  return [...subsets(rest, k - 1).map(s => [first, ...s]), ...subsets(rest, k)]
+}
+
+describe('partition 4/3 and heal', () => {
+  it('lets one side certify, keeps the other read-only, and converges on one chain', async () => {
+    const cluster = await startCluster({ size: 7, f: 1, committeeSize: 4, intervalMs: 800, maxAttempts: 2 })
+    try {
+      await until('epoch 2 everywhere', () => cluster.nodes.every(n => latestEpoch(n) >= 2), 30_000)
+      let a: ClusterNode[] = []
+      let b: ClusterNode[] = []
+      for (let tries = 0; tries < 3; tries++) {
+        const n0 = cluster.nodes[0]
+        const last = new Set(n0.consensus.epochs.lastCommittee())
+        const next = n0.consensus.engine.committeeFor(EPOCH_OPERATION, epochKey(latestEpoch(n0) + 1), 0)!
+        // The 4-side holds 3 of the last committee, and as much of the next one as can be.
+        const score = (s: ClusterNode[]): number => s.filter(n => next.includes(n.signer.peerId)).length * 2 + (s.some(n => n.signer.peerId === next[0]) ? 1 : 0)
+        a = subsets(cluster.nodes, 4).filter(s => s.filter(n => last.has(n.signer.peerId)).length >= 3).sort((x, y) => score(y) - score(x))[0]
+        b = cluster.nodes.filter(n => !a.includes(n))
+        await cluster.partition(a, b)
+        if (a[0].consensus.epochs.writability().writable) break
+        await cluster.heal()
+        await until('chains level again', () => new Set(cluster.nodes.map(latestEpoch)).size === 1, 20_000)
+      }
+      const cutA = Math.max(...a.map(latestEpoch))
+      const cutB = Math.max(...b.map(latestEpoch))
+      await until('the 4-side certifies two epochs', () => a.every(n => latestEpoch(n) >= cutA + 2), 60_000)
+      for (const n of b) {
+        expect(latestEpoch(n)).toBe(cutB)
+        expect(n.consensus.epochsReport().readOnly).toBe(true)
+        expect(n.consensus.metrics().readOnly).toBe(true)
+        // Reads go on: the primary tier still serves its last epoch.
+        expect(n.spores.primary.latest()?.header.epoch).toBe(cutB)
+      }
+      for (const n of a) expect(n.consensus.epochsReport().readOnly).toBe(false)
+
+      await cluster.heal()
+      const target = Math.max(...a.map(latestEpoch))
+      await until('the read-only side adopts the chain', () => cluster.nodes.every(n => latestEpoch(n) >= target), 30_000)
+      await until('primary tiers follow', () => cluster.nodes.every(n => (n.spores.primary.latest()?.header.epoch ?? 0) >= target), 30_000)
+      for (let e = 1; e <= target; e++) {
+        const digests = new Set(cluster.nodes.map(n => n.consensus.epochs.chain.get(e)).filter(r => r !== undefined).map(r => toHex(r!.digest)))
+        expect(digests.size, `epoch ${e}`).toBe(1)
+      }
+      const primaryDigests = new Set(cluster.nodes.map(n => n.spores.primary.latest()!.header.epoch === target ? toHex(n.spores.primary.latest()!.digest) : `ahead-${n.index}`))
+      expect([...primaryDigests].filter(d => !d.startsWith('ahead')).length).toBeLessThanOrEqual(1)
+      for (const n of cluster.nodes) expect(n.consensus.epochs.conflictsRefused()).toBe(0)
+      await until('writable again everywhere', () => cluster.nodes.every(n => !n.consensus.epochs.isReadOnly()), 10_000)
+    } finally {
+      await cluster.close()
+    }
+  })
+})
