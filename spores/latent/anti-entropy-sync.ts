@@ -36,6 +36,8 @@ const RANGES_PER_ROUND = 256
 /** A side that holds nothing in a range gets up to this many items at once instead of a split. */
 const EMPTY_LEAF = 128
 const MAX_ROUNDS = 512
+/** Differing ranges the initiator keeps track of at once; a peer splitting without end is cut off. */
+const MAX_PENDING_RANGES = 65_536
 const SPLIT = 16
 const LEAF = 32
 const SESSION_TIMEOUT_MS = 60_000
@@ -64,10 +66,6 @@ type Part = null | ['i', Uint8Array] | ['s', Array<[number, string]>, Uint8Array
 function str (v: unknown, max = 600): string {
   if (typeof v !== 'string' || v.length > max) throw new SporeProtocolError('bad range bound')
   return v
-}
-
-function hiOf (v: unknown): string | null {
-  return v === null ? null : str(v)
 }
 
 function fp16 (v: unknown): Uint8Array {
@@ -228,6 +226,7 @@ export class AntiEntropySync {
           }
         }
         queue = [...rest, ...next]
+        if (queue.length > MAX_PENDING_RANGES) throw new SporeProtocolError('sync did not converge')
       }
       const giveBytes: Uint8Array[] = []
       for (const id of give) {
