@@ -28,7 +28,7 @@ export interface GuestReplicaOptions {
   maxStagingBytes?: number
   /** Hash the whole memory after each applied epoch (for verification; costs a pass over memory). */
   hashMemory?: boolean
-  /** Where the copy lives; a VMM can hand out guest-ready memory so a resume needs no copy. */
+  /** Where the copy lives (zero-filled); a VMM can hand out guest-ready memory so a resume needs no copy. */
   allocateMemory?: (bytes: number) => Uint8Array
 }
 
@@ -49,6 +49,8 @@ export class GuestReplica {
   private readonly staging = new Map<number, StagedEpoch>()
   private readonly maxStagingBytes: number
   private readonly hashMemory: boolean
+  /** Memory untouched since allocation (all zeros): a full epoch need not clear anything. */
+  private pristine = true
   stagedBytes = 0
   maxStagedBytes = 0
   /** The last applied epoch (0: none yet). */
@@ -96,7 +98,9 @@ export class GuestReplica {
       throw new StagingOverflowError(`staging ${this.stagedBytes + bytes} bytes would exceed ${this.maxStagingBytes}`)
     }
     for (const page of stripe.pages) {
-      if (page.encoding === 'delta') validatePageDelta(page.data, this.pageSize)
+      if (page.encoding !== 'delta') continue
+      if (stripe.full) throw new ReplicaMismatchError(`epoch ${stripe.epoch} is full but carries a delta (a full epoch has no base to apply it to)`)
+      validatePageDelta(page.data, this.pageSize)
     }
     staged.stripes[stripe.stripeIndex] = stripe
     staged.received++
@@ -136,15 +140,24 @@ export class GuestReplica {
   private apply (epoch: number, staged: StagedEpoch): AppliedEpoch {
     const { memory, pageSize } = this
     const stripes = staged.stripes as StripeFrame[]
-    if (staged.full) memory.fill(0)
+    // A full epoch rebuilds memory: pages it lists are written, pages it leaves out become zeros.
+    const covered = staged.full && !this.pristine ? new Uint8Array(this.memoryBytes / pageSize) : undefined
     for (const stripe of stripes) {
       for (const page of stripe.pages) {
         const offset = page.index * pageSize
+        if (covered != null) covered[page.index] = 1
         if (page.encoding === 'raw') memory.set(page.data, offset)
-        else if (page.encoding === 'zero') memory.fill(0, offset, offset + pageSize)
-        else applyPageDelta(memory.subarray(offset, offset + pageSize), page.data)
+        else if (page.encoding === 'zero') {
+          if (!(staged.full && this.pristine)) memory.fill(0, offset, offset + pageSize)
+        } else applyPageDelta(memory.subarray(offset, offset + pageSize), page.data)
       }
     }
+    if (covered != null) {
+      for (let index = 0; index < covered.length; index++) {
+        if (covered[index] === 0) memory.fill(0, index * pageSize, (index + 1) * pageSize)
+      }
+    }
+    this.pristine = false
     const first = stripes[0]
     this.appliedEpoch = epoch
     this.guestCounter = first.guestCounter

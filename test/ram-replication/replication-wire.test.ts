@@ -200,6 +200,18 @@ describe('a backup replica', () => {
     }
   })
 
+  it('rebuilds memory from a later full epoch, zeroing the pages it leaves out (a resync)', () => {
+    const image = new Uint8Array(randomBytes(MEMORY))
+    const encoder = new EpochEncoder()
+    const replica = new GuestReplica({ vmId: 'vm-wire', origin: 'p', memoryBytes: MEMORY, pageSize: PAGE })
+    for (const stripe of stripesOf(encoder.encode(checkpointOf(image, 1, [...Array(64).keys()], true)))) replica.accept(stripe.frame, stripe.bytes)
+    const resync = new Uint8Array(MEMORY)
+    resync.set(randomBytes(PAGE * 3), 20 * PAGE)
+    for (const stripe of stripesOf(encoder.encode(checkpointOf(resync, 9, [20, 21, 22], true)))) replica.accept(stripe.frame, stripe.bytes)
+    expect(replica.appliedEpoch).toBe(9)
+    expect(Buffer.from(replica.memory).equals(resync)).toBe(true)
+  })
+
   it('refuses stripes that describe another guest size', () => {
     const image = new Uint8Array(MEMORY * 2)
     const replica = new GuestReplica({ vmId: 'vm-wire', origin: 'p', memoryBytes: MEMORY, pageSize: PAGE })
