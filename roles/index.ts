@@ -68,3 +68,5 @@ export function probeProtocol (protocolPrefix: string): string {
 export function rolesTopic (topicPrefix: string): string {
   return `${topicPrefix}/roles/1`
 }
+export { createRoleService } from './role-node.ts'
+export type { RoleNode, CreateRoleServiceOptions } from './role-node.ts'

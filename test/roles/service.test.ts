@@ -2,7 +2,7 @@ import { describe, it, expect, afterEach } from 'vitest'
 import { execFileSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { Registry } from 'prom-client'
-import { RoleService, assessRole, libp2pRoleEffects, loadHardwareProfile, parseHardwareProfile, roleMetrics, type HardwareProfile } from '../../roles/index.ts'
+import { RoleService, createRoleService, assessRole, libp2pRoleEffects, loadHardwareProfile, parseHardwareProfile, roleMetrics, type HardwareProfile } from '../../roles/index.ts'
 import { startNode, waitFor, quietLog, ROLE_TOPIC, type RoleTestNode } from './nodes.ts'
 
 describe('role service', () => {
@@ -30,13 +30,9 @@ describe('role service', () => {
     const b = await startNode()
     running.push({ node: a.node }, { node: b.node })
     await a.node.dial(b.node.getMultiaddrs()[0])
-    const roles = new RoleService({
-      host: a.node,
-      pubsub: a.node.services.pubsub,
+    const roles = createRoleService(a.node, {
+      topicPrefix: 'mycelium/myctest',
       secretKey: a.secretKey,
-      topic: ROLE_TOPIC,
-      effects: libp2pRoleEffects({ dht: a.node.services.dht, relay: a.node.services.relay }),
-      probe: a.node.services.probe,
       dataDir: tmpdir(),
       log: quietLog,
       timing: { firstNetworkMeasurementMs: 60_000 }
