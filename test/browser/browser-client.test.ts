@@ -68,6 +68,22 @@ describe('the hyphae web client in Chromium, with three real nodes', () => {
     await cluster.destroy()
   })
 
+  it('sclerotia serve the client on their public HTTP port; only the administrator node issues browser invites', async () => {
+    const { httpUrl } = await nodes[1].status()
+    expect(httpUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/)
+    const index = await fetch(httpUrl)
+    expect(index.status).toBe(200)
+    expect(index.headers.get('content-type')).toMatch(/text\/html/)
+    expect(await index.text()).toContain('<script type="module" src="app.js">')
+    const app = await fetch(new URL('app.js', httpUrl))
+    expect(app.headers.get('content-type')).toMatch(/javascript/)
+    expect((await app.arrayBuffer()).byteLength).toBeGreaterThan(100_000)
+    expect((await fetch(new URL('../home/.mycelium/node.key', httpUrl))).status).toBe(404)
+    const refused = await nodes[1].cli(['network', 'invite', '--browser'])
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toMatch(/root key/)
+  })
+
   it('a page opened with an invite link becomes a hyphae member and shows every node with its role', async () => {
     const status = await nodes[0].status()
     expect(status.httpUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/)
@@ -88,8 +104,10 @@ describe('the hyphae web client in Chromium, with three real nodes', () => {
     await waitFor(async () => (await homes(page1)).length === 2, { timeoutMs: 15_000, what: 'two sclerotia links' })
     // the nodes see the page as a member with the hyphae role
     await waitFor(async () => (await nodes[0].peers()).some(p => p.peerId === page1Id && p.role === 'hyphae'), { timeoutMs: 10_000, what: 'the node to list the page as hyphae' })
-    // the certificate is short-lived: about 12 h
+    // the certificate binds the page's key and is short-lived: 12 h
     expect(await text(page1, '#cert-expiry')).toMatch(/valid until/)
+    const member = (await nodes[0].cliJson(['network', 'members'])).find((m: any) => m.peerId === page1Id)
+    expect(Date.parse(member.expiresAt) - Date.parse(member.issuedAt)).toBe(12 * 3600_000)
   })
 
   it('two pages open a direct WebRTC connection and talk on a gossip topic, with the CLI too', async () => {

@@ -16,7 +16,7 @@ export const status: Command = {
     if (positional.length > 0) throw new UsageError('status takes no arguments')
     const s = await api(ctx).request<Record<string, any>>('GET', '/status')
     if (ctx.json) { printJson(ctx, s); return }
-    ctx.out(`peer     ${s.peerId}\nnetwork  ${s.networkName} (${s.networkId})\nrole     ${s.role}\nuptime   ${s.uptimeS} s\naddrs    ${(s.addrs as string[]).join('\n         ')}\npeers    ${(s.peers as unknown[]).length}`)
+    ctx.out(`peer     ${s.peerId}\nnetwork  ${s.networkName} (${s.networkId})\nrole     ${s.role}\nuptime   ${s.uptimeS} s\naddrs    ${(s.addrs as string[]).join('\n         ')}${typeof s.httpUrl === 'string' ? `\nweb      ${s.httpUrl as string}` : ''}\npeers    ${(s.peers as unknown[]).length}`)
     printPeers(ctx, s.peers)
   }
 }
