@@ -12,7 +12,8 @@ import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import type { Libp2p } from 'libp2p'
 import {
-  BackupSession, EpochEncoder, ReplicaHost, StripeForwarder, replicationProtocols, silentLogger
+  BackupSession, EpochEncoder, KvmGuest, PrimaryReplication, ReplicaHost, StripeForwarder, allocateGuestMemory, probeKvm,
+  replicationProtocols, silentLogger
 } from '../../ram-replication/index.ts'
 import type { Checkpoint } from '../../ram-replication/index.ts'
 import { connect, secretKeyOf, startReplicationNode, stopAll, waitFor } from '../ram-replication/mesh.ts'
@@ -127,6 +128,87 @@ async function linkScaling (shaped: boolean): Promise<void> {
   }
 }
 
+const GUEST_MEMORY_MB = Number(process.env.RAM_BENCH_MEMORY_MB ?? 256)
+const GUEST_DIRTY_RATE = Number(process.env.RAM_BENCH_DIRTY_RATE ?? 20_000)
+const RUN_SECONDS = Number(process.env.RAM_BENCH_SECONDS ?? 5)
+// The guest reports progress (a port I/O exit) every this many writes; a checkpoint waits for the next exit to stop the vCPU.
+const REPORT_EVERY = Number(process.env.RAM_BENCH_REPORT_EVERY ?? 8)
+
+async function guestReplication (delta: boolean): Promise<void> {
+  const primary = await startReplicationNode()
+  const rhizomorphs: Libp2p[] = []
+  for (let i = 0; i < 4; i++) rhizomorphs.push(await startReplicationNode())
+  const backup = await startReplicationNode()
+  const guests: KvmGuest[] = []
+  try {
+    for (const node of rhizomorphs) await connect(node, [backup])
+    await connect(primary, rhizomorphs)
+    for (const node of rhizomorphs) await new StripeForwarder(node, { protocolPrefix: PREFIX }).start()
+    const host = new ReplicaHost(backup, {
+      protocolPrefix: PREFIX,
+      secretKey: secretKeyOf(backup),
+      allocateMemory: allocateGuestMemory,
+      restoreGuest: async (image) => {
+        const guest = await KvmGuest.restore(image)
+        guests.push(guest)
+        return guest
+      }
+    })
+    await host.start()
+    const guest = await KvmGuest.start({ memoryBytes: GUEST_MEMORY_MB << 20, workload: { pattern: 'random', dirtyRate: GUEST_DIRTY_RATE, reportEvery: REPORT_EVERY } })
+    guests.push(guest)
+    const replication = new PrimaryReplication({
+      node: primary,
+      protocolPrefix: PREFIX,
+      guest,
+      secretKey: secretKeyOf(primary),
+      backups: [{ peerId: backup.peerId.toString(), via: rhizomorphs.map(node => node.peerId.toString()) }],
+      epochIntervalMs: 10,
+      delta
+    })
+    let pauseMs = 0
+    let checkpointMs = 0
+    let parkMs = 0
+    let epochs = 0
+    let encodedBytes = 0
+    let rawBytes = 0
+    let measuring = false
+    replication.on('epoch', (record) => {
+      if (!measuring) return
+      epochs++
+      encodedBytes += record.bytes
+      rawBytes += record.rawBytes
+      pauseMs += guest.stats().lastCheckpoint?.pauseMs ?? 0
+      parkMs += guest.stats().lastCheckpoint?.parkMs ?? 0
+      checkpointMs += record.checkpointMs
+    })
+    const syncStarted = performance.now()
+    await replication.start()
+    await replication.initialSync()
+    const syncMs = performance.now() - syncStarted
+    measuring = true
+    const counterBefore = guest.guestCounter()
+    await new Promise(resolve => setTimeout(resolve, RUN_SECONDS * 1000))
+    const status = replication.status()
+    const guestPagesPerS = (guest.guestCounter() - counterBefore) / RUN_SECONDS
+    console.log(`KVM guest ${GUEST_MEMORY_MB} MiB, random writes paced at ${GUEST_DIRTY_RATE} pages/s (progress exit every ${REPORT_EVERY} writes), 1 backup over 4 sealed forwarded links, in-process on loopback, delta ${delta ? 'on' : 'off'}:`)
+    console.log(`  initial full sync ${syncMs.toFixed(0)} ms`)
+    console.log(`  epochs/s ${status.epochsPerS.toFixed(1)}   dirty pages/s ${status.dirtyPagesPerS.toFixed(0)}   bytes/s ${(status.bytesPerS / 1e6).toFixed(2)} MB/s   (guest wrote ${guestPagesPerS.toFixed(0)} pages/s)`)
+    console.log(`  checkpoint call ${(checkpointMs / Math.max(1, epochs)).toFixed(2)} ms (waiting for the vCPU to stop ${(parkMs / Math.max(1, epochs)).toFixed(2)} ms, vCPU stopped ${(pauseMs / Math.max(1, epochs)).toFixed(2)} ms)`)
+    console.log(`  encoded/raw ${(encodedBytes / Math.max(1, rawBytes) * 100).toFixed(1)}%   backup lag ${status.backups[0].lagMs} ms   links ${status.links.map(link => `${(link.bytesPerS / 1e6).toFixed(2)}`).join(' / ')} MB/s`)
+    if (delta) {
+      const report = await replication.migrate(backup.peerId.toString(), { convergeBytes: 64 * 1024 })
+      console.log(`  migration: ${report.rounds} converge round(s)${report.throttle > 0 ? ` (auto-converge throttle ${Math.round(report.throttle * 100)}%)` : ''}, final ${report.finalPages} pages (${report.finalBytes} bytes), downtime ${report.downtimeMs.toFixed(1)} ms = vCPU stop ${report.pauseMs.toFixed(1)} + last epoch ${report.checkpointMs.toFixed(1)} + send/apply/resume ${report.handoverMs.toFixed(1)}`)
+    } else {
+      await replication.stop({ release: true })
+    }
+    await host.stop()
+  } finally {
+    for (const guest of guests) await guest.stop().catch(() => {})
+    await stopAll([primary, ...rhizomorphs, backup])
+  }
+}
+
 async function main (): Promise<void> {
   if (rerunInNamespace()) return
   let shaped = false
@@ -135,6 +217,13 @@ async function main (): Promise<void> {
     shaped = true
   }
   await linkScaling(shaped)
+  const kvm = probeKvm()
+  if (!kvm.opens) {
+    console.log(`KVM guest replication: not measured (${kvm.error?.message ?? '/dev/kvm cannot be opened'})`)
+    return
+  }
+  await guestReplication(true)
+  await guestReplication(false)
 }
 
 await main()
