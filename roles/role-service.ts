@@ -251,7 +251,7 @@ export class RoleService {
     const missing = this.unadvertisedPeers(now)
     if (missing > 0) {
       this.pending = undefined
-      return { ...HOLD, reason: `waiting for the role advertisements of ${missing} connected peer(s)` }
+      return { ...HOLD, reason: `waiting for the role advertisements of ${missing} subscribed peer(s)` }
     }
     const members = [this.ownMember(now), ...this.view.advertisements()]
     const outcome = balanceAdvice(this.options.host.peerId.toString(), members, this.balance)
@@ -275,15 +275,14 @@ export class RoleService {
   }
 
   /**
-   * Peers we are connected to, or know to be subscribed to the roles topic, whose
-   * advertisement has not reached us yet. Balancing on a view that lacks them could promote
-   * the wrong node (a node that hears nobody thinks it is alone). A peer silent for a whole
-   * ttl does not advertise at all and stops counting.
+   * Peers known to be subscribed to the roles topic (gossipsub learns this from each
+   * neighbour as soon as it connects) whose advertisement has not reached us yet. Balancing
+   * on a view that lacks them could promote the wrong node: a node that hears nobody thinks
+   * it is alone. A peer silent for a whole ttl stops counting.
    */
   private unadvertisedPeers (now: number): number {
     const self = this.options.host.peerId.toString()
     const ids = new Set<string>()
-    for (const p of this.options.host.getPeers()) ids.add(p.toString())
     try {
       for (const p of this.options.pubsub.getSubscribers(this.options.topic)) ids.add(p.toString())
     } catch {}
