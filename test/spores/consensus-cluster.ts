@@ -9,10 +9,9 @@ import { identify } from '@libp2p/identify'
 import { gossipsub } from '@libp2p/gossipsub'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PeerId } from '@libp2p/interface'
-import { decodeCanonical, sha256 } from '../../crypto/index.ts'
-import { buildHeader, certifyEpoch, committeeCertificateVerifier, decodeEntry, encodeEpoch, signEntry, verifyEntrySignature, type Spores, type Signer } from '../../spores/index.ts'
-import { createConsensus, HonestConduct, gossipsubTransport, bftEpochVerifier, consensusTopics, type Consensus, type EpochInputSource, type MemberConduct, type GossipsubLike } from '../../spores/consensus/index.ts'
-import { networkRoot, tempDir, openTestSpores, NETWORK, healthValue } from './fixtures.ts'
+import { buildHeader, certifyEpoch, committeeCertificateVerifier, encodeEpoch, type Spores, type Signer } from '../../spores/index.ts'
+import { createConsensus, HonestConduct, gossipsubTransport, bftEpochVerifier, consensusTopics, type Consensus, type MemberConduct, type GossipsubLike } from '../../spores/consensus/index.ts'
+import { networkRoot, tempDir, openTestSpores, NETWORK, nodeValue, healthValue, entry } from './fixtures.ts'
 
 export const TOPIC_PREFIX = `mycelium/${NETWORK}`
 
@@ -49,24 +48,6 @@ export interface Cluster {
   partition: (a: ClusterNode[], b: ClusterNode[]) => Promise<void>
   heal: () => Promise<void>
   close: () => Promise<void>
-}
-
-/** The spores side of an epoch, done with the spores library: header, digest and entries. */
-export function sporesEpochSource (signer: Signer): EpochInputSource {
-  let seq = 1
-  return {
-    entries: async () => [signEntry(signer, { type: 'health', key: signer.peerId, value: healthValue(), seq: seq++, issuedAt: Date.now() }).bytes],
-    build: (body) => {
-      const entries = body.entries.map(b => decodeEntry(b))
-      for (const e of entries) if (!verifyEntrySignature(e)) throw new TypeError('entry with a bad signature')
-      const built = buildHeader({ network: NETWORK, epoch: body.epoch, prev: body.prev, entries, committee: body.candidates, issuedAt: body.issuedAt })
-      return { digest: built.digest, headerBytes: built.headerBytes, entries: built.entries.map(e => e.bytes) }
-    },
-    readHeader: (headerBytes) => {
-      const h = decodeCanonical(headerBytes) as { epoch: number, prev: Uint8Array | null, committee: string[], issuedAt: number }
-      return { epoch: h.epoch, prev: h.prev, candidates: h.committee, issuedAt: h.issuedAt, digest: sha256(headerBytes) }
-    }
-  }
 }
 
 async function identityNode (blocked: Set<string>): Promise<{ libp2p: ClusterNode['libp2p'], signer: Signer }> {
@@ -157,8 +138,10 @@ export async function startCluster (options: ClusterOptions): Promise<Cluster> {
   const genesisCertificate = certifyEpoch(genesis.digest, [root.signer])
   for (const n of nodes) {
     await n.spores.primary.accept(encodeEpoch(genesis.headerBytes, genesisCertificate, []))
+    // Each node's own entries sit in its latent tier; a proposer puts what it holds in the epoch.
+    await n.spores.merge('latent', [entry(n.signer, 'node', nodeValue(n.index)), entry(n.signer, 'health', healthValue())])
     const isConnected = connectedTo(n.libp2p)
-    const source = sporesEpochSource(n.signer)
+    const anchor = await n.spores.epochInput.anchor()
     n.consensus = createConsensus({
       signer: n.signer,
       pubsub: gossipsubTransport(n.libp2p.services.pubsub as GossipsubLike),
@@ -171,9 +154,9 @@ export async function startCluster (options: ClusterOptions): Promise<Cluster> {
       isConnected,
       isDown: async (peer) => !isConnected(peer),
       epochs: {
-        source,
-        sink: { accept: async (e) => { await n.spores.primary.accept(encodeEpoch(e.headerBytes, e.certificate, (e.entries ?? []).map(b => decodeEntry(b)))) } },
-        anchor: { headerBytes: genesis.headerBytes, certificate: genesisCertificate, entries: [] },
+        source: n.spores.epochInput,
+        sink: n.spores.epochInput,
+        anchor: anchor!,
         candidates: () => ids,
         intervalMs,
         tickMs: 50,

@@ -1,23 +1,129 @@
-import { describe, it, expect } from 'vitest'
-import { toHex } from '../../crypto/index.ts'
-import { startCluster, until, latestEpoch } from './consensus-cluster.ts'
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { toHex, encodeCanonical, randomBytesOf, decodeCanonical } from '../../crypto/index.ts'
+import { decodeEntry, encodeEpoch, EpochRejectedError } from '../../spores/index.ts'
+import {
+  verifyEpochCertificate, verifyCertificate, buildCertificate, signMessage, commitmentOf, roundIdOf, inputDigestOf, effectiveF,
+  bftEpochVerifier, EPOCH_OPERATION, epochKey, ConflictingEpochError, type RoundHeader, type EpochRecord
+} from '../../spores/consensus/index.ts'
+import { startCluster, until, latestEpoch, type Cluster } from './consensus-cluster.ts'
+import { networkRoot, tempDir, openTestSpores } from './fixtures.ts'
+
+function link (r: EpochRecord): { header: { epoch: number, committee: string[] }, digest: Uint8Array, certificate: Uint8Array } {
+  return { header: { epoch: r.epoch, committee: r.candidates }, digest: r.digest, certificate: r.certificate }
+}
 
 describe('primary epochs by commit-reveal BFT', () => {
+  let cluster: Cluster
+
+  beforeAll(async () => {
+    cluster = await startCluster({ size: 4, f: 1, intervalMs: 300 })
+    await until('epoch 3 everywhere', () => cluster.nodes.every(n => latestEpoch(n) >= 3), 30_000)
+  })
+
+  afterAll(async () => {
+    await cluster?.close()
+  })
+
   it('four honest sclerotia certify a chain of epochs that every primary tier accepts', async () => {
-    const cluster = await startCluster({ size: 4, f: 1, intervalMs: 300 })
+    for (let e = 1; e <= 3; e++) {
+      const digests = new Set(cluster.nodes.map(n => toHex(n.consensus.epochs.chain.get(e)!.digest)))
+      expect(digests.size).toBe(1)
+    }
+    await until('primary tiers at epoch 3', () => cluster.nodes.every(n => (n.spores.primary.latest()?.header.epoch ?? 0) >= 3))
+    // The agreed snapshot carries the nodes' own entries into every primary tier.
+    const primaryNodes = await cluster.nodes[3].spores.ls({ tier: 'primary', type: 'node' })
+    expect(primaryNodes.length).toBeGreaterThanOrEqual(1)
+    const report = cluster.nodes[0].consensus.epochsReport()
+    expect(report.readOnly).toBe(false)
+    expect(report.epochs[0].signers.length).toBeGreaterThanOrEqual(3)
+    expect(report.epochs[0].committee.length).toBe(4)
+    for (const n of cluster.nodes) expect(n.consensus.trustReport().peers.flatMap(p => p.slashes)).toEqual([])
+    const m = cluster.nodes[0].consensus.metrics()
+    expect(m.roundsCertified).toBeGreaterThanOrEqual(1)
+    expect(m.roundLatencyMs.median).not.toBeNull()
+  })
+
+  it('rejects tampered certificates, offline and in the primary tier', async () => {
+    const chain = cluster.nodes[0].consensus.epochs.chain
+    const prev = chain.get(1)!
+    const rec = chain.get(2)!
+    const params = { f: 1 }
+    expect(verifyEpochCertificate(link(rec), link(prev), params)).toBe(true)
+    for (let i = 0; i < rec.certificate.length; i += 5) {
+      const bad = Uint8Array.from(rec.certificate)
+      bad[i] ^= 0x01
+      expect(verifyEpochCertificate({ ...link(rec), certificate: bad }, link(prev), params), `byte ${i}`).toBe(false)
+    }
+    const raw = decodeCanonical(rec.certificate) as { header: unknown, result: Uint8Array, votes: Uint8Array[][] }
+    const withVotes = (votes: Uint8Array[][]): Uint8Array => encodeCanonical({ ...raw, votes })
+    expect(verifyEpochCertificate({ ...link(rec), certificate: withVotes(raw.votes.slice(0, 2)) }, link(prev), params)).toBe(false)
+    expect(verifyEpochCertificate({ ...link(rec), certificate: withVotes([...raw.votes, raw.votes[0]]) }, link(prev), params)).toBe(false)
+    expect(verifyEpochCertificate({ ...link(rec), certificate: prev.certificate }, link(prev), params)).toBe(false)
+    expect(verifyEpochCertificate({ ...link(rec), digest: randomBytesOf(32) }, link(prev), params)).toBe(false)
+    expect(verifyEpochCertificate(link(rec), link(chain.get(0) ?? prev), params)).toBe(false)
+
+    // A fresh primary tier with the BFT verifier: the genuine epoch 1 is accepted, a tampered one is not.
+    const dir = await tempDir('consensus-primary-')
+    const root = networkRoot()
     try {
-      await until('epoch 3 everywhere', () => cluster.nodes.every(n => latestEpoch(n) >= 3))
-      for (let e = 1; e <= 3; e++) {
-        const digests = new Set(cluster.nodes.map(n => toHex(n.consensus.epochs.chain.get(e)!.digest)))
-        expect(digests.size).toBe(1)
+      const spores = await openTestSpores(dir.path, root, undefined, { epochVerifier: bftEpochVerifier({ f: 1, genesis: { verify: () => true } }) })
+      try {
+        const zero = chain.get(0)!
+        await spores.primary.accept(encodeEpoch(zero.headerBytes, zero.certificate, (zero.entries ?? []).map(b => decodeEntry(b))))
+        const one = chain.get(1)!
+        const tampered = Uint8Array.from(one.certificate)
+        tampered[tampered.length - 3] ^= 0x80
+        await expect(spores.primary.accept(encodeEpoch(one.headerBytes, tampered, (one.entries ?? []).map(b => decodeEntry(b))))).rejects.toBeInstanceOf(EpochRejectedError)
+        await spores.primary.accept(encodeEpoch(one.headerBytes, one.certificate, (one.entries ?? []).map(b => decodeEntry(b))))
+        expect(spores.primary.latest()?.header.epoch).toBe(1)
+      } finally {
+        await spores.close()
       }
-      await until('primary tiers at epoch 3', () => cluster.nodes.every(n => (n.spores.primary.latest()?.header.epoch ?? 0) >= 3))
-      const report = cluster.nodes[0].consensus.epochsReport()
-      expect(report.readOnly).toBe(false)
-      expect(report.epochs[0].signers.length).toBeGreaterThanOrEqual(3)
-      for (const n of cluster.nodes) expect(n.consensus.trustReport().peers.flatMap(p => p.slashes)).toEqual([])
     } finally {
-      await cluster.close()
+      await dir.remove()
+    }
+  })
+
+  it('never votes on an epoch number it holds certified, and never adopts a conflicting certificate', async () => {
+    const n0 = cluster.nodes[0]
+    const chain = n0.consensus.epochs.chain
+    const prev = chain.get(1)!
+    const held = chain.get(2)!
+    const body = { epoch: 2, prev: prev.digest, issuedAt: prev.issuedAt + 1, entries: [], candidates: prev.candidates }
+    const input = encodeCanonical(body)
+    // Find an attempt this node proposes, then re-open epoch 2 with another input.
+    let attempt = 2
+    while (n0.consensus.engine.committeeFor(EPOCH_OPERATION, epochKey(2), attempt)![0] !== n0.signer.peerId) attempt++
+    const header = await n0.consensus.engine.propose(EPOCH_OPERATION, epochKey(2), input, attempt)
+    await new Promise(resolve => setTimeout(resolve, 1500))
+    for (const n of cluster.nodes) {
+      const round = n.consensus.engine.activeRounds().find(r => r.key === epochKey(2) && r.attempt === attempt)
+      expect(round?.commits ?? 0, `node ${n.index} saw commitments`).toBe(0)
+      expect(toHex(n.consensus.engine.certificateOf(epochKey(2))?.result ?? n.consensus.epochs.chain.get(2)!.digest)).toBe(toHex(held.digest))
+    }
+
+    // Even a certificate validly signed by a quorum (colluding keys) for another digest is refused.
+    const built = await n0.spores.epochInput.build(body)
+    expect(toHex(built.digest)).not.toBe(toHex(held.digest))
+    const forgedHeader: RoundHeader = { ...header, f: effectiveF(1, header.committee.length) }
+    const round = roundIdOf(forgedHeader)
+    const keys = new Map(cluster.nodes.map(n => [n.signer.peerId, n.signer]))
+    const votes = forgedHeader.committee.slice(0, 3).map(member => {
+      const signer = keys.get(member)!
+      const nonce = randomBytesOf(32)
+      return {
+        commit: signMessage(signer, { t: 'commit', from: member, round, commitment: commitmentOf(built.digest, nonce, member, round) }),
+        reveal: signMessage(signer, { t: 'reveal', from: member, round, result: built.digest, nonce })
+      }
+    })
+    const forged = buildCertificate(forgedHeader, built.digest, votes)
+    expect(verifyCertificate(forged.bytes).result).toEqual(built.digest)
+    expect(inputDigestOf(input)).toEqual(forgedHeader.inputDigest)
+    expect(verifyEpochCertificate({ header: { epoch: 2, committee: prev.candidates }, digest: built.digest, certificate: forged.bytes }, link(prev), { f: 1 })).toBe(true)
+    for (const n of cluster.nodes) {
+      await expect(n.consensus.epochs.adopt(built.headerBytes, forged.bytes, built.entries)).rejects.toBeInstanceOf(ConflictingEpochError)
+      expect(n.consensus.epochs.conflictsRefused()).toBe(1)
+      expect(toHex(n.consensus.epochs.chain.get(2)!.digest)).toBe(toHex(held.digest))
     }
   })
 })
