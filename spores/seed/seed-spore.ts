@@ -3,7 +3,7 @@
 // written; then each listed node is confirmed by the injected `confirm` (the daemon dials it
 // and checks that the peer answering is the listed identity). Entries are merged, validation-
 // first, only for confirmed origins; everything else stays in quarantine and is reported.
-import { readFile, writeFile, rename } from 'node:fs/promises'
+import { readFile, writeFile, rename, stat } from 'node:fs/promises'
 import { encodeCanonical, decodeCanonical, toHex } from '../../crypto/index.ts'
 import { decodeEntry, type SignedEntry, type Signer } from '../entry/entry.ts'
 import { SeedMembershipError, SeedNetworkMismatchError, SeedFormatError } from '../errors.ts'
@@ -13,7 +13,7 @@ import type { SporeMerger } from '../merge/spore-merger.ts'
 import type { RejectionReason } from '../merge/rejection.ts'
 import type { PrimarySpore } from '../primary/primary-spore.ts'
 import type { SporeLogger } from '../logger.ts'
-import { decodeSeedFile, encodeSeedFile, type SeedNode } from './seed-file.ts'
+import { decodeSeedFile, encodeSeedFile, MAX_SEED_BYTES, type SeedNode } from './seed-file.ts'
 
 /** Dials the node at `addrs` and resolves true only if the peer that answers is `peerId`. */
 export type ConfirmNode = (peerId: string, addrs: string[], signal: AbortSignal) => Promise<boolean>
@@ -101,8 +101,10 @@ export class SeedSpore {
   async import (file: string, confirm: ConfirmNode, options: { signal?: AbortSignal, confirmTimeoutMs?: number } = {}): Promise<SeedImportReport> {
     let data: Uint8Array
     try {
+      if ((await stat(file)).size > MAX_SEED_BYTES + 12) throw new SeedFormatError('seed file is too large')
       data = new Uint8Array(await readFile(file))
     } catch (err) {
+      if (err instanceof SeedFormatError) throw err
       throw new SeedFormatError(`cannot read seed file: ${(err as Error).message}`)
     }
     const seed = decodeSeedFile(data)

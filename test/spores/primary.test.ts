@@ -1,5 +1,7 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import { join } from 'node:path'
+import { lpStream } from '@libp2p/utils'
+import { encodeCanonical } from '../../crypto/index.ts'
 import { buildHeader, certifyEpoch, encodeEpoch, decodeEpoch, EpochRejectedError, Spores, type Signer, type SignedEntry } from '../../spores/index.ts'
 import { identity, networkRoot, tempDir, openTestSpores, entry, nodeValue, NETWORK, type Root } from './fixtures.ts'
 import { p2pIdentity, startNode } from './p2p.ts'
@@ -91,6 +93,24 @@ describe('primary spore', () => {
     expect(got?.header.epoch).toBe(3)
     expect(await client.spores.ls({ tier: 'primary' })).toEqual(await server.spores.ls({ tier: 'primary' }))
     expect(await client.net.epochs.fetchFrom(server.node.peerId)).toBeUndefined()
+
+    // a peer serving an epoch certified by someone else's root changes nothing
+    const forged = chain(networkRoot(), committee, [[entry(identity(), 'node', nodeValue())]])
+    const fresh3 = await fresh(root)
+    const third = await p2pIdentity()
+    const thirdNode = await startNode(third.privateKey)
+    cleanups.push(async () => { await thirdNode.stop() })
+    const thirdNet = await fresh3.attach({ host: thirdNode, pubsub: thirdNode.services.pubsub, names, syncIntervalMs: 0 })
+    const forgerNode = await startNode((await p2pIdentity()).privateKey)
+    cleanups.push(async () => { await forgerNode.stop() })
+    await forgerNode.handle(`${names.protocolPrefix}/spores/primary/1.0.0`, (stream) => {
+      const lp = lpStream(stream)
+      void (async () => { await lp.read(); await lp.write(encodeCanonical({ headers: [], epoch: forged[0] })) })().catch(() => {})
+    })
+    await thirdNode.dial(forgerNode.getMultiaddrs()[0])
+    await expect(thirdNet.epochs.fetchFrom(forgerNode.peerId)).rejects.toThrow(EpochRejectedError)
+    expect(fresh3.stats().primaryEpoch).toBeNull()
+    expect(await fresh3.ls({ tier: 'primary' })).toEqual([])
   })
 
   it('gives the BFT engine the next epoch\'s entries, a deterministic header and a sink for certified epochs', async () => {
