@@ -5,10 +5,21 @@ import type { Page } from 'playwright-core'
 import { Cluster, TestNode, waitFor, REPO_ROOT } from '../harness/index.ts'
 import { buildBrowserClient, encodeStoredMembership, MEMBERSHIP_STORAGE_KEY } from '../../browser-client/index.ts'
 import { Home } from '../../node/home/index.ts'
-import { fromBase64Url } from '../../crypto/index.ts'
+import { ApiClient } from '../../node/api/index.ts'
 import { openBrowser, ensureChromium, type TestBrowser } from './chromium.ts'
 
 const RESULTS = join(REPO_ROOT, 'test-results')
+
+/** Reads a node's admin API in-process (what the CLI shows), cheaper than a CLI process per poll. */
+async function read<T = any> (node: TestNode, path: string): Promise<T> {
+  return await ApiClient.forHome(new Home(node.home)).request<T>('GET', path)
+}
+
+async function post<T = any> (node: TestNode, path: string, body: unknown): Promise<T> {
+  return await ApiClient.forHome(new Home(node.home)).request<T>('POST', path, body)
+}
+
+const peersOf = async (node: TestNode): Promise<Array<{ peerId: string, role: string }>> => await read(node, '/peers')
 
 async function text (page: Page, selector: string): Promise<string> {
   return (await page.locator(selector).textContent()) ?? ''
@@ -59,8 +70,11 @@ describe('the hyphae web client in Chromium, with three real nodes', () => {
     const bundle = await buildBrowserClient()
     expect(bundle.gzipBytes).toBeLessThan(600 * 1024)
     nodes = await cluster.startNetwork(3)
-    await cluster.waitForFullMesh(30_000)
-    networkId = (await nodes[0].status()).networkId
+    await waitFor(async () => {
+      for (const n of nodes) if ((await peersOf(n)).length < 2) return false
+      return true
+    }, { timeoutMs: 30_000, what: 'a full mesh' })
+    networkId = (await read(nodes[0], '/status')).networkId
   }, 120_000)
 
   afterAll(async () => {
@@ -69,7 +83,7 @@ describe('the hyphae web client in Chromium, with three real nodes', () => {
   })
 
   it('sclerotia serve the client on their public HTTP port; only the administrator node issues browser invites', async () => {
-    const { httpUrl } = await nodes[1].status()
+    const { httpUrl } = await read(nodes[1], '/status')
     expect(httpUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/)
     const index = await fetch(httpUrl)
     expect(index.status).toBe(200)
@@ -85,7 +99,7 @@ describe('the hyphae web client in Chromium, with three real nodes', () => {
   })
 
   it('a page opened with an invite link becomes a hyphae member and shows every node with its role', async () => {
-    const status = await nodes[0].status()
+    const status = await read(nodes[0], '/status')
     expect(status.httpUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/)
     page1 = await openWithInvite()
     await page1.waitForFunction(() => document.querySelector('#phase')?.textContent === 'online', undefined, { timeout: 20_000 })
@@ -103,7 +117,7 @@ describe('the hyphae web client in Chromium, with three real nodes', () => {
     // multi-homed: two sclerotia at once
     await waitFor(async () => (await homes(page1)).length === 2, { timeoutMs: 15_000, what: 'two sclerotia links' })
     // the nodes see the page as a member with the hyphae role
-    await waitFor(async () => (await nodes[0].peers()).some(p => p.peerId === page1Id && p.role === 'hyphae'), { timeoutMs: 10_000, what: 'the node to list the page as hyphae' })
+    await waitFor(async () => (await peersOf(nodes[0])).some(p => p.peerId === page1Id && p.role === 'hyphae'), { timeoutMs: 10_000, what: 'the node to list the page as hyphae' })
     // the certificate binds the page's key and is short-lived: 12 h
     expect(await text(page1, '#cert-expiry')).toMatch(/valid until/)
     const member = (await nodes[0].cliJson(['network', 'members'])).find((m: any) => m.peerId === page1Id)
@@ -130,7 +144,7 @@ describe('the hyphae web client in Chromium, with three real nodes', () => {
     for (const page of [page1, page2]) await waitFor(async () => /^[2-9]/.test(await text(page, '#chat-subscribers')), { timeoutMs: 20_000, what: 'the pages to see the other subscribers' })
     await send(page1, 'hello from page one')
     await page2.waitForFunction(() => document.querySelector('#chat-messages')?.textContent?.includes('hello from page one'), undefined, { timeout: 10_000 })
-    await waitFor(async () => (await nodes[1].cliJson(['gossip', 'messages', 'chat'])).some((m: any) => m.text === 'hello from page one' && m.from === page1Id), { timeoutMs: 10_000, what: 'the node to receive the page\'s message' })
+    await waitFor(async () => (await read(nodes[1], '/gossip/messages?topic=chat')).some((m: any) => m.text === 'hello from page one' && m.from === page1Id), { timeoutMs: 10_000, what: 'the node to receive the page\'s message' })
     await send(page2, 'hello back from page two')
     await page1.waitForFunction(() => document.querySelector('#chat-messages')?.textContent?.includes('hello back from page two'), undefined, { timeout: 10_000 })
     expect((await nodes[1].cli(['gossip', 'pub', 'chat', 'hello pages, from the CLI'])).code).toBe(0)
@@ -140,20 +154,20 @@ describe('the hyphae web client in Chromium, with three real nodes', () => {
 
   it('a page presenting a certificate that is not its own is refused and connects to nothing', async () => {
     const victim = new Home(nodes[1].home).loadChain()!
-    const status = await nodes[0].status()
+    const status = await read(nodes[0], '/status')
     const browser = await openBrowser()
     browsers.push(browser)
-    const stored = encodeStoredMembership({ networkId, networkName: status.networkName, rootPublicKey: fromBase64Url((await nodes[0].cliJson(['network', 'show'])).rootPublicKey), chain: victim, sclerotia: (status.addrs as string[]).filter(a => a.includes('/ws/')) })
+    const stored = encodeStoredMembership({ networkId, networkName: status.networkName, rootPublicKey: new Home(nodes[0].home).loadNetwork()!.rootPublicKey, chain: victim, sclerotia: (status.addrs as string[]).filter(a => a.includes('/ws/')) })
     await browser.context.addInitScript(([key, value]) => { window.localStorage.setItem(key, value) }, [MEMBERSHIP_STORAGE_KEY, stored])
     const page = browser.context.pages()[0] ?? await browser.context.newPage()
     await page.goto(status.httpUrl)
     await page.waitForFunction(() => document.querySelector('#phase')?.textContent === 'refused', undefined, { timeout: 20_000 })
     expect(await text(page, '#events')).toMatch(/certificate is for another key/)
     const pageId = await text(page, '#self-id')
-    await waitFor(async () => (await nodes[0].cliJson(['network', 'rejected'])).some((r: any) => r.peerId === pageId && /another key/.test(r.reason)), { timeoutMs: 10_000, what: 'the node to record the refusal' })
+    await waitFor(async () => (await read(nodes[0], '/rejected')).some((r: any) => r.peerId === pageId && /another key/.test(r.reason)), { timeoutMs: 10_000, what: 'the node to record the refusal' })
     expect((await peerRows(page)).filter(r => r.link !== 'none')).toEqual([])
     expect(await homes(page)).toEqual([])
-    expect((await nodes[0].peers()).map(p => p.peerId)).not.toContain(pageId)
+    expect((await peersOf(nodes[0])).map(p => p.peerId)).not.toContain(pageId)
     await browser.close()
   })
 
@@ -163,7 +177,7 @@ describe('the hyphae web client in Chromium, with three real nodes', () => {
     expect(await text(page2, '#problem')).toMatch(/revoked/)
     await waitFor(async () => !(await peerRows(page1)).some(r => r.peer === page2Id && r.link !== 'none'), { timeoutMs: 10_000, what: 'page one to drop its link to the revoked page' })
     expect(await text(page1, '#events')).toMatch(/was revoked/)
-    await waitFor(async () => !(await nodes[1].peers()).some(p => p.peerId === page2Id), { timeoutMs: 10_000, what: 'the nodes to drop the revoked page' })
+    await waitFor(async () => !(await peersOf(nodes[1])).some(p => p.peerId === page2Id), { timeoutMs: 10_000, what: 'the nodes to drop the revoked page' })
   })
 
   it('when the page\'s sclerotium is killed, the page fails over to the others within 10 s without a reload', async () => {
@@ -180,7 +194,7 @@ describe('the hyphae web client in Chromium, with three real nodes', () => {
     expect(await text(page1, '#events')).toMatch(/lost sclerotium/)
     expect((await nodes[2].cli(['gossip', 'sub', 'chat'])).code).toBe(0)
     await waitFor(async () => {
-      await nodes[2].cli(['gossip', 'pub', 'chat', 'still there after failover?'])
+      await post(nodes[2], '/gossip/publish', { topic: 'chat', message: 'still there after failover?' })
       return (await text(page1, '#chat-messages')).includes('still there after failover?')
     }, { timeoutMs: 15_000, intervalMs: 1_000, what: 'a message to reach the page after failover' })
     await page1.screenshot({ path: join(RESULTS, 'browser-client-failover.png'), fullPage: true })
