@@ -1,6 +1,6 @@
 // Checks a copy of guest memory (the primary's, or a backup's) against the guest's own record:
 // every stamped page must be self-consistent, and the stamps must add up to the checksum the
-// guest keeps in page 0. A torn or misplaced page, or a page from another epoch, breaks it.
+// guest keeps in its parameter page. A torn or misplaced page, or a page from another epoch, breaks it.
 import { GUEST_PAGE_SIZE, readGuestChecksum, readGuestCounter, readPageWriterParams } from './page-writer.ts'
 
 export interface GuestMemoryCheck {

@@ -1,7 +1,14 @@
-// The guest workload: real x86 machine code (32-bit protected mode, flat segments, no paging)
-// that writes pages in a chosen pattern, keeps a 64-bit progress counter and a running
-// checksum in guest memory, and reports progress with `out` every batch. The host only loads
-// the code and the parameters below; everything the guest does, it computes itself.
+// The guest workload: real x86-64 machine code that writes pages in a chosen pattern, keeps a
+// 64-bit progress counter and a running checksum in guest memory, and reports progress every
+// batch. The host only loads the code, the page tables and the parameters below; everything
+// the guest does, it computes itself.
+//
+// The writer runs in 64-bit user mode, its whole life: on a PVM host (KVM without hardware
+// virtualization, as in nested clouds) that is the only mode whose instructions run natively;
+// 16-bit, 32-bit and supervisor code are emulated one instruction at a time (about 2 µs each
+// here), and a user-mode `out` is refused. So the guest reports with `int3`: with software
+// breakpoints routed to the VMM (KVM_GUESTDBG_USE_SW_BP) every report is a KVM_EXIT_DEBUG on
+// any x86 KVM, PVM or hardware. EAX carries the counter, EDX the kind of report.
 //
 // Each write picks a page p, increments the counter c, and stamps the page:
 //   dword 0 = c (low 32 bits), dword 1 = p, dword 2 = s = mix(c, p), dwords 3.. = s + i
@@ -12,16 +19,29 @@ import { EAX, EBP, EBX, ECX, EDI, EDX, ESI, X86Assembler } from './x86-assembler
 
 export const GUEST_PAGE_SIZE = 4096
 
-/** Guest-physical layout. Page 0 holds parameters and the guest's state; the code follows. */
+/**
+ * Guest-physical layout, identity-mapped: 4 KiB pages for the first 2 MiB (so the code and the
+ * page tables can be read-only), 2 MiB pages above. Page 0 stays unmapped (address 0 is not a
+ * legal guest address on PVM).
+ */
 export const GuestLayout = {
-  paramsAddress: 0x0,
-  codeAddress: 0x1000,
-  defaultDataStartPage: 2,
-  /** Port the guest writes its counter to after every batch. */
-  progressPort: 0x10
+  paramsAddress: 0x1000,
+  codeAddress: 0x2000,
+  pml4Address: 0x3000,
+  pdptAddress: 0x4000,
+  pageDirectoryAddress: 0x5000,
+  pageDirectories: 2,
+  pageTableAddress: 0x7000,
+  defaultDataStartPage: 8,
+  /** EDX at a report: progress (EAX = counter low 32 bits), or done (a bounded run finished). */
+  reportProgress: 0,
+  reportDone: 1,
+  /** Selectors of the user-mode segments (Linux's layout; PVM requires these). */
+  userCodeSelector: 0x33,
+  userDataSelector: 0x2b
 } as const
 
-/** Offsets in page 0. Parameters are written by the host before start; state by the guest only. */
+/** Offsets in the parameter page. Parameters are written by the host before start; state by the guest only. */
 export const GuestParamOffsets = {
   magic: 0x00,
   version: 0x04,
@@ -44,7 +64,7 @@ export const GuestParamOffsets = {
 } as const
 
 export const GUEST_MAGIC = 0x4743594d // "MYCG"
-export const GUEST_LAYOUT_VERSION = 1
+export const GUEST_LAYOUT_VERSION = 2
 
 export type WritePattern = 'sequential' | 'random' | 'hot'
 const PATTERN_CODES: Record<WritePattern, number> = { sequential: 0, random: 1, hot: 2 }
@@ -86,7 +106,7 @@ export function defaultPageWriterParams (memoryBytes: number, overrides: Partial
     pattern: 'random',
     dirtyRate: 0,
     reportEvery: 64,
-    bytesPerWrite: 16,
+    bytesPerWrite: 64,
     dataStartPage,
     dataPages,
     hotPages: Math.max(1, Math.min(dataPages, 256)),
@@ -117,15 +137,16 @@ export function validatePageWriterParams (params: PageWriterParams, memoryBytes:
   if (!(params.hotShare >= 0 && params.hotShare <= 1)) throw new InvalidGuestParamsError(`hotShare must be in [0, 1], got ${params.hotShare}`)
 }
 
-/** The guest program. Independent of the parameters: it reads them from page 0 at run time. */
+/** The user-mode page writer. Independent of the parameters: it reads them from the parameter page at run time. */
 export function assemblePageWriter (): Uint8Array {
-  const P = GuestParamOffsets
+  const base = GuestLayout.paramsAddress
+  const P = Object.fromEntries(Object.entries(GuestParamOffsets).map(([name, offset]) => [name, base + offset])) as Record<keyof typeof GuestParamOffsets, number>
   const a = new X86Assembler()
   a.label('batch')
   a.load(EBP, P.reportEvery)
 
   a.label('write')
-  // Bounded run: halt once the counter reaches maxWrites.
+  // Bounded run: stop once the counter reaches maxWrites.
   a.load(EAX, P.maxWrites)
   a.cmpImm(EAX, 0)
   a.jcc('e', 'pick')
@@ -209,26 +230,59 @@ export function assemblePageWriter (): Uint8Array {
   a.dec(EBP)
   a.jcc('ne', 'write')
   a.load(EAX, P.counterLow)
-  a.outEax(GuestLayout.progressPort)
+  a.movImm(EDX, GuestLayout.reportProgress)
+  a.int3()
   a.jmp('batch')
 
   a.label('done')
   a.load(EAX, P.counterLow)
-  a.outEax(GuestLayout.progressPort)
-  a.hlt()
+  a.movImm(EDX, GuestLayout.reportDone)
+  a.int3()
   a.jmp('done')
   return a.assemble()
 }
 
-/** Lay the program and its parameters into fresh (zeroed) guest memory. */
+/**
+ * Identity map of guest RAM. Accessed and dirty bits are set up front so the page walker never
+ * writes these pages, and what the guest only reads (its code, its page tables) is mapped
+ * read-only: a shadow MMU may otherwise map a readable page writable on first touch and count
+ * it dirty. The guest's dirty set is then only what the guest wrote.
+ */
+function writeIdentityPageTables (memory: Uint8Array): void {
+  const view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength)
+  const PRESENT = 0x1n
+  const WRITABLE = 0x2n
+  const USER = 0x4n
+  const ACCESSED = 0x20n
+  const DIRTY = 0x40n
+  const LARGE = 0x80n
+  const table = PRESENT | WRITABLE | USER | ACCESSED
+  view.setBigUint64(GuestLayout.pml4Address, BigInt(GuestLayout.pdptAddress) | table, true)
+  for (let i = 0; i < GuestLayout.pageDirectories; i++) {
+    view.setBigUint64(GuestLayout.pdptAddress + i * 8, BigInt(GuestLayout.pageDirectoryAddress + i * GUEST_PAGE_SIZE) | table, true)
+  }
+  view.setBigUint64(GuestLayout.pageDirectoryAddress, BigInt(GuestLayout.pageTableAddress) | table, true)
+  const pages = Math.floor(memory.byteLength / GUEST_PAGE_SIZE)
+  const readOnlyEnd = GuestLayout.pageTableAddress / GUEST_PAGE_SIZE
+  for (let page = 1; page < Math.min(512, pages); page++) {
+    const address = page * GUEST_PAGE_SIZE
+    const readOnly = address >= GuestLayout.codeAddress && page <= readOnlyEnd
+    view.setBigUint64(GuestLayout.pageTableAddress + page * 8, BigInt(address) | (readOnly ? PRESENT | USER | ACCESSED : table | DIRTY), true)
+  }
+  const largePages = Math.ceil(memory.byteLength / 0x200000)
+  for (let i = 1; i < largePages; i++) {
+    view.setBigUint64(GuestLayout.pageDirectoryAddress + i * 8, (BigInt(i) << 21n) | table | DIRTY | LARGE, true)
+  }
+}
+
+/** Lay the program, its page tables and its parameters into fresh (zeroed) guest memory. */
 export function loadPageWriter (memory: Uint8Array, params: PageWriterParams): void {
   validatePageWriterParams(params, memory.byteLength)
   const code = assemblePageWriter()
-  if (GuestLayout.codeAddress + code.byteLength > params.dataStartPage * GUEST_PAGE_SIZE) {
-    throw new InvalidGuestParamsError('the guest program overlaps the data region')
-  }
+  if (code.byteLength > GUEST_PAGE_SIZE) throw new InvalidGuestParamsError('the guest program outgrew its page')
   memory.set(code, GuestLayout.codeAddress)
-  const view = new DataView(memory.buffer, memory.byteOffset, GUEST_PAGE_SIZE)
+  writeIdentityPageTables(memory)
+  const view = paramView(memory)
   const P = GuestParamOffsets
   const put = (offset: number, value: number): void => { view.setUint32(offset, value >>> 0, true) }
   put(P.magic, GUEST_MAGIC)
@@ -246,9 +300,14 @@ export function loadPageWriter (memory: Uint8Array, params: PageWriterParams): v
   put(P.rngState, params.seed)
 }
 
-/** The parameters a running or restored guest was started with, read back from its page 0. */
+function paramView (memory: Uint8Array): DataView {
+  return new DataView(memory.buffer, memory.byteOffset + GuestLayout.paramsAddress, GUEST_PAGE_SIZE)
+}
+
+/** The parameters a running or restored guest was started with, read back from its parameter page. */
 export function readPageWriterParams (memory: Uint8Array): PageWriterParams {
-  const view = new DataView(memory.buffer, memory.byteOffset, GUEST_PAGE_SIZE)
+  if (memory.byteLength < GuestLayout.defaultDataStartPage * GUEST_PAGE_SIZE) throw new InvalidGuestParamsError('guest memory is too small to hold a page writer')
+  const view = paramView(memory)
   const P = GuestParamOffsets
   const get = (offset: number): number => view.getUint32(offset, true)
   if (get(P.magic) !== GUEST_MAGIC || get(P.version) !== GUEST_LAYOUT_VERSION) {
@@ -274,11 +333,11 @@ export function readPageWriterParams (memory: Uint8Array): PageWriterParams {
 
 /** The guest's 64-bit progress counter, read from its memory. */
 export function readGuestCounter (memory: Uint8Array): number {
-  const view = new DataView(memory.buffer, memory.byteOffset, GUEST_PAGE_SIZE)
+  const view = paramView(memory)
   return view.getUint32(GuestParamOffsets.counterHigh, true) * 0x100000000 + view.getUint32(GuestParamOffsets.counterLow, true)
 }
 
 /** The guest's running checksum, read from its memory. */
 export function readGuestChecksum (memory: Uint8Array): number {
-  return new DataView(memory.buffer, memory.byteOffset, GUEST_PAGE_SIZE).getUint32(GuestParamOffsets.checksum, true)
+  return paramView(memory).getUint32(GuestParamOffsets.checksum, true)
 }

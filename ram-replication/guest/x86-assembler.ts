@@ -159,14 +159,9 @@ export class X86Assembler {
     return this
   }
 
-  /** out imm8, eax */
-  outEax (port: number): this {
-    this.byte(0xe7, port)
-    return this
-  }
-
-  hlt (): this {
-    this.byte(0xf4)
+  /** Breakpoint trap (the guest's report to the VMM). */
+  int3 (): this {
+    this.byte(0xcc)
     return this
   }
 

@@ -148,6 +148,11 @@ export const KVM_SET_REGS = ioc(IOC_WRITE, 0x82, KVM_REGS_SIZE)
 export const KVM_GET_SREGS = ioc(IOC_READ, 0x83, KVM_SREGS_SIZE)
 export const KVM_SET_SREGS = ioc(IOC_WRITE, 0x84, KVM_SREGS_SIZE)
 export const KVM_ENABLE_CAP = ioc(IOC_WRITE, 0xa3, 104)
+/** `struct kvm_guest_debug` { u32 control; u32 pad; u64 debugreg[8] }. */
+export const KVM_SET_GUEST_DEBUG = ioc(IOC_WRITE, 0x9b, 72)
+export const KVM_GUESTDBG_ENABLE = 0x1
+/** Breakpoint exceptions (`int3`) exit to the VMM instead of reaching the guest. */
+export const KVM_GUESTDBG_USE_SW_BP = 0x10000
 export const KVM_CLEAR_DIRTY_LOG = ioc(IOC_READ | IOC_WRITE, 0xc0, 24)
 
 export const KVM_API_VERSION = 12
@@ -163,10 +168,12 @@ export const KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE = 1 << 0
 
 export const KVM_MEM_LOG_DIRTY_PAGES = 1 << 0
 
+
 // Exit reasons (kvm_run.exit_reason).
 export const KVM_EXIT_UNKNOWN = 0
 export const KVM_EXIT_EXCEPTION = 1
 export const KVM_EXIT_IO = 2
+export const KVM_EXIT_DEBUG = 4
 export const KVM_EXIT_HLT = 5
 export const KVM_EXIT_MMIO = 6
 export const KVM_EXIT_SHUTDOWN = 8
@@ -185,6 +192,8 @@ export const KvmRunOffsets = {
   ioPort: 34,
   ioCount: 36,
   ioDataOffset: 40,
+  debugException: 32,
+  debugPc: 40,
   failEntryReason: 32,
   internalSuberror: 32
 } as const
@@ -242,6 +251,15 @@ export function ioctlStruct (fd: number, request: number, type: TypeObject, valu
   if (result < 0) throw new NativeCallError(name, lastErrno())
   return result
 }
+
+export function enableSoftwareBreakpoints (vcpuFd: number): void {
+  const bytes = new Uint8Array(72)
+  new DataView(bytes.buffer).setUint32(0, KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP, true)
+  ioctlBytes(vcpuFd, KVM_SET_GUEST_DEBUG, bytes, 'KVM_SET_GUEST_DEBUG')
+}
+
+/** Byte offsets of registers in raw `struct kvm_regs`. */
+export const KvmRegsOffsets = { rax: 0, rdx: 24, rip: 128 } as const
 
 /** KVM_RUN on koffi's worker thread: the event loop stays free while the guest runs. Resolves with the raw result (-1 on error). */
 export function kvmRunAsync (vcpuFd: number): Promise<number> {

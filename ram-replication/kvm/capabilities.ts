@@ -84,9 +84,8 @@ export function probeKvm (): KvmCapabilityReport {
     report.manualDirtyLogProtect = check(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2)
     report.dirtyLogRingBytes = check(KVM_CAP_DIRTY_LOG_RING)
     report.maxMemorySlots = check(KVM_CAP_NR_MEMSLOTS)
-    // Required: user memory slots and immediate_exit (to complete a port I/O before saving the vCPU).
+    // Required: user memory slots. The others are reported; the VMM uses manual protect when present.
     if (!report.userMemory) report.missing.push('KVM_CAP_USER_MEMORY is missing: guest memory cannot be registered')
-    if (!report.immediateExit) report.missing.push('KVM_CAP_IMMEDIATE_EXIT is missing: the vCPU cannot be paused at a consistent point')
     if (report.missing.length > 0) {
       report.error = new KvmUnavailableError('capability-missing', `KVM lacks what this VMM needs: ${report.missing.join('; ')}`)
     }

@@ -1,18 +1,24 @@
 // A minimal VMM: one VM, one memory slot with dirty logging, one vCPU running the page-writer
-// guest, and nothing else (no interrupt controller, no devices but the progress port).
+// guest, and nothing else (no interrupt controller, no devices but the progress ports).
 //
 // The vCPU runs with KVM_RUN on koffi's worker thread; the event loop only sees each exit.
-// Pausing takes effect at the guest's next progress report (a port I/O exit, every
-// `reportEvery` pages, so well under a millisecond at full speed) rather than by kicking the
-// worker thread with a signal: koffi's worker threads are not ours to signal, and the guest
-// exits often enough. Once parked, the pending `out` is completed with `immediate_exit` so the
-// saved registers are consistent (KVM's documented requirement before saving vCPU state).
+// The guest reports with `int3`. With software breakpoints routed to the VMM that is a
+// KVM_EXIT_DEBUG with RIP on the `int3` (stepped over here). PVM does not route them: the
+// breakpoint becomes an exception the guest has no handler for, and KVM_RUN returns
+// KVM_EXIT_SHUTDOWN with the vCPU intact and RIP already past the `int3`; re-entering simply
+// continues the guest. Both are accepted as reports, and only when RIP sits by an `int3` of the
+// guest's code page; any other shutdown is a fault.
+// Pausing takes effect at the guest's next progress report (a breakpoint exit every
+// `reportEvery` pages, well under a millisecond at full speed) rather than by kicking the
+// worker thread with a signal and `immediate_exit`: koffi's worker threads are not ours to
+// signal, and the guest exits often enough. The report is stepped over at once, so a parked
+// vCPU's saved registers always resume after it.
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Checkpoint, DirtyPage, ReplicatedGuest, VcpuState } from '../checkpoint.ts'
 import {
   KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, KVM_CHECK_EXTENSION, KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE,
-  KVM_ENABLE_CAP, KVM_EXIT_HLT, KVM_EXIT_INTR, KVM_EXIT_IO, KVM_GET_VCPU_MMAP_SIZE, KVM_MEM_LOG_DIRTY_PAGES,
+  KVM_ENABLE_CAP, KVM_EXIT_DEBUG, KVM_EXIT_INTR, KVM_EXIT_SHUTDOWN, KVM_GET_VCPU_MMAP_SIZE, KVM_MEM_LOG_DIRTY_PAGES,
   KVM_REGS_SIZE, KVM_SET_TSS_ADDR, KVM_SET_USER_MEMORY_REGION, KVM_SREGS_SIZE, KvmEnableCap, KvmUserspaceMemoryRegion,
   closeFd, decodeSregs, encodeRegs, encodeSregs, ioctlStruct, ioctlValue, openDevice
 } from '../kvm/binding.ts'
@@ -116,7 +122,6 @@ export class KvmGuest implements ReplicatedGuest {
   private stopped = false
   private failure?: Error
   private parked = false
-  private pendingIo = false
   private counterAtLastExit = 0
   private exits = 0
   private progressExits = 0
@@ -176,14 +181,18 @@ export class KvmGuest implements ReplicatedGuest {
       copied = true
     }
     try {
-      return KvmGuest.create(memory, image.vcpu, { ...options, vmId: options.vmId ?? image.vmId, dirtyRate: options.dirtyRate ?? params.dirtyRate })
+      return KvmGuest.create(memory, () => image.vcpu, { ...options, vmId: options.vmId ?? image.vmId, dirtyRate: options.dirtyRate ?? params.dirtyRate })
     } catch (error) {
       if (copied) memory.release()
       throw error
     }
   }
 
-  private static create (memory: GuestMemory, vcpuState: VcpuState | ((reset: VcpuState) => VcpuState), options: KvmGuestCommonOptions & { dirtyRate: number }): KvmGuest {
+  private static create (
+    memory: GuestMemory,
+    vcpuState: (reset: VcpuState) => VcpuState,
+    options: KvmGuestCommonOptions & { dirtyRate: number }
+  ): KvmGuest {
     const report = assertKvmUsable()
     const kvmFd = openDevice(KVM_DEVICE)
     let vmFd = -1
@@ -204,7 +213,8 @@ export class KvmGuest implements ReplicatedGuest {
       }, 'KVM_SET_USER_MEMORY_REGION')
       const vcpuFd = ioctlValue(vmFd, KVM_CREATE_VCPU, 0, 'KVM_CREATE_VCPU')
       vcpu = new Vcpu(vcpuFd, ioctlValue(kvmFd, KVM_GET_VCPU_MMAP_SIZE, 0, 'KVM_GET_VCPU_MMAP_SIZE'))
-      vcpu.setState(typeof vcpuState === 'function' ? vcpuState(vcpu.getState()) : vcpuState)
+      vcpu.trapBreakpoints()
+      vcpu.setState(vcpuState(vcpu.getState()))
       const tracker = new DirtyPageTracker({ vmFd, slot: MEMORY_SLOT, pages: memory.size / GUEST_PAGE_SIZE, manualProtect })
       options.logger?.debug('KVM guest: %d MiB, manual dirty-log protect %s, dirty ring available %d bytes', memory.size >> 20, manualProtect, report.dirtyLogRingBytes)
       return new KvmGuest(vmFd, memory, vcpu, tracker, options)
@@ -306,7 +316,7 @@ export class KvmGuest implements ReplicatedGuest {
     await this.loopDone
     await this.captureChain.catch(() => {})
     this.stopped = true
-    this.counterAtLastExit = readGuestCounter(this.guestMemory.bytes)
+    if (!this.guestMemory.isReleased) this.counterAtLastExit = readGuestCounter(this.guestMemory.bytes)
     this.tracker.close()
     this.vcpu.close()
     closeFd(this.vmFd)
@@ -429,12 +439,10 @@ export class KvmGuest implements ReplicatedGuest {
       if (reason === KVM_EXIT_INTR) return
       throw new GuestFaultError(reason, `KVM_RUN failed (exit reason ${reason})`)
     }
-    if (reason === KVM_EXIT_IO) {
-      const io = this.vcpu.io()
-      if (!io.out || io.port !== GuestLayout.progressPort) {
-        throw new GuestFaultError(reason, `guest did ${io.out ? 'out' : 'in'} on unexpected port 0x${io.port.toString(16)}`)
-      }
-      this.pendingIo = true
+    const report = reason === KVM_EXIT_DEBUG ? this.vcpu.stepOverBreakpoint() : reason === KVM_EXIT_SHUTDOWN ? this.trappedReport() : undefined
+    if (report != null) {
+      if (report.rdx === GuestLayout.reportDone) this.halted = true
+      else if (report.rdx !== GuestLayout.reportProgress) throw new GuestFaultError(reason, `guest made an unknown report ${report.rdx}`)
       this.progressExits++
       const counter = readGuestCounter(this.guestMemory.bytes)
       this.pacer.record(startedAt, sliceMs, counter - this.counterAtLastExit)
@@ -442,23 +450,20 @@ export class KvmGuest implements ReplicatedGuest {
       this.notifyProgress()
       return
     }
-    if (reason === KVM_EXIT_HLT) {
-      this.halted = true
-      this.pendingIo = false
-      this.counterAtLastExit = readGuestCounter(this.guestMemory.bytes)
-      this.notifyProgress()
-      return
-    }
     if (reason === KVM_EXIT_INTR) return
     throw new GuestFaultError(reason, `guest stopped with KVM exit reason ${reason} (${this.vcpu.exitDetail()})`)
   }
 
-  /** Stop at a consistent point: finish the pending `out`, then wait until the guest may run again. */
+  /** A shutdown right after one of the guest's `int3` reports (see the top of this file), or undefined for a real fault. */
+  private trappedReport (): { rax: number, rdx: number } | undefined {
+    const report = this.vcpu.reportRegisters()
+    const memory = this.guestMemory.bytes
+    const inCode = report.rip > GuestLayout.codeAddress && report.rip <= GuestLayout.codeAddress + GUEST_PAGE_SIZE
+    return inCode && memory[report.rip - 1] === 0xcc ? report : undefined
+  }
+
+  /** Stop (the vCPU is out of the guest, at a consistent point) until the guest may run again. */
   private async park (): Promise<void> {
-    if (this.pendingIo) {
-      await this.vcpu.completePendingIo()
-      this.pendingIo = false
-    }
     this.parked = true
     this.settleParkWaiters()
     if (this.halted || this.failure != null) this.notifyProgress()
@@ -549,29 +554,32 @@ function validateMemorySize (bytes: number): void {
 }
 
 /**
- * The vCPU at reset, moved to 32-bit protected mode with flat 4 GiB segments and no paging,
- * entering the page writer. Segment registers are loaded straight through KVM_SET_SREGS, so the
- * guest needs no GDT of its own (it never reloads a segment).
+ * The vCPU at reset, moved straight to 64-bit long mode (paging on, identity-mapped by the
+ * guest's page tables) in user mode at the page writer. Segment state is loaded through
+ * KVM_SET_SREGS, so the guest needs no GDT of its own (it never reloads a segment).
  */
 function initialVcpuState (reset: VcpuState): VcpuState {
-  const code = { base: 0, limit: 0xffffffff, selector: 0x08, type: 0xb, present: 1, dpl: 0, db: 1, s: 1, l: 0, g: 1, avl: 0, unusable: 0, padding: 0 }
-  const data = { ...code, selector: 0x10, type: 0x3 }
+  const code = { base: 0, limit: 0xffffffff, selector: GuestLayout.userCodeSelector, type: 0xb, present: 1, dpl: 3, db: 0, s: 1, l: 1, g: 1, avl: 0, unusable: 0, padding: 0 }
+  const data = { ...code, selector: GuestLayout.userDataSelector, type: 0x3, l: 0, db: 1 }
   const resetSregs = decodeSregs(reset.sregs)
   const sregs = encodeSregs({
     ...resetSregs,
     cs: code,
+    ss: data,
     ds: data,
     es: data,
     fs: data,
     gs: data,
-    ss: data,
-    cr0: (Number(resetSregs.cr0) | 0x1) & ~0x60000000 // protected mode on, caches enabled
+    cr0: 0x80050033, // PG | AM | WP | NE | ET | MP | PE
+    cr3: GuestLayout.pml4Address,
+    cr4: 0x20, // PAE
+    efer: 0x500 // LMA | LME
   })
   const regs = encodeRegs({
     rax: 0, rbx: 0, rcx: 0, rdx: 0, rsi: 0, rdi: 0, rsp: 0, rbp: 0,
     r8: 0, r9: 0, r10: 0, r11: 0, r12: 0, r13: 0, r14: 0, r15: 0,
     rip: GuestLayout.codeAddress,
-    rflags: 0x2
+    rflags: 0x202
   })
   return { regs, sregs }
 }

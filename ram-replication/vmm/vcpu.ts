@@ -1,20 +1,11 @@
 // One vCPU: its fd, the `kvm_run` page shared with the kernel, KVM_RUN on koffi's worker
 // thread, and the raw register state that a checkpoint carries.
 import {
-  KVM_EXIT_INTR, KVM_GET_REGS, KVM_GET_SREGS, KVM_REGS_SIZE, KVM_SET_REGS, KVM_SET_SREGS, KVM_SREGS_SIZE,
-  KvmRunOffsets, closeFd, ioctlBytes, kvmRunAsync, munmap, mmapShared, viewOf
+  KVM_GET_REGS, KVM_GET_SREGS, KVM_REGS_SIZE, KVM_SET_REGS, KVM_SET_SREGS, KVM_SREGS_SIZE,
+  KvmRegsOffsets, KvmRunOffsets, closeFd, enableSoftwareBreakpoints, ioctlBytes, kvmRunAsync, munmap, mmapShared, viewOf
 } from '../kvm/binding.ts'
 import type { NativePointer } from '../kvm/binding.ts'
 import type { VcpuState } from '../checkpoint.ts'
-
-export interface IoExit {
-  out: boolean
-  size: number
-  port: number
-  count: number
-  /** The first value carried (size bytes, little-endian). */
-  value: number
-}
 
 export class Vcpu {
   readonly fd: number
@@ -35,43 +26,35 @@ export class Vcpu {
     return await kvmRunAsync(this.fd)
   }
 
+  /** Route the guest's `int3` to the VMM (KVM_EXIT_DEBUG) instead of the guest. */
+  trapBreakpoints (): void {
+    enableSoftwareBreakpoints(this.fd)
+  }
+
   /**
-   * Re-enter with `immediate_exit` set: KVM finishes the pending port I/O (the `out` the guest
-   * exited on is only complete, RIP past it, after the next KVM_RUN) and returns at once without
-   * running a guest instruction. Needed before the registers are saved. Done on the worker
-   * thread like every KVM_RUN, so the vCPU's thread does not change between runs.
+   * After a breakpoint exit, KVM leaves RIP on the `int3`; step over it, as a debugger would,
+   * and return the report registers. Done before anything reads the vCPU state, so a saved
+   * state always resumes after the report.
    */
-  async completePendingIo (): Promise<void> {
-    this.run.setUint8(KvmRunOffsets.immediateExit, 1)
-    try {
-      await kvmRunAsync(this.fd)
-    } finally {
-      this.run.setUint8(KvmRunOffsets.immediateExit, 0)
-    }
+  stepOverBreakpoint (): { rax: number, rdx: number } {
+    const regs = new Uint8Array(KVM_REGS_SIZE)
+    ioctlBytes(this.fd, KVM_GET_REGS, regs, 'KVM_GET_REGS')
+    const view = new DataView(regs.buffer)
+    view.setBigUint64(KvmRegsOffsets.rip, view.getBigUint64(KvmRegsOffsets.rip, true) + 1n, true)
+    ioctlBytes(this.fd, KVM_SET_REGS, regs, 'KVM_SET_REGS')
+    return { rax: view.getUint32(KvmRegsOffsets.rax, true), rdx: view.getUint32(KvmRegsOffsets.rdx, true) }
+  }
+
+  /** The report registers and RIP as they are (for a breakpoint that already trapped past the `int3`). */
+  reportRegisters (): { rax: number, rdx: number, rip: number } {
+    const regs = new Uint8Array(KVM_REGS_SIZE)
+    ioctlBytes(this.fd, KVM_GET_REGS, regs, 'KVM_GET_REGS')
+    const view = new DataView(regs.buffer)
+    return { rax: view.getUint32(KvmRegsOffsets.rax, true), rdx: view.getUint32(KvmRegsOffsets.rdx, true), rip: Number(view.getBigUint64(KvmRegsOffsets.rip, true)) }
   }
 
   get exitReason (): number {
     return this.run.getUint32(KvmRunOffsets.exitReason, true)
-  }
-
-  get interrupted (): boolean {
-    return this.exitReason === KVM_EXIT_INTR
-  }
-
-  io (): IoExit {
-    const size = this.run.getUint8(KvmRunOffsets.ioSize)
-    const dataOffset = Number(this.run.getBigUint64(KvmRunOffsets.ioDataOffset, true))
-    let value = 0
-    if (dataOffset + size <= this.runSize) {
-      value = size === 4 ? this.run.getUint32(dataOffset, true) : size === 2 ? this.run.getUint16(dataOffset, true) : this.run.getUint8(dataOffset)
-    }
-    return {
-      out: this.run.getUint8(KvmRunOffsets.ioDirection) === 1,
-      size,
-      port: this.run.getUint16(KvmRunOffsets.ioPort, true),
-      count: this.run.getUint32(KvmRunOffsets.ioCount, true),
-      value
-    }
   }
 
   /** A short description of the last exit's details (for fault reports). */
