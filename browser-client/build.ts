@@ -28,8 +28,10 @@ export async function buildBrowserClient (options: { outDir?: string } = {}): Pr
   rmSync(staging, { recursive: true, force: true })
   mkdirSync(staging, { recursive: true })
   try {
-    // loaded here, not at the top: a daemon installed without dev dependencies still starts
-    const { build } = await import('esbuild')
+    // loaded here, not at the top, and by a name a bundler leaves alone: a daemon installed
+    // without dev dependencies (or bundled by npm run build:node) still starts
+    const esbuild = 'esbuild'
+    const { build } = await import(esbuild) as typeof import('esbuild')
     await build({
       entryPoints: [join(ROOT, 'browser-client/app/main.ts')],
       outfile: join(staging, 'app.js'),
