@@ -10,6 +10,7 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
+import { availableParallelism, loadavg } from 'node:os'
 import type { Libp2p } from 'libp2p'
 import {
   BackupSession, EpochEncoder, KvmGuest, PrimaryReplication, ReplicaHost, StripeForwarder, allocateGuestMemory, probeKvm,
@@ -140,6 +141,7 @@ async function guestReplication (delta: boolean): Promise<void> {
   for (let i = 0; i < 4; i++) rhizomorphs.push(await startReplicationNode())
   const backup = await startReplicationNode()
   const guests: KvmGuest[] = []
+  let restoreMs = 0
   try {
     for (const node of rhizomorphs) await connect(node, [backup])
     await connect(primary, rhizomorphs)
@@ -149,7 +151,9 @@ async function guestReplication (delta: boolean): Promise<void> {
       secretKey: secretKeyOf(backup),
       allocateMemory: allocateGuestMemory,
       restoreGuest: async (image) => {
+        const started = performance.now()
         const guest = await KvmGuest.restore(image)
+        restoreMs = performance.now() - started
         guests.push(guest)
         return guest
       }
@@ -198,7 +202,7 @@ async function guestReplication (delta: boolean): Promise<void> {
     console.log(`  encoded/raw ${(encodedBytes / Math.max(1, rawBytes) * 100).toFixed(1)}%   backup lag ${status.backups[0].lagMs} ms   links ${status.links.map(link => `${(link.bytesPerS / 1e6).toFixed(2)}`).join(' / ')} MB/s`)
     if (delta) {
       const report = await replication.migrate(backup.peerId.toString(), { convergeBytes: 64 * 1024 })
-      console.log(`  migration: ${report.rounds} converge round(s)${report.throttle > 0 ? ` (auto-converge throttle ${Math.round(report.throttle * 100)}%)` : ''}, final ${report.finalPages} pages (${report.finalBytes} bytes), downtime ${report.downtimeMs.toFixed(1)} ms = vCPU stop ${report.pauseMs.toFixed(1)} + last epoch ${report.checkpointMs.toFixed(1)} + send/apply/resume ${report.handoverMs.toFixed(1)}`)
+      console.log(`  migration: ${report.rounds} converge round(s)${report.throttle > 0 ? ` (auto-converge throttle ${Math.round(report.throttle * 100)}%)` : ''}, final ${report.finalPages} pages (${report.finalBytes} bytes), downtime ${report.downtimeMs.toFixed(1)} ms = vCPU stop ${report.pauseMs.toFixed(1)} + last epoch ${report.checkpointMs.toFixed(1)} + send/apply/resume ${report.handoverMs.toFixed(1)} (of which creating the VM on the target ${restoreMs.toFixed(1)})`)
     } else {
       await replication.stop({ release: true })
     }
@@ -210,6 +214,7 @@ async function guestReplication (delta: boolean): Promise<void> {
 }
 
 async function main (): Promise<void> {
+  if (!INSIDE) console.log(`load average ${loadavg().map(load => load.toFixed(1)).join(' ')} on ${availableParallelism()} cores (figures are CPU-bound when the machine is busy)`)
   if (rerunInNamespace()) return
   let shaped = false
   if (INSIDE) {
