@@ -72,9 +72,14 @@ export class SporesNetwork {
     if (this.timer !== undefined) clearInterval(this.timer)
     if (this.pruneTimer !== undefined) clearInterval(this.pruneTimer)
     this.publisher.stop()
-    this.gossip.stop()
-    await this.sync.stop()
-    await this.epochs.stop()
+    // the host may already be stopped (shutdown order is the daemon's): stop what can be stopped
+    for (const step of [() => this.gossip.stop(), async () => await this.sync.stop(), async () => await this.epochs.stop()]) {
+      try {
+        await step()
+      } catch (err) {
+        this.log.debug({ err: (err as Error).message }, 'stopping spores networking')
+      }
+    }
   }
 
   /**

@@ -12,7 +12,7 @@ afterEach(async () => {
 async function fresh (root: Root = networkRoot(), extra: Parameters<typeof openTestSpores>[3] = {}): Promise<Spores> {
   const dir = await tempDir()
   const spores = await openTestSpores(dir.path, root, identity(), extra)
-  cleanups.push(async () => { await spores.close(); await dir.remove() })
+  cleanups.push(async () => { try { await spores.close() } finally { await dir.remove() } })
   return spores
 }
 

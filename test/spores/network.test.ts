@@ -33,7 +33,7 @@ async function member (root: Root, options: { summary?: boolean } = {}): Promise
     intermittentAfter: 4,
     ...(options.summary === true ? { summary: () => ({ node: nodeValue(7), health: healthValue(), uptime: { since: 1, uptimeS: 60 } }), publishIntervalMs: 3_600_000 } : {})
   })
-  cleanups.push(async () => { await spores.close(); await node.stop(); await dir.remove() })
+  cleanups.push(async () => { try { await spores.close(); await node.stop() } finally { await dir.remove() } })
   return { node, spores, net, signer }
 }
 

@@ -14,7 +14,7 @@ afterEach(async () => {
 async function fresh (root: Root): Promise<Spores> {
   const dir = await tempDir()
   const spores = await openTestSpores(dir.path, root)
-  cleanups.push(async () => { await spores.close(); await dir.remove() })
+  cleanups.push(async () => { try { await spores.close() } finally { await dir.remove() } })
   return spores
 }
 
@@ -82,7 +82,7 @@ describe('primary spore', () => {
       const node = await startNode(privateKey)
       const spores = await Spores.open({ database: join(dir.path, 'db'), network: NETWORK, rootPublicKey: root.publicKey, signer })
       const net = await spores.attach({ host: node, pubsub: node.services.pubsub, names, syncIntervalMs: 0 })
-      cleanups.push(async () => { await spores.close(); await node.stop(); await dir.remove() })
+      cleanups.push(async () => { try { await spores.close(); await node.stop() } finally { await dir.remove() } })
       return { node, spores, net }
     }))
     const [server, client] = members

@@ -14,7 +14,7 @@ afterEach(async () => {
 async function open (root: Root, signer: Signer, network = NETWORK, extra: Partial<Parameters<typeof Spores.open>[0]> = {}): Promise<{ spores: Spores, dir: string }> {
   const dir = await tempDir('spores-seed-')
   const spores = await Spores.open({ database: join(dir.path, 'db'), network, rootPublicKey: root.publicKey, signer, ...extra })
-  cleanups.push(async () => { await spores.close(); await dir.remove() })
+  cleanups.push(async () => { try { await spores.close() } finally { await dir.remove() } })
   return { spores, dir: dir.path }
 }
 
