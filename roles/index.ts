@@ -59,14 +59,5 @@ export type { RoleReport, AssessRoleOptions } from './role-report.ts'
 export { silentLogger } from './role-host.ts'
 export type { RoleHost, RolePubsub, RoleLogger } from './role-host.ts'
 
-/** Protocol id of the probe protocol under a network's protocol prefix (`/mycelium/<networkId>`). */
-export function probeProtocol (protocolPrefix: string): string {
-  return `${protocolPrefix}/probe/1.0.0`
-}
-
-/** Gossip topic of role advertisements under a network's topic prefix (`mycelium/<networkId>`). */
-export function rolesTopic (topicPrefix: string): string {
-  return `${topicPrefix}/roles/1`
-}
-export { createRoleService } from './role-node.ts'
+export { createRoleService, probeProtocol, rolesTopic } from './role-node.ts'
 export type { RoleNode, CreateRoleServiceOptions } from './role-node.ts'

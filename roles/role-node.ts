@@ -23,6 +23,16 @@ export interface CreateRoleServiceOptions extends Omit<RoleServiceOptions, 'host
   onApplied?: (behaviour: RoleBehaviour) => void | Promise<void>
 }
 
+/** Protocol id of the probe protocol under a network's protocol prefix (`/mycelium/<networkId>`). */
+export function probeProtocol (protocolPrefix: string): string {
+  return `${protocolPrefix}/probe/1.0.0`
+}
+
+/** Gossip topic of role advertisements under a network's topic prefix (`mycelium/<networkId>`). */
+export function rolesTopic (topicPrefix: string): string {
+  return `${topicPrefix}/roles/1`
+}
+
 export function createRoleService (node: RoleNode, options: CreateRoleServiceOptions): RoleService {
   const { topicPrefix, onApplied, ...rest } = options
   return new RoleService({
@@ -30,7 +40,7 @@ export function createRoleService (node: RoleNode, options: CreateRoleServiceOpt
     host: node,
     pubsub: node.services.pubsub,
     probe: node.services.probe,
-    topic: `${topicPrefix}/roles/1`,
+    topic: rolesTopic(topicPrefix),
     effects: libp2pRoleEffects({ dht: node.services.dht, relay: node.services.relay, onApplied })
   })
 }
