@@ -27,6 +27,8 @@ export interface SelfPublisherOptions {
   clock?: () => number
   log: SporeLogger
   connections?: ConnectionLogOptions
+  /** The node entry expires this long after each publication, so a node that left drops out (default 24 h). */
+  nodeLifetimeMs?: number
 }
 
 export class SelfPublisher {
@@ -59,7 +61,8 @@ export class SelfPublisher {
     if (this.o.summary === undefined) return []
     const summary = await this.o.summary()
     const me = this.o.signer.peerId
-    const entries: SignedEntry[] = [this.sign('node', me, summary.node), this.sign('health', me, summary.health), this.sign('uptime', me, summary.uptime)]
+    const lifetime = this.o.nodeLifetimeMs ?? 24 * 3600_000
+    const entries: SignedEntry[] = [this.sign('node', me, summary.node, lifetime), this.sign('health', me, summary.health), this.sign('uptime', me, summary.uptime)]
     if (summary.usage !== undefined) entries.push(this.sign('usage', me, summary.usage))
     return await this.mergeAndGossip(entries)
   }
@@ -84,12 +87,12 @@ export class SelfPublisher {
   }
 
   /** seq is at least the clock in ms, so it keeps rising across restarts even if the database was lost. */
-  private sign<T extends EntryType> (type: T, key: string, value: EntryValue<T>): SignedEntry<T> {
+  private sign<T extends EntryType> (type: T, key: string, value: EntryValue<T>, lifetimeMs?: number): SignedEntry<T> {
     const id = `${type}/${key}`
     const held = this.o.latent.getById(id)?.seq ?? 0
     const now = this.now()
     const seq = Math.max(now, held + 1, (this.lastSeq.get(id) ?? 0) + 1)
     this.lastSeq.set(id, seq)
-    return signEntry(this.o.signer, { type, key, value, seq, issuedAt: now })
+    return signEntry(this.o.signer, { type, key, value, seq, issuedAt: now, ...(lifetimeMs === undefined ? {} : { expiresAt: now + lifetimeMs }) })
   }
 }

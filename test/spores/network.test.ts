@@ -88,6 +88,9 @@ describe('latent gossip between real libp2p nodes', () => {
     await waitFor(async () => (await b.spores.ls()).length === 3, 10_000, 'own entries on the peer')
     const types = (await b.spores.ls()).map(e => `${e.type}:${e.key === a.signer.peerId}`).sort()
     expect(types).toEqual(['health:true', 'node:true', 'uptime:true'])
+    // a node that stops publishing drops out of the spore after a window
+    const own = (await b.spores.ls({ type: 'node' }))[0]
+    expect(own.expiresAt).toBe(own.issuedAt + 24 * 3600_000)
 
     // a flapping peer becomes one connection record, tagged intermittent, with counts
     const flapper = identity().peerId
