@@ -34,7 +34,7 @@ export interface ReplicaHostOptions {
   protocolPrefix: string
   /** This node's Ed25519 secret (32 bytes): opens sealed links. With it, links in the clear are refused. */
   secretKey?: Uint8Array
-  /** Total guest memory this node agrees to hold for others. */
+  /** Total guest memory this node agrees to hold for others (default 2 GiB; set it from the node's free RAM). */
   maxReplicaBytes?: number
   /** Largest stripe frame accepted. */
   maxFrameBytes?: number
@@ -250,7 +250,7 @@ export class ReplicaHost {
     }
     let held = 0
     for (const { replica } of this.entries.values()) held += replica.memoryBytes
-    const limit = this.options.maxReplicaBytes ?? 8 * 1024 ** 3
+    const limit = this.options.maxReplicaBytes ?? 2 * 1024 ** 3
     if (held + stripe.memoryBytes > limit) throw new ReplicaCapacityError(`holding ${stripe.vmId} (${stripe.memoryBytes} bytes) would exceed ${limit} bytes`)
     const replica = new GuestReplica({
       vmId: stripe.vmId,

@@ -211,8 +211,15 @@ export class PrimaryReplication {
   async start (options: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.stateValue !== 'idle') throw new ReplicationStoppedError(`replication is ${this.stateValue}`)
     this.stateValue = 'syncing'
-    await Promise.all([...this.sessions.values()].map(async session => { await session.open(options.signal) }))
-    await this.runEpoch(true)
+    try {
+      await Promise.all([...this.sessions.values()].map(async session => { await session.open(options.signal) }))
+      await this.runEpoch(true)
+    } catch (error) {
+      this.stateValue = 'failed'
+      this.controller.abort()
+      await Promise.all([...this.sessions.values()].map(async session => { await session.close() }))
+      throw error
+    }
     this.heartbeatTimer = setInterval(() => {
       for (const session of this.sessions.values()) session.heartbeat(this.epochValue)
     }, this.options.heartbeatMs ?? 100)
@@ -236,17 +243,20 @@ export class PrimaryReplication {
       const off = this.on('ack', (ack) => {
         if (ack.backup === backup && ack.epoch >= epoch) finish()
       })
+      const stopped = this.controller.signal
       const onAbort = (): void => { finish(signal?.reason ?? new ReplicationStoppedError('aborted')) }
       const stopAbort = (): void => { finish(new ReplicationStoppedError('replication stopped')) }
       function finish (error?: unknown): void {
         off()
         signal?.removeEventListener('abort', onAbort)
+        stopped.removeEventListener('abort', stopAbort)
         if (error != null) reject(error)
         else resolve()
       }
       if (signal?.aborted === true) { onAbort(); return }
+      if (stopped.aborted) { stopAbort(); return }
       signal?.addEventListener('abort', onAbort)
-      this.controller.signal.addEventListener('abort', stopAbort, { once: true })
+      stopped.addEventListener('abort', stopAbort, { once: true })
     })
   }
 
