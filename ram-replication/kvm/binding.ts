@@ -16,6 +16,7 @@ const ioctlVariadic = libc.func('int ioctl(int fd, unsigned long request, ...)')
 const ioctlRun = libc.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long'])
 const mmapFn = libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)')
 const munmapFn = libc.func('int munmap(void *addr, size_t length)')
+const mincoreFn = libc.func('int mincore(void *addr, size_t length, _Out_ uint8_t *vec)')
 const errnoLocation = libc.func('int *__errno_location()')
 const strerrorFn = libc.func('const char *strerror(int errnum)')
 
@@ -286,6 +287,13 @@ export function mmapShared (length: number, fd = -1, anonymous = true): NativePo
 
 export function munmap (pointer: NativePointer, length: number): void {
   munmapFn(pointer, length)
+}
+
+/** One byte per 4 KiB page of a mapping; bit 0 set when the page is resident (an untouched anonymous page reads as zero). */
+export function residentPages (pointer: NativePointer, length: number): Uint8Array {
+  const vector = new Uint8Array(Math.ceil(length / 4096))
+  if ((mincoreFn(pointer, length, vector) as number) < 0) throw new NativeCallError('mincore', lastErrno())
+  return vector
 }
 
 export function addressOf (pointer: NativePointer): bigint {

@@ -2,7 +2,7 @@
 // through a no-copy view. A backup can hold its replica in such a mapping, so resuming the
 // guest there adopts the memory instead of copying it. Unmapping detaches the view first:
 // a stale Uint8Array then reads as empty instead of touching unmapped memory.
-import { addressOf, mmapShared, munmap, viewOf } from '../kvm/binding.ts'
+import { addressOf, mmapShared, munmap, residentPages, viewOf } from '../kvm/binding.ts'
 import type { NativePointer } from '../kvm/binding.ts'
 
 interface Mapping { pointer: NativePointer, size: number }
@@ -43,6 +43,11 @@ export class GuestMemory {
 
   get bytes (): Uint8Array {
     return this.view
+  }
+
+  /** Per 4 KiB page: 1 if it was ever touched (host or guest), 0 if it still reads as zero without being backed. */
+  residency (): Uint8Array {
+    return residentPages(this.pointer, this.size)
   }
 
   get isReleased (): boolean {

@@ -43,7 +43,9 @@ export class GuestPacer {
    */
   record (startedAt: number, sliceMs: number, pages: number): void {
     const share = 1 - this.throttle
-    let period = share > 0 ? sliceMs / share : Infinity
+    // Fully throttled: the caller stops the vCPU; the schedule resumes when the throttle drops.
+    if (share <= 0) return
+    let period = sliceMs / share
     if (this.rate > 0 && pages > 0) period = Math.max(period, (pages * 1000) / (this.rate * share))
     const base = Math.max(this.nextStartAt, startedAt - CATCH_UP_MS)
     this.nextStartAt = base + period

@@ -37,6 +37,8 @@ export const DEFAULT_GUEST_MEMORY_BYTES = 256 * 1024 * 1024
 /** Outside guest RAM: where KVM may put the real-mode TSS it needs on some hosts. */
 const TSS_ADDRESS = 0xfffbd000
 const MEMORY_SLOT = 0
+/** Shared by every untouched page of a full checkpoint; never written. */
+const ZERO_PAGE = new Uint8Array(GUEST_PAGE_SIZE)
 
 export interface VmmLogger {
   info: (message: string, ...args: unknown[]) => void
@@ -122,6 +124,8 @@ export class KvmGuest implements ReplicatedGuest {
   private stopped = false
   private failure?: Error
   private parked = false
+  /** The last exit interrupted the guest between two reports: go back in before parking, so a pause always lands on a report. */
+  private midSlice = false
   private counterAtLastExit = 0
   private exits = 0
   private progressExits = 0
@@ -344,10 +348,23 @@ export class KvmGuest implements ReplicatedGuest {
       const memory = this.guestMemory.bytes
       let pages: DirtyPage[]
       if (full) {
-        const copy = memory.slice()
-        pages = new Array<DirtyPage>(this.memoryBytes / GUEST_PAGE_SIZE)
+        // Pages never touched are not backed and read as zero: they all share one zero page
+        // instead of being copied (copying them would fault in both sides, page by page).
+        const resident = this.guestMemory.residency()
+        let touched = 0
+        for (const flag of resident) touched += flag & 1
+        const copy = new Uint8Array(touched * GUEST_PAGE_SIZE)
+        pages = new Array<DirtyPage>(resident.length)
+        let slot = 0
         for (let index = 0; index < pages.length; index++) {
-          pages[index] = { index, data: copy.subarray(index * GUEST_PAGE_SIZE, (index + 1) * GUEST_PAGE_SIZE) }
+          if ((resident[index] & 1) === 0) {
+            pages[index] = { index, data: ZERO_PAGE }
+            continue
+          }
+          const data = copy.subarray(slot * GUEST_PAGE_SIZE, (slot + 1) * GUEST_PAGE_SIZE)
+          data.set(memory.subarray(index * GUEST_PAGE_SIZE, (index + 1) * GUEST_PAGE_SIZE))
+          pages[index] = { index, data }
+          slot++
         }
       } else {
         const copy = new Uint8Array(indices.length * GUEST_PAGE_SIZE)
@@ -404,24 +421,23 @@ export class KvmGuest implements ReplicatedGuest {
   private async runLoop (): Promise<void> {
     try {
       while (!this.stopping) {
+        if (this.midSlice) {
+          this.midSlice = false
+          await this.runSlice()
+          continue
+        }
         if (!this.mayRun()) {
           await this.park()
           continue
         }
-        if (this.parked) {
-          this.parked = false
-          this.pacer.restart(performance.now())
-        }
+        // The pacer's bounded catch-up already keeps a guest from bursting after a pause.
+        this.parked = false
         const startAt = this.pacer.startAt()
         if (startAt - performance.now() >= 1) {
           await this.idle(startAt)
           continue
         }
-        const startedAt = performance.now()
-        const result = await this.vcpu.enter()
-        const sliceMs = performance.now() - startedAt
-        this.exits++
-        this.handleExit(result, startedAt, sliceMs)
+        await this.runSlice()
       }
     } catch (error) {
       this.failure = error instanceof Error ? error : new Error(String(error))
@@ -432,13 +448,22 @@ export class KvmGuest implements ReplicatedGuest {
     this.settleParkWaiters()
   }
 
+  private async runSlice (): Promise<void> {
+    const startedAt = performance.now()
+    const result = await this.vcpu.enter()
+    const sliceMs = performance.now() - startedAt
+    this.exits++
+    this.handleExit(result, startedAt, sliceMs)
+  }
+
   private handleExit (result: number, startedAt: number, sliceMs: number): void {
     const reason = this.vcpu.exitReason
-    if (result < 0) {
-      // A signal landed on the worker thread while it ran the guest: just go back in.
-      if (reason === KVM_EXIT_INTR) return
-      throw new GuestFaultError(reason, `KVM_RUN failed (exit reason ${reason})`)
+    if (reason === KVM_EXIT_INTR) {
+      // A signal landed on the worker thread while it ran the guest.
+      this.midSlice = true
+      return
     }
+    if (result < 0) throw new GuestFaultError(reason, `KVM_RUN failed (exit reason ${reason})`)
     const report = reason === KVM_EXIT_DEBUG ? this.vcpu.stepOverBreakpoint() : reason === KVM_EXIT_SHUTDOWN ? this.trappedReport() : undefined
     if (report != null) {
       if (report.rdx === GuestLayout.reportDone) this.halted = true
@@ -450,7 +475,6 @@ export class KvmGuest implements ReplicatedGuest {
       this.notifyProgress()
       return
     }
-    if (reason === KVM_EXIT_INTR) return
     throw new GuestFaultError(reason, `guest stopped with KVM exit reason ${reason} (${this.vcpu.exitDetail()})`)
   }
 

@@ -1,0 +1,81 @@
+// VMM figures on real KVM for a 256 MiB guest: for several guest dirty rates, how many
+// checkpoint epochs per second the VMM sustains back to back, how many dirty pages per second
+// it collects, and how long the guest is paused per checkpoint (median, p99). Also the cost
+// of a full checkpoint. Run: node test/bench/vmm.ts  (BENCH_SECONDS=3 per rate by default)
+import { KvmGuest, kvmOpens, probeKvm, verifyGuestMemory } from '../../ram-replication/index.ts'
+
+const MiB = 1024 * 1024
+const seconds = Number(process.env.BENCH_SECONDS ?? 3)
+/** Guest write rates to try (pages/s); 0 = unpaced. */
+const rates = (process.env.BENCH_RATES ?? '5000,20000,100000,0').split(',').map(Number)
+
+function percentile (sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]
+}
+
+if (!kvmOpens()) {
+  console.error(`bench:vmm needs /dev/kvm: ${probeKvm().error?.message ?? 'unavailable'}`)
+  process.exit(1)
+}
+const report = probeKvm()
+console.log(`KVM API ${report.apiVersion}, manual dirty-log protect flags ${report.manualDirtyLogProtect}, dirty ring ${report.dirtyLogRingBytes} bytes`)
+console.log(`256 MiB guest, random pattern, 64 bytes stamped per write, ${seconds} s per rate, checkpoints back to back\n`)
+
+const rows: Array<Record<string, string | number>> = []
+for (const rate of rates) {
+  const guest = await KvmGuest.start({ memoryBytes: 256 * MiB, workload: { pattern: 'random', dirtyRate: rate, reportEvery: 64 } })
+  try {
+    await guest.fullCheckpoint(0)
+    const pauses: number[] = []
+    const parks: number[] = []
+    let pages = 0
+    let epoch = 0
+    const counterAtStart = guest.guestCounter()
+    const startedAt = performance.now()
+    const deadline = startedAt + seconds * 1000
+    while (performance.now() < deadline) {
+      const checkpoint = await guest.checkpoint(++epoch)
+      pages += checkpoint.pages.length
+      const timing = guest.stats().lastCheckpoint!
+      pauses.push(timing.pauseMs)
+      parks.push(timing.parkMs)
+      // Let the guest run between epochs, as it does while the transport sends.
+      await new Promise(resolve => setImmediate(resolve))
+    }
+    const elapsed = (performance.now() - startedAt) / 1000
+    const writes = guest.guestCounter() - counterAtStart
+    pauses.sort((a, b) => a - b)
+    parks.sort((a, b) => a - b)
+    await guest.pause()
+    const check = verifyGuestMemory(guest.memory())
+    rows.push({
+      'target pages/s': rate === 0 ? 'unpaced' : rate,
+      'guest writes/s': Math.round(writes / elapsed),
+      'epochs/s': Math.round(epoch / elapsed),
+      'dirty pages/s': Math.round(pages / elapsed),
+      'pages/epoch': Math.round(pages / epoch),
+      'pause median ms': percentile(pauses, 0.5).toFixed(3),
+      'pause p99 ms': percentile(pauses, 0.99).toFixed(3),
+      'park median ms': percentile(parks, 0.5).toFixed(3),
+      'memory verifies': check.ok ? 'yes' : 'NO'
+    })
+  } finally {
+    await guest.stop()
+  }
+}
+console.table(rows)
+
+const guest = await KvmGuest.start({ memoryBytes: 256 * MiB, workload: { pattern: 'random', reportEvery: 64 } })
+try {
+  await guest.waitForCounter(100000)
+  const full: number[] = []
+  for (let i = 0; i < 3; i++) {
+    await guest.fullCheckpoint(i + 1)
+    full.push(guest.stats().lastCheckpoint!.pauseMs)
+  }
+  full.sort((a, b) => a - b)
+  console.log(`\nfull checkpoint of 256 MiB (65536 pages): pause median ${percentile(full, 0.5).toFixed(1)} ms`)
+} finally {
+  await guest.stop()
+}
