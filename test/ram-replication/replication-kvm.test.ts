@@ -15,6 +15,7 @@ import { connect, secretKeyOf, startReplicationNode, stopAll, waitFor } from './
 
 const PREFIX = '/mycelium/kvm-replication-test'
 const MEMORY = 16 * 1024 * 1024
+const PRIMARY_TIMEOUT_MS = 700
 const kvm = probeKvm()
 const unavailable = kvm.opens ? undefined : kvm.error?.message ?? 'cannot open /dev/kvm'
 
@@ -45,7 +46,8 @@ describe.skipIf(unavailable != null)(`replication of a KVM guest${unavailable !=
       hashMemory: index < 2,
       allocateMemory: allocateGuestMemory,
       restoreGuest: async (image) => await KvmGuest.restore(image),
-      primaryTimeoutMs: 400,
+      // Long enough that a busy machine's pauses are not taken for a dead primary, short enough to resume within a second.
+      primaryTimeoutMs: PRIMARY_TIMEOUT_MS,
       resumeOnPrimaryLoss: index === 2
     }))
     for (const host of hosts) {
@@ -179,7 +181,7 @@ describe.skipIf(unavailable != null)(`replication of a KVM guest${unavailable !=
       await takeover.guest.pause()
       expect(verifyGuestMemory(takeover.guest.memory()).ok).toBe(true)
       const detected = lost.find(entry => entry.vmId === vmId)!
-      console.log(`failover: primary declared lost ${detected.at - killedAt} ms after SIGKILL (silent ${detected.silentMs} ms, timeout 400 ms), guest resumed ${takeover.at - killedAt} ms after SIGKILL`)
+      console.log(`failover: primary declared lost ${detected.at - killedAt} ms after SIGKILL (silent ${detected.silentMs} ms, timeout ${PRIMARY_TIMEOUT_MS} ms), guest resumed ${takeover.at - killedAt} ms after SIGKILL`)
       await takeover.guest.stop()
     } finally {
       if (child.exitCode == null && child.signalCode == null) child.kill('SIGKILL')
