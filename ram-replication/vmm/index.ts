@@ -1,4 +1,4 @@
-export { KvmGuest, DEFAULT_GUEST_MEMORY_BYTES } from './kvm-guest.ts'
+export { KvmGuest, DEFAULT_GUEST_MEMORY_BYTES, kvmGuestRestorer, startKvmGuest } from './kvm-guest.ts'
 export type {
   CheckpointTiming, GuestImage, KvmGuestCommonOptions, KvmGuestState, KvmGuestStats, RestoreKvmGuestOptions, StartKvmGuestOptions, VmmLogger
 } from './kvm-guest.ts'

@@ -607,3 +607,20 @@ function initialVcpuState (reset: VcpuState): VcpuState {
   })
   return { regs, sregs }
 }
+
+/** Create a VM running the page-writer guest (the daemon's `vm run`). */
+export async function startKvmGuest (options: StartKvmGuestOptions = {}): Promise<KvmGuest> {
+  return await KvmGuest.start(options)
+}
+
+/**
+ * A restorer for a backup: given the image of a complete epoch (memory, vCPU), start the guest
+ * here. Matches the replication side's `GuestRestorer`; pair it with `allocateGuestMemory` as
+ * the replica allocator so the resume adopts the replica's memory without a copy.
+ */
+export function kvmGuestRestorer (defaults: RestoreKvmGuestOptions = {}): (image: GuestImage, options?: { signal?: AbortSignal }) => Promise<KvmGuest> {
+  return async (image, options = {}) => {
+    options.signal?.throwIfAborted()
+    return await KvmGuest.restore(image, defaults)
+  }
+}
