@@ -80,7 +80,7 @@ export class TestNode {
     const answered = waitFor(async () => {
       const r = await this.cli(['status', '--json'], { timeoutMs: 10_000 })
       return r.code === 0 ? JSON.parse(r.stdout) : undefined
-    }, { timeoutMs: 30_000, what: `daemon ${this.name} to answer` }).catch((err) => { throw new Error(`${(err as Error).message}\n${this.log().slice(-3000)}`) })
+    }, { timeoutMs: 60_000, what: `daemon ${this.name} to answer` }).catch((err) => { throw new Error(`${(err as Error).message}\n${this.log().slice(-3000)}`) })
     const died = this.exited.then((code) => { throw new Error(`daemon ${this.name} exited with ${code}: ${this.log().slice(-2000)}`) })
     const status = await Promise.race([answered, died])
     answered.catch(() => {})
