@@ -32,7 +32,7 @@ export type GuestRestorer = (image: ReplicaImage, options?: { signal?: AbortSign
 
 export interface ReplicaHostOptions {
   protocolPrefix: string
-  /** This node's Ed25519 secret (32 bytes): opens sealed links. With it, links in the clear are refused. */
+  /** This node's Ed25519 secret (32 bytes): opens sealed links. With it, forwarded links in the clear are refused. */
   secretKey?: Uint8Array
   /** Total guest memory this node agrees to hold for others (default 2 GiB; set it from the node's free RAM). */
   maxReplicaBytes?: number
@@ -200,8 +200,9 @@ export class ReplicaHost {
             if (secretKey == null) throw new InvalidFrameError('sealed link, but this backup has no key to open it')
             const keys = deriveLinkKeys(secretKey, frame.peerId, frame.peerId, this.node.peerId.toString(), frame.salt)
             channel.seal(new FrameSealer(keys.toPrimary), new FrameOpener(keys.toBackup))
-          } else if (secretKey != null) {
-            throw new InvalidFrameError(`link from ${frame.peerId} is not sealed`)
+          } else if (secretKey != null && frame.peerId !== connection.remotePeer.toString()) {
+            // In the clear only when the primary is the authenticated peer of this very connection.
+            throw new InvalidFrameError(`forwarded link from ${frame.peerId} is not sealed`)
           }
           origin = frame.peerId
           return

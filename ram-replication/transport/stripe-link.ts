@@ -25,7 +25,10 @@ export interface StripeLinkOptions {
   route: LinkRoute
   windowBytes: number
   maxFrameBytes: number
-  /** This node's Ed25519 secret (32 bytes): seals the link end to end. Without it the link is in the clear. */
+  /**
+   * This node's Ed25519 secret (32 bytes): seals a forwarded link end to end. A direct link is
+   * not sealed again: its noise session already runs between primary and backup.
+   */
   secretKey?: Uint8Array
   onFrame: (link: StripeLink, frame: ReplicationFrame) => void
   onClose: (link: StripeLink, error?: Error) => void
@@ -70,7 +73,8 @@ export class StripeLink {
       }
     }
     const self = node.peerId.toString()
-    const salt = options.secretKey != null ? new Uint8Array(randomBytes(SEAL_SALT_BYTES)) : new Uint8Array(0)
+    const sealed = options.secretKey != null && route.via != null
+    const salt = sealed ? new Uint8Array(randomBytes(SEAL_SALT_BYTES)) : new Uint8Array(0)
     writeSingleFrame(stream, encodeOrigin(self, salt))
     let link: StripeLink | undefined
     const pending: ReplicationFrame[] = []
@@ -88,7 +92,7 @@ export class StripeLink {
         }
       }
     })
-    if (options.secretKey != null) {
+    if (sealed && options.secretKey != null) {
       const keys = deriveLinkKeys(options.secretKey, route.backup, self, route.backup, salt)
       channel.seal(new FrameSealer(keys.toBackup), new FrameOpener(keys.toPrimary))
     }

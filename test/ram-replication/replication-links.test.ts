@@ -170,19 +170,19 @@ describe('replication links over rhizomorph forwarders', () => {
     expect(forwarders[3].stats().refused).toBe(2)
   })
 
-  it('a backup refuses links in the clear and links whose origin is forged', async () => {
+  it('a backup refuses forwarded links in the clear and links whose origin is forged', async () => {
     const acks: EpochAcknowledgement[] = []
     const applied: string[] = []
     hosts[1].on('applied', (epoch) => { applied.push(epoch.vmId) })
     const image = new Uint8Array(randomBytes(64 * PAGE))
     const encoded = new EpochEncoder().encode(fullCheckpointOf('vm-forged', image, 1))
-    const attempt = async (node: typeof primary | { peerId: Libp2p['peerId'], handle: Libp2p['handle'], unhandle: Libp2p['unhandle'], dialProtocol: Libp2p['dialProtocol'] }, secretKey?: Uint8Array): Promise<boolean> => {
+    const attempt = async (node: typeof primary | { peerId: Libp2p['peerId'], handle: Libp2p['handle'], unhandle: Libp2p['unhandle'], dialProtocol: Libp2p['dialProtocol'] }, secretKey?: Uint8Array, direct = false): Promise<boolean> => {
       let closed = false
       const link = await StripeLink.open({
         node,
         protocols,
         secretKey,
-        route: { backup: backups[1].peerId.toString(), via: rhizomorphs[0].peerId.toString() },
+        route: { backup: backups[1].peerId.toString(), via: direct ? undefined : rhizomorphs[0].peerId.toString() },
         windowBytes: 1 << 20,
         maxFrameBytes: 4096,
         onFrame: (_link, frame) => { if (frame.kind === 'epoch-applied') acks.push(frame as unknown as EpochAcknowledgement) },
@@ -199,8 +199,35 @@ describe('replication links over rhizomorph forwarders', () => {
     await connect(impostor, [rhizomorphs[0]])
     const forged = { peerId: primary.peerId, handle: impostor.handle.bind(impostor), unhandle: impostor.unhandle.bind(impostor), dialProtocol: impostor.dialProtocol.bind(impostor) }
     expect(await attempt(forged, secretKeyOf(impostor))).toBe(true)
+    // The same impostor directly: a direct link needs no seal, but its origin must be the connection's peer.
+    await connect(impostor, [backups[1]])
+    expect(await attempt(forged, secretKeyOf(impostor), true)).toBe(true)
     expect(acks).toEqual([])
     expect(applied).toEqual([])
     expect(hosts[1].replica('vm-forged')).toBeUndefined()
+  })
+
+  it('a direct link runs in the clear over its noise session, which already ends at the primary', async () => {
+    await connect(primary, [backups[1]])
+    const image = new Uint8Array(randomBytes(256 * PAGE))
+    const acks: EpochAcknowledgement[] = []
+    const direct = new BackupSession({
+      node: primary,
+      protocols,
+      vmId: 'vm-direct',
+      backup: backups[1].peerId.toString(),
+      routes: [{ backup: backups[1].peerId.toString() }],
+      windowBytes: 1 << 20,
+      secretKey: secretKeyOf(primary),
+      logger: silentLogger,
+      onAck: (ack) => { acks.push(ack) },
+      onResumed: () => {},
+      onMismatch: () => { throw new Error('backup applied different content') }
+    })
+    await direct.open()
+    direct.enqueue(new EpochEncoder().encode(fullCheckpointOf('vm-direct', image, 1)))
+    await waitFor(() => acks.length === 1, 10_000, 'the epoch over the direct link')
+    expect(Buffer.from(hosts[1].replica('vm-direct')!.memory).equals(image)).toBe(true)
+    await direct.release()
   })
 })
