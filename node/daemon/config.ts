@@ -1,11 +1,14 @@
 // Daemon settings: CLI flags over embedded defaults. Defaults make `mycelium start` work on
 // an empty home with no other set-up.
+import type { RoleOverride } from '../../roles/index.ts'
 export interface DaemonConfig {
   homeDir: string
   listen: string[]
   bootstrap: string[]
   apiPort: number
   relayServer: boolean
+  /** operator's role choice (`--role`); auto lets the node decide from its hardware and the network */
+  role?: RoleOverride
   /** public HTTP port serving the browser client; undefined = DEFAULT_HTTP_PORT, or any free port when that one is taken */
   httpPort?: number
   /** Name of the personal network created when the home has none. */

@@ -270,7 +270,9 @@ export class Daemon {
       if (!this.verified.has(id)) continue
       const presence = this.presence.get(id)
       const addrs = presence?.addrs ?? this.host.getConnections(peer).map(c => c.remoteAddr.toString())
-      out.push({ peerId: id, addrs, role: presence?.role ?? 'unknown' })
+      // a signed role advertisement is current; the roster's role was announced at connection time
+      const advertised = this.features.map(f => f.roleOf?.(id)).find(r => r !== undefined)
+      out.push({ peerId: id, addrs, role: advertised ?? presence?.role ?? 'unknown' })
     }
     return out
   }

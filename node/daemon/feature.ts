@@ -35,7 +35,9 @@ export interface DaemonFeature {
   /** extra fields merged into `mycelium status --json` */
   status?: () => Record<string, unknown>
   /** the node's role, when this feature decides it (the roles feature) */
-  role?: () => string
+  role?: () => string | undefined
+  /** a peer's current role, when this feature knows it better than the roster (the roles feature) */
+  roleOf?: (peerId: string) => string | undefined
   /** true when this feature knows the peer must be refused and disconnected (revocations) */
   isRevoked?: (peerId: string) => boolean
 }

@@ -4,9 +4,11 @@ import type { DaemonFeature } from './feature.ts'
 import { revocationFeature } from '../revocation/index.ts'
 import { browserClientFeature } from '../browser/index.ts'
 import { bridgeFeature } from '../bridge/index.ts'
+import { rolesFeature } from '../roles/index.ts'
 
 export function daemonFeatures (_config: DaemonConfig): DaemonFeature[] {
   return [
+    rolesFeature(),
     revocationFeature(),
     browserClientFeature(),
     bridgeFeature()

@@ -49,7 +49,8 @@ export async function createHost (options: HostOptions): Promise<MyceliumHost> {
     pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, globalSignaturePolicy: 'StrictSign' }),
     ...options.services
   }
-  if (options.relayServer) services.relay = circuitRelayServer({ reservations: { maxReservations: 128 } })
+  // a relay service given by the daemon (the roles' switchable relay) replaces the fixed one
+  if (options.relayServer && options.services?.relay === undefined) services.relay = circuitRelayServer({ reservations: { maxReservations: 128 } })
 
   return await createLibp2p({
     privateKey: options.privateKey,

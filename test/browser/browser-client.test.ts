@@ -45,7 +45,7 @@ async function send (page: Page, message: string): Promise<void> {
 }
 
 describe('the hyphae web client in Chromium, with three real nodes', () => {
-  const cluster = new Cluster({ node: () => ({ startArgs: ['--http-port', '0'] }) })
+  const cluster = new Cluster({ node: () => ({ startArgs: ['--http-port', '0', '--role', 'sclerotium'] }) })
   const browsers: TestBrowser[] = []
   let nodes: TestNode[]
   let networkId: string
@@ -168,6 +168,29 @@ describe('the hyphae web client in Chromium, with three real nodes', () => {
     expect((await peerRows(page)).filter(r => r.link !== 'none')).toEqual([])
     expect(await homes(page)).toEqual([])
     expect((await peersOf(nodes[0])).map(p => p.peerId)).not.toContain(pageId)
+    await browser.close()
+  })
+
+  it('a page without an invite asks to join; the operator approves it from the CLI', async () => {
+    const browser = await openBrowser()
+    browsers.push(browser)
+    const page = browser.context.pages()[0] ?? await browser.context.newPage()
+    await page.goto((await read(nodes[0], '/status')).httpUrl)
+    await page.waitForFunction(() => document.querySelector('#phase')?.textContent === 'not-a-member', undefined, { timeout: 15_000 })
+    expect(await page.locator('#ask-join').isVisible()).toBe(true)
+    await page.click('#ask-join')
+    await page.waitForSelector('#join-code', { timeout: 10_000 })
+    const code = await text(page, '#join-code')
+    const pageId = await text(page, '#self-id')
+    expect(code).toBe(pageId.slice(-6).toUpperCase())
+    const status = await nodes[0].cli(['status'])
+    expect(status.stdout).toContain(`browser ${code} asks to join (${pageId}): approve with mycelium network approve ${code}`)
+    const approved = await nodes[0].cli(['network', 'approve', code])
+    expect(approved.code).toBe(0)
+    expect(approved.stdout).toContain(pageId)
+    await page.waitForFunction(() => document.querySelector('#phase')?.textContent === 'online', undefined, { timeout: 20_000 })
+    const member = (await nodes[0].cliJson(['network', 'members'])).find((m: any) => m.peerId === pageId)
+    expect(Date.parse(member.expiresAt) - Date.parse(member.issuedAt)).toBe(12 * 3600_000)
     await browser.close()
   })
 

@@ -5,12 +5,14 @@ import { networkCreate, networkShow, networkInvite, networkRejected, join } from
 import { networkMembers, networkRevoke, networkExportKey, networkImportKey, networkRotateInvites } from './network-admin.ts'
 import { bridgeAdd, bridgeList, bridgeRemove, dhtFindPeer } from './bridge.ts'
 import { gossipSubscribe, gossipPublish, gossipMessages } from './gossip.ts'
+import { role } from './role.ts'
+import { networkApprove } from './browser.ts'
 
 /** Every command of the CLI, in the order `mycelium --help` lists them. */
 export const commands: Command[] = [
-  start, status, peers, stop, metrics,
+  start, status, peers, role, stop, metrics,
   networkCreate, networkShow, networkInvite, networkRejected, join,
-  networkMembers, networkRevoke, networkExportKey, networkImportKey, networkRotateInvites,
+  networkMembers, networkRevoke, networkExportKey, networkImportKey, networkRotateInvites, networkApprove,
   gossipSubscribe, gossipPublish, gossipMessages,
   bridgeAdd, bridgeList, bridgeRemove, dhtFindPeer
 ]

@@ -6,9 +6,9 @@ import { defaultNetworkName } from '../../network/index.ts'
 
 export const start: Command = {
   name: 'start',
-  usage: 'mycelium start [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--api-port N] [--http-port N] [--no-relay]',
+  usage: 'mycelium start [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--api-port N] [--http-port N] [--no-relay] [--role sclerotium|rhizomorph|hyphae|auto]',
   summary: 'run the node in the foreground (creates a personal network on an empty home)',
-  flags: { listen: { type: 'list' }, bootstrap: { type: 'list' }, 'api-port': { type: 'string' }, 'http-port': { type: 'string' }, 'no-relay': { type: 'boolean' } },
+  flags: { listen: { type: 'list' }, bootstrap: { type: 'list' }, 'api-port': { type: 'string' }, 'http-port': { type: 'string' }, 'no-relay': { type: 'boolean' }, role: { type: 'string' }, 'hardware-profile': { type: 'string' } },
   async run (ctx, { positional, flags }) {
     if (positional.length > 0) throw new UsageError(`start takes no arguments (got "${positional[0]}")`)
     const { Daemon, DEFAULT_API_PORT, DEFAULT_LISTEN } = await import('../../daemon/index.ts')
@@ -17,6 +17,17 @@ export const start: Command = {
     for (const a of [...listen, ...((flags.bootstrap as string[] | undefined) ?? [])]) {
       try { multiaddr(a) } catch { throw new UsageError(`"${a}" is not a multiaddr (e.g. /ip4/127.0.0.1/tcp/0)`) }
     }
+    const { isRoleOverride, hardwareProfileFromEnv, roleTimingFromEnv, HARDWARE_PROFILE_ENV } = await import('../../../roles/index.ts')
+    const role = (flags.role as string | undefined) ?? 'auto'
+    if (!isRoleOverride(role)) throw new UsageError(`--role must be sclerotium, rhizomorph, hyphae or auto (got "${role}")`)
+    // hidden: makes this machine look like another one (tests, the multi-process harness)
+    if (flags['hardware-profile'] !== undefined) process.env[HARDWARE_PROFILE_ENV] = flags['hardware-profile'] as string
+    try {
+      hardwareProfileFromEnv()
+      roleTimingFromEnv()
+    } catch (err) {
+      throw new Error(`cannot start with this role set-up: ${(err as Error).message}`)
+    }
     const log = await createLogger()
     const daemon = new Daemon({
       homeDir: ctx.home.dir,
@@ -24,6 +35,7 @@ export const start: Command = {
       bootstrap: (flags.bootstrap as string[] | undefined) ?? [],
       apiPort: flags['api-port'] === undefined ? DEFAULT_API_PORT : parsePort(flags['api-port'] as string, 'api-port'),
       relayServer: flags['no-relay'] !== true,
+      role,
       httpPort: flags['http-port'] === undefined ? undefined : parsePort(flags['http-port'] as string, 'http-port'),
       defaultNetworkName: defaultNetworkName()
     }, log)
