@@ -44,7 +44,7 @@ describe('a bridge between two networks of three nodes (real processes)', () => 
 
   beforeAll(async () => {
     [a, b] = await Promise.all([clusterA.startNetwork(3), clusterB.startNetwork(3)])
-    await Promise.all([clusterA.waitForFullMesh(), clusterB.waitForFullMesh()])
+    await waitFor(async () => (await Promise.all([...a, ...b].map(peers))).every(p => p.length === 2), { timeoutMs: 30_000, intervalMs: 300, what: 'two full meshes' })
     netA = (await a[0].status()).networkId
     netB = (await b[0].status()).networkId
     await Promise.all([...a, ...b].map(async n => {

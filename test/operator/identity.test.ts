@@ -3,6 +3,17 @@ import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Cluster, TestNode, waitFor, sleep } from '../harness/index.ts'
+import { ApiClient } from '../../node/api/index.ts'
+import { Home } from '../../node/home/index.ts'
+
+// Polls go straight to the daemons' admin API (what the CLI calls) to spare a process per poll.
+async function peers (node: TestNode): Promise<string[]> {
+  return (await ApiClient.forHome(new Home(node.home)).request<Array<{ peerId: string }>>('GET', '/peers')).map(p => p.peerId)
+}
+
+async function status (node: TestNode): Promise<any> {
+  return await ApiClient.forHome(new Home(node.home)).request('GET', '/status')
+}
 
 describe('operator CLI for network identity (real processes)', () => {
   const cluster = new Cluster()
@@ -11,7 +22,7 @@ describe('operator CLI for network identity (real processes)', () => {
 
   beforeAll(async () => {
     nodes = await cluster.startNetwork(4)
-    await cluster.waitForFullMesh(30_000)
+    await waitFor(async () => (await Promise.all(nodes.map(peers))).every(p => p.length === 3), { timeoutMs: 30_000, intervalMs: 300, what: 'a full mesh' })
   }, 120_000)
   afterAll(async () => {
     await cluster.destroy()
@@ -37,24 +48,24 @@ describe('operator CLI for network identity (real processes)', () => {
     const revoked = await admin.cliJson(['network', 'revoke', victim.peerId])
     expect(revoked.peerId).toBe(victim.peerId)
     await waitFor(async () => {
-      for (const n of [admin, a, b]) if ((await n.peers()).some(p => p.peerId === victim.peerId)) return false
-      return (await victim.peers()).length === 0
+      for (const n of [admin, a, b]) if ((await peers(n)).includes(victim.peerId)) return false
+      return (await peers(victim)).length === 0
     }, { timeoutMs: 10_000, intervalMs: 250, what: 'every node to drop the revoked member' })
-    for (const n of [a, b]) expect((await n.status()).revoked).toBe(1)
+    for (const n of [a, b]) expect((await status(n)).revoked).toBe(1)
     expect((await admin.cliJson(['network', 'members'])).find((m: any) => m.peerId === victim.peerId).revoked).toBe(true)
 
     // its old certificate no longer opens any door, even after a restart
     await victim.kill()
-    await victim.start(['--bootstrap', (await a.status()).addrs[0]])
-    await waitFor(async () => (await a.cliJson(['network', 'rejected'])).some((r: any) => r.peerId === victim.peerId && /revoked/.test(r.reason)), { timeoutMs: 15_000, what: 'the revoked node to be refused' })
+    await victim.start(['--bootstrap', (await status(a)).addrs[0]])
+    await waitFor(async () => (await ApiClient.forHome(new Home(a.home)).request<any[]>('GET', '/rejected')).some(r => r.peerId === victim.peerId && /revoked/.test(r.reason)), { timeoutMs: 15_000, what: 'the revoked node to be refused' })
     await sleep(1_000)
-    for (const n of [admin, a, b]) expect((await n.peers()).map(p => p.peerId)).not.toContain(victim.peerId)
+    for (const n of [admin, a, b]) expect(await peers(n)).not.toContain(victim.peerId)
 
     // a member that joins afterwards learns the revocation on connecting
     const late = cluster.newNode('late')
     await cluster.join(late, admin)
     await late.start()
-    await waitFor(async () => (await late.status()).revoked === 1, { timeoutMs: 15_000, what: 'the new member to learn the revocation' })
+    await waitFor(async () => (await status(late)).revoked === 1, { timeoutMs: 15_000, what: 'the new member to learn the revocation' })
     await victim.stop()
   })
 
@@ -77,7 +88,7 @@ describe('operator CLI for network identity (real processes)', () => {
     const member = nodes[2]
     const ok = await member.cli(['network', 'import-key', file, '--json'], { env: { MYCELIUM_PASSPHRASE: 'correct horse battery' } })
     expect(ok.code).toBe(0)
-    expect(JSON.parse(ok.stdout).networkId).toBe((await nodes[0].status()).networkId)
+    expect(JSON.parse(ok.stdout).networkId).toBe((await status(nodes[0])).networkId)
     expect((await member.cli(['network', 'members'])).code).toBe(0)
 
     const other = new TestNode({ name: 'other', home: join(scratch, 'other') })
