@@ -38,6 +38,20 @@ export interface MessageSigner {
   secretKey: Uint8Array
 }
 
+// Committees are small and stable: the keys inside their peer ids are parsed once.
+const keyCache = new Map<string, Uint8Array>()
+const KEY_CACHE_MAX = 1024
+
+function publicKeyOf (peerId: string): Uint8Array {
+  let key = keyCache.get(peerId)
+  if (key === undefined) {
+    key = publicKeyOfPeerId(peerId)
+    if (keyCache.size >= KEY_CACHE_MAX) keyCache.delete(keyCache.keys().next().value as string)
+    keyCache.set(peerId, key)
+  }
+  return key
+}
+
 function signingMessage (bodyBytes: Uint8Array): Uint8Array {
   return encodeCanonical([DOMAIN, bodyBytes])
 }
@@ -142,7 +156,7 @@ export function decodeMessage (bytes: Uint8Array): Signed {
   const parsed = parseBody(body)
   let key: Uint8Array
   try {
-    key = publicKeyOfPeerId(parsed.from)
+    key = publicKeyOf(parsed.from)
   } catch {
     return fail('message: sender is not an Ed25519 peer id')
   }

@@ -5,7 +5,8 @@
 //      its own agreed state (seed, candidates, attempt) before taking the round as known.
 //   2. commit: each member evaluates the operation on the input and publishes a signed
 //      commitment H(result ‖ nonce ‖ peerId ‖ round).
-//   3. reveal: opens when all commitments are in or at the commit deadline. A commitment
+//   3. reveal: opens when all commitments are in (of the members still reachable, given a
+//      quorum) or at the commit deadline. A commitment
 //      that arrives after another member's reveal and opens with that reveal's nonce is a
 //      copy (slashed, never counted).
 //   4. 2f+1 matching valid reveals (each opening its own commitment) form a certificate;
@@ -421,7 +422,17 @@ export class RoundEngine {
     // Late arrivals are measured too, so deadlines grow when the network is slower than they are.
     if (from !== this.self) this.deadlines.observe(this.clock() - s.openedAt)
     for (const r of s.reveals.values()) this.checkCopy(s, c, r)
-    if (!s.revealOpen && s.commits.size === s.header.committee.length) this.openReveal(s)
+    if (!s.revealOpen && this.allCommitsIn(s)) this.openReveal(s)
+  }
+
+  /**
+   * Every member that can still send has committed: all of them, or, when some members are
+   * unreachable from here (crashed, cut off), every reachable one and at least a quorum.
+   */
+  private allCommitsIn (s: RoundState): boolean {
+    if (s.commits.size === s.header.committee.length) return true
+    if (this.o.isConnected === undefined || s.commits.size < quorumOf(s.header.f, s.header.committee.length)) return false
+    return s.header.committee.every(m => s.commits.has(m) || (m !== this.self && !this.o.isConnected?.(m)))
   }
 
   private onReveal (s: RoundState, r: Signed<RevealBody>): void {
@@ -523,7 +534,7 @@ export class RoundEngine {
     s.conduct?.revealPhase(this.actions(s))
     const phase = this.deadlines.phaseMs()
     s.timers.push(setTimeout(() => this.revealDeadline(s), phase))
-    s.timers.push(setTimeout(() => this.judge(s), phase + (this.o.graceMs ?? Math.max(200, phase / 2))))
+    s.timers.push(setTimeout(() => this.judge(s), phase + (this.o.graceMs ?? Math.max(500, phase))))
   }
 
   private revealDeadline (s: RoundState): void {
@@ -587,6 +598,10 @@ export class RoundEngine {
     try {
       const raw = decodeCanonical(data) as { certificate?: unknown, input?: unknown }
       if (!(raw?.certificate instanceof Uint8Array) || !(raw.input instanceof Uint8Array)) throw new ConsensusMessageError('expected { certificate, input }')
+      // Most nodes formed the same certificate themselves: skip its signatures then.
+      const peek = decodeCanonical(raw.certificate) as { header?: { key?: unknown }, result?: unknown }
+      const held = typeof peek?.header?.key === 'string' ? this.certifiedKeys.get(peek.header.key) : undefined
+      if (held !== undefined && peek.result instanceof Uint8Array && equalBytes(held.result, peek.result)) return
       cert = verifyCertificate(raw.certificate)
       input = raw.input
       if (!equalBytes(inputDigestOf(input), cert.header.inputDigest)) throw new ConsensusMessageError('input does not match the certificate')

@@ -174,8 +174,9 @@ export async function startCluster (options: ClusterOptions): Promise<Cluster> {
   const stopNode = async (n: ClusterNode): Promise<void> => {
     if (n.stopped) return
     n.stopped = true
-    await n.consensus.stop()
+    // As a crash: the connections go first.
     await n.libp2p.stop()
+    await n.consensus.stop()
   }
   return {
     nodes,
