@@ -110,6 +110,13 @@ export class GuestReplica {
     return this.applyReady()
   }
 
+  /** A new run of the primary's replication: its epochs start over (with a full one); memory stays until then. */
+  restart (): void {
+    this.staging.clear()
+    this.stagedBytes = 0
+    this.appliedEpoch = 0
+  }
+
   /** Epochs waiting for stripes. */
   pendingEpochs (): number[] {
     return [...this.staging.keys()].sort((a, b) => a - b)

@@ -77,6 +77,7 @@ export interface ReplicaHostEvents {
 
 interface ReplicaEntry {
   replica: GuestReplica
+  run: number
   channels: Set<FrameChannel>
   state: 'replicating' | 'primary-lost' | 'resumed'
   guest?: Promise<ReplicatedGuest>
@@ -188,6 +189,7 @@ export class ReplicaHost {
 
   private accept (stream: Stream, connection: Connection): void {
     let origin: string | undefined
+    let run = 0
     const vms = new Set<ReplicaEntry>()
     const channel: FrameChannel = new FrameChannel(stream, {
       maxFrameBytes: this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
@@ -205,10 +207,11 @@ export class ReplicaHost {
             throw new InvalidFrameError(`forwarded link from ${frame.peerId} is not sealed`)
           }
           origin = frame.peerId
+          run = frame.run
           return
         }
         if (frame.kind === 'stripe') {
-          const entry = this.entryFor(frame, origin)
+          const entry = this.entryFor(frame, origin, run)
           if (!vms.has(entry)) {
             vms.add(entry)
             entry.channels.add(channel)
@@ -242,12 +245,23 @@ export class ReplicaHost {
     this.channels.add(channel)
   }
 
-  private entryFor (stripe: StripeFrame, origin: string): ReplicaEntry {
+  private entryFor (stripe: StripeFrame, origin: string, run: number): ReplicaEntry {
     const existing = this.entries.get(stripe.vmId)
     if (existing != null) {
-      if (existing.replica.origin !== origin) throw new ReplicaMismatchError(`${stripe.vmId} is replicated from ${existing.replica.origin}, not ${origin}`)
       if (existing.state === 'resumed') throw new ReplicaMismatchError(`${stripe.vmId} already runs on this node`)
-      return existing
+      if (existing.replica.origin === origin) {
+        if (run < existing.run) throw new ReplicaMismatchError(`stripes of ${stripe.vmId} from an older run of ${origin}`)
+        if (run > existing.run) {
+          this.logger.info('%s restarted the replication of %s', origin, stripe.vmId)
+          existing.replica.restart()
+          existing.run = run
+        }
+        return existing
+      }
+      // Another node now runs the VM (it took over after this replica's primary was lost).
+      if (existing.state !== 'primary-lost') throw new ReplicaMismatchError(`${stripe.vmId} is replicated from ${existing.replica.origin}, not ${origin}`)
+      this.logger.info('%s now runs %s: replacing the replica from the lost %s', origin, stripe.vmId, existing.replica.origin)
+      this.drop(stripe.vmId)
     }
     let held = 0
     for (const { replica } of this.entries.values()) held += replica.memoryBytes
@@ -262,7 +276,7 @@ export class ReplicaHost {
       hashMemory: this.options.hashMemory,
       allocateMemory: this.options.allocateMemory
     })
-    const entry: ReplicaEntry = { replica, channels: new Set(), state: 'replicating' }
+    const entry: ReplicaEntry = { replica, run, channels: new Set(), state: 'replicating' }
     this.entries.set(stripe.vmId, entry)
     this.logger.info('replicating %s (%d bytes) from %s', stripe.vmId, stripe.memoryBytes, origin)
     return entry

@@ -47,6 +47,8 @@ export interface BackupSessionOptions {
   backup: string
   routes: LinkRoute[]
   windowBytes: number
+  /** Identifies this replication run to the backup (a newer run restarts its epochs). */
+  run?: number
   /** This node's Ed25519 secret (32 bytes): seals the links end to end. */
   secretKey?: Uint8Array
   logger: ReplicationLogger
@@ -113,6 +115,7 @@ export class BackupSession {
         route: slot.route,
         windowBytes: this.options.windowBytes,
         maxFrameBytes: 4096,
+        run: this.options.run,
         secretKey: this.options.secretKey,
         signal: signal ?? AbortSignal.timeout(5000),
         onFrame: (link, frame) => { this.onFrame(link, frame) },

@@ -12,8 +12,3 @@ export class UnknownBackupError extends Error {
 export class MigrationFailedError extends Error {
   readonly name = 'MigrationFailedError'
 }
-
-/** A backup acknowledged an epoch whose content differs from what was sent. */
-export class EpochMismatchError extends Error {
-  readonly name = 'EpochMismatchError'
-}

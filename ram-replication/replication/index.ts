@@ -5,6 +5,6 @@ export type {
 export { BackupSession } from './backup-session.ts'
 export type { BackupSessionOptions, BackupStatus, LinkStatus, EpochAcknowledgement } from './backup-session.ts'
 export { RateMeter } from './rate-meter.ts'
-export { ReplicationStoppedError, UnknownBackupError, MigrationFailedError, EpochMismatchError } from './errors.ts'
+export { ReplicationStoppedError, UnknownBackupError, MigrationFailedError } from './errors.ts'
 export { RamReplication, ramReplication, VmNotFoundError } from './replication-service.ts'
 export type { RamReplicationOptions, VmListing, ReplicateOptions } from './replication-service.ts'

@@ -170,6 +170,8 @@ export class PrimaryReplication {
     this.limits = validateEmergencyLimits(options.limits ?? { limitBytes, resumeBytes: Math.floor(limitBytes / 4) })
     this.epochIntervalMs = options.epochIntervalMs ?? profile?.epochIntervalMs ?? 10
     const protocols = replicationProtocols(options.protocolPrefix)
+    // Later runs of the same VM's replication (a restarted primary, a resumed VM) carry larger run ids.
+    const run = Date.now() * 1024 + Math.floor(Math.random() * 1024)
     for (const target of options.backups) {
       this.sessions.set(target.peerId, new BackupSession({
         node: options.node,
@@ -178,6 +180,7 @@ export class PrimaryReplication {
         backup: target.peerId,
         routes: target.via.map(via => ({ backup: target.peerId, via })),
         windowBytes: options.windowBytes ?? profile?.windowBytes ?? 4 * 1024 * 1024,
+        run,
         secretKey: options.secretKey,
         logger: this.logger,
         onAck: (ack) => { for (const listener of this.listeners.ack) listener(ack) },

@@ -64,8 +64,11 @@ export interface StripeFrame extends StripeHeader {
   hash: Uint8Array
 }
 
-/** First frame of a stripe stream, from the primary: who it is and, for a sealed link, the key salt. */
-export interface OriginFrame { kind: 'origin', peerId: string, salt: Uint8Array }
+/**
+ * First frame of a stripe stream, from the primary: who it is, which run of its replication
+ * (a newer run restarts the epochs, e.g. after the primary restarted), and for a sealed link the key salt.
+ */
+export interface OriginFrame { kind: 'origin', peerId: string, run: number, salt: Uint8Array }
 export interface StripeReceiptFrame { kind: 'stripe-receipt', vmId: string, epoch: number, stripeIndex: number }
 export interface EpochAppliedFrame {
   kind: 'epoch-applied'
@@ -139,8 +142,8 @@ export function encodeStripe (header: StripeHeader, pages: readonly PageEntry[])
   return { epoch: header.epoch, stripeIndex: header.stripeIndex, chunks, bytes: bytes + HASH_BYTES, hash }
 }
 
-export function encodeOrigin (peerId: string, salt: Uint8Array = new Uint8Array(0)): Uint8Array {
-  return head(new ByteWriter(), KIND_ORIGIN).text(peerId).u8(salt.length).bytes(salt).finish()
+export function encodeOrigin (origin: Omit<OriginFrame, 'kind'>): Uint8Array {
+  return head(new ByteWriter(), KIND_ORIGIN).text(origin.peerId).u53(origin.run).u8(origin.salt.length).bytes(origin.salt).finish()
 }
 
 export function encodeStripeReceipt (vmId: string, epoch: number, stripeIndex: number): Uint8Array {
@@ -239,9 +242,10 @@ export function decodeFrame (body: Uint8Array): ReplicationFrame {
   switch (kind) {
     case KIND_ORIGIN: {
       const peerId = reader.text(MAX_PEER_ID_BYTES, 'peer id')
+      const run = reader.u53('run')
       const salt = reader.bytes(reader.u8('salt length'), 'salt')
       reader.end('origin')
-      return { kind: 'origin', peerId, salt }
+      return { kind: 'origin', peerId, run, salt }
     }
     case KIND_STRIPE:
       return decodeStripe(reader, body)

@@ -25,6 +25,8 @@ export interface StripeLinkOptions {
   route: LinkRoute
   windowBytes: number
   maxFrameBytes: number
+  /** The replication run this link belongs to (see OriginFrame). */
+  run?: number
   /**
    * This node's Ed25519 secret (32 bytes): seals a forwarded link end to end. A direct link is
    * not sealed again: its noise session already runs between primary and backup.
@@ -75,7 +77,7 @@ export class StripeLink {
     const self = node.peerId.toString()
     const sealed = options.secretKey != null && route.via != null
     const salt = sealed ? new Uint8Array(randomBytes(SEAL_SALT_BYTES)) : new Uint8Array(0)
-    writeSingleFrame(stream, encodeOrigin(self, salt))
+    writeSingleFrame(stream, encodeOrigin({ peerId: self, run: options.run ?? 0, salt }))
     let link: StripeLink | undefined
     const pending: ReplicationFrame[] = []
     const channel = new FrameChannel(stream, {

@@ -134,6 +134,12 @@ export class KvmGuest implements ReplicatedGuest {
   private progressWaiters: Array<{ check: () => boolean, waiter: Waiter }> = []
   private wakeLoop?: () => void
   private captureChain: Promise<unknown> = Promise.resolve()
+  /**
+   * A copy buffer for the next checkpoint, faulted in while the guest runs: touching fresh
+   * memory costs ~12 µs per page here, which would otherwise land inside the pause.
+   */
+  private spare?: Uint8Array
+  private spareTimer?: NodeJS.Immediate
 
   private constructor (vmFd: number, memory: GuestMemory, vcpu: Vcpu, tracker: DirtyPageTracker, options: KvmGuestCommonOptions & { dirtyRate: number }) {
     this.vmId = options.vmId ?? randomUUID()
@@ -316,6 +322,8 @@ export class KvmGuest implements ReplicatedGuest {
       return
     }
     this.stopping = true
+    if (this.spareTimer != null) clearImmediate(this.spareTimer)
+    this.spare = undefined
     this.wake()
     await this.loopDone
     await this.captureChain.catch(() => {})
@@ -367,7 +375,7 @@ export class KvmGuest implements ReplicatedGuest {
           slot++
         }
       } else {
-        const copy = new Uint8Array(indices.length * GUEST_PAGE_SIZE)
+        const copy = this.copyBuffer(indices.length)
         pages = new Array<DirtyPage>(indices.length)
         for (let i = 0; i < indices.length; i++) {
           const offset = indices[i] * GUEST_PAGE_SIZE
@@ -393,7 +401,31 @@ export class KvmGuest implements ReplicatedGuest {
     } finally {
       this.holds--
       this.wake()
+      if (!full && !this.stopping) this.prepareSpare(this.lastCheckpoint?.pages ?? 0)
     }
+  }
+
+  private copyBuffer (pages: number): Uint8Array {
+    const bytes = pages * GUEST_PAGE_SIZE
+    const spare = this.spare
+    if (spare != null && spare.byteLength >= bytes) {
+      this.spare = undefined
+      return spare.subarray(0, bytes)
+    }
+    return new Uint8Array(bytes)
+  }
+
+  /** After the guest resumed: fault in a buffer a little larger than the last epoch for the next one. */
+  private prepareSpare (lastPages: number): void {
+    if (this.spareTimer != null) return
+    this.spareTimer = setImmediate(() => {
+      this.spareTimer = undefined
+      const bytes = Math.max(64, Math.ceil(lastPages * 1.25)) * GUEST_PAGE_SIZE
+      if (this.stopping || (this.spare != null && this.spare.byteLength >= bytes)) return
+      const buffer = new Uint8Array(bytes)
+      for (let offset = 0; offset < bytes; offset += GUEST_PAGE_SIZE) buffer[offset] = 0
+      this.spare = buffer
+    })
   }
 
   private mayRun (): boolean {

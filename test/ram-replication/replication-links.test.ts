@@ -58,15 +58,16 @@ describe('replication links over rhizomorph forwarders', () => {
     await stopAll([primary, ...(rhizomorphs ?? []), ...(backups ?? [])])
   })
 
-  function session (vmId: string, backup: Libp2p, vias: Libp2p[], windowBytes: number, acks: EpochAcknowledgement[]): BackupSession {
+  function session (vmId: string, backup: Libp2p, vias: Libp2p[], windowBytes: number, acks: EpochAcknowledgement[], run = 0, from: Libp2p = primary): BackupSession {
     return new BackupSession({
-      node: primary,
+      node: from,
+      run,
       protocols,
       vmId,
       backup: backup.peerId.toString(),
       routes: vias.map(via => ({ backup: backup.peerId.toString(), via: via.peerId.toString() })),
       windowBytes,
-      secretKey: secretKeyOf(primary),
+      secretKey: secretKeyOf(from),
       logger: silentLogger,
       onAck: (ack) => { acks.push(ack) },
       onResumed: () => {},
@@ -229,5 +230,48 @@ describe('replication links over rhizomorph forwarders', () => {
     await waitFor(() => acks.length === 1, 10_000, 'the epoch over the direct link')
     expect(Buffer.from(hosts[1].replica('vm-direct')!.memory).equals(image)).toBe(true)
     await direct.release()
+  })
+
+  it('a replica follows a restarted primary, refuses its older run, and passes to the node that took the VM over', async () => {
+    const vmId = 'vm-runs'
+    const first = new Uint8Array(randomBytes(64 * PAGE))
+    const acks: EpochAcknowledgement[] = []
+    const before = session(vmId, backups[0], [rhizomorphs[0]], 1 << 20, acks, 1)
+    await before.open()
+    const encoder = new EpochEncoder()
+    before.enqueue(encoder.encode(fullCheckpointOf(vmId, first, 1)))
+    first.set(randomBytes(PAGE), 3 * PAGE)
+    before.enqueue(encoder.encode(dirtyCheckpointOf(vmId, first, 2, [3])))
+    await waitFor(() => before.ackedEpoch === 2, 10_000, 'the first run to be acknowledged')
+    await before.close()
+
+    // The primary restarts: a newer run begins again at epoch 1 and is applied.
+    const second = new Uint8Array(randomBytes(64 * PAGE))
+    const restarted = session(vmId, backups[0], [rhizomorphs[0]], 1 << 20, acks, 2)
+    await restarted.open()
+    restarted.enqueue(new EpochEncoder().encode(fullCheckpointOf(vmId, second, 1)))
+    await waitFor(() => restarted.ackedEpoch === 1, 10_000, 'the restarted run to be acknowledged')
+    expect(Buffer.from(hosts[0].replica(vmId)!.memory).equals(second)).toBe(true)
+
+    // A link of the older run is refused.
+    const stale = session(vmId, backups[0], [rhizomorphs[1]], 1 << 20, acks, 1)
+    await stale.open()
+    stale.enqueue(new EpochEncoder().encode(fullCheckpointOf(vmId, first, 1)))
+    await waitFor(() => stale.linksUp === 0, 10_000, 'the backup to close the stale link')
+    await stale.close()
+    await restarted.close()
+
+    // The primary goes silent; another node that resumed the VM replicates it to the same backup.
+    await waitFor(() => hosts[0].status().find(entry => entry.vmId === vmId)?.state === 'primary-lost', 10_000, 'the primary to be declared lost')
+    const successor = rhizomorphs[2]
+    await connect(successor, [rhizomorphs[0]])
+    const third = new Uint8Array(randomBytes(64 * PAGE))
+    const takeover = session(vmId, backups[0], [rhizomorphs[0]], 1 << 20, acks, 3, successor)
+    await takeover.open()
+    takeover.enqueue(new EpochEncoder().encode(fullCheckpointOf(vmId, third, 1)))
+    await waitFor(() => takeover.ackedEpoch === 1, 10_000, 'the successor to be acknowledged')
+    expect(hosts[0].replica(vmId)!.origin).toBe(successor.peerId.toString())
+    expect(Buffer.from(hosts[0].replica(vmId)!.memory).equals(third)).toBe(true)
+    await takeover.release()
   })
 })
