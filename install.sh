@@ -338,6 +338,7 @@ else
   # restart, not start: an upgrade must replace the running node
   $systemctl_cmd restart mycelium.service || fail "mycelium.service did not start: see journalctl $( [ "$MODE" = user ] && printf -- '--user ' )-u mycelium"
   say "mycelium.service is running (logs: journalctl $( [ "$MODE" = user ] && printf -- '--user ' )-u mycelium -f)"
+  if [ "$MODE" = user ]; then say "a user unit stops at logout unless lingering is on: loginctl enable-linger $(id -un)"; fi
 fi
 
 say ""
