@@ -8,6 +8,8 @@ const MiB = 1024 * 1024
 const seconds = Number(process.env.BENCH_SECONDS ?? 3)
 /** Guest write rates to try (pages/s); 0 = unpaced. */
 const rates = (process.env.BENCH_RATES ?? '5000,20000,100000,0').split(',').map(Number)
+/** Epoch intervals to try with an unpaced guest (ms); 0 = back to back. */
+const intervals = (process.env.BENCH_INTERVALS ?? '0,10,25').split(',').map(Number)
 
 function percentile (sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN
@@ -20,10 +22,14 @@ if (!kvmOpens()) {
 }
 const report = probeKvm()
 console.log(`KVM API ${report.apiVersion}, manual dirty-log protect flags ${report.manualDirtyLogProtect}, dirty ring ${report.dirtyLogRingBytes} bytes`)
-console.log(`256 MiB guest, random pattern, 64 bytes stamped per write, ${seconds} s per rate, checkpoints back to back\n`)
+console.log(`256 MiB guest, random pattern, 64 bytes stamped per write, report every 64 writes, ${seconds} s per run\n`)
 
 const rows: Array<Record<string, string | number>> = []
-for (const rate of rates) {
+const runs = [
+  ...rates.map(rate => ({ rate, interval: 0 })),
+  ...intervals.filter(interval => interval > 0).map(interval => ({ rate: 0, interval }))
+]
+for (const { rate, interval } of runs) {
   const guest = await KvmGuest.start({ memoryBytes: 256 * MiB, workload: { pattern: 'random', dirtyRate: rate, reportEvery: 64 } })
   try {
     await guest.fullCheckpoint(0)
@@ -41,7 +47,8 @@ for (const rate of rates) {
       pauses.push(timing.pauseMs)
       parks.push(timing.parkMs)
       // Let the guest run between epochs, as it does while the transport sends.
-      await new Promise(resolve => setImmediate(resolve))
+      if (interval > 0) await new Promise(resolve => setTimeout(resolve, interval))
+      else await new Promise(resolve => setImmediate(resolve))
     }
     const elapsed = (performance.now() - startedAt) / 1000
     const writes = guest.guestCounter() - counterAtStart
@@ -51,6 +58,7 @@ for (const rate of rates) {
     const check = verifyGuestMemory(guest.memory())
     rows.push({
       'target pages/s': rate === 0 ? 'unpaced' : rate,
+      'epoch every': interval === 0 ? 'back to back' : `${interval} ms`,
       'guest writes/s': Math.round(writes / elapsed),
       'epochs/s': Math.round(epoch / elapsed),
       'dirty pages/s': Math.round(pages / elapsed),
