@@ -174,8 +174,8 @@ describe('KVM guest and dirty tracking (skipped where /dev/kvm cannot be opened)
   })
 
   needsKvm('the event loop stays free while the vCPU runs a long slice', async () => {
-    // A report only every 100000 writes: one KVM_RUN lasts far longer than the timers below.
-    const guest = await start({ memoryBytes: 16 * MiB, workload: { pattern: 'random', reportEvery: 100000 } })
+    // A report only every 200000 writes: one KVM_RUN lasts about a second, far longer than the timers below.
+    const guest = await start({ memoryBytes: 16 * MiB, workload: { pattern: 'random', reportEvery: 200000 } })
     await guest.waitForCounter(1)
     const before = guest.guestCounter()
     const lateness: number[] = []
@@ -184,10 +184,10 @@ describe('KVM guest and dirty tracking (skipped where /dev/kvm cannot be opened)
       await sleep(20)
       lateness.push(performance.now() - at - 20)
     }
-    expect(Math.max(...lateness)).toBeLessThan(150)
+    expect(Math.max(...lateness)).toBeLessThan(250)
     // The guest wrote meanwhile (its counter lives in guest memory, read here without an exit).
     expect(guest.guestCounter()).toBeGreaterThan(before)
-    await guest.waitForCounter(before + 100000)
+    await guest.waitForCounter(before + 200000)
     expect(guest.stats().progressExits).toBeGreaterThan(0)
   })
 
@@ -205,6 +205,15 @@ describe('KVM guest and dirty tracking (skipped where /dev/kvm cannot be opened)
     expect(guest.state).toBe('stopped')
     expect(guest.memory().byteLength).toBe(0)
     await expect(guest.checkpoint(1)).rejects.toBeInstanceOf(GuestStoppedError)
+  })
+
+  needsKvm('a checkpoint whose signal is aborted fails and leaves the guest running', async () => {
+    const guest = await start({ memoryBytes: 16 * MiB, workload: { pattern: 'sequential', reportEvery: 16 } })
+    await guest.waitForCounter(100)
+    await expect(guest.checkpoint(1, { signal: AbortSignal.abort() })).rejects.toThrow()
+    const counter = guest.guestCounter()
+    await guest.waitForCounter(counter + 100)
+    expect(guest.state).toBe('running')
   })
 
   needsKvm('the default 256 MiB guest takes a full checkpoint of every page', async () => {
