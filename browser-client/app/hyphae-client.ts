@@ -60,6 +60,7 @@ export class HyphaeClient extends EventTarget {
   revocations?: RevocationWatch
   private readonly storage: KeyValueStore
   private fatal = false
+  private key?: PrivateKey
   private revoked = false
   private joining = false
   private lastRefusal = ''
@@ -87,17 +88,9 @@ export class HyphaeClient extends EventTarget {
   /** Starts from an invite (the `#invite=` part of the URL) or from the membership kept in storage. */
   async start (inviteToken?: string): Promise<void> {
     const key = await this.loadKey()
+    this.key = key
     this.peerId = peerIdFromPrivateKey(key).toString()
-    let invite: Invite | undefined
-    if (inviteToken !== undefined) {
-      try {
-        invite = decodeInvite(inviteToken)
-        if (invite.expiresAt <= Date.now()) throw new Error(`the invite link expired at ${new Date(invite.expiresAt).toLocaleString()}`)
-      } catch (err) {
-        this.note(`invite link not usable: ${(err as Error).message}`)
-        invite = undefined
-      }
-    }
+    const invite = inviteToken === undefined ? undefined : this.usableInvite(inviteToken)
     let stored: StoredMembership | undefined
     try {
       const text = this.storage.getItem(MEMBERSHIP_STORAGE_KEY)
@@ -118,12 +111,44 @@ export class HyphaeClient extends EventTarget {
       this.fatal = true
       this.problem = stored !== undefined
         ? `this page's certificate expired at ${new Date(stored.chain[0].expiresAt).toLocaleString()}: ask the operator for a new invite link (mycelium network invite --browser)`
-        : 'this page is not a member of any network: open it with an invite link (mycelium network invite --browser)'
+        : 'this page is not a member of any network: open it with an invite link (mycelium network invite --browser), or ask the operator to let it join'
       if (stored !== undefined) { this.networkId = stored.networkId; this.networkName = stored.networkName }
       this.changed()
       return
     }
-    const membership = this.membership
+    await this.begin(key, this.membership, invite)
+  }
+
+  /** True while the page is no member and has not started: it may ask to join. */
+  get canAskToJoin (): boolean {
+    return this.fatal && !this.joining && !this.revoked && this.libp2p === undefined && this.key !== undefined
+  }
+
+  /** Joins with an invite obtained after start (an approved join request). */
+  async joinWith (inviteToken: string): Promise<void> {
+    if (!this.canAskToJoin || this.key === undefined) throw new Error('this page is already taking part')
+    const invite = this.usableInvite(inviteToken)
+    if (invite === undefined) return
+    this.fatal = false
+    this.problem = ''
+    this.membership = { networkId: invite.networkId, networkName: invite.networkName, rootPublicKey: invite.rootPublicKey, chain: [], sclerotia: invite.bootstrap.filter(browserDialable) }
+    this.joining = true
+    this.note(`joining ${invite.networkName}: the operator approved this page`)
+    await this.begin(this.key, this.membership, invite)
+  }
+
+  private usableInvite (token: string): Invite | undefined {
+    try {
+      const invite = decodeInvite(token)
+      if (invite.expiresAt <= Date.now()) throw new Error(`the invite link expired at ${new Date(invite.expiresAt).toLocaleString()}`)
+      return invite
+    } catch (err) {
+      this.note(`invite not usable: ${(err as Error).message}`)
+      return undefined
+    }
+  }
+
+  private async begin (key: PrivateKey, membership: StoredMembership, invite?: Invite): Promise<void> {
     this.networkId = membership.networkId
     this.networkName = membership.networkName
     for (const addr of membership.sclerotia) {

@@ -2,6 +2,7 @@
 // starts the client, and re-renders whenever the client changes, at most a few times a second.
 import { HyphaeClient } from './hyphae-client.ts'
 import { renderPage } from './view/page-view.ts'
+import { requestToJoin } from './join-request.ts'
 
 const client = new HyphaeClient(window.localStorage)
 const hash = new URLSearchParams(window.location.hash.slice(1))
@@ -24,6 +25,22 @@ document.querySelector('#chat-form')!.addEventListener('submit', (evt) => {
   if (text === '') return
   input.value = ''
   client.send(text).catch((err: Error) => { client.note(`message not sent: ${err.message}`) })
+})
+document.querySelector('#ask-join')!.addEventListener('click', () => {
+  const button = document.querySelector<HTMLButtonElement>('#ask-join')!
+  const status = document.querySelector('#join-status')!
+  button.disabled = true
+  status.textContent = 'asking…'
+  requestToJoin(client.peerId, (code) => {
+    status.innerHTML = 'waiting for approval: code <b id="join-code"></b> — the operator runs <code></code>'
+    status.querySelector('#join-code')!.textContent = code
+    status.querySelector('code')!.textContent = `mycelium network approve ${code}`
+  }, AbortSignal.timeout(15 * 60_000))
+    .then(async (invite) => { await client.joinWith(invite) })
+    .catch((err: Error) => {
+      status.textContent = `not admitted: ${err.message}`
+      button.disabled = false
+    })
 })
 document.querySelector('#spore-filter')!.addEventListener('input', render)
 document.querySelector('#spore-type')!.addEventListener('change', render)

@@ -10,8 +10,11 @@ import { DEFAULT_HTTP_PORT } from '../daemon/config.ts'
 import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
 import { BROWSER_BUNDLE_DIR, BROWSER_BUNDLE_FILES, PAGE_CHAT_TOPIC, buildBrowserClient } from '../../browser-client/index.ts'
 import { StaticSite, HttpPortInUseError, type SiteFile } from './static-site.ts'
+import { JoinRequests, JoinRequestError } from './join-requests.ts'
 
 export const BROWSER_CERTIFICATE_TTL_MS = 12 * 3600_000
+/** an approved join request's invite: the tab collects it within seconds */
+const APPROVED_INVITE_TTL_MS = 15 * 60_000
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
@@ -43,6 +46,7 @@ export function browserClientFeature (): DaemonFeature {
   let port = 0
   let files = new Map<string, SiteFile>()
   let context: DaemonContext | undefined
+  const joinRequests = new JoinRequests()
 
   const httpUrl = (): string | undefined => {
     if (site === undefined || context === undefined) return undefined
@@ -75,10 +79,10 @@ export function browserClientFeature (): DaemonFeature {
     readBundle()
   }
 
-  const invite = (ctx: DaemonContext, options: { ttlMs: number, uses: number, certificateTtlMs: number }): BrowserInvite => {
+  const invite = (ctx: DaemonContext, options: { ttlMs: number, uses: number, certificateTtlMs: number, forPeerId?: string }): BrowserInvite => {
     const url = httpUrl()
     if (url === undefined) throw new ApiError(409, 'this node serves no browser client')
-    const token = createInvite(ctx.home, { ttlMs: options.ttlMs, uses: options.uses, certificateTtlMs: options.certificateTtlMs, bootstrap: browserAddrs(ctx.host().getMultiaddrs().map(a => a.toString())) })
+    const token = createInvite(ctx.home, { ttlMs: options.ttlMs, uses: options.uses, certificateTtlMs: options.certificateTtlMs, forPeerId: options.forPeerId, bootstrap: browserAddrs(ctx.host().getMultiaddrs().map(a => a.toString())) })
     return { url: `${url}#invite=${token}`, invite: token, expiresAt: Date.now() + options.ttlMs, certificateTtlMs: options.certificateTtlMs }
   }
 
@@ -89,6 +93,28 @@ export function browserClientFeature (): DaemonFeature {
       await loadBundle(ctx)
       site = new StaticSite({
         files: () => files,
+        endpoints: {
+          // a tab asks to join; only the administrator node (it holds the root key) takes requests
+          'POST /join-requests': ({ body }) => {
+            if (ctx.home.loadRootKey(ctx.network) === undefined) return { status: 403, body: { error: 'this node cannot admit members: ask the network administrator for an invite link' } }
+            const peerId = (body as Record<string, unknown> | undefined)?.peerId
+            try {
+              const request = joinRequests.add(typeof peerId === 'string' ? peerId : '')
+              ctx.log.info({ peer: request.peerId, code: request.code }, 'a browser asks to join: approve with `mycelium network approve <code>`')
+              return { status: 202, body: { code: request.code } }
+            } catch (err) {
+              if (err instanceof JoinRequestError) return { status: 400, body: { error: err.message } }
+              throw err
+            }
+          },
+          // the tab polls for the approval; the invite only admits the tab's own key
+          'GET /join-requests/': ({ path }) => {
+            const peerId = decodeURIComponent(path.slice('/join-requests/'.length))
+            const token = joinRequests.collect(peerId)
+            if (token !== undefined) return { status: 200, body: { status: 'approved', invite: token } }
+            return joinRequests.find(peerId) !== undefined ? { status: 200, body: { status: 'pending' } } : { status: 404, body: { status: 'unknown' } }
+          }
+        },
         refusal: () => {
           const role = ctx.role()
           if (role !== 'sclerotium') return `this node is a ${role}: the web client is served by sclerotia`
@@ -124,8 +150,20 @@ export function browserClientFeature (): DaemonFeature {
           if (!Number.isSafeInteger(v) || (v as number) <= 0) throw new ApiError(400, `${name} must be a positive integer`)
         }
         return invite(ctx, { ttlMs: ttlMs as number, uses: uses as number, certificateTtlMs: certificateTtlMs as number })
+      },
+      'GET /browser/join-requests': () => joinRequests.pending(),
+      'POST /browser/join-requests/approve': ({ body }) => {
+        const b = (body !== null && typeof body === 'object' ? body : {}) as Record<string, unknown>
+        const certificateTtlMs = b.certificateTtlMs ?? BROWSER_CERTIFICATE_TTL_MS
+        if (!Number.isSafeInteger(certificateTtlMs) || (certificateTtlMs as number) <= 0) throw new ApiError(400, 'certificateTtlMs must be a positive integer')
+        const request = typeof b.request === 'string' ? joinRequests.find(b.request) : undefined
+        if (request === undefined) throw new ApiError(404, `no browser join request "${String(b.request).slice(0, 80)}" is waiting (requests expire after 15 min)`)
+        const approved = invite(ctx, { ttlMs: APPROVED_INVITE_TTL_MS, uses: 1, certificateTtlMs: certificateTtlMs as number, forPeerId: request.peerId })
+        joinRequests.approve(request.peerId, approved.invite)
+        ctx.log.info({ peer: request.peerId }, 'browser join request approved')
+        return { peerId: request.peerId, code: request.code, certificateTtlMs }
       }
     }),
-    status: () => ({ httpUrl: httpUrl() ?? null })
+    status: () => ({ httpUrl: httpUrl() ?? null, browserJoinRequests: joinRequests.pending() })
   }
 }

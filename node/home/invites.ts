@@ -13,6 +13,8 @@ export interface IssuedInvite {
   usesLeft: number
   /** lifetime of the certificate issued on admission (browser invites issue short-lived ones) */
   certificateTtlMs?: number
+  /** only this key may be admitted with it (a browser join request the operator approved) */
+  forPeerId?: string
 }
 
 export class InviteBook {
@@ -32,13 +34,14 @@ export class InviteBook {
       return v.map((o: Record<string, unknown>) => {
         if (typeof o.id !== 'string' || typeof o.secret !== 'string' || !Number.isInteger(o.createdAt) || !Number.isInteger(o.expiresAt) || !Number.isInteger(o.usesLeft)) throw new Error('bad invite record')
         if (o.certificateTtlMs !== undefined && !(Number.isSafeInteger(o.certificateTtlMs) && (o.certificateTtlMs as number) > 0)) throw new Error('bad invite record')
-        return { id: fromBase64Url(o.id), secret: fromBase64Url(o.secret), createdAt: o.createdAt as number, expiresAt: o.expiresAt as number, usesLeft: o.usesLeft as number, certificateTtlMs: o.certificateTtlMs as number | undefined }
+        if (o.forPeerId !== undefined && typeof o.forPeerId !== 'string') throw new Error('bad invite record')
+        return { id: fromBase64Url(o.id), secret: fromBase64Url(o.secret), createdAt: o.createdAt as number, expiresAt: o.expiresAt as number, usesLeft: o.usesLeft as number, certificateTtlMs: o.certificateTtlMs as number | undefined, forPeerId: o.forPeerId as string | undefined }
       })
     }) ?? []
   }
 
   private save (invites: IssuedInvite[]): void {
-    writeFileAtomic(this.file(), JSON.stringify(invites.map(i => ({ id: toBase64Url(i.id), secret: toBase64Url(i.secret), createdAt: i.createdAt, expiresAt: i.expiresAt, usesLeft: i.usesLeft, certificateTtlMs: i.certificateTtlMs })), null, 2) + '\n', 0o600)
+    writeFileAtomic(this.file(), JSON.stringify(invites.map(i => ({ id: toBase64Url(i.id), secret: toBase64Url(i.secret), createdAt: i.createdAt, expiresAt: i.expiresAt, usesLeft: i.usesLeft, certificateTtlMs: i.certificateTtlMs, forPeerId: i.forPeerId })), null, 2) + '\n', 0o600)
   }
 
   add (invite: IssuedInvite, now: number): void {

@@ -34,6 +34,8 @@ export interface InviteOptions {
   bootstrap: string[]
   /** lifetime of the certificate the invitee gets (default MEMBER_CERTIFICATE_TTL_MS) */
   certificateTtlMs?: number
+  /** admits only this key */
+  forPeerId?: string
 }
 
 export function createInvite (home: Home, options: InviteOptions, now = Date.now()): string {
@@ -44,7 +46,7 @@ export function createInvite (home: Home, options: InviteOptions, now = Date.now
   const id = randomBytesOf(16)
   const secret = randomBytesOf(32)
   const expiresAt = now + options.ttlMs
-  new InviteBook(home).add({ id, secret, createdAt: now, expiresAt, usesLeft: options.uses, certificateTtlMs: options.certificateTtlMs }, now)
+  new InviteBook(home).add({ id, secret, createdAt: now, expiresAt, usesLeft: options.uses, certificateTtlMs: options.certificateTtlMs, forPeerId: options.forPeerId }, now)
   return encodeInvite({ networkId: network.networkId, networkName: network.name, rootPublicKey: network.rootPublicKey, bootstrap: options.bootstrap, id, secret, expiresAt })
 }
 
@@ -57,6 +59,7 @@ export function admitter (home: Home, network: NetworkInfo, now: () => number): 
     const invite = book.find(request.inviteId)
     if (invite === undefined) throw new AdmissionRefusedError('invite is no longer valid: the administrator invalidated it (network rotate-invites) or it was issued by another node; ask for a new invite')
     if (!checkAdmissionProof(request.proof, invite.secret, invite.id, network.networkId, request.joinerPeerId, request.inviterPeerId)) throw new AdmissionRefusedError('invite secret does not match')
+    if (invite.forPeerId !== undefined && invite.forPeerId !== request.joinerPeerId) throw new AdmissionRefusedError('invite was issued for another key')
     const outcome = book.consume(request.inviteId, now())
     if (outcome === 'expired') throw new AdmissionRefusedError('invite has expired')
     if (outcome === 'used') throw new AdmissionRefusedError('invite was already used')

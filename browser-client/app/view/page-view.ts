@@ -33,6 +33,7 @@ export function renderPage (client: HyphaeClient): void {
   const problem = $('#problem')
   problem.hidden = client.problem === ''
   problem.textContent = client.problem
+  $('#join-panel').hidden = !client.canAskToJoin
 
   const links = client.links()
   const homes = client.homes?.homes() ?? []
