@@ -191,7 +191,7 @@ describe('KVM guest and dirty tracking (skipped where /dev/kvm cannot be opened)
     expect(guest.stats().progressExits).toBeGreaterThan(0)
   })
 
-  needsKvm('the configured rate bounds the writes, and stop() frees the guest', async () => {
+  needsKvm('the configured rate and the throttle bound the writes, and stop() frees the guest', async () => {
     const guest = await start({ memoryBytes: 16 * MiB, workload: { pattern: 'sequential', dirtyRate: 2000, reportEvery: 16 } })
     await guest.waitForCounter(16)
     const from = guest.guestCounter()
@@ -201,6 +201,16 @@ describe('KVM guest and dirty tracking (skipped where /dev/kvm cannot be opened)
     const elapsed = (performance.now() - startedAt) / 1000
     expect(writes).toBeGreaterThan(0)
     expect(writes).toBeLessThanOrEqual(2000 * elapsed + 2 * 16 + 20)
+    // Throttled by half, the same guest writes at most half as fast.
+    guest.setThrottle(0.5)
+    await sleep(100)
+    const throttledFrom = guest.guestCounter()
+    const throttledAt = performance.now()
+    await sleep(600)
+    const throttledWrites = guest.guestCounter() - throttledFrom
+    const throttledElapsed = (performance.now() - throttledAt) / 1000
+    expect(throttledWrites).toBeGreaterThan(0)
+    expect(throttledWrites).toBeLessThanOrEqual(1000 * throttledElapsed + 2 * 16 + 20)
     await guest.stop()
     expect(guest.state).toBe('stopped')
     expect(guest.memory().byteLength).toBe(0)
