@@ -21,7 +21,7 @@ import { connect, secretKeyOf, startReplicationNode, stopAll, waitFor } from '..
 
 const PREFIX = '/mycelium/bench'
 const PAGE = 4096
-const LINK_RATE_MBIT = Number(process.env.RAM_BENCH_LINK_MBIT ?? 32)
+const LINK_RATE_MBIT = Number(process.env.RAM_BENCH_LINK_MBIT ?? 16)
 const FORWARDER_PORTS = [41001, 41002, 41003, 41004]
 const INSIDE = process.argv.includes('--inside-netns')
 
