@@ -1,5 +1,6 @@
 // A minimal VMM: one VM, one memory slot with dirty logging, one vCPU running the page-writer
-// guest, and nothing else (no interrupt controller, no devices but the progress ports).
+// guest, and nothing else (no interrupt controller, no devices: the guest's one way out is its
+// progress report).
 //
 // The vCPU runs with KVM_RUN on koffi's worker thread; the event loop only sees each exit.
 // The guest reports with `int3`. With software breakpoints routed to the VMM that is a
@@ -8,6 +9,7 @@
 // KVM_EXIT_SHUTDOWN with the vCPU intact and RIP already past the `int3`; re-entering simply
 // continues the guest. Both are accepted as reports, and only when RIP sits by an `int3` of the
 // guest's code page; any other shutdown is a fault.
+//
 // Pausing takes effect at the guest's next progress report (a breakpoint exit every
 // `reportEvery` pages, well under a millisecond at full speed) rather than by kicking the
 // worker thread with a signal and `immediate_exit`: koffi's worker threads are not ours to
@@ -173,7 +175,8 @@ export class KvmGuest implements ReplicatedGuest {
   /**
    * Create a VM from a memory image and vCPU state (failover, end of a migration): the guest
    * continues exactly where the image was taken. Memory from `allocateGuestMemory` is adopted
-   * without a copy; any other memory is copied.
+   * without a copy (it belongs to the guest from then on, and `stop()` unmaps it); any other
+   * memory is copied.
    */
   static async restore (image: GuestImage, options: RestoreKvmGuestOptions = {}): Promise<KvmGuest> {
     validateMemorySize(image.memoryBytes)
