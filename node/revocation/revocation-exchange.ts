@@ -81,7 +81,11 @@ export class RevocationExchange {
   /** Merges revocations and hangs up on every connected peer they name; returns how many were new. */
   private take (encoded: Uint8Array[]): number {
     const added = this.options.list.merge(encoded)
-    for (const r of added) this.options.log.warn({ peer: r.peerId, revokedAt: r.revokedAt }, 'member revoked by the network administrator')
+    const self = this.options.host.peerId.toString()
+    for (const r of added) {
+      if (r.peerId === self) this.options.log.error({ revokedAt: r.revokedAt }, 'this node was revoked by the network administrator: every member refuses it now; join again with a new invite in a new home')
+      else this.options.log.warn({ peer: r.peerId, revokedAt: r.revokedAt }, 'member revoked by the network administrator')
+    }
     this.disconnectRevoked()
     return added.length
   }
