@@ -5,12 +5,14 @@ import { revocationFeature } from '../revocation/index.ts'
 import { browserClientFeature } from '../browser/index.ts'
 import { bridgeFeature } from '../bridge/index.ts'
 import { rolesFeature } from '../roles/index.ts'
+import { sporesFeature } from '../spores/index.ts'
 
 export function daemonFeatures (_config: DaemonConfig): DaemonFeature[] {
   return [
     rolesFeature(),
     revocationFeature(),
     browserClientFeature(),
-    bridgeFeature()
+    bridgeFeature(),
+    sporesFeature()
   ]
 }

@@ -7,6 +7,7 @@ import { bridgeAdd, bridgeList, bridgeRemove, dhtFindPeer } from './bridge.ts'
 import { gossipSubscribe, gossipPublish, gossipMessages } from './gossip.ts'
 import { role } from './role.ts'
 import { networkApprove } from './browser.ts'
+import { sporesLs, sporesStats, sporesExportSeed, sporesImportSeed, sporesPublishService } from './spores.ts'
 
 /** Every command of the CLI, in the order `mycelium --help` lists them. */
 export const commands: Command[] = [
@@ -14,5 +15,6 @@ export const commands: Command[] = [
   networkCreate, networkShow, networkInvite, networkRejected, join,
   networkMembers, networkRevoke, networkExportKey, networkImportKey, networkRotateInvites, networkApprove,
   gossipSubscribe, gossipPublish, gossipMessages,
-  bridgeAdd, bridgeList, bridgeRemove, dhtFindPeer
+  bridgeAdd, bridgeList, bridgeRemove, dhtFindPeer,
+  sporesLs, sporesStats, sporesExportSeed, sporesImportSeed, sporesPublishService
 ]

@@ -1,0 +1,234 @@
+// The daemon's side of the spores: one level database in <home>/spores, the spores attached
+// to the libp2p host (latent gossip, anti-entropy sync, primary epoch serving, own `node`,
+// `health` and `uptime` entries), the membership checks, rejection metrics, and the admin API
+// routes behind `mycelium spores …`. Other features (the primary-epoch consensus) reach the
+// opened spores through `spores()` and `network()` and may pass an epoch verifier.
+import { resolve } from 'node:path'
+import { Level } from 'level'
+import { Counter } from 'prom-client'
+import type { PeerId } from '@libp2p/interface'
+import {
+  Spores, ENTRY_TYPES, TIERS, isEntryType, signEntry, signerOf,
+  SeedFileError, SchemaError,
+  type SporesNetwork, type EpochCertificateVerifier, type TierName, type EntryType, type Signer
+} from '../../spores/index.ts'
+import { decodeCanonical, encodeCanonical, peerIdOfPublicKey } from '../../crypto/index.ts'
+import { decodeCertificate, encodeChain, verifyChain, protocolPrefix, topicPrefix } from '../membership/index.ts'
+import { ApiError, type Routes } from '../api/index.ts'
+import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
+import { MemberBook } from './member-book.ts'
+import { selfSummary } from './self-summary.ts'
+import { seedConfirmation } from './seed-confirmation.ts'
+import { sporesSettingsFromEnv } from './spores-settings.ts'
+
+export interface SporesFeatureOptions {
+  /** The consensus engine's quorum-certificate check for primary epochs (default: committee signatures). */
+  epochVerifier?: (ctx: DaemonContext) => EpochCertificateVerifier
+}
+
+export interface SporesFeature extends DaemonFeature {
+  /** The opened spores (undefined before start and after stop). */
+  spores: () => Spores | undefined
+  /** The spores' networked half, attached to the host (undefined before start and after stop). */
+  network: () => SporesNetwork | undefined
+  /** The node's level database; other features keep their data in their own sublevels. */
+  level: () => Level<string, Uint8Array> | undefined
+}
+
+const SEED_CONFIRM_TIMEOUT_MS = 10_000
+const SERVICE_NAME = /^[A-Za-z0-9._-]{1,64}$/
+
+function isTier (value: unknown): value is TierName {
+  return typeof value === 'string' && (TIERS as readonly string[]).includes(value)
+}
+
+function record (b: unknown): Record<string, unknown> {
+  return b !== null && typeof b === 'object' ? b as Record<string, unknown> : {}
+}
+
+function fileOf (b: unknown): string {
+  const file = record(b).file
+  if (typeof file !== 'string' || file === '') throw new ApiError(400, 'file must be a path')
+  return resolve(file)
+}
+
+/** Checks a membership chain (canonical CBOR array of certificates) for `peerId` in `network`. */
+export function membershipCheck (rootPublicKey: Uint8Array, now: () => number) {
+  return (membership: Uint8Array, peerId: string, network: string): boolean => {
+    try {
+      const raw = decodeCanonical(membership)
+      if (!Array.isArray(raw)) return false
+      const chain = raw.map(c => decodeCertificate(c as Uint8Array))
+      return verifyChain(chain, { networkId: network, rootPublicKey, now: now() }) === peerId
+    } catch {
+      return false
+    }
+  }
+}
+
+export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeature {
+  let level: Level<string, Uint8Array> | undefined
+  let spores: Spores | undefined
+  let network: SporesNetwork | undefined
+  let members: MemberBook | undefined
+  let signer: Signer | undefined
+  let detach: (() => void) | undefined
+  const startedAt = Date.now()
+
+  const running = (): { spores: Spores, network: SporesNetwork, ctx: DaemonContext } => {
+    if (spores === undefined || network === undefined || context === undefined) throw new ApiError(503, 'the spores are not open yet; try again in a moment')
+    return { spores, network, ctx: context }
+  }
+  let context: DaemonContext | undefined
+
+  const remember = (peerId: string): void => {
+    void members?.add(peerId).catch(err => context?.log.warn({ err: (err as Error).message }, 'could not record a member'))
+  }
+
+  const confirm = () => seedConfirmation(() => running().ctx.host(), async (peerId) => { await members?.add(peerId) })
+
+  return {
+    name: 'spores',
+    spores: () => spores,
+    network: () => network,
+    level: () => level,
+
+    async start (ctx) {
+      context = ctx
+      const settings = sporesSettingsFromEnv()
+      const rejections = new Counter({
+        name: 'mycelium_spore_rejections_total',
+        help: 'Spore entries not merged, by tier, entry type and reason',
+        labelNames: ['tier', 'type', 'reason'] as const,
+        registers: [ctx.metrics.registry]
+      })
+      signer = signerOf(ctx.secretKey)
+      const chain = ctx.home.loadChain()
+      const membership = chain === undefined ? new Uint8Array(0) : encodeCanonical(encodeChain(chain))
+      level = new Level<string, Uint8Array>(ctx.home.path('spores'), { keyEncoding: 'utf8', valueEncoding: 'view' })
+      await level.open()
+      members = await MemberBook.open(level, [signer.peerId, peerIdOfPublicKey(ctx.network.rootPublicKey)])
+      const book = members
+      spores = await Spores.open({
+        database: level,
+        network: ctx.network.networkId,
+        rootPublicKey: ctx.network.rootPublicKey,
+        signer,
+        limits: { maxEntries: settings.maxEntries, ...(settings.windowMs === undefined ? {} : { windowMs: settings.windowMs }) },
+        log: ctx.log.child({ area: 'spores' }),
+        rejections: { rejected: (tier, type, reason) => { rejections.inc({ tier, type, reason }) } },
+        ...(options.epochVerifier === undefined ? {} : { epochVerifier: options.epochVerifier(ctx) }),
+        isMember: (peerId) => book.has(peerId),
+        membership: () => membership,
+        checkMembership: membershipCheck(ctx.network.rootPublicKey, Date.now)
+      })
+      if (spores.droppedAtOpen > 0) ctx.log.warn({ dropped: spores.droppedAtOpen }, 'undecodable spore records were removed at open')
+
+      const host = ctx.host()
+      // every peer the host reports has passed the membership handshake: its chain was verified
+      for (const peer of ctx.peers()) await book.add(peer.peerId)
+      network = await spores.attach({
+        host,
+        pubsub: host.services.pubsub,
+        names: { protocolPrefix: protocolPrefix(ctx.network.networkId), topicPrefix: topicPrefix(ctx.network.networkId) },
+        summary: () => selfSummary({ addrs: () => host.getMultiaddrs().map(a => a.toString()), role: ctx.role, startedAt, dataDir: ctx.home.dir }),
+        publishIntervalMs: settings.publishIntervalMs,
+        syncIntervalMs: settings.syncIntervalMs
+      })
+      const net = network
+      const onConnect = (evt: CustomEvent<PeerId>): void => {
+        const peer = evt.detail
+        void book.add(peer.toString())
+          .then(async () => { await net.peerConnected(peer) })
+          .catch(err => ctx.log.debug({ peer: peer.toString(), err: (err as Error).message }, 'spores: peer connection handling failed'))
+      }
+      const onDisconnect = (evt: CustomEvent<PeerId>): void => {
+        void net.peerDisconnected(evt.detail).catch(() => {})
+      }
+      host.addEventListener('peer:connect', onConnect)
+      host.addEventListener('peer:disconnect', onDisconnect)
+      detach = () => {
+        host.removeEventListener('peer:connect', onConnect)
+        host.removeEventListener('peer:disconnect', onDisconnect)
+      }
+      // peers that connected before the spores were open (bootstrap dials) reconcile now
+      for (const peer of host.getPeers()) void net.peerConnected(peer).catch(() => {})
+    },
+
+    async stop () {
+      detach?.()
+      detach = undefined
+      const s = spores
+      const l = level
+      spores = undefined
+      network = undefined
+      level = undefined
+      await s?.close()
+      await l?.close()
+    },
+
+    status () {
+      if (spores === undefined) return {}
+      let entries = 0
+      for (const type of ENTRY_TYPES) entries += spores.tiers.latent.count(type)
+      return { spores: { latentEntries: entries, primaryEpoch: spores.primary.latest()?.header.epoch ?? null } }
+    },
+
+    routes (): Routes {
+      return {
+        'GET /spores': async ({ query }) => {
+          const tier = query.get('tier') ?? undefined
+          const type = query.get('type') ?? undefined
+          if (tier !== undefined && !isTier(tier)) throw new ApiError(400, `unknown tier "${tier}": use one of ${TIERS.join(', ')}`)
+          if (type !== undefined && !isEntryType(type)) throw new ApiError(400, `unknown entry type "${type}": use one of ${ENTRY_TYPES.join(', ')}`)
+          return await running().spores.ls({ tier, type: type as EntryType | undefined })
+        },
+        'GET /spores/stats': async () => {
+          const { spores: s } = running()
+          return { ...s.stats(), quarantined: (await s.seed.quarantined()).length, members: members?.size ?? 0 }
+        },
+        'POST /spores/seed/export': async ({ body }) => {
+          const file = fileOf(body)
+          try {
+            return { file, ...await running().spores.exportSeed(file) }
+          } catch (err) {
+            if (err instanceof ApiError) throw err
+            throw new ApiError(400, `cannot write the seed file ${file}: ${(err as Error).message}`)
+          }
+        },
+        'POST /spores/seed/import': async ({ body }) => {
+          const file = fileOf(body)
+          try {
+            return await running().spores.importSeed(file, confirm(), { confirmTimeoutMs: SEED_CONFIRM_TIMEOUT_MS, signal: AbortSignal.timeout(120_000) })
+          } catch (err) {
+            if (err instanceof SeedFileError) throw new ApiError(400, `${file}: ${err.message}`)
+            throw err
+          }
+        },
+        'POST /spores/seed/retry': async () => await running().spores.seed.retryQuarantined(confirm(), AbortSignal.timeout(120_000)),
+        'GET /spores/seed/quarantine': async () => await running().spores.seed.quarantined(),
+        'POST /spores/services': async ({ body }) => {
+          const { spores: s, network: n } = running()
+          const { name, endpoints, protocol } = record(body)
+          if (typeof name !== 'string' || !Array.isArray(endpoints) || (protocol !== undefined && typeof protocol !== 'string')) throw new ApiError(400, 'name (string), endpoints (array of strings) and optionally protocol (string) are required')
+          if (!SERVICE_NAME.test(name)) throw new ApiError(400, `service name "${name.slice(0, 80)}" must be 1-64 letters, digits, '.', '_' or '-'`)
+          const me = s.signer.peerId
+          const key = `${me}/${name}`
+          const now = Date.now()
+          const held = s.tiers.latent.getById(`service/${key}`)?.seq ?? 0
+          let entry
+          try {
+            entry = signEntry(s.signer, { type: 'service', key, value: { name, endpoints, ...(protocol === undefined ? {} : { protocol }) }, seq: Math.max(now, held + 1), issuedAt: now })
+          } catch (err) {
+            if (err instanceof SchemaError) throw new ApiError(400, `invalid service record: ${err.message}`)
+            throw err
+          }
+          const [outcome] = await s.merge('latent', [entry])
+          if (outcome.status !== 'merged') throw new ApiError(409, `the service record was not stored: ${outcome.reason}`)
+          await n.gossip.publish(entry)
+          return { type: 'service', key, origin: me, seq: entry.seq, issuedAt: entry.issuedAt, value: entry.value }
+        }
+      }
+    }
+  }
+}
