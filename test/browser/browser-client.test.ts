@@ -45,6 +45,7 @@ async function send (page: Page, message: string): Promise<void> {
 }
 
 describe('the hyphae web client in Chromium, with three real nodes', () => {
+  // dedicated sclerotia, as an operator pins them: they serve the client and relay for pages
   const cluster = new Cluster({ node: () => ({ startArgs: ['--http-port', '0', '--role', 'sclerotium'] }) })
   const browsers: TestBrowser[] = []
   let nodes: TestNode[]
