@@ -221,6 +221,7 @@ export class ReplicaHost {
           const entry = this.entries.get(frame.vmId)
           if (entry != null && entry.replica.origin === origin) {
             entry.replica.lastHeardAt = Date.now()
+            channel.send(body).catch(() => {})
             if (!vms.has(entry)) {
               vms.add(entry)
               entry.channels.add(channel)

@@ -22,6 +22,8 @@ export interface EpochAcknowledgement {
 export interface LinkStatus {
   via: string
   up: boolean
+  /** Smoothed heartbeat round trip (ms), queueing behind stripes included; absent until measured. */
+  rttMs?: number
   bytesPerS: number
   bytesSent: number
   inFlightBytes: number
@@ -236,6 +238,9 @@ export class BackupSession {
       case 'resumed':
         if (frame.vmId === this.options.vmId) this.options.onResumed(this.backup, frame.epoch)
         return
+      case 'heartbeat':
+        if (frame.vmId === this.options.vmId) link.echoed(frame.sentAt)
+        return
       default:
         link.abort(new Error(`unexpected ${frame.kind} frame from backup`))
     }
@@ -269,6 +274,7 @@ export class BackupSession {
       links: this.slots.map(slot => ({
         via: slot.route.via ?? 'direct',
         up: slot.link?.up === true,
+        rttMs: slot.link?.rttMs,
         bytesPerS: slot.meter.perSecond(now),
         bytesSent: slot.meter.total,
         inFlightBytes: slot.link?.inFlightBytes ?? 0,

@@ -1,5 +1,5 @@
 // The frames of the stripe protocol. Primary → backup: `origin` (first frame of a stream),
-// `stripe` (part of an epoch), `heartbeat`. Backup → primary: `stripe-receipt` (returns flow
+// `stripe` (part of an epoch), `heartbeat` (echoed back: the link's RTT). Backup → primary: `stripe-receipt` (returns flow
 // control credit), `epoch-applied` (the epoch is committed), `resumed` (after a handover).
 // Every frame starts with a version byte and a kind byte; a stripe ends with a SHA-256 of
 // everything before it, checked before anything in it is used.
@@ -80,7 +80,8 @@ export interface EpochAppliedFrame {
   /** SHA-256 of the backup's whole memory after the epoch, when the backup was asked to hash it. */
   memoryHash?: Uint8Array
 }
-export interface HeartbeatFrame { kind: 'heartbeat', vmId: string, epoch: number }
+/** `sentAt` is the primary's clock (ms); the backup echoes the frame unchanged. */
+export interface HeartbeatFrame { kind: 'heartbeat', vmId: string, epoch: number, sentAt: number }
 export interface ResumedFrame { kind: 'resumed', vmId: string, epoch: number, guestCounter: number }
 /** The primary no longer needs this backup for the VM (stopped, or migrated elsewhere): drop the replica. */
 export interface ReleaseFrame { kind: 'release', vmId: string }
@@ -158,8 +159,8 @@ export function encodeEpochApplied (frame: Omit<EpochAppliedFrame, 'kind'>): Uin
   return writer.finish()
 }
 
-export function encodeHeartbeat (vmId: string, epoch: number): Uint8Array {
-  return head(new ByteWriter(), KIND_HEARTBEAT).text(vmId).u53(epoch).finish()
+export function encodeHeartbeat (vmId: string, epoch: number, sentAt: number): Uint8Array {
+  return head(new ByteWriter(), KIND_HEARTBEAT).text(vmId).u53(epoch).f64(sentAt).finish()
 }
 
 export function encodeResumed (vmId: string, epoch: number, guestCounter: number): Uint8Array {
@@ -266,7 +267,7 @@ export function decodeFrame (body: Uint8Array): ReplicationFrame {
       return { kind: 'epoch-applied', vmId, epoch, guestCounter, contentHash, memoryHash }
     }
     case KIND_HEARTBEAT: {
-      const frame: HeartbeatFrame = { kind: 'heartbeat', vmId: readVmId(reader), epoch: reader.u53('epoch') }
+      const frame: HeartbeatFrame = { kind: 'heartbeat', vmId: readVmId(reader), epoch: reader.u53('epoch'), sentAt: reader.f64('sent at') }
       reader.end('heartbeat')
       return frame
     }

@@ -49,6 +49,8 @@ export class StripeLink {
   inFlightBytes = 0
   maxInFlightBytes = 0
   bytesSent = 0
+  /** Smoothed round trip of heartbeats on this link, queueing behind stripes included (ms). */
+  rttMs?: number
   readonly openedAt = Date.now()
   closedAt?: number
 
@@ -151,7 +153,14 @@ export class StripeLink {
 
   heartbeat (vmId: string, epoch: number): void {
     if (!this.up || this.channel.stream.writableNeedsDrain) return
-    this.channel.send(encodeHeartbeat(vmId, epoch)).catch(() => {})
+    this.channel.send(encodeHeartbeat(vmId, epoch, performance.now())).catch(() => {})
+  }
+
+  /** A heartbeat came back from the backup. */
+  echoed (sentAt: number): void {
+    const sample = performance.now() - sentAt
+    if (!(sample >= 0)) return
+    this.rttMs = this.rttMs == null ? sample : this.rttMs * 0.8 + sample * 0.2
   }
 
   /** Tell the backup to drop its replica of `vmId`; resolves once the frame is handed to the stream. */

@@ -91,6 +91,10 @@ describe('replication links over rhizomorph forwarders', () => {
     expect(status.links.every(link => link.bytesSent > 0)).toBe(true)
     // Flow control: no link ever had more than its window sent and not yet receipted.
     expect(status.links.every(link => link.maxInFlightBytes <= 1024 * 1024)).toBe(true)
+    // Heartbeats come back: each link knows its round trip.
+    links.heartbeat(1)
+    await waitFor(() => links.status().links.every(link => link.rttMs != null), 5000, 'heartbeat echoes')
+    expect(links.status().links.every(link => link.rttMs! >= 0 && link.rttMs! < 5000)).toBe(true)
     await links.close()
     hosts[0].drop('vm-four')
   })

@@ -47,6 +47,7 @@ describe.skipIf(unavailable != null)(`the RAM replication service of a node${una
     expect(status.backups[0]).toMatchObject({ peerId: backup })
     expect(status.links.map(link => link.via)).toEqual([nodes[1].peerId.toString(), nodes[2].peerId.toString()])
     expect(status.guestCounter).toBeGreaterThan(0)
+    await waitFor(() => (services[0].status(guest.vmId) as ReplicationStatus).links.every(link => link.rttMs != null), 5000, 'link round trips')
     expect((services[3].status(guest.vmId) as ReplicaStatus).appliedEpoch).toBeGreaterThanOrEqual(5)
 
     await services[0].stopVm(guest.vmId)

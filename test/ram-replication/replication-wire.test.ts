@@ -124,7 +124,7 @@ describe('stripe frames', () => {
     expect(decodeFrame(encodeStripeReceipt('vm', 5, 3))).toEqual({ kind: 'stripe-receipt', vmId: 'vm', epoch: 5, stripeIndex: 3 })
     expect(decodeFrame(encodeOrigin({ peerId: '12D3KooWabc', run: 0, salt: new Uint8Array(0) }))).toEqual({ kind: 'origin', peerId: '12D3KooWabc', run: 0, salt: new Uint8Array(0) })
     expect(decodeFrame(encodeOrigin({ peerId: '12D3KooWabc', run: 1_800_000_000_000 * 1024, salt: Uint8Array.of(1, 2, 3) }))).toEqual({ kind: 'origin', peerId: '12D3KooWabc', run: 1_800_000_000_000 * 1024, salt: Uint8Array.of(1, 2, 3) })
-    expect(decodeFrame(encodeHeartbeat('vm', 9))).toEqual({ kind: 'heartbeat', vmId: 'vm', epoch: 9 })
+    expect(decodeFrame(encodeHeartbeat('vm', 9, 1234.5))).toEqual({ kind: 'heartbeat', vmId: 'vm', epoch: 9, sentAt: 1234.5 })
     expect(decodeFrame(encodeRelease('vm'))).toEqual({ kind: 'release', vmId: 'vm' })
   })
 })
