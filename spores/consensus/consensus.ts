@@ -1,5 +1,6 @@
 // One node's consensus, assembled: the round engine, primary epochs, verdict operations, the
 // trust ledger, differential uptime and metrics, with the reports the CLI prints.
+import { toHex } from '../../crypto/index.ts'
 import { RoundEngine, type RoundEngineOptions } from './round-engine.ts'
 import { PrimaryEpochs, type PrimaryEpochsOptions, type EpochSummary, type Writability } from './primary-epochs.ts'
 import { nodeDownOperation, promotionOperation, askVerdict, NODE_DOWN, PROMOTION, type Verdict } from './verdicts.ts'
@@ -77,7 +78,13 @@ export class Consensus {
     return { ...report, excluded: report.peers.filter(p => p.excluded).map(p => p.peerId), uptime: this.engine.uptime.records() }
   }
 
-  metrics (): ConsensusMetricsSnapshot {
+  /** The self-contained bytes of a slash's evidence (hex of canonical CBOR), for the admin API. */
+  evidence (id: string): string | undefined {
+    const bytes = this.engine.evidence(id)
+    return bytes === undefined ? undefined : toHex(bytes)
+  }
+
+    metrics (): ConsensusMetricsSnapshot {
     return { ...this.engine.metrics.snapshot(), readOnly: this.epochs.isReadOnly() }
   }
 }

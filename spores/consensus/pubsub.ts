@@ -34,7 +34,10 @@ export function gossipsubTransport (gossipsub: GossipsubLike): ConsensusPubSub {
       gossipsub.subscribe(topic)
       return () => {
         gossipsub.removeEventListener('message', listener)
-        gossipsub.unsubscribe(topic)
+        // A stopped gossipsub has no subscriptions left to drop.
+        try {
+          gossipsub.unsubscribe(topic)
+        } catch {}
       }
     }
   }
