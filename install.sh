@@ -30,7 +30,8 @@ Options (environment variables):
   MYCELIUM_SKIP_SERVICE=1   write the systemd unit but do not enable or start it
   MYCELIUM_START_ARGS="..." extra arguments for `mycelium start` in the unit
                             (e.g. "--listen /ip4/0.0.0.0/tcp/7700 --api-port 7777")
-  MYCELIUM_NODE_VERSION=N   Node major version to fetch when one is needed (default 24)
+  MYCELIUM_NODE_VERSION=V   Node version to fetch when one is needed: a major (default
+                            24, the newest 24.x) or an exact version (24.21.0)
   MYCELIUM_FORCE_NODE=1     fetch Node even when the machine's is recent enough
   MYCELIUM_NODE_CACHE=DIR   keep downloaded Node packages here and reuse them
   MYCELIUM_SERVICE_MODE=system|user
@@ -139,7 +140,7 @@ registry_failure() {
   fail "$1 from the npm registry"
 }
 
-# Fetches node-linux-<arch>@<major> from the npm registry and unpacks its binary into $1.
+# Fetches node-linux-<arch>@<version or major> from the npm registry and unpacks its binary into $1.
 fetch_node() {
   target=$1
   pkg="node-linux-$arch"

@@ -8,6 +8,10 @@ import { Cluster, REPO_ROOT, waitFor, type TestNode } from '../harness/index.ts'
 const CACHE = join(REPO_ROOT, 'node_modules/.cache/mycelium-install')
 const INSTALL = join(REPO_ROOT, 'install.sh')
 const VERSION = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).version as string
+// the Node this checkout already runs on: npm's cache holds it, so the installer fetches
+// nothing new for it (the aarch64 one is kept in CACHE after the first run)
+const NODE_PACKAGE = join(REPO_ROOT, 'node_modules/node/package.json')
+const NODE_VERSION = existsSync(NODE_PACKAGE) ? JSON.parse(readFileSync(NODE_PACKAGE, 'utf8')).version as string : '24'
 
 interface Run { code: number, stdout: string, stderr: string }
 
@@ -40,6 +44,7 @@ describe('install.sh into a temporary prefix', () => {
     MYCELIUM_SKIP_SERVICE: '1',
     MYCELIUM_FORCE_NODE: '1',
     MYCELIUM_NODE_CACHE: CACHE,
+    MYCELIUM_NODE_VERSION: NODE_VERSION,
     // npm's own cache of this machine: dependencies already fetched are not fetched again
     npm_config_cache: join(homedir(), '.npm')
   }
@@ -88,7 +93,8 @@ describe('install.sh into a temporary prefix', () => {
     const armv7 = await run('sh', [INSTALL], { ...env, MYCELIUM_ARCH: 'armv7l' })
     expect(armv7.code).toBe(1)
     expect(armv7.stderr).toMatch(/not published for armv7l/)
-    const offline = await run('sh', [INSTALL], { ...env, npm_config_registry: 'http://127.0.0.1:9/', npm_config_fetch_retries: '0' })
+    // nothing cached either: npm would otherwise answer from its cache
+    const offline = await run('sh', [INSTALL], { ...env, npm_config_registry: 'http://127.0.0.1:9/', npm_config_fetch_retries: '0', npm_config_cache: join(root, 'empty-npm-cache'), MYCELIUM_NODE_CACHE: join(root, 'empty-node-cache') })
     expect(offline.code).toBe(1)
     expect(offline.stderr).toMatch(/no npm registry reachable/)
     expect(existsSync(join(prefix, 'lib/mycelium'))).toBe(false)
