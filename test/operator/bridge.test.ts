@@ -93,6 +93,13 @@ describe('a bridge between two networks of three nodes (real processes)', () => 
     expect(inB.found).toBe(true)
     for (const lookup of inA) expect(lookup.found).toBe(false)
 
+    // spore entries stay in their network: a service record of A reaches A's nodes only, and
+    // no node of B holds any entry signed by a node of A (nor the other way round)
+    await api(a[2]).request('POST', '/spores/services', { name: 'printer', endpoints: ['/ip4/127.0.0.1/tcp/631'] })
+    await waitFor(async () => (await api(a[0]).request<any[]>('GET', '/spores?type=service')).some(e => e.origin === a[2].peerId), { timeoutMs: 20_000, what: 'the service record on another node of A' })
+    for (const n of b) expect((await api(n).request<any[]>('GET', '/spores')).filter(e => a.some(x => x.peerId === e.origin))).toEqual([])
+    for (const n of a) expect((await api(n).request<any[]>('GET', '/spores')).filter(e => b.some(x => x.peerId === e.origin) || e.origin === bridgeKeyInB)).toEqual([])
+
     for (const n of b) expect((await messages(n, 'secret')).map(m => m.text)).not.toContain('A only')
     for (const n of a) expect((await messages(n, 'secret')).map(m => m.text)).not.toContain('B only')
     for (const n of a) for (const p of await peers(n)) expect(b.map(x => x.peerId)).not.toContain(p)
