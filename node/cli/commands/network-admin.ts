@@ -30,11 +30,14 @@ async function passphrase (confirm: boolean): Promise<string> {
   if (process.stdin.isTTY !== true) throw new UsageError('no passphrase: set MYCELIUM_PASSPHRASE or run this on a terminal')
   const ask = async (prompt: string): Promise<string> => {
     const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true })
+    // readline echoes what is typed through _writeToOutput: let the prompt through, then nothing
+    let muted = false
     const out = rl as unknown as { _writeToOutput: (s: string) => void }
-    process.stderr.write(prompt)
-    out._writeToOutput = () => {}
+    out._writeToOutput = (s) => { if (!muted) process.stderr.write(s) }
     try {
-      return await new Promise<string>(resolve => rl.question('', resolve))
+      const answer = new Promise<string>(resolve => rl.question(prompt, resolve))
+      muted = true
+      return await answer
     } finally {
       rl.close()
       process.stderr.write('\n')
