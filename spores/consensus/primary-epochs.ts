@@ -128,6 +128,7 @@ export class PrimaryEpochs {
   private abort = new AbortController()
   private lastHeadAt = 0
   private lastNeedAt = 0
+  private lastAnswerAt = 0
   private conflicts = 0
   private sinkQueue: Promise<void> = Promise.resolve()
 
@@ -363,8 +364,10 @@ export class PrimaryEpochs {
         this.publish({ t: 'need', from: latest.epoch + 1 })
       }
     } else if (m.t === 'need' && typeof m.from === 'number' && Number.isSafeInteger(m.from) && m.from >= 0) {
-      if (m.from > latest.epoch || now - (this.answered.get(m.from) ?? 0) < 500) return
+      // Bounded answers: one batch per requested start per 500 ms, and one batch per 100 ms overall.
+      if (m.from > latest.epoch || now - (this.answered.get(m.from) ?? 0) < 500 || now - this.lastAnswerAt < 100) return
       this.answered.set(m.from, now)
+      this.lastAnswerAt = now
       if (this.answered.size > 256) this.answered.delete(this.answered.keys().next().value as number)
       for (let n = m.from; n <= Math.min(latest.epoch, m.from + CATCH_UP_BATCH - 1); n++) {
         const r = this.chain.get(n)

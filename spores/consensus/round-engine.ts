@@ -13,9 +13,13 @@
 //      without them by the reveal deadline the round fails (RoundFailedError) and nothing
 //      is applied.
 // Locks: once a member has revealed on a key it votes on that key only for the same input in
-// later attempts, and a later proposer re-proposes the input it already evaluated; with the
-// committee kept across a window of attempts (committee.ts) two attempts cannot certify two
-// inputs: their quorums share an honest, locked member.
+// later attempts, and a later proposer re-proposes the input it is locked on (or first
+// evaluated); with the committee kept across a window of attempts (committee.ts) two attempts
+// cannot certify two inputs: their quorums share an honest, locked member. A lock is released
+// when its round failed here and a full attempt time has passed since without any certificate
+// for the key: a certificate, had one formed, would have reached this node by then (partial
+// synchrony); without the release, members locked on different inputs after a split vote
+// would block the key for ever.
 // Faults are slashed as they are seen (equivocation, mismatch, copy, dissent); withholding is
 // judged only after the reveal deadline plus a grace period, and only against members this node
 // is connected to, so late-but-honest and unreachable members are never slashed.
@@ -97,6 +101,7 @@ interface RoundState {
   revealOpen: boolean
   certificate?: Certificate
   failure?: RoundFailedError
+  failedAt?: number
   closed: boolean
   voted: boolean
   conduct?: MemberConduct
@@ -136,7 +141,7 @@ export class RoundEngine {
   private readonly changeListeners = new Set<() => void>()
   private readonly unsubscribes: Array<() => void> = []
   private readonly evidenceStore = new Map<string, Uint8Array>()
-  private readonly locks = new Map<string, Uint8Array>()
+  private readonly locks = new Map<string, { inputDigest: Uint8Array, input: Uint8Array, round: string }>()
   private readonly evaluatedInputs = new Map<string, Uint8Array>()
   private running = false
 
@@ -222,7 +227,7 @@ export class RoundEngine {
       const committee = selectCommittee(ctx.candidates, ctx.seed, attempt, this.committeeSize)
       if (committee.length < smallestCommittee(this.f)) throw new RoundFailedError('not-enough-candidates', attempt)
       const proposer = op.proposers === 'leader' ? committee[0] === this.self : ctx.candidates.includes(this.self)
-      if (proposer && refusal === undefined) await this.propose(opName, key, this.evaluatedInputs.get(key) ?? await input(attempt), attempt)
+      if (proposer && refusal === undefined) await this.propose(opName, key, this.locks.get(key)?.input ?? this.evaluatedInputs.get(key) ?? await input(attempt), attempt)
       const outcome = await this.waitAttempt(op, key, attempt, options.signal)
       if (outcome === 'certified') return this.certifiedKeys.get(key) as Certificate
       if (outcome === 'settled') throw new RoundFailedError('already-certified', attempt, `${key} was settled elsewhere`)
@@ -248,13 +253,19 @@ export class RoundEngine {
     return [...this.rounds.values()].filter(s => !s.closed).map(s => ({ op: s.header.op, key: s.header.key, attempt: s.header.attempt, committee: s.header.committee, commits: s.commits.size, reveals: s.reveals.size, certified: s.certificate !== undefined }))
   }
 
+  /** How long one attempt may take: the wait for its proposal and its two phases. */
+  private attemptMs (): number {
+    const phase = this.deadlines.phaseMs()
+    return Math.max(this.o.proposalWaitMs ?? 1000, phase) + 2 * phase
+  }
+
   /** Something the operations' state depends on changed (e.g. an epoch was adopted from a peer). */
   refresh (): void {
     this.notify()
   }
 
   private waitAttempt (op: Operation, key: string, attempt: number, signal?: AbortSignal): Promise<'certified' | 'settled' | 'failed' | 'timeout' | 'aborted'> {
-    const budget = (this.o.proposalWaitMs ?? 1000) + 2 * this.deadlines.phaseMs()
+    const budget = this.attemptMs()
     const start = this.clock()
     return new Promise(resolve => {
       let timer: ReturnType<typeof setTimeout> | undefined
@@ -361,7 +372,12 @@ export class RoundEngine {
     if (reason !== undefined) return reason
     if (this.certifiedKeys.has(s.header.key)) return 'already-certified'
     const lock = this.locks.get(s.header.key)
-    if (lock !== undefined && !equalBytes(lock, s.header.inputDigest)) return 'locked'
+    if (lock !== undefined && !equalBytes(lock.inputDigest, s.header.inputDigest)) {
+      const held = this.rounds.get(lock.round)
+      const failedAt = held === undefined ? 0 : held.failedAt
+      if (failedAt === undefined || this.clock() - failedAt < this.attemptMs()) return 'locked'
+      this.locks.delete(s.header.key)
+    }
     // One open vote per key: a member never backs two live rounds (attempts) on the same key.
     for (const other of this.rounds.values()) {
       if (other !== s && other.voted && other.header.key === s.header.key && other.failure === undefined) return 'already-certified'
@@ -400,7 +416,10 @@ export class RoundEngine {
       },
       reveal: (b: Ballot) => {
         if (s.closed) return
-        remember(this.locks, s.header.key, s.header.inputDigest)
+        if (!this.locks.has(s.header.key)) {
+          if (this.locks.size >= KEYS_REMEMBERED) this.locks.delete(this.locks.keys().next().value as string)
+          this.locks.set(s.header.key, { inputDigest: s.header.inputDigest, input: s.input, round: s.idHex })
+        }
         const r = signMessage(this.o.signer, { t: 'reveal', from: this.self, round: s.id, result: b.result, nonce: b.nonce })
         this.publish(this.topics.rounds, r.bytes)
         this.onReveal(s, r)
@@ -539,6 +558,7 @@ export class RoundEngine {
 
   private revealDeadline (s: RoundState): void {
     if (s.certificate !== undefined || s.closed) return
+    s.failedAt = this.clock()
     s.failure = new RoundFailedError('no-quorum', s.header.attempt, `round ${s.header.key} attempt ${s.header.attempt} got no 2f+1 matching reveals`)
     this.metrics.roundFailed(s.header.op, 'no-quorum')
     this.log.info({ key: s.header.key, attempt: s.header.attempt, commits: s.commits.size, reveals: s.reveals.size }, 'round failed')
