@@ -144,6 +144,23 @@ export class BackupSession {
     slot.retryMs = Math.min(slot.retryMs * 2, 5000)
   }
 
+  /** A new flow-control window for every link (the network profile changed). */
+  setWindow (bytes: number): void {
+    this.options.windowBytes = bytes
+    for (const slot of this.slots) if (slot.link != null) slot.link.windowBytes = bytes
+    this.pump()
+  }
+
+  /** The smallest heartbeat round trip over the links that measured one. */
+  minRttMs (): number | undefined {
+    let best: number | undefined
+    for (const slot of this.slots) {
+      const rtt = slot.link?.minRttMs
+      if (rtt != null && (best == null || rtt < best)) best = rtt
+    }
+    return best
+  }
+
   get linksUp (): number {
     return this.slots.filter(slot => slot.link?.up === true).length
   }

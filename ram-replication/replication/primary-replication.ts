@@ -13,6 +13,7 @@ import { throttleFor, validateThrottleCurve } from '../policy/throttle-curve.ts'
 import type { ThrottleCurve } from '../policy/throttle-curve.ts'
 import { decideBackup, decideGuest, validateEmergencyLimits } from '../policy/emergency-mode.ts'
 import type { EmergencyLimits, EmergencyMode } from '../policy/emergency-mode.ts'
+import { profileForRtt } from '../policy/network-profile.ts'
 import type { NetworkProfile } from '../policy/network-profile.ts'
 import { BackupSession } from './backup-session.ts'
 import type { BackupStatus, EpochAcknowledgement, LinkStatus } from './backup-session.ts'
@@ -32,8 +33,11 @@ export interface PrimaryReplicationOptions {
   backups: BackupTarget[]
   /** This node's Ed25519 secret (32 bytes): links are sealed end to end (rhizomorphs see ciphertext). */
   secretKey?: Uint8Array
-  /** LAN/WAN settings (from `profileForRtt`); the explicit options below override them. */
-  profile?: NetworkProfile
+  /**
+   * LAN/WAN settings (from `profileForRtt`), or `auto`: chosen from the links' measured round
+   * trips once they are known and revised as they change. Explicit options below override them.
+   */
+  profile?: NetworkProfile | 'auto'
   epochIntervalMs?: number
   windowBytes?: number
   stripeBytes?: number
@@ -79,6 +83,8 @@ export interface ReplicationStatus {
   guestCounter: number
   throttle: number
   backlogBytes: number
+  /** The LAN/WAN profile in force (absent until chosen). */
+  profile?: 'lan' | 'wan'
   backups: BackupStatus[]
   links: LinkStatus[]
 }
@@ -145,7 +151,8 @@ export class PrimaryReplication {
   private readonly throttleCurve: ThrottleCurve
   private readonly emergency: EmergencyMode
   private readonly limits: EmergencyLimits
-  private readonly epochIntervalMs: number
+  private epochIntervalMs: number
+  private profileValue?: NetworkProfile
   private readonly controller = new AbortController()
   private epochValue = 0
   private stateValue: ReplicationState = 'idle'
@@ -162,7 +169,8 @@ export class PrimaryReplication {
     this.guest = options.guest
     this.vmId = options.guest.vmId
     this.logger = options.logger ?? silentLogger
-    const profile = options.profile
+    const profile = options.profile === 'auto' ? undefined : options.profile
+    this.profileValue = profile
     this.encoder = new EpochEncoder({ stripeBytes: options.stripeBytes ?? profile?.stripeBytes, delta: options.delta, deltaCacheBytes: options.deltaCacheBytes })
     this.throttleCurve = validateThrottleCurve(options.throttle ?? { kind: 'none' })
     this.emergency = options.emergency ?? 'pause'
@@ -223,8 +231,11 @@ export class PrimaryReplication {
       await Promise.all([...this.sessions.values()].map(async session => { await session.close() }))
       throw error
     }
+    let beats = 0
     this.heartbeatTimer = setInterval(() => {
       for (const session of this.sessions.values()) session.heartbeat(this.epochValue)
+      // Every 20 heartbeats (2 s by default), revisit the automatic profile.
+      if (this.options.profile === 'auto' && ++beats % 20 === 5) this.adaptProfile()
     }, this.options.heartbeatMs ?? 100)
     this.loop = this.run()
   }
@@ -364,6 +375,29 @@ export class PrimaryReplication {
     return encoded
   }
 
+  /** Apply the LAN/WAN profile of the smallest round trip the links measured (explicit options win). */
+  private adaptProfile (): void {
+    let rtt: number | undefined
+    for (const session of this.sessions.values()) {
+      const sessionRtt = session.minRttMs()
+      if (sessionRtt != null && (rtt == null || sessionRtt > rtt)) rtt = sessionRtt
+    }
+    if (rtt == null) return
+    const profile = profileForRtt(rtt)
+    const previous = this.profileValue
+    if (previous != null && previous.name === profile.name && Math.abs(previous.windowBytes - profile.windowBytes) < previous.windowBytes / 4) return
+    this.profileValue = profile
+    if (this.options.epochIntervalMs == null) this.epochIntervalMs = profile.epochIntervalMs
+    if (this.options.stripeBytes == null) this.encoder.setStripeBytes(profile.stripeBytes)
+    if (this.options.windowBytes == null) for (const session of this.sessions.values()) session.setWindow(profile.windowBytes)
+    this.logger.info('network profile %s for %s (round trip %s ms): epochs every %d ms, window %d bytes', profile.name, this.vmId, rtt.toFixed(2), this.epochIntervalMs, profile.windowBytes)
+  }
+
+  /** The LAN/WAN profile in force, if any. */
+  get profile (): NetworkProfile | undefined {
+    return this.profileValue
+  }
+
   /** The largest backlog among the backups that are not being resynced. */
   backlogBytes (): number {
     let worst = 0
@@ -390,6 +424,7 @@ export class PrimaryReplication {
       guestCounter: this.guest.guestCounter(),
       throttle: this.throttleValue,
       backlogBytes: this.backlogBytes(),
+      profile: this.profileValue?.name,
       backups,
       links: backups.flatMap(backup => backup.links)
     }

@@ -36,7 +36,7 @@ export interface EncodedEpoch {
 export const DEFAULT_STRIPE_BYTES = 256 * 1024
 
 export class EpochEncoder {
-  private readonly stripeBytes: number
+  private stripeBytes: number
   private readonly delta: boolean
   private readonly cacheLimit: number
   /** Last sent version of recently sent pages, oldest first (Map order is the LRU order). */
@@ -162,6 +162,11 @@ export class EpochEncoder {
       deltaPages,
       rawBytes: entries.length * pageSize
     }
+  }
+
+  /** Target stripe size for the next epochs (the network profile changed). */
+  setStripeBytes (bytes: number): void {
+    this.stripeBytes = bytes
   }
 
   /** Forget every cached page version and zero page (after a backup is resynced from scratch, for instance). */

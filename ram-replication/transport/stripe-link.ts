@@ -42,7 +42,8 @@ const MAX_CONTROL_FRAME_BYTES = 4096
 
 export class StripeLink {
   readonly route: LinkRoute
-  readonly windowBytes: number
+  /** Changes when the network profile changes. */
+  windowBytes: number
   private readonly channel: FrameChannel
   /** Stripes sent on this link that the backup has not receipted yet, by `epoch:stripe`. */
   readonly inFlight = new Map<string, { stripe: EncodedStripe, sentAt: number }>()
@@ -51,6 +52,8 @@ export class StripeLink {
   bytesSent = 0
   /** Smoothed round trip of heartbeats on this link, queueing behind stripes included (ms). */
   rttMs?: number
+  /** Smallest heartbeat round trip seen: the link's latency with nothing queued (ms). */
+  minRttMs?: number
   readonly openedAt = Date.now()
   closedAt?: number
 
@@ -161,6 +164,7 @@ export class StripeLink {
     const sample = performance.now() - sentAt
     if (!(sample >= 0)) return
     this.rttMs = this.rttMs == null ? sample : this.rttMs * 0.8 + sample * 0.2
+    this.minRttMs = this.minRttMs == null ? sample : Math.min(this.minRttMs, sample)
   }
 
   /** Tell the backup to drop its replica of `vmId`; resolves once the frame is handed to the stream. */

@@ -36,7 +36,7 @@ describe.skipIf(unavailable != null)(`the RAM replication service of a node${una
   it('runs, lists, reports and stops a replicated VM', async () => {
     const guest = await KvmGuest.start({ memoryBytes: 8 * 1024 * 1024, workload: { pattern: 'hot', dirtyRate: 2000, reportEvery: 8 } })
     const backup = nodes[3].peerId.toString()
-    const replication = await services[0].replicate(guest, { backups: [{ peerId: backup, via: [nodes[1], nodes[2]].map(node => node.peerId.toString()) }] })
+    const replication = await services[0].replicate(guest, { backups: [{ peerId: backup, via: [nodes[1], nodes[2]].map(node => node.peerId.toString()) }], profile: 'auto' })
     await replication.initialSync()
     await waitFor(() => replication.status().backups[0].ackedEpoch >= 5, 20_000, 'five acknowledged epochs')
 
@@ -48,6 +48,9 @@ describe.skipIf(unavailable != null)(`the RAM replication service of a node${una
     expect(status.links.map(link => link.via)).toEqual([nodes[1].peerId.toString(), nodes[2].peerId.toString()])
     expect(status.guestCounter).toBeGreaterThan(0)
     await waitFor(() => (services[0].status(guest.vmId) as ReplicationStatus).links.every(link => link.rttMs != null), 5000, 'link round trips')
+    // Loopback round trips are LAN round trips: the automatic profile settles on LAN settings.
+    await waitFor(() => replication.profile?.name === 'lan', 15_000, 'the automatic LAN profile')
+    expect((services[0].status(guest.vmId) as ReplicationStatus).profile).toBe('lan')
     expect((services[3].status(guest.vmId) as ReplicaStatus).appliedEpoch).toBeGreaterThanOrEqual(5)
 
     await services[0].stopVm(guest.vmId)
