@@ -1,21 +1,33 @@
 // One running bridge: the daemon's own host in network A and a second libp2p host, with its
 // own key and certificate, in network B. Only the allow-listed application topics are
 // forwarded, both ways, each message re-wrapped with its origin and signed by the bridge's
-// key in the network it enters, and rate-limited per direction. The two hosts share nothing
-// else: B's DHT, membership, roster and other topics stay in B, and no node of one network
+// key in the network it enters, and rate-limited per direction; so are service records of
+// the spores whose service name is allow-listed (re-signed by the bridge as its own service,
+// labelled "bridged from <network>/<peer>"). The two hosts share nothing else: B's DHT,
+// membership, roster and other topics and spore entries stay in B, and no node of one network
 // ever gets a connection to a node of the other.
 import { multiaddr } from '@multiformats/multiaddr'
 import type { GossipSub, Message } from '@libp2p/gossipsub'
 import { createHost, type MyceliumHost } from '../host/index.ts'
-import { topicPrefix, type MembershipPolicy, type CertificateChain } from '../membership/index.ts'
+import { topicPrefix, protocolPrefix, type MembershipPolicy, type CertificateChain } from '../membership/index.ts'
 import { encodeBridgedMessage, isBridgedMessage } from '../gossip/index.ts'
 import { RevocationList, RevocationExchange } from '../revocation/index.ts'
+import { Roster } from '../presence/index.ts'
+import { decodeEntry, signEntry, signerOf, sporeProtocols, type Signer } from '../../spores/index.ts'
 import { HomeError, type Home, type NetworkInfo } from '../home/index.ts'
 import type { Logger } from '../log/index.ts'
 import { TokenBucket } from './token-bucket.ts'
 import type { BridgeRecord } from './bridge-book.ts'
 
 const RECONNECT_INTERVAL_MS = 5_000
+const BRIDGED_LABEL = 'bridged from '
+const MAX_PROTOCOL_CHARS = 128
+
+function latentTopic (networkId: string): string {
+  return sporeProtocols({ protocolPrefix: protocolPrefix(networkId), topicPrefix: topicPrefix(networkId) }).gossip
+}
+
+interface ServiceValueView { name: string, endpoints: string[], protocol?: string }
 
 /** One side of the bridge: a host in one network and the key that signs what enters it. */
 export interface BridgeSide {
@@ -25,7 +37,11 @@ export interface BridgeSide {
 }
 
 export interface DirectionStats {
+  /** gossip messages forwarded */
   forwarded: number
+  /** service records forwarded */
+  services: number
+  /** messages and records over the rate limit */
   dropped: number
 }
 
@@ -50,7 +66,10 @@ export class Bridge {
   private remoteKey?: Uint8Array
   private revocations?: RevocationExchange
   private readonly verified = new Set<string>()
-  private readonly stats = { out: { forwarded: 0, dropped: 0 }, in: { forwarded: 0, dropped: 0 } }
+  private readonly stats = { out: { forwarded: 0, services: 0, dropped: 0 }, in: { forwarded: 0, services: 0, dropped: 0 } }
+  private remoteSigner?: Signer
+  private roster?: Roster
+  private readonly serviceSeq = new Map<string, number>()
   private readonly outBucket: TokenBucket
   private readonly inBucket: TokenBucket
   private stopped = false
@@ -73,6 +92,7 @@ export class Bridge {
     if (network === undefined || chain === undefined || network.networkId !== this.record.networkId) throw new HomeError(`bridge ${this.record.id}: its membership in ${this.record.networkId} is missing from ${this.home.dir}; remove it and add it again with a new invite`)
     const privateKey = this.home.loadNodeKey()
     this.remoteKey = privateKey.raw.subarray(0, 32)
+    this.remoteSigner = signerOf(this.remoteKey)
     const list = new RevocationList(this.home, network)
     const remote = await createHost({
       privateKey,
@@ -91,6 +111,23 @@ export class Bridge {
     this.revocations = new RevocationExchange({ host: remote, networkId: network.networkId, rootPublicKey: network.rootPublicKey, list, log: this.log })
     await this.revocations.start()
 
+    // B's roster tells the bridge where B's members are; it dials them all, so every member
+    // of B has verified the bridge's certificate itself and accepts the records it signs
+    this.roster = new Roster({
+      libp2p: remote,
+      protocol: `${protocolPrefix(network.networkId)}/roster/1.0.0`,
+      presence: () => ({ role: 'bridge', addrs: [] }),
+      connectedMembers: () => [],
+      onPresence: () => {},
+      onLearned: (entries) => { for (const e of entries) void this.dialMember(e.peerId, e.addrs) },
+      log: this.log
+    })
+    await this.roster.start()
+    remote.addEventListener('connection:open', (evt) => {
+      const peer = evt.detail.remotePeer
+      if (remote.getConnections(peer).length === 1) void this.roster?.exchange(peer)
+    })
+
     const localPubsub = this.local.host().services.pubsub
     localPubsub.addEventListener('message', this.onLocal)
     remote.services.pubsub.addEventListener('message', this.onRemote)
@@ -98,6 +135,8 @@ export class Bridge {
       localPubsub.subscribe(`${topicPrefix(this.local.networkId)}/app/${topic}`)
       remote.services.pubsub.subscribe(`${topicPrefix(network.networkId)}/app/${topic}`)
     }
+    // this node's spores already listen on its own latent topic
+    remote.services.pubsub.subscribe(latentTopic(network.networkId))
     this.timer = setInterval(() => { void this.reconnect() }, RECONNECT_INTERVAL_MS)
     this.timer.unref()
     await this.reconnect()
@@ -129,11 +168,26 @@ export class Bridge {
     await Promise.all(dials)
   }
 
+  private async dialMember (peerId: string, addrs: string[]): Promise<void> {
+    const remote = this.remote
+    if (remote === undefined || this.stopped || addrs.length === 0 || peerId === remote.peerId.toString()) return
+    try {
+      const { peerIdFromString } = await import('@libp2p/peer-id')
+      const id = peerIdFromString(peerId)
+      if (remote.getConnections(id).length > 0) return
+      await remote.peerStore.merge(id, { multiaddrs: addrs.map(a => multiaddr(a)) })
+      await remote.dial(id, { signal: AbortSignal.timeout(10_000) })
+    } catch (err) {
+      this.log.debug({ peer: peerId, err: (err as Error).message }, 'bridge could not dial a member')
+    }
+  }
+
   private forward (msg: Message, direction: 'out' | 'in'): void {
     const remote = this.remote
     if (this.stopped || remote === undefined || msg.type !== 'signed') return
     const fromNetwork = direction === 'out' ? this.local.networkId : this.record.networkId
     const toNetwork = direction === 'out' ? this.record.networkId : this.local.networkId
+    if (msg.topic === latentTopic(fromNetwork)) { this.forwardService(msg.data, direction, fromNetwork, toNetwork); return }
     const prefix = `${topicPrefix(fromNetwork)}/app/`
     if (!msg.topic.startsWith(prefix)) return
     const topic = msg.topic.slice(prefix.length)
@@ -147,6 +201,44 @@ export class Bridge {
     stats.forwarded++
     void (target.services.pubsub as GossipSub).publish(`${topicPrefix(toNetwork)}/app/${topic}`, data).catch((err: Error) => {
       this.log.debug({ err: err.message, topic }, 'bridged publish failed')
+    })
+  }
+
+  /**
+   * A service record of an allow-listed name enters the other network as the bridge's own
+   * service record of that name (the spores accept a record only from its owner), labelled
+   * with where it came from. Records that already crossed a bridge never cross again.
+   */
+  private forwardService (data: Uint8Array, direction: 'out' | 'in', fromNetwork: string, toNetwork: string): void {
+    let entry
+    try {
+      entry = decodeEntry(data)
+    } catch {
+      return
+    }
+    if (entry.type !== 'service') return
+    const value = entry.value as ServiceValueView
+    if (!this.record.topics.includes(value.name) || value.protocol?.startsWith(BRIDGED_LABEL) === true) return
+    const signer = direction === 'out' ? this.remoteSigner! : signerOf(this.local.secretKey)
+    if (entry.origin === signer.peerId) return
+    const stats = this.stats[direction]
+    if (!(direction === 'out' ? this.outBucket : this.inBucket).take()) { stats.dropped++; return }
+    const key = `${signer.peerId}/${value.name}`
+    const now = Date.now()
+    const seq = Math.max(now, (this.serviceSeq.get(key) ?? 0) + 1)
+    this.serviceSeq.set(key, seq)
+    const protocol = `${BRIDGED_LABEL}${fromNetwork}/${entry.origin}${value.protocol !== undefined ? ` ${value.protocol}` : ''}`.slice(0, MAX_PROTOCOL_CHARS)
+    let bridged
+    try {
+      bridged = signEntry(signer, { type: 'service', key, value: { name: value.name, endpoints: value.endpoints, protocol }, seq, issuedAt: now })
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'service record could not be bridged')
+      return
+    }
+    stats.services++
+    const target: MyceliumHost = direction === 'out' ? this.remote! : this.local.host()
+    void (target.services.pubsub as GossipSub).publish(latentTopic(toNetwork), bridged.bytes).catch((err: Error) => {
+      this.log.debug({ err: err.message }, 'bridged service record publish failed')
     })
   }
 
@@ -172,6 +264,7 @@ export class Bridge {
     if (remote === undefined) return
     remote.services.pubsub.removeEventListener('message', this.onRemote)
     await this.revocations?.stop().catch(() => {})
+    await remote.unhandle(`${protocolPrefix(this.record.networkId)}/roster/1.0.0`).catch(() => {})
     try {
       await remote.stop()
     } catch (err) {

@@ -68,7 +68,7 @@ describe('a bridge between two networks of three nodes (real processes)', () => 
     expect(bad.stderr).toMatch(/not a rate/)
   })
 
-  it('an allow-listed topic crosses both ways, labelled with its origin network', async () => {
+  it('an allow-listed topic and service records of that name cross both ways, labelled with their origin network', async () => {
     await publishUntilSeen(a[2], 'chat', 'hello B, from A', [b[0], b[1], b[2]])
     const got = (await messages(b[2], 'chat')).find(m => m.text === 'hello B, from A')!
     expect(got.origin).toEqual({ networkId: netA, peerId: a[2].peerId, bridge: bridgeKeyInB })
@@ -77,11 +77,19 @@ describe('a bridge between two networks of three nodes (real processes)', () => 
     await publishUntilSeen(b[1], 'chat', 'hello A, from B', [a[0], a[2]])
     const back = (await messages(a[0], 'chat')).find(m => m.text === 'hello A, from B')!
     expect(back.origin).toEqual({ networkId: netB, peerId: b[1].peerId, bridge: a[1].peerId })
+    // a service record of an allow-listed name crosses as the bridge's own record, labelled
+    await api(a[2]).request('POST', '/spores/services', { name: 'chat', endpoints: ['/ip4/127.0.0.1/tcp/5222'] })
+    const services = async (n: TestNode): Promise<any[]> => (await api(n).request<any[]>('GET', '/spores?type=service')).filter(e => e.value.name === 'chat')
+    await waitFor(async () => (await Promise.all(b.map(services))).every(list => list.some(e => e.origin === bridgeKeyInB && e.value.protocol === `bridged from ${netA}/${a[2].peerId}`)), { timeoutMs: 20_000, what: 'the service record of A on every node of B' })
+    expect((await services(b[0])).find(e => e.origin === bridgeKeyInB).value.endpoints).toEqual(['/ip4/127.0.0.1/tcp/5222'])
+    await api(b[1]).request('POST', '/spores/services', { name: 'chat', endpoints: ['/ip4/127.0.0.1/tcp/5223'] })
+    await waitFor(async () => (await Promise.all([a[0], a[2]].map(services))).every(list => list.some(e => e.origin === a[1].peerId && e.value.protocol === `bridged from ${netB}/${b[1].peerId}`)), { timeoutMs: 20_000, what: 'the service record of B on the nodes of A' })
+
     // messages of a node's own network carry no origin label
     expect((await messages(a[0], 'chat')).find(m => m.text === 'hello B, from A')?.origin).toBeUndefined()
   })
 
-  it('nothing else crosses: not a listed topic, not a DHT lookup, not a connection', async () => {
+  it('nothing else crosses: not a listed topic, not another spore entry, not a DHT lookup, not a connection', async () => {
     await publishUntilSeen(a[2], 'secret', 'A only', [a[0], a[1]])
     await publishUntilSeen(b[2], 'secret', 'B only', [b[0], b[1]])
     // B's members are found in B's DHT, never in A's, not even the bridge's key in B
@@ -97,7 +105,11 @@ describe('a bridge between two networks of three nodes (real processes)', () => 
     // no node of B holds any entry signed by a node of A (nor the other way round)
     await api(a[2]).request('POST', '/spores/services', { name: 'printer', endpoints: ['/ip4/127.0.0.1/tcp/631'] })
     await waitFor(async () => (await api(a[0]).request<any[]>('GET', '/spores?type=service')).some(e => e.origin === a[2].peerId), { timeoutMs: 20_000, what: 'the service record on another node of A' })
-    for (const n of b) expect((await api(n).request<any[]>('GET', '/spores')).filter(e => a.some(x => x.peerId === e.origin))).toEqual([])
+    for (const n of b) {
+      const entries = await api(n).request<any[]>('GET', '/spores')
+      expect(entries.filter(e => a.some(x => x.peerId === e.origin))).toEqual([])
+      expect(entries.filter(e => e.type === 'service' && e.value.name === 'printer')).toEqual([])
+    }
     for (const n of a) expect((await api(n).request<any[]>('GET', '/spores')).filter(e => b.some(x => x.peerId === e.origin) || e.origin === bridgeKeyInB)).toEqual([])
 
     for (const n of b) expect((await messages(n, 'secret')).map(m => m.text)).not.toContain('A only')

@@ -4,7 +4,7 @@ import { api, printJson } from '../context.ts'
 import { parseRate, InvalidRateError, type BridgeView } from '../../bridge/index.ts'
 
 function describe (b: BridgeView): string {
-  return `${b.id}  ↔ ${b.networkName} (${b.networkId})  topics ${b.topics.join(',')}  rate ${b.ratePerS}/s  ${b.running ? `${b.peers} peer${b.peers === 1 ? '' : 's'}` : 'not running'}\n          out ${b.out.forwarded} forwarded, ${b.out.dropped} dropped; in ${b.in.forwarded} forwarded, ${b.in.dropped} dropped`
+  return `${b.id}  ↔ ${b.networkName} (${b.networkId})  topics ${b.topics.join(',')}  rate ${b.ratePerS}/s  ${b.running ? `${b.peers} peer${b.peers === 1 ? '' : 's'}` : 'not running'}\n          out ${b.out.forwarded} messages, ${b.out.services} service records, ${b.out.dropped} dropped; in ${b.in.forwarded} messages, ${b.in.services} service records, ${b.in.dropped} dropped`
 }
 
 export const bridgeAdd: Command = {
