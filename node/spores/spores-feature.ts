@@ -10,7 +10,7 @@ import type { PeerId } from '@libp2p/interface'
 import {
   Spores, ENTRY_TYPES, TIERS, isEntryType, signEntry, signerOf,
   SeedFileError, SchemaError,
-  type SporesNetwork, type EpochCertificateVerifier, type TierName, type EntryType, type Signer
+  type SporesNetwork, type EpochCertificateVerifier, type SeedNode, type NodeValue, type TierName, type EntryType, type Signer
 } from '../../spores/index.ts'
 import { decodeCanonical, encodeCanonical, peerIdOfPublicKey } from '../../crypto/index.ts'
 import { decodeCertificate, encodeChain, verifyChain, protocolPrefix, topicPrefix } from '../membership/index.ts'
@@ -50,6 +50,14 @@ function fileOf (b: unknown): string {
   const file = record(b).file
   if (typeof file !== 'string' || file === '') throw new ApiError(400, 'file must be a path')
   return resolve(file)
+}
+
+async function knownNodes (spores: Spores): Promise<SeedNode[]> {
+  const nodes = new Map<string, SeedNode>()
+  for (const tier of ['seed', 'latent'] as const) {
+    for (const e of await spores.ls({ tier, type: 'node' })) nodes.set(e.key, { peerId: e.key, addrs: (e.value as NodeValue).addrs })
+  }
+  return [...nodes.values()]
 }
 
 /** Checks a membership chain (canonical CBOR array of certificates) for `peerId` in `network`. */
@@ -190,7 +198,10 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
         'POST /spores/seed/export': async ({ body }) => {
           const file = fileOf(body)
           try {
-            return { file, ...await running().spores.exportSeed(file) }
+            const s = running().spores
+            // default: this node and the sclerotia; allNodes: every node whose entry the spores hold
+            const nodes = record(body).allNodes === true ? await knownNodes(s) : undefined
+            return { file, ...await s.exportSeed(file, nodes === undefined ? {} : { nodes }) }
           } catch (err) {
             if (err instanceof ApiError) throw err
             throw new ApiError(400, `cannot write the seed file ${file}: ${(err as Error).message}`)

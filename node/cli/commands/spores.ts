@@ -74,11 +74,12 @@ export const sporesStats: Command = {
 
 export const sporesExportSeed: Command = {
   name: 'spores export-seed',
-  usage: 'mycelium spores export-seed FILE',
-  summary: 'write a signed seed file: bootstrap nodes, their keys and addresses, the latest primary digest',
-  async run (ctx, { positional }) {
-    if (positional.length !== 1) throw new UsageError('usage: mycelium spores export-seed FILE')
-    const r = await api(ctx).request<{ file: string, nodes: number, entries: number }>('POST', '/spores/seed/export', { file: resolve(positional[0]) })
+  usage: 'mycelium spores export-seed FILE [--all-nodes]',
+  summary: 'write a signed seed file: bootstrap nodes (this node and the sclerotia; --all-nodes: every known node), their keys and addresses, the latest primary digest',
+  flags: { 'all-nodes': { type: 'boolean' } },
+  async run (ctx, { positional, flags }) {
+    if (positional.length !== 1) throw new UsageError('usage: mycelium spores export-seed FILE [--all-nodes]')
+    const r = await api(ctx).request<{ file: string, nodes: number, entries: number }>('POST', '/spores/seed/export', { file: resolve(positional[0]), allNodes: flags['all-nodes'] === true })
     if (ctx.json) printJson(ctx, r)
     else ctx.out(`wrote ${r.file}: ${r.nodes} node(s), ${r.entries} entr${r.entries === 1 ? 'y' : 'ies'}`)
   }

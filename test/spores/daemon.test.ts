@@ -1,0 +1,168 @@
+// The spores on real daemons (separate processes, joined through invites): convergence,
+// reconciliation after a node was away, a Byzantine member, seed files and limits.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { execFile } from 'node:child_process'
+import { join } from 'node:path'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { Cluster, TestNode, waitFor, sleep, NODE, REPO_ROOT } from '../harness/index.ts'
+import { ApiClient } from '../../node/api/index.ts'
+import { Home } from '../../node/home/index.ts'
+
+const WINDOW_MS = 600_000
+const SERVICE_LIMIT = 40
+const FLOOD = 120
+const env = {
+  MYCELIUM_SPORES_PUBLISH_MS: '5000',
+  MYCELIUM_SPORES_SYNC_MS: '5000',
+  MYCELIUM_SPORES_WINDOW_MS: String(WINDOW_MS),
+  MYCELIUM_SPORES_MAX_ENTRIES: `service=${SERVICE_LIMIT}`
+}
+
+interface Entry { type: string, key: string, origin: string, seq: number, issuedAt: number, value: any }
+
+/** Polls go to the admin API the CLI uses; a CLI process per poll would slow the whole test down. */
+async function get<T = any> (node: TestNode, path: string): Promise<T> {
+  return await ApiClient.forHome(new Home(node.home)).request<T>('GET', path)
+}
+
+async function ls (node: TestNode, query = ''): Promise<Entry[]> {
+  return await get<Entry[]>(node, `/spores${query === '' ? '' : `?${query}`}`)
+}
+
+describe('spores on six real daemons', () => {
+  const cluster = new Cluster({ node: () => ({ env }) })
+  let nodes: TestNode[]
+
+  beforeAll(async () => {
+    nodes = await cluster.startNetwork(6)
+    await cluster.waitForFullMesh(60_000)
+  }, 150_000)
+  afterAll(async () => { await cluster.destroy() })
+
+  it('every node holds the same service record within 10 s of its publication', async () => {
+    const r = await nodes[2].cliJson<Entry>(['spores', 'publish-service', 'web', '/ip4/127.0.0.1/tcp/8080', 'https://web.example'])
+    const published = Date.now()
+    const seen = await waitFor(async () => {
+      const views = await Promise.all(nodes.map(async n => (await ls(n, 'type=service')).find(e => e.key === r.key)))
+      return views.every(v => v !== undefined && v.seq === r.seq) ? views : undefined
+    }, { timeoutMs: 10_000, intervalMs: 100, what: 'the service record on every node' })
+    expect(Date.now() - published).toBeLessThan(10_000)
+    for (const v of seen) expect(v).toEqual({ type: 'service', key: `${nodes[2].peerId}/web`, origin: nodes[2].peerId, seq: r.seq, issuedAt: r.issuedAt, value: { name: 'web', endpoints: ['/ip4/127.0.0.1/tcp/8080', 'https://web.example'] } })
+    // and each node's own `node` entry has reached all the others, signed by its owner
+    let missing: string[] = []
+    await waitFor(async () => {
+      missing = []
+      for (const n of nodes) {
+        const keys = (await ls(n, 'type=node')).filter(e => e.origin === e.key).map(e => e.key)
+        for (const o of nodes) if (!keys.includes(o.peerId)) missing.push(`${n.name} lacks ${o.name}`)
+      }
+      return missing.length === 0
+    }, { timeoutMs: 20_000, intervalMs: 300, what: 'every node entry on every node' }).catch(async (err) => {
+      const stats = await Promise.all(nodes.map(async n => JSON.stringify({ node: n.name, rejections: (await get(n, '/spores/stats')).tiers.latent.node.rejections })))
+      throw new Error(`${(err as Error).message}: ${missing.join(', ')}; ${stats.join(' ')}`)
+    })
+    const mine = (await ls(nodes[0], 'type=node')).find(e => e.key === nodes[0].peerId)
+    expect(mine?.value.hardware).toMatchObject({ cores: expect.any(Number), memoryMiB: expect.any(Number), arch: expect.any(String) })
+    expect(mine?.value.addrs.length).toBeGreaterThan(0)
+  })
+
+  it('a node that was stopped catches up by anti-entropy sync when it returns, and the traffic is counted', async () => {
+    const away = nodes[5]
+    await away.stop()
+    // published while it is away: gossip cannot bring it back, only sync can
+    const r = await nodes[1].cliJson<Entry>(['spores', 'publish-service', 'api', '/ip4/127.0.0.1/tcp/9090'])
+    // past gossipsub's message cache (a few heartbeats), so the record cannot come back as gossip
+    await sleep(6000)
+    await away.start()
+    await waitFor(async () => (await ls(away, 'type=service')).some(e => e.key === r.key && e.seq === r.seq), { timeoutMs: 30_000, intervalMs: 500, what: 'the record published while away' })
+    const stats = await away.cliJson(['spores', 'stats'])
+    expect(stats.sync.sessions).toBeGreaterThan(0)
+    expect(stats.sync.bytesReceived).toBeGreaterThan(0)
+    expect(stats.sync.pulled).toBeGreaterThan(0)
+    const human = await away.cli(['spores', 'stats'])
+    expect(human.stdout).toMatch(/sync\s+\d+ sessions/)
+  })
+
+  it('a Byzantine member gossiping bad entries changes nothing on the honest nodes; each rejection is counted', async () => {
+    const byz = cluster.newNode('byz', { env })
+    await cluster.join(byz, nodes[0])
+    const victim = nodes[3]
+    const before = (await ls(victim, 'type=node')).find(e => e.key === victim.peerId)
+    const addrs = await Promise.all(nodes.map(async n => (await get(n, '/status')).addrs.find((a: string) => a.includes('/tcp/') && !a.includes('/ws')) as string))
+    const report = await new Promise<{ peerId: string, outsider: string, sent: Record<string, number> }>((resolve, reject) => {
+      execFile(NODE, [join(REPO_ROOT, 'test/spores/byzantine-member.ts'), '--home', byz.home, '--window-ms', String(WINDOW_MS), '--flood', String(FLOOD), '--victim', victim.peerId, ...addrs],
+        { timeout: 90_000, encoding: 'utf8' }, (err, stdout, stderr) => { if (err !== null) reject(new Error(`${err.message}\n${stderr}`)); else resolve(JSON.parse(stdout)) })
+    })
+    expect(report.sent.flood).toBe(FLOOD)
+    const expected = ['bad-signature', 'unauthorized-origin', 'unknown-origin', 'replay', 'oversized', 'malformed', 'schema', 'expired', 'future', 'outside-window', 'limit']
+    for (const n of nodes) {
+      await waitFor(async () => {
+        const s = await get(n, '/spores/stats')
+        const counted: Record<string, number> = {}
+        for (const byType of Object.values<any>(s.tiers.latent)) for (const [reason, c] of Object.entries<number>(byType.rejections)) counted[reason] = (counted[reason] ?? 0) + c
+        for (const [reason, c] of Object.entries<number>(s.undecodable.latent)) counted[reason] = (counted[reason] ?? 0) + c
+        return expected.every(r => (counted[r] ?? 0) > 0)
+      }, { timeoutMs: 20_000, intervalMs: 300, what: `every rejection reason counted on ${n.name}` })
+    }
+    const metrics = (await victim.cli(['metrics'])).stdout
+    expect(metrics).toMatch(/mycelium_spore_rejections_total\{tier="latent",type="node",reason="unauthorized-origin"\} [1-9]/)
+    for (const n of nodes) {
+      const all = await ls(n)
+      expect(all.some(e => e.origin === report.outsider || e.key === report.outsider)).toBe(false)
+      expect(all.some(e => JSON.stringify(e.value).includes('6.6.6.6'))).toBe(false)
+      for (const e of all) if (e.type === 'node' || e.type === 'health') expect(e.origin).toBe(e.key)
+      expect(all.some(e => e.origin === report.peerId && e.type === 'health' && Math.abs(e.issuedAt - Date.now()) > WINDOW_MS)).toBe(false)
+      // the flood stops at the limit
+      expect(all.filter(e => e.type === 'service').length).toBeLessThanOrEqual(SERVICE_LIMIT)
+      const stats = await get(n, '/spores/stats')
+      expect(stats.tiers.latent.service.count).toBeLessThanOrEqual(SERVICE_LIMIT)
+      expect(stats.tiers.latent.service.limit).toBe(SERVICE_LIMIT)
+    }
+    const after = (await ls(victim, 'type=node')).find(e => e.key === victim.peerId)
+    expect(after?.origin).toBe(victim.peerId)
+    expect(after?.value.addrs).toEqual(before?.value.addrs)
+  })
+
+  it('a seed file is merged only for the nodes the importer reaches and confirms', async () => {
+    const seedFile = join(nodes[0].home, 'net.seed')
+    const exported = await nodes[0].cliJson(['spores', 'export-seed', seedFile, '--all-nodes'])
+    expect(exported.nodes).toBeGreaterThanOrEqual(6)
+    const gone = nodes[4]
+    await gone.stop()
+    const importer = nodes[5]
+    const tampered = join(importer.home, 'tampered.seed')
+    const bytes = readFileSync(seedFile)
+    bytes[bytes.length - 80] ^= 0x01
+    writeFileSync(tampered, bytes)
+    const bad = await importer.cli(['spores', 'import-seed', tampered])
+    expect(bad.code).not.toBe(0)
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1)
+    expect(bad.stderr).toMatch(/mycelium: .*seed/)
+    expect(await ls(importer, 'tier=seed')).toEqual([])
+
+    const r = await importer.cliJson(['spores', 'import-seed', seedFile])
+    expect(r.quarantined.map((q: any) => q.peerId)).toContain(gone.peerId)
+    expect(r.confirmed).not.toContain(gone.peerId)
+    for (const n of nodes.slice(0, 4)) expect(r.confirmed).toContain(n.peerId)
+    const cliView = await importer.cliJson<Entry[]>(['spores', 'ls', '--tier', 'seed', '--type', 'node'])
+    const seeded = cliView.map(e => e.key)
+    for (const e of cliView) expect(Object.keys(e)).toEqual(expect.arrayContaining(['type', 'key', 'origin', 'seq', 'issuedAt', 'value']))
+    expect(seeded).not.toContain(gone.peerId)
+    expect(seeded.sort()).toEqual(r.confirmed.filter((id: string) => seeded.includes(id)).sort())
+    expect(seeded.length).toBe(r.merged)
+    const human = await importer.cli(['spores', 'import-seed', seedFile])
+    expect(human.stdout).toMatch(new RegExp(`quarantined\\s+${gone.peerId}`))
+  })
+
+  it('bad input: one clear line, non-zero exit', async () => {
+    const tier = await nodes[0].cli(['spores', 'ls', '--tier', 'attic'])
+    expect(tier.code).toBe(2)
+    expect(tier.stderr).toMatch(/unknown tier "attic"/)
+    const type = await nodes[0].cli(['spores', 'ls', '--type', 'gossip'])
+    expect(type.code).toBe(2)
+    expect(type.stderr).toMatch(/unknown entry type "gossip"/)
+    const missing = await nodes[0].cli(['spores', 'import-seed', join(nodes[0].home, 'no-such.seed')])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toMatch(/cannot read seed file/)
+  })
+})
