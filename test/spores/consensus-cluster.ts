@@ -47,6 +47,8 @@ export interface Cluster {
   stopNode: (node: ClusterNode) => Promise<void>
   partition: (a: ClusterNode[], b: ClusterNode[]) => Promise<void>
   heal: () => Promise<void>
+  /** Dials again any pair whose connection dropped (a daemon's reconnection does this). */
+  reconnect: () => Promise<void>
   close: () => Promise<void>
 }
 
@@ -191,6 +193,9 @@ export async function startCluster (options: ClusterOptions): Promise<Cluster> {
       }
       await Promise.all(a.flatMap(x => b.map(async y => await x.libp2p.hangUp(y.libp2p.peerId).catch(() => undefined))))
       await until('partition', () => a.every(x => b.every(y => !connectedTo(x.libp2p)(y.signer.peerId) && !connectedTo(y.libp2p)(x.signer.peerId))))
+    },
+    async reconnect () {
+      await connectAll(live())
     },
     async heal () {
       for (const n of nodes) n.blocked.clear()

@@ -57,7 +57,12 @@ describe('partition 4/3 and heal', () => {
       const primaryDigests = new Set(cluster.nodes.map(n => n.spores.primary.latest()!.header.epoch === target ? toHex(n.spores.primary.latest()!.digest) : `ahead-${n.index}`))
       expect([...primaryDigests].filter(d => !d.startsWith('ahead')).length).toBeLessThanOrEqual(1)
       for (const n of cluster.nodes) expect(n.consensus.epochs.conflictsRefused()).toBe(0)
-      await until('writable again everywhere', () => cluster.nodes.every(n => !n.consensus.epochs.isReadOnly()), 10_000)
+      await until('writable again everywhere', async () => {
+        if (cluster.nodes.every(n => !n.consensus.epochs.isReadOnly())) return true
+        await cluster.reconnect()
+        return false
+      }, 15_000).catch(() => undefined)
+      expect(cluster.nodes.map(n => { const w = n.consensus.epochs.writability(); return w.writable ? 'writable' : `${n.index}: ${w.reason} reach=${w.reachable} up=${w.uptimeReachable.toFixed(1)} down=${w.uptimeUnreachable.toFixed(1)} conns=${n.libp2p.getConnections().length}` })).toEqual(cluster.nodes.map(() => 'writable'))
     } finally {
       await cluster.close()
     }
