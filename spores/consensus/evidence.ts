@@ -1,6 +1,7 @@
 // Slashing evidence: the accused's own signed messages (plus, where the fault is relative to
 // the accepted result, the round's certificate), so anyone can check it offline.
-//   equivocate  [two different commits, or two different reveals, of the accused in one round]
+//   equivocate  [two different commits, or two different reveals, of the accused in one round;
+//               or two proposals of the accused for one attempt with different inputs]
 //   mismatch    [the accused's commit, its reveal that does not open it]
 //   copy        [the accused's commit, another member's reveal whose result and nonce open it,
 //               an observer's attestation that the reveal came first]. Two members committed to
@@ -67,7 +68,10 @@ export function verifyEvidence (bytes: Uint8Array): Evidence & { attester?: stri
   const accused = raw.accused
   if (typeof accused !== 'string' || !header.committee.includes(accused)) bad('evidence: accused is not a committee member')
   const round = roundIdOf(header)
-  for (const m of messages) if (!equalBytes((m.body as { round?: Uint8Array }).round ?? new Uint8Array(0), round)) bad('evidence: message of another round')
+  for (const m of messages) {
+    const of = m.body.t === 'proposal' ? undefined : m.body.round
+    if (of !== undefined && !equalBytes(of, round)) bad('evidence: message of another round')
+  }
   let certificate: Certificate | undefined
   if (raw.certificate !== null) {
     if (!(raw.certificate instanceof Uint8Array)) bad('evidence: certificate is not bytes')
@@ -83,6 +87,15 @@ export function verifyEvidence (bytes: Uint8Array): Evidence & { attester?: stri
   let attester: string | undefined
   switch (reason) {
     case 'equivocate': {
+      if (a.body.t === 'proposal') {
+        if (b === undefined || b.body.t !== 'proposal' || a.body.from !== accused || b.body.from !== accused) bad('proposal equivocation needs two proposals of the accused')
+        const x = a.body.header
+        const y = b.body.header
+        if (!equalBytes(roundIdOf(x), round)) bad('evidence: proposal of another round')
+        const slot = (h: RoundHeader): Uint8Array => encodeCanonical([h.op, h.key, h.seed, h.committee, h.attempt, h.f])
+        if (!equalBytes(slot(x), slot(y)) || equalBytes(x.inputDigest, y.inputDigest)) bad('the proposals are not two inputs for one attempt')
+        break
+      }
       if (b === undefined || a.body.from !== accused || b.body.from !== accused || a.body.t !== b.body.t || (a.body.t !== 'commit' && a.body.t !== 'reveal')) bad('equivocation needs two messages of one kind from the accused')
       if (equalBytes(a.bytes, b.bytes) || sameVote(a, b)) bad('equivocation needs two different messages')
       break

@@ -143,6 +143,7 @@ export class RoundEngine {
   private readonly evidenceStore = new Map<string, Uint8Array>()
   private readonly locks = new Map<string, { inputDigest: Uint8Array, input: Uint8Array, round: string }>()
   private readonly evaluatedInputs = new Map<string, Uint8Array>()
+  private readonly proposals = new Map<string, Signed<ProposalBody>>()
   private running = false
 
   constructor (options: RoundEngineOptions) {
@@ -346,6 +347,17 @@ export class RoundEngine {
     const mayPropose = op.proposers === 'leader' ? p.body.from === h.committee[0] : ctx.candidates.includes(p.body.from)
     if (!mayPropose) return this.log.debug({ key: h.key, from: p.body.from }, 'proposal from a peer that may not propose')
     if (!equalBytes(inputDigestOf(p.body.input), h.inputDigest)) return
+    // A proposer that opens one attempt with two different inputs splits the committee: equivocation.
+    const slot = `${h.op}|${h.key}|${h.attempt}|${p.body.from}`
+    const earlier = this.proposals.get(slot)
+    if (earlier !== undefined && !equalBytes(earlier.body.header.inputDigest, h.inputDigest)) {
+      this.report(buildEvidence('equivocate', p.body.from, earlier.body.header, [earlier, p]))
+      return
+    }
+    if (earlier === undefined) {
+      if (this.proposals.size >= PENDING_ROUNDS_MAX * 8) this.proposals.delete(this.proposals.keys().next().value as string)
+      this.proposals.set(slot, p)
+    }
     const id = roundIdOf(h)
     const idHex = toHex(id)
     if (this.rounds.has(idHex)) return
@@ -591,13 +603,17 @@ export class RoundEngine {
 
   private slash (s: RoundState, reason: FaultReason, accused: string, messages: Signed[], cert?: Certificate): void {
     if (reason !== 'withhold' && reason !== 'dissent') s.faulty.add(accused)
-    const evidence = buildEvidence(reason, accused, s.header, messages, cert)
+    this.report(buildEvidence(reason, accused, s.header, messages, cert))
+    if (reason === 'copy' || reason === 'mismatch' || reason === 'equivocate') this.tally(s)
+  }
+
+  /** Applies evidence this node observed itself and gossips it. */
+  private report (evidence: ReturnType<typeof buildEvidence>): void {
     this.keepEvidence(evidence.id, evidence.bytes)
     if (this.ledger.apply(evidence, { own: true })) {
-      this.log.warn({ accused, reason, key: s.header.key, evidence: evidence.id }, 'member slashed')
+      this.log.warn({ accused: evidence.accused, reason: evidence.reason, key: evidence.header.key, evidence: evidence.id }, 'member slashed')
       this.publish(this.topics.evidence, evidence.bytes)
     }
-    if (reason === 'copy' || reason === 'mismatch' || reason === 'equivocate') this.tally(s)
   }
 
   private receiveEvidence (data: Uint8Array): void {

@@ -3,7 +3,7 @@ import { toHex, encodeCanonical, randomBytesOf, decodeCanonical } from '../../cr
 import { decodeEntry, encodeEpoch, EpochRejectedError } from '../../spores/index.ts'
 import {
   verifyEpochCertificate, verifyCertificate, buildCertificate, signMessage, commitmentOf, roundIdOf, inputDigestOf, effectiveF,
-  bftEpochVerifier, EPOCH_OPERATION, epochKey, ConflictingEpochError, type RoundHeader, type EpochRecord
+  bftEpochVerifier, verifyEvidence, EPOCH_OPERATION, epochKey, ConflictingEpochError, type RoundHeader, type EpochRecord
 } from '../../spores/consensus/index.ts'
 import { startCluster, until, latestEpoch, type Cluster } from './consensus-cluster.ts'
 import { networkRoot, tempDir, openTestSpores } from './fixtures.ts'
@@ -124,6 +124,24 @@ describe('primary epochs by commit-reveal BFT', () => {
       await expect(n.consensus.epochs.adopt(built.headerBytes, forged.bytes, built.entries)).rejects.toBeInstanceOf(ConflictingEpochError)
       expect(n.consensus.epochs.conflictsRefused()).toBe(1)
       expect(toHex(n.consensus.epochs.chain.get(2)!.digest)).toBe(toHex(held.digest))
+    }
+  })
+
+  it('slashes a proposer that opens one attempt with two different inputs', async () => {
+    const n0 = cluster.nodes[0]
+    const prev = n0.consensus.epochs.chain.get(1)!
+    let attempt = 40
+    while (n0.consensus.engine.committeeFor(EPOCH_OPERATION, epochKey(2), attempt)![0] !== n0.signer.peerId) attempt++
+    for (const issuedAt of [prev.issuedAt + 2, prev.issuedAt + 3]) {
+      await n0.consensus.engine.propose(EPOCH_OPERATION, epochKey(2), encodeCanonical({ epoch: 2, prev: prev.digest, issuedAt, entries: [], candidates: prev.candidates }), attempt)
+    }
+    const others = cluster.nodes.slice(1)
+    await until('every node slashed the equivocating proposer', () => others.every(n => n.consensus.engine.ledger.isExcluded(n0.signer.peerId)))
+    for (const n of others) {
+      const slash = n.consensus.engine.ledger.slashesOf(n0.signer.peerId).find(s => s.reason === 'equivocate')!
+      const evidence = verifyEvidence(n.consensus.engine.evidence(slash.evidenceId)!)
+      expect(evidence.accused).toBe(n0.signer.peerId)
+      for (const m of others) expect(n.consensus.engine.ledger.slashesOf(m.signer.peerId)).toEqual([])
     }
   })
 })
