@@ -10,7 +10,7 @@ import type { PeerId } from '@libp2p/interface'
 import {
   Spores, ENTRY_TYPES, TIERS, isEntryType, signEntry, signerOf,
   SeedFileError, SchemaError,
-  type SporesNetwork, type EpochCertificateVerifier, type SeedNode, type NodeValue, type TierName, type EntryType, type Signer
+  type SporesNetwork, type EpochCertificateVerifier, type SeedNode, type NodeValue, type TierName, type EntryType
 } from '../../spores/index.ts'
 import { decodeCanonical, encodeCanonical, peerIdOfPublicKey } from '../../crypto/index.ts'
 import { decodeCertificate, encodeChain, verifyChain, protocolPrefix, topicPrefix } from '../membership/index.ts'
@@ -79,18 +79,14 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
   let spores: Spores | undefined
   let network: SporesNetwork | undefined
   let members: MemberBook | undefined
-  let signer: Signer | undefined
   let detach: (() => void) | undefined
   const startedAt = Date.now()
+
+  let context: DaemonContext | undefined
 
   const running = (): { spores: Spores, network: SporesNetwork, ctx: DaemonContext } => {
     if (spores === undefined || network === undefined || context === undefined) throw new ApiError(503, 'the spores are not open yet; try again in a moment')
     return { spores, network, ctx: context }
-  }
-  let context: DaemonContext | undefined
-
-  const remember = (peerId: string): void => {
-    void members?.add(peerId).catch(err => context?.log.warn({ err: (err as Error).message }, 'could not record a member'))
   }
 
   const confirm = () => seedConfirmation(() => running().ctx.host(), async (peerId) => { await members?.add(peerId) })
@@ -110,26 +106,33 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
         labelNames: ['tier', 'type', 'reason'] as const,
         registers: [ctx.metrics.registry]
       })
-      signer = signerOf(ctx.secretKey)
+      const signer = signerOf(ctx.secretKey)
       const chain = ctx.home.loadChain()
       const membership = chain === undefined ? new Uint8Array(0) : encodeCanonical(encodeChain(chain))
-      level = new Level<string, Uint8Array>(ctx.home.path('spores'), { keyEncoding: 'utf8', valueEncoding: 'view' })
-      await level.open()
-      members = await MemberBook.open(level, [signer.peerId, peerIdOfPublicKey(ctx.network.rootPublicKey)])
-      const book = members
-      spores = await Spores.open({
-        database: level,
-        network: ctx.network.networkId,
-        rootPublicKey: ctx.network.rootPublicKey,
-        signer,
-        limits: { maxEntries: settings.maxEntries, ...(settings.windowMs === undefined ? {} : { windowMs: settings.windowMs }) },
-        log: ctx.log.child({ area: 'spores' }),
-        rejections: { rejected: (tier, type, reason) => { rejections.inc({ tier, type, reason }) } },
-        ...(options.epochVerifier === undefined ? {} : { epochVerifier: options.epochVerifier(ctx) }),
-        isMember: (peerId) => book.has(peerId),
-        membership: () => membership,
-        checkMembership: membershipCheck(ctx.network.rootPublicKey, Date.now)
-      })
+      const db = new Level<string, Uint8Array>(ctx.home.path('spores'), { keyEncoding: 'utf8', valueEncoding: 'view' })
+      await db.open()
+      let book: MemberBook
+      try {
+        book = await MemberBook.open(db, [signer.peerId, peerIdOfPublicKey(ctx.network.rootPublicKey)])
+        spores = await Spores.open({
+          database: db,
+          network: ctx.network.networkId,
+          rootPublicKey: ctx.network.rootPublicKey,
+          signer,
+          limits: { maxEntries: settings.maxEntries, ...(settings.windowMs === undefined ? {} : { windowMs: settings.windowMs }) },
+          log: ctx.log.child({ area: 'spores' }),
+          rejections: { rejected: (tier, type, reason) => { rejections.inc({ tier, type, reason }) } },
+          ...(options.epochVerifier === undefined ? {} : { epochVerifier: options.epochVerifier(ctx) }),
+          isMember: (peerId) => book.has(peerId),
+          membership: () => membership,
+          checkMembership: membershipCheck(ctx.network.rootPublicKey, Date.now)
+        })
+      } catch (err) {
+        await db.close()
+        throw err
+      }
+      level = db
+      members = book
       if (spores.droppedAtOpen > 0) ctx.log.warn({ dropped: spores.droppedAtOpen }, 'undecodable spore records were removed at open')
 
       const host = ctx.host()
