@@ -89,7 +89,12 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
     return { spores, network, ctx: context }
   }
 
-  const confirm = () => seedConfirmation(() => running().ctx.host(), async (peerId) => { await members?.add(peerId) })
+  const knownAddrs = async (peerId: string): Promise<string[]> => {
+    const connected = context?.peers().find(p => p.peerId === peerId)?.addrs ?? []
+    const entry = await spores?.tiers.latent.readById(`node/${peerId}`)
+    return [...connected, ...(entry?.type === 'node' ? (entry.value as NodeValue).addrs : [])]
+  }
+  const confirm = () => seedConfirmation(() => running().ctx.host(), knownAddrs, async (peerId) => { await members?.add(peerId) })
 
   return {
     name: 'spores',

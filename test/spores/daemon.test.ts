@@ -152,6 +152,19 @@ describe('spores on six real daemons', () => {
     expect(seeded.length).toBe(r.merged)
     const human = await importer.cli(['spores', 'import-seed', seedFile])
     expect(human.stdout).toMatch(new RegExp(`quarantined\\s+${gone.peerId}`))
+    expect((await importer.cliJson(['spores', 'quarantine'])).map((q: any) => q.peerId)).toEqual([gone.peerId])
+
+    // once the node is back, a retry confirms it and merges its entry
+    await gone.start()
+    // it listens on a new port now: the importer learns where from the spores and the roster
+    const retried = await waitFor(async () => {
+      const r = await importer.cliJson(['spores', 'quarantine', '--retry'])
+      return r.confirmed.length > 0 ? r : undefined
+    }, { timeoutMs: 30_000, intervalMs: 1000, what: 'the returned node to be confirmed' })
+    expect(retried.confirmed).toEqual([gone.peerId])
+    expect(retried.merged).toBe(1)
+    expect((await ls(importer, 'tier=seed&type=node')).map(e => e.key)).toContain(gone.peerId)
+    expect(await importer.cliJson(['spores', 'quarantine'])).toEqual([])
   })
 
   it('bad input: one clear line, non-zero exit', async () => {

@@ -7,7 +7,7 @@ import { bridgeAdd, bridgeList, bridgeRemove, dhtFindPeer } from './bridge.ts'
 import { gossipSubscribe, gossipPublish, gossipMessages } from './gossip.ts'
 import { role } from './role.ts'
 import { networkApprove } from './browser.ts'
-import { sporesLs, sporesStats, sporesExportSeed, sporesImportSeed, sporesPublishService } from './spores.ts'
+import { sporesLs, sporesStats, sporesExportSeed, sporesImportSeed, sporesQuarantine, sporesPublishService } from './spores.ts'
 
 /** Every command of the CLI, in the order `mycelium --help` lists them. */
 export const commands: Command[] = [
@@ -16,5 +16,5 @@ export const commands: Command[] = [
   networkMembers, networkRevoke, networkExportKey, networkImportKey, networkRotateInvites, networkApprove,
   gossipSubscribe, gossipPublish, gossipMessages,
   bridgeAdd, bridgeList, bridgeRemove, dhtFindPeer,
-  sporesLs, sporesStats, sporesExportSeed, sporesImportSeed, sporesPublishService
+  sporesLs, sporesStats, sporesExportSeed, sporesImportSeed, sporesQuarantine, sporesPublishService
 ]

@@ -117,3 +117,24 @@ export const sporesPublishService: Command = {
     else ctx.out(`published service ${name} (seq ${r.seq}): ${endpoints.join(' ')}`)
   }
 }
+
+export const sporesQuarantine: Command = {
+  name: 'spores quarantine',
+  usage: 'mycelium spores quarantine [--retry] [--json]',
+  summary: 'nodes from imported seed files not confirmed yet; --retry dials them again and merges those confirmed now',
+  flags: { retry: { type: 'boolean' } },
+  async run (ctx, { positional, flags }) {
+    if (positional.length > 0) throw new UsageError('usage: mycelium spores quarantine [--retry] [--json]')
+    if (flags.retry === true) {
+      const r = await api(ctx).request<{ confirmed: string[], merged: number }>('POST', '/spores/seed/retry')
+      if (ctx.json) { printJson(ctx, r); return }
+      ctx.out(`confirmed ${r.confirmed.length} node(s), merged ${r.merged} entr${r.merged === 1 ? 'y' : 'ies'}`)
+      for (const id of r.confirmed) ctx.out(`  confirmed    ${id}`)
+      return
+    }
+    const list = await api(ctx).request<Array<{ peerId: string, addrs: string[], entries: number, seedFrom: string, importedAt: number }>>('GET', '/spores/seed/quarantine')
+    if (ctx.json) { printJson(ctx, list); return }
+    if (list.length === 0) { ctx.out('no node in quarantine'); return }
+    for (const q of list) ctx.out(`${q.peerId}  ${q.entries} entr${q.entries === 1 ? 'y' : 'ies'}, from the seed of ${short(q.seedFrom)} imported ${new Date(q.importedAt).toISOString()}; ${q.addrs.join(' ') || 'no address'}`)
+  }
+}
