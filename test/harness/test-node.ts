@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync, readFileSync, existsSync, openSync, closeSync } fr
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { waitFor } from './wait.ts'
+import { ApiClient } from '../../node/api/index.ts'
+import { Home } from '../../node/home/index.ts'
 import type { LabHost } from './netns.ts'
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..')
@@ -78,9 +80,11 @@ export class TestNode {
     this.process = child
     this.exited = new Promise(resolve => child.once('exit', (code) => resolve(code)))
     const answered = waitFor(async () => {
+      // outside a namespace the admin API is reachable from here: no CLI process per poll
+      if (this.options.host === undefined) return await ApiClient.forHome(new Home(this.home)).request<any>('GET', '/status')
       const r = await this.cli(['status', '--json'], { timeoutMs: 10_000 })
       return r.code === 0 ? JSON.parse(r.stdout) : undefined
-    }, { timeoutMs: 60_000, what: `daemon ${this.name} to answer` }).catch((err) => { throw new Error(`${(err as Error).message}\n${this.log().slice(-3000)}`) })
+    }, { timeoutMs: 60_000, intervalMs: 500, what: `daemon ${this.name} to answer` }).catch((err) => { throw new Error(`${(err as Error).message}\n${this.log().slice(-3000)}`) })
     const died = this.exited.then((code) => { throw new Error(`daemon ${this.name} exited with ${code}: ${this.log().slice(-2000)}`) })
     const status = await Promise.race([answered, died])
     answered.catch(() => {})
