@@ -6,13 +6,17 @@ import { browserClientFeature } from '../browser/index.ts'
 import { bridgeFeature } from '../bridge/index.ts'
 import { rolesFeature } from '../roles/index.ts'
 import { sporesFeature } from '../spores/index.ts'
+import { consensusFeature, consensusEpochVerifier } from '../consensus/index.ts'
 
 export function daemonFeatures (_config: DaemonConfig): DaemonFeature[] {
+  const roles = rolesFeature()
+  const spores = sporesFeature({ epochVerifier: consensusEpochVerifier })
   return [
-    rolesFeature(),
+    roles,
     revocationFeature(),
     browserClientFeature(),
     bridgeFeature(),
-    sporesFeature()
+    spores,
+    consensusFeature({ spores, roleOf: roles.roleOf })
   ]
 }

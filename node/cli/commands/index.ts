@@ -8,6 +8,7 @@ import { gossipSubscribe, gossipPublish, gossipMessages } from './gossip.ts'
 import { role } from './role.ts'
 import { networkApprove } from './browser.ts'
 import { sporesLs, sporesStats, sporesExportSeed, sporesImportSeed, sporesQuarantine, sporesPublishService } from './spores.ts'
+import { sporesEpochs, trust, trustEvidence } from './consensus.ts'
 
 /** Every command of the CLI, in the order `mycelium --help` lists them. */
 export const commands: Command[] = [
@@ -16,5 +17,6 @@ export const commands: Command[] = [
   networkMembers, networkRevoke, networkExportKey, networkImportKey, networkRotateInvites, networkApprove,
   gossipSubscribe, gossipPublish, gossipMessages,
   bridgeAdd, bridgeList, bridgeRemove, dhtFindPeer,
-  sporesLs, sporesStats, sporesExportSeed, sporesImportSeed, sporesQuarantine, sporesPublishService
+  sporesLs, sporesStats, sporesExportSeed, sporesImportSeed, sporesQuarantine, sporesPublishService,
+  sporesEpochs, trust, trustEvidence
 ]

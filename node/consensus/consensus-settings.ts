@@ -1,0 +1,41 @@
+// Consensus settings. `mycelium start --epoch-interval-s N`, `--bft-f N` and the test-only
+// `--bft-conduct` put them in the environment, so the daemon and its features read one place.
+import type { ConductName } from '../../spores/consensus/index.ts'
+
+export const EPOCH_INTERVAL_ENV = 'MYCELIUM_EPOCH_INTERVAL_S'
+export const BFT_F_ENV = 'MYCELIUM_BFT_F'
+export const BFT_CONDUCT_ENV = 'MYCELIUM_BFT_CONDUCT'
+
+export const DEFAULT_EPOCH_INTERVAL_S = 30
+export const DEFAULT_F = 1
+export const CONDUCTS: readonly ConductName[] = ['honest', 'dissent', 'withhold', 'equivocate', 'copy', 'mismatch', 'silent']
+
+export class ConsensusSettingsError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'ConsensusSettingsError'
+  }
+}
+
+export interface ConsensusSettings {
+  intervalMs: number
+  f: number
+  conduct: ConductName
+}
+
+function positive (name: string, raw: string | undefined, fallback: number, integer: boolean): number {
+  if (raw === undefined || raw === '') return fallback
+  const n = Number(raw)
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new ConsensusSettingsError(`${name} must be a positive ${integer ? 'integer' : 'number'} (got "${raw}")`)
+  return n
+}
+
+export function consensusSettingsFromEnv (env: NodeJS.ProcessEnv = process.env): ConsensusSettings {
+  const interval = positive('--epoch-interval-s', env[EPOCH_INTERVAL_ENV], DEFAULT_EPOCH_INTERVAL_S, false)
+  if (interval < 1) throw new ConsensusSettingsError(`--epoch-interval-s must be at least 1 (got "${env[EPOCH_INTERVAL_ENV]}")`)
+  const f = positive('--bft-f', env[BFT_F_ENV], DEFAULT_F, true)
+  if (f > 21) throw new ConsensusSettingsError(`--bft-f must be at most 21 (committees hold at most 64 members; got ${f})`)
+  const conduct = (env[BFT_CONDUCT_ENV] ?? 'honest') as ConductName
+  if (!CONDUCTS.includes(conduct)) throw new ConsensusSettingsError(`--bft-conduct must be one of ${CONDUCTS.join(', ')} (got "${conduct}")`)
+  return { intervalMs: Math.round(interval * 1000), f, conduct }
+}
