@@ -24,6 +24,8 @@ export interface RamReplicationOptions {
   maxReplicaBytes?: number
   primaryTimeoutMs?: number
   resumeOnPrimaryLoss?: boolean
+  /** Backups hash a replica's memory at every applied epoch and report it (to compare with the primary's `verifyEpochs`). */
+  hashMemory?: boolean
   /** The VMM's "start a guest from memory and vCPU state" (needed to take over a VM here). */
   restoreGuest?: GuestRestorer
   allocateMemory?: (bytes: number) => Uint8Array
@@ -69,6 +71,7 @@ export class RamReplication {
         maxReplicaBytes: options.maxReplicaBytes,
         primaryTimeoutMs: options.primaryTimeoutMs,
         resumeOnPrimaryLoss: options.resumeOnPrimaryLoss,
+        hashMemory: options.hashMemory,
         secretKey: options.secretKey,
         restoreGuest: options.restoreGuest,
         allocateMemory: options.allocateMemory,
