@@ -79,14 +79,16 @@ export function rolesFeature (): RolesFeature {
     status () {
       const status = decided()
       if (status === undefined) return {}
+      // what the host does now, read from the services themselves
       const relay = (context?.host().services.relay as RelaySwitch | undefined)?.mode ?? 'off'
+      const dht = context?.host().services.dht.getMode() ?? null
       return {
         dedicated: status.dedicated,
         roleOverride: status.override,
         roleScore: status.score,
         roleSince: new Date(status.since).toISOString(),
         roleChanges: status.changes,
-        roleBehaviour: { relay, dht: status.behaviour?.dht ?? null },
+        roleBehaviour: { relay, dht },
         anchors: status.anchors,
         sclerotia: status.balance === undefined ? null : { count: status.balance.sclerotia, target: status.balance.target, nodes: status.balance.nodes }
       }

@@ -52,9 +52,13 @@ describe('roles across twelve daemons', () => {
     for (let i = 1; i < PROFILES.length; i += 3) {
       const batch = Array.from({ length: Math.min(3, PROFILES.length - i) }, (_, k) => cluster.newNode(`n${i + k}`))
       await Promise.all(batch.map(async (node) => {
-        const { invite } = await api(founder).request<{ invite: string }>('POST', '/invites', { ttlMs: 600_000, uses: 1 })
-        const joined = await node.cli(['join', invite])
-        if (joined.code !== 0) throw new Error(`join of ${node.name} failed: ${joined.stderr}`)
+        // a founder starved of CPU may drop a handshake: a second invite gets a second chance
+        await waitFor(async () => {
+          const { invite } = await api(founder).request<{ invite: string }>('POST', '/invites', { ttlMs: 600_000, uses: 1 })
+          const joined = await node.cli(['join', invite])
+          if (joined.code !== 0) throw new Error(`join of ${node.name} failed: ${joined.stderr}`)
+          return true
+        }, { timeoutMs: 30_000, intervalMs: 1000, what: `${node.name} to join` })
         const t = Date.now()
         await node.start()
         console.log(`${node.name} joined and answered (${Date.now() - t} ms to start)`)
