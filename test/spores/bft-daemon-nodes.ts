@@ -1,0 +1,48 @@
+// Seven sclerotia as real daemons (f = 2, short epochs) for the BFT harness tests, and the
+// reads the tests make through the CLI.
+import { expect } from 'vitest'
+import { Cluster, waitFor, type TestNode } from '../harness/index.ts'
+import { fromHex } from '../../crypto/index.ts'
+import { verifyEvidence } from '../../spores/consensus/index.ts'
+
+export const EPOCH_INTERVAL_S = '3'
+
+export function bftArgs (conduct?: string): string[] {
+  return ['--role', 'sclerotium', '--epoch-interval-s', EPOCH_INTERVAL_S, '--bft-f', '2', ...(conduct === undefined ? [] : ['--bft-conduct', conduct])]
+}
+
+export async function startSclerotia (cluster: Cluster): Promise<TestNode[]> {
+  const nodes = await cluster.startNetwork(7)
+  await cluster.waitForFullMesh(60_000)
+  return nodes
+}
+
+export interface EpochView { epoch: number, digest: string, committee: string[], signers: string[] }
+export interface EpochsView { self: string, latest: number, readOnly: boolean, readOnlyReason?: string, epochs: EpochView[] }
+export interface TrustView { self: string, threshold: number, excluded: string[], peers: Array<{ peerId: string, trust: number, excluded: boolean, slashes: Array<{ reason: string, evidenceId: string, key: string }> }> }
+
+/** The node's epochs, or undefined while its primary epochs are not running yet. */
+export async function epochsOf (node: TestNode, limit = 64): Promise<EpochsView | undefined> {
+  const r = await node.cli(['spores', 'epochs', '--limit', String(limit), '--json'])
+  return r.code === 0 ? JSON.parse(r.stdout) as EpochsView : undefined
+}
+
+export async function trustOf (node: TestNode): Promise<TrustView> {
+  return await node.cliJson<TrustView>(['trust'])
+}
+
+export async function waitForEpoch (nodes: TestNode[], epoch: number, timeoutMs: number): Promise<void> {
+  await waitFor(async () => {
+    for (const n of nodes) if (((await epochsOf(n, 1))?.latest ?? -1) < epoch) return false
+    return true
+  }, { timeoutMs, intervalMs: 1000, what: `epoch ${epoch} certified on ${nodes.map(n => n.name).join(', ')}` })
+}
+
+/** Fetches a slash's evidence through the CLI and checks it with nothing but its bytes. */
+export async function checkEvidence (node: TestNode, evidenceId: string, accused: string, reason: string): Promise<void> {
+  const { evidence } = await node.cliJson<{ id: string, evidence: string }>(['trust', 'evidence', evidenceId])
+  const checked = verifyEvidence(fromHex(evidence))
+  expect(checked.id).toBe(evidenceId)
+  expect(checked.accused).toBe(accused)
+  expect(checked.reason).toBe(reason)
+}

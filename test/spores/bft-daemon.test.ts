@@ -1,0 +1,77 @@
+// Primary epochs on seven real sclerotium daemons with f = 2 and two Byzantine members each
+// run (`--bft-conduct`): epochs are certified, each Byzantine member is slashed on every honest
+// node with evidence that checks out offline, honest members never are. The second run also
+// kills a committee member in the middle of a round.
+import { describe, it, expect, afterAll } from 'vitest'
+import { Cluster, waitFor, sleep } from '../harness/index.ts'
+import { quorumOf, effectiveF } from '../../spores/consensus/index.ts'
+import { bftArgs, startSclerotia, epochsOf, trustOf, waitForEpoch, checkEvidence, EPOCH_INTERVAL_S } from './bft-daemon-nodes.ts'
+
+const BYZANTINE = [5, 6]
+
+async function byzantineRun (conducts: [string, string], reasons: [string, string]): Promise<Cluster> {
+  const cluster = new Cluster({ node: (i) => ({ startArgs: bftArgs(i === BYZANTINE[0] ? conducts[0] : i === BYZANTINE[1] ? conducts[1] : undefined) }) })
+  const t0 = Date.now()
+  const nodes = await startSclerotia(cluster)
+  console.log(`seven daemons up in ${Date.now() - t0} ms`)
+  const honest = nodes.filter((_, i) => !BYZANTINE.includes(i))
+  const bad = BYZANTINE.map(i => nodes[i].peerId)
+  await waitFor(async () => {
+    for (const n of honest) {
+      const t = await trustOf(n).catch(() => undefined)
+      if (t === undefined) return false
+      for (let k = 0; k < 2; k++) if (!(t.peers.find(p => p.peerId === bad[k])?.slashes.some(s => s.reason === reasons[k]) ?? false)) return false
+    }
+    return true
+  }, { timeoutMs: 90_000, intervalMs: 1500, what: `both Byzantine members slashed (${reasons.join(', ')}) on every honest node` })
+  console.log(`slashed after ${Date.now() - t0} ms`)
+  await waitForEpoch(honest, 2, 60_000)
+
+  for (const n of honest) {
+    const t = await trustOf(n)
+    for (const p of t.peers) if (!bad.includes(p.peerId)) expect(p.slashes, `honest ${p.peerId} slashed on ${n.name}`).toEqual([])
+  }
+  const witness = honest[0]
+  const t = await trustOf(witness)
+  for (let k = 0; k < 2; k++) {
+    const slash = t.peers.find(p => p.peerId === bad[k])!.slashes.find(s => s.reason === reasons[k])!
+    await checkEvidence(witness, slash.evidenceId, bad[k], reasons[k])
+    expect(t.peers.find(p => p.peerId === bad[k])!.trust).toBeLessThan(1)
+  }
+  // every honest node holds the same certified chain
+  const views = await Promise.all(honest.map(async n => await epochsOf(n)))
+  const digests = new Map<number, string>()
+  for (const v of views) {
+    for (const e of v!.epochs) {
+      expect(digests.get(e.epoch) ?? e.digest, `epoch ${e.epoch} differs`).toBe(e.digest)
+      digests.set(e.epoch, e.digest)
+      // a certificate holds a quorum of its committee (f shrinks with a committee shorter than 3f+1)
+      if (e.epoch > 0) expect(e.signers.length).toBeGreaterThanOrEqual(quorumOf(effectiveF(2, e.committee.length), e.committee.length))
+      for (const s of e.signers) expect(e.committee).toContain(s)
+    }
+  }
+  return cluster
+}
+
+describe('primary epochs on seven sclerotium daemons, two of them Byzantine (f = 2)', () => {
+  const clusters: Cluster[] = []
+  afterAll(async () => { await Promise.all(clusters.map(async c => { await c.destroy() })) })
+
+  it('certifies epochs and slashes a dissenter and an equivocator with checkable evidence', async () => {
+    clusters.push(await byzantineRun(['dissent', 'equivocate'], ['dissent', 'equivocate']))
+  }, 200_000)
+
+  it('slashes a withholder and a copier; a committee member killed mid-round does not stop the next epoch', async () => {
+    const cluster = await byzantineRun(['withhold', 'copy'], ['withhold', 'copy'])
+    clusters.push(cluster)
+    const honest = cluster.nodes.filter((_, i) => !BYZANTINE.includes(i))
+    const before = (await epochsOf(honest[0]))!.latest
+    // a round runs every interval: kill in the middle of one
+    await sleep(Number(EPOCH_INTERVAL_S) * 500)
+    await honest[3].kill()
+    const rest = honest.filter(n => n !== honest[3])
+    await waitForEpoch(rest, before + 2, 60_000)
+    const views = await Promise.all(rest.map(async n => (await epochsOf(n))!))
+    for (const v of views) expect(v.epochs.find(e => e.epoch === before + 2)?.digest).toBe(views[0].epochs.find(e => e.epoch === before + 2)!.digest)
+  }, 200_000)
+})
