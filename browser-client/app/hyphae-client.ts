@@ -186,6 +186,7 @@ export class HyphaeClient extends EventTarget {
       onLearned: (entries) => {
         if (this.rosterFrom !== undefined) this.members.heardFrom(this.rosterFrom.peerId, this.rosterFrom.presence, entries.filter(e => this.revocations?.has(e.peerId) !== true))
         this.rosterFrom = undefined
+        this.dialPages()
         this.changed()
       },
       log: rosterLog as any
