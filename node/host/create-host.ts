@@ -55,7 +55,9 @@ export async function createHost (options: HostOptions): Promise<MyceliumHost> {
   return await createLibp2p({
     privateKey: options.privateKey,
     addresses: { listen: options.listen },
-    transports: [tcp(), webSockets(), webRTC(), circuitRelayTransport()],
+    // no public STUN servers: members reach each other on their LAN or through a sclerotium relay,
+    // and a node must not contact third parties on its own
+    transports: [tcp(), webSockets(), webRTC({ rtcConfiguration: { iceServers: [] } }), circuitRelayTransport()],
     connectionEncrypters: [membershipEncrypter(options.membership), membershipEncrypter(options.membership, { protocol: ANY_NETWORK_MEMBERSHIP_PROTOCOL })],
     streamMuxers: [yamux()],
     connectionGater: {
