@@ -7,6 +7,7 @@ import { bridgeFeature } from '../bridge/index.ts'
 import { rolesFeature } from '../roles/index.ts'
 import { sporesFeature } from '../spores/index.ts'
 import { consensusFeature, consensusEpochVerifier } from '../consensus/index.ts'
+import { vmFeature } from '../vm/index.ts'
 
 export function daemonFeatures (_config: DaemonConfig): DaemonFeature[] {
   const roles = rolesFeature()
@@ -17,6 +18,7 @@ export function daemonFeatures (_config: DaemonConfig): DaemonFeature[] {
     browserClientFeature(),
     bridgeFeature(),
     spores,
-    consensusFeature({ spores, roleOf: roles.roleOf })
+    consensusFeature({ spores, roleOf: roles.roleOf }),
+    vmFeature()
   ]
 }

@@ -9,6 +9,7 @@ import { role } from './role.ts'
 import { networkApprove } from './browser.ts'
 import { sporesLs, sporesStats, sporesExportSeed, sporesImportSeed, sporesQuarantine, sporesPublishService } from './spores.ts'
 import { sporesEpochs, trust, trustEvidence } from './consensus.ts'
+import { vmRun, vmLs, vmStatusCommand, vmMigrate, vmStop } from './vm.ts'
 
 /** Every command of the CLI, in the order `mycelium --help` lists them. */
 export const commands: Command[] = [
@@ -18,5 +19,6 @@ export const commands: Command[] = [
   gossipSubscribe, gossipPublish, gossipMessages,
   bridgeAdd, bridgeList, bridgeRemove, dhtFindPeer,
   sporesLs, sporesStats, sporesExportSeed, sporesImportSeed, sporesQuarantine, sporesPublishService,
-  sporesEpochs, trust, trustEvidence
+  sporesEpochs, trust, trustEvidence,
+  vmRun, vmLs, vmStatusCommand, vmMigrate, vmStop
 ]

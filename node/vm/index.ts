@@ -1,0 +1,5 @@
+export { vmFeature } from './vm-feature.ts'
+export type { VmFeature } from './vm-feature.ts'
+export { placeReplicas, rankPeers, PlacementError } from './replica-placement.ts'
+export { parseRunRequest, PATTERNS, THROTTLES, EMERGENCY_MODES } from './run-request.ts'
+export type { RunRequest } from './run-request.ts'

@@ -1,0 +1,51 @@
+// Where a VM's replicas and links go: backups and link forwarders are chosen among the
+// connected members, rhizomorphs first (they exist to carry traffic), then sclerotia, then
+// anyone. Each backup's links go through different forwarders; direct links fill the rest.
+import type { BackupTarget } from '../../ram-replication/index.ts'
+
+export interface PlacementPeer {
+  peerId: string
+  role: string
+}
+
+export class PlacementError extends Error {
+  readonly name = 'PlacementError'
+}
+
+const ROLE_PREFERENCE = ['rhizomorph', 'sclerotium']
+
+function preference (role: string): number {
+  const rank = ROLE_PREFERENCE.indexOf(role)
+  return rank === -1 ? ROLE_PREFERENCE.length : rank
+}
+
+/** Members ordered by how well they suit carrying replication traffic (stable by peer id). */
+export function rankPeers (peers: PlacementPeer[]): PlacementPeer[] {
+  return [...peers].sort((a, b) => preference(a.role) - preference(b.role) || (a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0))
+}
+
+/**
+ * `backups` replica hosts, each with `links` links. `pinned` backups (a migration target,
+ * an explicit choice) come first. Forwarders are spread so that one backup's links never
+ * share a forwarder, and a backup never forwards its own links.
+ */
+export function placeReplicas (peers: PlacementPeer[], options: { backups: number, links: number, pinned?: string[] }): BackupTarget[] {
+  const ranked = rankPeers(peers)
+  const pinned = options.pinned ?? []
+  for (const peerId of pinned) {
+    if (!ranked.some(peer => peer.peerId === peerId)) throw new PlacementError(`${peerId} is not a connected member`)
+  }
+  const backups = [...pinned, ...ranked.map(peer => peer.peerId).filter(peerId => !pinned.includes(peerId))].slice(0, options.backups)
+  if (backups.length < options.backups) {
+    throw new PlacementError(`${options.backups} backup(s) wanted but only ${ranked.length} other member(s) are connected`)
+  }
+  const forwarders = ranked.map(peer => peer.peerId).filter(peerId => !backups.includes(peerId))
+  let next = 0
+  return backups.map(peerId => {
+    const via: Array<string | undefined> = []
+    for (let i = 0; i < Math.min(options.links, forwarders.length); i++) via.push(forwarders[(next + i) % forwarders.length])
+    next += via.length
+    while (via.length < options.links) via.push(undefined)
+    return { peerId, via }
+  })
+}

@@ -1,0 +1,45 @@
+// `POST /vm/run` bodies, checked once here: what the rest of the feature may rely on.
+import { ApiError } from '../api/index.ts'
+
+export const PATTERNS = ['random', 'sequential', 'hot'] as const
+export const THROTTLES = ['linear', 'exponential', 'none'] as const
+export const EMERGENCY_MODES = ['pause', 'best-effort'] as const
+
+export interface RunRequest {
+  memoryMb: number
+  backups: number
+  links: number
+  dirtyRate: number
+  pattern: typeof PATTERNS[number]
+  throttle: typeof THROTTLES[number]
+  emergency: typeof EMERGENCY_MODES[number]
+  /** Hash guest memory at every epoch and compare with the backups' hashes (costs a pass over memory per epoch). */
+  verifyEpochs: boolean
+}
+
+function integer (value: unknown, name: string, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) throw new ApiError(400, `${name} must be a whole number from ${min} to ${max}`)
+  return value
+}
+
+function oneOf<T extends string> (value: unknown, name: string, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) throw new ApiError(400, `${name} must be ${allowed.join(', ')}`)
+  return value as T
+}
+
+export function parseRunRequest (body: unknown): RunRequest {
+  const b = body !== null && typeof body === 'object' ? body as Record<string, unknown> : {}
+  if (b.verifyEpochs !== undefined && typeof b.verifyEpochs !== 'boolean') throw new ApiError(400, 'verifyEpochs must be true or false')
+  return {
+    memoryMb: integer(b.memoryMb, 'memoryMb', 1, 16384, 256),
+    backups: integer(b.backups, 'backups', 1, 8, 1),
+    links: integer(b.links, 'links', 1, 16, 4),
+    dirtyRate: integer(b.dirtyRate, 'dirtyRate', 0, 10_000_000, 1000),
+    pattern: oneOf(b.pattern, 'pattern', PATTERNS, 'random'),
+    throttle: oneOf(b.throttle, 'throttle', THROTTLES, 'none'),
+    emergency: oneOf(b.emergency, 'emergency', EMERGENCY_MODES, 'pause'),
+    verifyEpochs: b.verifyEpochs === true
+  }
+}

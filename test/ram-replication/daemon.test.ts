@@ -1,0 +1,146 @@
+// `mycelium vm …` on real daemons (separate processes) with real KVM guests: replication over
+// parallel links through other members, a link node and then the primary SIGKILLed, migration.
+// Skipped only where /dev/kvm cannot be opened.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Cluster, TestNode, waitFor } from '../harness/index.ts'
+import { ApiClient } from '../../node/api/index.ts'
+import { Home } from '../../node/home/index.ts'
+import { probeKvm } from '../../ram-replication/index.ts'
+
+const kvm = probeKvm()
+const unavailable = kvm.opens ? undefined : kvm.error?.message ?? 'cannot open /dev/kvm'
+
+interface VmStatus {
+  vmId: string
+  role: string
+  state: string
+  primary: string
+  backups: Array<{ peerId: string, ackedEpoch: number, lagMs: number }>
+  epoch: number
+  epochsPerS: number
+  dirtyPagesPerS: number
+  bytesPerS: number
+  links: Array<{ via: string, bytesPerS: number, up: boolean }>
+  guestCounter: number
+  verify?: { equal: number, different: number, lastEqualEpoch: number }
+  takenOver?: { how: string, from: string, epoch: number, guestCounter: number, resumedAt: number, primaryLostAt?: number }
+}
+
+/** Polls go straight to the admin API: a CLI process per poll would cost a core on this machine. */
+async function vmStatus (node: TestNode, vmId: string): Promise<VmStatus> {
+  return await ApiClient.forHome(new Home(node.home)).request<VmStatus>('GET', `/vm/status?vmId=${encodeURIComponent(vmId)}`)
+}
+
+describe.skipIf(unavailable != null)(`mycelium vm on five daemons${unavailable != null ? ` (skipped: ${unavailable})` : ''}`, () => {
+  const cluster = new Cluster({ node: () => ({ env: { MYCELIUM_VM_VERIFY_EPOCHS: '1', MYCELIUM_LOG_LEVEL: 'info' } }) })
+  let nodes: TestNode[]
+  const byPeer = (peerId: string): TestNode => nodes.find(node => node.peerId === peerId)!
+  let vmId: string
+  let primary: TestNode
+  let backup: TestNode
+
+  beforeAll(async () => {
+    nodes = await cluster.startNetwork(5)
+    await cluster.waitForFullMesh(40_000)
+  }, 120_000)
+  afterAll(async () => { await cluster.destroy() })
+
+  it('refuses bad input with one clear line', async () => {
+    const bad = await nodes[0].cli(['vm', 'run', '--pattern', 'zigzag'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr.trim().split('\n')[0]).toBe('mycelium: --pattern must be random or sequential or hot')
+    const unknown = await nodes[0].cli(['vm', 'status', 'no-such-vm'])
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr.trim().split('\n')).toHaveLength(1)
+    expect(unknown.stderr).toMatch(/no VM no-such-vm/)
+  })
+
+  it('runs a VM replicated to a backup over three links through the other members; hashes agree at acknowledged epochs', async () => {
+    primary = nodes[0]
+    const run = await primary.cliJson<{ vmId: string }>(['vm', 'run', '--memory-mb', '32', '--backups', '1', '--links', '3', '--dirty-rate', '3000', '--pattern', 'random', '--verify-epochs'])
+    vmId = run.vmId
+    expect(vmId).toMatch(/\S/)
+    const first = await primary.cliJson<VmStatus>(['vm', 'status', vmId])
+    expect(first).toMatchObject({ vmId, state: 'replicating', primary: primary.peerId })
+    backup = byPeer(first.backups[0].peerId)
+    expect(backup).toBeDefined()
+    // every link goes through a different member that is neither the primary nor the backup
+    const vias = first.links.map(link => link.via)
+    expect(new Set(vias).size).toBe(3)
+    for (const via of vias) expect(nodes.filter(node => node !== primary && node !== backup).map(node => node.peerId)).toContain(via)
+
+    const acked = first.backups[0].ackedEpoch
+    const later = await waitFor(async () => {
+      const s = await vmStatus(primary, vmId)
+      return s.backups[0].ackedEpoch >= acked + 20 && s.verify!.equal >= 10 ? s : undefined
+    }, { timeoutMs: 30_000, what: 'twenty more acknowledged epochs with matching hashes' })
+    expect(later.verify!.different).toBe(0)
+    expect(later.guestCounter).toBeGreaterThan(first.guestCounter)
+    expect(later.epochsPerS).toBeGreaterThan(0)
+
+    const listed = await backup.cliJson<Array<{ vmId: string, role: string, origin: string }>>(['vm', 'ls'])
+    expect(listed).toEqual([expect.objectContaining({ vmId, role: 'backup', origin: primary.peerId })])
+    expect((await primary.status()).vms).toBe(1)
+  }, 60_000)
+
+  it('a link node SIGKILLed mid-run: replication goes on over the others, no torn epoch', async () => {
+    const before = await vmStatus(primary, vmId)
+    const victim = byPeer(before.links[1].via)
+    await victim.kill()
+    const after = await waitFor(async () => {
+      const s = await vmStatus(primary, vmId)
+      return s.backups[0].ackedEpoch >= before.backups[0].ackedEpoch + 30 ? s : undefined
+    }, { timeoutMs: 30_000, what: 'thirty more acknowledged epochs after the link node died' })
+    expect(after.links.map(link => link.up)).toEqual([true, false, true])
+    expect(after.verify!.different).toBe(0)
+    expect(after.verify!.equal).toBeGreaterThan(before.verify!.equal)
+    const replica = await vmStatus(backup, vmId)
+    expect(replica).toMatchObject({ role: 'backup', state: 'replicating' })
+  }, 45_000)
+
+  it('the primary SIGKILLed: the backup resumes the guest from its last epoch and the counter goes on', async () => {
+    const before = await vmStatus(primary, vmId)
+    const killedAt = Date.now()
+    await primary.kill()
+    const resumed = await waitFor(async () => {
+      const s = await vmStatus(backup, vmId)
+      return s.state === 'running' ? s : undefined
+    }, { timeoutMs: 10_000, intervalMs: 50, what: 'the backup to run the VM' })
+    const seenAt = Date.now()
+    const resumedAfterMs = resumed.takenOver!.resumedAt - killedAt
+    console.log(`failover: backup resumed ${resumedAfterMs} ms after SIGKILL (primary declared lost after ${resumed.takenOver!.primaryLostAt! - killedAt} ms; seen through the API after ${seenAt - killedAt} ms)`)
+    expect(resumed).toMatchObject({ role: 'primary', primary: backup.peerId, takenOver: { how: 'failover', from: before.primary } })
+    expect(resumedAfterMs).toBeLessThan(5000)
+    expect(resumed.takenOver!.epoch).toBeGreaterThanOrEqual(before.backups[0].ackedEpoch)
+    expect(resumed.takenOver!.guestCounter).toBeGreaterThanOrEqual(before.backups[0].ackedEpoch > 0 ? 1 : 0)
+    const counter = resumed.guestCounter
+    await waitFor(async () => (await vmStatus(backup, vmId)).guestCounter > counter + 1000, { timeoutMs: 10_000, what: 'the counter to continue on the backup' })
+    const shown = await backup.cliJson<VmStatus>(['vm', 'status', vmId])
+    expect(shown.state).toBe('running')
+    expect(shown.guestCounter).toBeGreaterThan(resumed.takenOver!.guestCounter)
+    expect((await backup.cli(['vm', 'stop', vmId])).code).toBe(0)
+    expect(await backup.cliJson(['vm', 'ls'])).toEqual([])
+  }, 45_000)
+
+  it('vm migrate moves a 256 MiB guest to its backup and reports the downtime', async () => {
+    const alive = nodes.filter(node => node.running())
+    const source = alive[0]
+    const run = await source.cliJson<{ vmId: string }>(['vm', 'run', '--memory-mb', '256', '--backups', '1', '--links', '2', '--dirty-rate', '2000', '--pattern', 'random'])
+    const status = await waitFor(async () => {
+      const s = await vmStatus(source, run.vmId)
+      return s.backups[0]?.ackedEpoch >= 10 ? s : undefined
+    }, { timeoutMs: 30_000, what: 'ten acknowledged epochs' })
+    const target = byPeer(status.backups[0].peerId)
+    const migrated = await source.cli(['vm', 'migrate', run.vmId, '--to', target.peerId])
+    expect(migrated, migrated.stderr).toMatchObject({ code: 0 })
+    const downtime = /downtime ([\d.]+) ms/.exec(migrated.stdout)
+    expect(downtime).not.toBeNull()
+    console.log(`migration: ${migrated.stdout.trim()}`)
+    expect(Number(downtime![1])).toBeLessThan(1000)
+    const there = await vmStatus(target, run.vmId)
+    expect(there).toMatchObject({ state: 'running', takenOver: { how: 'migration', from: source.peerId } })
+    await waitFor(async () => (await vmStatus(target, run.vmId)).guestCounter > there.guestCounter, { timeoutMs: 10_000, what: 'the guest to run on the target' })
+    expect((await source.cliJson<unknown[]>(['vm', 'ls']))).toEqual([])
+    expect((await target.cli(['vm', 'stop', run.vmId])).code).toBe(0)
+  }, 60_000)
+})
