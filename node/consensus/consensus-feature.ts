@@ -5,7 +5,7 @@
 // node's Prometheus registry.
 import { Counter, Gauge, Histogram } from 'prom-client'
 import {
-  createConsensus, gossipsubTransport, bftEpochVerifier, conductOf, minimumCommittee,
+  createConsensus, gossipsubTransport, bftEpochVerifier, conductOf,
   type Consensus, type GossipsubLike
 } from '../../spores/consensus/index.ts'
 import { committeeCertificateVerifier, type EpochCertificateVerifier } from '../../spores/index.ts'
@@ -27,8 +27,8 @@ export interface ConsensusFeature extends DaemonFeature {
 
 /** The primary tier's check: BFT certificates after the first epoch, the root's signature on it. */
 export function consensusEpochVerifier (ctx: DaemonContext): EpochCertificateVerifier {
-  const { f } = consensusSettingsFromEnv()
-  return bftEpochVerifier({ f, genesis: committeeCertificateVerifier({ rootPublicKey: ctx.network.rootPublicKey }) }) as EpochCertificateVerifier
+  const { f, committeeSize } = consensusSettingsFromEnv()
+  return bftEpochVerifier({ f, committeeSize, genesis: committeeCertificateVerifier({ rootPublicKey: ctx.network.rootPublicKey }) }) as EpochCertificateVerifier
 }
 
 function metricsOf (ctx: DaemonContext): NonNullable<Parameters<typeof createConsensus>[0]['metricsSink']> {
@@ -96,8 +96,8 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
         const key = candidates.join(',')
         if (key !== seen) { seen = key; seenSince = Date.now() }
         if (rootKey !== undefined) {
-          waiting = `waiting for ${minimumCommittee(s.f)} sclerotia to write the first epoch (${candidates.length} seen)`
-          if (candidates.length >= minimumCommittee(s.f) && Date.now() - seenSince >= GENESIS_SETTLE_MS) {
+          waiting = `waiting for ${s.committeeSize} sclerotia to write the first epoch (${candidates.length} seen)`
+          if (candidates.length >= s.committeeSize && Date.now() - seenSince >= GENESIS_SETTLE_MS) {
             await writeGenesis(spores, { network: ctx.network.networkId, rootSecretKey: rootKey, candidates, now: Date.now() })
             log.info({ candidates }, 'first primary epoch written')
             continue
@@ -125,6 +125,7 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
       pubsub: gossipsubTransport(ctx.host().services.pubsub as unknown as GossipsubLike),
       topicPrefix: topicPrefix(ctx.network.networkId),
       f: s.f,
+      committeeSize: s.committeeSize,
       conduct: conductOf(s.conduct),
       isConnected: connected,
       isDown: async (peerId) => !connected(peerId),
@@ -165,7 +166,7 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
     status () {
       if (consensus === undefined) return { consensus: { running: false, waiting } }
       const report = consensus.epochsReport(1)
-      return { consensus: { running: true, f: settings?.f, epochIntervalS: (settings?.intervalMs ?? 0) / 1000, epoch: report.latest, readOnly: report.readOnly, ...(report.readOnlyReason === undefined ? {} : { readOnlyReason: report.readOnlyReason }) } }
+      return { consensus: { running: true, f: settings?.f, committeeSize: settings?.committeeSize, epochIntervalS: (settings?.intervalMs ?? 0) / 1000, epoch: report.latest, readOnly: report.readOnly, ...(report.readOnlyReason === undefined ? {} : { readOnlyReason: report.readOnlyReason }) } }
     },
 
     routes (ctx): Routes {
@@ -175,7 +176,7 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
           const limit = Number(raw)
           if (!Number.isInteger(limit) || limit < 1 || limit > 1024) throw new ApiError(400, `limit must be an integer from 1 to 1024 (got "${raw}")`)
           const c = running()
-          return { self: ctx.host().peerId.toString(), f: settings?.f, epochIntervalS: (settings?.intervalMs ?? 0) / 1000, ...c.epochsReport(limit), metrics: c.metrics() }
+          return { self: ctx.host().peerId.toString(), f: settings?.f, committeeSize: settings?.committeeSize, epochIntervalS: (settings?.intervalMs ?? 0) / 1000, ...c.epochsReport(limit), metrics: c.metrics() }
         },
         'GET /trust': async () => {
           const c = running()

@@ -5,6 +5,7 @@ import type { ConductName } from '../../spores/consensus/index.ts'
 export const EPOCH_INTERVAL_ENV = 'MYCELIUM_EPOCH_INTERVAL_S'
 export const BFT_F_ENV = 'MYCELIUM_BFT_F'
 export const BFT_CONDUCT_ENV = 'MYCELIUM_BFT_CONDUCT'
+export const BFT_COMMITTEE_ENV = 'MYCELIUM_BFT_COMMITTEE'
 
 export const DEFAULT_EPOCH_INTERVAL_S = 30
 export const DEFAULT_F = 1
@@ -20,6 +21,8 @@ export class ConsensusSettingsError extends Error {
 export interface ConsensusSettings {
   intervalMs: number
   f: number
+  /** Committee size, at least 3f+1 (default 3f+1). */
+  committeeSize: number
   conduct: ConductName
 }
 
@@ -35,7 +38,9 @@ export function consensusSettingsFromEnv (env: NodeJS.ProcessEnv = process.env):
   if (interval < 1) throw new ConsensusSettingsError(`--epoch-interval-s must be at least 1 (got "${env[EPOCH_INTERVAL_ENV]}")`)
   const f = positive('--bft-f', env[BFT_F_ENV], DEFAULT_F, true)
   if (f > 21) throw new ConsensusSettingsError(`--bft-f must be at most 21 (committees hold at most 64 members; got ${f})`)
+  const committeeSize = positive('--bft-committee', env[BFT_COMMITTEE_ENV], 3 * f + 1, true)
+  if (committeeSize < 3 * f + 1 || committeeSize > 64) throw new ConsensusSettingsError(`--bft-committee must be from 3f+1 = ${3 * f + 1} to 64 (got ${committeeSize})`)
   const conduct = (env[BFT_CONDUCT_ENV] ?? 'honest') as ConductName
   if (!CONDUCTS.includes(conduct)) throw new ConsensusSettingsError(`--bft-conduct must be one of ${CONDUCTS.join(', ')} (got "${conduct}")`)
-  return { intervalMs: Math.round(interval * 1000), f, conduct }
+  return { intervalMs: Math.round(interval * 1000), f, committeeSize, conduct }
 }

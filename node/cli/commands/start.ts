@@ -6,9 +6,9 @@ import { defaultNetworkName } from '../../network/index.ts'
 
 export const start: Command = {
   name: 'start',
-  usage: 'mycelium start [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--api-port N] [--http-port N] [--no-relay] [--role sclerotium|rhizomorph|hyphae|auto] [--epoch-interval-s N] [--bft-f N]',
+  usage: 'mycelium start [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--api-port N] [--http-port N] [--no-relay] [--role sclerotium|rhizomorph|hyphae|auto] [--epoch-interval-s N] [--bft-f N] [--bft-committee N]',
   summary: 'run the node in the foreground (creates a personal network on an empty home)',
-  flags: { listen: { type: 'list' }, bootstrap: { type: 'list' }, 'api-port': { type: 'string' }, 'http-port': { type: 'string' }, 'no-relay': { type: 'boolean' }, role: { type: 'string' }, 'hardware-profile': { type: 'string' }, 'epoch-interval-s': { type: 'string' }, 'bft-f': { type: 'string' }, 'bft-conduct': { type: 'string' } },
+  flags: { listen: { type: 'list' }, bootstrap: { type: 'list' }, 'api-port': { type: 'string' }, 'http-port': { type: 'string' }, 'no-relay': { type: 'boolean' }, role: { type: 'string' }, 'hardware-profile': { type: 'string' }, 'epoch-interval-s': { type: 'string' }, 'bft-f': { type: 'string' }, 'bft-committee': { type: 'string' }, 'bft-conduct': { type: 'string' } },
   async run (ctx, { positional, flags }) {
     if (positional.length > 0) throw new UsageError(`start takes no arguments (got "${positional[0]}")`)
     const { Daemon, DEFAULT_API_PORT, DEFAULT_LISTEN } = await import('../../daemon/index.ts')
@@ -31,6 +31,7 @@ export const start: Command = {
     const consensus = await import('../../consensus/index.ts')
     if (flags['epoch-interval-s'] !== undefined) process.env[consensus.EPOCH_INTERVAL_ENV] = flags['epoch-interval-s'] as string
     if (flags['bft-f'] !== undefined) process.env[consensus.BFT_F_ENV] = flags['bft-f'] as string
+    if (flags['bft-committee'] !== undefined) process.env[consensus.BFT_COMMITTEE_ENV] = flags['bft-committee'] as string
     // hidden: a Byzantine committee member, for tests with real processes
     if (flags['bft-conduct'] !== undefined) process.env[consensus.BFT_CONDUCT_ENV] = flags['bft-conduct'] as string
     try {
