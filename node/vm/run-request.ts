@@ -15,6 +15,8 @@ export interface RunRequest {
   emergency: typeof EMERGENCY_MODES[number]
   /** Hash guest memory at every epoch and compare with the backups' hashes (costs a pass over memory per epoch). */
   verifyEpochs: boolean
+  /** Peers that must be among the backups (the rest are chosen). */
+  pinnedBackups: string[]
 }
 
 function integer (value: unknown, name: string, min: number, max: number, fallback: number): number {
@@ -32,14 +34,19 @@ function oneOf<T extends string> (value: unknown, name: string, allowed: readonl
 export function parseRunRequest (body: unknown): RunRequest {
   const b = body !== null && typeof body === 'object' ? body as Record<string, unknown> : {}
   if (b.verifyEpochs !== undefined && typeof b.verifyEpochs !== 'boolean') throw new ApiError(400, 'verifyEpochs must be true or false')
+  const pinned = b.pinnedBackups ?? []
+  if (!Array.isArray(pinned) || !pinned.every(peer => typeof peer === 'string' && /^[1-9A-HJ-NP-Za-km-z]{40,64}$/.test(peer))) throw new ApiError(400, 'pinnedBackups must be a list of peer ids')
+  const backups = integer(b.backups, 'backups', 1, 8, Math.max(1, pinned.length))
+  if (pinned.length > backups) throw new ApiError(400, `${pinned.length} backups named but only ${backups} wanted (raise --backups)`)
   return {
     memoryMb: integer(b.memoryMb, 'memoryMb', 1, 16384, 256),
-    backups: integer(b.backups, 'backups', 1, 8, 1),
+    backups,
     links: integer(b.links, 'links', 1, 16, 4),
     dirtyRate: integer(b.dirtyRate, 'dirtyRate', 0, 10_000_000, 1000),
     pattern: oneOf(b.pattern, 'pattern', PATTERNS, 'random'),
     throttle: oneOf(b.throttle, 'throttle', THROTTLES, 'none'),
     emergency: oneOf(b.emergency, 'emergency', EMERGENCY_MODES, 'pause'),
-    verifyEpochs: b.verifyEpochs === true
+    verifyEpochs: b.verifyEpochs === true,
+    pinnedBackups: pinned as string[]
   }
 }

@@ -97,7 +97,7 @@ export function vmFeature (): VmFeature {
     const ctx = context!
     let targets
     try {
-      targets = placeReplicas(ctx.peers(), { backups: request.backups, links: request.links })
+      targets = placeReplicas(ctx.peers(), { backups: request.backups, links: request.links, pinned: request.pinnedBackups })
     } catch (error) {
       if (error instanceof PlacementError) throw new ApiError(409, error.message)
       throw error

@@ -76,7 +76,7 @@ const sleep = async (ms: number): Promise<void> => { await new Promise(resolve =
 
 export const vmRun: Command = {
   name: 'vm run',
-  usage: 'mycelium vm run [--memory-mb 256] [--backups 1] [--links 4] [--dirty-rate PAGES_PER_S] [--pattern random|sequential|hot] [--throttle linear|exponential] [--emergency pause|best-effort] [--verify-epochs] [--json]',
+  usage: 'mycelium vm run [--memory-mb 256] [--backups 1] [--links 4] [--dirty-rate PAGES_PER_S] [--pattern random|sequential|hot] [--throttle linear|exponential] [--emergency pause|best-effort] [--backup PEER_ID]... [--verify-epochs] [--json]',
   summary: 'start a VM in the local daemon, replicated to backups over parallel links; prints its id',
   flags: {
     'memory-mb': { type: 'string' },
@@ -86,15 +86,18 @@ export const vmRun: Command = {
     pattern: { type: 'string' },
     throttle: { type: 'string' },
     emergency: { type: 'string' },
+    backup: { type: 'list' },
     'verify-epochs': { type: 'boolean' }
   },
   async run (ctx, { positional, flags }) {
     if (positional.length > 0) throw new UsageError('vm run takes no arguments (options only)')
     const memoryMb = wholeNumber(flags['memory-mb'], 'memory-mb', 256)
     if (memoryMb > 16384) throw new UsageError('--memory-mb must be at most 16384')
+    const pinnedBackups = (flags.backup as string[] | undefined) ?? []
     const body = {
       memoryMb,
-      backups: wholeNumber(flags.backups, 'backups', 1),
+      backups: wholeNumber(flags.backups, 'backups', Math.max(1, pinnedBackups.length)),
+      pinnedBackups,
       links: wholeNumber(flags.links, 'links', 4),
       dirtyRate: wholeNumber(flags['dirty-rate'], 'dirty-rate', 1000, 0),
       pattern: choice(flags.pattern, 'pattern', PATTERNS, 'random'),
