@@ -6,7 +6,7 @@ import {
   ramReplication, probeKvm, startKvmGuest, kvmGuestRestorer, allocateGuestMemory, namedThrottleCurve,
   VmNotFoundError, UnknownBackupError, MigrationFailedError,
   type RamReplication, type PrimaryReplication, type ReplicatedGuest, type ReplicaStatus, type ReplicationStatus,
-  type KvmCapabilityReport, type EmergencyMode, type ReplicationLogger, type MigrationReport
+  type EmergencyMode, type ReplicationLogger, type MigrationReport
 } from '../../ram-replication/index.ts'
 import { toHex } from '../../crypto/index.ts'
 import { protocolPrefix } from '../membership/index.ts'
@@ -54,6 +54,16 @@ function replicationLogger (ctx: DaemonContext): ReplicationLogger {
   }
 }
 
+/** Whether this node can run guests, and why not: a probe that fails outright (an odd device) is a "no" too. */
+function probeKvmUsable (): { usable: boolean, reason?: string } {
+  try {
+    const report = probeKvm()
+    return report.error == null ? { usable: true } : { usable: false, reason: report.error.message }
+  } catch (error) {
+    return { usable: false, reason: (error as Error).message }
+  }
+}
+
 function vmIdOf (value: unknown): string {
   if (typeof value !== 'string' || !/^[A-Za-z0-9._-]{1,128}$/.test(value)) throw new ApiError(400, 'vmId must be a VM id (see mycelium vm ls)')
   return value
@@ -69,7 +79,7 @@ export interface VmFeature extends DaemonFeature {
 }
 
 export function vmFeature (): VmFeature {
-  let kvm: KvmCapabilityReport | undefined
+  let kvm: { usable: boolean, reason?: string } | undefined
   let ram: RamReplication | undefined
   let context: DaemonContext | undefined
   const running = new Map<string, RunningVm>()
@@ -80,7 +90,7 @@ export function vmFeature (): VmFeature {
 
   function requireKvm (): void {
     if (kvm === undefined || ram === undefined) throw new ApiError(503, 'the VM service is not running yet')
-    if (kvm.error != null) throw new ApiError(503, `VMs need /dev/kvm and this node cannot use it: ${kvm.error.message}`)
+    if (!kvm.usable) throw new ApiError(503, `VMs need /dev/kvm and this node cannot use it: ${kvm.reason ?? 'unknown reason'}`)
   }
 
   function requireRam (): RamReplication {
@@ -255,13 +265,13 @@ export function vmFeature (): VmFeature {
     replication: () => ram,
     async start (ctx) {
       context = ctx
-      kvm = probeKvm()
+      kvm = probeKvmUsable()
       const logger = replicationLogger(ctx)
       ram = ramReplication({
         protocolPrefix: protocolPrefix(ctx.network.networkId),
         secretKey: ctx.secretKey,
         forward: true,
-        backup: kvm.opens,
+        backup: kvm.usable,
         primaryTimeoutMs: PRIMARY_TIMEOUT_MS,
         resumeOnPrimaryLoss: true,
         hashMemory: verifyReplicas,
@@ -286,7 +296,7 @@ export function vmFeature (): VmFeature {
         ctx.log.info({ vmId, from: replica?.origin, epoch: replica?.appliedEpoch }, primaryLostAt === undefined ? 'VM migrated here and runs' : 'primary lost: VM resumed here')
       })
       await ram.start()
-      if (kvm.error != null) ctx.log.info({ reason: kvm.error.message }, 'no usable /dev/kvm: this node forwards VM links but runs and backs up no VMs')
+      if (!kvm.usable) ctx.log.info({ reason: kvm.reason }, 'no usable /dev/kvm: this node forwards VM links but runs and backs up no VMs')
     },
     async stop () {
       for (const vm of takenOver.values()) await vm.guest.stop().catch(() => {})
