@@ -130,8 +130,13 @@ describe.skipIf(unavailable != null)(`mycelium vm on six daemons${unavailable !=
   }, 45_000)
 
   it('vm migrate moves a 256 MiB guest to its backup and reports the downtime', async () => {
-    const source = backup
-    await waitFor(async () => (await source.peers()).some(peer => peer.peerId === fresh.peerId), { timeoutMs: 20_000, what: `${fresh.name} among the peers of ${source.name}` })
+    // The source: any surviving member connected to the target now.
+    const source = await waitFor(async () => {
+      for (const node of nodes.filter(n => n.running() && n !== fresh)) {
+        if ((await node.peers()).some(peer => peer.peerId === fresh.peerId)) return node
+      }
+      return undefined
+    }, { timeoutMs: 20_000, what: `a member connected to ${fresh.name}` })
     const run = await source.cliJson<{ vmId: string }>(['vm', 'run', '--memory-mb', '256', '--backup', fresh.peerId, '--links', '2', '--dirty-rate', '2000', '--pattern', 'random'])
     const status = await waitFor(async () => {
       const s = await vmStatus(source, run.vmId)
