@@ -15,6 +15,7 @@ import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
 import type { SporesFeature } from '../spores/index.ts'
 import { consensusSettingsFromEnv, type ConsensusSettings } from './consensus-settings.ts'
 import { writeGenesis } from './genesis-epoch.ts'
+import { publishTrustEntry } from './trust-entries.ts'
 
 const SCLEROTIUM = 'sclerotium'
 /** The administrator node writes the first epoch once the sclerotia it sees stayed the same this long. */
@@ -138,6 +139,11 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
         candidates: () => sclerotia(ctx),
         intervalMs: s.intervalMs
       }
+    })
+    const c = consensus
+    c.engine.ledger.onSlash((peerId, slash) => {
+      const net = options.spores.network()
+      if (net !== undefined) publishTrustEntry(spores, net, peerId, slash, c.engine.ledger.trust(peerId), log)
     })
     consensus.start()
     waiting = undefined

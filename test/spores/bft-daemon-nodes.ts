@@ -11,8 +11,14 @@ export function bftArgs (conduct?: string): string[] {
   return ['--role', 'sclerotium', '--epoch-interval-s', EPOCH_INTERVAL_S, '--bft-f', '2', ...(conduct === undefined ? [] : ['--bft-conduct', conduct])]
 }
 
+/** Seven daemons: joins one after the other (the founder limits parallel admissions from one address), starts in parallel. */
 export async function startSclerotia (cluster: Cluster): Promise<TestNode[]> {
-  const nodes = await cluster.startNetwork(7)
+  const founder = cluster.newNode('n0')
+  await founder.start()
+  const members = Array.from({ length: 6 }, (_, i) => cluster.newNode(`n${i + 1}`))
+  for (const node of members) await cluster.join(node, founder)
+  await Promise.all(members.map(async n => { await n.start() }))
+  const nodes = [founder, ...members]
   await cluster.waitForFullMesh(60_000)
   return nodes
 }

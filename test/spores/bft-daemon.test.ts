@@ -40,6 +40,14 @@ async function byzantineRun (clusters: Cluster[], conducts: [string, string], re
     await checkEvidence(witness, slash.evidenceId, bad[k], reasons[k])
     expect(t.peers.find(p => p.peerId === bad[k])!.trust).toBeLessThan(1)
   }
+  // the slashes reach the spores as trust entries signed by committee members (latent, then primary once an epoch takes them)
+  await waitFor(async () => {
+    const entries = [
+      ...await witness.cliJson<Array<{ key: string, value: { score: number, reason: string } }>>(['spores', 'ls', '--type', 'trust']),
+      ...await witness.cliJson<Array<{ key: string, value: { score: number, reason: string } }>>(['spores', 'ls', '--tier', 'primary', '--type', 'trust'])
+    ]
+    return bad.every(b => entries.some(e => e.key === b && e.value.score < 1 && /slashed for/.test(e.value.reason)))
+  }, { timeoutMs: 20_000, intervalMs: 1000, what: 'trust entries of the slashed members' })
   // every honest node holds the same certified chain
   const views = await Promise.all(honest.map(async n => await epochsOf(n)))
   const digests = new Map<number, string>()
