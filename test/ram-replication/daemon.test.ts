@@ -6,25 +6,10 @@ import { Cluster, TestNode, waitFor } from '../harness/index.ts'
 import { ApiClient } from '../../node/api/index.ts'
 import { Home } from '../../node/home/index.ts'
 import { probeKvm } from '../../ram-replication/index.ts'
+import type { VmStatus } from '../../node/cli/commands/vm.ts'
 
 const kvm = probeKvm()
 const unavailable = kvm.opens ? undefined : kvm.error?.message ?? 'cannot open /dev/kvm'
-
-interface VmStatus {
-  vmId: string
-  role: string
-  state: string
-  primary: string
-  backups: Array<{ peerId: string, ackedEpoch: number, lagMs: number }>
-  epoch: number
-  epochsPerS: number
-  dirtyPagesPerS: number
-  bytesPerS: number
-  links: Array<{ via: string, bytesPerS: number, up: boolean }>
-  guestCounter: number
-  verify?: { equal: number, different: number, lastEqualEpoch: number }
-  takenOver?: { how: string, from: string, epoch: number, guestCounter: number, resumedAt: number, primaryLostAt?: number }
-}
 
 /** Polls go straight to the admin API: a CLI process per poll would cost a core on this machine. */
 async function vmStatus (node: TestNode, vmId: string): Promise<VmStatus> {

@@ -9,7 +9,8 @@ const THROTTLES = ['linear', 'exponential', 'none']
 const EMERGENCY = ['pause', 'best-effort']
 const INITIAL_SYNC_WAIT_MS = 120_000
 
-interface VmStatus {
+/** What `mycelium vm status --json` prints (GET /vm/status). */
+export interface VmStatus {
   vmId: string
   role: string
   state: string
@@ -23,7 +24,8 @@ interface VmStatus {
   guestCounter: number
   initialSync?: { done: number, total: number, finished: boolean, error?: string }
   migration?: { phase: string, round: number, dirtyPages: number }
-  takenOver?: { how: string, from: string, epoch: number, guestCounter: number }
+  verify?: { equal: number, different: number, lastEqualEpoch: number }
+  takenOver?: { how: string, from: string, epoch: number, guestCounter: number, resumedAt: number, primaryLostAt?: number }
 }
 
 /** A one-line bar on stderr, drawn only when stderr is a terminal. */
