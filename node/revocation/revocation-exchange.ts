@@ -107,6 +107,9 @@ export class RevocationExchange {
       stream = await host.dialProtocol(peer, this.protocol, { signal, runOnLimitedConnection: true })
       const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
       await lp.write(encodeCanonical(list.encoded().slice(0, MAX_REVOCATIONS)), { signal })
+      // the answer is the peer's own list: a node whose handler was not registered yet when
+      // the peer connected (features start after the host) still learns it this way
+      this.take(decodeList((await lp.read({ signal })).subarray()))
       await stream.close({ signal })
     } catch (err) {
       this.options.log.debug({ peer: peer.toString(), err: (err as Error).message }, 'revocation exchange failed')
@@ -118,13 +121,19 @@ export class RevocationExchange {
     const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS)
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
-      const raw = decodeCanonical((await lp.read({ signal })).subarray())
-      if (!Array.isArray(raw) || raw.length > MAX_REVOCATIONS || !raw.every(r => r instanceof Uint8Array)) throw new Error('revocation list is malformed')
-      this.take(raw as Uint8Array[])
+      const theirs = decodeList((await lp.read({ signal })).subarray())
+      await lp.write(encodeCanonical(this.options.list.encoded().slice(0, MAX_REVOCATIONS)), { signal })
+      this.take(theirs)
       await stream.close({ signal })
     } catch (err) {
       this.options.log.debug({ err: (err as Error).message }, 'revocation exchange (inbound) failed')
       stream.abort(err as Error)
     }
   }
+}
+
+function decodeList (bytes: Uint8Array): Uint8Array[] {
+  const raw = decodeCanonical(bytes)
+  if (!Array.isArray(raw) || raw.length > MAX_REVOCATIONS || !raw.every(r => r instanceof Uint8Array)) throw new Error('revocation list is malformed')
+  return raw as Uint8Array[]
 }
