@@ -242,7 +242,15 @@ export class Daemon {
 
   /** Rejoin after restarts and partitions: dial bootstrap peers and remembered members while alone. */
   private async reconnect (bootstrap: string[]): Promise<void> {
-    if (this.stopping !== undefined || this.host.getPeers().length > 0) return
+    if (this.stopping !== undefined) return
+    const peers = this.host.getPeers()
+    if (peers.length > 0) {
+      // a dial to a member learned from a roster can fail (busy peer, lost packet); asking one
+      // random peer for its roster again now and then re-dials the members still missing
+      const peer = peers[Math.floor(Math.random() * peers.length)]
+      await this.roster.exchange(peer)
+      return
+    }
     const dials: Array<Promise<unknown>> = []
     for (const addr of bootstrap) {
       dials.push(this.host.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) }).catch(() => {}))

@@ -162,8 +162,12 @@ describe('spores on six real daemons', () => {
       return r.confirmed.length > 0 ? r : undefined
     }, { timeoutMs: 30_000, intervalMs: 1000, what: 'the returned node to be confirmed' })
     expect(retried.confirmed).toEqual([gone.peerId])
-    expect(retried.merged).toBe(1)
-    expect((await ls(importer, 'tier=seed&type=node')).map(e => e.key)).toContain(gone.peerId)
+    // the seed's record of it is merged, unless the returned node's own newer entry reached the
+    // importer first: then the stale seed record is rightly refused and the newer one is held
+    const seededNow = (await ls(importer, 'tier=seed&type=node')).map(e => e.key)
+    const latentNow = (await ls(importer, 'tier=latent&type=node')).map(e => e.key)
+    expect(retried.merged).toBe(seededNow.includes(gone.peerId) ? 1 : 0)
+    expect(seededNow.includes(gone.peerId) || latentNow.includes(gone.peerId)).toBe(true)
     expect(await importer.cliJson(['spores', 'quarantine'])).toEqual([])
   })
 
