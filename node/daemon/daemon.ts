@@ -245,10 +245,12 @@ export class Daemon {
     if (this.stopping !== undefined) return
     const peers = this.host.getPeers()
     if (peers.length > 0) {
-      // a dial to a member learned from a roster can fail (busy peer, lost packet); asking one
-      // random peer for its roster again now and then re-dials the members still missing
-      const peer = peers[Math.floor(Math.random() * peers.length)]
-      await this.roster.exchange(peer)
+      // a dial to a member learned from a roster can fail (busy peer, lost packet): remembered
+      // nodes with a direct address that are not connected are dialled again. Browser pages
+      // (relay and WebRTC addresses only) dial in themselves and are left alone.
+      const connected = new Set(peers.map(p => p.toString()))
+      const missing = [...this.knownPeers].filter(([peerId, addrs]) => !connected.has(peerId) && addrs.some(a => !a.includes('/p2p-circuit') && !a.includes('/webrtc')))
+      await Promise.all(missing.slice(0, 16).map(async ([peerId, addrs]) => { await this.dialMember(peerId, addrs.filter(a => !a.includes('/p2p-circuit') && !a.includes('/webrtc'))) }))
       return
     }
     const dials: Array<Promise<unknown>> = []
