@@ -1,13 +1,53 @@
 import { defineConfig } from 'vitest/config'
 
-// Multi-node tests start real processes; two workers keep a 2-core machine responsive.
+// Files that start several daemon processes (or a browser and daemons). On a 2-core machine
+// two of them at once starve each other's daemons, so they run after the rest, one at a time.
+export const DAEMON_FILES = [
+  'test/node/network.test.ts',
+  'test/node/netns.test.ts',
+  'test/node/bad-input.test.ts',
+  'test/spores/daemon.test.ts',
+  'test/spores/bft-daemon.test.ts',
+  'test/spores/bft-daemon-partition.test.ts',
+  'test/roles/daemon.test.ts',
+  'test/ram-replication/daemon.test.ts',
+  'test/operator/identity.test.ts',
+  'test/operator/bridge.test.ts',
+  'test/install/install.test.ts',
+  'test/browser/browser-client.test.ts'
+]
+
+const shared = {
+  pool: 'forks' as const,
+  testTimeout: 60_000,
+  hookTimeout: 120_000
+}
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    pool: 'forks',
-    maxWorkers: 2,
-    testTimeout: 60_000,
-    hookTimeout: 120_000,
-    reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]]
+    globalSetup: ['test/harness/global-setup.ts'],
+    reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
+    projects: [
+      {
+        test: {
+          ...shared,
+          name: 'in-process',
+          include: ['test/**/*.test.ts'],
+          exclude: DAEMON_FILES,
+          maxWorkers: 2,
+          sequence: { groupOrder: 0 }
+        }
+      },
+      {
+        test: {
+          ...shared,
+          name: 'daemons',
+          include: DAEMON_FILES,
+          maxWorkers: 1,
+          fileParallelism: false,
+          sequence: { groupOrder: 1 }
+        }
+      }
+    ]
   }
 })

@@ -1,7 +1,9 @@
-// The admin API: HTTP on 127.0.0.1 only, every route behind the bearer token from the
-// home directory. The CLI is its main client.
+// The admin API: HTTP on 127.0.0.1 only, and on a unix socket (0600) in the home directory,
+// every route behind the bearer token from the home directory. The CLI is its main client;
+// the socket serves it across network namespaces and never touches a port.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { timingSafeEqual } from 'node:crypto'
+import { chmodSync, rmSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { ApiError } from './errors.ts'
 
@@ -42,6 +44,8 @@ function authorized (req: IncomingMessage, token: string): boolean {
 
 export class AdminApi {
   private readonly server: Server
+  private socketServer?: Server
+  private socketPath?: string
   private readonly routes: Routes
   private readonly token: string
 
@@ -49,6 +53,26 @@ export class AdminApi {
     this.routes = routes
     this.token = token
     this.server = createServer((req, res) => { void this.handle(req, res) })
+  }
+
+  /**
+   * Also serves the API on a unix socket; answers whether it could. The caller guarantees no
+   * other daemon owns the home, so a socket file left by a crashed daemon is removed first.
+   * Paths longer than the kernel's limit (108 bytes) are refused by listen: the TCP port serves.
+   */
+  async listenSocket (path: string): Promise<boolean> {
+    if (Buffer.byteLength(path) > 100) return false
+    rmSync(path, { force: true })
+    const server = createServer((req, res) => { void this.handle(req, res) })
+    const listening = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false))
+      server.listen(path, () => resolve(true))
+    })
+    if (!listening) return false
+    chmodSync(path, 0o600)
+    this.socketServer = server
+    this.socketPath = path
+    return true
   }
 
   async listen (port: number): Promise<number> {
@@ -63,8 +87,12 @@ export class AdminApi {
   }
 
   async close (): Promise<void> {
-    this.server.closeAllConnections()
-    await new Promise<void>(resolve => this.server.close(() => resolve()))
+    for (const server of [this.server, this.socketServer]) {
+      if (server === undefined || !server.listening) continue
+      server.closeAllConnections()
+      await new Promise<void>(resolve => server.close(() => resolve()))
+    }
+    if (this.socketPath !== undefined) rmSync(this.socketPath, { force: true })
   }
 
   private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -113,6 +113,7 @@ export class Daemon {
 
     this.api = new AdminApi(this.routes(), token)
     this.apiPort = await this.api.listen(this.config.apiPort)
+    const apiSocket = await this.api.listenSocket(this.home.apiSocketPath()) ? this.home.apiSocketPath() : undefined
 
     for (const [peerId, addrs] of Object.entries(this.home.loadKnownPeers())) this.knownPeers.set(peerId, addrs)
     const bootstrap = [...new Set([...this.config.bootstrap, ...this.home.loadBootstrap()])]
@@ -153,7 +154,7 @@ export class Daemon {
       this.log.debug({ feature: feature.name }, 'feature started')
     }
     if (this.home.loadApiToken() === undefined) this.home.saveApiToken(token)
-    this.home.saveDaemonInfo({ pid: process.pid, apiPort: this.apiPort, startedAt: this.startedAt })
+    this.home.saveDaemonInfo({ pid: process.pid, apiPort: this.apiPort, startedAt: this.startedAt, ...(apiSocket === undefined ? {} : { apiSocket }) })
     this.reconnectTimer = setInterval(() => { void this.reconnect(bootstrap) }, RECONNECT_INTERVAL_MS)
     this.reconnectTimer.unref()
     void this.reconnect(bootstrap)

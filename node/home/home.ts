@@ -16,7 +16,9 @@
 //   bootstrap.json    multiaddrs to dial at start (from the invite, then learned)
 //   known-peers.json  members seen recently and their addresses, to rejoin after restart
 //   api.token         bearer token of the admin API (0600)
-//   daemon.json       { pid, apiPort, startedAt } while a daemon runs
+//   daemon.json       { pid, apiPort, startedAt, apiSocket? } while a daemon runs
+//   api.sock          the admin API as a unix socket (0600) while a daemon runs: the CLI
+//                     reaches it even when the daemon runs in another network namespace
 //   spores/           the node's LevelDB
 import { mkdirSync, readFileSync, existsSync, statSync } from 'node:fs'
 import { join } from 'node:path'
@@ -38,6 +40,8 @@ export interface DaemonInfo {
   pid: number
   apiPort: number
   startedAt: number
+  /** the admin API's unix socket in this home, when the daemon could open one */
+  apiSocket?: string
 }
 
 export function randomApiToken (): string {
@@ -204,10 +208,16 @@ export class Home {
     createFileExclusive(this.path('api.token'), token + '\n')
   }
 
+  /** Where the daemon's admin API also listens: a unix socket, reachable from any network namespace. */
+  apiSocketPath (): string {
+    return this.path('api.sock')
+  }
+
   loadDaemonInfo (): DaemonInfo | undefined {
     return readJson(this.path('daemon.json'), (v) => {
       const o = v as Record<string, unknown>
       if (!Number.isInteger(o?.pid) || !Number.isInteger(o.apiPort) || !Number.isInteger(o.startedAt)) throw new Error('missing fields')
+      if (o.apiSocket !== undefined && typeof o.apiSocket !== 'string') throw new Error('apiSocket is not a path')
       return o as unknown as DaemonInfo
     })
   }

@@ -105,10 +105,10 @@ export function decideRole (facts: HardwareFacts, network: NetworkFacts, options
   const { score, notes } = scoreOf(facts, network, t)
 
   const rhizo = constraintsFor(facts, network, t.rhizomorph, t, 'rhizomorph')
-  const scler = [
-    ...constraintsFor(facts, network, t.sclerotium, t, 'sclerotium'),
-    { hard: false, failed: facts.cpu.loadPercent !== null && facts.cpu.loadPercent > t.sclerotium.maxLoadPercent, reason: `load ${Math.round(facts.cpu.loadPercent ?? 0)} % > ${t.sclerotium.maxLoadPercent} % → not sclerotium` }
-  ]
+  const scler = constraintsFor(facts, network, t.sclerotium, t, 'sclerotium')
+  // Load ranks nodes, it does not disqualify them: when every machine of a network is equally
+  // busy the network must still keep its backbone, so a busy node is only a weaker candidate.
+  const busy = facts.cpu.loadPercent !== null && facts.cpu.loadPercent > t.sclerotium.maxLoadPercent
   const ok = (cs: Constraint[], hardOnly: boolean): boolean => cs.every(c => !c.failed || (hardOnly && !c.hard))
   const ceilingOf = (hardOnly: boolean): Role => ok(scler, hardOnly) ? 'sclerotium' : ok(rhizo, hardOnly) ? 'rhizomorph' : 'hyphae'
   const ceiling = ceilingOf(false)
@@ -120,6 +120,9 @@ export function decideRole (facts: HardwareFacts, network: NetworkFacts, options
     if (facts.battery.present) {
       fit = 'possible'
       reasons.push('has a battery (may be unplugged) → sclerotium only when the network needs one')
+    } else if (busy) {
+      fit = 'possible'
+      reasons.push(`load ${Math.round(facts.cpu.loadPercent ?? 0)} % > ${t.sclerotium.maxLoadPercent} % → sclerotium only when the network needs one`)
     } else if (score < t.sclerotium.minScore) {
       fit = 'possible'
       reasons.push(`score ${score} < ${t.sclerotium.minScore} → sclerotium only when the network needs one`)

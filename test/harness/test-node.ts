@@ -10,7 +10,13 @@ import { Home } from '../../node/home/index.ts'
 import type { LabHost } from './netns.ts'
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..')
-export const CLI = join(REPO_ROOT, 'bin/mycelium.js')
+export const SOURCE_CLI = join(REPO_ROOT, 'bin/mycelium.js')
+/**
+ * The `mycelium` the harness runs: the bundle of `npm run build:node` (what install.sh
+ * installs), which the suite's global setup builds from these sources; the sources
+ * themselves with MYCELIUM_TEST_SOURCES=1.
+ */
+export const CLI = process.env.MYCELIUM_TEST_SOURCES === '1' ? SOURCE_CLI : join(REPO_ROOT, 'dist/mycelium.mjs')
 /** Node 24 from the `node` devDependency: the system Node may be too old for libp2p. */
 export const NODE = existsSync(join(REPO_ROOT, 'node_modules/.bin/node')) ? join(REPO_ROOT, 'node_modules/.bin/node') : process.execPath
 
@@ -27,7 +33,7 @@ export interface TestNodeOptions {
   startArgs?: string[]
   env?: Record<string, string>
   host?: LabHost
-  /** the CLI entry to run (default bin/mycelium.js; benchmarks also run the bundle) */
+  /** the CLI entry to run (default CLI: the bundle; benchmarks compare it with the sources) */
   cliPath?: string
 }
 
@@ -79,12 +85,10 @@ export class TestNode {
     closeSync(fd)
     this.process = child
     this.exited = new Promise(resolve => child.once('exit', (code) => resolve(code)))
-    const answered = waitFor(async () => {
-      // outside a namespace the admin API is reachable from here: no CLI process per poll
-      if (this.options.host === undefined) return await ApiClient.forHome(new Home(this.home)).request<any>('GET', '/status')
-      const r = await this.cli(['status', '--json'], { timeoutMs: 10_000 })
-      return r.code === 0 ? JSON.parse(r.stdout) : undefined
-    }, { timeoutMs: 60_000, intervalMs: 500, what: `daemon ${this.name} to answer` }).catch((err) => { throw new Error(`${(err as Error).message}\n${this.log().slice(-3000)}`) })
+    // the admin API's unix socket reaches the daemon from here even inside a namespace: no
+    // CLI process per poll (a CLI process costs about a second of CPU on a busy machine)
+    const answered = waitFor(async () => await this.api('/status'), { timeoutMs: 60_000, intervalMs: 200, what: `daemon ${this.name} to answer` })
+      .catch((err) => { throw new Error(`${(err as Error).message}\n${this.log().slice(-3000)}`) })
     const died = this.exited.then((code) => { throw new Error(`daemon ${this.name} exited with ${code}: ${this.log().slice(-2000)}`) })
     const status = await Promise.race([answered, died])
     answered.catch(() => {})
@@ -96,12 +100,17 @@ export class TestNode {
     return existsSync(file) ? readFileSync(file, 'utf8') : ''
   }
 
+  /** Reads the daemon's admin API in this process (what the CLI prints with --json). */
+  async api<T = any> (path: string, method = 'GET', body?: unknown): Promise<T> {
+    return await ApiClient.forHome(new Home(this.home)).request<T>(method, path, body)
+  }
+
   async status (): Promise<any> {
-    return await this.cliJson(['status'])
+    return await this.api('/status')
   }
 
   async peers (): Promise<Array<{ peerId: string, addrs: string[], role: string }>> {
-    return await this.cliJson(['peers'])
+    return await this.api('/peers')
   }
 
   running (): boolean {

@@ -1,10 +1,9 @@
 import { describe, it, expect, afterAll } from 'vitest'
-import { Cluster, netnsUnavailableReason, waitFor } from '../harness/index.ts'
+import { Cluster, capabilities, titled, waitFor } from '../harness/index.ts'
 
-const unavailable = netnsUnavailableReason()
-if (unavailable !== undefined) console.warn(`network namespace tests cannot run here: ${unavailable}`)
+const { netns } = capabilities()
 
-describe.skipIf(unavailable !== undefined)('nodes on separate hosts (network namespaces)', () => {
+describe.skipIf(netns.missing !== undefined)(titled('nodes on separate hosts (network namespaces)', netns), () => {
   let cluster: Cluster | undefined
   afterAll(async () => { await cluster?.destroy() })
 

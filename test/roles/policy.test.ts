@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest'
-import { decideRole, measureHardware, loadHardwareProfile, profiledNetwork, unmeasuredNetwork, nextRoleState, HOLD, type BuiltInProfileName, type RoleDecision, type RoleState, type HardwareFacts } from '../../roles/index.ts'
+import { decideRole, balanceAdvice, sclerotiumTarget, measureHardware, loadHardwareProfile, profiledNetwork, unmeasuredNetwork, nextRoleState, HOLD, type BuiltInProfileName, type RoleDecision, type RoleState, type HardwareFacts, type BalanceMember } from '../../roles/index.ts'
 
 const dataDir = '/tmp'
 
@@ -73,6 +73,33 @@ describe('role policy over hardware profiles', () => {
     const net = profiledNetwork(unmeasuredNetwork(0), profile)
     expect(decideRole(busy, net).score).toBeLessThan(decideRole(idle, net).score)
     expect(decideRole(busy, net).role).toBe('rhizomorph')
+    // busy is a weaker candidate, not an unfit one
+    expect(decideRole(busy, net).sclerotiumFit).toBe('possible')
+    expect(decideRole(busy, net).reasons.join('\n')).toMatch(/load 95 % > 85 % → sclerotium only when the network needs one/)
+  })
+
+  it('keeps the backbone when every node is busy: seven loaded nodes still settle on three sclerotia, the least loaded first', async () => {
+    const profile = loadHardwareProfile('raspberry-pi-4')
+    const facts = await measureHardware({ dataDir, profile })
+    const net = profiledNetwork(unmeasuredNetwork(0), profile)
+    const loads = [99, 97, 100, 86, 96, 98, 94]
+    let members: BalanceMember[] = loads.map((load, i) => {
+      const d = decideRole({ ...facts, cpu: { ...facts.cpu, loadPercent: load } }, net)
+      return { peerId: `p${i}`, role: d.role, dedicated: false, pinned: false, score: d.score, fit: d.sclerotiumFit, movable: true }
+    })
+    expect(members.every(m => m.role === 'rhizomorph' && m.fit === 'possible')).toBe(true)
+    // every node runs the same balancing over the same view, round after round, until it settles
+    for (let round = 0; round < 5; round++) {
+      const advice = members.map(m => balanceAdvice(m.peerId, members).action)
+      members = members.map((m, i) => advice[i] === 'promote' ? { ...m, role: 'sclerotium' as const } : advice[i] === 'demote' ? { ...m, role: 'rhizomorph' as const } : m)
+    }
+    const sclerotia = members.filter(m => m.role === 'sclerotium').map(m => m.peerId).sort()
+    expect(sclerotia).toHaveLength(sclerotiumTarget(7))
+    // the best scores win (load is part of the score): the least loaded is in, the busiest out
+    const byScore = [...members].sort((a, b) => b.score - a.score || (a.peerId < b.peerId ? -1 : 1)).slice(0, 3).map(m => m.peerId).sort()
+    expect(sclerotia).toEqual(byScore)
+    expect(sclerotia).toContain('p3')
+    expect(sclerotia).not.toContain('p2')
   })
 })
 

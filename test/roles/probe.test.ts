@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process'
 import { readFileSync, openSync, closeSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { probeHardware, measureHardware, hardwareProfileFromEnv, loadHardwareProfile, HardwareProfileError, HARDWARE_PROFILE_ENV } from '../../roles/index.ts'
+import { assessRole, probeHardware, measureHardware, hardwareProfileFromEnv, loadHardwareProfile, HardwareProfileError, HARDWARE_PROFILE_ENV } from '../../roles/index.ts'
 
 function meminfo (field: string): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/meminfo', 'utf8'))
@@ -46,10 +46,13 @@ describe('hardware probe on this machine', () => {
     expect(facts.unknown).toEqual([])
   })
 
-  it('reports kvm true here, where /dev/kvm opens read-write', async () => {
+  it('reports whether /dev/kvm opens read-write: a machine without KVM is a fact, not an error', async () => {
     const facts = await probeHardware({ dataDir: tmpdir() })
-    expect(kvmOpens()).toBe(true)
-    expect(facts.virtualization.kvm).toBe(true)
+    expect(facts.virtualization.kvm).toBe(kvmOpens())
+    const report = await assessRole({ dataDir: tmpdir() })
+    expect(report.hardware.kvm).toBe(kvmOpens())
+    if (kvmOpens()) expect(report.reasons).toContain('KVM available → can host VM backups')
+    else expect(report.reasons.join('\n')).toMatch(/no usable \/dev\/kvm/)
   })
 
   it('answers within its deadline and names what it could not measure', async () => {

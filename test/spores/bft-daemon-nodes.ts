@@ -29,12 +29,15 @@ export interface TrustView { self: string, threshold: number, excluded: string[]
 
 /** The node's epochs, or undefined while its primary epochs are not running yet. */
 export async function epochsOf (node: TestNode, limit = 64): Promise<EpochsView | undefined> {
-  const r = await node.cli(['spores', 'epochs', '--limit', String(limit), '--json'])
-  return r.code === 0 ? JSON.parse(r.stdout) as EpochsView : undefined
+  try {
+    return await node.api<EpochsView>(`/spores/epochs?limit=${limit}`)
+  } catch {
+    return undefined
+  }
 }
 
 export async function trustOf (node: TestNode): Promise<TrustView> {
-  return await node.cliJson<TrustView>(['trust'])
+  return await node.api<TrustView>('/trust')
 }
 
 export async function waitForEpoch (nodes: TestNode[], epoch: number, timeoutMs: number): Promise<void> {

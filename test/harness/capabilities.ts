@@ -1,0 +1,55 @@
+// What this machine lets the suite test. Machines of this project's kind differ (hardware
+// KVM, PVM or no /dev/kvm; network namespaces; qemu-user for the arm64 stand-in; Chromium),
+// and a test that cannot run here must be reported as skipped with its reason, never as a
+// pass. Tests decide with these checks, and `.ci/run` prints the same reasons at the end of
+// the run (test/harness/not-tested.ts), so the two cannot disagree.
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { probeKvm } from '../../ram-replication/index.ts'
+import { netnsUnavailableReason } from './netns.ts'
+
+export interface Capability {
+  /** what the capability is called in the "not tested here" block */
+  name: string
+  /** why it cannot be tested here, or undefined when it can */
+  missing: string | undefined
+}
+
+function kvmMissing (): string | undefined {
+  const report = probeKvm()
+  if (report.opens && report.missing.length === 0) return undefined
+  return report.error?.message ?? report.missing[0] ?? 'cannot open /dev/kvm'
+}
+
+export const QEMU_AARCH64 = ['/usr/bin/qemu-aarch64-static', '/usr/bin/qemu-aarch64'].find(p => existsSync(p))
+export const AARCH64_SYSROOT = '/usr/aarch64-linux-gnu'
+
+function arm64Missing (): string | undefined {
+  if (QEMU_AARCH64 === undefined) return 'no qemu-aarch64-static (Debian: qemu-user-static)'
+  if (!existsSync(join(AARCH64_SYSROOT, 'lib/ld-linux-aarch64.so.1'))) return `no aarch64 C library in ${AARCH64_SYSROOT} (Debian: libc6-arm64-cross, libstdc++6-arm64-cross)`
+  return undefined
+}
+
+export const CHROMIUM_PATH = '/usr/bin/chromium'
+
+function chromiumMissing (): string | undefined {
+  return existsSync(CHROMIUM_PATH) ? undefined : `${CHROMIUM_PATH} is missing (Debian: chromium)`
+}
+
+let cached: Record<'kvm' | 'netns' | 'arm64' | 'chromium', Capability> | undefined
+
+/** Every capability the suite can use, checked once per process. */
+export function capabilities (): Record<'kvm' | 'netns' | 'arm64' | 'chromium', Capability> {
+  cached ??= {
+    kvm: { name: 'KVM', missing: kvmMissing() },
+    netns: { name: 'network namespaces', missing: netnsUnavailableReason() },
+    arm64: { name: 'arm64 under qemu-user', missing: arm64Missing() },
+    chromium: { name: 'Chromium', missing: chromiumMissing() }
+  }
+  return cached
+}
+
+/** A suite title that says why it is skipped here, so the skip is visible in every report. */
+export function titled (title: string, capability: Capability): string {
+  return capability.missing === undefined ? title : `${title} (not tested here: ${capability.name}: ${capability.missing})`
+}
