@@ -26,6 +26,8 @@ export interface EpochsReport {
   readOnly: boolean
   readOnlyReason?: string
   epochs: EpochSummary[]
+  /** rounds this node takes part in now (what an operator looks at when epochs stall) */
+  rounds: ReturnType<RoundEngine['activeRounds']>
 }
 
 export interface TrustReportWithExclusions extends TrustReport {
@@ -69,7 +71,7 @@ export class Consensus {
   /** `mycelium spores epochs --json`. */
   epochsReport (limit = 16): EpochsReport {
     const w: Writability = this.epochs.writability()
-    return { latest: this.epochs.chain.latest()?.epoch ?? -1, readOnly: !w.writable, readOnlyReason: w.reason, epochs: this.epochs.epochs(limit) }
+    return { latest: this.epochs.chain.latest()?.epoch ?? -1, readOnly: !w.writable, readOnlyReason: w.reason, epochs: this.epochs.epochs(limit), rounds: this.engine.activeRounds() }
   }
 
   /** `mycelium trust --json`. */
