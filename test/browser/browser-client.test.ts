@@ -2,11 +2,11 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
-import { Cluster, TestNode, waitFor, REPO_ROOT } from '../harness/index.ts'
+import { Cluster, TestNode, waitFor, REPO_ROOT, capabilities, titled } from '../harness/index.ts'
 import { buildBrowserClient, encodeStoredMembership, MEMBERSHIP_STORAGE_KEY } from '../../browser-client/index.ts'
 import { Home } from '../../node/home/index.ts'
 import { ApiClient } from '../../node/api/index.ts'
-import { openBrowser, ensureChromium, type TestBrowser } from './chromium.ts'
+import { openBrowser, type TestBrowser } from './chromium.ts'
 
 const RESULTS = join(REPO_ROOT, 'test-results')
 
@@ -44,7 +44,9 @@ async function send (page: Page, message: string): Promise<void> {
   await page.click('#chat-form button')
 }
 
-describe('the hyphae web client in Chromium, with three real nodes', () => {
+const { chromium } = capabilities()
+
+describe.skipIf(chromium.missing !== undefined)(titled('the hyphae web client in Chromium, with three real nodes', chromium), () => {
   // dedicated sclerotia, as an operator pins them: they serve the client and relay for pages
   const cluster = new Cluster({ node: () => ({ startArgs: ['--http-port', '0', '--role', 'sclerotium'] }) })
   const browsers: TestBrowser[] = []
@@ -66,7 +68,6 @@ describe('the hyphae web client in Chromium, with three real nodes', () => {
   }
 
   beforeAll(async () => {
-    ensureChromium()
     mkdirSync(RESULTS, { recursive: true })
     const bundle = await buildBrowserClient()
     expect(bundle.gzipBytes).toBeLessThan(600 * 1024)
