@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { Cluster, TestNode, waitFor, sleep } from '../harness/index.ts'
+import { Cluster, TestNode, waitFor } from '../harness/index.ts'
 import { ApiClient } from '../../node/api/index.ts'
 import { Home } from '../../node/home/index.ts'
 
@@ -92,6 +92,10 @@ describe('a bridge between two networks of three nodes (real processes)', () => 
   it('nothing else crosses: not a listed topic, not another spore entry, not a DHT lookup, not a connection', async () => {
     await publishUntilSeen(a[2], 'secret', 'A only', [a[0], a[1]])
     await publishUntilSeen(b[2], 'secret', 'B only', [b[0], b[1]])
+    // later messages on the listed topic cross by the same bridge node: a message of the other
+    // topic sent before them would have crossed by now if the bridge carried it
+    await publishUntilSeen(a[2], 'chat', 'after A only', [b[0], b[1], b[2]])
+    await publishUntilSeen(b[2], 'chat', 'after B only', [a[0], a[2]])
     // B's members are found in B's DHT, never in A's, not even the bridge's key in B
     const [inB, ...inA] = await Promise.all([
       b[0].cliJson(['dht', 'find-peer', b[2].peerId]),
@@ -126,7 +130,10 @@ describe('a bridge between two networks of three nodes (real processes)', () => 
     for (let i = 0; i < FLOOD; i += 20) {
       await Promise.all(Array.from({ length: 20 }, async (_, j) => await client.request('POST', '/gossip/publish', { topic: 'chat', message: `flood ${i + j}` })))
     }
-    await sleep(3_000)
+    // a message sent after the flood on the same way (A's gossip to the bridge node, the bridge,
+    // B's gossip) that has reached the bridge node and B: the flood before it has been counted
+    // by the bridge, and whatever the bridge let through has arrived in B
+    await publishUntilSeen(a[2], 'chat', 'after the flood', [a[1], b[0]])
     const after = (await api(a[1]).request<any[]>('GET', '/bridges'))[0]
     const elapsedS = (performance.now() - started) / 1000
     const forwarded = after.out.forwarded - before.out.forwarded
@@ -151,12 +158,20 @@ describe('a bridge between two networks of three nodes (real processes)', () => 
   })
 
   it('after bridge rm nothing crosses, and a node of B still cannot connect to a node of A', async () => {
+    expect((await Promise.all(b.map(peers))).some(p => p.includes(bridgeKeyInB))).toBe(true)
     const removed = await a[1].cliJson(['bridge', 'rm', bridgeId])
     expect(removed.removed).toBe(bridgeId)
     expect(await a[1].cliJson(['bridge', 'ls'])).toEqual([])
+    // the bridge's key in B was a peer of B's nodes; with the bridge gone, no node of B is
+    // connected to it any more, so nothing has a way across
+    await waitFor(async () => (await Promise.all(b.map(peers))).every(p => !p.includes(bridgeKeyInB)), { timeoutMs: 15_000, intervalMs: 300, what: 'every node of B to lose the bridge' })
+    // A's message reaches the bridge node a[1]; two later messages of B then reach every node of
+    // B, and a[1]'s own later message reaches the other nodes of A (the way a message from B
+    // would have entered A): anything still carried across would have arrived before them
     await publishUntilSeen(a[2], 'chat', 'after rm, from A', [a[0], a[1]])
     await publishUntilSeen(b[2], 'chat', 'after rm, from B', [b[0], b[1]])
-    await sleep(1_000)
+    await publishUntilSeen(b[0], 'chat', 'after rm, later in B', [b[1], b[2]])
+    await publishUntilSeen(a[1], 'chat', 'after rm, later in A', [a[0], a[2]])
     for (const n of b) expect((await messages(n, 'chat')).map(m => m.text)).not.toContain('after rm, from A')
     for (const n of a) expect((await messages(n, 'chat')).map(m => m.text)).not.toContain('after rm, from B')
 
@@ -164,6 +179,8 @@ describe('a bridge between two networks of three nodes (real processes)', () => 
     await b[2].stop()
     await b[2].start(['--bootstrap', target])
     await waitFor(async () => (await api(a[0]).request<any[]>('GET', '/rejected')).some(r => r.peerId === b[2].peerId), { timeoutMs: 15_000, what: 'A to refuse the node of B' })
+    // both ends end the handshake once (verified or refused) before a peer can be listed
+    await waitFor(async () => (await api(b[2]).request<any[]>('GET', '/rejected')).some(r => r.peerId === a[0].peerId), { timeoutMs: 15_000, what: 'the node of B to record its side of the refusal' })
     expect(await peers(a[0])).not.toContain(b[2].peerId)
     expect(await peers(b[2])).not.toContain(a[0].peerId)
   })

@@ -2,7 +2,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Cluster, TestNode, waitFor, sleep } from '../harness/index.ts'
+import { Cluster, TestNode, waitFor } from '../harness/index.ts'
 import { ApiClient } from '../../node/api/index.ts'
 import { Home } from '../../node/home/index.ts'
 
@@ -13,6 +13,10 @@ async function peers (node: TestNode): Promise<string[]> {
 
 async function status (node: TestNode): Promise<any> {
   return await ApiClient.forHome(new Home(node.home)).request('GET', '/status')
+}
+
+async function rejected (node: TestNode): Promise<Array<{ peerId: string, reason: string }>> {
+  return await ApiClient.forHome(new Home(node.home)).request('GET', '/rejected')
 }
 
 describe('operator CLI for network identity (real processes)', () => {
@@ -57,9 +61,14 @@ describe('operator CLI for network identity (real processes)', () => {
     // its old certificate no longer opens any door, even after a restart
     await victim.kill()
     await victim.start(['--bootstrap', (await status(a)).addrs[0]])
-    await waitFor(async () => (await ApiClient.forHome(new Home(a.home)).request<any[]>('GET', '/rejected')).some(r => r.peerId === victim.peerId && /revoked/.test(r.reason)), { timeoutMs: 15_000, what: 'the revoked node to be refused' })
-    await sleep(1_000)
+    // it dials its bootstrap and every member it remembers; each refuses it in the handshake,
+    // which both ends finish (verified or refused) before a peer can be listed: once every
+    // member and the victim itself have recorded the refusal, no attempt is still under way
+    const refusedBy = async (n: TestNode, peerId: string): Promise<boolean> => (await rejected(n)).some(r => r.peerId === peerId && /revoked/.test(r.reason))
+    await waitFor(async () => (await Promise.all([admin, a, b].map(async n => await refusedBy(n, victim.peerId)))).every(Boolean), { timeoutMs: 15_000, what: 'every member to refuse the revoked node' })
+    await waitFor(async () => (await Promise.all([admin, a, b].map(async n => await refusedBy(victim, n.peerId)))).every(Boolean), { timeoutMs: 15_000, what: 'the revoked node to record every refusal' })
     for (const n of [admin, a, b]) expect(await peers(n)).not.toContain(victim.peerId)
+    expect(await peers(victim)).toEqual([])
 
     // a member that joins afterwards learns the revocation on connecting
     const late = cluster.newNode('late')

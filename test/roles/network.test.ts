@@ -60,12 +60,16 @@ describe('roles across real libp2p nodes', () => {
     expect(first.filter(m => m.profile === 'server-kvm')).toHaveLength(2)
     expect(first.filter(m => m.profile === 'raspberry-pi-4')).toHaveLength(1)
 
-    // holds without flapping: nobody changes again and every node sees the same three
+    // holds without flapping: nobody changes again and every node sees the same three. A change
+    // is taken on advice that held for confirmMs and is advertised at once, so once every node
+    // has heard from every other an advertisement issued a confirmation period and two rounds
+    // after convergence, any change still pending at convergence would have been made and heard.
     const sclerotiaIds = first.map(m => m.node.peerId.toString()).sort()
-    for (const holdUntil = Date.now() + 3_000; Date.now() < holdUntil;) {
-      await new Promise(resolve => setTimeout(resolve, 150))
-      expect(withRole('sclerotium').map(m => m.node.peerId.toString()).sort()).toEqual(sclerotiaIds)
-    }
+    const changesAtConvergence = members.map(m => m.roles.status().changes)
+    const heardAfter = Date.now() + timing.confirmMs + 2 * timing.advertiseIntervalMs
+    await waitFor(() => members.every(m => members.every(o => o === m || (m.roles.advertisements().find(a => a.peerId === o.node.peerId.toString())?.issuedAt ?? 0) >= heardAfter)), 10_000, 'advertisements from every node issued after the hold window')
+    expect(members.map(m => m.roles.status().changes)).toEqual(changesAtConvergence)
+    expect(withRole('sclerotium').map(m => m.node.peerId.toString()).sort()).toEqual(sclerotiaIds)
     expect(members.every(m => m.roles.status().changes <= 1)).toBe(true)
     for (const m of members) {
       const seen = m.roles.advertisements().filter(a => a.role === 'sclerotium').map(a => a.peerId)
