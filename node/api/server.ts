@@ -52,7 +52,7 @@ export class AdminApi {
   constructor (routes: Routes, token: string) {
     this.routes = routes
     this.token = token
-    this.server = createServer((req, res) => { void this.handle(req, res) })
+    this.server = createServer((req, res) => { this.serve(req, res) })
   }
 
   /**
@@ -63,7 +63,7 @@ export class AdminApi {
   async listenSocket (path: string): Promise<boolean> {
     if (Buffer.byteLength(path) > 100) return false
     rmSync(path, { force: true })
-    const server = createServer((req, res) => { void this.handle(req, res) })
+    const server = createServer((req, res) => { this.serve(req, res) })
     const listening = await new Promise<boolean>((resolve) => {
       server.once('error', () => resolve(false))
       server.listen(path, () => resolve(true))
@@ -95,10 +95,20 @@ export class AdminApi {
     if (this.socketPath !== undefined) rmSync(this.socketPath, { force: true })
   }
 
+  /** A request must never end the daemon: whatever escapes handle() cuts that connection only. */
+  private serve (req: IncomingMessage, res: ServerResponse): void {
+    this.handle(req, res).catch(() => { res.destroy() })
+  }
+
   private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       if (!authorized(req, this.token)) throw new ApiError(401, 'missing or wrong API token')
-      const url = new URL(req.url ?? '/', 'http://127.0.0.1')
+      let url: URL
+      try {
+        url = new URL(req.url ?? '/', 'http://127.0.0.1')
+      } catch {
+        throw new ApiError(400, 'malformed request target: expected a path such as /status')
+      }
       const route = this.routes[`${req.method ?? 'GET'} ${url.pathname}`]
       if (route === undefined) throw new ApiError(404, `no such endpoint: ${req.method} ${url.pathname}`)
       if (typeof route === 'object') {
@@ -108,10 +118,12 @@ export class AdminApi {
         return
       }
       const result = await route({ query: url.searchParams, body: await readBody(req) })
+      const json = JSON.stringify(result ?? {})
       res.writeHead(200, { 'content-type': 'application/json' })
-      res.end(JSON.stringify(result ?? {}))
+      res.end(json)
     } catch (err) {
-      const status = err instanceof ApiError && err.status >= 400 ? err.status : 500
+      // writeHead throws on a number that is no HTTP error status
+      const status = err instanceof ApiError && err.status >= 400 && err.status <= 599 ? err.status : 500
       if (!res.headersSent) res.writeHead(status, { 'content-type': 'application/json' })
       res.end(JSON.stringify({ error: (err as Error).message }))
     }

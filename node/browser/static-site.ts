@@ -47,13 +47,42 @@ async function readJsonBody (req: IncomingMessage): Promise<unknown> {
   }
 }
 
+/**
+ * The path of an origin-form request target ("/path?query"), or undefined when the target is
+ * anything else: "//host/…", "http://…", "*", "%zz", a path whose %-escapes do not decode, or
+ * what the URL parser refuses. Endpoints may decodeURIComponent the path safely.
+ */
+export function requestPath (target: string | undefined): string | undefined {
+  if (target === undefined || !target.startsWith('/')) return undefined
+  try {
+    const url = new URL(target, 'http://localhost')
+    // "//evil/…" or "/\\evil/…" name another host: not a path of this server
+    if (url.origin !== 'http://localhost') return undefined
+    decodeURIComponent(url.pathname)
+    return url.pathname
+  } catch {
+    return undefined
+  }
+}
+
+/** The last resort of a request whose handling threw: a bare 500, or a cut connection. */
+function failed (res: ServerResponse): void {
+  try {
+    if (res.headersSent) res.destroy()
+    else res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8', connection: 'close', ...SECURITY_HEADERS }).end('internal error\n')
+  } catch {
+    res.destroy()
+  }
+}
+
 export class StaticSite {
   private readonly server: Server
   private readonly options: StaticSiteOptions
 
   constructor (options: StaticSiteOptions) {
     this.options = options
-    this.server = createServer((req, res) => { void this.handle(req, res) })
+    // a request must never end the process: whatever escapes handle() is answered here
+    this.server = createServer((req, res) => { this.handle(req, res).catch(() => { failed(res) }) })
   }
 
   async listen (port: number, host: string): Promise<number> {
@@ -73,7 +102,19 @@ export class StaticSite {
   }
 
   private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname
+    try {
+      await this.answer(req, res)
+    } catch {
+      failed(res)
+    }
+  }
+
+  private async answer (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = requestPath(req.url)
+    if (path === undefined) {
+      res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', connection: 'close', ...SECURITY_HEADERS }).end('malformed request target: expected a path such as /index.html\n')
+      return
+    }
     const endpoint = Object.entries(this.options.endpoints ?? {}).find(([key]) => {
       const [method, prefix] = key.split(' ')
       return req.method === method && (path === prefix || path.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`))
@@ -83,14 +124,15 @@ export class StaticSite {
         const body = req.method === 'POST' ? await readJsonBody(req) : undefined
         const answer = endpoint({ path, body })
         res.writeHead(answer.status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...SECURITY_HEADERS }).end(JSON.stringify(answer.body))
-      } catch (err) {
-        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' })
-        res.end(JSON.stringify({ error: (err as Error).message }))
+      } catch {
+        // the page reads JSON; the error itself (paths of the home, …) is not for the public
+        if (res.headersSent) res.destroy()
+        else res.writeHead(500, { 'content-type': 'application/json', 'cache-control': 'no-store', ...SECURITY_HEADERS }).end(JSON.stringify({ error: 'internal error' }))
       }
       return
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n')
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain', ...SECURITY_HEADERS }).end('method not allowed\n')
       return
     }
     const refusal = this.options.refusal()
@@ -98,6 +140,7 @@ export class StaticSite {
       res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', ...SECURITY_HEADERS }).end(`${refusal}\n`)
       return
     }
+    // files are held in memory under their names: no path ever reaches the file system
     const file = this.options.files().get(path === '/' ? '/index.html' : path)
     if (file === undefined) {
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', ...SECURITY_HEADERS }).end('not found\n')

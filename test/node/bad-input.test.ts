@@ -115,3 +115,54 @@ describe('bad input gets one clear error and leaves the home intact', () => {
     }
   })
 })
+
+describe('no secret in the log, no request that kills a node', async () => {
+  const { REPO_ROOT } = await import('../harness/index.ts')
+  const { raw, get, HOSTILE } = await import('../harness/raw-http.ts')
+  const cluster = new Cluster()
+  afterAll(async () => { await cluster.destroy() })
+
+  it('the start logs how to make an invite, never an invite', async () => {
+    const admin = cluster.newNode('admin')
+    await admin.start()
+    const log = admin.log()
+    expect(log).not.toMatch(/myc1\./)
+    const ready = log.split('\n').find(l => l.includes('"node ready"'))
+    expect(ready).toBeDefined()
+    expect(JSON.parse(ready!).invites).toBe('mycelium network invite')
+
+    // the operator still gets one on request, and issuing it logs nothing secret either
+    const invite = await cluster.invite(admin)
+    expect(invite).toMatch(/^myc1\./)
+    const member = cluster.newNode('member')
+    expect((await member.cli(['join', invite])).code).toBe(0)
+    await member.start()
+    expect(admin.log()).not.toMatch(/myc1\./)
+    expect(member.log()).not.toMatch(/myc1\./)
+    expect(JSON.parse(member.log().split('\n').find(l => l.includes('"node ready"'))!).invites).toMatch(/administrator/)
+  })
+
+  it('hostile raw requests to the public HTTP server: the daemon answers them and lives', async () => {
+    const node = cluster.newNode('http', { startArgs: ['--http-port', '0', '--role', 'sclerotium'] })
+    await node.start()
+    const { httpUrl } = await node.api<{ httpUrl: string }>('/status')
+    const port = Number(new URL(httpUrl).port)
+    const page = readFileSync(join(REPO_ROOT, 'dist/browser/index.html'), 'utf8')
+    expect((await raw(port, get('/'))).text).toContain(page.slice(0, 64))
+    for (const [name, request] of HOSTILE) {
+      const answer = await raw(port, request, 500)
+      expect([0, 400, 404, 405, 413, 414, 431], name).toContain(answer.status)
+      expect(answer.text, name).not.toMatch(/root:x?:0:0/)
+      expect(node.running(), `the daemon is still running after "${name}" (exit code ${String(node.process?.exitCode)})`).toBe(true)
+    }
+    expect((await raw(port, get('//'))).status).toBe(400)
+    expect(node.running()).toBe(true)
+    const after = await raw(port, get('/'))
+    expect(after.status).toBe(200)
+    expect(after.text).toContain(page.slice(0, 64))
+    for (const target of ['/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/..%2f..%2fetc%2fpasswd', '/../node.key', '/%2e%2e/network-root.key']) {
+      expect((await raw(port, get(target))).status, target).toBe(404)
+    }
+    expect(node.log()).not.toMatch(/ERR_INVALID_URL|Invalid URL/)
+  })
+})

@@ -52,15 +52,18 @@ export const start: Command = {
     }, log)
     await daemon.start()
 
-    let invite: string | undefined
-    try { invite = daemon.invite(3_600_000, 1) } catch {}
+    // no invite is made here: its secret would land in the log (the journal under systemd) and
+    // on any terminal recording. The operator asks for one when a machine is to be added.
+    let administrator = false
+    try { administrator = ctx.home.loadRootKey(daemon.network) !== undefined } catch {}
+    const invites = administrator ? 'mycelium network invite' : 'issued by the network administrator node'
     const ready = {
       peerId: daemon.host.peerId.toString(),
       networkId: daemon.network.networkId,
       networkName: daemon.network.name,
       addrs: daemon.addrs(),
       api: `http://127.0.0.1:${daemon.apiPort}`,
-      invite
+      invites
     }
     if (process.stdout.isTTY) {
       ctx.out([
@@ -69,7 +72,7 @@ export const start: Command = {
         `  network   ${ready.networkName} (${ready.networkId})`,
         ...ready.addrs.map((a, i) => `  ${i === 0 ? 'listening' : '         '} ${a}`),
         `  admin API ${ready.api}  (token: ${ctx.home.path('api.token')})`,
-        invite !== undefined ? `  to add a second machine (invite valid 1 h, single use):\n\n    mycelium join ${invite}\n` : `  invites for this network are issued by its administrator node (${hostname()} is not it)`,
+        administrator ? '  to add a second machine, make an invite (single use, valid 1 h) with:\n\n    mycelium network invite\n\n  and run `mycelium join <invite>` there' : `  invites for this network are issued by its administrator node (${hostname()} is not it)`,
         ''
       ].join('\n'))
     }
