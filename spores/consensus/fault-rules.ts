@@ -9,7 +9,11 @@
 //                (only for objective operations: deterministic on the same input)
 //   withhold     committed and not revealed, or not committed, while connected  -0.05
 //                (withhold and copy are attested by the observer; applied from
-//                 gossip only once f+1 distinct committee members attest them)
+//                 gossip only once f+1 distinct committee members attest them).
+//                Judged a grace after the certificate that follows the observed
+//                latency (round-engine.ts), never against a signer; a reveal that
+//                opens the member's commitment, however late, withdraws it: slow is
+//                not withholding
 //
 // Below EXCLUSION_THRESHOLD a peer is excluded from committees. Each valid reveal that
 // matches a certified result gives back RECOVERY_PER_ROUND (never above 1, never for an

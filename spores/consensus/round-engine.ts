@@ -20,15 +20,18 @@
 // for the key: a certificate, had one formed, would have reached this node by then (partial
 // synchrony); without the release, members locked on different inputs after a split vote
 // would block the key for ever.
-// Faults are slashed as they are seen (equivocation, mismatch, copy, dissent); withholding is
-// judged only after the reveal deadline plus a grace period, and only against members this node
-// is connected to, so late-but-honest and unreachable members are never slashed.
+// Faults are slashed as they are seen (equivocation, mismatch, copy, dissent). Withholding is
+// judged only in certified rounds, a grace after the certificate (a few phases of the observed
+// latency, see graceMs()), only against members this node is connected to and that are not
+// among the certificate's signers; a reveal that turns up later and opens the member's
+// commitment withdraws the slash (TrustLedger.absolve). A slow honest member is late, not a
+// withholder; one that never reveals (or never commits) still is.
 import { toHex, equalBytes, encodeCanonical, decodeCanonical } from '../../crypto/index.ts'
 import { RoundFailedError, ConsensusMessageError, CertificateInvalidError, EvidenceInvalidError, type RoundFailureReason } from './errors.ts'
 import { selectCommittee, quorumOf, minimumCommittee, effectiveF, smallestCommittee } from './committee.ts'
 import { roundIdOf, commitmentOf, inputDigestOf, type RoundHeader } from './round.ts'
 import { signMessage, decodeMessage, MAX_MESSAGE_BYTES, type Signed, type MessageSigner, type ProposalBody, type CommitBody, type RevealBody } from './messages.ts'
-import { buildCertificate, verifyCertificate, opens, type Certificate } from './certificate.ts'
+import { buildCertificate, verifyCertificate, opens, signersOf, type Certificate } from './certificate.ts'
 import { buildEvidence, verifyEvidence } from './evidence.ts'
 import { TrustLedger } from './trust-ledger.ts'
 import { DifferentialUptime } from './uptime.ts'
@@ -74,7 +77,7 @@ export interface RoundEngineOptions {
   deadlines?: DeadlineOptions
   /** How long a node waits for an attempt's proposal before moving to the next attempt. */
   proposalWaitMs?: number
-  /** Extra time after the reveal deadline before withholding is judged. */
+  /** Fixed time after the certificate before withholding is judged (default: follows the deadlines, see graceMs()). */
   graceMs?: number
   /** This node's behaviour as a member (default honest). */
   conduct?: () => MemberConduct
@@ -100,6 +103,10 @@ interface RoundState {
   rewarded: Set<string>
   revealOpen: boolean
   certificate?: Certificate
+  /** When this node first held the round's certificate (the withholding grace counts from there). */
+  certifiedAt?: number
+  /** Times the withholding judgement was put off because this node's own timers ran late. */
+  postponed: number
   failure?: RoundFailedError
   failedAt?: number
   closed: boolean
@@ -115,6 +122,11 @@ const ROUND_KEEP_MS = 120_000
 const CERTIFIED_KEYS_MAX = 4096
 const EVIDENCE_KEPT = 1024
 const KEYS_REMEMBERED = 256
+/** Withholding is judged this many phases (of the observed latency) after the certificate. */
+const GRACE_PHASES = 3
+const GRACE_MIN_MS = 500
+/** How often one round's withholding judgement may be put off for this node's own stalls. */
+const JUDGE_POSTPONED_MAX = 4
 
 function remember (map: Map<string, Uint8Array>, key: string, value: Uint8Array): void {
   if (map.has(key)) return
@@ -144,6 +156,8 @@ export class RoundEngine {
   private readonly locks = new Map<string, { inputDigest: Uint8Array, input: Uint8Array, round: string }>()
   private readonly evaluatedInputs = new Map<string, Uint8Array>()
   private readonly proposals = new Map<string, Signed<ProposalBody>>()
+  /** Proposals that came before this node held their agreed state, by round id (see refresh()). */
+  private readonly early = new Map<string, { at: number, proposal: Signed<ProposalBody> }>()
   private running = false
 
   constructor (options: RoundEngineOptions) {
@@ -179,6 +193,7 @@ export class RoundEngine {
     for (const s of this.rounds.values()) this.close(s)
     this.rounds.clear()
     this.pending.clear()
+    this.early.clear()
     this.notify()
   }
 
@@ -249,9 +264,12 @@ export class RoundEngine {
     this.evidenceStore.set(id, bytes)
   }
 
-  /** Rounds currently known, for status output. */
-  activeRounds (): Array<{ op: string, key: string, attempt: number, committee: string[], commits: number, reveals: number, certified: boolean }> {
-    return [...this.rounds.values()].filter(s => !s.closed).map(s => ({ op: s.header.op, key: s.header.key, attempt: s.header.attempt, committee: s.header.committee, commits: s.commits.size, reveals: s.reveals.size, certified: s.certificate !== undefined }))
+  /**
+   * Rounds currently known (not closed yet), for status output. `failed`: the reveal deadline
+   * passed here without a certificate (the round stays listed until it is closed).
+   */
+  activeRounds (): Array<{ op: string, key: string, attempt: number, committee: string[], commits: number, reveals: number, certified: boolean, failed: boolean }> {
+    return [...this.rounds.values()].filter(s => !s.closed).map(s => ({ op: s.header.op, key: s.header.key, attempt: s.header.attempt, committee: s.header.committee, commits: s.commits.size, reveals: s.reveals.size, certified: s.certificate !== undefined, failed: s.failure !== undefined }))
   }
 
   /** How long one attempt may take: the wait for its proposal and its two phases. */
@@ -260,9 +278,30 @@ export class RoundEngine {
     return Math.max(this.o.proposalWaitMs ?? 1000, phase) + 2 * phase
   }
 
-  /** Something the operations' state depends on changed (e.g. an epoch was adopted from a peer). */
+  /**
+   * Something the operations' state depends on changed (e.g. an epoch was adopted from a peer).
+   * Proposals that came before that state are taken up now, and rounds this node could not vote
+   * in yet are offered the vote again: a member that is merely behind still votes instead of
+   * looking like one that withholds.
+   */
   refresh (): void {
+    const now = this.clock()
+    for (const [id, held] of this.early) {
+      if (now - held.at > PENDING_TTL_MS) this.early.delete(id)
+      else if (this.ops.get(held.proposal.body.header.op)?.context(held.proposal.body.header.key) !== undefined) {
+        this.early.delete(id)
+        this.onProposal(held.proposal)
+      }
+    }
+    this.offerVotes()
     this.notify()
+  }
+
+  /** Votes in the open rounds this node is a member of and has not voted in (vote() checks the refusals again). */
+  private offerVotes (): void {
+    for (const s of [...this.rounds.values()]) {
+      if (!s.voted && !s.closed && s.failure === undefined && s.certificate === undefined && s.header.committee.includes(this.self)) void this.vote(s)
+    }
   }
 
   private waitAttempt (op: Operation, key: string, attempt: number, signal?: AbortSignal): Promise<'certified' | 'settled' | 'failed' | 'timeout' | 'aborted'> {
@@ -340,7 +379,17 @@ export class RoundEngine {
     const op = this.ops.get(h.op)
     if (op === undefined) return
     const ctx = op.context(h.key)
-    if (ctx === undefined) return this.log.debug({ key: h.key }, 'proposal for a key without agreed state')
+    if (ctx === undefined) {
+      // This node does not hold the agreed state yet (e.g. it is still adopting the previous
+      // epoch): the proposal is kept until refresh() says the state changed, instead of being
+      // dropped, which would leave this member out of the round (and judged a withholder).
+      const id = toHex(roundIdOf(h))
+      if (!this.early.has(id)) {
+        if (this.early.size >= PENDING_ROUNDS_MAX) this.early.delete(this.early.keys().next().value as string)
+        this.early.set(id, { at: this.clock(), proposal: p })
+      }
+      return this.log.debug({ key: h.key }, 'proposal for a key without agreed state (kept)')
+    }
     const expected = selectCommittee(ctx.candidates, ctx.seed, h.attempt, this.committeeSize)
     if (!equalBytes(ctx.seed, h.seed) || h.f !== effectiveF(this.f, expected.length) || expected.length < smallestCommittee(this.f)) return this.log.debug({ key: h.key }, 'proposal with another seed or f')
     if (expected.length !== h.committee.length || expected.some((m, i) => m !== h.committee[i])) return this.log.debug({ key: h.key }, 'proposal with a wrong committee')
@@ -365,7 +414,7 @@ export class RoundEngine {
     const s: RoundState = {
       id, idHex, header: h, op, input: p.body.input, openedAt: this.clock(),
       commits: new Map(), lateCommits: new Map(), reveals: new Map(), faulty: new Set(), dissenters: new Set(), rewarded: new Set(),
-      revealOpen: false, closed: false, voted: false, timers: [], abort: new AbortController()
+      revealOpen: false, postponed: 0, closed: false, voted: false, timers: [], abort: new AbortController()
     }
     this.rounds.set(idHex, s)
     s.timers.push(setTimeout(() => this.openReveal(s), this.deadlines.phaseMs()))
@@ -441,7 +490,8 @@ export class RoundEngine {
 
   private onCommit (s: RoundState, c: Signed<CommitBody>): void {
     const from = c.body.from
-    if (!s.header.committee.includes(from) || s.closed) return
+    // A certified round is still heard after it is closed: a late member's vote clears it (absolve()).
+    if (!s.header.committee.includes(from) || (s.closed && s.certificate === undefined)) return
     this.uptime.seen(from)
     const earlier = s.commits.get(from) ?? s.lateCommits.get(from)
     if (earlier !== undefined) {
@@ -450,10 +500,12 @@ export class RoundEngine {
     }
     if (s.revealOpen) s.lateCommits.set(from, c)
     else s.commits.set(from, c)
-    // Late arrivals are measured too, so deadlines grow when the network is slower than they are.
-    if (from !== this.self) this.deadlines.observe(this.clock() - s.openedAt)
     for (const r of s.reveals.values()) this.checkCopy(s, c, r)
+    // Late arrivals are measured too, so deadlines grow when the network is slower than they are;
+    // not a copy's, which comes late by design and would stretch every deadline (and grace) after it.
+    if (from !== this.self && !s.faulty.has(from)) this.deadlines.observe(this.clock() - s.openedAt)
     if (!s.revealOpen && this.allCommitsIn(s)) this.openReveal(s)
+    this.absolve(s, from)
   }
 
   /**
@@ -468,7 +520,7 @@ export class RoundEngine {
 
   private onReveal (s: RoundState, r: Signed<RevealBody>): void {
     const from = r.body.from
-    if (!s.header.committee.includes(from) || s.closed) return
+    if (!s.header.committee.includes(from) || (s.closed && s.certificate === undefined)) return
     this.uptime.seen(from)
     const earlier = s.reveals.get(from)
     if (earlier !== undefined) {
@@ -480,6 +532,24 @@ export class RoundEngine {
     if (commit !== undefined && !opens(commit.body, r.body)) this.slash(s, 'mismatch', from, [commit, r])
     if (from !== this.self && commit !== undefined && opens(commit.body, r.body)) s.conduct?.peerRevealed?.({ result: r.body.result, nonce: r.body.nonce }, this.actions(s))
     this.tally(s)
+    this.absolve(s, from)
+  }
+
+  /** True if the member's reveal opens its own commitment in this round (it did not withhold). */
+  private revealed (s: RoundState, member: string): boolean {
+    const reveal = s.reveals.get(member)
+    const commit = s.commits.get(member) ?? s.lateCommits.get(member)
+    return reveal !== undefined && commit !== undefined && !s.faulty.has(member) && opens(commit.body, reveal.body)
+  }
+
+  /**
+   * A member's vote reached this node after the round was certified (possibly after it was
+   * judged a withholder here or by f+1 attesters): it was slow, not withholding, and a
+   * withholding slash for this round is withdrawn.
+   */
+  private absolve (s: RoundState, member: string): void {
+    if (s.certificate === undefined || !this.revealed(s, member)) return
+    if (this.ledger.absolve(member, s.idHex)) this.log.info({ key: s.header.key, member }, 'withholding slash withdrawn: the member revealed late')
   }
 
   /**
@@ -548,6 +618,7 @@ export class RoundEngine {
       return
     }
     s.certificate = cert
+    s.certifiedAt = this.clock()
     if (held === undefined) {
       if (this.certifiedKeys.size >= CERTIFIED_KEYS_MAX) this.certifiedKeys.delete(this.certifiedKeys.keys().next().value as string)
       this.certifiedKeys.set(key, cert)
@@ -565,7 +636,20 @@ export class RoundEngine {
     s.conduct?.revealPhase(this.actions(s))
     const phase = this.deadlines.phaseMs()
     s.timers.push(setTimeout(() => this.revealDeadline(s), phase))
-    s.timers.push(setTimeout(() => this.judge(s), phase + (this.o.graceMs ?? Math.max(500, phase))))
+    this.judgeAt(s, this.clock() + phase + this.graceMs())
+  }
+
+  /**
+   * How long members have, after the certificate, to reveal before withholding is judged: a few
+   * phases of the latency this node observes (deadlines.ts), so it grows with a slow network or
+   * a busy host instead of being a fixed few hundred ms.
+   */
+  private graceMs (): number {
+    return this.o.graceMs ?? Math.max(GRACE_MIN_MS, GRACE_PHASES * this.deadlines.phaseMs())
+  }
+
+  private judgeAt (s: RoundState, at: number): void {
+    s.timers.push(setTimeout(() => this.judge(s, at), Math.max(0, at - this.clock())))
   }
 
   private revealDeadline (s: RoundState): void {
@@ -574,15 +658,32 @@ export class RoundEngine {
     s.failure = new RoundFailedError('no-quorum', s.header.attempt, `round ${s.header.key} attempt ${s.header.attempt} got no 2f+1 matching reveals`)
     this.metrics.roundFailed(s.header.op, 'no-quorum')
     this.log.info({ key: s.header.key, attempt: s.header.attempt, commits: s.commits.size, reveals: s.reveals.size }, 'round failed')
+    // This node's open vote on the key has ended: a later attempt it refused for it may get its vote now.
+    this.offerVotes()
     this.notify()
   }
 
-  /** Withholding: judged after the deadline and grace, only for certified rounds and connected members. */
-  private judge (s: RoundState): void {
+  /**
+   * Closes the round; for a certified one, first judges withholding: a grace after the
+   * certificate, only connected members that neither revealed here nor signed the certificate
+   * (its votes carry their reveals, e.g. when it came on the certified topic first).
+   */
+  private judge (s: RoundState, dueAt: number): void {
+    if (s.closed) return
+    const now = this.clock()
+    const grace = this.graceMs()
+    // The timer fired well after its time: this node's event loop was held up (a busy host) and
+    // messages that arrived meanwhile are not read yet. That time is not counted against the members.
+    if (now - dueAt > grace / 4 && s.postponed < JUDGE_POSTPONED_MAX) {
+      s.postponed++
+      return this.judgeAt(s, now + (now - dueAt))
+    }
     const cert = s.certificate
+    if (cert !== undefined && (s.certifiedAt ?? now) + grace > now) return this.judgeAt(s, (s.certifiedAt ?? now) + grace)
     if (cert !== undefined) {
+      const signers = new Set(signersOf(cert))
       for (const member of s.header.committee) {
-        if (member === this.self || s.faulty.has(member) || s.reveals.has(member)) continue
+        if (member === this.self || s.faulty.has(member) || s.reveals.has(member) || signers.has(member)) continue
         if (this.o.isConnected !== undefined && !this.o.isConnected(member)) continue
         const fault = s.commits.has(member) || s.lateCommits.has(member) ? 'no-reveal' : 'no-commit'
         const attest = signMessage(this.o.signer, { t: 'attest', from: this.self, round: s.id, accused: member, fault })
@@ -620,6 +721,11 @@ export class RoundEngine {
     try {
       const ev = verifyEvidence(data)
       this.keepEvidence(ev.id, ev.bytes)
+      // Withholding this node knows to be wrong: the accused's vote reached it (late, or after the attester judged).
+      if (ev.reason === 'withhold') {
+        const s = this.rounds.get(toHex(roundIdOf(ev.header)))
+        if (s !== undefined && this.revealed(s, ev.accused)) return
+      }
       this.ledger.apply(ev, { own: false, attester: ev.attester })
     } catch (err) {
       if (!(err instanceof EvidenceInvalidError)) throw err

@@ -89,6 +89,25 @@ export class TrustLedger {
     return true
   }
 
+  /**
+   * The accused revealed in that round after all (its reveal opens its commitment, however
+   * late): it was slow, not withholding. A withholding slash for the round is withdrawn and its
+   * trust given back; attestations still gathering are dropped. A withdrawn fault stays marked
+   * as applied, so gossiped evidence for it is not applied again (evidence that had not been
+   * applied yet is refused by the engine while it holds the round). Returns true if a slash was withdrawn.
+   */
+  absolve (accused: string, round: string): boolean {
+    const faultKey = `${accused}/${round}/withhold`
+    this.attestations.delete(faultKey)
+    const e = this.peers.get(accused)
+    const i = e?.slashes.findIndex(x => x.reason === 'withhold' && x.round === round) ?? -1
+    if (e === undefined || i < 0) return false
+    e.slashes.splice(i, 1)
+    e.trust = Math.min(INITIAL_TRUST, e.trust + TRUST_PENALTY.withhold)
+    if (e.excluded && e.trust >= EXCLUSION_THRESHOLD && !e.slashes.some(x => EXCLUDING_FAULTS.has(x.reason))) e.excluded = false
+    return true
+  }
+
   /** A valid vote for a certified result: a little trust comes back (never for the excluded). */
   reward (peerId: string): void {
     const e = this.entry(peerId)

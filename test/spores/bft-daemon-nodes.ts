@@ -24,7 +24,7 @@ export async function startSclerotia (cluster: Cluster): Promise<TestNode[]> {
 }
 
 export interface EpochView { epoch: number, digest: string, committee: string[], signers: string[] }
-export interface RoundView { op: string, key: string, attempt: number, committee: string[], commits: number, reveals: number, certified: boolean }
+export interface RoundView { op: string, key: string, attempt: number, committee: string[], commits: number, reveals: number, certified: boolean, failed: boolean }
 export interface EpochsView { self: string, latest: number, readOnly: boolean, readOnlyReason?: string, epochs: EpochView[], rounds: RoundView[] }
 export interface TrustView { self: string, threshold: number, excluded: string[], peers: Array<{ peerId: string, trust: number, excluded: boolean, slashes: Array<{ reason: string, evidenceId: string, key: string }> }> }
 

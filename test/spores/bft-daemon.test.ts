@@ -83,7 +83,7 @@ describe('primary epochs on seven sclerotium daemons, two of them Byzantine (f =
     const victim = await waitFor(async () => {
       for (const n of honest.slice(1)) {
         const view = await epochsOf(n)
-        const round = view?.rounds.find(r => r.committee.includes(n.peerId) && r.commits > 0 && !r.certified)
+        const round = view?.rounds.find(r => r.committee.includes(n.peerId) && r.commits > 0 && !r.certified && !r.failed)
         if (round !== undefined) return { node: n, latest: view!.latest }
       }
       return undefined

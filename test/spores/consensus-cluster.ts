@@ -10,7 +10,7 @@ import { gossipsub } from '@libp2p/gossipsub'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PeerId } from '@libp2p/interface'
 import { buildHeader, certifyEpoch, committeeCertificateVerifier, encodeEpoch, type Spores, type Signer } from '../../spores/index.ts'
-import { createConsensus, HonestConduct, gossipsubTransport, bftEpochVerifier, consensusTopics, type Consensus, type MemberConduct, type GossipsubLike } from '../../spores/consensus/index.ts'
+import { createConsensus, HonestConduct, gossipsubTransport, bftEpochVerifier, consensusTopics, EPOCH_OPERATION, type Consensus, type MemberConduct, type GossipsubLike } from '../../spores/consensus/index.ts'
 import { networkRoot, tempDir, openTestSpores, NETWORK, nodeValue, healthValue, entry } from './fixtures.ts'
 
 export const TOPIC_PREFIX = `mycelium/${NETWORK}`
@@ -80,7 +80,11 @@ function connectedTo (libp2p: Libp2p): (peer: string) => boolean {
   return (peer) => libp2p.getConnections().some(c => c.status === 'open' && c.remotePeer.toString() === peer)
 }
 
-export async function until (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000, stepMs = 50): Promise<void> {
+/**
+ * Polls `check` every `stepMs` until it holds. The timeout only bounds a failure (a busy 2-core
+ * machine may be many times slower than an idle one): it is never a statement about speed.
+ */
+export async function until (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000, stepMs = 50): Promise<void> {
   const end = Date.now() + timeoutMs
   while (Date.now() < end) {
     if (await check()) return
@@ -219,4 +223,12 @@ export async function startCluster (options: ClusterOptions): Promise<Cluster> {
 /** Latest certified epoch number of a node. */
 export function latestEpoch (n: ClusterNode): number {
   return n.consensus.epochs.chain.latest()?.epoch ?? -1
+}
+
+/**
+ * True once a node has closed every epoch round up to `epoch` it knew of: their withholding
+ * was judged (a round closes only after that), so an absence of slashes for them means something.
+ */
+export function judgedThrough (n: ClusterNode, epoch: number): boolean {
+  return !n.consensus.engine.activeRounds().some(r => r.op === EPOCH_OPERATION && Number(r.key.slice('epoch:'.length)) <= epoch)
 }

@@ -3,9 +3,9 @@ import { toHex, encodeCanonical, randomBytesOf, decodeCanonical } from '../../cr
 import { decodeEntry, encodeEpoch, EpochRejectedError } from '../../spores/index.ts'
 import {
   verifyEpochCertificate, verifyCertificate, buildCertificate, signMessage, commitmentOf, roundIdOf, inputDigestOf, effectiveF,
-  bftEpochVerifier, verifyEvidence, EPOCH_OPERATION, epochKey, ConflictingEpochError, type RoundHeader, type EpochRecord
+  bftEpochVerifier, verifyEvidence, EPOCH_OPERATION, epochKey, ConflictingEpochError, consensusTopics, decodeMessage, type RoundHeader, type EpochRecord
 } from '../../spores/consensus/index.ts'
-import { startCluster, until, latestEpoch, type Cluster } from './consensus-cluster.ts'
+import { startCluster, until, latestEpoch, judgedThrough, TOPIC_PREFIX, type Cluster } from './consensus-cluster.ts'
 import { networkRoot, tempDir, openTestSpores } from './fixtures.ts'
 
 function link (r: EpochRecord): { header: { epoch: number, committee: string[] }, digest: Uint8Array, certificate: Uint8Array } {
@@ -17,8 +17,8 @@ describe('primary epochs by commit-reveal BFT', () => {
 
   beforeAll(async () => {
     cluster = await startCluster({ size: 4, f: 1, intervalMs: 300 })
-    await until('epoch 3 everywhere', () => cluster.nodes.every(n => latestEpoch(n) >= 3), 30_000)
-  })
+    await until('epoch 3 everywhere', () => cluster.nodes.every(n => latestEpoch(n) >= 3), 90_000)
+  }, 120_000)
 
   afterAll(async () => {
     await cluster?.close()
@@ -33,6 +33,8 @@ describe('primary epochs by commit-reveal BFT', () => {
     // The agreed snapshot carries the nodes' own entries into every primary tier.
     const primaryNodes = await cluster.nodes[3].spores.ls({ tier: 'primary', type: 'node' })
     expect(primaryNodes.length).toBeGreaterThanOrEqual(1)
+    // Withholding in the rounds of epochs 1 to 3 has been judged everywhere before "no slashes" is read.
+    await until('rounds of epochs 1-3 judged everywhere', () => cluster.nodes.every(n => judgedThrough(n, 3)))
     const report = cluster.nodes[0].consensus.epochsReport()
     expect(report.readOnly).toBe(false)
     expect(report.epochs[0].signers.length).toBeGreaterThanOrEqual(3)
@@ -41,7 +43,7 @@ describe('primary epochs by commit-reveal BFT', () => {
     const m = cluster.nodes[0].consensus.metrics()
     expect(m.roundsCertified).toBeGreaterThanOrEqual(1)
     expect(m.roundLatencyMs.median).not.toBeNull()
-  })
+  }, 150_000)
 
   it('rejects tampered certificates, offline and in the primary tier', async () => {
     const chain = cluster.nodes[0].consensus.epochs.chain
@@ -94,11 +96,53 @@ describe('primary epochs by commit-reveal BFT', () => {
     // Find an attempt this node proposes, then re-open epoch 2 with another input.
     let attempt = 2
     while (n0.consensus.engine.committeeFor(EPOCH_OPERATION, epochKey(2), attempt)![0] !== n0.signer.peerId) attempt++
-    const header = await n0.consensus.engine.propose(EPOCH_OPERATION, epochKey(2), input, attempt)
-    await new Promise(resolve => setTimeout(resolve, 1500))
+    // Every message a node's engine publishes on the rounds topic is recorded as it is sent.
+    const roundsTopic = consensusTopics(TOPIC_PREFIX).rounds
+    const sent: Array<{ node: number, t: string, round: string }> = []
+    const restore = cluster.nodes.map(n => {
+      const pubsub = n.libp2p.services.pubsub
+      const own = Object.prototype.hasOwnProperty.call(pubsub, 'publish')
+      const original = pubsub.publish
+      pubsub.publish = async (topic: string, data: Uint8Array, ...rest: unknown[]) => {
+        if (topic === roundsTopic) {
+          const m = decodeMessage(data)
+          sent.push({ node: n.index, t: m.body.t, round: toHex(m.body.t === 'proposal' ? roundIdOf(m.body.header) : m.body.round) })
+        }
+        return await original.call(pubsub, topic, data, ...rest)
+      }
+      return () => {
+        if (own) pubsub.publish = original
+        else delete pubsub.publish
+      }
+    })
+    let header: RoundHeader
+    try {
+      header = await n0.consensus.engine.propose(EPOCH_OPERATION, epochKey(2), input, attempt)
+      const id = toHex(roundIdOf(header))
+      const listed = (n: Cluster['nodes'][number]): ReturnType<typeof n.consensus.engine.activeRounds>[number] | undefined =>
+        n.consensus.engine.activeRounds().find(r => r.key === epochKey(2) && r.attempt === attempt)
+      // The path delivers: the proposal went out on the rounds topic and every node took the round
+      // as known (checked its committee and offered itself the vote).
+      expect(sent.filter(m => m.t === 'proposal' && m.round === id).map(m => m.node)).toEqual([0])
+      const seen = new Set<number>()
+      const atFailure = new Map<number, { commits: number, reveals: number }>()
+      await until('every node knows the round, and its reveal deadline passed on every node', () => {
+        for (const n of cluster.nodes) {
+          const round = listed(n)
+          if (round !== undefined) seen.add(n.index)
+          if (round?.failed === true && !atFailure.has(n.index)) atFailure.set(n.index, { commits: round.commits, reveals: round.reveals })
+        }
+        return atFailure.size === cluster.nodes.length
+      })
+      // The commit phase is over on every node, and the round (still held) got no commitment.
+      for (const n of cluster.nodes) expect(atFailure.get(n.index), `node ${n.index}`).toEqual({ commits: 0, reveals: 0 })
+      // Once a node has closed the round it can no longer vote in it: then nothing it sent is missing.
+      await until('every node closed the round', () => cluster.nodes.every(n => seen.has(n.index) && listed(n) === undefined))
+      expect(sent.filter(m => m.round === id && m.t !== 'proposal'), 'votes sent in the re-opened round').toEqual([])
+    } finally {
+      for (const r of restore) r()
+    }
     for (const n of cluster.nodes) {
-      const round = n.consensus.engine.activeRounds().find(r => r.key === epochKey(2) && r.attempt === attempt)
-      expect(round?.commits ?? 0, `node ${n.index} saw commitments`).toBe(0)
       expect(toHex(n.consensus.engine.certificateOf(epochKey(2))?.result ?? n.consensus.epochs.chain.get(2)!.digest)).toBe(toHex(held.digest))
     }
 
@@ -125,7 +169,7 @@ describe('primary epochs by commit-reveal BFT', () => {
       expect(n.consensus.epochs.conflictsRefused()).toBe(1)
       expect(toHex(n.consensus.epochs.chain.get(2)!.digest)).toBe(toHex(held.digest))
     }
-  })
+  }, 150_000)
 
   it('slashes a proposer that opens one attempt with two different inputs', async () => {
     const n0 = cluster.nodes[0]
@@ -143,5 +187,5 @@ describe('primary epochs by commit-reveal BFT', () => {
       expect(evidence.accused).toBe(n0.signer.peerId)
       for (const m of others) expect(n.consensus.engine.ledger.slashesOf(m.signer.peerId)).toEqual([])
     }
-  })
+  }, 90_000)
 })
