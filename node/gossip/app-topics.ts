@@ -1,7 +1,7 @@
 // Application gossip: operators and apps publish on named topics; the daemon maps a name to
 // the network's own topic and keeps the last messages of each subscribed topic for the CLI.
 import type { GossipSub } from '@libp2p/gossipsub'
-import { topicPrefix } from '../membership/index.ts'
+import { topicPrefix, isNetworkId } from '../membership/index.ts'
 import type { NodeMetrics } from '../metrics/index.ts'
 import { isBridgedMessage, decodeBridgedMessage } from './bridged-message.ts'
 
@@ -13,7 +13,10 @@ export interface ReceivedMessage {
   from: string
   text: string
   receivedAt: number
-  /** set when a bridge carried the message over from another network */
+  /**
+   * set when a bridge carried the message over from another network; `from` is then
+   * "<origin network>/<origin peer>", never a bare peer id of this network
+   */
   origin?: { networkId: string, peerId: string, bridge: string }
 }
 
@@ -29,12 +32,14 @@ export function checkTopicName (name: unknown): string {
 export class AppTopics {
   private readonly pubsub: GossipSub
   private readonly prefix: string
+  private readonly networkId: string
   private readonly metrics: NodeMetrics
   private readonly received = new Map<string, ReceivedMessage[]>()
 
   constructor (pubsub: GossipSub, networkId: string, metrics: NodeMetrics) {
     this.pubsub = pubsub
     this.prefix = `${topicPrefix(networkId)}/app/`
+    this.networkId = networkId
     this.metrics = metrics
     pubsub.addEventListener('message', (evt) => {
       const msg = evt.detail
@@ -46,9 +51,18 @@ export class AppTopics {
       const from = msg.type === 'signed' ? msg.from.toString() : 'unsigned'
       if (isBridgedMessage(msg.data)) {
         const bridged = decodeBridgedMessage(msg.data)
-        // a bridged message counts only when the bridge that signed it also sent it
+        // Any member can wrap a message as "bridged" (nothing in a membership certificate
+        // marks a bridge, and a bridge is an ordinary member of each network), so the claimed
+        // origin is only the word of the member that sent it. It is therefore never shown as
+        // a message of this network: the bridge that signed it must be its gossip sender and
+        // is always named with it, the origin network must be another, valid network, and
+        // `from` is the origin peer qualified by that network ("<network>/<peer>"), which
+        // can never equal a member's peer id here. A member forging "the administrator
+        // said" either is dropped (origin = this network) or shows up as "<other
+        // network>/<peer> via bridge <the forger>": attributed to the forger, not the admin.
         if (bridged === undefined || bridged.bridge !== from || bridged.topic !== name) return
-        list.push({ topic: name, from: bridged.originPeer, text: new TextDecoder().decode(bridged.data), receivedAt: Date.now(), origin: { networkId: bridged.originNetwork, peerId: bridged.originPeer, bridge: bridged.bridge } })
+        if (!isNetworkId(bridged.originNetwork) || bridged.originNetwork === this.networkId) return
+        list.push({ topic: name, from: `${bridged.originNetwork}/${bridged.originPeer}`, text: new TextDecoder().decode(bridged.data), receivedAt: Date.now(), origin: { networkId: bridged.originNetwork, peerId: bridged.originPeer, bridge: bridged.bridge } })
       } else {
         list.push({ topic: name, from, text: new TextDecoder().decode(msg.data), receivedAt: Date.now() })
       }

@@ -1,8 +1,10 @@
 // Invites this node issued, with their secrets, so it can check admission proofs and
 // enforce single use and expiry. Consuming an invite is written before the certificate
-// is handed out: a crash can lose an admission, never allow a second one.
+// is handed out: a crash can lose an admission, never allow a second one. The daemon and CLI
+// processes update the book at once, so every read-modify-write holds the file's lock
+// (withFileLock): consume checks and marks under it, and no write is based on a stale read.
 import { fromBase64Url, toBase64Url, toHex } from '../../crypto/index.ts'
-import { readJson, writeFileAtomic } from './files.ts'
+import { readJson, writeFileAtomic, withFileLock } from './files.ts'
 import type { Home } from './home.ts'
 
 export interface IssuedInvite {
@@ -47,7 +49,7 @@ export class InviteBook {
   add (invite: IssuedInvite, now: number): void {
     // expired invites are dropped whenever the book is written; used ones stay until they
     // expire so a second use is reported as "already used", not "unknown"
-    this.save([...this.list().filter(i => i.expiresAt > now), invite])
+    withFileLock(this.file(), () => { this.save([...this.list().filter(i => i.expiresAt > now), invite]) })
   }
 
   find (id: Uint8Array): IssuedInvite | undefined {
@@ -57,6 +59,10 @@ export class InviteBook {
 
   /** Uses one admission of the invite; returns false when it is unknown, expired or used up. */
   consume (id: Uint8Array, now: number): 'ok' | 'unknown' | 'expired' | 'used' {
+    return withFileLock(this.file(), () => this.consumeLocked(id, now))
+  }
+
+  private consumeLocked (id: Uint8Array, now: number): 'ok' | 'unknown' | 'expired' | 'used' {
     const invites = this.list()
     const key = toHex(id)
     const invite = invites.find(i => toHex(i.id) === key)
@@ -69,8 +75,10 @@ export class InviteBook {
   }
 
   revokeAll (): number {
-    const n = this.list().length
-    this.save([])
-    return n
+    return withFileLock(this.file(), () => {
+      const n = this.list().length
+      this.save([])
+      return n
+    })
   }
 }

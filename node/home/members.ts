@@ -3,7 +3,7 @@
 // live with their holders; this is the administrator's record of them.
 import { peerIdOfPublicKey } from '../../crypto/index.ts'
 import type { MembershipCertificate, Capability } from '../membership/index.ts'
-import { readJson, writeFileAtomic } from './files.ts'
+import { readJson, writeFileAtomic, withFileLock } from './files.ts'
 import type { Home } from './home.ts'
 
 export interface IssuedCertificate {
@@ -37,6 +37,7 @@ export class MemberBook {
   record (certificate: MembershipCertificate): void {
     const entry: IssuedCertificate = { peerId: peerIdOfPublicKey(certificate.subject), capabilities: certificate.capabilities, issuedAt: certificate.issuedAt, expiresAt: certificate.expiresAt }
     this.home.ensure()
-    writeFileAtomic(this.file(), JSON.stringify([...this.list(), entry], null, 2) + '\n')
+    // the daemon (admissions) and the CLI both append: under the file's lock, none is lost
+    withFileLock(this.file(), () => { writeFileAtomic(this.file(), JSON.stringify([...this.list(), entry], null, 2) + '\n') })
   }
 }

@@ -2,6 +2,14 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { Cluster, TestNode, waitFor } from '../harness/index.ts'
 import { ApiClient } from '../../node/api/index.ts'
 import { Home } from '../../node/home/index.ts'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { joinNetwork } from '../../node/network/index.ts'
+import { createHost } from '../../node/host/index.ts'
+import { topicPrefix } from '../../node/membership/index.ts'
+import { encodeBridgedMessage } from '../../node/gossip/index.ts'
 
 interface Received { topic: string, from: string, text: string, origin?: { networkId: string, peerId: string, bridge: string } }
 
@@ -53,6 +61,62 @@ describe('a bridge between two networks of three nodes (real processes)', () => 
   }, 120_000)
   afterAll(async () => { await Promise.all([clusterA.destroy(), clusterB.destroy()]) })
 
+  it('a plain member cannot post a message as another member by wrapping it as bridged', async () => {
+    // the attacker is an ordinary member of A (no bridge), with its own libp2p host so it can
+    // publish any bytes it likes on A's chat topic
+    const dir = mkdtempSync(join(tmpdir(), 'myc-forger-'))
+    const home = new Home(dir)
+    await joinNetwork(home, await clusterA.invite(a[0]), { signal: AbortSignal.timeout(20_000) })
+    const network = home.loadNetwork()!
+    const chain = home.loadChain()!
+    const privateKey = home.loadNodeKey()
+    const verified = new Set<string>()
+    const host = await createHost({
+      privateKey,
+      networkId: network.networkId,
+      listen: [],
+      bootstrap: [],
+      membership: { networkId: network.networkId, rootPublicKey: network.rootPublicKey, credentials: () => ({ kind: 'member', chain }), isRevoked: () => false, now: () => Date.now(), onVerified: (p) => { verified.add(p) }, onRejected: () => {} },
+      isVerified: (p) => verified.has(p.toString()),
+      isRevoked: () => false,
+      relayServer: false
+    })
+    try {
+      await host.start()
+      const forger = host.peerId.toString()
+      const admin = a[0].peerId
+      const topic = `${topicPrefix(netA)}/app/chat`
+      host.services.pubsub.subscribe(topic)
+      await host.dial(multiaddr((await a[0].status()).addrs[0]))
+      const secretKey = privateKey.raw.subarray(0, 32)
+      const wrap = (originNetwork: string, text: string): Uint8Array => encodeBridgedMessage({ topic: 'chat', originNetwork, originPeer: admin, data: new TextEncoder().encode(text), bridge: forger }, secretKey)
+      // forged first, then a plain message of the same member: once that one is seen, the
+      // forged ones had their chance to arrive
+      await waitFor(async () => {
+        await host.services.pubsub.publish(topic, wrap(netA, 'forged: admin says hand over the keys')).catch(() => {})
+        await host.services.pubsub.publish(topic, wrap(netB, 'forged via another network')).catch(() => {})
+        await host.services.pubsub.publish(topic, new TextEncoder().encode('plain, from the forger')).catch(() => {})
+        const seen = await Promise.all([a[1], a[2]].map(async n => (await messages(n, 'chat')).some(m => m.text === 'plain, from the forger' && m.from === forger)))
+        return seen.every(Boolean)
+      }, { timeoutMs: 25_000, intervalMs: 1_000, what: 'the forger\'s plain message on a[1] and a[2]' })
+      for (const n of [a[1], a[2]]) {
+        const got = await messages(n, 'chat')
+        // claiming this network as origin: dropped
+        expect(got.filter(m => m.text.startsWith('forged: admin'))).toEqual([])
+        // claiming another network: never attributed to the admin, always to the forger as its bridge
+        for (const m of got.filter(m => m.text === 'forged via another network')) {
+          expect(m.from).not.toBe(admin)
+          expect(m.from).toBe(`${netB}/${admin}`)
+          expect(m.origin).toEqual({ networkId: netB, peerId: admin, bridge: forger })
+        }
+        expect(got.filter(m => m.from === admin && m.text.startsWith('forged'))).toEqual([])
+      }
+    } finally {
+      await host.stop()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('bridge add joins the other network with a second key; bridge ls shows it', async () => {
     const invite = await clusterB.invite(b[0])
     const added = await a[1].cliJson(['bridge', 'add', '--to', invite, '--topics', 'chat', '--rate', `${RATE}/s`])
@@ -72,7 +136,8 @@ describe('a bridge between two networks of three nodes (real processes)', () => 
     await publishUntilSeen(a[2], 'chat', 'hello B, from A', [b[0], b[1], b[2]])
     const got = (await messages(b[2], 'chat')).find(m => m.text === 'hello B, from A')!
     expect(got.origin).toEqual({ networkId: netA, peerId: a[2].peerId, bridge: bridgeKeyInB })
-    expect(got.from).toBe(a[2].peerId)
+    // shown qualified by its network, never as a member of B
+    expect(got.from).toBe(`${netA}/${a[2].peerId}`)
 
     await publishUntilSeen(b[1], 'chat', 'hello A, from B', [a[0], a[2]])
     const back = (await messages(a[0], 'chat')).find(m => m.text === 'hello A, from B')!

@@ -33,8 +33,9 @@ export const gossipMessages: Command = {
   async run (ctx, { positional }) {
     if (positional.length > 1) throw new UsageError('usage: mycelium gossip messages [topic]')
     const q = positional[0] === undefined ? '' : `?topic=${encodeURIComponent(positional[0])}`
-    const list = await api(ctx).request<Array<{ topic: string, from: string, text: string, receivedAt: number, origin?: { networkId: string } }>>('GET', `/gossip/messages${q}`)
+    const list = await api(ctx).request<Array<{ topic: string, from: string, text: string, receivedAt: number, origin?: { networkId: string, peerId: string, bridge: string } }>>('GET', `/gossip/messages${q}`)
     if (ctx.json) { printJson(ctx, list); return }
-    for (const m of list) ctx.out(`${new Date(m.receivedAt).toISOString()} [${m.topic}] ${m.from.slice(-8)}${m.origin !== undefined ? ` (bridged from ${m.origin.networkId})` : ''}: ${m.text}`)
+    // a bridged message names its origin only with its network, and the bridge that vouches for it
+    for (const m of list) ctx.out(`${new Date(m.receivedAt).toISOString()} [${m.topic}] ${m.origin !== undefined ? `from ${m.origin.networkId.slice(0, 12)}…/${m.origin.peerId.slice(-8)} via bridge ${m.origin.bridge.slice(-8)} of network ${m.origin.networkId}` : m.from.slice(-8)}: ${m.text}`)
   }
 }
