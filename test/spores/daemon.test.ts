@@ -64,7 +64,7 @@ describe('spores on six real daemons', () => {
         for (const o of nodes) if (!keys.includes(o.peerId)) missing.push(`${n.name} lacks ${o.name}`)
       }
       return missing.length === 0
-    }, { timeoutMs: 20_000, intervalMs: 300, what: 'every node entry on every node' }).catch(async (err) => {
+    }, { timeoutMs: 45_000, intervalMs: 300, what: 'every node entry on every node' }).catch(async (err) => {
       const stats = await Promise.all(nodes.map(async n => JSON.stringify({ node: n.name, rejections: (await get(n, '/spores/stats')).tiers.latent.node.rejections })))
       throw new Error(`${(err as Error).message}: ${missing.join(', ')}; ${stats.join(' ')}`)
     })
