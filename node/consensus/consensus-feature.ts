@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram } from 'prom-client'
 import {
   createConsensus, gossipsubTransport, bftEpochVerifier, conductOf,
   type Consensus, type GossipsubLike
-} from '../../spores/consensus/index.ts'
+} from '../../consensus/index.ts'
 import { committeeCertificateVerifier, type EpochCertificateVerifier } from '../../spores/index.ts'
 import { topicPrefix } from '../membership/index.ts'
 import { ApiError, type Routes } from '../api/index.ts'

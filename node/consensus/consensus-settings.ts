@@ -1,6 +1,6 @@
 // Consensus settings. `mycelium start --epoch-interval-s N`, `--bft-f N` and the test-only
 // `--bft-conduct` put them in the environment, so the daemon and its features read one place.
-import type { ConductName } from '../../spores/consensus/index.ts'
+import type { ConductName } from '../../consensus/index.ts'
 
 export const EPOCH_INTERVAL_ENV = 'MYCELIUM_EPOCH_INTERVAL_S'
 export const BFT_F_ENV = 'MYCELIUM_BFT_F'

@@ -3,7 +3,7 @@
 // reason and the evidence id, so every node sees the verdict with the entry that names its
 // evidence (`mycelium trust evidence ID`).
 import { signEntry, type Spores, type SporesNetwork } from '../../spores/index.ts'
-import type { Slash } from '../../spores/consensus/index.ts'
+import type { Slash } from '../../consensus/index.ts'
 import type { Logger } from '../log/index.ts'
 
 export function publishTrustEntry (spores: Spores, network: SporesNetwork, peerId: string, slash: Slash, trust: number, log: Logger): void {

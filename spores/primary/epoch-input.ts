@@ -9,31 +9,11 @@ import { EpochRejectedError } from '../errors.ts'
 import type { TierStore } from '../store/tier-store.ts'
 import type { SporeLimits } from '../limits.ts'
 import { buildHeader, parseHeader, encodeEpoch } from './epoch.ts'
+import type { EpochBody, BuiltEpoch, EpochHeaderFacts } from '../../consensus/index.ts'
 import type { PrimarySpore } from './primary-spore.ts'
 
-export interface EpochBodyInput {
-  epoch: number
-  prev: Uint8Array | null
-  issuedAt: number
-  /** Canonical entry bytes. */
-  entries: Uint8Array[]
-  /** Committee candidates recorded in the header (they certify the next epoch). */
-  candidates: string[]
-}
-
-export interface BuiltEpochHeader {
-  digest: Uint8Array
-  headerBytes: Uint8Array
-  entries: Uint8Array[]
-}
-
-export interface EpochHeaderFacts {
-  epoch: number
-  prev: Uint8Array | null
-  candidates: string[]
-  issuedAt: number
-  digest: Uint8Array
-}
+// The epoch header types are the consensus engine's (one declaration, in consensus/).
+export type { EpochBody as EpochBodyInput, BuiltEpoch as BuiltEpochHeader, EpochHeaderFacts } from '../../consensus/index.ts'
 
 export class EpochInput {
   private readonly network: string
@@ -76,7 +56,7 @@ export class EpochInput {
   }
 
   /** Deterministic for every member: checks each entry, sorts them and builds the header. */
-  build (body: EpochBodyInput): BuiltEpochHeader {
+  build (body: EpochBody): BuiltEpoch {
     const entries = body.entries.map((bytes) => {
       const e = decodeEntry(bytes)
       if (!verifyEntrySignature(e)) throw new EpochRejectedError(`epoch ${body.epoch} input holds an entry with a bad signature`)

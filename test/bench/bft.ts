@@ -11,7 +11,7 @@ import { gossipsub } from '@libp2p/gossipsub'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PeerId } from '@libp2p/interface'
 import { sha256, randomBytesOf } from '../../crypto/index.ts'
-import { RoundEngine, gossipsubTransport, consensusTopics, selectCommittee, type GossipsubLike, type Operation } from '../../spores/consensus/index.ts'
+import { RoundEngine, gossipsubTransport, consensusTopics, selectCommittee, type GossipsubLike, type Operation } from '../../consensus/index.ts'
 
 const ROUNDS = Number(process.env.BENCH_BFT_ROUNDS ?? 40)
 const SIZES = (process.env.BENCH_BFT_SIZES ?? '4,7,10').split(',').map(Number)

@@ -6,7 +6,7 @@ import { UsageError } from '../args.ts'
 import type { Command } from '../command.ts'
 import { api, printJson } from '../context.ts'
 import { fromHex } from '../../../crypto/index.ts'
-import type { EpochsReport, TrustReportWithExclusions } from '../../../spores/consensus/index.ts'
+import type { EpochsReport, TrustReportWithExclusions } from '../../../consensus/index.ts'
 
 type Epochs = EpochsReport & { self: string, f: number, epochIntervalS: number }
 type Trust = TrustReportWithExclusions & { self: string }

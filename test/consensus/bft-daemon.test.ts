@@ -4,7 +4,7 @@
 // kills a committee member in the middle of a round.
 import { describe, it, expect, afterAll } from 'vitest'
 import { Cluster, waitFor } from '../harness/index.ts'
-import { quorumOf, effectiveF } from '../../spores/consensus/index.ts'
+import { quorumOf, effectiveF } from '../../consensus/index.ts'
 import { bftArgs, startSclerotia, epochsOf, trustOf, waitForEpoch, checkEvidence } from './bft-daemon-nodes.ts'
 
 const BYZANTINE = [5, 6]

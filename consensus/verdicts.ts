@@ -4,7 +4,7 @@
 // derived from the key, so any candidate may open the round. The result is canonical CBOR
 // true/false. Members judge from their own view, so a minority verdict is no fault (these
 // operations are not objective: no dissent slashing; equivocation and the rest still are).
-import { encodeCanonical, decodeCanonical, equalBytes } from '../../crypto/index.ts'
+import { encodeCanonical, decodeCanonical, equalBytes } from '../crypto/index.ts'
 import { signersOf, type Certificate } from './certificate.ts'
 import type { EpochChain } from './epoch-chain.ts'
 import type { Operation, RoundEngine } from './round-engine.ts'

@@ -4,7 +4,7 @@
 // proposer (the first member), so members' locks (see RoundEngine) keep a retry from
 // certifying another input; the next window shifts the membership by one candidate, so a
 // committee with dead or cut-off members is replaced.
-import { encodeCanonical, sha256, toHex } from '../../crypto/index.ts'
+import { encodeCanonical, sha256, toHex } from '../crypto/index.ts'
 
 /**
  * Matching reveals needed in a committee of n: 2f+1 when n = 3f+1, and in general

@@ -4,9 +4,9 @@ import { decodeEntry, encodeEpoch, EpochRejectedError } from '../../spores/index
 import {
   verifyEpochCertificate, verifyCertificate, buildCertificate, signMessage, commitmentOf, roundIdOf, inputDigestOf, effectiveF,
   bftEpochVerifier, verifyEvidence, EPOCH_OPERATION, epochKey, ConflictingEpochError, consensusTopics, decodeMessage, type RoundHeader, type EpochRecord
-} from '../../spores/consensus/index.ts'
+} from '../../consensus/index.ts'
 import { startCluster, until, latestEpoch, judgedThrough, TOPIC_PREFIX, type Cluster } from './consensus-cluster.ts'
-import { networkRoot, tempDir, openTestSpores } from './fixtures.ts'
+import { networkRoot, tempDir, openTestSpores } from '../spores/fixtures.ts'
 
 function link (r: EpochRecord): { header: { epoch: number, committee: string[] }, digest: Uint8Array, certificate: Uint8Array } {
   return { header: { epoch: r.epoch, committee: r.candidates }, digest: r.digest, certificate: r.certificate }

@@ -10,8 +10,8 @@ import { gossipsub } from '@libp2p/gossipsub'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PeerId } from '@libp2p/interface'
 import { buildHeader, certifyEpoch, committeeCertificateVerifier, encodeEpoch, type Spores, type Signer } from '../../spores/index.ts'
-import { createConsensus, HonestConduct, gossipsubTransport, bftEpochVerifier, consensusTopics, EPOCH_OPERATION, type Consensus, type MemberConduct, type GossipsubLike } from '../../spores/consensus/index.ts'
-import { networkRoot, tempDir, openTestSpores, NETWORK, nodeValue, healthValue, entry } from './fixtures.ts'
+import { createConsensus, HonestConduct, gossipsubTransport, bftEpochVerifier, consensusTopics, EPOCH_OPERATION, type Consensus, type MemberConduct, type GossipsubLike } from '../../consensus/index.ts'
+import { networkRoot, tempDir, openTestSpores, NETWORK, nodeValue, healthValue, entry } from '../spores/fixtures.ts'
 
 export const TOPIC_PREFIX = `mycelium/${NETWORK}`
 

@@ -9,7 +9,7 @@
 // reach. Otherwise it is read-only for primary epochs (reads go on). It never votes on an epoch
 // number it holds certified, and never adopts an epoch that conflicts with one it holds; after
 // a heal it adopts the other side's certified epochs, checking every certificate.
-import { encodeCanonical, decodeCanonical, equalBytes, toHex, sha256 } from '../../crypto/index.ts'
+import { encodeCanonical, decodeCanonical, equalBytes, toHex, sha256 } from '../crypto/index.ts'
 import { RoundFailedError, ConflictingEpochError, EpochGapError, CertificateInvalidError, type RoundFailureReason } from './errors.ts'
 import { selectCommittee, quorumOf, effectiveF } from './committee.ts'
 import { signersOf, type Certificate } from './certificate.ts'

@@ -1,7 +1,7 @@
 // The certified primary epochs this node holds (the most recent ones), and the chain
 // invariant: an epoch number is bound to one digest forever, and each epoch extends the
 // one before it. A conflicting epoch is refused and counted, never adopted.
-import { equalBytes } from '../../crypto/index.ts'
+import { equalBytes } from '../crypto/index.ts'
 import { ConflictingEpochError, EpochGapError } from './errors.ts'
 
 export interface EpochRecord {

@@ -3,7 +3,7 @@
 // offline, and no honest member is ever slashed.
 import { describe, it, expect } from 'vitest'
 import { toHex } from '../../crypto/index.ts'
-import { verifyEvidence, conductOf, type ConductName, type FaultReason } from '../../spores/consensus/index.ts'
+import { verifyEvidence, conductOf, type ConductName, type FaultReason } from '../../consensus/index.ts'
 import { startCluster, until, latestEpoch, judgedThrough, type Cluster } from './consensus-cluster.ts'
 
 const BYZANTINE = [5, 6]

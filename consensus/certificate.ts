@@ -4,7 +4,7 @@
 // member, every reveal opening its own commitment, every result equal.
 // Wire form: canonical CBOR { header, result, votes: [[commit bytes, reveal bytes], ...] },
 // votes sorted by member.
-import { encodeCanonical, decodeCanonical, equalBytes, toHex } from '../../crypto/index.ts'
+import { encodeCanonical, decodeCanonical, equalBytes, toHex } from '../crypto/index.ts'
 import { CertificateInvalidError, ConsensusMessageError } from './errors.ts'
 import { decodeMessageOf, parseHeader, MAX_RESULT_BYTES, MAX_COMMITTEE, type Signed, type CommitBody, type RevealBody } from './messages.ts'
 import { roundIdOf, commitmentOf, type RoundHeader } from './round.ts'

@@ -3,7 +3,7 @@
 // ranking order), the attempt and f, so a vote can never be replayed into another round.
 // A commitment binds the member's peer id too: H(result ‖ nonce ‖ peerId ‖ round), so a
 // reveal copied from another member never opens the copier's own commitment.
-import { encodeCanonical, sha256 } from '../../crypto/index.ts'
+import { encodeCanonical, sha256 } from '../crypto/index.ts'
 
 export interface RoundHeader {
   op: string

@@ -8,7 +8,7 @@
 //                                                  connected member sent no commit / no reveal
 //                                                  before the deadline, or committed only after
 //                                                  another member's reveal it copies
-import { encodeCanonical, decodeCanonical, sign, verify, publicKeyOfPeerId } from '../../crypto/index.ts'
+import { encodeCanonical, decodeCanonical, sign, verify, publicKeyOfPeerId } from '../crypto/index.ts'
 import { ConsensusMessageError } from './errors.ts'
 import type { RoundHeader } from './round.ts'
 

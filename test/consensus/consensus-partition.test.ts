@@ -4,7 +4,7 @@
 // adopted with every certificate checked, and no epoch number has two digests anywhere.
 import { describe, it, expect } from 'vitest'
 import { toHex } from '../../crypto/index.ts'
-import { EPOCH_OPERATION, epochKey } from '../../spores/consensus/index.ts'
+import { EPOCH_OPERATION, epochKey } from '../../consensus/index.ts'
 import { startCluster, until, latestEpoch, type ClusterNode } from './consensus-cluster.ts'
 
 function subsets<T> (items: T[], k: number): T[][] {

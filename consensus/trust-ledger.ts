@@ -3,7 +3,7 @@
 // rest on what an observer saw) are applied at once when this node saw them itself, and from
 // gossip only when f+1 distinct committee members attest them, so a lone liar cannot slash an
 // honest member.
-import { toHex } from '../../crypto/index.ts'
+import { toHex } from '../crypto/index.ts'
 import { roundIdOf } from './round.ts'
 import type { Evidence } from './evidence.ts'
 import { TRUST_PENALTY, INITIAL_TRUST, EXCLUSION_THRESHOLD, RECOVERY_PER_ROUND, EXCLUDING_FAULTS, type FaultReason } from './fault-rules.ts'

@@ -12,7 +12,7 @@
 //               the accused is not among its signers)
 // Wire form: canonical CBOR { reason, accused, header, messages, certificate | null };
 // the evidence id is the hex sha256 of those bytes.
-import { encodeCanonical, decodeCanonical, equalBytes, sha256, toHex } from '../../crypto/index.ts'
+import { encodeCanonical, decodeCanonical, equalBytes, sha256, toHex } from '../crypto/index.ts'
 import { EvidenceInvalidError, CertificateInvalidError } from './errors.ts'
 import { decodeMessage, parseHeader, type Signed, type CommitBody, type RevealBody, type AttestBody } from './messages.ts'
 import { roundIdOf, commitmentOf, type RoundHeader } from './round.ts'

@@ -3,7 +3,7 @@
 import { expect } from 'vitest'
 import { Cluster, waitFor, type TestNode } from '../harness/index.ts'
 import { fromHex } from '../../crypto/index.ts'
-import { verifyEvidence } from '../../spores/consensus/index.ts'
+import { verifyEvidence } from '../../consensus/index.ts'
 
 export const EPOCH_INTERVAL_S = '3'
 

@@ -1,6 +1,6 @@
 // One node's consensus, assembled: the round engine, primary epochs, verdict operations, the
 // trust ledger, differential uptime and metrics, with the reports the CLI prints.
-import { toHex } from '../../crypto/index.ts'
+import { toHex } from '../crypto/index.ts'
 import { RoundEngine, type RoundEngineOptions } from './round-engine.ts'
 import { PrimaryEpochs, type PrimaryEpochsOptions, type EpochSummary, type Writability } from './primary-epochs.ts'
 import { nodeDownOperation, promotionOperation, askVerdict, NODE_DOWN, PROMOTION, type Verdict } from './verdicts.ts'

@@ -3,7 +3,7 @@
 // the certificate must be a valid quorum certificate of the "primary-epoch" operation on key
 // "epoch:<n>", by exactly the committee the deterministic selection gives for its attempt,
 // with the network's f, and its result must be the epoch's digest.
-import { equalBytes } from '../../crypto/index.ts'
+import { equalBytes } from '../crypto/index.ts'
 import { CertificateInvalidError } from './errors.ts'
 import { verifyCertificate, type Certificate } from './certificate.ts'
 import { selectCommittee, minimumCommittee, effectiveF } from './committee.ts'

@@ -3,7 +3,7 @@
 // slashed (it is unreachable, not Byzantine); the committee agrees that it is down.
 import { describe, it, expect } from 'vitest'
 import { toHex } from '../../crypto/index.ts'
-import { EPOCH_OPERATION, epochKey, type MemberConduct, type ConductActions } from '../../spores/consensus/index.ts'
+import { EPOCH_OPERATION, epochKey, type MemberConduct, type ConductActions } from '../../consensus/index.ts'
 import { startCluster, until, latestEpoch, judgedThrough } from './consensus-cluster.ts'
 
 describe('a committee member stopped mid-round', () => {

@@ -26,7 +26,7 @@
 // among the certificate's signers; a reveal that turns up later and opens the member's
 // commitment withdraws the slash (TrustLedger.absolve). A slow honest member is late, not a
 // withholder; one that never reveals (or never commits) still is.
-import { toHex, equalBytes, encodeCanonical, decodeCanonical } from '../../crypto/index.ts'
+import { toHex, equalBytes, encodeCanonical, decodeCanonical } from '../crypto/index.ts'
 import { RoundFailedError, ConsensusMessageError, CertificateInvalidError, EvidenceInvalidError, type RoundFailureReason } from './errors.ts'
 import { selectCommittee, quorumOf, minimumCommittee, effectiveF, smallestCommittee } from './committee.ts'
 import { roundIdOf, commitmentOf, inputDigestOf, type RoundHeader } from './round.ts'

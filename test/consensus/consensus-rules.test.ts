@@ -6,7 +6,7 @@ import {
   selectCommittee, quorumOf, effectiveF, ATTEMPTS_PER_COMMITTEE, RoundDeadlines, signMessage, decodeMessage, roundIdOf, commitmentOf,
   buildEvidence, verifyEvidence, buildCertificate, TrustLedger, TRUST_PENALTY, EXCLUSION_THRESHOLD, ConsensusMessageError, EvidenceInvalidError,
   type RoundHeader, type MessageSigner
-} from '../../spores/consensus/index.ts'
+} from '../../consensus/index.ts'
 
 function signer (): MessageSigner {
   const secretKey = randomSecretKey()

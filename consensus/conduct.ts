@@ -1,7 +1,7 @@
 // How a committee member behaves at its two decision points. HonestConduct is what every
 // node runs; the others are the Byzantine members the engine must withstand, real
 // alternative implementations used by tests and fault drills.
-import { randomBytesOf, equalBytes } from '../../crypto/index.ts'
+import { randomBytesOf, equalBytes } from '../crypto/index.ts'
 
 export interface Ballot {
   result: Uint8Array
