@@ -1,9 +1,8 @@
 // Deterministic committees. Candidates are ranked by sha256(seed ‖ peerId) (the seed is the
-// current primary epoch digest, so nobody picks their rank). Attempts come in windows of
-// ATTEMPTS_PER_COMMITTEE: within a window the members stay the same and the retry rotates the
-// proposer (the first member), so members' locks (see RoundEngine) keep a retry from
-// certifying another input; the next window shifts the membership by one candidate, so a
-// committee with dead or cut-off members is replaced.
+// digest of the certified epoch before, so nobody picks their rank) and the committee of a key
+// is the first max(3f+1, committeeSize) of them, the same for every attempt on that key: any
+// two quorums of any two attempts then share at least f+1 members, one of them honest, which is
+// what the locks (locks.ts) need. Attempts rotate only the proposer.
 import { encodeCanonical, sha256, toHex } from '../crypto/index.ts'
 
 /**
@@ -14,28 +13,25 @@ export function quorumOf (f: number, n = 3 * f + 1): number {
   return Math.max(2 * f + 1, Math.ceil((n + f + 1) / 2))
 }
 
-/** Attempts that keep one committee (rotating the proposer) before the membership shifts. */
-export const ATTEMPTS_PER_COMMITTEE = 2
-
 export function minimumCommittee (f: number): number {
   return 3 * f + 1
 }
 
-/**
- * f for a committee of `size` members: the configured f, lowered when exclusions leave fewer
- * than 3f+1 candidates (so the network keeps certifying with what it has); never below 1
- * unless f is configured 0. Deterministic from agreed data, so every checker computes the same.
- */
-export function effectiveF (configuredF: number, size: number): number {
-  return Math.min(configuredF, Math.floor((size - 1) / 3))
-}
-
-/** The fewest members a committee may have. */
-export function smallestCommittee (configuredF: number): number {
-  return minimumCommittee(Math.min(configuredF, 1))
-}
+// Every message and status read asks for the committee of the same few epochs: the ranking is kept.
+const ranked = new Map<string, string[]>()
+const RANKED_MAX = 64
 
 export function rankCandidates (candidates: readonly string[], seed: Uint8Array): string[] {
+  const id = `${toHex(seed)}|${candidates.join(',')}`
+  const held = ranked.get(id)
+  if (held !== undefined) return [...held]
+  const order = rankUncached(candidates, seed)
+  if (ranked.size >= RANKED_MAX) ranked.delete(ranked.keys().next().value as string)
+  ranked.set(id, order)
+  return [...order]
+}
+
+function rankUncached (candidates: readonly string[], seed: Uint8Array): string[] {
   const unique = [...new Set(candidates)]
   const rank = new Map(unique.map(p => [p, toHex(sha256(encodeCanonical(['mycelium/bft/rank/1', seed, p])))]))
   return unique.sort((a, b) => {
@@ -45,14 +41,21 @@ export function rankCandidates (candidates: readonly string[], seed: Uint8Array)
   })
 }
 
-/** The committee of one attempt, in ranking order (its first member proposes). */
-export function selectCommittee (candidates: readonly string[], seed: Uint8Array, attempt: number, size: number): string[] {
+/** The committee of a key, in ranking order; empty when there are fewer than 3f+1 candidates. */
+export function selectCommittee (candidates: readonly string[], seed: Uint8Array, f: number, size: number): string[] {
   const ranked = rankCandidates(candidates, seed)
-  const n = Math.min(size, ranked.length)
-  if (n === 0) return []
-  const window = Math.floor(attempt / ATTEMPTS_PER_COMMITTEE)
-  const members: string[] = []
-  for (let i = 0; i < n; i++) members.push(ranked[(window + i) % ranked.length])
-  const r = (attempt % ATTEMPTS_PER_COMMITTEE) % n
-  return [...members.slice(r), ...members.slice(0, r)]
+  if (ranked.length < minimumCommittee(f)) return []
+  return ranked.slice(0, Math.max(minimumCommittee(f), Math.min(size, ranked.length)))
+}
+
+/** Who proposes attempt `attempt`: the members take turns, in ranking order. */
+export function proposerOf (committee: readonly string[], attempt: number): string {
+  return committee[attempt % committee.length]
+}
+
+/** Why a key has no committee (for status output), or undefined when it has one. */
+export function shortfall (candidates: readonly string[], f: number): string | undefined {
+  const have = new Set(candidates).size
+  const need = minimumCommittee(f)
+  return have >= need ? undefined : `f = ${f} needs ${need} committee candidates, the certified epoch names ${have}`
 }

@@ -1,15 +1,16 @@
 // How a committee member behaves at its two decision points. HonestConduct is what every
 // node runs; the others are the Byzantine members the engine must withstand, real
 // alternative implementations used by tests and fault drills.
-import { randomBytesOf, equalBytes } from '../crypto/index.ts'
+import { equalBytes } from '../crypto/index.ts'
 
 export interface Ballot {
   result: Uint8Array
   nonce: Uint8Array
 }
 
-/** What a conduct may do: sign and publish a commitment or a reveal in the current round. */
+/** What a conduct may do: draw a nonce, sign and publish a commitment or a reveal in the current round. */
 export interface ConductActions {
+  nonce: () => Uint8Array
   commit: (vote: Ballot) => void
   reveal: (vote: Ballot) => void
 }
@@ -24,8 +25,8 @@ export interface MemberConduct {
   peerRevealed?: (vote: Ballot, act: ConductActions) => void
 }
 
-function freshVote (result: Uint8Array): Ballot {
-  return { result, nonce: randomBytesOf(32) }
+function freshVote (result: Uint8Array, act: ConductActions): Ballot {
+  return { result, nonce: act.nonce() }
 }
 
 function flipped (result: Uint8Array): Uint8Array {
@@ -38,8 +39,13 @@ export class HonestConduct implements MemberConduct {
   readonly name = 'honest'
   private vote: Ballot | undefined
 
+  /** `ballot`: the one this member committed before a restart (from its vote store). */
+  constructor (ballot?: Ballot) {
+    this.vote = ballot
+  }
+
   evaluated (result: Uint8Array, act: ConductActions): void {
-    this.vote = freshVote(result)
+    this.vote = freshVote(result, act)
     act.commit(this.vote)
   }
 
@@ -53,7 +59,7 @@ export class DissentingConduct implements MemberConduct {
   readonly name = 'dissent'
   private vote: Ballot | undefined
   evaluated (result: Uint8Array, act: ConductActions): void {
-    this.vote = freshVote(flipped(result))
+    this.vote = freshVote(flipped(result), act)
     act.commit(this.vote)
   }
 
@@ -62,11 +68,11 @@ export class DissentingConduct implements MemberConduct {
   }
 }
 
-/** Commits, then never reveals (e.g. to see the others' results first and stall). */
+/** Commits, then never reveals (stalls the round like a crash; f of them are tolerated). */
 export class WithholdingConduct implements MemberConduct {
   readonly name = 'withhold'
   evaluated (result: Uint8Array, act: ConductActions): void {
-    act.commit(freshVote(result))
+    act.commit(freshVote(result, act))
   }
 
   revealPhase (): void {}
@@ -84,9 +90,9 @@ export class EquivocatingConduct implements MemberConduct {
   readonly name = 'equivocate'
   private vote: Ballot | undefined
   evaluated (result: Uint8Array, act: ConductActions): void {
-    this.vote = freshVote(result)
+    this.vote = freshVote(result, act)
     act.commit(this.vote)
-    act.commit(freshVote(flipped(result)))
+    act.commit(freshVote(flipped(result), act))
   }
 
   revealPhase (act: ConductActions): void {
@@ -95,8 +101,9 @@ export class EquivocatingConduct implements MemberConduct {
 }
 
 /**
- * Does no work: skips its own commitment, waits for another member's reveal, then commits
- * to that reveal's result and nonce (bound to its own peer id) and reveals the copy.
+ * Does no work: skips its own commitment, waits for another member's reveal, then commits to
+ * that reveal's result with a fresh nonce and reveals it. Its commitment comes after the reveal
+ * phase opened wherever that reveal was seen, so it is not counted there.
  */
 export class CopyingConduct implements MemberConduct {
   readonly name = 'copy'
@@ -106,8 +113,9 @@ export class CopyingConduct implements MemberConduct {
   peerRevealed (vote: Ballot, act: ConductActions): void {
     if (this.copied) return
     this.copied = true
-    act.commit(vote)
-    act.reveal(vote)
+    const copy = { result: vote.result, nonce: act.nonce() }
+    act.commit(copy)
+    act.reveal(copy)
   }
 }
 
@@ -116,14 +124,14 @@ export class MismatchingConduct implements MemberConduct {
   readonly name = 'mismatch'
   private vote: Ballot | undefined
   evaluated (result: Uint8Array, act: ConductActions): void {
-    this.vote = freshVote(result)
+    this.vote = freshVote(result, act)
     act.commit(this.vote)
   }
 
   revealPhase (act: ConductActions): void {
     if (this.vote === undefined) return
-    let nonce = randomBytesOf(32)
-    while (equalBytes(nonce, this.vote.nonce)) nonce = randomBytesOf(32)
+    let nonce = act.nonce()
+    while (equalBytes(nonce, this.vote.nonce)) nonce = act.nonce()
     act.reveal({ result: this.vote.result, nonce })
   }
 }

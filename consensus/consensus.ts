@@ -13,7 +13,7 @@ export interface ConsensusOptions extends Omit<RoundEngineOptions, 'metrics' | '
   isConnected: (peerId: string) => boolean
   metricsSink?: ConsensusMetricsSink
   /** Primary epochs (sclerotia and every node that keeps the primary tier). */
-  epochs: Omit<PrimaryEpochsOptions, 'engine' | 'pubsub' | 'topicPrefix' | 'isConnected' | 'clock' | 'log'>
+  epochs: Omit<PrimaryEpochsOptions, 'engine' | 'pubsub' | 'topicPrefix' | 'isConnected' | 'log'>
   /** This member's liveness probe: true if the peer looks down. */
   isDown?: (peerId: string, signal: AbortSignal) => Promise<boolean>
   /** This member's policy for promotions that need agreement. */
@@ -41,7 +41,7 @@ export class Consensus {
 
   constructor (options: ConsensusOptions) {
     this.engine = new RoundEngine({ ...options, metrics: new ConsensusMetrics(options.metricsSink) })
-    this.epochs = new PrimaryEpochs({ ...options.epochs, engine: this.engine, pubsub: options.pubsub, topicPrefix: options.topicPrefix, isConnected: options.isConnected, clock: options.clock, log: options.log })
+    this.epochs = new PrimaryEpochs({ ...options.epochs, engine: this.engine, pubsub: options.pubsub, topicPrefix: options.topicPrefix, isConnected: options.isConnected, log: options.log })
     const isDown = options.isDown
     if (isDown !== undefined) this.engine.register(nodeDownOperation({ chain: this.epochs.chain, isDown, onVerdict: options.onVerdict }))
     const approve = options.approvePromotion
@@ -86,7 +86,7 @@ export class Consensus {
     return bytes === undefined ? undefined : toHex(bytes)
   }
 
-    metrics (): ConsensusMetricsSnapshot {
+  metrics (): ConsensusMetricsSnapshot {
     return { ...this.engine.metrics.snapshot(), readOnly: this.epochs.isReadOnly() }
   }
 }

@@ -1,12 +1,13 @@
 // Checking a primary epoch's BFT certificate, for the primary tier's verifier. Given the
 // epoch before it (its digest is the seed; its header's committee list is the candidate pool),
 // the certificate must be a valid quorum certificate of the "primary-epoch" operation on key
-// "epoch:<n>", by exactly the committee the deterministic selection gives for its attempt,
-// with the network's f, and its result must be the epoch's digest.
+// "epoch:<n>", by exactly the committee the deterministic selection gives (the same for every
+// attempt), with the network's configured f, and its result must be the epoch's digest.
 import { equalBytes } from '../crypto/index.ts'
 import { CertificateInvalidError } from './errors.ts'
 import { verifyCertificate, type Certificate } from './certificate.ts'
-import { selectCommittee, minimumCommittee, effectiveF } from './committee.ts'
+import { selectCommittee } from './committee.ts'
+import { MAX_ATTEMPT } from './messages.ts'
 
 export const EPOCH_OPERATION = 'primary-epoch'
 
@@ -29,7 +30,7 @@ export interface PreviousEpochLike {
 export interface EpochCertificateParams {
   f: number
   committeeSize?: number
-  /** Highest attempt number accepted (bounds how far a committee can be rotated). */
+  /** Highest attempt number accepted. */
   maxAttempt?: number
 }
 
@@ -38,12 +39,11 @@ export function checkEpochCertificate (next: CertifiedEpochLike, previous: Previ
   const cert = verifyCertificate(next.certificate)
   const h = cert.header
   if (h.op !== EPOCH_OPERATION || h.key !== epochKey(next.header.epoch)) throw new CertificateInvalidError('certificate is not for this epoch')
-  if (h.attempt > (params.maxAttempt ?? 256)) throw new CertificateInvalidError('certificate attempt out of range')
+  if (h.attempt > (params.maxAttempt ?? MAX_ATTEMPT)) throw new CertificateInvalidError('certificate attempt out of range')
   if (!equalBytes(h.seed, previous.digest)) throw new CertificateInvalidError('certificate is not seeded by the previous epoch')
-  const size = Math.max(minimumCommittee(params.f), params.committeeSize ?? minimumCommittee(params.f))
-  const expected = selectCommittee(previous.header.committee, previous.digest, h.attempt, size)
+  if (h.f !== params.f) throw new CertificateInvalidError(`certificate uses f=${h.f}, the network's f is ${params.f}`)
+  const expected = selectCommittee(previous.header.committee, previous.digest, params.f, params.committeeSize ?? 0)
   if (expected.length !== h.committee.length || expected.some((m, i) => m !== h.committee[i])) throw new CertificateInvalidError('certificate committee is not the selected committee')
-  if (h.f !== effectiveF(params.f, expected.length)) throw new CertificateInvalidError(`certificate uses f=${h.f}, the network's f for ${expected.length} members is ${effectiveF(params.f, expected.length)}`)
   if (!equalBytes(cert.result, next.digest)) throw new CertificateInvalidError('certificate certifies another digest')
   return cert
 }

@@ -1,30 +1,30 @@
 // The signed messages of a round, one canonical form: the wire bytes are the canonical CBOR
 // [body, sig] where body is the canonical CBOR of the fields and sig signs
 // canonical(["mycelium/bft/1", body]); a receiver verifies over the bytes it received.
-//   proposal  { t, from, header, input }          the designated proposer opens a round
+//   proposal  { t, from, header, input, polka }   the attempt's proposer opens a round; polka
+//                                                  (or null) justifies re-proposing an input: the
+//                                                  2f+1 signed commits it got in an earlier
+//                                                  attempt { attempt, commits } (see locks.ts)
 //   commit    { t, from, round, commitment }      H(result ‖ nonce ‖ from ‖ round)
 //   reveal    { t, from, round, result, nonce }   opens the commitment
-//   attest    { t, from, round, accused, fault }  an observer's signed word of what it saw: a
-//                                                  connected member sent no commit / no reveal
-//                                                  before the deadline, or committed only after
-//                                                  another member's reveal it copies
-import { encodeCanonical, decodeCanonical, sign, verify, publicKeyOfPeerId } from '../crypto/index.ts'
+import { encodeCanonical, decodeCanonical, sign, verifyRemembered, publicKeyOfPeerId } from '../crypto/index.ts'
 import { ConsensusMessageError } from './errors.ts'
 import type { RoundHeader } from './round.ts'
 
 export const MAX_INPUT_BYTES = 768 * 1024
 export const MAX_RESULT_BYTES = 4096
 export const MAX_COMMITTEE = 64
-export const MAX_MESSAGE_BYTES = MAX_INPUT_BYTES + 16 * 1024
+/** Attempts on one key: enough for hours of failed attempts; a proposal beyond is refused. */
+export const MAX_ATTEMPT = 4096
+export const MAX_MESSAGE_BYTES = MAX_INPUT_BYTES + 80 * 1024
 const DOMAIN = 'mycelium/bft/1'
 const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]{40,60}$/
 
-export interface ProposalBody { t: 'proposal', from: string, header: RoundHeader, input: Uint8Array }
+export interface Polka { attempt: number, commits: Uint8Array[] }
+export interface ProposalBody { t: 'proposal', from: string, header: RoundHeader, input: Uint8Array, polka: Polka | null }
 export interface CommitBody { t: 'commit', from: string, round: Uint8Array, commitment: Uint8Array }
 export interface RevealBody { t: 'reveal', from: string, round: Uint8Array, result: Uint8Array, nonce: Uint8Array }
-export type AttestedFault = 'no-commit' | 'no-reveal' | 'copy'
-export interface AttestBody { t: 'attest', from: string, round: Uint8Array, accused: string, fault: AttestedFault }
-export type MessageBody = ProposalBody | CommitBody | RevealBody | AttestBody
+export type MessageBody = ProposalBody | CommitBody | RevealBody
 
 export interface Signed<B extends MessageBody = MessageBody> {
   body: B
@@ -113,34 +113,49 @@ export function parseHeader (raw: unknown): RoundHeader {
     seed: bytesOf(h.seed, 'header.seed', 32),
     inputDigest: bytesOf(h.inputDigest, 'header.inputDigest', 32),
     committee,
-    attempt: uintOf(h.attempt, 'header.attempt', 1024),
+    attempt: uintOf(h.attempt, 'header.attempt', MAX_ATTEMPT),
     f
   }
+}
+
+function parsePolka (raw: unknown): Polka | null {
+  if (raw === null) return null
+  const p = mapOf(raw, 'proposal.polka')
+  exactKeys(p, ['attempt', 'commits'], 'proposal.polka')
+  if (!Array.isArray(p.commits) || p.commits.length === 0 || p.commits.length > MAX_COMMITTEE) fail('proposal.polka.commits: expected 1..64 commits')
+  return { attempt: uintOf(p.attempt, 'proposal.polka.attempt', MAX_ATTEMPT), commits: p.commits.map((c, i) => bytesOf(c, `proposal.polka.commits[${i}]`, undefined, 1024)) }
 }
 
 function parseBody (raw: unknown): MessageBody {
   const b = mapOf(raw, 'message')
   switch (b.t) {
     case 'proposal':
-      exactKeys(b, ['t', 'from', 'header', 'input'], 'proposal')
-      return { t: 'proposal', from: peerOf(b.from, 'proposal.from'), header: parseHeader(b.header), input: bytesOf(b.input, 'proposal.input') }
+      exactKeys(b, ['t', 'from', 'header', 'input', 'polka'], 'proposal')
+      return { t: 'proposal', from: peerOf(b.from, 'proposal.from'), header: parseHeader(b.header), input: bytesOf(b.input, 'proposal.input'), polka: parsePolka(b.polka) }
     case 'commit':
       exactKeys(b, ['t', 'from', 'round', 'commitment'], 'commit')
       return { t: 'commit', from: peerOf(b.from, 'commit.from'), round: bytesOf(b.round, 'commit.round', 32), commitment: bytesOf(b.commitment, 'commit.commitment', 32) }
     case 'reveal':
       exactKeys(b, ['t', 'from', 'round', 'result', 'nonce'], 'reveal')
       return { t: 'reveal', from: peerOf(b.from, 'reveal.from'), round: bytesOf(b.round, 'reveal.round', 32), result: bytesOf(b.result, 'reveal.result', undefined, MAX_RESULT_BYTES), nonce: bytesOf(b.nonce, 'reveal.nonce', 32) }
-    case 'attest':
-      exactKeys(b, ['t', 'from', 'round', 'accused', 'fault'], 'attest')
-      if (b.fault !== 'no-commit' && b.fault !== 'no-reveal' && b.fault !== 'copy') fail('attest.fault: unknown fault')
-      return { t: 'attest', from: peerOf(b.from, 'attest.from'), round: bytesOf(b.round, 'attest.round', 32), accused: peerOf(b.accused, 'attest.accused'), fault: b.fault }
     default:
       return fail('message: unknown kind')
   }
 }
 
+// One buffer handed to several handlers (gossip delivers a message once per subscription) is decoded once.
+const decoded = new WeakMap<Uint8Array, Signed>()
+
 /** Decodes and checks untrusted bytes: size, canonical CBOR, schema and the sender's signature. */
 export function decodeMessage (bytes: Uint8Array): Signed {
+  const held = decoded.get(bytes)
+  if (held !== undefined) return held
+  const m = decodeUncached(bytes)
+  decoded.set(bytes, m)
+  return m
+}
+
+function decodeUncached (bytes: Uint8Array): Signed {
   if (bytes.length > MAX_MESSAGE_BYTES) fail('message too large')
   let outer: unknown
   let body: unknown
@@ -160,7 +175,7 @@ export function decodeMessage (bytes: Uint8Array): Signed {
   } catch {
     return fail('message: sender is not an Ed25519 peer id')
   }
-  if (!verify(key, signingMessage(bodyBytes), sig)) fail('message: bad signature')
+  if (!verifyRemembered(key, signingMessage(bodyBytes), sig)) fail('message: bad signature')
   return { body: parsed, sig, bytes }
 }
 

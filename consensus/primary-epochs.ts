@@ -11,7 +11,7 @@
 // a heal it adopts the other side's certified epochs, checking every certificate.
 import { encodeCanonical, decodeCanonical, equalBytes, toHex, sha256 } from '../crypto/index.ts'
 import { RoundFailedError, ConflictingEpochError, EpochGapError, CertificateInvalidError, type RoundFailureReason } from './errors.ts'
-import { selectCommittee, quorumOf, effectiveF } from './committee.ts'
+import { selectCommittee, quorumOf, shortfall } from './committee.ts'
 import { signersOf, type Certificate } from './certificate.ts'
 import { checkEpochCertificate, EPOCH_OPERATION, epochKey } from './epoch-certificate.ts'
 import { EpochChain, type EpochRecord } from './epoch-chain.ts'
@@ -46,12 +46,23 @@ export interface EpochHeaderFacts {
   digest: Uint8Array
 }
 
-/** Implemented by the spores side: sorted canonical entries → header → digest. */
+/** The certified epoch a proposal builds on, as the content rules read it. */
+export interface PreviousEpochFacts {
+  epoch: number
+  digest: Uint8Array
+  issuedAt: number
+  candidates: string[]
+  entries: Uint8Array[]
+}
+
+/** Implemented by the spores side: the content of an epoch, its rules, its header and digest. */
 export interface EpochInputSource {
-  /** This node's validated latent entries for the next epoch, canonical bytes. */
-  entries: (signal: AbortSignal) => Promise<Uint8Array[]>
+  /** What this node proposes after `previous`: entries (canonical bytes) and candidates that break no rule. */
+  propose: (previous: PreviousEpochFacts, issuedAt: number, signal: AbortSignal) => Promise<{ entries: Uint8Array[], candidates: string[] }>
+  /** Deterministic: what in `body` breaks the content rules against `previous`, or undefined. */
+  violation: (body: EpochBody, previous: PreviousEpochFacts) => string | undefined
   /** Deterministic: the next epoch's header and digest; throws for invalid entries. */
-  build: (body: EpochBody) => BuiltEpoch | Promise<BuiltEpoch>
+  build: (body: EpochBody) => BuiltEpoch
   /** Reads a header this node did not build; throws if it is not a valid header. */
   readHeader: (headerBytes: Uint8Array) => EpochHeaderFacts
 }
@@ -79,15 +90,14 @@ export interface PrimaryEpochsOptions {
   sink: EpochSink
   /** The latest certified epoch this node holds (from the primary tier); the chain starts there. */
   anchor: { headerBytes: Uint8Array, certificate: Uint8Array, entries?: Uint8Array[] }
-  /** Current sclerotia: the candidates a proposer records for the committee after next (minus the excluded). */
-  candidates: () => string[]
   isConnected: (peerId: string) => boolean
   /** Default 30 s. */
   intervalMs?: number
   /** How often the schedule is checked (default min(1 s, interval / 4)). */
   tickMs?: number
   maxAttempts?: number
-  clock?: () => number
+  /** How far a proposal's issuedAt may be from this member's clock (default 15 s). */
+  maxClockSkewMs?: number
   log?: ConsensusLogger
 }
 
@@ -117,13 +127,13 @@ export class PrimaryEpochs {
   private readonly o: PrimaryEpochsOptions
   private readonly engine: RoundEngine
   private readonly topic: string
-  private readonly clock: () => number
   private readonly log: ConsensusLogger
   private readonly built = new Map<string, BuiltEpoch>()
+  private readonly judged = new Map<string, { verdict: string | undefined }>()
   private readonly nextAttempt = new Map<number, number>()
   private readonly answered = new Map<number, number>()
   private unsubscribe: (() => void) | undefined
-  private timer: ReturnType<typeof setInterval> | undefined
+  private cancelTick: (() => void) | undefined
   private runningRound: Promise<void> | undefined
   private abort = new AbortController()
   private lastHeadAt = 0
@@ -136,7 +146,6 @@ export class PrimaryEpochs {
     this.o = options
     this.engine = options.engine
     this.topic = consensusTopics(options.topicPrefix).epochs
-    this.clock = options.clock ?? Date.now
     this.log = options.log ?? quietLogger
     const facts = options.source.readHeader(options.anchor.headerBytes)
     this.chain.anchor({ ...facts, headerBytes: options.anchor.headerBytes, certificate: options.anchor.certificate, committee: [], signers: [], entries: options.anchor.entries })
@@ -150,13 +159,20 @@ export class PrimaryEpochs {
   start (): void {
     this.abort = new AbortController()
     this.unsubscribe = this.o.pubsub.subscribe(this.topic, (data) => this.receive(data))
-    const tick = this.o.tickMs ?? Math.min(1000, Math.max(20, this.intervalMs / 4))
-    this.timer = setInterval(() => this.tick(), tick)
+    const every = this.o.tickMs ?? Math.min(1000, Math.max(20, this.intervalMs / 4))
+    const loop = (): void => {
+      this.cancelTick = this.engine.timers.after(every, () => { loop(); this.tick() })
+    }
+    loop()
+  }
+
+  private now (): number {
+    return this.engine.timers.now()
   }
 
   async stop (): Promise<void> {
-    if (this.timer !== undefined) clearInterval(this.timer)
-    this.timer = undefined
+    this.cancelTick?.()
+    this.cancelTick = undefined
     this.unsubscribe?.()
     this.abort.abort()
     await this.runningRound
@@ -172,10 +188,10 @@ export class PrimaryEpochs {
     return this.chain.recent(limit).map(r => ({ epoch: r.epoch, digest: toHex(r.digest), issuedAt: r.issuedAt, committee: r.committee, signers: r.signers, candidates: r.candidates }))
   }
 
-  /** The committee that certified the latest epoch; for a root-certified anchor, the first committee drawn from it. */
+  /** The committee of the next epoch (drawn from the latest epoch's candidates); empty without 3f+1 of them. */
   lastCommittee (): string[] {
     const latest = this.chain.latest() as EpochRecord
-    return latest.committee.length > 0 ? latest.committee : selectCommittee(latest.candidates, latest.digest, 0, this.engine.committeeSize)
+    return selectCommittee(latest.candidates, latest.digest, this.engine.f, this.engine.committeeSize)
   }
 
   writability (): Writability {
@@ -200,7 +216,9 @@ export class PrimaryEpochs {
       }
     }
     const base = { reachable, lastCommittee: last, uptimeReachable: up, uptimeUnreachable: down }
-    if (reachable < quorumOf(effectiveF(this.engine.f, last.length), last.length)) return { ...base, writable: false, reason: 'cannot reach a quorum (2f+1) of the last committee' }
+    const short = shortfall(latest.candidates, this.engine.f)
+    if (short !== undefined) return { ...base, writable: false, reason: `${short}: no committee (the node does not run at a weaker f)` }
+    if (reachable < quorumOf(this.engine.f, last.length)) return { ...base, writable: false, reason: 'cannot reach a quorum (2f+1) of the last committee' }
     if (down > 0 && (up < down || (up === down && firstDown < firstUp))) return { ...base, writable: false, reason: 'less differential uptime than the unreachable peers' }
     return { ...base, writable: true }
   }
@@ -213,13 +231,13 @@ export class PrimaryEpochs {
   async runNext (): Promise<EpochRecord> {
     const latest = this.chain.latest() as EpochRecord
     const n = latest.epoch + 1
-    const first = this.nextAttempt.get(n) ?? 0
+    const first = Math.max(this.nextAttempt.get(n) ?? 0, this.engine.nextAttemptOf(epochKey(n)))
     const maxAttempts = this.o.maxAttempts ?? 4
     try {
       await this.engine.run(EPOCH_OPERATION, epochKey(n), async () => await this.proposal(n), { signal: this.abort.signal, maxAttempts, firstAttempt: first })
     } catch (err) {
       if (!(err instanceof RoundFailedError) || err.reason !== 'already-certified') {
-        if (err instanceof RoundFailedError) this.nextAttempt.set(n, Math.min(256 - maxAttempts, first + maxAttempts))
+        if (err instanceof RoundFailedError) this.nextAttempt.set(n, Math.max(first + 1, err.attempt + 1))
         throw err
       }
     }
@@ -233,7 +251,7 @@ export class PrimaryEpochs {
     const latest = this.chain.latest() as EpochRecord
     const self = this.engine.self
     for (const p of latest.candidates) if (p === self || this.o.isConnected(p)) this.engine.uptime.seen(p)
-    const now = this.clock()
+    const now = this.now()
     if (now - this.lastHeadAt >= Math.min(1000, this.intervalMs)) {
       this.lastHeadAt = now
       this.publish({ t: 'head', epoch: latest.epoch, digest: latest.digest })
@@ -248,12 +266,42 @@ export class PrimaryEpochs {
     ).finally(() => { this.runningRound = undefined })
   }
 
+  /** The certified epoch before `n` as the content rules read it, if this node holds it with its entries. */
+  private previousFacts (n: number): PreviousEpochFacts | undefined {
+    const r = this.chain.get(n - 1)
+    return r?.entries === undefined ? undefined : { epoch: r.epoch, digest: r.digest, issuedAt: r.issuedAt, candidates: r.candidates, entries: r.entries }
+  }
+
   private async proposal (n: number): Promise<Uint8Array> {
-    const latest = this.chain.latest() as EpochRecord
-    const entries = await this.o.source.entries(this.abort.signal)
-    const candidates = this.engine.ledger.eligible([...new Set(this.o.candidates())].sort()).slice(0, MAX_COMMITTEE)
-    const body: EpochBody = { epoch: n, prev: latest.digest, issuedAt: Math.max(this.clock(), latest.issuedAt + 1), entries, candidates }
+    const previous = this.previousFacts(n)
+    if (previous === undefined) throw new RoundFailedError('invalid-input', 0, `the entries of epoch ${n - 1} are not held here`)
+    const issuedAt = Math.max(this.now(), previous.issuedAt + 1)
+    const { entries, candidates } = await this.o.source.propose(previous, issuedAt, this.abort.signal)
+    const body: EpochBody = { epoch: n, prev: previous.digest, issuedAt, entries, candidates }
     return encodeCanonical(body)
+  }
+
+  /** What breaks the content rules in a proposed input, judged from the certified chain only. */
+  private violation (key: string, input: Uint8Array): string | undefined {
+    const previous = this.previousFacts(Number(key.slice('epoch:'.length)))
+    if (previous === undefined) return undefined
+    // Judged once per input: the same proposal is checked on arrival, when voting and for evidence.
+    const id = `${key}|${toHex(previous.digest)}|${toHex(sha256(input))}`
+    if (this.judged.has(id)) return this.judged.get(id)?.verdict
+    const verdict = this.judge(key, input, previous)
+    if (this.judged.size >= 32) this.judged.delete(this.judged.keys().next().value as string)
+    this.judged.set(id, { verdict })
+    return verdict
+  }
+
+  private judge (key: string, input: Uint8Array, previous: PreviousEpochFacts): string | undefined {
+    let body: EpochBody
+    try {
+      body = this.parseBody(key, input)
+    } catch (err) {
+      return (err as Error).message
+    }
+    return this.o.source.violation(body, previous)
   }
 
   private parseBody (key: string, input: Uint8Array): EpochBody {
@@ -293,7 +341,16 @@ export class PrimaryEpochs {
         if (this.chain.get(Number(key.slice('epoch:'.length))) !== undefined) return 'already-certified'
         return this.writability().writable ? undefined : 'read-only'
       },
-      evaluate: async (key, input) => (await this.buildFor(key, input)).digest,
+      violation: (key, input) => this.violation(key, input),
+      evaluate: async (key, input, _signal, justified) => {
+        const body = this.parseBody(key, input)
+        const skew = this.o.maxClockSkewMs ?? 15_000
+        if (!justified && Math.abs(body.issuedAt - this.now()) > skew) throw new TypeError(`epoch body: issuedAt is more than ${skew} ms from this node's clock`)
+        if (this.previousFacts(body.epoch) === undefined) throw new TypeError(`the entries of epoch ${body.epoch - 1} are not held here`)
+        const wrong = this.violation(key, input)
+        if (wrong !== undefined) throw new TypeError(wrong)
+        return (await this.buildFor(key, input)).digest
+      },
       certified: (cert, input) => { void this.adoptCertified(cert, input) }
     }
   }
@@ -328,6 +385,9 @@ export class PrimaryEpochs {
       throw new EpochGapError(`epoch ${facts.epoch} does not follow the held epoch ${latest.epoch}`)
     }
     const cert = checkEpochCertificate({ header: { epoch: facts.epoch, committee: facts.candidates }, digest: facts.digest, certificate }, { header: { committee: previous.candidates }, digest: previous.digest }, { f: this.engine.f, committeeSize: this.engine.committeeSize })
+    // A certificate is what the committee agreed on, but entries that came with it are checked
+    // against it: they must build exactly the certified header.
+    if (entries !== undefined && !equalBytes(this.o.source.build({ epoch: facts.epoch, prev: previous.digest, issuedAt: facts.issuedAt, entries, candidates: facts.candidates }).headerBytes, headerBytes)) throw new CertificateInvalidError(`the entries of epoch ${facts.epoch} do not build its header`)
     const record: EpochRecord = { ...facts, headerBytes, certificate, committee: cert.header.committee, signers: signersOf(cert), entries }
     if (!this.chain.add(record)) return false
     this.nextAttempt.delete(facts.epoch)
@@ -355,7 +415,7 @@ export class PrimaryEpochs {
     }
     if (m === null || typeof m !== 'object') return
     const latest = this.chain.latest() as EpochRecord
-    const now = this.clock()
+    const now = this.now()
     if (m.t === 'head' && typeof m.epoch === 'number' && Number.isSafeInteger(m.epoch) && m.digest instanceof Uint8Array) {
       const held = this.chain.get(m.epoch)
       if (held !== undefined && !equalBytes(held.digest, m.digest)) this.log.error({ epoch: m.epoch }, 'a peer announces another digest for a certified epoch')

@@ -1,38 +1,30 @@
 // The commit-reveal round engine. One instance per node; every node observes every round on
-// the rounds topic, committee members also vote. A round:
-//   1. proposal: the proposer (first member of the attempt's committee, or any candidate for
-//      operations that allow it) publishes the input; each node checks the committee against
-//      its own agreed state (seed, candidates, attempt) before taking the round as known.
-//   2. commit: each member evaluates the operation on the input and publishes a signed
-//      commitment H(result ‖ nonce ‖ peerId ‖ round).
-//   3. reveal: opens when all commitments are in (of the members still reachable, given a
-//      quorum) or at the commit deadline. A commitment
-//      that arrives after another member's reveal and opens with that reveal's nonce is a
-//      copy (slashed, never counted).
-//   4. 2f+1 matching valid reveals (each opening its own commitment) form a certificate;
-//      without them by the reveal deadline the round fails (RoundFailedError) and nothing
-//      is applied.
-// Locks: once a member has revealed on a key it votes on that key only for the same input in
-// later attempts, and a later proposer re-proposes the input it is locked on (or first
-// evaluated); with the committee kept across a window of attempts (committee.ts) two attempts
-// cannot certify two inputs: their quorums share an honest, locked member. A lock is released
-// when its round failed here and a full attempt time has passed since without any certificate
-// for the key: a certificate, had one formed, would have reached this node by then (partial
-// synchrony); without the release, members locked on different inputs after a split vote
-// would block the key for ever.
-// Faults are slashed as they are seen (equivocation, mismatch, copy, dissent). Withholding is
-// judged only in certified rounds, a grace after the certificate (a few phases of the observed
-// latency, see graceMs()), only against members this node is connected to and that are not
-// among the certificate's signers; a reveal that turns up later and opens the member's
-// commitment withdraws the slash (TrustLedger.absolve). A slow honest member is late, not a
-// withholder; one that never reveals (or never commits) still is.
-import { toHex, equalBytes, encodeCanonical, decodeCanonical } from '../crypto/index.ts'
+// the rounds topic, committee members also vote. A round is one attempt on one key:
+//   1. proposal: the attempt's proposer (the members take turns; or any candidate for
+//      operations whose input is derived from the key) publishes the input, with the polka
+//      that justifies it when it re-proposes an input locked in an earlier attempt. Each node
+//      checks the committee, seed and f against its own certified state.
+//   2. commit: each member that may (locks.ts) evaluates the input (the operation validates
+//      its content) and publishes a signed commitment H(result ‖ nonce ‖ peerId ‖ round),
+//      recorded in its vote store before it goes out.
+//   3. reveal: opens here once 2f+1 commits are held (a polka); commits that arrive after
+//      that are not counted, so a member that waits for someone's reveal to copy it gains
+//      nothing. A member reveals only in the attempt of its latest commit and locks on the
+//      input first (recorded before the reveal goes out).
+//   4. 2f+1 matching reveals, each opening a counted commitment, form a certificate.
+// Attempts: run() moves to the next attempt when one takes too long (the budget grows with the
+// attempt, so some attempt outlasts any delay once the network is stable), and jumps ahead
+// when f+1 members are seen in a later attempt (one of them is honest). Timeouts decide only
+// when to try again, never what is certified: safety is the lock argument in locks.ts.
+// Faults are slashed only with self-contained evidence (fault-rules.ts); evidence from the
+// network is checked against this node's certified state (committee, seed, f) first.
+import { toHex, equalBytes, encodeCanonical, decodeCanonical, randomBytesOf } from '../crypto/index.ts'
 import { RoundFailedError, ConsensusMessageError, CertificateInvalidError, EvidenceInvalidError, type RoundFailureReason } from './errors.ts'
-import { selectCommittee, quorumOf, minimumCommittee, effectiveF, smallestCommittee } from './committee.ts'
+import { selectCommittee, quorumOf, minimumCommittee, proposerOf, shortfall } from './committee.ts'
 import { roundIdOf, commitmentOf, inputDigestOf, type RoundHeader } from './round.ts'
-import { signMessage, decodeMessage, MAX_MESSAGE_BYTES, type Signed, type MessageSigner, type ProposalBody, type CommitBody, type RevealBody } from './messages.ts'
+import { signMessage, decodeMessage, decodeMessageOf, MAX_MESSAGE_BYTES, MAX_ATTEMPT, type Signed, type MessageSigner, type ProposalBody, type CommitBody, type RevealBody, type Polka } from './messages.ts'
 import { buildCertificate, verifyCertificate, opens, signersOf, type Certificate } from './certificate.ts'
-import { buildEvidence, verifyEvidence } from './evidence.ts'
+import { buildEvidence, verifyEvidence, type Evidence } from './evidence.ts'
 import { TrustLedger } from './trust-ledger.ts'
 import { DifferentialUptime } from './uptime.ts'
 import { RoundDeadlines, type DeadlineOptions } from './deadlines.ts'
@@ -40,9 +32,11 @@ import { ConsensusMetrics } from './metrics.ts'
 import { HonestConduct, type MemberConduct, type ConductActions, type Ballot } from './conduct.ts'
 import { consensusTopics, type ConsensusPubSub } from './pubsub.ts'
 import { quietLogger, type ConsensusLogger } from './logger.ts'
+import { MemoryVoteStore, commitRefusal, mayReveal, type VoteStore, type KeyVotes } from './locks.ts'
+import { realTimers, type Timers } from './timers.ts'
 import type { FaultReason } from './fault-rules.ts'
 
-/** The agreed state a round's committee is drawn from. */
+/** The certified state a round's committee is drawn from. */
 export interface RoundContext {
   candidates: readonly string[]
   seed: Uint8Array
@@ -52,14 +46,25 @@ export interface Operation {
   readonly name: string
   /** Deterministic on the same input: a valid reveal of another result is a fault (dissent). */
   readonly objective: boolean
-  /** Who may open a round: the attempt's first committee member, or any candidate (inputs derived from the key). */
+  /** Who may open a round: the attempt's proposer, or any candidate (inputs derived from the key). */
   readonly proposers: 'leader' | 'candidates'
-  /** Committee inputs for a key from agreed state; undefined while this node cannot know them. */
+  /** Committee inputs for a key from certified state; undefined while this node cannot know them. */
   context: (key: string) => RoundContext | undefined
   /** Why this node must not vote on this key now, or undefined. */
   refusal?: (key: string) => RoundFailureReason | undefined
-  /** Validates the input and computes the result; throws for invalid input (this member then does not vote). */
-  evaluate: (key: string, input: Uint8Array, signal: AbortSignal) => Promise<Uint8Array>
+  /**
+   * What breaks the operation's deterministic rules in this input, judged only from certified
+   * state (no clock, no local view), or undefined: a proposer whose signed input breaks them is
+   * slashed with its proposal as evidence. Undefined also when the state is not held here.
+   */
+  violation?: (key: string, input: Uint8Array) => string | undefined
+  /**
+   * Validates the input and computes the result; throws for invalid input (this member then
+   * does not vote). `justified`: 2f+1 members already committed to this input in an earlier
+   * attempt (or this member is locked on it), so checks against the member's own clock, which
+   * only keep fresh proposals honest, no longer apply.
+   */
+  evaluate: (key: string, input: Uint8Array, signal: AbortSignal, justified: boolean) => Promise<Uint8Array>
   /** A certificate for this operation was formed or received and verified. */
   certified?: (certificate: Certificate, input: Uint8Array | undefined) => void
 }
@@ -69,22 +74,27 @@ export interface RoundEngineOptions {
   pubsub: ConsensusPubSub
   /** `mycelium/<networkId>`; topics are `<prefix>/bft/...`. */
   topicPrefix: string
-  /** Faults tolerated; quorum 2f+1, committees of max(3f+1, committeeSize). Default 1. */
+  /** Faults tolerated, as configured; quorum 2f+1 of committees of max(3f+1, committeeSize). Default 1. */
   f?: number
   committeeSize?: number
+  /** Clock and timers (default: real ones). */
+  timers?: Timers
+  /** @deprecated use timers; a clock alone still works with real timers. */
   clock?: () => number
+  /** Where this member's votes are kept across restarts (default: memory). */
+  votes?: VoteStore
+  /** Nonces (default: crypto random). */
+  random?: (length: number) => Uint8Array
   log?: ConsensusLogger
   deadlines?: DeadlineOptions
   /** How long a node waits for an attempt's proposal before moving to the next attempt. */
   proposalWaitMs?: number
-  /** Fixed time after the certificate before withholding is judged (default: follows the deadlines, see graceMs()). */
-  graceMs?: number
   /** This node's behaviour as a member (default honest). */
   conduct?: () => MemberConduct
   ledger?: TrustLedger
   uptime?: DifferentialUptime
   metrics?: ConsensusMetrics
-  /** True while this node has a live connection to the peer; withholding is judged only then. */
+  /** True while this node has a live connection to the peer (for status output). */
   isConnected?: (peerId: string) => boolean
 }
 
@@ -93,44 +103,50 @@ interface RoundState {
   idHex: string
   header: RoundHeader
   op: Operation
+  proposal: Signed<ProposalBody>
   input: Uint8Array
   openedAt: number
+  /** Commits counted: those that arrived before the polka was held here. */
   commits: Map<string, Signed<CommitBody>>
-  lateCommits: Map<string, Signed<CommitBody>>
+  /** Commits that arrived after: checked for equivocation, never counted. */
+  late: Map<string, Signed<CommitBody>>
   reveals: Map<string, Signed<RevealBody>>
   faulty: Set<string>
   dissenters: Set<string>
   rewarded: Set<string>
   revealOpen: boolean
   certificate?: Certificate
-  /** When this node first held the round's certificate (the withholding grace counts from there). */
-  certifiedAt?: number
-  /** Times the withholding judgement was put off because this node's own timers ran late. */
-  postponed: number
-  failure?: RoundFailedError
-  failedAt?: number
+  stalled: boolean
   closed: boolean
-  voted: boolean
+  voting: boolean
   conduct?: MemberConduct
-  timers: Array<ReturnType<typeof setTimeout>>
+  cancels: Array<() => void>
   abort: AbortController
 }
 
+interface KeyState {
+  /** The latest attempt each committee member was seen in (signed messages only). */
+  seen: Map<string, number>
+  /** The highest polka seen here: what a proposer re-proposes. */
+  valid?: { attempt: number, proposal: Signed<ProposalBody>, commits: Array<Signed<CommitBody>> }
+  /** When this node last re-published its lock's justification. */
+  lockSentAt?: number
+}
+
+type AttemptOutcome = { t: 'certified' } | { t: 'settled' } | { t: 'timeout' } | { t: 'aborted' } | { t: 'skip', to: number }
+
 const PENDING_ROUNDS_MAX = 128
 const PENDING_TTL_MS = 30_000
-const ROUND_KEEP_MS = 120_000
+const ROUND_KEEP_MS = 60_000
 const CERTIFIED_KEYS_MAX = 4096
 const EVIDENCE_KEPT = 1024
 const KEYS_REMEMBERED = 256
-/** Withholding is judged this many phases (of the observed latency) after the certificate. */
-const GRACE_PHASES = 3
-const GRACE_MIN_MS = 500
-/** How often one round's withholding judgement may be put off for this node's own stalls. */
-const JUDGE_POSTPONED_MAX = 4
+/** Open rounds one proposer may have on one key; a flood of attempts evicts only its own. */
+const ROUNDS_PER_PROPOSER = 4
 
-function remember (map: Map<string, Uint8Array>, key: string, value: Uint8Array): void {
-  if (map.has(key)) return
-  if (map.size >= KEYS_REMEMBERED) map.delete(map.keys().next().value as string)
+function remember<V> (map: Map<string, V>, key: string, value: V, max = KEYS_REMEMBERED): void {
+  if (map.has(key)) map.delete(key)
+  else if (map.size >= max) map.delete(map.keys().next().value as string)
   map.set(key, value)
 }
 
@@ -142,22 +158,25 @@ export class RoundEngine {
   readonly uptime: DifferentialUptime
   readonly metrics: ConsensusMetrics
   readonly deadlines: RoundDeadlines
+  readonly timers: Timers
   private readonly o: RoundEngineOptions
   private readonly topics: ReturnType<typeof consensusTopics>
-  private readonly clock: () => number
   private readonly log: ConsensusLogger
+  private readonly votes: VoteStore
+  private readonly random: (length: number) => Uint8Array
   private readonly ops = new Map<string, Operation>()
   private readonly rounds = new Map<string, RoundState>()
   private readonly pending = new Map<string, { at: number, messages: Signed[] }>()
-  private readonly certifiedKeys = new Map<string, Certificate>()
+  private readonly certifiedKeys = new Map<string, { certificate: Certificate, input?: Uint8Array }>()
+  private readonly keys = new Map<string, KeyState>()
   private readonly changeListeners = new Set<() => void>()
   private readonly unsubscribes: Array<() => void> = []
   private readonly evidenceStore = new Map<string, Uint8Array>()
-  private readonly locks = new Map<string, { inputDigest: Uint8Array, input: Uint8Array, round: string }>()
-  private readonly evaluatedInputs = new Map<string, Uint8Array>()
   private readonly proposals = new Map<string, Signed<ProposalBody>>()
-  /** Proposals that came before this node held their agreed state, by round id (see refresh()). */
+  /** Proposals that came before this node held their certified state, by round id (see refresh()). */
   private readonly early = new Map<string, { at: number, proposal: Signed<ProposalBody> }>()
+  /** The attempt this node's run() is on, per key. */
+  private readonly runAttempt = new Map<string, number>()
   private running = false
 
   constructor (options: RoundEngineOptions) {
@@ -165,14 +184,21 @@ export class RoundEngine {
     this.self = options.signer.peerId
     this.f = options.f ?? 1
     this.committeeSize = Math.max(minimumCommittee(this.f), options.committeeSize ?? minimumCommittee(this.f))
-    this.clock = options.clock ?? Date.now
+    this.timers = options.timers ?? realTimers(options.clock)
     this.log = options.log ?? quietLogger
-    this.ledger = options.ledger ?? new TrustLedger({ clock: this.clock })
-    this.uptime = options.uptime ?? new DifferentialUptime({ clock: this.clock })
+    this.votes = options.votes ?? new MemoryVoteStore()
+    this.random = options.random ?? randomBytesOf
+    const clock = this.timers.now
+    this.ledger = options.ledger ?? new TrustLedger({ clock })
+    this.uptime = options.uptime ?? new DifferentialUptime({ clock })
     this.metrics = options.metrics ?? new ConsensusMetrics()
     this.deadlines = new RoundDeadlines(options.deadlines)
     this.topics = consensusTopics(options.topicPrefix)
     this.ledger.onSlash((_peer, slash) => this.metrics.slashed(slash.reason))
+  }
+
+  private now (): number {
+    return this.timers.now()
   }
 
   register (op: Operation): void {
@@ -197,61 +223,109 @@ export class RoundEngine {
     this.notify()
   }
 
-  /** The committee of an attempt, in ranking order (first = proposer). */
-  committeeFor (op: string, key: string, attempt: number): string[] | undefined {
+  /** The committee of a key (the same for every attempt), in ranking order; empty without 3f+1 candidates. */
+  committeeOf (op: string, key: string): string[] | undefined {
     const ctx = this.ops.get(op)?.context(key)
-    return ctx === undefined ? undefined : selectCommittee(ctx.candidates, ctx.seed, attempt, this.committeeSize)
+    return ctx === undefined ? undefined : selectCommittee(ctx.candidates, ctx.seed, this.f, this.committeeSize)
   }
 
   certificateOf (key: string): Certificate | undefined {
-    return this.certifiedKeys.get(key)
+    return this.certifiedKeys.get(key)?.certificate
   }
 
-  /** Opens attempt `attempt` of a round on `key` as its proposer. */
-  async propose (opName: string, key: string, input: Uint8Array, attempt: number): Promise<RoundHeader> {
-    const op = this.ops.get(opName)
-    if (op === undefined) throw new TypeError(`unknown operation ${opName}`)
-    const ctx = op.context(key)
-    if (ctx === undefined) throw new RoundFailedError('invalid-input', attempt, `no agreed state for ${key}`)
-    const committee = selectCommittee(ctx.candidates, ctx.seed, attempt, this.committeeSize)
-    if (committee.length < smallestCommittee(this.f)) throw new RoundFailedError('not-enough-candidates', attempt)
-    const header: RoundHeader = { op: opName, key, seed: ctx.seed, inputDigest: inputDigestOf(input), committee, attempt, f: effectiveF(this.f, committee.length) }
-    const proposal = signMessage(this.o.signer, { t: 'proposal', from: this.self, header, input })
-    this.publish(this.topics.rounds, proposal.bytes)
-    this.onProposal(proposal as Signed<ProposalBody>)
-    return header
+  /** Why a key cannot have a committee here (too few candidates for the configured f), or undefined. */
+  shortfallOf (op: string, key: string): string | undefined {
+    const ctx = this.ops.get(op)?.context(key)
+    return ctx === undefined ? undefined : shortfall(ctx.candidates, this.f)
   }
 
   /**
-   * Runs attempts on `key` until one is certified: attempt a's proposer (if this node) proposes
-   * `input(a)`; a node moves on when the attempt fails or no proposal came in time.
+   * Runs attempts on `key` until one is certified: the attempt's proposer (if this node)
+   * proposes; a node moves on when an attempt outlasts its budget, or jumps to a later attempt
+   * f+1 members are seen in.
    */
   async run (opName: string, key: string, input: (attempt: number) => Promise<Uint8Array>, options: { signal?: AbortSignal, maxAttempts?: number, firstAttempt?: number } = {}): Promise<Certificate> {
     const op = this.ops.get(opName)
     if (op === undefined) throw new TypeError(`unknown operation ${opName}`)
     const maxAttempts = options.maxAttempts ?? 4
-    const first = options.firstAttempt ?? 0
+    let attempt = Math.max(options.firstAttempt ?? 0, this.votes.get(key)?.committed?.attempt ?? 0)
     let last: RoundFailureReason = 'no-proposal'
-    for (let attempt = first; attempt < first + maxAttempts; attempt++) {
+    for (let tries = 0; tries < maxAttempts && attempt <= MAX_ATTEMPT; tries++) {
       if (options.signal?.aborted === true) throw new RoundFailedError('aborted', attempt)
       const done = this.certifiedKeys.get(key)
-      if (done !== undefined) return done
+      if (done !== undefined) return done.certificate
       const refusal = op.refusal?.(key)
       if (refusal === 'read-only' || refusal === 'already-certified') throw new RoundFailedError(refusal, attempt)
       const ctx = op.context(key)
-      if (ctx === undefined) throw new RoundFailedError('invalid-input', attempt, `no agreed state for ${key}`)
-      const committee = selectCommittee(ctx.candidates, ctx.seed, attempt, this.committeeSize)
-      if (committee.length < smallestCommittee(this.f)) throw new RoundFailedError('not-enough-candidates', attempt)
-      const proposer = op.proposers === 'leader' ? committee[0] === this.self : ctx.candidates.includes(this.self)
-      if (proposer && refusal === undefined) await this.propose(opName, key, this.locks.get(key)?.input ?? this.evaluatedInputs.get(key) ?? await input(attempt), attempt)
-      const outcome = await this.waitAttempt(op, key, attempt, options.signal)
-      if (outcome === 'certified') return this.certifiedKeys.get(key) as Certificate
-      if (outcome === 'settled') throw new RoundFailedError('already-certified', attempt, `${key} was settled elsewhere`)
-      last = outcome === 'failed' ? 'no-quorum' : 'no-proposal'
-      if (outcome === 'aborted') throw new RoundFailedError('aborted', attempt)
+      if (ctx === undefined) throw new RoundFailedError('invalid-input', attempt, `no certified state for ${key}`)
+      const committee = selectCommittee(ctx.candidates, ctx.seed, this.f, this.committeeSize)
+      if (committee.length === 0) throw new RoundFailedError('not-enough-candidates', attempt, shortfall(ctx.candidates, this.f))
+      remember(this.runAttempt, key, attempt)
+      this.offerVotes(key)
+      const proposer = op.proposers === 'leader' ? proposerOf(committee, attempt) === this.self : ctx.candidates.includes(this.self)
+      if (proposer && refusal === undefined) await this.proposeAttempt(op, key, attempt, committee, ctx, input)
+      const outcome = await this.waitAttempt(op, key, attempt, tries, options.signal)
+      if (outcome.t === 'certified') return (this.certifiedKeys.get(key) as { certificate: Certificate }).certificate
+      if (outcome.t === 'settled') throw new RoundFailedError('already-certified', attempt, `${key} was settled elsewhere`)
+      if (outcome.t === 'aborted') throw new RoundFailedError('aborted', attempt)
+      const round = this.roundAt(key, attempt)
+      last = round === undefined ? 'no-proposal' : 'no-quorum'
+      if (round !== undefined) round.stalled = true
+      attempt = outcome.t === 'skip' ? outcome.to : attempt + 1
     }
     this.metrics.roundFailed(opName, last)
-    throw new RoundFailedError(last, first + maxAttempts - 1, `no certificate for ${key} after ${maxAttempts} attempts (${last})`)
+    throw new RoundFailedError(last, attempt - 1, `no certificate for ${key} after ${maxAttempts} attempts (${last})`)
+  }
+
+  /** The attempt a restarted or lagging caller should continue from on this key. */
+  nextAttemptOf (key: string): number {
+    const c = this.votes.get(key)?.committed?.attempt
+    return Math.max(c === undefined ? 0 : c + 1, this.skipTarget(key, -1) ?? 0)
+  }
+
+  private roundAt (key: string, attempt: number): RoundState | undefined {
+    for (const s of this.rounds.values()) if (s.header.key === key && s.header.attempt === attempt) return s
+    return undefined
+  }
+
+  /**
+   * Proposes in `attempt`: the same proposal again if this node already made one there (a
+   * restart), else the highest polka's input with that polka, else a fresh input.
+   */
+  private async proposeAttempt (op: Operation, key: string, attempt: number, committee: string[], ctx: RoundContext, input: (attempt: number) => Promise<Uint8Array>): Promise<void> {
+    const held = this.votes.get(key)
+    if (held?.proposed?.attempt === attempt) {
+      const again = decodeMessageOf(held.proposed.proposal, 'proposal')
+      this.publish(this.topics.rounds, again.bytes)
+      this.onProposal(again)
+      return
+    }
+    const justification = this.justificationFor(key)
+    let body: Uint8Array
+    let polka: Polka | null = null
+    if (justification !== undefined) {
+      body = justification.input
+      polka = { attempt: justification.attempt, commits: justification.commits }
+    } else {
+      body = await input(attempt)
+    }
+    const header: RoundHeader = { op: op.name, key, seed: ctx.seed, inputDigest: inputDigestOf(body), committee, attempt, f: this.f }
+    const proposal = signMessage(this.o.signer, { t: 'proposal', from: this.self, header, input: body, polka })
+    const latest = this.votes.get(key)
+    this.votes.put(key, { ...latest, proposed: { attempt, proposal: proposal.bytes } })
+    this.publish(this.topics.rounds, proposal.bytes)
+    this.onProposal(proposal)
+  }
+
+  /** The highest polka this node knows on the key (its own lock or one it saw). */
+  private justificationFor (key: string): { attempt: number, input: Uint8Array, commits: Uint8Array[] } | undefined {
+    const lock = this.votes.get(key)?.lock
+    const valid = this.keys.get(key)?.valid
+    if (valid !== undefined && (lock === undefined || valid.attempt >= lock.attempt)) {
+      return { attempt: valid.attempt, input: valid.proposal.body.input, commits: valid.commits.map(c => c.bytes) }
+    }
+    if (lock === undefined) return undefined
+    return { attempt: lock.attempt, input: decodeMessageOf(lock.proposal, 'proposal').body.input, commits: lock.commits }
   }
 
   /** The bytes of a slash's evidence (own or gossiped), by evidence id, for recent slashes. */
@@ -260,32 +334,33 @@ export class RoundEngine {
   }
 
   private keepEvidence (id: string, bytes: Uint8Array): void {
-    if (this.evidenceStore.size >= EVIDENCE_KEPT) this.evidenceStore.delete(this.evidenceStore.keys().next().value as string)
-    this.evidenceStore.set(id, bytes)
+    remember(this.evidenceStore, id, bytes, EVIDENCE_KEPT)
   }
 
   /**
-   * Rounds currently known (not closed yet), for status output. `failed`: the reveal deadline
-   * passed here without a certificate (the round stays listed until it is closed).
+   * Rounds currently known (not closed yet), for status output. `failed`: this node's attempt
+   * on it ran out of time without a certificate (the round stays listed until it is closed).
    */
   activeRounds (): Array<{ op: string, key: string, attempt: number, committee: string[], commits: number, reveals: number, certified: boolean, failed: boolean }> {
-    return [...this.rounds.values()].filter(s => !s.closed).map(s => ({ op: s.header.op, key: s.header.key, attempt: s.header.attempt, committee: s.header.committee, commits: s.commits.size, reveals: s.reveals.size, certified: s.certificate !== undefined, failed: s.failure !== undefined }))
+    return [...this.rounds.values()].filter(s => !s.closed).map(s => ({ op: s.header.op, key: s.header.key, attempt: s.header.attempt, committee: s.header.committee, commits: s.commits.size, reveals: s.reveals.size, certified: s.certificate !== undefined, failed: s.stalled }))
   }
 
-  /** How long one attempt may take: the wait for its proposal and its two phases. */
-  private attemptMs (): number {
+  /**
+   * How long attempt number `tries` (counted from where this run started) may take: the wait
+   * for its proposal and its two phases, growing with every attempt that failed.
+   */
+  private attemptMs (tries: number): number {
     const phase = this.deadlines.phaseMs()
-    return Math.max(this.o.proposalWaitMs ?? 1000, phase) + 2 * phase
+    return Math.round((Math.max(this.o.proposalWaitMs ?? 1000, phase) + 2 * phase) * (1 + tries / 2))
   }
 
   /**
    * Something the operations' state depends on changed (e.g. an epoch was adopted from a peer).
    * Proposals that came before that state are taken up now, and rounds this node could not vote
-   * in yet are offered the vote again: a member that is merely behind still votes instead of
-   * looking like one that withholds.
+   * in yet are offered the vote again.
    */
   refresh (): void {
-    const now = this.clock()
+    const now = this.now()
     for (const [id, held] of this.early) {
       if (now - held.at > PENDING_TTL_MS) this.early.delete(id)
       else if (this.ops.get(held.proposal.body.header.op)?.context(held.proposal.body.header.key) !== undefined) {
@@ -293,39 +368,74 @@ export class RoundEngine {
         this.onProposal(held.proposal)
       }
     }
-    this.offerVotes()
+    for (const s of [...this.rounds.values()]) {
+      if (!s.voting && !s.closed && s.certificate === undefined && s.header.committee.includes(this.self)) void this.vote(s)
+    }
     this.notify()
   }
 
-  /** Votes in the open rounds this node is a member of and has not voted in (vote() checks the refusals again). */
-  private offerVotes (): void {
+  /**
+   * The attempt this member is at on a key: where its run() is, where f+1 members are, or its
+   * latest commit. It votes no further than one attempt beyond: a Byzantine proposer that opens
+   * attempt 4000 cannot make honest members commit there and use up the attempts.
+   */
+  private currentAttempt (key: string): number {
+    return Math.max(this.runAttempt.get(key) ?? 0, this.skipTarget(key, -1) ?? 0, this.votes.get(key)?.committed?.attempt ?? 0)
+  }
+
+  /** Offers the vote again in the open rounds on `key` this member has not voted in. */
+  private offerVotes (key: string): void {
     for (const s of [...this.rounds.values()]) {
-      if (!s.voted && !s.closed && s.failure === undefined && s.certificate === undefined && s.header.committee.includes(this.self)) void this.vote(s)
+      if (s.header.key === key && !s.voting && !s.closed && s.certificate === undefined && s.header.committee.includes(this.self)) void this.vote(s)
     }
   }
 
-  private waitAttempt (op: Operation, key: string, attempt: number, signal?: AbortSignal): Promise<'certified' | 'settled' | 'failed' | 'timeout' | 'aborted'> {
-    const budget = this.attemptMs()
-    const start = this.clock()
+  /** The attempt f+1 committee members were seen in, if later than `attempt` (one of them is honest). */
+  private skipTarget (key: string, attempt: number): number | undefined {
+    const seen = this.keys.get(key)?.seen
+    if (seen === undefined || seen.size < this.f + 1) return undefined
+    const latest = [...seen.values()].sort((a, b) => b - a)[this.f]
+    return latest > attempt ? latest : undefined
+  }
+
+  private keyState (key: string): KeyState {
+    let k = this.keys.get(key)
+    if (k === undefined) {
+      k = { seen: new Map() }
+      remember(this.keys, key, k)
+    }
+    return k
+  }
+
+  private noteAttempt (key: string, member: string, attempt: number): void {
+    const seen = this.keyState(key).seen
+    if ((seen.get(member) ?? -1) >= attempt) return
+    const before = this.skipTarget(key, -1)
+    seen.set(member, attempt)
+    if (this.skipTarget(key, -1) !== before) this.offerVotes(key)
+  }
+
+  private waitAttempt (op: Operation, key: string, attempt: number, tries: number, signal?: AbortSignal): Promise<AttemptOutcome> {
     return new Promise(resolve => {
-      let timer: ReturnType<typeof setTimeout> | undefined
+      let cancel: (() => void) | undefined
+      let timedOut = false
       const check = (): void => {
-        if (this.certifiedKeys.has(key)) return finish('certified')
-        if (op.refusal?.(key) === 'already-certified') return finish('settled')
-        if (signal?.aborted === true || !this.running) return finish('aborted')
-        const mine = [...this.rounds.values()].filter(s => s.header.key === key && s.header.attempt === attempt)
-        if (mine.length > 0 && mine.every(s => s.failure !== undefined)) return finish('failed')
-        if (mine.length === 0 && this.clock() - start >= budget) return finish('timeout')
+        if (this.certifiedKeys.has(key)) return finish({ t: 'certified' })
+        if (op.refusal?.(key) === 'already-certified') return finish({ t: 'settled' })
+        if (signal?.aborted === true || !this.running) return finish({ t: 'aborted' })
+        const to = this.skipTarget(key, attempt)
+        if (to !== undefined) return finish({ t: 'skip', to })
+        if (timedOut) return finish({ t: 'timeout' })
       }
-      const finish = (outcome: 'certified' | 'settled' | 'failed' | 'timeout' | 'aborted'): void => {
+      const finish = (outcome: AttemptOutcome): void => {
         this.changeListeners.delete(check)
         signal?.removeEventListener('abort', check)
-        if (timer !== undefined) clearTimeout(timer)
+        cancel?.()
         resolve(outcome)
       }
       this.changeListeners.add(check)
       signal?.addEventListener('abort', check)
-      timer = setTimeout(check, budget + 5)
+      cancel = this.timers.after(this.attemptMs(tries), () => { timedOut = true; check() })
       check()
     })
   }
@@ -363,7 +473,7 @@ export class RoundEngine {
 
   private hold (m: Signed): void {
     const id = toHex((m.body as CommitBody).round)
-    const now = this.clock()
+    const now = this.now()
     for (const [k, v] of this.pending) if (now - v.at > PENDING_TTL_MS) this.pending.delete(k)
     let p = this.pending.get(id)
     if (p === undefined) {
@@ -374,28 +484,46 @@ export class RoundEngine {
     if (p.messages.length < 4 * 64) p.messages.push(m)
   }
 
+  /** The polka a proposal carries, if it is 2f+1 valid commits of the same input in an earlier attempt. */
+  private checkPolka (h: RoundHeader, polka: Polka): Array<Signed<CommitBody>> | undefined {
+    if (polka.attempt >= h.attempt) return undefined
+    const round = roundIdOf({ ...h, attempt: polka.attempt })
+    const members = new Set(h.committee)
+    const commits = new Map<string, Signed<CommitBody>>()
+    for (const bytes of polka.commits) {
+      let c: Signed<CommitBody>
+      try {
+        c = decodeMessageOf(bytes, 'commit')
+      } catch {
+        return undefined
+      }
+      if (!members.has(c.body.from) || commits.has(c.body.from) || !equalBytes(c.body.round, round)) return undefined
+      commits.set(c.body.from, c)
+    }
+    return commits.size >= quorumOf(h.f, h.committee.length) ? [...commits.values()] : undefined
+  }
+
   private onProposal (p: Signed<ProposalBody>): void {
     const h = p.body.header
     const op = this.ops.get(h.op)
     if (op === undefined) return
     const ctx = op.context(h.key)
     if (ctx === undefined) {
-      // This node does not hold the agreed state yet (e.g. it is still adopting the previous
-      // epoch): the proposal is kept until refresh() says the state changed, instead of being
-      // dropped, which would leave this member out of the round (and judged a withholder).
+      // This node does not hold the certified state yet (e.g. it is still adopting the previous
+      // epoch): the proposal is kept until refresh() says the state changed.
       const id = toHex(roundIdOf(h))
-      if (!this.early.has(id)) {
-        if (this.early.size >= PENDING_ROUNDS_MAX) this.early.delete(this.early.keys().next().value as string)
-        this.early.set(id, { at: this.clock(), proposal: p })
-      }
-      return this.log.debug({ key: h.key }, 'proposal for a key without agreed state (kept)')
+      if (!this.early.has(id)) remember(this.early, id, { at: this.now(), proposal: p }, PENDING_ROUNDS_MAX)
+      return this.log.debug({ key: h.key }, 'proposal for a key without certified state (kept)')
     }
-    const expected = selectCommittee(ctx.candidates, ctx.seed, h.attempt, this.committeeSize)
-    if (!equalBytes(ctx.seed, h.seed) || h.f !== effectiveF(this.f, expected.length) || expected.length < smallestCommittee(this.f)) return this.log.debug({ key: h.key }, 'proposal with another seed or f')
-    if (expected.length !== h.committee.length || expected.some((m, i) => m !== h.committee[i])) return this.log.debug({ key: h.key }, 'proposal with a wrong committee')
-    const mayPropose = op.proposers === 'leader' ? p.body.from === h.committee[0] : ctx.candidates.includes(p.body.from)
+    const committee = selectCommittee(ctx.candidates, ctx.seed, this.f, this.committeeSize)
+    if (committee.length === 0 || !equalBytes(ctx.seed, h.seed) || h.f !== this.f) return this.log.debug({ key: h.key }, 'proposal with another seed or f')
+    if (committee.length !== h.committee.length || committee.some((m, i) => m !== h.committee[i])) return this.log.debug({ key: h.key }, 'proposal with a wrong committee')
+    const mayPropose = op.proposers === 'leader' ? p.body.from === proposerOf(committee, h.attempt) : ctx.candidates.includes(p.body.from)
     if (!mayPropose) return this.log.debug({ key: h.key, from: p.body.from }, 'proposal from a peer that may not propose')
     if (!equalBytes(inputDigestOf(p.body.input), h.inputDigest)) return
+    const polka = p.body.polka === null ? undefined : this.checkPolka(h, p.body.polka)
+    if (p.body.polka !== null && polka === undefined) return this.log.debug({ key: h.key }, 'proposal with an invalid polka')
+    if (this.certifiedKeys.has(h.key)) return
     // A proposer that opens one attempt with two different inputs splits the committee: equivocation.
     const slot = `${h.op}|${h.key}|${h.attempt}|${p.body.from}`
     const earlier = this.proposals.get(slot)
@@ -403,21 +531,26 @@ export class RoundEngine {
       this.report(buildEvidence('equivocate', p.body.from, earlier.body.header, [earlier, p]))
       return
     }
-    if (earlier === undefined) {
-      if (this.proposals.size >= PENDING_ROUNDS_MAX * 8) this.proposals.delete(this.proposals.keys().next().value as string)
-      this.proposals.set(slot, p)
-    }
+    if (earlier === undefined) remember(this.proposals, slot, p, PENDING_ROUNDS_MAX * 8)
     const id = roundIdOf(h)
     const idHex = toHex(id)
     if (this.rounds.has(idHex)) return
+    this.noteAttempt(h.key, p.body.from, h.attempt)
     this.uptime.seen(p.body.from)
+    const bad = op.violation?.(h.key, p.body.input)
+    if (bad !== undefined) {
+      this.log.warn({ key: h.key, proposer: p.body.from, violation: bad }, 'proposal breaks the rules; its proposer is slashed')
+      this.report(buildEvidence('bad-proposal', p.body.from, h, [p]))
+      return
+    }
+    this.evictFlood(h.key, p.body.from)
     const s: RoundState = {
-      id, idHex, header: h, op, input: p.body.input, openedAt: this.clock(),
-      commits: new Map(), lateCommits: new Map(), reveals: new Map(), faulty: new Set(), dissenters: new Set(), rewarded: new Set(),
-      revealOpen: false, postponed: 0, closed: false, voted: false, timers: [], abort: new AbortController()
+      id, idHex, header: h, op, proposal: p, input: p.body.input, openedAt: this.now(),
+      commits: new Map(), late: new Map(), reveals: new Map(), faulty: new Set(), dissenters: new Set(), rewarded: new Set(),
+      revealOpen: false, stalled: false, closed: false, voting: false, cancels: [], abort: new AbortController()
     }
     this.rounds.set(idHex, s)
-    s.timers.push(setTimeout(() => this.openReveal(s), this.deadlines.phaseMs()))
+    if (polka !== undefined) this.learnPolka(h.key, polka[0].body.round, p, polka, p.body.polka?.attempt ?? 0)
     this.notify()
     if (h.committee.includes(this.self)) void this.vote(s)
     const held = this.pending.get(idHex)
@@ -428,58 +561,110 @@ export class RoundEngine {
     }
   }
 
-  private refusalOf (s: RoundState): RoundFailureReason | undefined {
-    const reason = s.op.refusal?.(s.header.key)
-    if (reason !== undefined) return reason
-    if (this.certifiedKeys.has(s.header.key)) return 'already-certified'
-    const lock = this.locks.get(s.header.key)
-    if (lock !== undefined && !equalBytes(lock.inputDigest, s.header.inputDigest)) {
-      const held = this.rounds.get(lock.round)
-      const failedAt = held === undefined ? 0 : held.failedAt
-      if (failedAt === undefined || this.clock() - failedAt < this.attemptMs()) return 'locked'
-      this.locks.delete(s.header.key)
+  /** A proposer flooding attempts on a key keeps at most a few open rounds; its oldest go. */
+  private evictFlood (key: string, proposer: string): void {
+    const mine = [...this.rounds.values()].filter(s => s.header.key === key && s.proposal.body.from === proposer && s.certificate === undefined)
+    if (mine.length < ROUNDS_PER_PROPOSER) return
+    mine.sort((a, b) => a.header.attempt - b.header.attempt)
+    for (const s of mine.slice(0, mine.length - ROUNDS_PER_PROPOSER + 1)) {
+      this.close(s)
+      this.rounds.delete(s.idHex)
     }
-    // One open vote per key: a member never backs two live rounds (attempts) on the same key.
-    for (const other of this.rounds.values()) {
-      if (other !== s && other.voted && other.header.key === s.header.key && other.failure === undefined) return 'already-certified'
-    }
-    return undefined
+  }
+
+  /** Records a polka (2f+1 commits of one input in one attempt) as the key's highest, if it is. */
+  private learnPolka (key: string, _round: Uint8Array, proposal: Signed<ProposalBody>, commits: Array<Signed<CommitBody>>, attempt: number): void {
+    const k = this.keyState(key)
+    if (k.valid !== undefined && k.valid.attempt >= attempt) return
+    // The proposal of the polka's own attempt is what a later proposer re-proposes: rebuild it
+    // from the carrying proposal when the polka came inside a later one (same input, same key).
+    k.valid = { attempt, proposal, commits }
   }
 
   private async vote (s: RoundState): Promise<void> {
-    const refusal = this.refusalOf(s)
-    if (refusal !== undefined) {
-      this.log.debug({ key: s.header.key, attempt: s.header.attempt, refusal }, 'not voting in round')
+    if (s.voting || s.closed) return
+    const key = s.header.key
+    const opRefusal = s.op.refusal?.(key) ?? (this.certifiedKeys.has(key) ? 'already-certified' : undefined)
+    if (opRefusal !== undefined) return this.log.debug({ key, attempt: s.header.attempt, refusal: opRefusal }, 'not voting in round')
+    if (s.header.attempt > this.currentAttempt(key) + 1) return this.log.debug({ key, attempt: s.header.attempt }, 'round too far ahead; kept until this member gets there')
+    const held = this.votes.get(key)
+    // This member committed in this very round before a restart: it resumes with its ballot.
+    if (held?.committed !== undefined && equalBytes(held.committed.round, s.id)) {
+      s.voting = true
+      const ballot = { result: held.committed.result, nonce: held.committed.nonce }
+      s.conduct = new HonestConduct(ballot)
+      this.publishCommit(s, ballot)
+      if (s.revealOpen) s.conduct.revealPhase(this.actions(s))
       return
     }
-    s.voted = true
+    const polkaAttempt = s.proposal.body.polka === null ? undefined : s.proposal.body.polka.attempt
+    const refusal = commitRefusal(held, s.header.attempt, s.header.inputDigest, polkaAttempt)
+    if (refusal !== undefined) {
+      this.log.debug({ key, attempt: s.header.attempt, refusal }, 'not voting in round')
+      if (held?.lock !== undefined && !equalBytes(held.lock.inputDigest, s.header.inputDigest)) this.sendLock(key, held)
+      return
+    }
+    s.voting = true
     let result: Uint8Array
     try {
-      result = await s.op.evaluate(s.header.key, s.input, s.abort.signal)
+      const justified = polkaAttempt !== undefined || (held?.lock !== undefined && equalBytes(held.lock.inputDigest, s.header.inputDigest))
+      result = await s.op.evaluate(key, s.input, s.abort.signal, justified)
     } catch (err) {
-      this.log.warn({ key: s.header.key, err: (err as Error).message }, 'round input rejected; not voting')
+      this.log.warn({ key, err: (err as Error).message }, 'round input rejected; not voting')
       return
     }
     if (s.closed) return
-    remember(this.evaluatedInputs, s.header.key, s.input)
+    // Evaluation is asynchronous: another round on the key may have taken this member's vote meanwhile.
+    const now = this.votes.get(key)
+    if (commitRefusal(now, s.header.attempt, s.header.inputDigest, polkaAttempt) !== undefined) return
+    // Locked on this input: the member's result is the one it locked on (its verdict does not drift).
+    if (now?.lock !== undefined && equalBytes(now.lock.inputDigest, s.header.inputDigest)) result = now.lock.result
     s.conduct = (this.o.conduct ?? (() => new HonestConduct()))()
     s.conduct.evaluated(result, this.actions(s))
     if (s.revealOpen) s.conduct.revealPhase(this.actions(s))
   }
 
+  /**
+   * A member locked on another input than the one proposed re-publishes its lock's proposal and
+   * polka (at most once an attempt time): a later proposer learns it and re-proposes it, which
+   * is how the network gets unstuck after a partition lost those messages.
+   */
+  private sendLock (key: string, held: KeyVotes): void {
+    const lock = held.lock
+    const k = this.keyState(key)
+    if (lock === undefined || (k.lockSentAt !== undefined && this.now() - k.lockSentAt < this.attemptMs(0))) return
+    k.lockSentAt = this.now()
+    this.publish(this.topics.rounds, lock.proposal)
+    for (const c of lock.commits) this.publish(this.topics.rounds, c)
+  }
+
+  private publishCommit (s: RoundState, b: Ballot): void {
+    const c = signMessage(this.o.signer, { t: 'commit', from: this.self, round: s.id, commitment: commitmentOf(b.result, b.nonce, this.self, s.id) })
+    this.publish(this.topics.rounds, c.bytes)
+    this.onCommit(s, c)
+  }
+
   private actions (s: RoundState): ConductActions {
     return {
+      nonce: () => this.random(32),
       commit: (b: Ballot) => {
         if (s.closed) return
-        const c = signMessage(this.o.signer, { t: 'commit', from: this.self, round: s.id, commitment: commitmentOf(b.result, b.nonce, this.self, s.id) })
-        this.publish(this.topics.rounds, c.bytes)
-        this.onCommit(s, c)
+        const key = s.header.key
+        const held = this.votes.get(key)
+        // Written before the commit goes out: after a restart this member neither commits again
+        // in this attempt nor in an earlier one, and can still open its commitment.
+        if (held?.committed === undefined || held.committed.attempt < s.header.attempt) {
+          this.votes.put(key, { ...held, committed: { attempt: s.header.attempt, round: s.id, inputDigest: s.header.inputDigest, result: b.result, nonce: b.nonce } })
+        }
+        this.publishCommit(s, b)
       },
       reveal: (b: Ballot) => {
-        if (s.closed) return
-        if (!this.locks.has(s.header.key)) {
-          if (this.locks.size >= KEYS_REMEMBERED) this.locks.delete(this.locks.keys().next().value as string)
-          this.locks.set(s.header.key, { inputDigest: s.header.inputDigest, input: s.input, round: s.idHex })
+        if (s.closed || !s.revealOpen) return
+        const key = s.header.key
+        const held = this.votes.get(key)
+        if (s.conduct instanceof HonestConduct && !mayReveal(held, s.header.attempt, s.id)) return
+        if (held?.lock === undefined || held.lock.attempt < s.header.attempt) {
+          this.votes.put(key, { ...held, lock: { attempt: s.header.attempt, inputDigest: s.header.inputDigest, result: b.result, proposal: s.proposal.bytes, commits: [...s.commits.values()].map(c => c.bytes) } })
         }
         const r = signMessage(this.o.signer, { t: 'reveal', from: this.self, round: s.id, result: b.result, nonce: b.nonce })
         this.publish(this.topics.rounds, r.bytes)
@@ -490,85 +675,56 @@ export class RoundEngine {
 
   private onCommit (s: RoundState, c: Signed<CommitBody>): void {
     const from = c.body.from
-    // A certified round is still heard after it is closed: a late member's vote clears it (absolve()).
-    if (!s.header.committee.includes(from) || (s.closed && s.certificate === undefined)) return
+    if (!s.header.committee.includes(from)) return
     this.uptime.seen(from)
-    const earlier = s.commits.get(from) ?? s.lateCommits.get(from)
+    this.noteAttempt(s.header.key, from, s.header.attempt)
+    const earlier = s.commits.get(from) ?? s.late.get(from)
     if (earlier !== undefined) {
       if (!equalBytes(earlier.body.commitment, c.body.commitment)) this.slash(s, 'equivocate', from, [earlier, c])
       return
     }
-    if (s.revealOpen) s.lateCommits.set(from, c)
-    else s.commits.set(from, c)
-    for (const r of s.reveals.values()) this.checkCopy(s, c, r)
-    // Late arrivals are measured too, so deadlines grow when the network is slower than they are;
-    // not a copy's, which comes late by design and would stretch every deadline (and grace) after it.
-    if (from !== this.self && !s.faulty.has(from)) this.deadlines.observe(this.clock() - s.openedAt)
-    if (!s.revealOpen && this.allCommitsIn(s)) this.openReveal(s)
-    this.absolve(s, from)
+    if (s.revealOpen || s.closed) {
+      s.late.set(from, c)
+      return
+    }
+    s.commits.set(from, c)
+    if (from !== this.self) this.deadlines.observe(this.now() - s.openedAt)
+    if (s.commits.size >= quorumOf(s.header.f, s.header.committee.length)) this.openReveal(s)
+    else this.notify()
   }
 
-  /**
-   * Every member that can still send has committed: all of them, or, when some members are
-   * unreachable from here (crashed, cut off), every reachable one and at least a quorum.
-   */
-  private allCommitsIn (s: RoundState): boolean {
-    if (s.commits.size === s.header.committee.length) return true
-    if (this.o.isConnected === undefined || s.commits.size < quorumOf(s.header.f, s.header.committee.length)) return false
-    return s.header.committee.every(m => s.commits.has(m) || (m !== this.self && !this.o.isConnected?.(m)))
+  /** The commit phase closed here: 2f+1 commits are held. */
+  private openReveal (s: RoundState): void {
+    if (s.revealOpen || s.closed) return
+    s.revealOpen = true
+    this.learnPolka(s.header.key, s.id, s.proposal, [...s.commits.values()], s.header.attempt)
+    s.conduct?.revealPhase(this.actions(s))
+    this.tally(s)
+    this.notify()
   }
 
   private onReveal (s: RoundState, r: Signed<RevealBody>): void {
     const from = r.body.from
-    if (!s.header.committee.includes(from) || (s.closed && s.certificate === undefined)) return
+    if (!s.header.committee.includes(from)) return
     this.uptime.seen(from)
+    this.noteAttempt(s.header.key, from, s.header.attempt)
     const earlier = s.reveals.get(from)
     if (earlier !== undefined) {
       if (!equalBytes(earlier.body.result, r.body.result) || !equalBytes(earlier.body.nonce, r.body.nonce)) this.slash(s, 'equivocate', from, [earlier, r])
       return
     }
     s.reveals.set(from, r)
-    const commit = s.commits.get(from) ?? s.lateCommits.get(from)
+    const commit = s.commits.get(from) ?? s.late.get(from)
     if (commit !== undefined && !opens(commit.body, r.body)) this.slash(s, 'mismatch', from, [commit, r])
     if (from !== this.self && commit !== undefined && opens(commit.body, r.body)) s.conduct?.peerRevealed?.({ result: r.body.result, nonce: r.body.nonce }, this.actions(s))
     this.tally(s)
-    this.absolve(s, from)
   }
 
-  /** True if the member's reveal opens its own commitment in this round (it did not withhold). */
-  private revealed (s: RoundState, member: string): boolean {
-    const reveal = s.reveals.get(member)
-    const commit = s.commits.get(member) ?? s.lateCommits.get(member)
-    return reveal !== undefined && commit !== undefined && !s.faulty.has(member) && opens(commit.body, reveal.body)
-  }
-
-  /**
-   * A member's vote reached this node after the round was certified (possibly after it was
-   * judged a withholder here or by f+1 attesters): it was slow, not withholding, and a
-   * withholding slash for this round is withdrawn.
-   */
-  private absolve (s: RoundState, member: string): void {
-    if (s.certificate === undefined || !this.revealed(s, member)) return
-    if (this.ledger.absolve(member, s.idHex)) this.log.info({ key: s.header.key, member }, 'withholding slash withdrawn: the member revealed late')
-  }
-
-  /**
-   * A commitment that arrives after another member's reveal and opens with that reveal's
-   * result and nonce was made from it: a copy. (Checked only in that order: the member whose
-   * nonce was copied committed before anyone could know it.)
-   */
-  private checkCopy (s: RoundState, c: Signed<CommitBody>, r: Signed<RevealBody>): void {
-    const copier = c.body.from
-    if (copier === r.body.from || s.faulty.has(copier)) return
-    if (!equalBytes(commitmentOf(r.body.result, r.body.nonce, copier, s.id), c.body.commitment)) return
-    const attest = signMessage(this.o.signer, { t: 'attest', from: this.self, round: s.id, accused: copier, fault: 'copy' })
-    this.slash(s, 'copy', copier, [c, r, attest])
-  }
-
+  /** Votes that count: a reveal opening a commitment counted before the polka here. */
   private validVotes (s: RoundState): Array<{ commit: Signed<CommitBody>, reveal: Signed<RevealBody> }> {
     const votes = []
     for (const [from, reveal] of s.reveals) {
-      const commit = s.commits.get(from) ?? s.lateCommits.get(from)
+      const commit = s.commits.get(from)
       if (commit === undefined || s.faulty.has(from) || !opens(commit.body, reveal.body)) continue
       votes.push({ commit, reveal })
     }
@@ -577,7 +733,7 @@ export class RoundEngine {
 
   private tally (s: RoundState): void {
     const votes = this.validVotes(s)
-    if (s.certificate === undefined && s.failure === undefined) {
+    if (s.certificate === undefined) {
       const groups = new Map<string, typeof votes>()
       for (const v of votes) {
         const k = toHex(v.reveal.body.result)
@@ -587,7 +743,7 @@ export class RoundEngine {
       }
       for (const g of groups.values()) {
         if (g.length >= quorumOf(s.header.f, s.header.committee.length)) {
-          this.certify(s, buildCertificate(s.header, g[0].reveal.body.result, g), true)
+          this.certify(s, buildCertificate(s.header, g[0].reveal.body.result, g), s.input, true)
           break
         }
       }
@@ -609,141 +765,103 @@ export class RoundEngine {
     }
   }
 
-  private certify (s: RoundState, cert: Certificate, formedHere: boolean): void {
-    const key = s.header.key
+  /** Takes a verified certificate for its key; a second one with another result is evidence against those who signed both. */
+  private certify (s: RoundState | undefined, cert: Certificate, input: Uint8Array | undefined, formedHere: boolean): void {
+    const key = cert.header.key
     const held = this.certifiedKeys.get(key)
-    if (held !== undefined && !equalBytes(held.result, cert.result)) {
+    if (held !== undefined && !equalBytes(held.certificate.result, cert.result)) {
       this.metrics.conflictRefused()
       this.log.error({ key }, 'refused a second certificate with another result for a certified key')
+      const both = new Set(signersOf(held.certificate))
+      for (const m of signersOf(cert)) if (both.has(m)) this.report(buildEvidence('conflict', m, cert.header, [], held.certificate, cert))
       return
     }
-    s.certificate = cert
-    s.certifiedAt = this.clock()
+    if (s !== undefined) {
+      if (s.certificate !== undefined) return
+      s.certificate = cert
+      s.cancels.push(this.timers.after(ROUND_KEEP_MS, () => { this.close(s); this.rounds.delete(s.idHex) }))
+    }
     if (held === undefined) {
-      if (this.certifiedKeys.size >= CERTIFIED_KEYS_MAX) this.certifiedKeys.delete(this.certifiedKeys.keys().next().value as string)
-      this.certifiedKeys.set(key, cert)
-      this.metrics.roundCertified(s.header.op, this.clock() - s.openedAt)
+      remember(this.certifiedKeys, key, { certificate: cert, input }, CERTIFIED_KEYS_MAX)
+      // The key is decided: this member's votes on it are no longer needed after a restart.
+      this.votes.delete(key)
+      if (s !== undefined) this.metrics.roundCertified(s.header.op, this.now() - s.openedAt)
       // The first signer announces it, for nodes that missed some votes.
-      if (formedHere && cert.votes[0]?.commit.body.from === this.self) this.publish(this.topics.certified, encodeCanonical({ certificate: cert.bytes, input: s.input }))
-      s.op.certified?.(cert, s.input)
+      if (formedHere && cert.votes[0]?.commit.body.from === this.self) this.publish(this.topics.certified, encodeCanonical({ certificate: cert.bytes, input: input ?? new Uint8Array() }))
+      this.ops.get(cert.header.op)?.certified?.(cert, input)
     }
     this.notify()
-  }
-
-  private openReveal (s: RoundState): void {
-    if (s.revealOpen || s.closed) return
-    s.revealOpen = true
-    s.conduct?.revealPhase(this.actions(s))
-    const phase = this.deadlines.phaseMs()
-    s.timers.push(setTimeout(() => this.revealDeadline(s), phase))
-    this.judgeAt(s, this.clock() + phase + this.graceMs())
-  }
-
-  /**
-   * How long members have, after the certificate, to reveal before withholding is judged: a few
-   * phases of the latency this node observes (deadlines.ts), so it grows with a slow network or
-   * a busy host instead of being a fixed few hundred ms.
-   */
-  private graceMs (): number {
-    return this.o.graceMs ?? Math.max(GRACE_MIN_MS, GRACE_PHASES * this.deadlines.phaseMs())
-  }
-
-  private judgeAt (s: RoundState, at: number): void {
-    s.timers.push(setTimeout(() => this.judge(s, at), Math.max(0, at - this.clock())))
-  }
-
-  private revealDeadline (s: RoundState): void {
-    if (s.certificate !== undefined || s.closed) return
-    s.failedAt = this.clock()
-    s.failure = new RoundFailedError('no-quorum', s.header.attempt, `round ${s.header.key} attempt ${s.header.attempt} got no 2f+1 matching reveals`)
-    this.metrics.roundFailed(s.header.op, 'no-quorum')
-    this.log.info({ key: s.header.key, attempt: s.header.attempt, commits: s.commits.size, reveals: s.reveals.size }, 'round failed')
-    // This node's open vote on the key has ended: a later attempt it refused for it may get its vote now.
-    this.offerVotes()
-    this.notify()
-  }
-
-  /**
-   * Closes the round; for a certified one, first judges withholding: a grace after the
-   * certificate, only connected members that neither revealed here nor signed the certificate
-   * (its votes carry their reveals, e.g. when it came on the certified topic first).
-   */
-  private judge (s: RoundState, dueAt: number): void {
-    if (s.closed) return
-    const now = this.clock()
-    const grace = this.graceMs()
-    // The timer fired well after its time: this node's event loop was held up (a busy host) and
-    // messages that arrived meanwhile are not read yet. That time is not counted against the members.
-    if (now - dueAt > grace / 4 && s.postponed < JUDGE_POSTPONED_MAX) {
-      s.postponed++
-      return this.judgeAt(s, now + (now - dueAt))
-    }
-    const cert = s.certificate
-    if (cert !== undefined && (s.certifiedAt ?? now) + grace > now) return this.judgeAt(s, (s.certifiedAt ?? now) + grace)
-    if (cert !== undefined) {
-      const signers = new Set(signersOf(cert))
-      for (const member of s.header.committee) {
-        if (member === this.self || s.faulty.has(member) || s.reveals.has(member) || signers.has(member)) continue
-        if (this.o.isConnected !== undefined && !this.o.isConnected(member)) continue
-        const fault = s.commits.has(member) || s.lateCommits.has(member) ? 'no-reveal' : 'no-commit'
-        const attest = signMessage(this.o.signer, { t: 'attest', from: this.self, round: s.id, accused: member, fault })
-        this.slash(s, 'withhold', member, [attest], cert)
-      }
-    }
-    this.close(s)
-    const t = setTimeout(() => this.rounds.delete(s.idHex), ROUND_KEEP_MS)
-    t.unref?.()
   }
 
   private close (s: RoundState): void {
     s.closed = true
     s.abort.abort()
-    for (const t of s.timers) clearTimeout(t)
-    s.timers = []
+    for (const c of s.cancels) c()
+    s.cancels = []
   }
 
   private slash (s: RoundState, reason: FaultReason, accused: string, messages: Signed[], cert?: Certificate): void {
-    if (reason !== 'withhold' && reason !== 'dissent') s.faulty.add(accused)
+    if (reason !== 'dissent') s.faulty.add(accused)
     this.report(buildEvidence(reason, accused, s.header, messages, cert))
-    if (reason === 'copy' || reason === 'mismatch' || reason === 'equivocate') this.tally(s)
+    if (reason === 'mismatch' || reason === 'equivocate') this.tally(s)
   }
 
   /** Applies evidence this node observed itself and gossips it. */
-  private report (evidence: ReturnType<typeof buildEvidence>): void {
+  private report (evidence: Evidence): void {
     this.keepEvidence(evidence.id, evidence.bytes)
-    if (this.ledger.apply(evidence, { own: true })) {
+    if (this.ledger.apply(evidence)) {
       this.log.warn({ accused: evidence.accused, reason: evidence.reason, key: evidence.header.key, evidence: evidence.id }, 'member slashed')
       this.publish(this.topics.evidence, evidence.bytes)
     }
   }
 
+  /**
+   * Why evidence does not hold against this node's certified state, or undefined: the round's
+   * committee, seed and f must be the ones the certified chain gives for its key, and a
+   * bad-proposal must break the operation's rules. Evidence for a key this node cannot judge
+   * (no certified state for it) is not applied.
+   */
+  checkEvidence (ev: Evidence): string | undefined {
+    const h = ev.header
+    const op = this.ops.get(h.op)
+    const ctx = op?.context(h.key)
+    if (op === undefined || ctx === undefined) return 'no certified state for its key here'
+    const committee = selectCommittee(ctx.candidates, ctx.seed, this.f, this.committeeSize)
+    if (!equalBytes(ctx.seed, h.seed) || h.f !== this.f || committee.length !== h.committee.length || committee.some((m, i) => m !== h.committee[i])) return 'its round is not one of the certified committee'
+    if (ev.reason === 'dissent' && !op.objective) return 'dissent on an operation that is not objective'
+    if (ev.reason === 'bad-proposal') {
+      const p = decodeMessageOf(ev.messages[0], 'proposal')
+      if (op.proposers === 'leader' && p.body.from !== proposerOf(committee, h.attempt)) return 'the proposal is not the proposer\'s'
+      if (op.violation?.(h.key, p.body.input) === undefined) return 'the proposal breaks no rule'
+    }
+    return undefined
+  }
+
   private receiveEvidence (data: Uint8Array): void {
+    let ev: Evidence
     try {
-      const ev = verifyEvidence(data)
-      this.keepEvidence(ev.id, ev.bytes)
-      // Withholding this node knows to be wrong: the accused's vote reached it (late, or after the attester judged).
-      if (ev.reason === 'withhold') {
-        const s = this.rounds.get(toHex(roundIdOf(ev.header)))
-        if (s !== undefined && this.revealed(s, ev.accused)) return
-      }
-      this.ledger.apply(ev, { own: false, attester: ev.attester })
+      ev = verifyEvidence(data)
     } catch (err) {
       if (!(err instanceof EvidenceInvalidError)) throw err
-      this.log.debug({ err: err.message }, 'evidence rejected')
+      return this.log.debug({ err: err.message }, 'evidence rejected')
     }
+    const wrong = this.checkEvidence(ev)
+    if (wrong !== undefined) return this.log.debug({ accused: ev.accused, reason: ev.reason, why: wrong }, 'evidence rejected')
+    this.keepEvidence(ev.id, ev.bytes)
+    if (this.ledger.apply(ev)) this.log.warn({ accused: ev.accused, reason: ev.reason, key: ev.header.key, evidence: ev.id }, 'member slashed (evidence from a peer)')
   }
 
   private receiveCertified (data: Uint8Array): void {
     if (data.length > MAX_MESSAGE_BYTES + 80 * 1024) return
     let cert: Certificate
-    let input: Uint8Array | undefined
+    let input: Uint8Array
     try {
       const raw = decodeCanonical(data) as { certificate?: unknown, input?: unknown }
       if (!(raw?.certificate instanceof Uint8Array) || !(raw.input instanceof Uint8Array)) throw new ConsensusMessageError('expected { certificate, input }')
       // Most nodes formed the same certificate themselves: skip its signatures then.
       const peek = decodeCanonical(raw.certificate) as { header?: { key?: unknown }, result?: unknown }
       const held = typeof peek?.header?.key === 'string' ? this.certifiedKeys.get(peek.header.key) : undefined
-      if (held !== undefined && peek.result instanceof Uint8Array && equalBytes(held.result, peek.result)) return
+      if (held !== undefined && peek.result instanceof Uint8Array && equalBytes(held.certificate.result, peek.result)) return
       cert = verifyCertificate(raw.certificate)
       input = raw.input
       if (!equalBytes(inputDigestOf(input), cert.header.inputDigest)) throw new ConsensusMessageError('input does not match the certificate')
@@ -755,22 +873,9 @@ export class RoundEngine {
     const h = cert.header
     const op = this.ops.get(h.op)
     const ctx = op?.context(h.key)
-    if (op === undefined || ctx === undefined || !equalBytes(ctx.seed, h.seed)) return
-    const expected = selectCommittee(ctx.candidates, ctx.seed, h.attempt, this.committeeSize)
-    if (h.f !== effectiveF(this.f, expected.length)) return
+    if (op === undefined || ctx === undefined || !equalBytes(ctx.seed, h.seed) || h.f !== this.f) return
+    const expected = selectCommittee(ctx.candidates, ctx.seed, this.f, this.committeeSize)
     if (expected.length !== h.committee.length || expected.some((m, i) => m !== h.committee[i])) return
-    const idHex = toHex(roundIdOf(h))
-    const s = this.rounds.get(idHex)
-    if (s?.certificate !== undefined || (this.certifiedKeys.has(h.key) && equalBytes((this.certifiedKeys.get(h.key) as Certificate).result, cert.result))) return
-    if (s !== undefined) return this.certify(s, cert, false)
-    const held = this.certifiedKeys.get(h.key)
-    if (held !== undefined) {
-      this.metrics.conflictRefused()
-      this.log.error({ key: h.key }, 'refused a second certificate with another result for a certified key')
-      return
-    }
-    this.certifiedKeys.set(h.key, cert)
-    op.certified?.(cert, input)
-    this.notify()
+    this.certify(this.rounds.get(toHex(roundIdOf(h))), cert, input, false)
   }
 }

@@ -1,8 +1,7 @@
 // Each node's trust ledger: faults applied by the rules in fault-rules.ts, once per
-// (accused, round, reason) whoever reported them. Attested faults (withholding, copying: they
-// rest on what an observer saw) are applied at once when this node saw them itself, and from
-// gossip only when f+1 distinct committee members attest them, so a lone liar cannot slash an
-// honest member.
+// (accused, round, reason) whoever reported them. Every fault is proven by the accused's own
+// signed messages, checked against the certified chain before it gets here, so no number of
+// accusers can slash a member that did nothing.
 import { toHex } from '../crypto/index.ts'
 import { roundIdOf } from './round.ts'
 import type { Evidence } from './evidence.ts'
@@ -29,12 +28,11 @@ export interface TrustReport {
 }
 
 const MAX_SLASHES_KEPT = 64
-const ATTESTED: ReadonlySet<FaultReason> = new Set(['withhold', 'copy'])
+const APPLIED_MAX = 16_384
 
 export class TrustLedger {
   private readonly peers = new Map<string, { trust: number, excluded: boolean, slashes: Slash[] }>()
   private readonly applied = new Set<string>()
-  private readonly attestations = new Map<string, Set<string>>()
   private readonly clock: () => number
   private readonly listeners = new Set<(peerId: string, slash: Slash) => void>()
 
@@ -57,26 +55,14 @@ export class TrustLedger {
   }
 
   /**
-   * Applies verified evidence. `attester` is the observer behind a withholding attestation;
-   * `own` is true when this node observed the fault itself. Returns true if trust changed.
+   * Applies evidence verified against the certified chain (the engine checks it first).
+   * Returns true if trust changed.
    */
-  apply (evidence: Evidence, options: { own: boolean, attester?: string }): boolean {
+  apply (evidence: Evidence): boolean {
     const round = toHex(roundIdOf(evidence.header))
     const faultKey = `${evidence.accused}/${round}/${evidence.reason}`
     if (this.applied.has(faultKey)) return false
-    if (ATTESTED.has(evidence.reason) && !options.own) {
-      const attester = options.attester
-      if (attester === undefined || !evidence.header.committee.includes(attester) || attester === evidence.accused) return false
-      let set = this.attestations.get(faultKey)
-      if (set === undefined) {
-        if (this.attestations.size > 4096) this.attestations.delete(this.attestations.keys().next().value as string)
-        set = new Set()
-        this.attestations.set(faultKey, set)
-      }
-      set.add(attester)
-      if (set.size < evidence.header.f + 1) return false
-      this.attestations.delete(faultKey)
-    }
+    if (this.applied.size >= APPLIED_MAX) this.applied.delete(this.applied.values().next().value as string)
     this.applied.add(faultKey)
     const e = this.entry(evidence.accused)
     e.trust = Math.max(0, e.trust - TRUST_PENALTY[evidence.reason])
@@ -86,25 +72,6 @@ export class TrustLedger {
     e.slashes.push(slash)
     if (e.slashes.length > MAX_SLASHES_KEPT) e.slashes.shift()
     for (const l of this.listeners) l(evidence.accused, slash)
-    return true
-  }
-
-  /**
-   * The accused revealed in that round after all (its reveal opens its commitment, however
-   * late): it was slow, not withholding. A withholding slash for the round is withdrawn and its
-   * trust given back; attestations still gathering are dropped. A withdrawn fault stays marked
-   * as applied, so gossiped evidence for it is not applied again (evidence that had not been
-   * applied yet is refused by the engine while it holds the round). Returns true if a slash was withdrawn.
-   */
-  absolve (accused: string, round: string): boolean {
-    const faultKey = `${accused}/${round}/withhold`
-    this.attestations.delete(faultKey)
-    const e = this.peers.get(accused)
-    const i = e?.slashes.findIndex(x => x.reason === 'withhold' && x.round === round) ?? -1
-    if (e === undefined || i < 0) return false
-    e.slashes.splice(i, 1)
-    e.trust = Math.min(INITIAL_TRUST, e.trust + TRUST_PENALTY.withhold)
-    if (e.excluded && e.trust >= EXCLUSION_THRESHOLD && !e.slashes.some(x => EXCLUDING_FAULTS.has(x.reason))) e.excluded = false
     return true
   }
 

@@ -31,8 +31,18 @@ export function getPublicKey (secretKey: Uint8Array): Uint8Array {
   return new Uint8Array(spki.subarray(SPKI_PREFIX.length))
 }
 
+// A node signs with one or two keys all its life: their key objects are made once.
+const privateKeys = new Map<string, KeyObject>()
+const PRIVATE_KEYS_MAX = 16
+
 export function sign (secretKey: Uint8Array, message: Uint8Array): Uint8Array {
-  const priv = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, secretKey]), format: 'der', type: 'pkcs8' })
+  const id = Buffer.from(secretKey).toString('hex')
+  let priv = privateKeys.get(id)
+  if (priv === undefined) {
+    priv = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, secretKey]), format: 'der', type: 'pkcs8' })
+    if (privateKeys.size >= PRIVATE_KEYS_MAX) privateKeys.delete(privateKeys.keys().next().value as string)
+    privateKeys.set(id, priv)
+  }
   return new Uint8Array(nodeSign(null, message, priv))
 }
 

@@ -5,3 +5,4 @@ export { sign, verify, getPublicKey, randomSecretKey, sha256, randomBytesOf } fr
 export { encodeCanonical, decodeCanonical, equalBytes, NonCanonicalEncodingError } from './canonical-cbor.ts'
 export { toHex, fromHex, toBase64Url, fromBase64Url, toBase32 } from './encoding.ts'
 export { peerIdOfPublicKey, publicKeyOfPeerId, InvalidPeerIdError } from './peer.ts'
+export { verifyRemembered } from './verified.ts'

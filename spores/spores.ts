@@ -91,7 +91,7 @@ export class Spores {
       log: this.log,
       isMember: options.isMember
     })
-    this.epochInput = new EpochInput({ network: options.network, primary: this.primary, primaryStore: this.tiers.primary, latent: this.tiers.latent, limits: this.limits, clock: this.clock })
+    this.epochInput = new EpochInput({ network: options.network, primary: this.primary, latent: this.tiers.latent, limits: this.limits, rootPeerId: peerIdOfPublicKey(options.rootPublicKey) })
     this.seed = new SeedSpore({ db, store: this.tiers.seed, latent: this.tiers.latent, primary: this.primary, merger: this.merger, signer: this.signer, network: options.network, membership: options.membership ?? (() => new Uint8Array(0)), checkMembership: options.checkMembership, clock: this.clock, log: this.log })
   }
 

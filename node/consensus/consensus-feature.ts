@@ -16,6 +16,7 @@ import type { SporesFeature } from '../spores/index.ts'
 import { consensusSettingsFromEnv, type ConsensusSettings } from './consensus-settings.ts'
 import { writeGenesis } from './genesis-epoch.ts'
 import { publishTrustEntry } from './trust-entries.ts'
+import { FileVoteStore, VOTES_FILE } from './vote-file.ts'
 
 const SCLEROTIUM = 'sclerotium'
 /** The administrator node writes the first epoch once the sclerotia it sees stayed the same this long. */
@@ -129,6 +130,7 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
       committeeSize: s.committeeSize,
       conduct: conductOf(s.conduct),
       isConnected: connected,
+      votes: new FileVoteStore(ctx.home.path(VOTES_FILE), log),
       isDown: async (peerId) => !connected(peerId),
       metricsSink: metricsOf(ctx),
       log,
@@ -136,7 +138,6 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
         source: spores.epochInput,
         sink: spores.epochInput,
         anchor,
-        candidates: () => sclerotia(ctx),
         intervalMs: s.intervalMs
       }
     })

@@ -1,7 +1,7 @@
 // A spore entry and its one canonical binary form. On the wire and on disk an entry is the
 // canonical CBOR array [body, sig] where body is the canonical CBOR of every field but sig,
 // so a receiver verifies the signature over the bytes it received, with no re-encoding.
-import { encodeCanonical, sign, verify, publicKeyOfPeerId, peerIdOfPublicKey, getPublicKey, toBase64Url } from '../../crypto/index.ts'
+import { encodeCanonical, sign, verifyRemembered, publicKeyOfPeerId, peerIdOfPublicKey, getPublicKey, toBase64Url } from '../../crypto/index.ts'
 import { ENTRY_CODECS, isEntryType, peerId as peerIdParser, type EntryType, type EntryValue } from './types.ts'
 import { SchemaError, str, uint } from './schema.ts'
 import { decodeBody } from './body-decoder.ts'
@@ -142,7 +142,7 @@ export function verifyEntrySignature (entry: SignedEntry): boolean {
   } catch {
     return false
   }
-  return verify(key, entry.body, entry.sig)
+  return verifyRemembered(key, entry.body, entry.sig)
 }
 
 /** Where an entry lives: one record per (type, key) in each tier. Types never contain '/'. */

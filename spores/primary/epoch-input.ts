@@ -1,58 +1,83 @@
 // What the BFT engine needs from the spores to produce primary epochs, without either side
-// importing the other: the proposer's entries, the deterministic header build every member
+// importing the other: the proposer's entries, the content rules every member checks, the deterministic header build every member
 // repeats, reading a header it did not build, and the sink that stores a certified epoch.
-import { sha256 } from '../../crypto/index.ts'
+import { sha256, toHex } from '../../crypto/index.ts'
 import { decodeEntry, verifyEntrySignature, entryId, compareVersions, type SignedEntry } from '../entry/entry.ts'
-import { ownerOf } from '../entry/authority.ts'
-import { ENTRY_CODECS } from '../entry/types.ts'
+import { ownerOf, mayWrite } from '../entry/authority.ts'
+import { epochViolation, nextCandidates, liveAt, type PreviousEpoch, type EpochRulesContext } from './epoch-rules.ts'
 import { EpochRejectedError } from '../errors.ts'
-import type { TierStore } from '../store/tier-store.ts'
 import type { SporeLimits } from '../limits.ts'
 import { buildHeader, parseHeader, encodeEpoch } from './epoch.ts'
-import type { EpochBody, BuiltEpoch, EpochHeaderFacts } from '../../consensus/index.ts'
+import type { EpochBody, BuiltEpoch, EpochHeaderFacts, PreviousEpochFacts } from '../../consensus/index.ts'
 import type { PrimarySpore } from './primary-spore.ts'
 
 // The epoch header types are the consensus engine's (one declaration, in consensus/).
 export type { EpochBody as EpochBodyInput, BuiltEpoch as BuiltEpochHeader, EpochHeaderFacts } from '../../consensus/index.ts'
 
+/** Where this node's latent entries come from (the latent tier; the simulator keeps them in memory). */
+export interface LatentEntries {
+  entries: () => AsyncIterable<SignedEntry>
+}
+
+/** Where certified epochs are stored (the primary spore). */
+export type EpochStore = Pick<PrimarySpore, 'accept' | 'latestEpoch'>
+
 export class EpochInput {
   private readonly network: string
-  private readonly primary: PrimarySpore
-  private readonly primaryStore: TierStore
-  private readonly latent: TierStore
+  private readonly primary: EpochStore
+  private readonly latent: LatentEntries
   private readonly limits: SporeLimits
-  private readonly clock: () => number
+  private readonly rootPeerId: string | undefined
+  private decoded: { epoch: number, digest: string, entries: SignedEntry[] } | undefined
 
-  constructor (options: { network: string, primary: PrimarySpore, primaryStore: TierStore, latent: TierStore, limits: SporeLimits, clock: () => number }) {
+  constructor (options: { network: string, primary: EpochStore, latent: LatentEntries, limits: SporeLimits, rootPeerId?: string }) {
     this.network = options.network
     this.primary = options.primary
-    this.primaryStore = options.primaryStore
     this.latent = options.latent
     this.limits = options.limits
-    this.clock = options.clock
+    this.rootPeerId = options.rootPeerId
+  }
+
+  private rules (): EpochRulesContext {
+    return { rootPeerId: this.rootPeerId, windowMs: this.limits.windowMs }
+  }
+
+  /** The previous epoch with its entries decoded (kept for the latest one: every round reads it). */
+  private previousOf (facts: PreviousEpochFacts): PreviousEpoch {
+    const digest = toHex(facts.digest)
+    if (this.decoded?.epoch !== facts.epoch || this.decoded.digest !== digest) {
+      this.decoded = { epoch: facts.epoch, digest, entries: facts.entries.map(b => decodeEntry(b)) }
+    }
+    return { issuedAt: facts.issuedAt, candidates: facts.candidates, entries: this.decoded.entries }
   }
 
   /**
-   * The next epoch's entries as this node sees them: the current primary, overridden by latent
-   * versions its owners signed later (the merge rule), without expired or out-of-window data.
+   * The next epoch as this node proposes it, valid under epochViolation() by construction: the
+   * previous epoch's entries, replaced by latent versions with a higher seq that their writers
+   * may write (owners; committee members or the root for trust), without what expired or left
+   * the window by `issuedAt`, and the candidates those entries give.
    */
-  async entries (signal?: AbortSignal): Promise<Uint8Array[]> {
-    const now = this.clock()
+  async propose (previousFacts: PreviousEpochFacts, issuedAt: number, signal?: AbortSignal): Promise<{ entries: Uint8Array[], candidates: string[] }> {
+    const previous = this.previousOf(previousFacts)
+    const committee = new Set(previous.candidates)
+    const authority = { rootPeerId: this.rootPeerId, committee: () => committee }
     const chosen = new Map<string, SignedEntry>()
-    for await (const e of this.primaryStore.entries()) chosen.set(entryId(e.type, e.key), e)
+    for (const e of previous.entries) chosen.set(entryId(e.type, e.key), e)
     for await (const e of this.latent.entries()) {
       signal?.throwIfAborted()
       const id = entryId(e.type, e.key)
       const held = chosen.get(id)
-      if (held === undefined || (compareVersions(e, held) > 0 && e.seq > held.seq && ownerOf(e) === e.origin)) chosen.set(id, e)
+      if (held !== undefined && !(e.seq > held.seq && compareVersions(e, held) > 0)) continue
+      if (!mayWrite(e, authority) || (held !== undefined && e.type !== 'trust' && ownerOf(e) !== e.origin)) continue
+      if (verifyEntrySignature(e)) chosen.set(id, e)
     }
-    const out: Uint8Array[] = []
-    for (const e of chosen.values()) {
-      if (e.expiresAt !== undefined && e.expiresAt <= now) continue
-      if (ENTRY_CODECS[e.type].temporal && e.issuedAt < now - this.limits.windowMs) continue
-      out.push(e.bytes)
-    }
-    return out
+    const entries = [...chosen.values()].filter(e => liveAt(e, issuedAt, this.limits.windowMs))
+    return { entries: entries.map(e => e.bytes), candidates: nextCandidates(previous, entries) }
+  }
+
+  /** What in a proposed body breaks the epoch rules against the previous epoch, or undefined (deterministic). */
+  violation (body: EpochBody, previous: PreviousEpochFacts): string | undefined {
+    return epochViolation(body, this.previousOf(previous), this.rules())
   }
 
   /** Deterministic for every member: checks each entry, sorts them and builds the header. */

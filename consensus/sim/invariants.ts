@@ -1,0 +1,45 @@
+// What must hold after every step of a schedule:
+//   - at most one certified epoch per number, across every honest member, crashes included;
+//   - every certified epoch is valid under the content rules against the one before it;
+//   - no honest member is slashed by an honest member's ledger.
+// (Progress after the heal is checked by the simulation at the end.)
+import { toHex } from '../../crypto/index.ts'
+import type { CertifiedEpoch } from '../primary-epochs.ts'
+
+export class Invariants {
+  readonly violations: string[] = []
+  private readonly digests = new Map<number, string>()
+  private highest = 0
+  private readonly honest: (peerId: string) => boolean
+  private readonly check: (epoch: CertifiedEpoch, previous: CertifiedEpoch) => string | undefined
+
+  constructor (options: { honest: (peerId: string) => boolean, check: (epoch: CertifiedEpoch, previous: CertifiedEpoch) => string | undefined }) {
+    this.honest = options.honest
+    this.check = options.check
+  }
+
+  violation (what: string): void {
+    if (this.violations.length < 20) this.violations.push(what)
+  }
+
+  highestEpoch (): number {
+    return this.highest
+  }
+
+  /** An honest member stored a certified epoch after `previous`. */
+  certified (member: string, epoch: CertifiedEpoch, previous: CertifiedEpoch): void {
+    const digest = toHex(epoch.digest)
+    const held = this.digests.get(epoch.epoch)
+    if (held !== undefined && held !== digest) this.violation(`two certified epochs ${epoch.epoch}: ${held.slice(0, 16)} and ${digest.slice(0, 16)} (on ${member.slice(-8)})`)
+    this.digests.set(epoch.epoch, held ?? digest)
+    if (epoch.epoch !== previous.epoch + 1) this.violation(`${member.slice(-8)} stored epoch ${epoch.epoch} after ${previous.epoch}`)
+    const wrong = this.check(epoch, previous)
+    if (wrong !== undefined) this.violation(`certified epoch ${epoch.epoch} breaks the rules: ${wrong}`)
+    this.highest = Math.max(this.highest, epoch.epoch)
+  }
+
+  /** An honest member's ledger slashed `accused`. */
+  slashed (member: string, accused: string, reason: string, evidenceId: string): void {
+    if (this.honest(accused)) this.violation(`honest ${accused.slice(-8)} slashed for ${reason} on ${member.slice(-8)} (evidence ${evidenceId.slice(0, 16)})`)
+  }
+}
