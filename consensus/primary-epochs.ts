@@ -96,6 +96,8 @@ export interface PrimaryEpochsOptions {
   /** How often the schedule is checked (default min(1 s, interval / 4)). */
   tickMs?: number
   maxAttempts?: number
+  /** The first attempt's length on every member (default 1.5 s; agreed, not measured: members count attempts alike). */
+  slotMs?: number
   /** How far a proposal's issuedAt may be from this member's clock (default 15 s). */
   maxClockSkewMs?: number
   log?: ConsensusLogger
@@ -152,6 +154,11 @@ export class PrimaryEpochs {
     this.engine.register(this.operation())
   }
 
+  /** How long the first attempt on an epoch lasts (later ones grow, see AttemptSlots). */
+  get slotMs (): number {
+    return this.o.slotMs ?? 1500
+  }
+
   get intervalMs (): number {
     return this.o.intervalMs ?? 30_000
   }
@@ -176,6 +183,11 @@ export class PrimaryEpochs {
     this.unsubscribe?.()
     this.abort.abort()
     await this.runningRound
+  }
+
+  /** For the simulator's debug output: whether a round is running and the next attempt per epoch. */
+  debugState (): string {
+    return `round ${this.runningRound !== undefined}, next ${JSON.stringify([...this.nextAttempt])}`
   }
 
   /** Conflicting certified epochs seen and refused (must stay 0 on an honest network). */
@@ -232,9 +244,9 @@ export class PrimaryEpochs {
     const latest = this.chain.latest() as EpochRecord
     const n = latest.epoch + 1
     const first = Math.max(this.nextAttempt.get(n) ?? 0, this.engine.nextAttemptOf(epochKey(n)))
-    const maxAttempts = this.o.maxAttempts ?? 4
+    const maxAttempts = this.o.maxAttempts ?? 64
     try {
-      await this.engine.run(EPOCH_OPERATION, epochKey(n), async () => await this.proposal(n), { signal: this.abort.signal, maxAttempts, firstAttempt: first })
+      await this.engine.run(EPOCH_OPERATION, epochKey(n), async () => await this.proposal(n), { signal: this.abort.signal, maxAttempts, firstAttempt: first, slots: { from: latest.issuedAt + this.intervalMs, ms: this.slotMs } })
     } catch (err) {
       if (!(err instanceof RoundFailedError) || err.reason !== 'already-certified') {
         if (err instanceof RoundFailedError) this.nextAttempt.set(n, Math.max(first + 1, err.attempt + 1))

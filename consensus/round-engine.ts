@@ -133,6 +133,28 @@ interface KeyState {
   lockSentAt?: number
 }
 
+/**
+ * Attempts laid out in time from an agreed start (for epochs: when the previous certified epoch
+ * says the next one is due), so members that crashed, lagged or sat in another partition are on
+ * the same attempt as soon as they can talk again. Slot k lasts ms × (1 + ⌊k / n⌋): every
+ * proposer gets a turn at each length, and the slots outgrow any delay once the network is
+ * stable. Only liveness rests on clocks; safety does not (locks.ts).
+ */
+export interface AttemptSlots {
+  from: number
+  ms: number
+}
+
+export function slotAt (slots: AttemptSlots, members: number, now: number): { attempt: number, endsAt: number } {
+  let start = slots.from
+  for (let k = 0; k < MAX_ATTEMPT; k++) {
+    const end = start + slots.ms * (1 + Math.floor(k / members))
+    if (now < end) return { attempt: k, endsAt: end }
+    start = end
+  }
+  return { attempt: MAX_ATTEMPT, endsAt: Number.POSITIVE_INFINITY }
+}
+
 type AttemptOutcome = { t: 'certified' } | { t: 'settled' } | { t: 'timeout' } | { t: 'aborted' } | { t: 'skip', to: number }
 
 const PENDING_ROUNDS_MAX = 128
@@ -244,10 +266,11 @@ export class RoundEngine {
    * proposes; a node moves on when an attempt outlasts its budget, or jumps to a later attempt
    * f+1 members are seen in.
    */
-  async run (opName: string, key: string, input: (attempt: number) => Promise<Uint8Array>, options: { signal?: AbortSignal, maxAttempts?: number, firstAttempt?: number } = {}): Promise<Certificate> {
+  async run (opName: string, key: string, input: (attempt: number) => Promise<Uint8Array>, options: { signal?: AbortSignal, maxAttempts?: number, firstAttempt?: number, slots?: AttemptSlots } = {}): Promise<Certificate> {
     const op = this.ops.get(opName)
     if (op === undefined) throw new TypeError(`unknown operation ${opName}`)
-    const maxAttempts = options.maxAttempts ?? 4
+    const slots = options.slots
+    const maxAttempts = options.maxAttempts ?? (slots === undefined ? 4 : MAX_ATTEMPT)
     let attempt = Math.max(options.firstAttempt ?? 0, this.votes.get(key)?.committed?.attempt ?? 0)
     let last: RoundFailureReason = 'no-proposal'
     for (let tries = 0; tries < maxAttempts && attempt <= MAX_ATTEMPT; tries++) {
@@ -260,11 +283,18 @@ export class RoundEngine {
       if (ctx === undefined) throw new RoundFailedError('invalid-input', attempt, `no certified state for ${key}`)
       const committee = selectCommittee(ctx.candidates, ctx.seed, this.f, this.committeeSize)
       if (committee.length === 0) throw new RoundFailedError('not-enough-candidates', attempt, shortfall(ctx.candidates, this.f))
+      let endsAt: number | undefined
+      if (slots !== undefined) {
+        const slot = slotAt(slots, committee.length, this.now())
+        attempt = Math.max(attempt, slot.attempt)
+        endsAt = slot.endsAt
+      }
       remember(this.runAttempt, key, attempt)
       this.offerVotes(key)
       const proposer = op.proposers === 'leader' ? proposerOf(committee, attempt) === this.self : ctx.candidates.includes(this.self)
       if (proposer && refusal === undefined) await this.proposeAttempt(op, key, attempt, committee, ctx, input)
-      const outcome = await this.waitAttempt(op, key, attempt, tries, options.signal)
+      const budget = endsAt === undefined || endsAt <= this.now() ? this.attemptMs(tries) : endsAt - this.now()
+      const outcome = await this.waitAttempt(op, key, attempt, budget, options.signal)
       if (outcome.t === 'certified') return (this.certifiedKeys.get(key) as { certificate: Certificate }).certificate
       if (outcome.t === 'settled') throw new RoundFailedError('already-certified', attempt, `${key} was settled elsewhere`)
       if (outcome.t === 'aborted') throw new RoundFailedError('aborted', attempt)
@@ -415,7 +445,7 @@ export class RoundEngine {
     if (this.skipTarget(key, -1) !== before) this.offerVotes(key)
   }
 
-  private waitAttempt (op: Operation, key: string, attempt: number, tries: number, signal?: AbortSignal): Promise<AttemptOutcome> {
+  private waitAttempt (op: Operation, key: string, attempt: number, budgetMs: number, signal?: AbortSignal): Promise<AttemptOutcome> {
     return new Promise(resolve => {
       let cancel: (() => void) | undefined
       let timedOut = false
@@ -435,7 +465,7 @@ export class RoundEngine {
       }
       this.changeListeners.add(check)
       signal?.addEventListener('abort', check)
-      cancel = this.timers.after(this.attemptMs(tries), () => { timedOut = true; check() })
+      cancel = this.timers.after(budgetMs, () => { timedOut = true; check() })
       check()
     })
   }
@@ -720,11 +750,16 @@ export class RoundEngine {
     this.tally(s)
   }
 
-  /** Votes that count: a reveal opening a commitment counted before the polka here. */
+  /**
+   * Votes: reveals opening their member's commitment. A commitment that came after the reveal
+   * phase opened here still opens its reveal (a slow honest member's vote must count, or a
+   * certificate could never form where the polka and the reveals differ) but earns nothing:
+   * that is where a copier's commitment lands, and copying then gains no trust.
+   */
   private validVotes (s: RoundState): Array<{ commit: Signed<CommitBody>, reveal: Signed<RevealBody> }> {
     const votes = []
     for (const [from, reveal] of s.reveals) {
-      const commit = s.commits.get(from)
+      const commit = s.commits.get(from) ?? s.late.get(from)
       if (commit === undefined || s.faulty.has(from) || !opens(commit.body, reveal.body)) continue
       votes.push({ commit, reveal })
     }
@@ -753,7 +788,7 @@ export class RoundEngine {
     for (const v of votes) {
       const from = v.commit.body.from
       if (equalBytes(v.reveal.body.result, cert.result)) {
-        if (!s.rewarded.has(from)) {
+        if (!s.rewarded.has(from) && s.commits.has(from)) {
           s.rewarded.add(from)
           this.ledger.reward(from)
           this.uptime.processed(from)

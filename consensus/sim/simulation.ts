@@ -20,6 +20,7 @@ import { BAD_CONTENT, type SimWorld, type BadContent } from './world.ts'
 export const TOPIC_PREFIX = 'mycelium/sim'
 const ENTRIES_TOPIC = `${TOPIC_PREFIX}/entries`
 const EPOCH_INTERVAL_MS = 1000
+const SLOT_MS = 400
 /** Faults happen in [0, FAULTS_END_MS); then the network heals for good and every crashed member restarts. */
 export const FAULTS_END_MS = 10_000
 /** After the heal, every honest member must certify a new epoch within this time. */
@@ -137,6 +138,7 @@ export async function runSchedule (seed: number, makeWorld: (rng: Prng) => SimWo
       isConnected: (peerId) => net.linked(m.index, indexOf.get(peerId) ?? -1),
       deadlines: { minMs: 40, maxMs: 3000 },
       proposalWaitMs: 200,
+      
       epochs: {
         source: world.source(m.index),
         sink: {
@@ -148,6 +150,7 @@ export async function runSchedule (seed: number, makeWorld: (rng: Prng) => SimWo
         },
         anchor: { headerBytes: anchor.headerBytes, certificate: anchor.certificate, entries: anchor.entries },
         intervalMs: EPOCH_INTERVAL_MS,
+        slotMs: SLOT_MS,
         tickMs: 100
       }
     })
@@ -212,6 +215,14 @@ export async function runSchedule (seed: number, makeWorld: (rng: Prng) => SimWo
 
   for (const m of members) start(m)
   await scheduler.runUntil(FAULTS_END_MS + PROGRESS_BOUND_MS, MAX_STEPS)
+  if (process.env.MYCELIUM_SIM_DEBUG !== undefined) {
+    for (const m of members) {
+      const c = m.consensus
+      if (c === undefined) continue
+      const r = c.epochsReport(2)
+      log.push(`member ${m.index}: latest ${r.latest}, readOnly ${r.readOnly} ${r.readOnlyReason ?? ''}, rounds ${JSON.stringify(r.rounds.map(x => [x.key, x.attempt, x.commits, x.reveals, x.certified, x.failed]))}, running ${c.epochs.debugState()}`)
+    }
+  }
   for (const m of members) { m.adversary?.stop(); void m.consensus?.stop() }
 
   if (scheduler.steps >= MAX_STEPS) checker.violation(`the schedule did not finish within ${MAX_STEPS} steps`)
