@@ -97,7 +97,7 @@ export function verifyEvidence (bytes: Uint8Array): Evidence {
       if (a.body.t === 'proposal' && b.body.t === 'proposal') {
         const x = a.body.header
         const y = b.body.header
-        if (!equalBytes(roundIdOf(x), round)) bad('evidence: proposal of another round')
+        if (!equalBytes(roundIdOf(x), round) && !equalBytes(roundIdOf(y), round)) bad('evidence: proposals of another round')
         const slot = (h: RoundHeader): Uint8Array => encodeCanonical([h.op, h.key, h.seed, h.committee, h.attempt, h.f])
         if (!equalBytes(slot(x), slot(y)) || equalBytes(x.inputDigest, y.inputDigest)) bad('the proposals are not two inputs for one attempt')
         break

@@ -16,6 +16,8 @@ export interface ConsensusMetricsSnapshot {
   roundLatencyMs: { median: number | null, p99: number | null, samples: number }
   slashes: Record<FaultReason, number>
   conflictsRefused: number
+  /** Proposals for keys this node holds certified, ignored (a stale or hostile proposer). */
+  proposalsForCertified: number
   readOnly: boolean
 }
 
@@ -32,6 +34,7 @@ export class ConsensusMetrics {
   private readonly failed: Partial<Record<RoundFailureReason, number>> = {}
   private readonly slashes = Object.fromEntries(FAULT_REASONS.map(r => [r, 0])) as Record<FaultReason, number>
   private conflicts = 0
+  private stale = 0
   private readOnlyState = false
   private readonly sink: ConsensusMetricsSink
 
@@ -56,6 +59,10 @@ export class ConsensusMetrics {
     this.sink.slashed?.(reason)
   }
 
+  staleProposal (): void {
+    this.stale++
+  }
+
   conflictRefused (): void {
     this.conflicts++
   }
@@ -73,6 +80,7 @@ export class ConsensusMetrics {
       roundLatencyMs: { median: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), samples: sorted.length },
       slashes: { ...this.slashes },
       conflictsRefused: this.conflicts,
+      proposalsForCertified: this.stale,
       readOnly: this.readOnlyState
     }
   }

@@ -114,6 +114,8 @@ interface RoundState {
   faulty: Set<string>
   dissenters: Set<string>
   rewarded: Set<string>
+  /** Members whose commitment came before any reveal was seen here: only their votes earn trust. */
+  early: Set<string>
   revealOpen: boolean
   certificate?: Certificate
   stalled: boolean
@@ -553,7 +555,6 @@ export class RoundEngine {
     if (!equalBytes(inputDigestOf(p.body.input), h.inputDigest)) return
     const polka = p.body.polka === null ? undefined : this.checkPolka(h, p.body.polka)
     if (p.body.polka !== null && polka === undefined) return this.log.debug({ key: h.key }, 'proposal with an invalid polka')
-    if (this.certifiedKeys.has(h.key)) return
     // A proposer that opens one attempt with two different inputs splits the committee: equivocation.
     const slot = `${h.op}|${h.key}|${h.attempt}|${p.body.from}`
     const earlier = this.proposals.get(slot)
@@ -562,6 +563,10 @@ export class RoundEngine {
       return
     }
     if (earlier === undefined) remember(this.proposals, slot, p, PENDING_ROUNDS_MAX * 8)
+    if (this.certifiedKeys.has(h.key)) {
+      this.metrics.staleProposal()
+      return this.log.debug({ key: h.key, attempt: h.attempt }, 'proposal for a certified key ignored')
+    }
     const id = roundIdOf(h)
     const idHex = toHex(id)
     if (this.rounds.has(idHex)) return
@@ -576,7 +581,7 @@ export class RoundEngine {
     this.evictFlood(h.key, p.body.from)
     const s: RoundState = {
       id, idHex, header: h, op, proposal: p, input: p.body.input, openedAt: this.now(),
-      commits: new Map(), late: new Map(), reveals: new Map(), faulty: new Set(), dissenters: new Set(), rewarded: new Set(),
+      commits: new Map(), late: new Map(), reveals: new Map(), faulty: new Set(), dissenters: new Set(), rewarded: new Set(), early: new Set(),
       revealOpen: false, stalled: false, closed: false, voting: false, cancels: [], abort: new AbortController()
     }
     this.rounds.set(idHex, s)
@@ -718,6 +723,7 @@ export class RoundEngine {
       return
     }
     s.commits.set(from, c)
+    if (s.reveals.size === 0) s.early.add(from)
     if (from !== this.self) this.deadlines.observe(this.now() - s.openedAt)
     if (s.commits.size >= quorumOf(s.header.f, s.header.committee.length)) this.openReveal(s)
     else this.notify()
@@ -753,8 +759,9 @@ export class RoundEngine {
   /**
    * Votes: reveals opening their member's commitment. A commitment that came after the reveal
    * phase opened here still opens its reveal (a slow honest member's vote must count, or a
-   * certificate could never form where the polka and the reveals differ) but earns nothing:
-   * that is where a copier's commitment lands, and copying then gains no trust.
+   * certificate could never form where the polka and the reveals differ) but earns nothing; nor
+   * does one that came after the first reveal seen here. That is where a copier's commitment
+   * lands (it needs a reveal to copy), so copying gains no trust.
    */
   private validVotes (s: RoundState): Array<{ commit: Signed<CommitBody>, reveal: Signed<RevealBody> }> {
     const votes = []
@@ -788,7 +795,7 @@ export class RoundEngine {
     for (const v of votes) {
       const from = v.commit.body.from
       if (equalBytes(v.reveal.body.result, cert.result)) {
-        if (!s.rewarded.has(from) && s.commits.has(from)) {
+        if (!s.rewarded.has(from) && s.early.has(from)) {
           s.rewarded.add(from)
           this.ledger.reward(from)
           this.uptime.processed(from)

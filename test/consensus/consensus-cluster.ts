@@ -10,7 +10,7 @@ import { gossipsub } from '@libp2p/gossipsub'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PeerId } from '@libp2p/interface'
 import { buildHeader, certifyEpoch, committeeCertificateVerifier, encodeEpoch, type Spores, type Signer } from '../../spores/index.ts'
-import { createConsensus, HonestConduct, gossipsubTransport, bftEpochVerifier, consensusTopics, EPOCH_OPERATION, type Consensus, type MemberConduct, type GossipsubLike } from '../../consensus/index.ts'
+import { createConsensus, HonestConduct, gossipsubTransport, bftEpochVerifier, consensusTopics, type Consensus, type MemberConduct, type GossipsubLike } from '../../consensus/index.ts'
 import { networkRoot, tempDir, openTestSpores, NETWORK, nodeValue, healthValue, entry } from '../spores/fixtures.ts'
 
 export const TOPIC_PREFIX = `mycelium/${NETWORK}`
@@ -37,6 +37,8 @@ export interface ClusterOptions {
   proposalWaitMs?: number
   minPhaseMs?: number
   maxAttempts?: number
+  /** The first attempt's length on an epoch (default 600 ms). */
+  slotMs?: number
 }
 
 export interface Cluster {
@@ -163,9 +165,9 @@ export async function startCluster (options: ClusterOptions): Promise<Cluster> {
         source: n.spores.epochInput,
         sink: n.spores.epochInput,
         anchor: anchor!,
-        candidates: () => ids,
         intervalMs,
         tickMs: 50,
+        slotMs: options.slotMs ?? 600,
         maxAttempts: options.maxAttempts ?? 4
       }
     })
@@ -223,12 +225,4 @@ export async function startCluster (options: ClusterOptions): Promise<Cluster> {
 /** Latest certified epoch number of a node. */
 export function latestEpoch (n: ClusterNode): number {
   return n.consensus.epochs.chain.latest()?.epoch ?? -1
-}
-
-/**
- * True once a node has closed every epoch round up to `epoch` it knew of: their withholding
- * was judged (a round closes only after that), so an absence of slashes for them means something.
- */
-export function judgedThrough (n: ClusterNode, epoch: number): boolean {
-  return !n.consensus.engine.activeRounds().some(r => r.op === EPOCH_OPERATION && Number(r.key.slice('epoch:'.length)) <= epoch)
 }

@@ -24,7 +24,7 @@ describe('partition 4/3 and heal', () => {
       for (let tries = 0; tries < 3; tries++) {
         const n0 = cluster.nodes[0]
         const last = new Set(n0.consensus.epochs.lastCommittee())
-        const next = n0.consensus.engine.committeeFor(EPOCH_OPERATION, epochKey(latestEpoch(n0) + 1), 0)!
+        const next = n0.consensus.engine.committeeOf(EPOCH_OPERATION, epochKey(latestEpoch(n0) + 1))!
         // The 4-side holds 3 of the last committee, and as much of the next one as can be.
         const score = (s: ClusterNode[]): number => s.filter(n => next.includes(n.signer.peerId)).length * 2 + (s.some(n => n.signer.peerId === next[0]) ? 1 : 0)
         a = subsets(cluster.nodes, 4).filter(s => s.filter(n => last.has(n.signer.peerId)).length >= 3).sort((x, y) => score(y) - score(x))[0]

@@ -123,9 +123,14 @@ describe('primary spore', () => {
     const y = await fresh(root)
     for (const s of [x, y]) await s.primary.accept(e0)
     await x.merge('latent', [entry(a, 'node', nodeValue(2), { seq: 2 }), entry(b, 'node', nodeValue(3))])
-    const inputs = await x.epochInput.entries()
+    const genesis = decodeEpoch(e0)
+    const previous = { epoch: 0, digest: genesis.digest, issuedAt: genesis.header.issuedAt, candidates: genesis.header.committee, entries: genesis.entries.map(e => e.bytes) }
+    // a's newer node entry replaces the certified one, b's is new; the candidates stay the committee (no sclerotium entry with tenure yet)
+    const { entries: inputs, candidates } = await x.epochInput.propose(previous, 2000)
     expect(inputs).toHaveLength(2)
-    const body = { epoch: 1, prev: decodeEpoch(e0).digest, issuedAt: 2000, entries: inputs, candidates: committee.map(c => c.peerId) }
+    expect(candidates).toEqual(committee.map(c => c.peerId).sort())
+    const body = { epoch: 1, prev: genesis.digest, issuedAt: 2000, entries: inputs, candidates }
+    expect(y.epochInput.violation(body, previous)).toBeUndefined()
     // another member builds the same header from the same body, whatever the order of entries
     const built = x.epochInput.build(body)
     expect(y.epochInput.build({ ...body, entries: [...inputs].reverse() })).toEqual(built)
