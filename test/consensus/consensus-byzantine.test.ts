@@ -52,9 +52,9 @@ describe('commit-reveal BFT with two Byzantine members of seven (f = 2)', () => 
             // copy that overtakes that reveal on the way here could count).
             for (const b of bad) expect(n.consensus.engine.ledger.slashesOf(b)).toEqual([])
             const rounds = new Map(n.consensus.trustReport().uptime.map(u => [u.peerId, u.rounds]))
-            const honestLeast = Math.min(...good.filter(g => g !== n).map(g => rounds.get(g.signer.peerId) ?? 0))
-            expect(honestLeast).toBeGreaterThan(0)
-            for (const b of bad) expect(rounds.get(b) ?? 0, `rounds credited to ${b} on node ${n.index}`).toBeLessThan(honestLeast)
+            const honestMost = Math.max(...good.filter(g => g !== n).map(g => rounds.get(g.signer.peerId) ?? 0))
+            expect(honestMost).toBeGreaterThan(0)
+            for (const b of bad) expect(rounds.get(b) ?? 0, `rounds credited to ${b} on node ${n.index}`).toBeLessThan(honestMost)
             continue
           }
           for (const b of bad) {
@@ -69,13 +69,20 @@ describe('commit-reveal BFT with two Byzantine members of seven (f = 2)', () => 
         }
         if (s.reason === 'equivocate') {
           for (const n of good) expect(n.consensus.trustReport().excluded.sort()).toEqual([...bad].sort())
-          // Excluded at once: the next epochs draw committees from the five others only.
-          const start = latestEpoch(good[0])
-          await until('two more epochs without the equivocators', () => good.every(n => latestEpoch(n) >= start + 2))
-          const later = good[0].consensus.epochs.chain.get(start + 2)!
-          for (const b of bad) {
-            expect(later.candidates).not.toContain(b)
-            expect(later.committee).not.toContain(b)
+          // Out of the committees once the slashes are certified: an honest proposer puts its trust
+          // entries in an epoch, whose candidates then leave the equivocators out. Five candidates
+          // are too few for the configured f = 2 (3f+1 = 7): the members say so and stop, rather
+          // than go on at a weaker f.
+          const chain = good[0].consensus.epochs.chain
+          await until('an epoch without the equivocators among its candidates', () => {
+            for (let e = 1; e <= latestEpoch(good[0]); e++) if (bad.every(b => !chain.get(e)!.candidates.includes(b))) return true
+            return false
+          }, 90_000)
+          await until('every honest member holds that epoch', () => good.every(n => bad.every(b => !n.consensus.epochs.chain.latest()!.candidates.includes(b))))
+          for (const n of good) {
+            const report = n.consensus.epochsReport()
+            expect(report.readOnly).toBe(true)
+            expect(report.readOnlyReason).toMatch(/f = 2 needs 7 committee candidates, the certified epoch names 5/)
           }
         }
       } finally {

@@ -9,7 +9,7 @@ import { identify } from '@libp2p/identify'
 import { gossipsub } from '@libp2p/gossipsub'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PeerId } from '@libp2p/interface'
-import { buildHeader, certifyEpoch, committeeCertificateVerifier, encodeEpoch, type Spores, type Signer } from '../../spores/index.ts'
+import { buildHeader, certifyEpoch, signEntry, committeeCertificateVerifier, encodeEpoch, type Spores, type Signer } from '../../spores/index.ts'
 import { createConsensus, HonestConduct, gossipsubTransport, bftEpochVerifier, consensusTopics, type Consensus, type MemberConduct, type GossipsubLike } from '../../consensus/index.ts'
 import { networkRoot, tempDir, openTestSpores, NETWORK, nodeValue, healthValue, entry } from '../spores/fixtures.ts'
 
@@ -170,6 +170,15 @@ export async function startCluster (options: ClusterOptions): Promise<Cluster> {
         slotMs: options.slotMs ?? 600,
         maxAttempts: options.maxAttempts ?? 4
       }
+    })
+  }
+  // As the daemon does (node/consensus/trust-entries.ts): a slash becomes a trust entry in the
+  // slasher's latent tier, which its next proposal carries into an epoch.
+  for (const n of nodes) {
+    n.consensus.engine.ledger.onSlash((accused, slash) => {
+      const now = Date.now()
+      const trust = signEntry(n.signer, { type: 'trust', key: accused, value: { score: n.consensus.engine.ledger.trust(accused), reason: `slashed for ${slash.reason}` }, seq: now, issuedAt: now })
+      void n.spores.merge('latent', [trust]).catch(() => undefined)
     })
   }
   for (const n of nodes) n.consensus.engine.start()
