@@ -371,14 +371,14 @@ export class PrimaryEpochs {
     if (input === undefined) return
     try {
       const built = await this.buildFor(cert.header.key, input)
-      await this.adopt(built.headerBytes, cert.bytes, built.entries)
+      await this.adopt(built.headerBytes, cert.bytes, built.entries, true)
     } catch (err) {
       this.log.warn({ key: cert.header.key, err: (err as Error).message }, 'certified epoch not adopted')
     }
   }
 
   /** Checks a certified epoch against the held chain and adopts it; returns false if already held. */
-  async adopt (headerBytes: Uint8Array, certificate: Uint8Array, entries: Uint8Array[] | undefined): Promise<boolean> {
+  async adopt (headerBytes: Uint8Array, certificate: Uint8Array, entries: Uint8Array[] | undefined, builtHere = false): Promise<boolean> {
     const facts = this.o.source.readHeader(headerBytes)
     try {
       this.chain.assertNoConflict(facts.epoch, facts.digest)
@@ -397,9 +397,9 @@ export class PrimaryEpochs {
       throw new EpochGapError(`epoch ${facts.epoch} does not follow the held epoch ${latest.epoch}`)
     }
     const cert = checkEpochCertificate({ header: { epoch: facts.epoch, committee: facts.candidates }, digest: facts.digest, certificate }, { header: { committee: previous.candidates }, digest: previous.digest }, { f: this.engine.f, committeeSize: this.engine.committeeSize })
-    // A certificate is what the committee agreed on, but entries that came with it are checked
-    // against it: they must build exactly the certified header.
-    if (entries !== undefined && !equalBytes(this.o.source.build({ epoch: facts.epoch, prev: previous.digest, issuedAt: facts.issuedAt, entries, candidates: facts.candidates }).headerBytes, headerBytes)) throw new CertificateInvalidError(`the entries of epoch ${facts.epoch} do not build its header`)
+    // A certificate is what the committee agreed on, but entries that came with it from a peer
+    // are checked against it: they must build exactly the certified header.
+    if (entries !== undefined && !builtHere && !equalBytes(this.o.source.build({ epoch: facts.epoch, prev: previous.digest, issuedAt: facts.issuedAt, entries, candidates: facts.candidates }).headerBytes, headerBytes)) throw new CertificateInvalidError(`the entries of epoch ${facts.epoch} do not build its header`)
     const record: EpochRecord = { ...facts, headerBytes, certificate, committee: cert.header.committee, signers: signersOf(cert), entries }
     if (!this.chain.add(record)) return false
     this.nextAttempt.delete(facts.epoch)

@@ -18,13 +18,13 @@
 // when to try again, never what is certified: safety is the lock argument in locks.ts.
 // Faults are slashed only with self-contained evidence (fault-rules.ts); evidence from the
 // network is checked against this node's certified state (committee, seed, f) first.
-import { toHex, equalBytes, encodeCanonical, decodeCanonical, randomBytesOf } from '../crypto/index.ts'
+import { toHex, equalBytes, encodeCanonical, decodeCanonical, randomBytesOf, sha256 } from '../crypto/index.ts'
 import { RoundFailedError, ConsensusMessageError, CertificateInvalidError, EvidenceInvalidError, type RoundFailureReason } from './errors.ts'
 import { selectCommittee, quorumOf, minimumCommittee, proposerOf, shortfall } from './committee.ts'
 import { roundIdOf, commitmentOf, inputDigestOf, type RoundHeader } from './round.ts'
 import { signMessage, decodeMessage, decodeMessageOf, MAX_MESSAGE_BYTES, MAX_ATTEMPT, type Signed, type MessageSigner, type ProposalBody, type CommitBody, type RevealBody, type Polka } from './messages.ts'
 import { buildCertificate, verifyCertificate, opens, signersOf, type Certificate } from './certificate.ts'
-import { buildEvidence, verifyEvidence, type Evidence } from './evidence.ts'
+import { buildEvidence, verifyEvidence, MAX_EVIDENCE_BYTES, type Evidence } from './evidence.ts'
 import { TrustLedger } from './trust-ledger.ts'
 import { DifferentialUptime } from './uptime.ts'
 import { RoundDeadlines, type DeadlineOptions } from './deadlines.ts'
@@ -880,6 +880,8 @@ export class RoundEngine {
   }
 
   private receiveEvidence (data: Uint8Array): void {
+    // Every observer of a fault publishes the same evidence (same bytes): checked once.
+    if (data.length <= MAX_EVIDENCE_BYTES && this.evidenceStore.has(toHex(sha256(data)))) return
     let ev: Evidence
     try {
       ev = verifyEvidence(data)

@@ -9,6 +9,8 @@ import type { CertifiedEpoch } from '../primary-epochs.ts'
 export class Invariants {
   readonly violations: string[] = []
   private readonly digests = new Map<number, string>()
+  /** Content checks already made, by epoch digest (every member stores the same epochs). */
+  private readonly checked = new Map<string, string | undefined>()
   private highest = 0
   private readonly honest: (peerId: string) => boolean
   private readonly check: (epoch: CertifiedEpoch, previous: CertifiedEpoch) => string | undefined
@@ -33,7 +35,9 @@ export class Invariants {
     if (held !== undefined && held !== digest) this.violation(`two certified epochs ${epoch.epoch}: ${held.slice(0, 16)} and ${digest.slice(0, 16)} (on ${member.slice(-8)})`)
     this.digests.set(epoch.epoch, held ?? digest)
     if (epoch.epoch !== previous.epoch + 1) this.violation(`${member.slice(-8)} stored epoch ${epoch.epoch} after ${previous.epoch}`)
-    const wrong = this.check(epoch, previous)
+    const id = `${digest}|${toHex(previous.digest)}`
+    if (!this.checked.has(id)) this.checked.set(id, this.check(epoch, previous))
+    const wrong = this.checked.get(id)
     if (wrong !== undefined) this.violation(`certified epoch ${epoch.epoch} breaks the rules: ${wrong}`)
     this.highest = Math.max(this.highest, epoch.epoch)
   }

@@ -19,7 +19,7 @@ import { BAD_CONTENT, type SimWorld, type BadContent } from './world.ts'
 
 export const TOPIC_PREFIX = 'mycelium/sim'
 const ENTRIES_TOPIC = `${TOPIC_PREFIX}/entries`
-const EPOCH_INTERVAL_MS = 1000
+const EPOCH_INTERVAL_MS = 2000
 const SLOT_MS = 400
 /** Faults happen in [0, FAULTS_END_MS); then the network heals for good and every crashed member restarts. */
 export const FAULTS_END_MS = 10_000
