@@ -28,6 +28,8 @@ export interface EpochsReport {
   epochs: EpochSummary[]
   /** rounds this node takes part in now (what an operator looks at when epochs stall) */
   rounds: ReturnType<RoundEngine['activeRounds']>
+  /** the committee of the next epoch (empty when the candidates are too few for f) */
+  nextCommittee: string[]
 }
 
 export interface TrustReportWithExclusions extends TrustReport {
@@ -71,7 +73,7 @@ export class Consensus {
   /** `mycelium spores epochs --json`. */
   epochsReport (limit = 16): EpochsReport {
     const w: Writability = this.epochs.writability()
-    return { latest: this.epochs.chain.latest()?.epoch ?? -1, readOnly: !w.writable, readOnlyReason: w.reason, epochs: this.epochs.epochs(limit), rounds: this.engine.activeRounds() }
+    return { latest: this.epochs.chain.latest()?.epoch ?? -1, readOnly: !w.writable, readOnlyReason: w.reason, epochs: this.epochs.epochs(limit), rounds: this.engine.activeRounds(), nextCommittee: this.epochs.lastCommittee() }
   }
 
   /** `mycelium trust --json`. */

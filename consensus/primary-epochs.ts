@@ -98,6 +98,8 @@ export interface PrimaryEpochsOptions {
   maxAttempts?: number
   /** The first attempt's length on every member (default 1.5 s; agreed, not measured: members count attempts alike). */
   slotMs?: number
+  /** A Byzantine proposer's tampering with its own proposals (fault drills and tests only). */
+  proposalConduct?: (body: EpochBody, previous: PreviousEpochFacts) => EpochBody
   /** How far a proposal's issuedAt may be from this member's clock (default 15 s). */
   maxClockSkewMs?: number
   log?: ConsensusLogger
@@ -290,7 +292,7 @@ export class PrimaryEpochs {
     const issuedAt = Math.max(this.now(), previous.issuedAt + 1)
     const { entries, candidates } = await this.o.source.propose(previous, issuedAt, this.abort.signal)
     const body: EpochBody = { epoch: n, prev: previous.digest, issuedAt, entries, candidates }
-    return encodeCanonical(body)
+    return encodeCanonical(this.o.proposalConduct?.(body, previous) ?? body)
   }
 
   /** What breaks the content rules in a proposed input, judged from the certified chain only. */

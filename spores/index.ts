@@ -34,7 +34,7 @@ export { certifyEpoch, committeeCertificateVerifier, defaultQuorum, epochSigning
 export type { EpochCertificateVerifier } from './primary/certificate.ts'
 export { EpochInput } from './primary/epoch-input.ts'
 export type { LatentEntries, EpochStore } from './primary/epoch-input.ts'
-export { epochViolation, nextCandidates, liveAt, decodeEpochEntries, CANDIDATE_TRUST_MIN } from './primary/epoch-rules.ts'
+export { epochViolation, nextCandidates, liveAt, decodeEpochEntries } from './primary/epoch-rules.ts'
 export type { PreviousEpoch, EpochRulesContext } from './primary/epoch-rules.ts'
 export { limitsWith } from './limits.ts'
 export type { EpochBodyInput, BuiltEpochHeader, EpochHeaderFacts } from './primary/epoch-input.ts'

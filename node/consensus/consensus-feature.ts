@@ -17,6 +17,7 @@ import { consensusSettingsFromEnv, type ConsensusSettings } from './consensus-se
 import { writeGenesis } from './genesis-epoch.ts'
 import { publishTrustEntry } from './trust-entries.ts'
 import { FileVoteStore, VOTES_FILE } from './vote-file.ts'
+import { badLeader, forgeEvidence } from './byzantine-conduct.ts'
 
 const SCLEROTIUM = 'sclerotium'
 /** The administrator node writes the first epoch once the sclerotia it sees stayed the same this long. */
@@ -53,6 +54,7 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
   let waiting: string | undefined = 'not started'
   const abort = new AbortController()
   let starting: Promise<void> | undefined
+  let stopForging: (() => void) | undefined
 
   const running = (): Consensus => {
     if (consensus === undefined) throw new ApiError(503, `primary epochs are not running yet: ${waiting ?? 'starting'}`)
@@ -138,7 +140,8 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
         source: spores.epochInput,
         sink: spores.epochInput,
         anchor,
-        intervalMs: s.intervalMs
+        intervalMs: s.intervalMs,
+        proposalConduct: s.leader.includes('bad-leader') ? badLeader({ peerId: ctx.host().peerId.toString(), secretKey: ctx.secretKey }) : undefined
       }
     })
     const c = consensus
@@ -147,8 +150,9 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
       if (net !== undefined) publishTrustEntry(spores, net, peerId, slash, c.engine.ledger.trust(peerId), log)
     })
     consensus.start()
+    if (s.leader.includes('forge-evidence')) stopForging = forgeEvidence(gossipsubTransport(ctx.host().services.pubsub as unknown as GossipsubLike), topicPrefix(ctx.network.networkId), ctx.host().peerId.toString())
     waiting = undefined
-    if (s.conduct !== 'honest') log.warn({ conduct: s.conduct }, 'this node plays a Byzantine committee member (test flag --bft-conduct)')
+    if (s.conduct !== 'honest' || s.leader.length > 0) log.warn({ conduct: s.conduct, leader: s.leader }, 'this node plays a Byzantine committee member (test flag --bft-conduct)')
     log.info({ f: s.f, intervalMs: s.intervalMs, epoch: consensus.epochs.chain.latest()?.epoch }, 'primary epochs running')
   }
 
@@ -165,6 +169,7 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
     async stop () {
       abort.abort()
       await starting
+      stopForging?.()
       const c = consensus
       consensus = undefined
       await c?.stop()

@@ -1,6 +1,7 @@
 // Consensus settings. `mycelium start --epoch-interval-s N`, `--bft-f N` and the test-only
 // `--bft-conduct` put them in the environment, so the daemon and its features read one place.
 import type { ConductName } from '../../consensus/index.ts'
+import { LEADER_CONDUCTS, type LeaderConduct } from './byzantine-conduct.ts'
 
 export const EPOCH_INTERVAL_ENV = 'MYCELIUM_EPOCH_INTERVAL_S'
 export const BFT_F_ENV = 'MYCELIUM_BFT_F'
@@ -9,7 +10,8 @@ export const BFT_COMMITTEE_ENV = 'MYCELIUM_BFT_COMMITTEE'
 
 export const DEFAULT_EPOCH_INTERVAL_S = 30
 export const DEFAULT_F = 1
-export const CONDUCTS: readonly ConductName[] = ['honest', 'dissent', 'withhold', 'equivocate', 'copy', 'mismatch', 'silent']
+export const MEMBER_CONDUCTS: readonly ConductName[] = ['honest', 'dissent', 'withhold', 'equivocate', 'copy', 'mismatch', 'silent']
+export const CONDUCTS: ReadonlyArray<ConductName | LeaderConduct> = [...MEMBER_CONDUCTS, ...LEADER_CONDUCTS]
 
 export class ConsensusSettingsError extends Error {
   constructor (message: string) {
@@ -23,7 +25,10 @@ export interface ConsensusSettings {
   f: number
   /** Committee size, at least 3f+1 (default 3f+1). */
   committeeSize: number
+  /** How this node votes (honest unless the test flag says otherwise). */
   conduct: ConductName
+  /** Byzantine proposer behaviours the test flag adds. */
+  leader: LeaderConduct[]
 }
 
 function positive (name: string, raw: string | undefined, fallback: number, integer: boolean): number {
@@ -40,7 +45,11 @@ export function consensusSettingsFromEnv (env: NodeJS.ProcessEnv = process.env):
   if (f > 21) throw new ConsensusSettingsError(`--bft-f must be at most 21 (committees hold at most 64 members; got ${f})`)
   const committeeSize = positive('--bft-committee', env[BFT_COMMITTEE_ENV], 3 * f + 1, true)
   if (committeeSize < 3 * f + 1 || committeeSize > 64) throw new ConsensusSettingsError(`--bft-committee must be from 3f+1 = ${3 * f + 1} to 64 (got ${committeeSize})`)
-  const conduct = (env[BFT_CONDUCT_ENV] ?? 'honest') as ConductName
-  if (!CONDUCTS.includes(conduct)) throw new ConsensusSettingsError(`--bft-conduct must be one of ${CONDUCTS.join(', ')} (got "${conduct}")`)
-  return { intervalMs: Math.round(interval * 1000), f, committeeSize, conduct }
+  const names = (env[BFT_CONDUCT_ENV] ?? 'honest').split(',').filter(n => n !== '')
+  const unknown = names.find(n => !(CONDUCTS as readonly string[]).includes(n))
+  if (unknown !== undefined) throw new ConsensusSettingsError(`--bft-conduct takes one or more of ${CONDUCTS.join(', ')}, comma-separated (got "${unknown.slice(0, 40)}")`)
+  const members = names.filter((n): n is ConductName => (MEMBER_CONDUCTS as readonly string[]).includes(n))
+  if (members.length > 1) throw new ConsensusSettingsError(`--bft-conduct takes at most one way of voting (got ${members.join(', ')})`)
+  const leader = names.filter((n): n is LeaderConduct => (LEADER_CONDUCTS as readonly string[]).includes(n))
+  return { intervalMs: Math.round(interval * 1000), f, committeeSize, conduct: members[0] ?? 'honest', leader }
 }

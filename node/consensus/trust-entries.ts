@@ -23,7 +23,7 @@ export function publishTrustEntry (spores: Spores, network: SporesNetwork, peerI
   void spores.merge('latent', [entry])
     .then(async ([outcome]) => {
       if (outcome.status !== 'merged') {
-        // e.g. the primary tier already holds this peer's trust entry until the next epoch
+        // e.g. a newer verdict on this peer is already held
         log.debug({ peerId, outcome: outcome.status, why: (outcome as { reason?: string }).reason }, 'trust entry not stored')
         return
       }

@@ -46,6 +46,16 @@ export function mayWrite (entry: SignedEntry, trust: TrustAuthority): boolean {
   }
 }
 
+/**
+ * True if a strictly newer version may replace what a higher tier holds: its owner's own (a
+ * node may move on from what the last epoch said of it), or, for trust, which has no owner,
+ * one from a writer the rules above allow (checked when it was merged), so trust never freezes
+ * once an epoch carries it.
+ */
+export function mayOverride (entry: { type: string, key: string, origin: string }): boolean {
+  return entry.type === 'trust' || ownerOf(entry) === entry.origin
+}
+
 /** The owner of a record: the one peer whose newer signed version may override a higher tier. */
 export function ownerOf (entry: { type: string, key: string }): string | undefined {
   switch (entry.type) {

@@ -5,7 +5,7 @@
 import { decodeEntry, verifyEntrySignature, entryId, compareVersions, MAX_ENTRY_BYTES, type SignedEntry } from '../entry/entry.ts'
 import { SchemaError } from '../entry/schema.ts'
 import { ENTRY_CODECS, type EntryType } from '../entry/types.ts'
-import { mayWrite, ownerOf, type TrustAuthority } from '../entry/authority.ts'
+import { mayWrite, mayOverride, type TrustAuthority } from '../entry/authority.ts'
 import type { TierStore, IndexedEntry } from '../store/tier-store.ts'
 import type { SporeDatabase, SporeBatchOp } from '../store/spore-database.ts'
 import type { SporeLimits } from '../limits.ts'
@@ -149,14 +149,14 @@ export class SporeMerger {
   }
 
   /**
-   * A record held by a higher tier wins, unless the incoming one is strictly newer and
-   * signed by the record's owner (a node may move on from what the last epoch said of it).
+   * A record held by a higher tier wins, unless the incoming one is strictly newer and may
+   * replace it (authority.ts mayOverride: its owner's, or an authorized trust verdict).
    */
   private conflictsWithHigherTier (entry: SignedEntry, id: string, higher: TierStore[]): boolean {
     for (const h of higher) {
       const held = h.getById(id)
       if (held === undefined || compareVersions(entry, held) === 0) continue
-      if (entry.seq > held.seq && ownerOf(entry) === entry.origin) continue
+      if (entry.seq > held.seq && mayOverride(entry)) continue
       return true
     }
     return false
@@ -175,7 +175,7 @@ export class SporeMerger {
       for (const h of higher) {
         const held = h.getById(id)
         if (held === undefined || compareVersions(e, held) === 0) continue
-        if (e.seq > held.seq && ownerOf(e) === e.origin) continue
+        if (e.seq > held.seq && mayOverride(e)) continue
         dels.push({ type: e.type, key: e.key })
         break
       }

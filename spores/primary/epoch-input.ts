@@ -3,7 +3,7 @@
 // repeats, reading a header it did not build, and the sink that stores a certified epoch.
 import { sha256, toHex } from '../../crypto/index.ts'
 import { decodeEntry, verifyEntrySignature, entryId, compareVersions, type SignedEntry } from '../entry/entry.ts'
-import { ownerOf, mayWrite } from '../entry/authority.ts'
+import { mayOverride, mayWrite } from '../entry/authority.ts'
 import { epochViolation, nextCandidates, liveAt, type PreviousEpoch, type EpochRulesContext } from './epoch-rules.ts'
 import { EpochRejectedError } from '../errors.ts'
 import type { SporeLimits } from '../limits.ts'
@@ -68,7 +68,7 @@ export class EpochInput {
       const id = entryId(e.type, e.key)
       const held = chosen.get(id)
       if (held !== undefined && !(e.seq > held.seq && compareVersions(e, held) > 0)) continue
-      if (!mayWrite(e, authority) || (held !== undefined && e.type !== 'trust' && ownerOf(e) !== e.origin)) continue
+      if (!mayWrite(e, authority) || (held !== undefined && !mayOverride(e))) continue
       if (verifyEntrySignature(e)) chosen.set(id, e)
     }
     const entries = [...chosen.values()].filter(e => liveAt(e, issuedAt, this.limits.windowMs))

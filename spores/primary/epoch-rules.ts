@@ -16,8 +16,6 @@ import { mayWrite } from '../entry/authority.ts'
 import { ENTRY_CODECS } from '../entry/types.ts'
 import type { EpochBody } from '../../consensus/index.ts'
 
-/** Trust below this in a certified trust entry keeps a peer out of committees (the engine's threshold). */
-export const CANDIDATE_TRUST_MIN = 0.5
 const SCLEROTIUM = 'sclerotium'
 const HYPHAE = 'hyphae'
 const MAX_CANDIDATES = 64
@@ -45,9 +43,11 @@ export function liveAt (e: SignedEntry, at: number, windowMs: number): boolean {
  * The candidates of the committee after this epoch: the previous candidates and every peer
  * whose own `node` entry says sclerotium and was already in the previous epoch (one epoch of
  * tenure: a newcomer cannot enter the committee in the epoch it appears), without peers whose
- * node entry now says hyphae (a client) or whose certified trust fell below CANDIDATE_TRUST_MIN.
- * (A first epoch written where no node had a role yet names every member; a rhizomorph among
- * them stays until its trust or its role says otherwise.) Sorted, at most 64.
+ * node entry now says hyphae (a client). Sorted, at most 64.
+ * Trust entries do not remove anyone: one is a single member's signed opinion, so a Byzantine
+ * committee member could write honest peers out of the committees (and below 3f+1) with them.
+ * Taking a slashed member out needs the committee's certified verdict, which is not built yet;
+ * until then it stays a candidate, one of the f faults the committees tolerate.
  */
 export function nextCandidates (previous: PreviousEpoch, entries: readonly SignedEntry[]): string[] {
   const before = new Set(previous.entries.filter(e => e.type === 'node').map(e => e.key))
@@ -58,7 +58,6 @@ export function nextCandidates (previous: PreviousEpoch, entries: readonly Signe
     if (role === SCLEROTIUM && before.has(e.key)) set.add(e.key)
     if (role === HYPHAE) set.delete(e.key)
   }
-  for (const e of entries) if (e.type === 'trust' && (e as SignedEntry<'trust'>).value.score < CANDIDATE_TRUST_MIN) set.delete(e.key)
   return [...set].sort().slice(0, MAX_CANDIDATES)
 }
 

@@ -1,5 +1,5 @@
-// Seven sclerotia as real daemons (f = 2, short epochs) for the BFT harness tests, and the
-// reads the tests make through the CLI.
+// Sclerotia as real daemons (short epochs) for the BFT harness tests, and the reads the tests
+// make through the CLI.
 import { expect } from 'vitest'
 import { Cluster, waitFor, type TestNode } from '../harness/index.ts'
 import { fromHex } from '../../crypto/index.ts'
@@ -7,15 +7,15 @@ import { verifyEvidence } from '../../consensus/index.ts'
 
 export const EPOCH_INTERVAL_S = '3'
 
-export function bftArgs (conduct?: string): string[] {
-  return ['--role', 'sclerotium', '--epoch-interval-s', EPOCH_INTERVAL_S, '--bft-f', '2', ...(conduct === undefined ? [] : ['--bft-conduct', conduct])]
+export function bftArgs (f: number, conduct?: string): string[] {
+  return ['--role', 'sclerotium', '--epoch-interval-s', EPOCH_INTERVAL_S, '--bft-f', String(f), ...(conduct === undefined ? [] : ['--bft-conduct', conduct])]
 }
 
-/** Seven daemons: joins one after the other (the founder limits parallel admissions from one address), starts in parallel. */
-export async function startSclerotia (cluster: Cluster): Promise<TestNode[]> {
+/** `count` daemons: joins one after the other (the founder limits parallel admissions from one address), starts in parallel. */
+export async function startSclerotia (cluster: Cluster, count: number): Promise<TestNode[]> {
   const founder = cluster.newNode('n0')
   await founder.start()
-  const members = Array.from({ length: 6 }, (_, i) => cluster.newNode(`n${i + 1}`))
+  const members = Array.from({ length: count - 1 }, (_, i) => cluster.newNode(`n${i + 1}`))
   for (const node of members) await cluster.join(node, founder)
   await Promise.all(members.map(async n => { await n.start() }))
   const nodes = [founder, ...members]
@@ -23,9 +23,9 @@ export async function startSclerotia (cluster: Cluster): Promise<TestNode[]> {
   return nodes
 }
 
-export interface EpochView { epoch: number, digest: string, committee: string[], signers: string[] }
+export interface EpochView { epoch: number, digest: string, committee: string[], signers: string[], candidates: string[] }
 export interface RoundView { op: string, key: string, attempt: number, committee: string[], commits: number, reveals: number, certified: boolean, failed: boolean }
-export interface EpochsView { self: string, latest: number, readOnly: boolean, readOnlyReason?: string, epochs: EpochView[], rounds: RoundView[] }
+export interface EpochsView { self: string, latest: number, readOnly: boolean, readOnlyReason?: string, epochs: EpochView[], rounds: RoundView[], nextCommittee: string[] }
 export interface TrustView { self: string, threshold: number, excluded: string[], peers: Array<{ peerId: string, trust: number, excluded: boolean, slashes: Array<{ reason: string, evidenceId: string, key: string }> }> }
 
 /** The node's epochs, or undefined while its primary epochs are not running yet. */

@@ -69,21 +69,11 @@ describe('commit-reveal BFT with two Byzantine members of seven (f = 2)', () => 
         }
         if (s.reason === 'equivocate') {
           for (const n of good) expect(n.consensus.trustReport().excluded.sort()).toEqual([...bad].sort())
-          // Out of the committees once the slashes are certified: an honest proposer puts its trust
-          // entries in an epoch, whose candidates then leave the equivocators out. Five candidates
-          // are too few for the configured f = 2 (3f+1 = 7): the members say so and stop, rather
-          // than go on at a weaker f.
-          const chain = good[0].consensus.epochs.chain
-          await until('an epoch without the equivocators among its candidates', () => {
-            for (let e = 1; e <= latestEpoch(good[0]); e++) if (bad.every(b => !chain.get(e)!.candidates.includes(b))) return true
-            return false
-          }, 90_000)
-          await until('every honest member holds that epoch', () => good.every(n => bad.every(b => !n.consensus.epochs.chain.latest()!.candidates.includes(b))))
-          for (const n of good) {
-            const report = n.consensus.epochsReport()
-            expect(report.readOnly).toBe(true)
-            expect(report.readOnlyReason).toMatch(/f = 2 needs 7 committee candidates, the certified epoch names 5/)
-          }
+          // Their trust entries (one member's word each) take no one out of the candidates: the
+          // chain goes on with them in the committees, as two of the f = 2 faults it tolerates.
+          const start = latestEpoch(good[0])
+          await until('two more epochs', () => good.every(n => latestEpoch(n) >= start + 2), 60_000)
+          for (const b of bad) expect(good[0].consensus.epochs.chain.get(start + 2)!.candidates).toContain(b)
         }
       } finally {
         await cluster.close()

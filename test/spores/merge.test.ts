@@ -59,7 +59,7 @@ describe('validation-first merge', () => {
       ['outside-window', entry(b, 'health', healthValue(), { issuedAt: now - 25 * 3600_000 }).bytes],
       ['future', entry(b, 'health', healthValue(), { issuedAt: now + 3600_000 }).bytes],
       ['limit', entry(b, 'service', { name: 'db', endpoints: [] }, { key: `${b.peerId}/db` }).bytes],
-      ['higher-tier-conflict', entry(member, 'trust', { score: 0, reason: 'slander' }, { key: b.peerId, seq: 11 }).bytes],
+      ['higher-tier-conflict', entry(member, 'trust', { score: 0, reason: 'slander' }, { key: b.peerId, seq: 9 }).bytes],
       ['replay', good.bytes],
       ['replay', entry(a, 'node', nodeValue(9), { seq: 4 }).bytes]
     ]
@@ -88,6 +88,22 @@ describe('validation-first merge', () => {
     expect(newer.status).toBe('merged')
     expect((await spores.ls({ tier: 'primary' }))[0].value).toEqual(nodeValue(1))
     expect((await spores.ls({ tier: 'latent' }))[0].value).toEqual(nodeValue(3))
+  })
+
+  it('lets a committee member revise a trust verdict the primary holds; a stranger cannot', async () => {
+    const root = networkRoot()
+    const spores = await fresh(root)
+    const member = identity()
+    const subject = identity()
+    const trust = (by: typeof member, score: number, seq: number): SignedEntry => entry(by, 'trust', { score, reason: `verdict ${score}` }, { key: subject.peerId, seq })
+    await acceptEpoch0(spores, root, [trust(member, 0.5, 10)], [member.peerId])
+    const [lower] = await spores.merge('latent', [trust(member, 0.4, 10)])
+    expect(lower).toMatchObject({ status: 'rejected', reason: 'higher-tier-conflict' })
+    // trust has no owner, so it used to freeze once an epoch carried it
+    const [revised] = await spores.merge('latent', [trust(member, 0, 11)])
+    expect(revised.status).toBe('merged')
+    const [stranger] = await spores.merge('latent', [trust(identity(), 1, 12)])
+    expect(stranger.status).toBe('rejected')
   })
 
   it('drops latent entries that a newly accepted epoch overrides', async () => {
