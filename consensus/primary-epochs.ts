@@ -445,7 +445,9 @@ export class PrimaryEpochs {
       if (this.answered.size > 256) this.answered.delete(this.answered.keys().next().value as number)
       for (let n = m.from; n <= Math.min(latest.epoch, m.from + CATCH_UP_BATCH - 1); n++) {
         const r = this.chain.get(n)
-        if (r === undefined || r.committee.length === 0) continue
+        // The first epoch is the root's (peers fetch it from the spores' epoch service); every later one
+        // is served, the anchor a restarted node holds without its committee included.
+        if (r === undefined || r.epoch === 0) continue
         this.publish({ t: 'epoch', headerBytes: r.headerBytes, certificate: r.certificate, entries: r.entries ?? null })
       }
     } else if (m.t === 'epoch' && m.headerBytes instanceof Uint8Array && m.certificate instanceof Uint8Array && (m.entries === null || (Array.isArray(m.entries) && m.entries.every(e => e instanceof Uint8Array)))) {
