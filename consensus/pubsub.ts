@@ -1,9 +1,17 @@
 // The transport the engine needs: publish bytes on a topic, and subscribe with a handler.
 // gossipsubTransport adapts a js-libp2p gossipsub service to it.
+export type Verdict = 'accept' | 'reject' | 'ignore'
+
 export interface ConsensusPubSub {
   publish: (topic: string, data: Uint8Array) => Promise<unknown>
   /** Calls `handler` for every message on `topic` from another node; returns the unsubscribe. */
   subscribe: (topic: string, handler: (data: Uint8Array) => void) => () => void
+  /**
+   * Judges messages on `topic` before they are delivered or forwarded: 'reject' marks the peer
+   * that sent it (gossipsub lowers its score and stops forwarding), 'ignore' drops it without
+   * blame. Optional: a transport without it delivers everything to the handler.
+   */
+  validate?: (topic: string, judge: (data: Uint8Array) => Verdict) => () => void
 }
 
 /** The part of a gossipsub service used here (@libp2p/gossipsub satisfies it). */
@@ -11,6 +19,7 @@ export interface GossipsubLike {
   subscribe: (topic: string) => void
   unsubscribe: (topic: string) => void
   publish: (topic: string, data: Uint8Array) => Promise<unknown>
+  topicValidators?: Map<string, (peer: unknown, message: { data: Uint8Array }) => Verdict | Promise<Verdict>>
   addEventListener: (type: 'message', listener: (evt: CustomEvent<{ topic: string, data: Uint8Array }>) => void) => void
   removeEventListener: (type: 'message', listener: (evt: CustomEvent<{ topic: string, data: Uint8Array }>) => void) => void
 }
@@ -25,6 +34,12 @@ export function gossipsubTransport (gossipsub: GossipsubLike): ConsensusPubSub {
         if ((err as Error).name === 'PublishError' || /NoPeersSubscribedToTopic/.test((err as Error).message)) return undefined
         throw err
       }
+    },
+    validate (topic, judge) {
+      const validators = gossipsub.topicValidators
+      if (validators === undefined) return () => {}
+      validators.set(topic, (_peer, message) => judge(message.data))
+      return () => { validators.delete(topic) }
     },
     subscribe (topic, handler) {
       const listener = (evt: CustomEvent<{ topic: string, data: Uint8Array }>): void => {

@@ -159,6 +159,7 @@ export function slotAt (slots: AttemptSlots, members: number, now: number): { at
 
 type AttemptOutcome = { t: 'certified' } | { t: 'settled' } | { t: 'timeout' } | { t: 'aborted' } | { t: 'skip', to: number }
 
+const NO_STATE = 'no certified state for its key here'
 const PENDING_ROUNDS_MAX = 128
 const PENDING_TTL_MS = 30_000
 const ROUND_KEEP_MS = 60_000
@@ -234,6 +235,9 @@ export class RoundEngine {
     this.running = true
     this.unsubscribes.push(this.o.pubsub.subscribe(this.topics.rounds, (data) => this.receive(data)))
     this.unsubscribes.push(this.o.pubsub.subscribe(this.topics.evidence, (data) => this.receiveEvidence(data)))
+    // Forged evidence is refused at the gossip layer too, so its sender is marked and it spreads no further.
+    const stopValidating = this.o.pubsub.validate?.(this.topics.evidence, (data) => this.judgeEvidence(data))
+    if (stopValidating !== undefined) this.unsubscribes.push(stopValidating)
     this.unsubscribes.push(this.o.pubsub.subscribe(this.topics.certified, (data) => this.receiveCertified(data)))
   }
 
@@ -867,7 +871,7 @@ export class RoundEngine {
     const h = ev.header
     const op = this.ops.get(h.op)
     const ctx = op?.context(h.key)
-    if (op === undefined || ctx === undefined) return 'no certified state for its key here'
+    if (op === undefined || ctx === undefined) return NO_STATE
     const committee = selectCommittee(ctx.candidates, ctx.seed, this.f, this.committeeSize)
     if (!equalBytes(ctx.seed, h.seed) || h.f !== this.f || committee.length !== h.committee.length || committee.some((m, i) => m !== h.committee[i])) return 'its round is not one of the certified committee'
     if (ev.reason === 'dissent' && !op.objective) return 'dissent on an operation that is not objective'
@@ -879,18 +883,46 @@ export class RoundEngine {
     return undefined
   }
 
-  private receiveEvidence (data: Uint8Array): void {
+  /**
+   * Evidence from the network, judged once per buffer: 'reject' when it proves nothing or
+   * contradicts this node's certified chain (forged), 'ignore' when this node cannot judge it
+   * (no certified state for its key) or already holds it, else the evidence.
+   */
+  private readonly judged = new WeakMap<Uint8Array, Evidence | 'reject' | 'ignore'>()
+
+  private evidenceFrom (data: Uint8Array): Evidence | 'reject' | 'ignore' {
+    const held = this.judged.get(data)
+    if (held !== undefined) return held
+    let verdict: Evidence | 'reject' | 'ignore'
     // Every observer of a fault publishes the same evidence (same bytes): checked once.
-    if (data.length <= MAX_EVIDENCE_BYTES && this.evidenceStore.has(toHex(sha256(data)))) return
-    let ev: Evidence
-    try {
-      ev = verifyEvidence(data)
-    } catch (err) {
-      if (!(err instanceof EvidenceInvalidError)) throw err
-      return this.log.debug({ err: err.message }, 'evidence rejected')
+    if (data.length <= MAX_EVIDENCE_BYTES && this.evidenceStore.has(toHex(sha256(data)))) verdict = 'ignore'
+    else {
+      try {
+        const ev = verifyEvidence(data)
+        const wrong = this.checkEvidence(ev)
+        if (wrong === undefined) verdict = ev
+        else {
+          this.log.debug({ accused: ev.accused, reason: ev.reason, why: wrong }, 'evidence rejected')
+          verdict = wrong === NO_STATE ? 'ignore' : 'reject'
+        }
+      } catch (err) {
+        if (!(err instanceof EvidenceInvalidError)) throw err
+        this.log.debug({ err: err.message }, 'evidence rejected')
+        verdict = 'reject'
+      }
     }
-    const wrong = this.checkEvidence(ev)
-    if (wrong !== undefined) return this.log.debug({ accused: ev.accused, reason: ev.reason, why: wrong }, 'evidence rejected')
+    this.judged.set(data, verdict)
+    return verdict
+  }
+
+  private judgeEvidence (data: Uint8Array): 'accept' | 'reject' | 'ignore' {
+    const v = this.evidenceFrom(data)
+    return typeof v === 'string' ? v : 'accept'
+  }
+
+  private receiveEvidence (data: Uint8Array): void {
+    const ev = this.evidenceFrom(data)
+    if (typeof ev === 'string') return
     this.keepEvidence(ev.id, ev.bytes)
     if (this.ledger.apply(ev)) this.log.warn({ accused: ev.accused, reason: ev.reason, key: ev.header.key, evidence: ev.id }, 'member slashed (evidence from a peer)')
   }
