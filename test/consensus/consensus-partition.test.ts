@@ -45,7 +45,8 @@ describe('partition 4/3 and heal', () => {
         // Reads go on: the primary tier still serves its last epoch.
         expect(n.spores.primary.latest()?.header.epoch).toBe(cutB)
       }
-      for (const n of a) expect(n.consensus.epochsReport().readOnly).toBe(false)
+      // (The 4-side may turn read-only itself now: the committee of the epoch after the one it
+      // certified is drawn afresh and may need the other side.)
 
       await cluster.heal()
       const target = Math.max(...a.map(latestEpoch))

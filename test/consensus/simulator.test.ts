@@ -9,7 +9,7 @@ import { describe, it, expect } from 'vitest'
 import { runSchedule, planOf } from '../../consensus/sim/index.ts'
 import { sporesWorld } from '../sim/spores-world.ts'
 
-const SCHEDULES = 120
+const SCHEDULES = 100
 // A different window of seeds every day, so the suite explores beyond a fixed set over time;
 // the seed of a failure is in the message.
 const FIRST = 1_000_000 + (Math.floor(Date.now() / 86_400_000) % 1000) * SCHEDULES
