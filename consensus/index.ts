@@ -3,8 +3,10 @@
 export { Consensus, createConsensus } from './consensus.ts'
 export type { ConsensusOptions, EpochsReport, TrustReportWithExclusions } from './consensus.ts'
 
-export { RoundEngine, slotAt } from './round-engine.ts'
-export type { RoundEngineOptions, Operation, RoundContext, AttemptSlots } from './round-engine.ts'
+export { RoundEngine } from './round-engine.ts'
+export type { RoundEngineOptions, Operation, RoundContext } from './round-engine.ts'
+export { slotAt } from './attempts.ts'
+export type { AttemptSlots } from './attempts.ts'
 export { PrimaryEpochs } from './primary-epochs.ts'
 export type { PrimaryEpochsOptions, EpochInputSource, EpochBody, BuiltEpoch, EpochHeaderFacts, PreviousEpochFacts, CertifiedEpoch, EpochSink, EpochSummary, Writability } from './primary-epochs.ts'
 export { EpochChain } from './epoch-chain.ts'

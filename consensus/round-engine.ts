@@ -34,6 +34,7 @@ import { consensusTopics, type ConsensusPubSub } from './pubsub.ts'
 import { quietLogger, type ConsensusLogger } from './logger.ts'
 import { MemoryVoteStore, commitRefusal, mayReveal, type VoteStore, type KeyVotes } from './locks.ts'
 import { realTimers, type Timers } from './timers.ts'
+import { slotAt, type AttemptSlots } from './attempts.ts'
 import type { FaultReason } from './fault-rules.ts'
 
 /** The certified state a round's committee is drawn from. */
@@ -133,28 +134,6 @@ interface KeyState {
   valid?: { attempt: number, proposal: Signed<ProposalBody>, commits: Array<Signed<CommitBody>> }
   /** When this node last re-published its lock's justification. */
   lockSentAt?: number
-}
-
-/**
- * Attempts laid out in time from an agreed start (for epochs: when the previous certified epoch
- * says the next one is due), so members that crashed, lagged or sat in another partition are on
- * the same attempt as soon as they can talk again. Slot k lasts ms × (1 + ⌊k / n⌋): every
- * proposer gets a turn at each length, and the slots outgrow any delay once the network is
- * stable. Only liveness rests on clocks; safety does not (locks.ts).
- */
-export interface AttemptSlots {
-  from: number
-  ms: number
-}
-
-export function slotAt (slots: AttemptSlots, members: number, now: number): { attempt: number, endsAt: number } {
-  let start = slots.from
-  for (let k = 0; k < MAX_ATTEMPT; k++) {
-    const end = start + slots.ms * (1 + Math.floor(k / members))
-    if (now < end) return { attempt: k, endsAt: end }
-    start = end
-  }
-  return { attempt: MAX_ATTEMPT, endsAt: Number.POSITIVE_INFINITY }
 }
 
 type AttemptOutcome = { t: 'certified' } | { t: 'settled' } | { t: 'timeout' } | { t: 'aborted' } | { t: 'skip', to: number }
