@@ -2,7 +2,7 @@
 // message is merged validation-first inside gossipsub's topic validator, so an invalid entry
 // is neither stored nor forwarded (Reject lowers the sender's gossipsub score), and a replay
 // is dropped quietly (Ignore). Messages arriving together are merged in one batch.
-import type { SignedEntry } from '../entry/entry.ts'
+import { decodeEntry, type SignedEntry } from '../entry/entry.ts'
 import type { SporeMerger, MergeOutcome } from '../merge/spore-merger.ts'
 import type { SporePubSub } from '../host.ts'
 import type { SporeLogger } from '../logger.ts'
@@ -41,7 +41,7 @@ export class LatentGossip {
   }
 
   start (): void {
-    this.pubsub.topicValidators.set(this.topic, async (_peer, message) => await this.validate(message.data) as TopicValidatorResult)
+    this.pubsub.topicValidators.set(this.topic, async (peer, message) => await this.validate(message.data, String(peer)) as TopicValidatorResult)
     this.pubsub.subscribe(this.topic)
   }
 
@@ -59,7 +59,7 @@ export class LatentGossip {
     }
   }
 
-  private async validate (data: Uint8Array): Promise<'accept' | 'ignore' | 'reject'> {
+  private async validate (data: Uint8Array, from: string): Promise<'accept' | 'ignore' | 'reject'> {
     this.stats.received++
     // a flood beyond what one merge batch can take is dropped unforwarded; sync repairs any loss
     if (this.waiting.length >= MAX_WAITING) {
@@ -81,6 +81,12 @@ export class LatentGossip {
       this.stats.accepted++
       return 'accept'
     }
+    // A writer past its share of a type is penalised when it sends its own entries; a peer that
+    // merely forwards them (its own count may differ) is not.
+    if (outcome.reason === 'origin-limit' && originOf(data) !== from) {
+      this.stats.ignored++
+      return 'ignore'
+    }
     if (outcome.reason === 'replay' || outcome.reason === 'higher-tier-conflict' || outcome.reason === 'limit') {
       this.stats.ignored++
       return 'ignore'
@@ -100,5 +106,13 @@ export class LatentGossip {
       this.log.warn({ err: (err as Error).message }, 'latent merge failed')
       for (const w of batch) w.resolve(undefined)
     }
+  }
+}
+
+function originOf (data: Uint8Array): string | undefined {
+  try {
+    return decodeEntry(data).origin
+  } catch {
+    return undefined
   }
 }

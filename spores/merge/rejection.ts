@@ -11,6 +11,7 @@ export const REJECTION_REASONS = [
   'outside-window', // temporal entry issued before the window
   'future', // issuedAt too far ahead of the local clock
   'limit', // the type's maximum entry count is reached
+  'origin-limit', // the origin already holds its share of the type (limits.ts originQuota)
   'higher-tier-conflict', // contradicts a higher tier and is not a newer version by the owner
   'replay' // same or lower version than the one held
 ] as const

@@ -8,7 +8,7 @@ import { ENTRY_CODECS, type EntryType } from '../entry/types.ts'
 import { mayWrite, mayOverride, type TrustAuthority } from '../entry/authority.ts'
 import type { TierStore, IndexedEntry } from '../store/tier-store.ts'
 import type { SporeDatabase, SporeBatchOp } from '../store/spore-database.ts'
-import type { SporeLimits } from '../limits.ts'
+import { originQuota, type SporeLimits } from '../limits.ts'
 import type { SporeLogger } from '../logger.ts'
 import type { RejectionReason, RejectionSink } from './rejection.ts'
 
@@ -96,6 +96,7 @@ export class SporeMerger {
     const now = this.o.clock()
     const pending = new Map<string, SignedEntry>()
     const added = new Map<EntryType, number>()
+    const addedBy = new Map<string, number>()
     const pruned = new Set<EntryType>()
     const outcomes: MergeOutcome[] = []
     for (const input of inputs) {
@@ -118,6 +119,14 @@ export class SporeMerger {
           continue
         }
       }
+      // One writer holds at most its share of a type: a new record, or one taken over from another origin, counts against it.
+      if (current === undefined || current.origin !== entry.origin) {
+        const mine = store.countOf(entry.type, entry.origin) + (addedBy.get(`${entry.type}|${entry.origin}`) ?? 0)
+        if (mine >= originQuota(this.o.limits, entry.type)) {
+          outcomes.push(this.reject(tier, entry.type, 'origin-limit'))
+          continue
+        }
+      }
       if (this.conflictsWithHigherTier(entry, id, higher)) {
         outcomes.push(this.reject(tier, entry.type, 'higher-tier-conflict'))
         continue
@@ -127,6 +136,7 @@ export class SporeMerger {
         continue
       }
       if (current === undefined) added.set(entry.type, (added.get(entry.type) ?? 0) + 1)
+      if (current === undefined || current.origin !== entry.origin) addedBy.set(`${entry.type}|${entry.origin}`, (addedBy.get(`${entry.type}|${entry.origin}`) ?? 0) + 1)
       pending.set(id, entry)
       outcomes.push({ status: 'merged', entry })
     }

@@ -23,6 +23,8 @@ export class TierStore {
   readonly buckets: TierBuckets
   private readonly index = new Map<string, IndexedEntry>()
   private readonly counts = new Map<EntryType, number>()
+  /** Records per type and origin: what one writer holds of a type (its quota, limits.ts). */
+  private readonly originCounts = new Map<string, number>()
   private sorted: string[] = []
   private sortedFresh = true
 
@@ -58,6 +60,18 @@ export class TierStore {
 
   getById (id: string): IndexedEntry | undefined {
     return this.index.get(id)
+  }
+
+  /** Records of `type` whose current version `origin` signed. */
+  countOf (type: EntryType, origin: string): number {
+    return this.originCounts.get(`${type}|${origin}`) ?? 0
+  }
+
+  private countOrigin (type: EntryType, origin: string, delta: number): void {
+    const k = `${type}|${origin}`
+    const n = (this.originCounts.get(k) ?? 0) + delta
+    if (n <= 0) this.originCounts.delete(k)
+    else this.originCounts.set(k, n)
   }
 
   count (type: EntryType): number {
@@ -127,17 +141,22 @@ export class TierStore {
 
   private remember (entry: SignedEntry): void {
     const id = entryId(entry.type, entry.key)
-    if (!this.index.has(id)) {
+    const before = this.index.get(id)
+    if (before === undefined) {
       this.counts.set(entry.type, this.count(entry.type) + 1)
       this.sortedFresh = false
-    }
+    } else this.countOrigin(before.type, before.origin, -1)
+    this.countOrigin(entry.type, entry.origin, 1)
     const indexed: IndexedEntry = { type: entry.type, key: entry.key, origin: entry.origin, seq: entry.seq, issuedAt: entry.issuedAt, sig: entry.sig.slice(), hash: entryHash(entry.sig) }
     if (entry.expiresAt !== undefined) indexed.expiresAt = entry.expiresAt
     this.index.set(id, indexed)
   }
 
   private forget (type: EntryType, key: string): void {
-    if (this.index.delete(entryId(type, key))) {
+    const id = entryId(type, key)
+    const before = this.index.get(id)
+    if (before !== undefined) this.countOrigin(before.type, before.origin, -1)
+    if (this.index.delete(id)) {
       this.counts.set(type, this.count(type) - 1)
       this.sortedFresh = false
     }

@@ -161,6 +161,23 @@ describe('validation-first merge', () => {
     for (const e of await spores.ls({ tier: 'latent', type: 'health' })) expect(e.issuedAt).toBeGreaterThanOrEqual(now - 3600_000)
   })
 
+  it('holds each origin to its share of a type, so one member cannot lock the others out', async () => {
+    const spores = await fresh(networkRoot(), { limits: { maxEntries: { service: 64 }, originShare: 1 / 4 } })
+    const flooder = identity()
+    const other = identity()
+    const service = (by: typeof flooder, i: number): SignedEntry => entry(by, 'service', { name: `s${i}`, endpoints: [] }, { key: `${by.peerId}/s${i}` })
+    const outcomes = await spores.merge('latent', Array.from({ length: 40 }, (_, i) => service(flooder, i)))
+    expect(outcomes.filter(o => o.status === 'merged')).toHaveLength(16)
+    expect(outcomes.slice(16).every(o => o.status === 'rejected' && o.reason === 'origin-limit')).toBe(true)
+    // a newer version of one of its own records is no new record: it still goes in
+    const [again] = await spores.merge('latent', [entry(flooder, 'service', { name: 's0', endpoints: ['/ip4/10.0.0.1/tcp/1'] }, { key: `${flooder.peerId}/s0`, seq: 2 })])
+    expect(again.status).toBe('merged')
+    // the type is far from full: another member still writes
+    const mine = await spores.merge('latent', Array.from({ length: 5 }, (_, i) => service(other, i)))
+    expect(mine.every(o => o.status === 'merged')).toBe(true)
+    expect(spores.rejections.of('latent', 'service')['origin-limit']).toBe(24)
+  })
+
   it('keeps merged entries across a reopen of the database', async () => {
     const root = networkRoot()
     const dir = await tempDir()
