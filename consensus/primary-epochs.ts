@@ -17,19 +17,10 @@ import { checkEpochCertificate, EPOCH_OPERATION, epochKey } from './epoch-certif
 import { EpochChain, type EpochRecord } from './epoch-chain.ts'
 import { consensusTopics, type ConsensusPubSub } from './pubsub.ts'
 import { quietLogger, type ConsensusLogger } from './logger.ts'
-import { MAX_COMMITTEE } from './messages.ts'
+import { encodeEpochProposal, decodeEpochProposal, type EpochBody } from './epoch-delta.ts'
 import type { RoundEngine, Operation } from './round-engine.ts'
 
-/** The body of the next epoch, as proposed (the operation's input). */
-export interface EpochBody {
-  epoch: number
-  prev: Uint8Array
-  issuedAt: number
-  /** Canonical entry bytes. */
-  entries: Uint8Array[]
-  /** Candidates for the committee of the epoch after this one. */
-  candidates: string[]
-}
+export type { EpochBody } from './epoch-delta.ts'
 
 export interface BuiltEpoch {
   digest: Uint8Array
@@ -57,8 +48,12 @@ export interface PreviousEpochFacts {
 
 /** Implemented by the spores side: the content of an epoch, its rules, its header and digest. */
 export interface EpochInputSource {
-  /** What this node proposes after `previous`: entries (canonical bytes) and candidates that break no rule. */
-  propose: (previous: PreviousEpochFacts, issuedAt: number, signal: AbortSignal) => Promise<{ entries: Uint8Array[], candidates: string[] }>
+  /**
+   * What this node proposes after `previous`: entries (canonical bytes) and candidates that
+   * break no rule, with at most `changeBytes` of entries that are new or changed (the rest waits
+   * for the next epochs: a proposal carries only the change, see epoch-delta.ts).
+   */
+  propose: (previous: PreviousEpochFacts, issuedAt: number, signal: AbortSignal, changeBytes?: number) => Promise<{ entries: Uint8Array[], candidates: string[] }>
   /** Deterministic: what in `body` breaks the content rules against `previous`, or undefined. */
   violation: (body: EpochBody, previous: PreviousEpochFacts) => string | undefined
   /** Deterministic: the next epoch's header and digest; throws for invalid entries. */
@@ -124,6 +119,8 @@ export interface EpochSummary {
 }
 
 const CATCH_UP_BATCH = 16
+/** What one proposal may carry of new or changed entries (the round input's limit is 768 KiB). */
+const PROPOSAL_CHANGE_BYTES = 512 * 1024
 const MAX_EPOCH_MESSAGE = 1024 * 1024
 
 export class PrimaryEpochs {
@@ -290,9 +287,9 @@ export class PrimaryEpochs {
     const previous = this.previousFacts(n)
     if (previous === undefined) throw new RoundFailedError('invalid-input', 0, `the entries of epoch ${n - 1} are not held here`)
     const issuedAt = Math.max(this.now(), previous.issuedAt + 1)
-    const { entries, candidates } = await this.o.source.propose(previous, issuedAt, this.abort.signal)
+    const { entries, candidates } = await this.o.source.propose(previous, issuedAt, this.abort.signal, PROPOSAL_CHANGE_BYTES)
     const body: EpochBody = { epoch: n, prev: previous.digest, issuedAt, entries, candidates }
-    return encodeCanonical(this.o.proposalConduct?.(body, previous) ?? body)
+    return encodeEpochProposal(this.o.proposalConduct?.(body, previous) ?? body, previous)
   }
 
   /** What breaks the content rules in a proposed input, judged from the certified chain only. */
@@ -318,17 +315,13 @@ export class PrimaryEpochs {
     return this.o.source.violation(body, previous)
   }
 
+  /** The full body of a proposed input, rebuilt against the previous epoch (epoch-delta.ts). */
   private parseBody (key: string, input: Uint8Array): EpochBody {
-    const raw = decodeCanonical(input) as Record<string, unknown>
     const n = Number(key.slice('epoch:'.length))
-    const prevRecord = this.chain.get(n - 1)
-    if (raw === null || typeof raw !== 'object' || Object.keys(raw).length !== 5) throw new TypeError('epoch body: expected 5 fields')
-    if (raw.epoch !== n || prevRecord === undefined) throw new TypeError('epoch body: wrong epoch number')
-    if (!(raw.prev instanceof Uint8Array) || !equalBytes(raw.prev, prevRecord.digest)) throw new TypeError('epoch body: does not extend the previous epoch')
-    if (typeof raw.issuedAt !== 'number' || !Number.isSafeInteger(raw.issuedAt) || raw.issuedAt <= prevRecord.issuedAt) throw new TypeError('epoch body: issuedAt not after the previous epoch')
-    if (!Array.isArray(raw.entries) || !raw.entries.every(e => e instanceof Uint8Array)) throw new TypeError('epoch body: entries are not bytes')
-    if (!Array.isArray(raw.candidates) || raw.candidates.length === 0 || raw.candidates.length > MAX_COMMITTEE || !raw.candidates.every(c => typeof c === 'string')) throw new TypeError('epoch body: bad candidates')
-    return raw as unknown as EpochBody
+    const previous = this.chain.get(n - 1)
+    if (previous === undefined) throw new TypeError('epoch proposal: wrong epoch number')
+    if (previous.entries === undefined) throw new TypeError(`the entries of epoch ${n - 1} are not held here`)
+    return decodeEpochProposal(input, { epoch: previous.epoch, digest: previous.digest, issuedAt: previous.issuedAt, entries: previous.entries })
   }
 
   private async buildFor (key: string, input: Uint8Array): Promise<BuiltEpoch> {

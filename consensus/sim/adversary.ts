@@ -6,13 +6,13 @@
 //   forged-evidence      evidence against honest members: their honest proposal as a
 //                        "bad proposal", two of their commits from different rounds as an
 //                        equivocation, a committee of its own making, and garbage bytes
-import { encodeCanonical } from '../../crypto/index.ts'
 import { signMessage, decodeMessage, MAX_ATTEMPT, type MessageSigner, type Signed, type ProposalBody, type CommitBody } from '../messages.ts'
 import { buildEvidence } from '../evidence.ts'
 import { proposerOf } from '../committee.ts'
 import { inputDigestOf, type RoundHeader } from '../round.ts'
 import { consensusTopics } from '../pubsub.ts'
 import { EPOCH_OPERATION, epochKey } from '../epoch-certificate.ts'
+import { encodeEpochProposal } from '../epoch-delta.ts'
 import type { Consensus } from '../consensus.ts'
 import type { EpochBody, PreviousEpochFacts } from '../primary-epochs.ts'
 import type { SimNetwork } from './network.ts'
@@ -98,7 +98,7 @@ export class Adversary {
     const attempt = current + ((mine - (current % committee.length)) + committee.length) % committee.length
     const header = (inputDigest: Uint8Array, a: number): RoundHeader => ({ op: EPOCH_OPERATION, key, seed: latest.digest, inputDigest, committee, attempt: a, f: c.engine.f })
     const send = (body: EpochBody, a: number, only?: number[]): void => {
-      const input = encodeCanonical(body)
+      const input = encodeEpochProposal(body, previous)
       const p = signMessage(this.o.signer, { t: 'proposal', from: self, header: header(inputDigestOf(input), a), input, polka: null })
       this.o.net.send(this.o.index, this.topics.rounds, p.bytes, only)
     }

@@ -55,21 +55,27 @@ export class EpochInput {
    * The next epoch as this node proposes it, valid under epochViolation() by construction: the
    * previous epoch's entries, replaced by latent versions with a higher seq that their writers
    * may write (owners; committee members or the root for trust), without what expired or left
-   * the window by `issuedAt`, and the candidates those entries give.
+   * the window by `issuedAt`, and the candidates those entries give. At most `changeBytes` of
+   * new or changed entries go in; the rest waits for the next epochs.
    */
-  async propose (previousFacts: PreviousEpochFacts, issuedAt: number, signal?: AbortSignal): Promise<{ entries: Uint8Array[], candidates: string[] }> {
+  async propose (previousFacts: PreviousEpochFacts, issuedAt: number, signal?: AbortSignal, changeBytes = Number.POSITIVE_INFINITY): Promise<{ entries: Uint8Array[], candidates: string[] }> {
     const previous = this.previousOf(previousFacts)
     const committee = new Set(previous.candidates)
     const authority = { rootPeerId: this.rootPeerId, committee: () => committee }
     const chosen = new Map<string, SignedEntry>()
     for (const e of previous.entries) chosen.set(entryId(e.type, e.key), e)
+    let changed = 0
     for await (const e of this.latent.entries()) {
       signal?.throwIfAborted()
       const id = entryId(e.type, e.key)
       const held = chosen.get(id)
       if (held !== undefined && !(e.seq > held.seq && compareVersions(e, held) > 0)) continue
       if (!mayWrite(e, authority) || (held !== undefined && !mayOverride(e))) continue
-      if (verifyEntrySignature(e)) chosen.set(id, e)
+      if (changed + e.bytes.length > changeBytes) continue
+      if (!verifyEntrySignature(e)) continue
+      // a second newer version of one key replaces the first: only the last one is carried
+      if (held === undefined || previous.entries.includes(held)) changed += e.bytes.length
+      chosen.set(id, e)
     }
     const entries = [...chosen.values()].filter(e => liveAt(e, issuedAt, this.limits.windowMs))
     return { entries: entries.map(e => e.bytes), candidates: nextCandidates(previous, entries) }

@@ -9,7 +9,7 @@ import { identify } from '@libp2p/identify'
 import { gossipsub } from '@libp2p/gossipsub'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PeerId } from '@libp2p/interface'
-import { buildHeader, certifyEpoch, signEntry, committeeCertificateVerifier, encodeEpoch, type Spores, type Signer } from '../../spores/index.ts'
+import { buildHeader, certifyEpoch, signEntry, committeeCertificateVerifier, encodeEpoch, type Spores, type Signer, type SignedEntry } from '../../spores/index.ts'
 import { createConsensus, HonestConduct, gossipsubTransport, bftEpochVerifier, consensusTopics, type Consensus, type MemberConduct, type GossipsubLike } from '../../consensus/index.ts'
 import { networkRoot, tempDir, openTestSpores, NETWORK, nodeValue, healthValue, entry } from '../spores/fixtures.ts'
 
@@ -39,6 +39,8 @@ export interface ClusterOptions {
   maxAttempts?: number
   /** The first attempt's length on an epoch (default 600 ms). */
   slotMs?: number
+  /** Entries the first epoch already holds (a primary spore of some size). */
+  genesisEntries?: SignedEntry[]
 }
 
 export interface Cluster {
@@ -142,10 +144,10 @@ export async function startCluster (options: ClusterOptions): Promise<Cluster> {
   }
   const ids = nodes.map(n => n.signer.peerId)
   const intervalMs = options.intervalMs ?? 500
-  const genesis = buildHeader({ network: NETWORK, epoch: 0, prev: null, entries: [], committee: ids, issuedAt: Date.now() - intervalMs })
+  const genesis = buildHeader({ network: NETWORK, epoch: 0, prev: null, entries: options.genesisEntries ?? [], committee: ids, issuedAt: Date.now() - intervalMs })
   const genesisCertificate = certifyEpoch(genesis.digest, [root.signer])
   for (const n of nodes) {
-    await n.spores.primary.accept(encodeEpoch(genesis.headerBytes, genesisCertificate, []))
+    await n.spores.primary.accept(encodeEpoch(genesis.headerBytes, genesisCertificate, genesis.entries))
     // Each node's own entries sit in its latent tier; a proposer puts what it holds in the epoch.
     await n.spores.merge('latent', [entry(n.signer, 'node', nodeValue(n.index)), entry(n.signer, 'health', healthValue())])
     const isConnected = connectedTo(n.libp2p)

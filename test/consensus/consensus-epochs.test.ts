@@ -2,11 +2,15 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { toHex, encodeCanonical, randomBytesOf, decodeCanonical } from '../../crypto/index.ts'
 import { decodeEntry, encodeEpoch, EpochRejectedError } from '../../spores/index.ts'
 import {
-  verifyEpochCertificate, verifyCertificate, buildCertificate, signMessage, commitmentOf, roundIdOf, inputDigestOf, proposerOf, buildEvidence,
+  verifyEpochCertificate, verifyCertificate, buildCertificate, signMessage, encodeEpochProposal, commitmentOf, roundIdOf, inputDigestOf, proposerOf, buildEvidence,
   bftEpochVerifier, verifyEvidence, EPOCH_OPERATION, epochKey, ConflictingEpochError, consensusTopics, decodeMessage, type RoundHeader, type EpochRecord
 } from '../../consensus/index.ts'
 import { startCluster, until, latestEpoch, TOPIC_PREFIX, type Cluster } from './consensus-cluster.ts'
 import { networkRoot, tempDir, openTestSpores } from '../spores/fixtures.ts'
+
+function base (r: EpochRecord): { epoch: number, digest: Uint8Array, issuedAt: number, entries: Uint8Array[] } {
+  return { epoch: r.epoch, digest: r.digest, issuedAt: r.issuedAt, entries: r.entries! }
+}
 
 function link (r: EpochRecord): { header: { epoch: number, committee: string[] }, digest: Uint8Array, certificate: Uint8Array } {
   return { header: { epoch: r.epoch, committee: r.candidates }, digest: r.digest, certificate: r.certificate }
@@ -90,7 +94,7 @@ describe('primary epochs by commit-reveal BFT', () => {
     const prev = chain.get(1)!
     const held = chain.get(2)!
     const body = { epoch: 2, prev: prev.digest, issuedAt: prev.issuedAt + 1, entries: [], candidates: prev.candidates }
-    const input = encodeCanonical(body)
+    const input = encodeEpochProposal(body, base(prev))
     // An attempt n0 proposes: it re-opens epoch 2 with another input.
     const committee = n0.consensus.engine.committeeOf(EPOCH_OPERATION, epochKey(2))!
     let attempt = 2
@@ -162,7 +166,7 @@ describe('primary epochs by commit-reveal BFT', () => {
     while (proposerOf(committee, attempt) !== n0.signer.peerId) attempt++
     const roundsTopic = consensusTopics(TOPIC_PREFIX).rounds
     for (const issuedAt of [prev.issuedAt + 2, prev.issuedAt + 3]) {
-      const input = encodeCanonical({ epoch: 2, prev: prev.digest, issuedAt, entries: [], candidates: prev.candidates })
+      const input = encodeEpochProposal({ epoch: 2, prev: prev.digest, issuedAt, entries: [], candidates: prev.candidates }, base(prev))
       const header: RoundHeader = { op: EPOCH_OPERATION, key: epochKey(2), seed: prev.digest, inputDigest: inputDigestOf(input), committee, attempt, f: 1 }
       await n0.libp2p.services.pubsub.publish(roundsTopic, signMessage(n0.signer, { t: 'proposal', from: n0.signer.peerId, header, input, polka: null }).bytes)
     }
@@ -194,7 +198,7 @@ describe('primary epochs by commit-reveal BFT', () => {
     let attempt = 0
     while (proposerOf(committee, attempt) !== n1.signer.peerId) attempt++
     // It drops every entry of the previous epoch and names itself the only candidate.
-    const input = encodeCanonical({ epoch: latest.epoch + 1, prev: latest.digest, issuedAt: Date.now(), entries: [], candidates: [n1.signer.peerId] })
+    const input = encodeEpochProposal({ epoch: latest.epoch + 1, prev: latest.digest, issuedAt: Date.now(), entries: [], candidates: [n1.signer.peerId] }, base(latest))
     const header: RoundHeader = { op: EPOCH_OPERATION, key, seed: latest.digest, inputDigest: inputDigestOf(input), committee, attempt, f: 1 }
     const roundsTopic = consensusTopics(TOPIC_PREFIX).rounds
     await n1.libp2p.services.pubsub.publish(roundsTopic, signMessage(n1.signer, { t: 'proposal', from: n1.signer.peerId, header, input, polka: null }).bytes)
@@ -213,7 +217,7 @@ describe('primary epochs by commit-reveal BFT', () => {
     let a2 = 0
     while (proposerOf(committee, a2) !== n2.signer.peerId) a2++
     const honestBody = await n2.spores.epochInput.propose({ epoch: latest.epoch, digest: latest.digest, issuedAt: latest.issuedAt, candidates: latest.candidates, entries: latest.entries! }, Date.now())
-    const goodInput = encodeCanonical({ epoch: latest.epoch + 1, prev: latest.digest, issuedAt: Date.now(), ...honestBody })
+    const goodInput = encodeEpochProposal({ epoch: latest.epoch + 1, prev: latest.digest, issuedAt: Date.now(), ...honestBody }, base(latest))
     const goodHeader: RoundHeader = { ...header, inputDigest: inputDigestOf(goodInput), attempt: a2 }
     const good = signMessage(n2.signer, { t: 'proposal', from: n2.signer.peerId, header: goodHeader, input: goodInput, polka: null })
     const evidenceTopic = consensusTopics(TOPIC_PREFIX).evidence
