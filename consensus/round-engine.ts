@@ -568,7 +568,7 @@ export class RoundEngine {
       revealOpen: false, stalled: false, closed: false, voting: false, cancels: [], abort: new AbortController()
     }
     this.rounds.set(idHex, s)
-    if (polka !== undefined) this.learnPolka(h.key, polka[0].body.round, p, polka, p.body.polka?.attempt ?? 0)
+    if (polka !== undefined) this.learnPolka(h.key, p, polka, p.body.polka?.attempt ?? 0)
     this.notify()
     if (h.committee.includes(this.self)) void this.vote(s)
     const held = this.pending.get(idHex)
@@ -591,11 +591,11 @@ export class RoundEngine {
   }
 
   /** Records a polka (2f+1 commits of one input in one attempt) as the key's highest, if it is. */
-  private learnPolka (key: string, _round: Uint8Array, proposal: Signed<ProposalBody>, commits: Array<Signed<CommitBody>>, attempt: number): void {
+  private learnPolka (key: string, proposal: Signed<ProposalBody>, commits: Array<Signed<CommitBody>>, attempt: number): void {
     const k = this.keyState(key)
     if (k.valid !== undefined && k.valid.attempt >= attempt) return
-    // The proposal of the polka's own attempt is what a later proposer re-proposes: rebuild it
-    // from the carrying proposal when the polka came inside a later one (same input, same key).
+    // A later proposer re-proposes this proposal's input with these commits (a polka carried
+    // inside a later proposal has the same input, so that proposal serves as well).
     k.valid = { attempt, proposal, commits }
   }
 
@@ -716,7 +716,7 @@ export class RoundEngine {
   private openReveal (s: RoundState): void {
     if (s.revealOpen || s.closed) return
     s.revealOpen = true
-    this.learnPolka(s.header.key, s.id, s.proposal, [...s.commits.values()], s.header.attempt)
+    this.learnPolka(s.header.key, s.proposal, [...s.commits.values()], s.header.attempt)
     s.conduct?.revealPhase(this.actions(s))
     this.tally(s)
     this.notify()
