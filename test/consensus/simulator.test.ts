@@ -9,7 +9,7 @@ import { describe, it, expect } from 'vitest'
 import { runSchedule, planOf } from '../../consensus/sim/index.ts'
 import { sporesWorld } from '../sim/spores-world.ts'
 
-const SCHEDULES = 100
+const SCHEDULES = 60
 // A fixed window of seeds: the suite is reproducible (a schedule replays exactly), and
 // exploring further is what `npm run sim:bft` is for. The seed of a failure is in the message.
 const FIRST = 1_000_000
