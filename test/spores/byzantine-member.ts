@@ -109,7 +109,7 @@ await send('schema', envelope(me, { type: 'node', key: me.peerId, value: { addrs
 await send('expired', health(now - 10_000, { expiresAt: now - 5_000 }).bytes)
 await send('future', health(now + 3_600_000).bytes)
 await send('outside-window', health(now - windowMs - 3_600_000).bytes)
-// a flood of valid records of one type, beyond the type's limit
+// a flood of valid records of one type, beyond its share of the type (and the type's limit)
 const type: EntryType = 'service'
 for (let i = 0; i < flood; i++) {
   await send('flood', signEntry(me, { type, key: `${me.peerId}/flood-${i}`, value: { name: `flood-${i}`, endpoints: [`/ip4/10.0.0.1/tcp/${1000 + i}`] }, seq: now + i, issuedAt: now }).bytes)
