@@ -64,6 +64,7 @@ export class EpochInput {
     const authority = { rootPeerId: this.rootPeerId, committee: () => committee }
     const chosen = new Map<string, SignedEntry>()
     for (const e of previous.entries) chosen.set(entryId(e.type, e.key), e)
+    const certified = new Set(previous.entries)
     let changed = 0
     for await (const e of this.latent.entries()) {
       signal?.throwIfAborted()
@@ -74,7 +75,7 @@ export class EpochInput {
       if (changed + e.bytes.length > changeBytes) continue
       if (!verifyEntrySignature(e)) continue
       // a second newer version of one key replaces the first: only the last one is carried
-      if (held === undefined || previous.entries.includes(held)) changed += e.bytes.length
+      if (held === undefined || certified.has(held)) changed += e.bytes.length
       chosen.set(id, e)
     }
     const entries = [...chosen.values()].filter(e => liveAt(e, issuedAt, this.limits.windowMs))
