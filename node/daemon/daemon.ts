@@ -108,7 +108,8 @@ export class Daemon {
       secretKey: privateKey.raw.subarray(0, 32),
       host: () => this.host,
       role: () => this.role(),
-      peers: () => this.peers()
+      peers: () => this.peers(),
+      isVerified: (peerId: string) => this.verified.has(peerId)
     }
 
     this.api = new AdminApi(this.routes(), token)

@@ -23,6 +23,8 @@ export interface DaemonContext {
   role: () => string
   /** members currently connected (peer id, addresses, announced role) */
   peers: () => Array<{ peerId: string, addrs: string[], role: string }>
+  /** true once the peer has passed the membership handshake on this node (it may have disconnected since) */
+  isVerified: (peerId: string) => boolean
 }
 
 export interface DaemonFeature {

@@ -128,7 +128,13 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
           log: ctx.log.child({ area: 'spores' }),
           rejections: { rejected: (tier, type, reason) => { rejections.inc({ tier, type, reason }) } },
           ...(options.epochVerifier === undefined ? {} : { epochVerifier: options.epochVerifier(ctx) }),
-          isMember: (peerId) => book.has(peerId),
+          // A peer whose handshake finished before its connect event reached the book is a member too.
+          isMember: (peerId) => {
+            if (book.has(peerId)) return true
+            if (!ctx.isVerified(peerId)) return false
+            void book.add(peerId).catch(() => {})
+            return true
+          },
           membership: () => membership,
           checkMembership: membershipCheck(ctx.network.rootPublicKey, Date.now)
         })
@@ -141,6 +147,24 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
       if (spores.droppedAtOpen > 0) ctx.log.warn({ dropped: spores.droppedAtOpen }, 'undecodable spore records were removed at open')
 
       const host = ctx.host()
+      // Listen before reading the current peers: a member that connects while the network
+      // attaches must still enter the book, or its entries stay `unknown-origin` here.
+      let net: typeof network
+      const onConnect = (evt: CustomEvent<PeerId>): void => {
+        const peer = evt.detail
+        void book.add(peer.toString())
+          .then(async () => { await net?.peerConnected(peer) })
+          .catch(err => ctx.log.debug({ peer: peer.toString(), err: (err as Error).message }, 'spores: peer connection handling failed'))
+      }
+      const onDisconnect = (evt: CustomEvent<PeerId>): void => {
+        void net?.peerDisconnected(evt.detail).catch(() => {})
+      }
+      host.addEventListener('peer:connect', onConnect)
+      host.addEventListener('peer:disconnect', onDisconnect)
+      detach = () => {
+        host.removeEventListener('peer:connect', onConnect)
+        host.removeEventListener('peer:disconnect', onDisconnect)
+      }
       // every peer the host reports has passed the membership handshake: its chain was verified
       for (const peer of ctx.peers()) await book.add(peer.peerId)
       network = await spores.attach({
@@ -151,24 +175,9 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
         publishIntervalMs: settings.publishIntervalMs,
         syncIntervalMs: settings.syncIntervalMs
       })
-      const net = network
-      const onConnect = (evt: CustomEvent<PeerId>): void => {
-        const peer = evt.detail
-        void book.add(peer.toString())
-          .then(async () => { await net.peerConnected(peer) })
-          .catch(err => ctx.log.debug({ peer: peer.toString(), err: (err as Error).message }, 'spores: peer connection handling failed'))
-      }
-      const onDisconnect = (evt: CustomEvent<PeerId>): void => {
-        void net.peerDisconnected(evt.detail).catch(() => {})
-      }
-      host.addEventListener('peer:connect', onConnect)
-      host.addEventListener('peer:disconnect', onDisconnect)
-      detach = () => {
-        host.removeEventListener('peer:connect', onConnect)
-        host.removeEventListener('peer:disconnect', onDisconnect)
-      }
+      net = network
       // peers that connected before the spores were open (bootstrap dials) reconcile now
-      for (const peer of host.getPeers()) void net.peerConnected(peer).catch(() => {})
+      for (const peer of host.getPeers()) void network.peerConnected(peer).catch(() => {})
     },
 
     async stop () {

@@ -35,6 +35,9 @@ describe('partition 4/3 and heal', () => {
         await cluster.heal()
         await until('chains level again', () => new Set(cluster.nodes.map(latestEpoch)).size === 1, 20_000)
       }
+      // A certificate made just before the cut may still reach the 3-side; read its level once
+      // it has turned read-only, when nothing more can come in.
+      await until('the 3-side turns read-only and level', () => b.every(n => n.consensus.epochsReport().readOnly) && new Set(b.map(latestEpoch)).size === 1, 30_000)
       const cutA = Math.max(...a.map(latestEpoch))
       const cutB = Math.max(...b.map(latestEpoch))
       await until('the 4-side certifies the next epoch', () => a.every(n => latestEpoch(n) >= cutA + 1), 60_000)
