@@ -6,6 +6,7 @@ export * from './transport/index.ts'
 export * from './backup/index.ts'
 export * from './policy/index.ts'
 export * from './replication/index.ts'
+export * from './lease/index.ts'
 
 // VMM half: KVM binding and capability check, the minimal VMM with dirty-page tracking, the guest workload.
 export * from './kvm/index.ts'

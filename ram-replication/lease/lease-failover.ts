@@ -1,0 +1,139 @@
+// A backup's side of failover: when the lease of a VM it holds a replica of has run out on its
+// own voter's clock, it asks the group for the next term with its newest applied epoch. The
+// voters' preference (lease-voter.ts) lets the newest backup win when it is reachable, and the
+// quorum lets at most one win at all. Only the winner resumes the guest, and it keeps the lease
+// from the first instant, so the guest never runs here without it.
+import type { ReplicatedGuest } from '../checkpoint.ts'
+import type { ReplicationLogger } from '../transport/protocols.ts'
+import { silentLogger } from '../transport/protocols.ts'
+import type { ReplicaStatus } from '../backup/replica-host.ts'
+import { LeaseHolder } from './lease-holder.ts'
+import { LeaseKeeper } from './lease-keeper.ts'
+import type { LeaseService } from './lease-service.ts'
+import { DEFAULT_LEASE_MS } from './lease-terms.ts'
+
+/** The backup side the failover drives (a ReplicaHost). */
+export interface FailoverReplicas {
+  status: () => ReplicaStatus[]
+  resume: (vmId: string) => Promise<ReplicatedGuest>
+  drop: (vmId: string) => void
+}
+
+export interface TakeOver {
+  vmId: string
+  guest: ReplicatedGuest
+  keeper: LeaseKeeper
+  /** The primary whose lease ran out, and the epoch the guest resumed from. */
+  from: string
+  epoch: number
+  guestCounter: number
+  /** Monotonic ms: when this node saw the lease free, and when the guest ran again. */
+  leaseFreeAt: number
+  resumedAt: number
+}
+
+export interface LeaseFailoverOptions {
+  leases: LeaseService
+  replicas: FailoverReplicas
+  durationMs?: number
+  checkEveryMs?: number
+  /** Between backups of different rank, so the best one usually asks first (ms per rank). */
+  rankDelayMs?: number
+  onTakeOver: (takeOver: TakeOver) => void
+  onSuperseded?: (vmId: string, by: { term: number, holder?: string }) => void
+  logger?: ReplicationLogger
+}
+
+export class LeaseFailover {
+  private readonly o: LeaseFailoverOptions
+  private readonly logger: ReplicationLogger
+  private readonly campaigning = new Set<string>()
+  private timer?: ReturnType<typeof setInterval>
+  campaigns = 0
+
+  constructor (options: LeaseFailoverOptions) {
+    this.o = options
+    this.logger = options.logger ?? silentLogger
+  }
+
+  start (): void {
+    this.timer = setInterval(() => { this.check() }, this.o.checkEveryMs ?? 25)
+    this.timer.unref?.()
+  }
+
+  stop (): void {
+    clearInterval(this.timer)
+  }
+
+  private check (): void {
+    const self = this.o.leases.self
+    for (const replica of this.o.replicas.status()) {
+      if (replica.state === 'resumed' || replica.appliedEpoch === 0 || this.campaigning.has(replica.vmId)) continue
+      const view = this.o.leases.voter.view(replica.vmId)
+      if (view === undefined || view.holder === self || view.remainingMs > 0) continue
+      const rank = view.group.voters.indexOf(self)
+      if (rank < 0) continue
+      this.campaigning.add(replica.vmId)
+      void this.campaign(replica, view.term, view.holder, Math.max(0, rank - 1) * (this.o.rankDelayMs ?? 30))
+        .catch((error: Error) => { this.logger.error('failover of %s failed: %s', replica.vmId, error.message) })
+        .finally(() => { this.campaigning.delete(replica.vmId) })
+    }
+  }
+
+  private async campaign (replica: ReplicaStatus, term: number, from: string, delayMs: number): Promise<void> {
+    const leaseFreeAt = performance.now()
+    if (delayMs > 0) await new Promise(resolve => setTimeout(resolve, delayMs))
+    const view = this.o.leases.voter.view(replica.vmId)
+    // Someone else took the next term meanwhile (its request reached this node's voter).
+    if (view === undefined || view.term !== term || view.remainingMs > 0) return
+    this.campaigns++
+    const holder = new LeaseHolder({ vmId: replica.vmId, self: this.o.leases.self, ask: this.o.leases.ask, durationMs: this.o.durationMs ?? DEFAULT_LEASE_MS })
+    const current = this.o.replicas.status().find(r => r.vmId === replica.vmId) ?? replica
+    const round = await holder.acquire(term + 1, view.group, current.appliedEpoch)
+    if (!round.granted) {
+      this.logger.debug('no lease for %s at term %d: %j', replica.vmId, term + 1, round.refusals)
+      if (round.refusals.filter(r => r.reason === 'stale-group').length >= Math.ceil(view.group.voters.length / 2)) {
+        this.logger.info('%s moved to another group: dropping its replica here', replica.vmId)
+        this.o.replicas.drop(replica.vmId)
+      }
+      await new Promise(resolve => setTimeout(resolve, 50))
+      return
+    }
+    // Renew from the first instant; the guest is fenced through this proxy until it exists.
+    let guest: ReplicatedGuest | undefined
+    let pauseWanted = false
+    const keeper = new LeaseKeeper({
+      holder,
+      guest: {
+        pause: async () => { pauseWanted = true; await guest?.pause() },
+        resume: () => { pauseWanted = false; guest?.resume() }
+      },
+      epoch: () => current.appliedEpoch,
+      logger: this.logger,
+      onSuperseded: (by) => {
+        void guest?.stop()
+        this.o.onSuperseded?.(replica.vmId, by)
+      }
+    })
+    keeper.start()
+    try {
+      guest = await this.o.replicas.resume(replica.vmId)
+    } catch (error) {
+      keeper.stop()
+      throw error
+    }
+    if (pauseWanted) await guest.pause()
+    const resumed = this.o.replicas.status().find(r => r.vmId === replica.vmId)
+    this.logger.info('lease of %s at term %d: guest resumed here from epoch %d', replica.vmId, holder.term, resumed?.appliedEpoch ?? current.appliedEpoch)
+    this.o.onTakeOver({
+      vmId: replica.vmId,
+      guest,
+      keeper,
+      from,
+      epoch: resumed?.appliedEpoch ?? current.appliedEpoch,
+      guestCounter: resumed?.guestCounter ?? guest.guestCounter(),
+      leaseFreeAt,
+      resumedAt: performance.now()
+    })
+  }
+}

@@ -1,0 +1,113 @@
+// The holder's side of a lease: gather a quorum for a term, renew it, and know to the
+// millisecond (on its own clock, with the drift margin) until when it may run the guest.
+import type { LeaseGroup, LeaseReply, LeaseRequest, MonotonicClock } from './lease-terms.ts'
+import { DEFAULT_LEASE_MS, LEASE_DRIFT, monotonicNow, quorumOf } from './lease-terms.ts'
+
+/** Sends one request to one voter; resolves undefined when the voter did not answer in time. */
+export type LeaseAsk = (voter: string, request: LeaseRequest) => Promise<LeaseReply | undefined>
+
+export interface LeaseRound {
+  granted: boolean
+  /** On the holder's clock: the lease runs until here (when granted). */
+  validUntil: number
+  grants: string[]
+  /** The highest term a voter reported, and its holder: a newer term means stand down. */
+  newestTerm: number
+  newestHolder?: string
+  refusals: Array<{ voter: string, reason?: string, waitMs?: number }>
+}
+
+export interface LeaseHolderOptions {
+  vmId: string
+  self: string
+  ask: LeaseAsk
+  durationMs?: number
+  clock?: MonotonicClock
+}
+
+export class LeaseHolder {
+  readonly vmId: string
+  private readonly self: string
+  private readonly ask: LeaseAsk
+  readonly durationMs: number
+  private readonly clock: MonotonicClock
+  term = 0
+  group: LeaseGroup = { generation: 0, voters: [] }
+  /** The lease runs until here on this node's clock (0: never held). */
+  validUntil = 0
+  /** Set once a voter showed a newer term held by someone else: this node must never run the VM again. */
+  supersededBy?: { term: number, holder?: string }
+
+  constructor (options: LeaseHolderOptions) {
+    this.vmId = options.vmId
+    this.self = options.self
+    this.ask = options.ask
+    this.durationMs = options.durationMs ?? DEFAULT_LEASE_MS
+    this.clock = options.clock ?? monotonicNow
+  }
+
+  holds (): boolean {
+    return this.supersededBy === undefined && this.clock() < this.validUntil
+  }
+
+  remainingMs (): number {
+    return this.validUntil - this.clock()
+  }
+
+  /**
+   * Ask every voter of `group` (and of `previous`, during a group change) for `term`. The lease
+   * is held when a quorum of each group granted it; it counts from before the first send.
+   */
+  async acquire (term: number, group: LeaseGroup, epoch: number, previous?: LeaseGroup): Promise<LeaseRound> {
+    // A new holder asks first whether a quorum would grant (see LeaseRequest.probe).
+    if (term !== this.term) {
+      const probe = await this.round(term, group, epoch, previous, true)
+      if (!probe.granted) return probe
+    }
+    const round = await this.round(term, group, epoch, previous)
+    if (round.granted) {
+      this.term = term
+      this.group = group
+      this.validUntil = round.validUntil
+    }
+    return round
+  }
+
+  /** Renew the current term with the current group. */
+  async renew (epoch: number): Promise<LeaseRound> {
+    const round = await this.round(this.term, this.group, epoch)
+    if (round.granted && round.validUntil > this.validUntil) this.validUntil = round.validUntil
+    return round
+  }
+
+  private async round (term: number, group: LeaseGroup, epoch: number, previous?: LeaseGroup, probe = false): Promise<LeaseRound> {
+    const sentAt = this.clock()
+    const request: LeaseRequest = { vmId: this.vmId, term, candidate: this.self, group, epoch, durationMs: this.durationMs, ...(probe ? { probe: true } : {}) }
+    const voters = [...new Set([...group.voters, ...(previous?.voters ?? [])])]
+    const replies = await Promise.all(voters.map(async voter => ({ voter, reply: await this.ask(voter, request).catch(() => undefined) })))
+    const grants = replies.filter(r => r.reply?.granted === true && r.reply.term === term && r.reply.holder === this.self).map(r => r.voter)
+    const enough = (g: LeaseGroup): boolean => grants.filter(v => g.voters.includes(v)).length >= quorumOf(g.voters.length)
+    let newestTerm = 0
+    let newestHolder: string | undefined
+    for (const { reply } of replies) {
+      if (reply !== undefined && reply.term > newestTerm) {
+        newestTerm = reply.term
+        newestHolder = reply.holder
+      }
+    }
+    // A holder that sees its term passed to another node never runs the VM again.
+    if (this.term > 0 && newestTerm > this.term && newestHolder !== undefined && newestHolder !== this.self) {
+      this.supersededBy = { term: newestTerm, holder: newestHolder }
+      this.validUntil = 0
+    }
+    const granted = this.supersededBy === undefined && enough(group) && (previous === undefined || enough(previous))
+    return {
+      granted,
+      validUntil: granted ? sentAt + this.durationMs * (1 - LEASE_DRIFT) : 0,
+      grants,
+      newestTerm,
+      ...(newestHolder === undefined ? {} : { newestHolder }),
+      refusals: replies.filter(r => r.reply?.granted !== true).map(r => ({ voter: r.voter, reason: r.reply?.reason ?? 'no answer', ...(r.reply?.waitMs === undefined ? {} : { waitMs: r.reply.waitMs }) }))
+    }
+  }
+}
