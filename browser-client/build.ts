@@ -53,13 +53,19 @@ export async function buildBrowserClient (options: { outDir?: string } = {}): Pr
     throw new BrowserBuildError(`the browser client did not build: ${(err as Error).message}`)
   }
   const js = readFileSync(join(staging, 'app.js'))
-  try {
-    rmSync(outDir, { recursive: true, force: true })
-    renameSync(staging, outDir)
-  } catch (err) {
-    // another build (a second daemon on this machine) swapped its copy in first
-    rmSync(staging, { recursive: true, force: true })
-    if (!existsSync(join(outDir, 'app.js'))) throw new BrowserBuildError(`could not install the browser bundle in ${outDir}: ${(err as Error).message}`)
+  // Several daemons started at once on one machine build at once: each swaps its copy in, and
+  // one that finds the directory changing under it tries again, or keeps another's complete copy.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      rmSync(outDir, { recursive: true, force: true })
+      renameSync(staging, outDir)
+      break
+    } catch (err) {
+      if (attempt < 5) { await new Promise(resolve => setTimeout(resolve, 50 + Math.random() * 100)); continue }
+      rmSync(staging, { recursive: true, force: true })
+      if (!existsSync(join(outDir, 'app.js'))) throw new BrowserBuildError(`could not install the browser bundle in ${outDir}: ${(err as Error).message}`)
+      break
+    }
   }
   return { dir: outDir, bytes: js.length, gzipBytes: gzipSync(js, { level: 9 }).length }
 }

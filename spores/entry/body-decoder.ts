@@ -5,6 +5,7 @@
 // decoding and re-encoding; this is on the path of every received entry and costs a quarter
 // of that. Values outside the subset (tags, undefined, big integers, -0, NaN, infinities,
 // indefinite lengths) are refused even where decodeCanonical would accept them.
+import { encodeCanonical } from '../../crypto/index.ts'
 
 export class BodyDecodeError extends Error {
   readonly name = 'BodyDecodeError'
@@ -12,8 +13,6 @@ export class BodyDecodeError extends Error {
 
 const MAX_DEPTH = 16
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
-const scratch = new DataView(new ArrayBuffer(8))
-
 function fail (what: string): never {
   throw new BodyDecodeError(`entry body is not canonical CBOR: ${what}`)
 }
@@ -27,28 +26,10 @@ function halfToNumber (h: number): number {
   return sign * (1 + frac / 1024) * 2 ** (exp - 15)
 }
 
-function fitsHalf (v: number): boolean {
-  const a = Math.abs(v)
-  if (a === 0) return true
-  // exact in binary16: representable as m * 2^e with 11 significant bits, within its range
-  if (a > 65504 || a < 2 ** -24) return false
-  const e = Math.max(Math.floor(Math.log2(a)), -14)
-  const m = a / 2 ** (e - 10)
-  return Number.isInteger(m) && halfToNumber(encodeHalfBits(v)) === v
-}
-
-function encodeHalfBits (v: number): number {
-  const sign = v < 0 ? 0x8000 : 0
-  const a = Math.abs(v)
-  if (a < 2 ** -14) return sign | Math.round(a / 2 ** -24)
-  const e = Math.floor(Math.log2(a))
-  const frac = Math.round((a / 2 ** e - 1) * 1024)
-  return sign | ((e + 15) << 10) | frac
-}
-
-function fitsFloat32 (v: number): boolean {
-  scratch.setFloat32(0, v)
-  return scratch.getFloat32(0) === v
+function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 class Reader {
@@ -158,21 +139,26 @@ class Reader {
         if (info === 21) return true
         if (info === 22) return null
         let v: number
+        let width: number
         if (info === 25) {
+          width = 2
           const bits = this.take(2)
           v = halfToNumber((bits[0] << 8) | bits[1])
         } else if (info === 26) {
+          width = 4
           const bits = this.take(4)
           v = new DataView(bits.buffer, bits.byteOffset, 4).getFloat32(0)
-          if (fitsHalf(v)) fail('float not in its shortest form')
         } else if (info === 27) {
+          width = 8
           const bits = this.take(8)
           v = new DataView(bits.buffer, bits.byteOffset, 8).getFloat64(0)
-          if (fitsHalf(v) || fitsFloat32(v)) fail('float not in its shortest form')
         } else {
           return fail('unsupported simple value')
         }
         if (!Number.isFinite(v) || Number.isInteger(v)) fail('float that is not a finite non-integer')
+        // "Shortest form" is whatever the canonical encoder writes (it keeps some subnormal
+        // halves as float32): compare with its bytes rather than re-deriving its rule.
+        if (!sameBytes(encodeCanonical(v), this.b.subarray(this.pos - width - 1, this.pos))) fail('float not in its shortest form')
         return v
       }
       default:

@@ -135,6 +135,16 @@ describe('entry body decoder', () => {
     }), { numRuns: 1000 })
   })
 
+  it('agrees with the canonical encoder on subnormal and edge floats (a half kept as float32 is canonical)', () => {
+    for (const v of [2 ** -24, 3 * 2 ** -24, 2 ** -15, 3 * 2 ** -20, -0.000029921531677246094, 2 ** -14, 65504.5, 1e-310, 0.1]) {
+      const bytes = encodeCanonical(v)
+      expect(decodeBody(bytes), String(v)).toBe(v)
+    }
+    // the same subnormal half written as float16 is not what the encoder writes
+    expect(() => decodeBody(new Uint8Array([0xf9, 0x81, 0xf6]))).toThrow(/shortest form/)
+    expect(() => decodeCanonical(new Uint8Array([0xf9, 0x81, 0xf6]))).toThrow()
+  })
+
   it('never accepts bytes that decodeCanonical refuses', () => {
     fc.assert(fc.property(value, fc.nat(), fc.integer({ min: 1, max: 255 }), fc.boolean(), (v, at, delta, cut) => {
       const bytes = new Uint8Array(encodeCanonical(v))
