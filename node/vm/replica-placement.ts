@@ -49,3 +49,19 @@ export function placeReplicas (peers: PlacementPeer[], options: { backups: numbe
     return { peerId, via }
   })
 }
+
+/**
+ * Witnesses of a VM's lease: voters that hold no replica, added so the group has an odd number
+ * of voters and at least three (one primary and one backup alone could not fail over: neither
+ * is a majority). Sclerotia first, as they are the always-on tier.
+ */
+export function chooseWitnesses (peers: PlacementPeer[], taken: string[]): string[] {
+  const voters = 1 + taken.length
+  const wanted = voters < 3 ? 3 - voters : voters % 2 === 0 ? 1 : 0
+  const order = (role: string): number => role === 'sclerotium' ? 0 : role === 'rhizomorph' ? 1 : 2
+  return [...peers]
+    .filter(peer => !taken.includes(peer.peerId))
+    .sort((a, b) => order(a.role) - order(b.role) || (a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0))
+    .slice(0, wanted)
+    .map(peer => peer.peerId)
+}

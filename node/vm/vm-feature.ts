@@ -2,20 +2,22 @@
 // everyone, backup host where /dev/kvm opens), the VMs this daemon runs (vCPU on koffi's worker
 // thread), the guests it took over (failover, migration), and the admin API behind `mycelium vm`.
 import { format } from 'node:util'
+import { randomUUID } from 'node:crypto'
 import {
   ramReplication, probeKvm, startKvmGuest, kvmGuestRestorer, allocateGuestMemory, namedThrottleCurve,
-  VmNotFoundError, UnknownBackupError, MigrationFailedError,
-  type RamReplication, type PrimaryReplication, type ReplicatedGuest, type ReplicaStatus, type ReplicationStatus,
-  type EmergencyMode, type ReplicationLogger, type MigrationReport
+  VmNotFoundError, UnknownBackupError, MigrationFailedError, LeaseUnavailableError,
+  type RamReplication, type PrimaryReplication, type BackupTarget, type ReplicatedGuest, type ReplicaStatus, type ReplicationStatus,
+  type EmergencyMode, type ReplicationLogger, type MigrationReport, type TakeOver
 } from '../../ram-replication/index.ts'
 import { toHex } from '../../crypto/index.ts'
 import { protocolPrefix } from '../membership/index.ts'
 import { ApiError, type Routes } from '../api/index.ts'
 import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
-import { placeReplicas, PlacementError } from './replica-placement.ts'
+import { placeReplicas, chooseWitnesses, PlacementError } from './replica-placement.ts'
+import { fileVoterStore, LEASE_VOTES_FILE } from './lease-votes-file.ts'
 import { parseRunRequest, type RunRequest } from './run-request.ts'
 
-/** Silence from a primary (all links) after which its backup resumes the guest. */
+/** Silence from a primary (all links) after which its replica is shown as `primary-lost` (failover itself goes by the lease). */
 const PRIMARY_TIMEOUT_MS = 750
 const MAX_REMEMBERED_HASHES = 1024
 const BACKLOG_LIMIT_BYTES = 256 * 1024 * 1024
@@ -31,6 +33,8 @@ interface RunningVm {
   /** Per-epoch memory hashes (with verifyEpochs): the primary's, and the backups' verdicts. */
   hashes: Map<number, string>
   verify: { equal: number, different: number, lastEqualEpoch: number }
+  /** Settles when the first full sync to the backups is done (or failed). */
+  synced: Promise<void>
 }
 
 interface TakenOverVm {
@@ -42,6 +46,10 @@ interface TakenOverVm {
   counterAtResume: number
   resumedAt: number
   primaryLostAt?: number
+  /** ms from the lease running out (on this node's vote) to the guest running here */
+  takeOverMs: number
+  /** re-protection: new backups chosen and synced without being asked */
+  reprotection: { state: 'placing' | 'syncing' | 'protected' | 'unprotected', backups: string[], error?: string }
 }
 
 function replicationLogger (ctx: DaemonContext): ReplicationLogger {
@@ -112,27 +120,50 @@ export function vmFeature (): VmFeature {
       if (error instanceof PlacementError) throw new ApiError(409, error.message)
       throw error
     }
-    const guest = await startKvmGuest({ memoryBytes: request.memoryMb * 1024 * 1024, workload: { pattern: request.pattern, dirtyRate: request.dirtyRate } })
-    let replication: PrimaryReplication
+    // The guest runs only under a lease granted by a quorum of its group: it starts paused,
+    // and the keeper runs it and fences it from now on.
+    const vmId = randomUUID()
+    const witnesses = chooseWitnesses(ctx.peers(), targets.map(t => t.peerId))
+    let holder
     try {
-      replication = await service.replicate(guest, {
-        backups: targets,
-        throttle: namedThrottleCurve(request.throttle, BACKLOG_LIMIT_BYTES),
-        emergency: request.emergency as EmergencyMode,
-        profile: 'auto',
-        verifyEpochs: request.verifyEpochs
-      })
+      holder = await service.acquireLease(vmId, [...targets.map(t => t.peerId), ...witnesses])
     } catch (error) {
+      if (error instanceof LeaseUnavailableError) throw new ApiError(409, error.message)
+      throw error
+    }
+    const guest = await startKvmGuest({ vmId, paused: true, memoryBytes: request.memoryMb * 1024 * 1024, workload: { pattern: request.pattern, dirtyRate: request.dirtyRate } })
+    service.keepLease(holder, guest)
+    guest.resume()
+    try {
+      await protect(guest, request, targets)
+    } catch (error) {
+      service.keeper(vmId)?.stop()
       await guest.stop()
       throw error
     }
+    ctx.log.info({ vmId: guest.vmId, memoryMb: request.memoryMb, backups: targets, witnesses }, 'VM started')
+    return { vmId: guest.vmId, backups: targets.map(target => ({ peerId: target.peerId, via: target.via.map(via => via ?? null) })) }
+  }
+
+  /** Replicate a guest that runs here to `targets`, and keep the record `vm status` shows. */
+  async function protect (guest: ReplicatedGuest, request: RunRequest, targets: BackupTarget[]): Promise<RunningVm> {
+    const service = requireRam()
+    const ctx = context!
+    const replication = await service.replicate(guest, {
+      backups: targets,
+      throttle: namedThrottleCurve(request.throttle, BACKLOG_LIMIT_BYTES),
+      emergency: request.emergency as EmergencyMode,
+      profile: 'auto',
+      verifyEpochs: request.verifyEpochs
+    })
     const vm: RunningVm = {
       guest,
       replication,
       request,
       initialSync: { done: 0, total: 0, finished: false },
       hashes: new Map(),
-      verify: { equal: 0, different: 0, lastEqualEpoch: 0 }
+      verify: { equal: 0, different: 0, lastEqualEpoch: 0 },
+      synced: Promise.resolve()
     }
     replication.on('epoch', (epoch) => {
       if (epoch.memoryHash == null) return
@@ -151,44 +182,96 @@ export function vmFeature (): VmFeature {
       }
     })
     running.set(guest.vmId, vm)
-    replication.initialSync({ onProgress: (done, total) => { vm.initialSync.done = done; vm.initialSync.total = total } }).then(() => {
+    vm.synced = replication.initialSync({ onProgress: (done, total) => { vm.initialSync.done = done; vm.initialSync.total = total } }).then(() => {
       vm.initialSync.finished = true
     }, (error: Error) => {
       vm.initialSync.error = error.message
       ctx.log.warn({ vmId: guest.vmId, err: error.message }, 'initial sync did not complete')
     })
-    ctx.log.info({ vmId: guest.vmId, memoryMb: request.memoryMb, backups: targets }, 'VM started')
-    return { vmId: guest.vmId, backups: targets.map(target => ({ peerId: target.peerId, via: target.via.map(via => via ?? null) })) }
+    return vm
   }
 
-  function takenOverStatus (vmId: string, vm: TakenOverVm): Record<string, unknown> {
-    return {
-      vmId,
-      role: 'primary',
-      state: 'running',
-      primary: selfId(),
-      backups: [],
-      epoch: vm.fromEpoch,
-      epochsPerS: 0,
-      dirtyPagesPerS: 0,
-      bytesPerS: 0,
-      links: [],
-      guestCounter: vm.guest.guestCounter(),
-      takenOver: {
-        how: vm.how,
-        from: vm.origin,
-        epoch: vm.fromEpoch,
-        guestCounter: vm.counterAtResume,
-        resumedAt: vm.resumedAt,
-        primaryLostAt: vm.primaryLostAt
+  /**
+   * A guest resumed here (its lease passed to this node): record it, then re-protect it without
+   * being asked: new backups (never the node it came from), a full sync, and a lease group made
+   * of this node, the new backups and witnesses. Retried while no backup can be placed.
+   */
+  function adopt (takeOver: TakeOver): void {
+    const ctx = context!
+    const primaryLostAt = lostAt.get(takeOver.vmId)
+    lostAt.delete(takeOver.vmId)
+    const vm: TakenOverVm = {
+      guest: takeOver.guest,
+      how: primaryLostAt === undefined ? 'migration' : 'failover',
+      origin: takeOver.from,
+      fromEpoch: takeOver.epoch,
+      counterAtResume: takeOver.guestCounter,
+      resumedAt: Date.now(),
+      primaryLostAt,
+      takeOverMs: Math.round(takeOver.resumedAt - takeOver.leaseFreeAt),
+      reprotection: { state: 'placing', backups: [] }
+    }
+    takenOver.set(takeOver.vmId, vm)
+    ctx.log.info({ vmId: takeOver.vmId, from: takeOver.from, epoch: takeOver.epoch, takeOverMs: vm.takeOverMs }, vm.how === 'failover' ? 'lease of a lost primary passed here: VM resumed' : 'VM migrated here and runs')
+    const attempt = async (): Promise<void> => {
+      if (takenOver.get(takeOver.vmId) !== vm || ram === undefined) return
+      const request = parseRunRequest({})
+      try {
+        const peers = ctx.peers().filter(p => p.peerId !== takeOver.from)
+        const targets = placeReplicas(peers, { backups: request.backups, links: request.links })
+        vm.reprotection = { state: 'syncing', backups: targets.map(t => t.peerId) }
+        const protectedVm = await protect(takeOver.guest, request, targets)
+        await ram.regroup(takeOver.vmId, [...targets.map(t => t.peerId), ...chooseWitnesses(peers, targets.map(t => t.peerId))])
+        await protectedVm.synced
+        vm.reprotection.state = protectedVm.initialSync.finished ? 'protected' : 'unprotected'
+        if (protectedVm.initialSync.error !== undefined) vm.reprotection.error = protectedVm.initialSync.error
+        ctx.log.info({ vmId: takeOver.vmId, backups: vm.reprotection.backups }, 'VM protected again: new backups synced')
+      } catch (error) {
+        vm.reprotection = { state: 'unprotected', backups: [], error: (error as Error).message }
+        ctx.log.warn({ vmId: takeOver.vmId, err: (error as Error).message }, 'VM runs without backups: will try again')
+        setTimeout(() => { void attempt() }, 5000).unref()
       }
+    }
+    void attempt()
+  }
+
+  function takeOverInfo (vm: TakenOverVm): Record<string, unknown> {
+    return {
+      how: vm.how,
+      from: vm.origin,
+      epoch: vm.fromEpoch,
+      guestCounter: vm.counterAtResume,
+      resumedAt: vm.resumedAt,
+      primaryLostAt: vm.primaryLostAt,
+      takeOverMs: vm.takeOverMs,
+      reprotection: vm.reprotection
     }
   }
 
   function status (vmId: string): Record<string, unknown> {
     const service = requireRam()
     const adopted = takenOver.get(vmId)
-    if (adopted !== undefined) return takenOverStatus(vmId, adopted)
+    const vm = running.get(vmId)
+    const lease = service.lease(vmId)
+    if (adopted !== undefined && vm === undefined) {
+      // resumed here, new backups not placed yet
+      return {
+        vmId,
+        role: 'primary',
+        state: 'running',
+        primary: selfId(),
+        backups: [],
+        epoch: adopted.fromEpoch,
+        epochsPerS: 0,
+        dirtyPagesPerS: 0,
+        bytesPerS: 0,
+        links: [],
+        guestCounter: adopted.guest.guestCounter(),
+        memoryBytes: adopted.guest.memoryBytes,
+        lease,
+        takenOver: takeOverInfo(adopted)
+      }
+    }
     let s: ReplicationStatus | ReplicaStatus
     try {
       s = service.status(vmId)
@@ -196,11 +279,20 @@ export function vmFeature (): VmFeature {
       if (error instanceof VmNotFoundError) throw new ApiError(404, `no VM ${vmId} runs or is backed up on this node (see mycelium vm ls)`)
       throw error
     }
-    const vm = running.get(vmId)
     if (vm !== undefined && 'backups' in s) {
-      return { ...s, role: 'primary', memoryBytes: vm.guest.memoryBytes, initialSync: vm.initialSync, migration: vm.migration, verify: vm.request.verifyEpochs ? vm.verify : undefined }
+      return {
+        ...s,
+        role: 'primary',
+        memoryBytes: vm.guest.memoryBytes,
+        initialSync: vm.initialSync,
+        migration: vm.migration,
+        verify: vm.request.verifyEpochs ? vm.verify : undefined,
+        lease,
+        ...(adopted === undefined ? {} : { takenOver: takeOverInfo(adopted) })
+      }
     }
     const replica = s as ReplicaStatus
+    const vote = service.leases.voter.view(vmId)
     return {
       vmId,
       role: 'backup',
@@ -214,7 +306,9 @@ export function vmFeature (): VmFeature {
       links: [],
       guestCounter: replica.guestCounter,
       memoryBytes: replica.memoryBytes,
-      replica
+      replica,
+      // this node's vote: who holds the lease, and for how long on this node's clock
+      lease: vote === undefined ? undefined : { term: vote.term, holder: vote.holder, voters: vote.group.voters, generation: vote.group.generation, remainingMs: Math.max(0, Math.round(vote.remainingMs)) }
     }
   }
 
@@ -222,7 +316,7 @@ export function vmFeature (): VmFeature {
     const service = requireRam()
     return service.list().map(entry => {
       const adopted = takenOver.get(entry.vmId)
-      if (adopted !== undefined) return { vmId: entry.vmId, role: 'primary', state: 'running', epoch: adopted.fromEpoch, guestCounter: adopted.guest.guestCounter(), memoryBytes: entry.memoryBytes }
+      if (adopted !== undefined && entry.role !== 'primary') return { vmId: entry.vmId, role: 'primary', state: 'running', epoch: adopted.fromEpoch, guestCounter: adopted.guest.guestCounter(), memoryBytes: entry.memoryBytes }
       return { ...entry }
     })
   }
@@ -248,16 +342,20 @@ export function vmFeature (): VmFeature {
   async function stopVm (vmId: string): Promise<void> {
     const service = requireRam()
     const adopted = takenOver.get(vmId)
-    if (adopted !== undefined) {
-      takenOver.delete(vmId)
-      await adopted.guest.stop()
-      // The replica's memory was the guest's: the entry goes with it.
+    takenOver.delete(vmId)
+    if (running.has(vmId)) {
+      running.delete(vmId)
+      await service.stopVm(vmId)
       service.replicas?.drop(vmId)
       return
     }
-    if (!running.has(vmId)) throw new ApiError(404, `VM ${vmId} does not run on this node`)
-    running.delete(vmId)
-    await service.stopVm(vmId)
+    if (adopted === undefined) throw new ApiError(404, `VM ${vmId} does not run on this node`)
+    // resumed here and not yet protected again
+    service.keeper(vmId)?.stop()
+    await adopted.guest.stop()
+    service.leases.voter.forget(vmId)
+    // The replica's memory was the guest's: the entry goes with it.
+    service.replicas?.drop(vmId)
   }
 
   return {
@@ -273,27 +371,18 @@ export function vmFeature (): VmFeature {
         forward: true,
         backup: kvm.usable,
         primaryTimeoutMs: PRIMARY_TIMEOUT_MS,
-        resumeOnPrimaryLoss: true,
+        voterStore: fileVoterStore(ctx.home.path(LEASE_VOTES_FILE), ctx.log),
         hashMemory: verifyReplicas,
         restoreGuest: kvmGuestRestorer(),
         allocateMemory: allocateGuestMemory,
         logger
       })(ctx.host())
       ram.replicas?.on('primaryLost', (replica) => { lostAt.set(replica.vmId, Date.now()) })
-      ram.replicas?.on('resumed', (vmId, guest) => {
-        const replica = ram?.replicas?.status().find(entry => entry.vmId === vmId)
-        const primaryLostAt = lostAt.get(vmId)
-        lostAt.delete(vmId)
-        takenOver.set(vmId, {
-          guest,
-          how: primaryLostAt === undefined ? 'migration' : 'failover',
-          origin: replica?.origin ?? '',
-          fromEpoch: replica?.appliedEpoch ?? 0,
-          counterAtResume: replica?.guestCounter ?? guest.guestCounter(),
-          resumedAt: Date.now(),
-          primaryLostAt
-        })
-        ctx.log.info({ vmId, from: replica?.origin, epoch: replica?.appliedEpoch }, primaryLostAt === undefined ? 'VM migrated here and runs' : 'primary lost: VM resumed here')
+      ram.onTakeOver((takeOver) => { adopt(takeOver) })
+      ram.onSuperseded((vmId, by) => {
+        running.delete(vmId)
+        takenOver.delete(vmId)
+        ctx.log.warn({ vmId, term: by.term, holder: by.holder }, 'another node holds this VM\'s lease now: the guest here was stopped')
       })
       await ram.start()
       if (!kvm.usable) ctx.log.info({ reason: kvm.reason }, 'no usable /dev/kvm: this node forwards VM links but runs and backs up no VMs')

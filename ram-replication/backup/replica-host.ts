@@ -50,6 +50,17 @@ export interface ReplicaHostOptions {
    * the daemon picks it (e.g. the most advanced acknowledged epoch) and sets this on that one.
    */
   resumeOnPrimaryLoss?: boolean
+  /**
+   * Fencing: whether `origin` may send stripes of `vmId` now (it holds the VM's lease as this
+   * node's vote knows it). A former primary that lost its lease is refused, and the node that
+   * holds the newer term replaces the replica of the one before. Undefined: no vote on it here.
+   */
+  admitOrigin?: (vmId: string, origin: string) => boolean | undefined
+  /**
+   * How a handover epoch starts the guest here (default: at once). With leases, the node first
+   * takes the VM's next term, then starts the guest through `start`.
+   */
+  takeOver?: (vmId: string, start: () => Promise<ReplicatedGuest>) => Promise<ReplicatedGuest>
   /** Allocates a replica's memory (e.g. the VMM's mmapped guest memory, so resuming copies nothing). */
   allocateMemory?: (bytes: number) => Uint8Array
   logger?: ReplicationLogger
@@ -248,6 +259,8 @@ export class ReplicaHost {
 
   private entryFor (stripe: StripeFrame, origin: string, run: number): ReplicaEntry {
     const existing = this.entries.get(stripe.vmId)
+    const admitted = this.options.admitOrigin?.(stripe.vmId, origin)
+    if (admitted === false) throw new ReplicaMismatchError(`${origin} does not hold the lease of ${stripe.vmId}: its stripes are refused`)
     if (existing != null) {
       if (existing.state === 'resumed') throw new ReplicaMismatchError(`${stripe.vmId} already runs on this node`)
       if (existing.replica.origin === origin) {
@@ -260,7 +273,7 @@ export class ReplicaHost {
         return existing
       }
       // Another node now runs the VM (it took over after this replica's primary was lost).
-      if (existing.state !== 'primary-lost') throw new ReplicaMismatchError(`${stripe.vmId} is replicated from ${existing.replica.origin}, not ${origin}`)
+      if (existing.state !== 'primary-lost' && admitted !== true) throw new ReplicaMismatchError(`${stripe.vmId} is replicated from ${existing.replica.origin}, not ${origin}`)
       this.logger.info('%s now runs %s: replacing the replica from the lost %s', origin, stripe.vmId, existing.replica.origin)
       this.drop(stripe.vmId)
     }
@@ -296,7 +309,9 @@ export class ReplicaHost {
   }
 
   private handover (entry: ReplicaEntry, epoch: AppliedEpoch): void {
-    this.startGuest(entry, {}).then(() => {
+    const start = async (): Promise<ReplicatedGuest> => await this.startGuest(entry, {})
+    const started = this.options.takeOver === undefined ? start() : this.options.takeOver(epoch.vmId, start)
+    started.then(() => {
       const frame = encodeResumed(epoch.vmId, epoch.epoch, epoch.guestCounter)
       for (const channel of entry.channels) {
         channel.send(frame).then(async () => { await channel.close() }, () => {})

@@ -63,7 +63,8 @@ export function decodeLeaseRequest (bytes: Uint8Array): LeaseRequest {
     group: group(m.group),
     epoch: count(m.epoch, 'epoch'),
     durationMs,
-    ...(m.probe === true ? { probe: true } : {})
+    ...(m.probe === true ? { probe: true } : {}),
+    ...(m.release === true ? { release: true } : {})
   }
 }
 

@@ -10,7 +10,7 @@ import type { ReplicaStatus } from '../backup/replica-host.ts'
 import { LeaseHolder } from './lease-holder.ts'
 import { LeaseKeeper } from './lease-keeper.ts'
 import type { LeaseService } from './lease-service.ts'
-import { DEFAULT_LEASE_MS } from './lease-terms.ts'
+import { DEFAULT_LEASE_MS, LEASE_DRIFT } from './lease-terms.ts'
 
 /** The backup side the failover drives (a ReplicaHost). */
 export interface FailoverReplicas {
@@ -87,8 +87,8 @@ export class LeaseFailover {
     // Someone else took the next term meanwhile (its request reached this node's voter).
     if (view === undefined || view.term !== term || view.remainingMs > 0) return
     this.campaigns++
-    const holder = new LeaseHolder({ vmId: replica.vmId, self: this.o.leases.self, ask: this.o.leases.ask, durationMs: this.o.durationMs ?? DEFAULT_LEASE_MS })
     const current = this.o.replicas.status().find(r => r.vmId === replica.vmId) ?? replica
+    const holder = this.holderFor(replica.vmId)
     const round = await holder.acquire(term + 1, view.group, current.appliedEpoch)
     if (!round.granted) {
       this.logger.debug('no lease for %s at term %d: %j', replica.vmId, term + 1, round.refusals)
@@ -99,7 +99,39 @@ export class LeaseFailover {
       await new Promise(resolve => setTimeout(resolve, 50))
       return
     }
-    // Renew from the first instant; the guest is fenced through this proxy until it exists.
+    await this.runUnder(holder, replica.vmId, from, leaseFreeAt, async () => await this.o.replicas.resume(replica.vmId))
+  }
+
+  /**
+   * A migration's handover: the source gave its lease up; take the next term (retrying until a
+   * lease could have run out anyway) and only then start the guest here through `start`.
+   */
+  async takeOverNow (vmId: string, start: () => Promise<ReplicatedGuest>): Promise<ReplicatedGuest> {
+    const freeAt = performance.now()
+    const deadline = freeAt + (this.o.durationMs ?? DEFAULT_LEASE_MS) * (1 + LEASE_DRIFT) + 250
+    const epoch = (): number => this.o.replicas.status().find(r => r.vmId === vmId)?.appliedEpoch ?? 0
+    this.campaigning.add(vmId)
+    try {
+      for (;;) {
+        const view = this.o.leases.voter.view(vmId)
+        if (view === undefined) throw new Error(`no lease group of ${vmId} is known here`)
+        const holder = this.holderFor(vmId)
+        const round = await holder.acquire(view.term + 1, view.group, epoch())
+        if (round.granted) return await this.runUnder(holder, vmId, view.holder, freeAt, start)
+        if (performance.now() > deadline) throw new Error(`no quorum granted ${vmId}'s lease for the handover: ${JSON.stringify(round.refusals)}`)
+        await new Promise(resolve => setTimeout(resolve, 20))
+      }
+    } finally {
+      this.campaigning.delete(vmId)
+    }
+  }
+
+  private holderFor (vmId: string): LeaseHolder {
+    return new LeaseHolder({ vmId, self: this.o.leases.self, ask: this.o.leases.ask, durationMs: this.o.durationMs ?? DEFAULT_LEASE_MS })
+  }
+
+  /** Start the guest under a lease just won: renewals and the fence begin before it runs. */
+  private async runUnder (holder: LeaseHolder, vmId: string, from: string, leaseFreeAt: number, start: () => Promise<ReplicatedGuest>): Promise<ReplicatedGuest> {
     let guest: ReplicatedGuest | undefined
     let pauseWanted = false
     const keeper = new LeaseKeeper({
@@ -108,32 +140,33 @@ export class LeaseFailover {
         pause: async () => { pauseWanted = true; await guest?.pause() },
         resume: () => { pauseWanted = false; guest?.resume() }
       },
-      epoch: () => current.appliedEpoch,
+      epoch: () => this.o.replicas.status().find(r => r.vmId === vmId)?.appliedEpoch ?? 0,
       logger: this.logger,
       onSuperseded: (by) => {
         void guest?.stop()
-        this.o.onSuperseded?.(replica.vmId, by)
+        this.o.onSuperseded?.(vmId, by)
       }
     })
     keeper.start()
     try {
-      guest = await this.o.replicas.resume(replica.vmId)
+      guest = await start()
     } catch (error) {
       keeper.stop()
       throw error
     }
     if (pauseWanted) await guest.pause()
-    const resumed = this.o.replicas.status().find(r => r.vmId === replica.vmId)
-    this.logger.info('lease of %s at term %d: guest resumed here from epoch %d', replica.vmId, holder.term, resumed?.appliedEpoch ?? current.appliedEpoch)
+    const resumed = this.o.replicas.status().find(r => r.vmId === vmId)
+    this.logger.info('lease of %s at term %d: guest resumed here from epoch %d', vmId, holder.term, resumed?.appliedEpoch ?? 0)
     this.o.onTakeOver({
-      vmId: replica.vmId,
+      vmId,
       guest,
       keeper,
       from,
-      epoch: resumed?.appliedEpoch ?? current.appliedEpoch,
+      epoch: resumed?.appliedEpoch ?? 0,
       guestCounter: resumed?.guestCounter ?? guest.guestCounter(),
       leaseFreeAt,
       resumedAt: performance.now()
     })
+    return guest
   }
 }

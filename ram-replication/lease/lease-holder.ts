@@ -80,6 +80,16 @@ export class LeaseHolder {
     return round
   }
 
+  /**
+   * Give the term up: the voters that hear it may grant the next term at once. Call only once
+   * the guest here has stopped for good; from now on this node does not hold the lease.
+   */
+  async release (): Promise<void> {
+    this.validUntil = 0
+    const request: LeaseRequest = { vmId: this.vmId, term: this.term, candidate: this.self, group: this.group, epoch: 0, durationMs: this.durationMs, release: true }
+    await Promise.all(this.group.voters.map(async voter => await this.ask(voter, request).catch(() => undefined)))
+  }
+
   private async round (term: number, group: LeaseGroup, epoch: number, previous?: LeaseGroup, probe = false): Promise<LeaseRound> {
     const sentAt = this.clock()
     const request: LeaseRequest = { vmId: this.vmId, term, candidate: this.self, group, epoch, durationMs: this.durationMs, ...(probe ? { probe: true } : {}) }

@@ -51,6 +51,11 @@ export interface LeaseRequest {
    * cannot take votes from a holder the rest of the group still follows.
    */
   probe?: boolean
+  /**
+   * The holder gives its term up early (a migration hands the VM over): sent only once its
+   * guest has stopped for good, so the next holder need not wait for the lease to run out.
+   */
+  release?: boolean
 }
 
 export type LeaseRefusal = 'not-a-voter' | 'stale-group' | 'stale-term' | 'term-taken' | 'lease-held' | 'better-candidate' | 'unknown-vm'

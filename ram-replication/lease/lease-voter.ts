@@ -86,6 +86,10 @@ export class LeaseVoter {
         if (request.candidate !== state.holder) return refuse('term-taken')
         if (request.group.generation !== state.group.generation) return refuse('stale-group')
         if (request.probe === true) return this.granted(request.vmId, state)
+        if (request.release === true) {
+          state.grantedAt = -Infinity
+          return this.granted(request.vmId, state)
+        }
         state.grantedAt = now
         state.durationMs = request.durationMs
         return this.granted(request.vmId, state)

@@ -100,6 +100,16 @@ export interface MigrationOptions {
   autoConverge?: { rounds: number, step: number } | false
   /** How long to wait for the target to resume the guest. */
   handoverTimeoutMs?: number
+  /**
+   * Called once the guest here has stopped for the last time, before the handover epoch goes
+   * out: the source gives its lease up so the target can take the next term at once.
+   */
+  handOverLease?: () => Promise<void>
+  /**
+   * After a handover that was not confirmed: take the lease back. True: no other node holds
+   * it, and the guest may run here again. False (or not set): it stays paused.
+   */
+  reclaimLease?: () => Promise<boolean>
   signal?: AbortSignal
   onProgress?: (progress: { phase: 'converge' | 'stop-and-copy' | 'done', round: number, dirtyPages: number }) => void
 }
@@ -469,6 +479,7 @@ export class PrimaryReplication {
       const pausedAt = performance.now()
       await this.guest.pause()
       const stoppedAt = performance.now()
+      await options.handOverLease?.()
       const last = await this.runEpoch(false, { handoverTo: target })
       const copiedAt = performance.now()
       options.onProgress?.({ phase: 'stop-and-copy', round: rounds + 1, dirtyPages: last.pages })
@@ -481,6 +492,13 @@ export class PrimaryReplication {
       const outcome = await Promise.race([resumed.then(() => 'resumed' as const), timedOut])
       this.resumedWaiters.delete(target)
       if (outcome !== 'resumed') {
+        // Run here again only with the lease back: if the target took it, it runs there.
+        if (await options.reclaimLease?.().catch(() => false) === true) {
+          this.stateValue = 'replicating'
+          this.holdLoop = false
+          this.guest.resume()
+          throw new MigrationFailedError(`${target} did not confirm the resume of ${this.vmId} at epoch ${last.epoch}; the guest runs here again (lease taken back)`)
+        }
         this.stateValue = 'failed'
         throw new MigrationFailedError(`${target} did not confirm the resume of ${this.vmId} at epoch ${last.epoch}; the guest stays paused here so it cannot run twice`)
       }

@@ -10,6 +10,15 @@ import type { GuestRestorer, ReplicaStatus } from '../backup/replica-host.ts'
 import { PrimaryReplication } from './primary-replication.ts'
 import type { PrimaryReplicationOptions, ReplicationStatus } from './primary-replication.ts'
 import { UnknownBackupError } from './errors.ts'
+import { LeaseService } from '../lease/lease-service.ts'
+import { LeaseFailover } from '../lease/lease-failover.ts'
+import type { TakeOver } from '../lease/lease-failover.ts'
+import { LeaseHolder } from '../lease/lease-holder.ts'
+import { LeaseKeeper } from '../lease/lease-keeper.ts'
+import type { LeaseKeeperStatus } from '../lease/lease-keeper.ts'
+import type { VoterStore } from '../lease/lease-voter.ts'
+import type { LeaseGroup, LeaseRequest } from '../lease/lease-terms.ts'
+import { DEFAULT_LEASE_MS } from '../lease/lease-terms.ts'
 
 export interface RamReplicationOptions {
   /** `/mycelium/<networkId>`: the protocols are `<prefix>/ram/stripe/1.0.0` and `<prefix>/ram/forward/1.0.0`. */
@@ -30,6 +39,15 @@ export interface RamReplicationOptions {
   restoreGuest?: GuestRestorer
   allocateMemory?: (bytes: number) => Uint8Array
   logger?: ReplicationLogger
+  /** Lease length for the VMs this node runs or takes over (see ram-replication/lease). */
+  leaseMs?: number
+  /** Where this node's lease votes survive a restart (default: memory only). */
+  voterStore?: VoterStore
+}
+
+/** No quorum of the VM's group granted this node the lease: the guest must not run here. */
+export class LeaseUnavailableError extends Error {
+  readonly name = 'LeaseUnavailableError'
 }
 
 export interface VmListing {
@@ -57,6 +75,12 @@ export class RamReplication {
   readonly forwarder?: StripeForwarder
   readonly replicas?: ReplicaHost
   private readonly primaries = new Map<string, { replication: PrimaryReplication, guest: ReplicatedGuest }>()
+  /** Every node votes on the leases of the groups that name it (witnesses included). */
+  readonly leases: LeaseService
+  private readonly failover?: LeaseFailover
+  private readonly keepers = new Map<string, LeaseKeeper>()
+  private readonly takeOverListeners: Array<(takeOver: TakeOver) => void> = []
+  private readonly supersededListeners: Array<(vmId: string, by: { term: number, holder?: string }) => void> = []
 
   constructor (node: ReplicationNode, options: RamReplicationOptions) {
     this.node = node
@@ -75,17 +99,140 @@ export class RamReplication {
         secretKey: options.secretKey,
         restoreGuest: options.restoreGuest,
         allocateMemory: options.allocateMemory,
+        takeOver: async (vmId, start) => {
+          if (this.failover === undefined) return await start()
+          return await this.failover.takeOverNow(vmId, start)
+        },
+        // A backup takes stripes only from the node its own vote says holds the VM's lease.
+        admitOrigin: (vmId, origin) => {
+          const view = this.leases.voter.view(vmId)
+          return view === undefined ? undefined : view.holder === origin
+        },
         logger: this.logger
+      })
+    }
+    this.leases = new LeaseService(node, {
+      protocolPrefix: options.protocolPrefix,
+      logger: this.logger,
+      ...(options.voterStore === undefined ? {} : { store: options.voterStore }),
+      preferSelf: (request) => this.preferSelf(request)
+    })
+    if (this.replicas !== undefined && options.restoreGuest !== undefined) {
+      this.failover = new LeaseFailover({
+        leases: this.leases,
+        replicas: this.replicas,
+        durationMs: this.leaseMs,
+        logger: this.logger,
+        onTakeOver: (takeOver) => {
+          this.keepers.set(takeOver.vmId, takeOver.keeper)
+          for (const listener of this.takeOverListeners) listener(takeOver)
+        },
+        onSuperseded: (vmId, by) => { this.standDown(vmId, by) }
       })
     }
   }
 
+  private get leaseMs (): number {
+    return this.options.leaseMs ?? DEFAULT_LEASE_MS
+  }
+
+  /** A backup that holds a newer epoch (or the same and a better rank) should win the next term itself. */
+  private preferSelf (request: LeaseRequest): boolean {
+    if (this.failover === undefined) return false
+    const replica = this.replicas?.status().find(r => r.vmId === request.vmId)
+    if (replica === undefined || replica.state === 'resumed' || replica.appliedEpoch === 0) return false
+    if (replica.appliedEpoch !== request.epoch) return replica.appliedEpoch > request.epoch
+    const voters = request.group.voters
+    return voters.indexOf(this.leases.self) < voters.indexOf(request.candidate)
+  }
+
+  /** A guest resumed here after its lease passed to this node (failover or migration). */
+  onTakeOver (listener: (takeOver: TakeOver) => void): void {
+    this.takeOverListeners.push(listener)
+  }
+
+  /** A VM of this node whose lease passed to another node: its guest has been stopped. */
+  onSuperseded (listener: (vmId: string, by: { term: number, holder?: string }) => void): void {
+    this.supersededListeners.push(listener)
+  }
+
+  /**
+   * Take the first term of a new VM's lease from its group (this node first, then its backups
+   * and witnesses). The guest may start only once this resolves.
+   */
+  async acquireLease (vmId: string, voters: string[]): Promise<LeaseHolder> {
+    const group: LeaseGroup = { generation: 1, voters: [this.leases.self, ...voters.filter(v => v !== this.leases.self)] }
+    const holder = new LeaseHolder({ vmId, self: this.leases.self, ask: this.leases.ask, durationMs: this.leaseMs })
+    const round = await holder.acquire(1, group, 0)
+    if (!round.granted) {
+      throw new LeaseUnavailableError(`no quorum of ${vmId}'s group granted its lease (${round.grants.length} of ${group.voters.length} voters; refusals: ${round.refusals.map(r => `${r.voter.slice(-8)} ${r.reason ?? ''}`).join(', ')})`)
+    }
+    return holder
+  }
+
+  /** Keep a held lease renewed and the guest fenced inside it. */
+  keepLease (holder: LeaseHolder, guest: ReplicatedGuest): LeaseKeeper {
+    const keeper = new LeaseKeeper({
+      holder,
+      guest,
+      epoch: () => this.primaries.get(holder.vmId)?.replication.epoch ?? 0,
+      logger: this.logger,
+      onSuperseded: (by) => { this.standDown(holder.vmId, by) }
+    })
+    this.keepers.get(holder.vmId)?.stop()
+    this.keepers.set(holder.vmId, keeper)
+    keeper.start()
+    return keeper
+  }
+
+  lease (vmId: string): LeaseKeeperStatus | undefined {
+    return this.keepers.get(vmId)?.status()
+  }
+
+  keeper (vmId: string): LeaseKeeper | undefined {
+    return this.keepers.get(vmId)
+  }
+
+  /**
+   * Move a VM this node holds to a new group (re-protection after a failover or a migration):
+   * the next term, granted by a quorum of the old group and of the new one.
+   */
+  async regroup (vmId: string, voters: string[]): Promise<boolean> {
+    const keeper = this.keepers.get(vmId)
+    if (keeper === undefined) return false
+    const holder = keeper.holder
+    const previous = holder.group
+    const group: LeaseGroup = { generation: previous.generation + 1, voters: [this.leases.self, ...voters.filter(v => v !== this.leases.self)] }
+    const round = await holder.acquire(holder.term + 1, group, this.primaries.get(vmId)?.replication.epoch ?? 0, previous)
+    if (!round.granted) this.logger.warn('%s stays with its group: the new one was not granted (%j)', vmId, round.refusals)
+    return round.granted
+  }
+
+  /** Stop this node's copy of a VM whose lease another node now holds. */
+  private standDown (vmId: string, by: { term: number, holder?: string }): void {
+    this.keepers.get(vmId)?.stop()
+    this.keepers.delete(vmId)
+    const primary = this.primaries.get(vmId)
+    this.primaries.delete(vmId)
+    void (async () => {
+      await primary?.guest.stop().catch(() => {})
+      await primary?.replication.stop().catch(() => {})
+      for (const listener of this.supersededListeners) listener(vmId, by)
+    })()
+  }
+
   async start (): Promise<void> {
+    await this.leases.start()
     await this.forwarder?.start()
     await this.replicas?.start()
+    this.failover?.start()
   }
 
   async stop (): Promise<void> {
+    this.failover?.stop()
+    for (const keeper of this.keepers.values()) keeper.stop()
+    this.keepers.clear()
+    await this.leases.stop()
     for (const { replication } of this.primaries.values()) await replication.stop()
     this.primaries.clear()
     await this.replicas?.stop()
@@ -128,16 +275,37 @@ export class RamReplication {
     const primary = this.primaries.get(vmId)
     if (primary == null) throw new VmNotFoundError(`VM ${vmId} does not run on this node`)
     this.primaries.delete(vmId)
+    const keeper = this.keepers.get(vmId)
+    keeper?.stop()
+    this.keepers.delete(vmId)
     await primary.replication.stop({ release: true })
     await primary.guest.stop()
+    // stopped by its owner: the lease goes too, so no backup resumes it
+    this.leases.voter.forget(vmId)
   }
 
   async migrate (vmId: string, target: string, options: Parameters<PrimaryReplication['migrate']>[1] = {}): ReturnType<PrimaryReplication['migrate']> {
     const primary = this.primaries.get(vmId)
     if (primary == null) throw new VmNotFoundError(`VM ${vmId} does not run on this node`)
     if (!primary.replication.status().backups.some(backup => backup.peerId === target)) throw new UnknownBackupError(`${target} is not a backup of ${vmId}`)
-    const report = await primary.replication.migrate(target, options)
+    const keeper = this.keepers.get(vmId)
+    const report = await primary.replication.migrate(target, {
+      ...options,
+      handOverLease: async () => {
+        keeper?.stop()
+        await keeper?.holder.release()
+      },
+      reclaimLease: async () => {
+        if (keeper === undefined) return false
+        const holder = keeper.holder
+        const round = await holder.acquire(holder.term + 1, holder.group, primary.replication.epoch)
+        if (!round.granted) return false
+        this.keepLease(holder, primary.guest)
+        return true
+      }
+    })
     this.primaries.delete(vmId)
+    this.keepers.delete(vmId)
     return report
   }
 }
