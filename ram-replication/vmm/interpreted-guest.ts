@@ -350,6 +350,15 @@ export class InterpretedGuest implements RunningGuest {
 
   /** Run the guest for one turn (SLICE_MS), or until its next report when `untilReport` or when pacing says wait. */
   private runTurn (untilReport: boolean): void {
+    try {
+      this.runChunks(untilReport)
+    } finally {
+      // Waiters on the counter see progress between reports too (a guest may report rarely).
+      this.notifyProgress()
+    }
+  }
+
+  private runChunks (untilReport: boolean): void {
     this.turns++
     const turnStartedAt = performance.now()
     let chunkStartedAt = turnStartedAt
