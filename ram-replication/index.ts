@@ -12,3 +12,6 @@ export * from './lease/index.ts'
 export * from './kvm/index.ts'
 export * from './vmm/index.ts'
 export * from './guest/index.ts'
+
+// The interpreted engine's core: the x86-64 subset the guest uses, its page tables, an exact dirty log.
+export * from './interpreter/index.ts'

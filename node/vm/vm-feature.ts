@@ -4,9 +4,9 @@
 import { format } from 'node:util'
 import { randomUUID } from 'node:crypto'
 import {
-  ramReplication, probeKvm, startKvmGuest, kvmGuestRestorer, allocateGuestMemory, namedThrottleCurve,
+  ramReplication, startGuest, engineRestorer, engineUnavailable, defaultEngine, allocateGuestMemory, namedThrottleCurve,
   VmNotFoundError, UnknownBackupError, MigrationFailedError, LeaseUnavailableError,
-  type RamReplication, type PrimaryReplication, type BackupTarget, type ReplicatedGuest, type ReplicaStatus, type ReplicationStatus,
+  type RamReplication, type RunningGuest, type GuestEngine, type PrimaryReplication, type BackupTarget, type ReplicatedGuest, type ReplicaStatus, type ReplicationStatus,
   type EmergencyMode, type ReplicationLogger, type MigrationReport, type TakeOver
 } from '../../ram-replication/index.ts'
 import { toHex } from '../../crypto/index.ts'
@@ -25,7 +25,7 @@ const BACKLOG_LIMIT_BYTES = 256 * 1024 * 1024
 interface Progress { done: number, total: number, finished: boolean }
 
 interface RunningVm {
-  guest: ReplicatedGuest
+  guest: RunningGuest
   replication: PrimaryReplication
   request: RunRequest
   initialSync: Progress & { error?: string }
@@ -62,14 +62,10 @@ function replicationLogger (ctx: DaemonContext): ReplicationLogger {
   }
 }
 
-/** Whether this node can run guests, and why not: a probe that fails outright (an odd device) is a "no" too. */
-function probeKvmUsable (): { usable: boolean, reason?: string } {
-  try {
-    const report = probeKvm()
-    return report.error == null ? { usable: true } : { usable: false, reason: report.error.message }
-  } catch (error) {
-    return { usable: false, reason: (error as Error).message }
-  }
+/** The engine a guest runs on, as far as this node can tell ('kvm' or 'interpreted'). */
+function engineOf (guest: ReplicatedGuest): string | undefined {
+  const engine = (guest as Partial<RunningGuest>).engine
+  return typeof engine === 'string' ? engine : undefined
 }
 
 function vmIdOf (value: unknown): string {
@@ -87,7 +83,9 @@ export interface VmFeature extends DaemonFeature {
 }
 
 export function vmFeature (): VmFeature {
-  let kvm: { usable: boolean, reason?: string } | undefined
+  /** Why KVM cannot run guests here (undefined: it can); guests then run on the interpreter. */
+  let kvmMissing: string | undefined
+  let started = false
   let ram: RamReplication | undefined
   let context: DaemonContext | undefined
   const running = new Map<string, RunningVm>()
@@ -96,23 +94,27 @@ export function vmFeature (): VmFeature {
   // Hashing every applied epoch costs a pass over the replica: only when asked for (diagnostics, tests).
   const verifyReplicas = process.env.MYCELIUM_VM_VERIFY_EPOCHS === '1'
 
-  function requireKvm (): void {
-    if (kvm === undefined || ram === undefined) throw new ApiError(503, 'the VM service is not running yet')
-    if (!kvm.usable) throw new ApiError(503, `VMs need /dev/kvm and this node cannot use it: ${kvm.reason ?? 'unknown reason'}`)
+  function requireRam (): RamReplication {
+    if (!started || ram === undefined) throw new ApiError(503, 'the VM service is not running yet')
+    return ram
   }
 
-  function requireRam (): RamReplication {
-    requireKvm()
-    return ram!
+  /** The engine a run request gets: the one asked for if it can run here (409 otherwise), else the node's default. */
+  function engineFor (request: RunRequest): GuestEngine {
+    const engine = request.engine ?? (kvmMissing === undefined ? 'kvm' : 'interpreted')
+    const missing = engine === 'kvm' ? kvmMissing : engineUnavailable(engine)
+    if (missing !== undefined) throw new ApiError(409, `the ${engine} engine cannot run on this node: ${missing} (use --engine interpreted)`)
+    return engine
   }
 
   function selfId (): string {
     return context!.host().peerId.toString()
   }
 
-  async function run (request: RunRequest): Promise<{ vmId: string, backups: Array<{ peerId: string, via: Array<string | null> }> }> {
+  async function run (request: RunRequest): Promise<{ vmId: string, engine: GuestEngine, backups: Array<{ peerId: string, via: Array<string | null> }> }> {
     const service = requireRam()
     const ctx = context!
+    const engine = engineFor(request)
     let targets
     try {
       targets = placeReplicas(ctx.peers(), { backups: request.backups, links: request.links, pinned: request.pinnedBackups })
@@ -131,7 +133,7 @@ export function vmFeature (): VmFeature {
       if (error instanceof LeaseUnavailableError) throw new ApiError(409, error.message)
       throw error
     }
-    const guest = await startKvmGuest({ vmId, paused: true, memoryBytes: request.memoryMb * 1024 * 1024, workload: { pattern: request.pattern, dirtyRate: request.dirtyRate } })
+    const guest = await startGuest(engine, { vmId, paused: true, memoryBytes: request.memoryMb * 1024 * 1024, workload: { pattern: request.pattern, dirtyRate: request.dirtyRate } })
     service.keepLease(holder, guest)
     guest.resume()
     try {
@@ -141,12 +143,12 @@ export function vmFeature (): VmFeature {
       await guest.stop()
       throw error
     }
-    ctx.log.info({ vmId: guest.vmId, memoryMb: request.memoryMb, backups: targets, witnesses }, 'VM started')
-    return { vmId: guest.vmId, backups: targets.map(target => ({ peerId: target.peerId, via: target.via.map(via => via ?? null) })) }
+    ctx.log.info({ vmId: guest.vmId, memoryMb: request.memoryMb, engine, backups: targets, witnesses }, 'VM started')
+    return { vmId: guest.vmId, engine, backups: targets.map(target => ({ peerId: target.peerId, via: target.via.map(via => via ?? null) })) }
   }
 
   /** Replicate a guest that runs here to `targets`, and keep the record `vm status` shows. */
-  async function protect (guest: ReplicatedGuest, request: RunRequest, targets: BackupTarget[]): Promise<RunningVm> {
+  async function protect (guest: RunningGuest, request: RunRequest, targets: BackupTarget[]): Promise<RunningVm> {
     const service = requireRam()
     const ctx = context!
     const replication = await service.replicate(guest, {
@@ -220,7 +222,7 @@ export function vmFeature (): VmFeature {
         const peers = ctx.peers().filter(p => p.peerId !== takeOver.from)
         const targets = placeReplicas(peers, { backups: request.backups, links: request.links })
         vm.reprotection = { state: 'syncing', backups: targets.map(t => t.peerId) }
-        const protectedVm = await protect(takeOver.guest, request, targets)
+        const protectedVm = await protect(takeOver.guest as RunningGuest, request, targets)
         await ram.regroup(takeOver.vmId, [...targets.map(t => t.peerId), ...chooseWitnesses(peers, targets.map(t => t.peerId))])
         await protectedVm.synced
         vm.reprotection.state = protectedVm.initialSync.finished ? 'protected' : 'unprotected'
@@ -283,6 +285,7 @@ export function vmFeature (): VmFeature {
       return {
         ...s,
         role: 'primary',
+        engine: vm.guest.engine,
         memoryBytes: vm.guest.memoryBytes,
         initialSync: vm.initialSync,
         migration: vm.migration,
@@ -306,6 +309,7 @@ export function vmFeature (): VmFeature {
       links: [],
       guestCounter: replica.guestCounter,
       memoryBytes: replica.memoryBytes,
+      engine: service.replicas?.replica(vmId)?.engine,
       replica,
       // this node's vote: who holds the lease, and for how long on this node's clock
       lease: vote === undefined ? undefined : { term: vote.term, holder: vote.holder, voters: vote.group.voters, generation: vote.group.generation, remainingMs: Math.max(0, Math.round(vote.remainingMs)) }
@@ -316,8 +320,9 @@ export function vmFeature (): VmFeature {
     const service = requireRam()
     return service.list().map(entry => {
       const adopted = takenOver.get(entry.vmId)
-      if (adopted !== undefined && entry.role !== 'primary') return { vmId: entry.vmId, role: 'primary', state: 'running', epoch: adopted.fromEpoch, guestCounter: adopted.guest.guestCounter(), memoryBytes: entry.memoryBytes }
-      return { ...entry }
+      if (adopted !== undefined && entry.role !== 'primary') return { vmId: entry.vmId, role: 'primary', state: 'running', epoch: adopted.fromEpoch, guestCounter: adopted.guest.guestCounter(), memoryBytes: entry.memoryBytes, engine: engineOf(adopted.guest) }
+      const vm = running.get(entry.vmId)
+      return { ...entry, engine: vm !== undefined ? vm.guest.engine : service.replicas?.replica(entry.vmId)?.engine }
     })
   }
 
@@ -363,17 +368,18 @@ export function vmFeature (): VmFeature {
     replication: () => ram,
     async start (ctx) {
       context = ctx
-      kvm = probeKvmUsable()
+      kvmMissing = engineUnavailable('kvm')
       const logger = replicationLogger(ctx)
       ram = ramReplication({
         protocolPrefix: protocolPrefix(ctx.network.networkId),
         secretKey: ctx.secretKey,
         forward: true,
-        backup: kvm.usable,
+        // Every node can hold backups: a guest resumes on the engine it ran on (the interpreter runs anywhere).
+        backup: true,
         primaryTimeoutMs: PRIMARY_TIMEOUT_MS,
         voterStore: fileVoterStore(ctx.home.path(LEASE_VOTES_FILE), ctx.log),
         hashMemory: verifyReplicas,
-        restoreGuest: kvmGuestRestorer(),
+        restoreGuest: engineRestorer(),
         allocateMemory: allocateGuestMemory,
         logger
       })(ctx.host())
@@ -385,12 +391,14 @@ export function vmFeature (): VmFeature {
         ctx.log.warn({ vmId, term: by.term, holder: by.holder }, 'another node holds this VM\'s lease now: the guest here was stopped')
       })
       await ram.start()
-      if (!kvm.usable) ctx.log.info({ reason: kvm.reason }, 'no usable /dev/kvm: this node forwards VM links but runs and backs up no VMs')
+      started = true
+      if (kvmMissing !== undefined) ctx.log.info({ reason: kvmMissing, defaultEngine: defaultEngine() }, 'no usable /dev/kvm: VMs here run on the interpreted engine')
     },
     async stop () {
       for (const vm of takenOver.values()) await vm.guest.stop().catch(() => {})
       takenOver.clear()
       running.clear()
+      started = false
       await ram?.stop()
       ram = undefined
     },
