@@ -16,9 +16,22 @@ export function secretKeyOf (node: Libp2p): Uint8Array {
   return secret
 }
 
-export async function startReplicationNode (port = 0): Promise<Libp2p> {
+/**
+ * `refuse(peer)` true: no connection with that peer in either direction (a partition the test
+ * controls; existing connections must be closed by the test).
+ */
+export async function startReplicationNode (port = 0, refuse?: (peer: string) => boolean): Promise<Libp2p> {
   const privateKey = await generateKeyPair('Ed25519')
   const node = await createLibp2p({
+    ...(refuse === undefined
+      ? {}
+      : {
+          connectionGater: {
+            denyDialPeer: async (peer) => refuse(peer.toString()),
+            denyInboundEncryptedConnection: async (peer) => refuse(peer.toString()),
+            denyOutboundEncryptedConnection: async (peer) => refuse(peer.toString())
+          }
+        }),
     privateKey,
     addresses: { listen: [`/ip4/127.0.0.1/tcp/${port}`] },
     transports: [tcp()],
