@@ -122,7 +122,8 @@ export class LeaseKeeper {
     if (this.stopped) return
     const delay = this.holder.remainingMs() - this.marginMs
     if (delay <= 0) { void this.fence(); return }
-    this.fenceTimer = setTimeout(() => { if (!this.holder.holds() || this.holder.remainingMs() <= this.marginMs) void this.fence() }, delay)
+    // (a timer may fire a fraction of a millisecond early: then it is armed again)
+    this.fenceTimer = setTimeout(() => { this.armFence() }, Math.ceil(delay))
     this.fenceTimer.unref?.()
   }
 
