@@ -29,15 +29,21 @@ export function rankPeers (peers: PlacementPeer[]): PlacementPeer[] {
  * an explicit choice) come first. Forwarders are spread so that one backup's links never
  * share a forwarder, and a backup never forwards its own links.
  */
-export function placeReplicas (peers: PlacementPeer[], options: { backups: number, links: number, pinned?: string[] }): BackupTarget[] {
+export function placeReplicas (peers: PlacementPeer[], options: { backups: number, links: number, pinned?: string[], unable?: Map<string, string> }): BackupTarget[] {
   const ranked = rankPeers(peers)
   const pinned = options.pinned ?? []
+  // a member that cannot resume the guest (engine, memory) may forward links but never back up
+  const unable = options.unable ?? new Map<string, string>()
   for (const peerId of pinned) {
     if (!ranked.some(peer => peer.peerId === peerId)) throw new PlacementError(`${peerId} is not a connected member`)
+    const why = unable.get(peerId)
+    if (why !== undefined) throw new PlacementError(`${peerId} cannot back this VM up: it ${why}`)
   }
-  const backups = [...pinned, ...ranked.map(peer => peer.peerId).filter(peerId => !pinned.includes(peerId))].slice(0, options.backups)
+  const able = ranked.map(peer => peer.peerId).filter(peerId => !unable.has(peerId))
+  const backups = [...pinned, ...able.filter(peerId => !pinned.includes(peerId))].slice(0, options.backups)
   if (backups.length < options.backups) {
-    throw new PlacementError(`${options.backups} backup(s) wanted but only ${ranked.length} other member(s) are connected`)
+    const reasons = [...unable].map(([peerId, why]) => `${peerId.slice(-8)} ${why}`)
+    throw new PlacementError(`${options.backups} backup(s) wanted but only ${able.length} of ${ranked.length} connected member(s) can host this VM${reasons.length > 0 ? `: ${reasons.join('; ')}` : ''}`)
   }
   const forwarders = ranked.map(peer => peer.peerId).filter(peerId => !backups.includes(peerId))
   let next = 0

@@ -4,7 +4,7 @@
 import { format } from 'node:util'
 import { randomUUID } from 'node:crypto'
 import {
-  ramReplication, startGuest, engineRestorer, engineUnavailable, defaultEngine, allocateGuestMemory, namedThrottleCurve,
+  ramReplication, startGuest, cannotHost, engineRestorer, engineUnavailable, defaultEngine, allocateGuestMemory, namedThrottleCurve,
   VmNotFoundError, UnknownBackupError, MigrationFailedError, LeaseUnavailableError,
   type RamReplication, type RunningGuest, type GuestEngine, type PrimaryReplication, type BackupTarget, type ReplicatedGuest, type ReplicaStatus, type ReplicationStatus,
   type EmergencyMode, type ReplicationLogger, type MigrationReport, type TakeOver
@@ -117,7 +117,8 @@ export function vmFeature (): VmFeature {
     const engine = engineFor(request)
     let targets
     try {
-      targets = placeReplicas(ctx.peers(), { backups: request.backups, links: request.links, pinned: request.pinnedBackups })
+      const peers = ctx.peers()
+      targets = placeReplicas(peers, { backups: request.backups, links: request.links, pinned: request.pinnedBackups, unable: await unableToHost(peers, engine, request.memoryMb * 1024 * 1024) })
     } catch (error) {
       if (error instanceof PlacementError) throw new ApiError(409, error.message)
       throw error
@@ -145,6 +146,16 @@ export function vmFeature (): VmFeature {
     }
     ctx.log.info({ vmId: guest.vmId, memoryMb: request.memoryMb, engine, backups: targets, witnesses }, 'VM started')
     return { vmId: guest.vmId, engine, backups: targets.map(target => ({ peerId: target.peerId, via: target.via.map(via => via ?? null) })) }
+  }
+
+  /** The peers that could not resume a guest of this engine and size, and why (asked over the network). */
+  async function unableToHost (peers: Array<{ peerId: string }>, engine: GuestEngine, memoryBytes: number): Promise<Map<string, string>> {
+    const unable = new Map<string, string>()
+    for (const [peer, capability] of await requireRam().capabilities(peers.map(p => p.peerId))) {
+      const why = capability instanceof Error ? `did not say what it can host (${capability.message})` : cannotHost(capability, { engine, memoryBytes })
+      if (why !== undefined) unable.set(peer, why)
+    }
+    return unable
   }
 
   /** Replicate a guest that runs here to `targets`, and keep the record `vm status` shows. */
@@ -220,7 +231,8 @@ export function vmFeature (): VmFeature {
       const request = parseRunRequest({})
       try {
         const peers = ctx.peers().filter(p => p.peerId !== takeOver.from)
-        const targets = placeReplicas(peers, { backups: request.backups, links: request.links })
+        const guest = takeOver.guest as RunningGuest
+        const targets = placeReplicas(peers, { backups: request.backups, links: request.links, unable: await unableToHost(peers, guest.engine, guest.memoryBytes) })
         vm.reprotection = { state: 'syncing', backups: targets.map(t => t.peerId) }
         const protectedVm = await protect(takeOver.guest as RunningGuest, request, targets)
         await ram.regroup(takeOver.vmId, [...targets.map(t => t.peerId), ...chooseWitnesses(peers, targets.map(t => t.peerId))])

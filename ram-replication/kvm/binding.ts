@@ -3,6 +3,7 @@
 // the project declares a native type or a KVM number.
 import koffi from 'koffi'
 import type { TypeObject } from 'koffi'
+import { hostPageSize } from './host-page-size.ts'
 
 const libc = koffi.load('libc.so.6')
 
@@ -289,10 +290,19 @@ export function munmap (pointer: NativePointer, length: number): void {
   munmapFn(pointer, length)
 }
 
-/** One byte per 4 KiB page of a mapping; bit 0 set when the page is resident (an untouched anonymous page reads as zero). */
+/**
+ * One byte per 4 KiB guest page of a mapping; bit 0 set when the page is resident (an untouched
+ * anonymous page reads as zero). mincore answers per host page, which may be larger (16 KiB on a
+ * Raspberry Pi 5): each host page's answer is spread over the guest pages it holds.
+ */
 export function residentPages (pointer: NativePointer, length: number): Uint8Array {
+  const hostPage = hostPageSize()
+  const host = new Uint8Array(Math.ceil(length / hostPage))
+  if ((mincoreFn(pointer, length, host) as number) < 0) throw new NativeCallError('mincore', lastErrno())
+  if (hostPage === 4096) return host
+  const perHost = hostPage / 4096
   const vector = new Uint8Array(Math.ceil(length / 4096))
-  if ((mincoreFn(pointer, length, vector) as number) < 0) throw new NativeCallError('mincore', lastErrno())
+  for (let i = 0; i < vector.length; i++) vector[i] = host[Math.floor(i / perHost)]
   return vector
 }
 

@@ -19,6 +19,13 @@ import type { LeaseKeeperStatus } from '../lease/lease-keeper.ts'
 import type { VoterStore } from '../lease/lease-voter.ts'
 import type { LeaseGroup, LeaseRequest } from '../lease/lease-terms.ts'
 import { DEFAULT_LEASE_MS } from '../lease/lease-terms.ts'
+import { freemem } from 'node:os'
+import { CapabilityService } from '../backup/replica-capability.ts'
+import type { ReplicaCapability } from '../backup/replica-capability.ts'
+import { hostPageSize } from '../kvm/host-page-size.ts'
+import { engineUnavailable } from '../vmm/engines.ts'
+import { GUEST_ENGINES } from '../vmm/running-guest.ts'
+import type { GuestEngine } from '../vmm/running-guest.ts'
 
 export interface RamReplicationOptions {
   /** `/mycelium/<networkId>`: the protocols are `<prefix>/ram/stripe/1.0.0` and `<prefix>/ram/forward/1.0.0`. */
@@ -77,6 +84,9 @@ export class RamReplication {
   private readonly primaries = new Map<string, { replication: PrimaryReplication, guest: ReplicatedGuest }>()
   /** Every node votes on the leases of the groups that name it (witnesses included). */
   readonly leases: LeaseService
+  /** What this node can host, answered to nodes that place backups. */
+  readonly capability: CapabilityService
+  private engines?: GuestEngine[]
   private readonly failover?: LeaseFailover
   private readonly keepers = new Map<string, LeaseKeeper>()
   private readonly takeOverListeners: Array<(takeOver: TakeOver) => void> = []
@@ -117,6 +127,7 @@ export class RamReplication {
       ...(options.voterStore === undefined ? {} : { store: options.voterStore }),
       preferSelf: (request) => this.preferSelf(request)
     })
+    this.capability = new CapabilityService(node, { protocolPrefix: options.protocolPrefix, capability: () => this.localCapability() })
     if (this.replicas !== undefined && options.restoreGuest !== undefined) {
       this.failover = new LeaseFailover({
         leases: this.leases,
@@ -130,6 +141,31 @@ export class RamReplication {
         onSuperseded: (vmId, by) => { this.standDown(vmId, by) }
       })
     }
+  }
+
+  /** Engines a guest can resume on here: KVM only on an x86-64 host whose /dev/kvm works. */
+  private localEngines (): GuestEngine[] {
+    this.engines ??= GUEST_ENGINES.filter(engine => (engine !== 'kvm' || process.arch === 'x64') && engineUnavailable(engine) === undefined)
+    return this.engines
+  }
+
+  localCapability (): ReplicaCapability {
+    const limit = this.options.maxReplicaBytes ?? 2 * 1024 ** 3
+    let held = 0
+    for (const replica of this.replicas?.status() ?? []) held += replica.memoryBytes
+    const canHold = this.replicas === undefined || this.options.restoreGuest === undefined
+    return {
+      arch: process.arch,
+      hostPageSize: hostPageSize(),
+      engines: canHold ? [] : this.localEngines(),
+      freeReplicaBytes: canHold ? 0 : Math.max(0, Math.min(limit - held, freemem()))
+    }
+  }
+
+  /** What each peer can host (or why it did not say), asked in parallel. */
+  async capabilities (peers: string[]): Promise<Map<string, ReplicaCapability | Error>> {
+    const answers = await Promise.all(peers.map(async peer => [peer, await this.capability.ask(peer)] as const))
+    return new Map(answers)
   }
 
   private get leaseMs (): number {
@@ -223,6 +259,7 @@ export class RamReplication {
 
   async start (): Promise<void> {
     await this.leases.start()
+    await this.capability.start()
     await this.forwarder?.start()
     await this.replicas?.start()
     this.failover?.start()
@@ -233,6 +270,7 @@ export class RamReplication {
     for (const keeper of this.keepers.values()) keeper.stop()
     this.keepers.clear()
     await this.leases.stop()
+    await this.capability.stop()
     for (const { replication } of this.primaries.values()) await replication.stop()
     this.primaries.clear()
     await this.replicas?.stop()
