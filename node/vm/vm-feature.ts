@@ -134,8 +134,8 @@ export function vmFeature (): VmFeature {
       if (error instanceof LeaseUnavailableError) throw new ApiError(409, error.message)
       throw error
     }
-    const guest = await startGuest(engine, { vmId, paused: true, memoryBytes: request.memoryMb * 1024 * 1024, workload: { pattern: request.pattern, dirtyRate: request.dirtyRate } })
-    service.keepLease(holder, guest)
+    const started = await startGuest(engine, { vmId, paused: true, memoryBytes: request.memoryMb * 1024 * 1024, workload: { pattern: request.pattern, dirtyRate: request.dirtyRate } })
+    const guest = service.keepLease(holder, started)
     guest.resume()
     try {
       await protect(guest, request, targets)
@@ -215,7 +215,7 @@ export function vmFeature (): VmFeature {
     lostAt.delete(takeOver.vmId)
     const vm: TakenOverVm = {
       guest: takeOver.guest,
-      how: primaryLostAt === undefined ? 'migration' : 'failover',
+      how: takeOver.how,
       origin: takeOver.from,
       fromEpoch: takeOver.epoch,
       counterAtResume: takeOver.guestCounter,
@@ -229,21 +229,28 @@ export function vmFeature (): VmFeature {
     const attempt = async (): Promise<void> => {
       if (takenOver.get(takeOver.vmId) !== vm || ram === undefined) return
       const request = parseRunRequest({})
+      const guest = takeOver.guest as RunningGuest
       try {
         const peers = ctx.peers().filter(p => p.peerId !== takeOver.from)
-        const guest = takeOver.guest as RunningGuest
-        const targets = placeReplicas(peers, { backups: request.backups, links: request.links, unable: await unableToHost(peers, guest.engine, guest.memoryBytes) })
-        vm.reprotection = { state: 'syncing', backups: targets.map(t => t.peerId) }
-        const protectedVm = await protect(takeOver.guest as RunningGuest, request, targets)
-        await ram.regroup(takeOver.vmId, [...targets.map(t => t.peerId), ...chooseWitnesses(peers, targets.map(t => t.peerId))])
+        // a retry keeps the backups already placed and synced, and only tries the lease again
+        let protectedVm = running.get(takeOver.vmId)
+        if (protectedVm === undefined) {
+          const targets = placeReplicas(peers, { backups: request.backups, links: request.links, unable: await unableToHost(peers, guest.engine, guest.memoryBytes) })
+          vm.reprotection = { state: 'syncing', backups: targets.map(t => t.peerId) }
+          protectedVm = await protect(guest, request, targets)
+        }
         await protectedVm.synced
-        vm.reprotection.state = protectedVm.initialSync.finished ? 'protected' : 'unprotected'
-        if (protectedVm.initialSync.error !== undefined) vm.reprotection.error = protectedVm.initialSync.error
-        ctx.log.info({ vmId: takeOver.vmId, backups: vm.reprotection.backups }, 'VM protected again: new backups synced')
+        if (!protectedVm.initialSync.finished) throw new Error(`the new backups did not sync: ${protectedVm.initialSync.error ?? 'unknown error'}`)
+        // the lease moves to the new backups only once they hold the guest's memory
+        const backups = protectedVm.replication.status().backups.map(b => b.peerId)
+        const why = await ram.regroupWhy(takeOver.vmId, [...backups, ...chooseWitnesses(peers, backups)])
+        if (why !== undefined) throw new Error(why)
+        vm.reprotection = { state: 'protected', backups }
+        ctx.log.info({ vmId: takeOver.vmId, backups }, 'VM protected again: new backups synced, lease group moved to them')
       } catch (error) {
-        vm.reprotection = { state: 'unprotected', backups: [], error: (error as Error).message }
-        ctx.log.warn({ vmId: takeOver.vmId, err: (error as Error).message }, 'VM runs without backups: will try again')
-        setTimeout(() => { void attempt() }, 5000).unref()
+        vm.reprotection = { ...vm.reprotection, state: 'unprotected', error: (error as Error).message }
+        ctx.log.warn({ vmId: takeOver.vmId, err: (error as Error).message }, 'VM not protected again yet: will try again')
+        setTimeout(() => { void attempt() }, 2000).unref()
       }
     }
     void attempt()
@@ -282,6 +289,7 @@ export function vmFeature (): VmFeature {
         links: [],
         guestCounter: adopted.guest.guestCounter(),
         memoryBytes: adopted.guest.memoryBytes,
+        engine: engineOf(adopted.guest),
         lease,
         takenOver: takeOverInfo(adopted)
       }

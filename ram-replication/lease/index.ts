@@ -12,3 +12,5 @@ export { LeaseService, leaseProtocol, LEASE_ASK_TIMEOUT_MS } from './lease-servi
 export type { LeaseServiceOptions } from './lease-service.ts'
 export { LeaseFailover } from './lease-failover.ts'
 export type { LeaseFailoverOptions, FailoverReplicas, TakeOver } from './lease-failover.ts'
+export { fencedGuest } from './fenced-guest.ts'
+export type { Fence, Pausable } from './fenced-guest.ts'

@@ -11,6 +11,8 @@ import { LeaseHolder } from './lease-holder.ts'
 import { LeaseKeeper } from './lease-keeper.ts'
 import type { LeaseService } from './lease-service.ts'
 import { DEFAULT_LEASE_MS, LEASE_DRIFT } from './lease-terms.ts'
+import { fencedGuest } from './fenced-guest.ts'
+import type { Fence } from './fenced-guest.ts'
 
 /** The backup side the failover drives (a ReplicaHost). */
 export interface FailoverReplicas {
@@ -21,6 +23,8 @@ export interface FailoverReplicas {
 
 export interface TakeOver {
   vmId: string
+  /** `failover`: the lease ran out; `migration`: the holder handed it over */
+  how: 'failover' | 'migration'
   guest: ReplicatedGuest
   keeper: LeaseKeeper
   /** The primary whose lease ran out, and the epoch the guest resumed from. */
@@ -99,7 +103,7 @@ export class LeaseFailover {
       await new Promise(resolve => setTimeout(resolve, 50))
       return
     }
-    await this.runUnder(holder, replica.vmId, from, leaseFreeAt, async () => await this.o.replicas.resume(replica.vmId))
+    await this.runUnder(holder, replica.vmId, from, leaseFreeAt, 'failover', async () => await this.o.replicas.resume(replica.vmId))
   }
 
   /**
@@ -116,8 +120,8 @@ export class LeaseFailover {
         const view = this.o.leases.voter.view(vmId)
         if (view === undefined) throw new Error(`no lease group of ${vmId} is known here`)
         const holder = this.holderFor(vmId)
-        const round = await holder.acquire(view.term + 1, view.group, epoch())
-        if (round.granted) return await this.runUnder(holder, vmId, view.holder, freeAt, start)
+        const round = await holder.acquire(view.term + 1, view.group, epoch(), undefined, { probe: false })
+        if (round.granted) return await this.runUnder(holder, vmId, view.holder, freeAt, 'migration', start)
         if (performance.now() > deadline) throw new Error(`no quorum granted ${vmId}'s lease for the handover: ${JSON.stringify(round.refusals)}`)
         await new Promise(resolve => setTimeout(resolve, 20))
       }
@@ -131,14 +135,14 @@ export class LeaseFailover {
   }
 
   /** Start the guest under a lease just won: renewals and the fence begin before it runs. */
-  private async runUnder (holder: LeaseHolder, vmId: string, from: string, leaseFreeAt: number, start: () => Promise<ReplicatedGuest>): Promise<ReplicatedGuest> {
-    let guest: ReplicatedGuest | undefined
-    let pauseWanted = false
+  private async runUnder (holder: LeaseHolder, vmId: string, from: string, leaseFreeAt: number, how: TakeOver['how'], start: () => Promise<ReplicatedGuest>): Promise<ReplicatedGuest> {
+    let guest: (ReplicatedGuest & Fence) | undefined
+    let fenceWanted = false
     const keeper = new LeaseKeeper({
       holder,
       guest: {
-        pause: async () => { pauseWanted = true; await guest?.pause() },
-        resume: () => { pauseWanted = false; guest?.resume() }
+        pause: async () => { fenceWanted = true; await guest?.fence() },
+        resume: () => { fenceWanted = false; guest?.unfence() }
       },
       epoch: () => this.o.replicas.status().find(r => r.vmId === vmId)?.appliedEpoch ?? 0,
       logger: this.logger,
@@ -149,16 +153,17 @@ export class LeaseFailover {
     })
     keeper.start()
     try {
-      guest = await start()
+      guest = fencedGuest(await start())
     } catch (error) {
       keeper.stop()
       throw error
     }
-    if (pauseWanted) await guest.pause()
+    if (fenceWanted) await guest.fence()
     const resumed = this.o.replicas.status().find(r => r.vmId === vmId)
     this.logger.info('lease of %s at term %d: guest resumed here from epoch %d', vmId, holder.term, resumed?.appliedEpoch ?? 0)
     this.o.onTakeOver({
       vmId,
+      how,
       guest,
       keeper,
       from,

@@ -58,9 +58,10 @@ export class LeaseHolder {
    * Ask every voter of `group` (and of `previous`, during a group change) for `term`. The lease
    * is held when a quorum of each group granted it; it counts from before the first send.
    */
-  async acquire (term: number, group: LeaseGroup, epoch: number, previous?: LeaseGroup): Promise<LeaseRound> {
-    // A new holder asks first whether a quorum would grant (see LeaseRequest.probe).
-    if (term !== this.term) {
+  async acquire (term: number, group: LeaseGroup, epoch: number, previous?: LeaseGroup, options: { probe?: boolean } = {}): Promise<LeaseRound> {
+    // A new holder asks first whether a quorum would grant (see LeaseRequest.probe); a handover
+    // skips it: the holder gave the term up, there is no one to protect.
+    if (term !== this.term && options.probe !== false) {
       const probe = await this.round(term, group, epoch, previous, true)
       if (!probe.granted) return probe
     }
@@ -87,15 +88,39 @@ export class LeaseHolder {
   async release (): Promise<void> {
     this.validUntil = 0
     const request: LeaseRequest = { vmId: this.vmId, term: this.term, candidate: this.self, group: this.group, epoch: 0, durationMs: this.durationMs, release: true }
-    await Promise.all(this.group.voters.map(async voter => await this.ask(voter, request).catch(() => undefined)))
+    await this.gather(this.group.voters, request, [this.group])
+  }
+
+  /**
+   * Ask every voter at once and settle as soon as the outcome is known: a quorum of each group
+   * granted, or too many refused for that to happen. A dead voter then costs nothing while a
+   * quorum answers; the lease counts from before the first send either way.
+   */
+  private async gather (voters: string[], request: LeaseRequest, groups: LeaseGroup[]): Promise<Array<{ voter: string, reply?: LeaseReply }>> {
+    const replies: Array<{ voter: string, reply?: LeaseReply }> = []
+    return await new Promise(resolve => {
+      const settle = (): void => {
+        const answered = new Set(replies.map(r => r.voter))
+        const granted = new Set(replies.filter(r => isGrant(r.reply, request.term, this.self)).map(r => r.voter))
+        const decided = groups.every(g => g.voters.filter(v => granted.has(v)).length >= quorumOf(g.voters.length)) ||
+          groups.some(g => g.voters.filter(v => granted.has(v) || !answered.has(v)).length < quorumOf(g.voters.length))
+        if (decided || answered.size === voters.length) resolve([...replies])
+      }
+      for (const voter of voters) {
+        void this.ask(voter, request).catch(() => undefined).then(reply => {
+          replies.push({ voter, ...(reply === undefined ? {} : { reply }) })
+          settle()
+        })
+      }
+    })
   }
 
   private async round (term: number, group: LeaseGroup, epoch: number, previous?: LeaseGroup, probe = false): Promise<LeaseRound> {
     const sentAt = this.clock()
     const request: LeaseRequest = { vmId: this.vmId, term, candidate: this.self, group, epoch, durationMs: this.durationMs, ...(probe ? { probe: true } : {}) }
     const voters = [...new Set([...group.voters, ...(previous?.voters ?? [])])]
-    const replies = await Promise.all(voters.map(async voter => ({ voter, reply: await this.ask(voter, request).catch(() => undefined) })))
-    const grants = replies.filter(r => r.reply?.granted === true && r.reply.term === term && r.reply.holder === this.self).map(r => r.voter)
+    const replies = await this.gather(voters, request, previous === undefined ? [group] : [group, previous])
+    const grants = replies.filter(r => isGrant(r.reply, term, this.self)).map(r => r.voter)
     const enough = (g: LeaseGroup): boolean => grants.filter(v => g.voters.includes(v)).length >= quorumOf(g.voters.length)
     let newestTerm = 0
     let newestHolder: string | undefined
@@ -120,4 +145,8 @@ export class LeaseHolder {
       refusals: replies.filter(r => r.reply?.granted !== true).map(r => ({ voter: r.voter, reason: r.reply?.reason ?? 'no answer', ...(r.reply?.waitMs === undefined ? {} : { waitMs: r.reply.waitMs }) }))
     }
   }
+}
+
+function isGrant (reply: LeaseReply | undefined, term: number, self: string): boolean {
+  return reply?.granted === true && reply.term === term && reply.holder === self
 }

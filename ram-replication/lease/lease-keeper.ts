@@ -96,6 +96,7 @@ export class LeaseKeeper {
 
   private async renew (): Promise<void> {
     if (this.stopped) return
+    const startedAt = performance.now()
     const round = await this.holder.renew(this.epoch())
     if (this.stopped) return
     if (this.holder.supersededBy !== undefined) {
@@ -114,7 +115,8 @@ export class LeaseKeeper {
         this.logger.info('lease of %s renewed: guest runs again', this.holder.vmId)
       }
     }
-    this.scheduleRenew(Math.max(10, Math.floor(this.holder.durationMs / 4)))
+    // a steady cadence from the start of each round, whatever the round took
+    this.scheduleRenew(Math.max(10, Math.floor(this.holder.durationMs / 4 - (performance.now() - startedAt))))
   }
 
   private armFence (): void {

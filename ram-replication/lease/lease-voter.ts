@@ -25,6 +25,8 @@ export const memoryVoterStore = (): VoterStore => {
 interface VoterState extends VoterRecord {
   /** When the last grant to `holder` arrived, on this node's clock. */
   grantedAt: number
+  /** The holder gave this term up: a renewal still in flight must not bring it back. */
+  released?: boolean
 }
 
 export interface LeaseVoterOptions {
@@ -85,11 +87,13 @@ export class LeaseVoter {
       if (request.term === state.term) {
         if (request.candidate !== state.holder) return refuse('term-taken')
         if (request.group.generation !== state.group.generation) return refuse('stale-group')
-        if (request.probe === true) return this.granted(request.vmId, state)
         if (request.release === true) {
           state.grantedAt = -Infinity
+          state.released = true
           return this.granted(request.vmId, state)
         }
+        if (state.released === true) return refuse('stale-term')
+        if (request.probe === true) return this.granted(request.vmId, state)
         state.grantedAt = now
         state.durationMs = request.durationMs
         return this.granted(request.vmId, state)

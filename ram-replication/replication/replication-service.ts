@@ -19,6 +19,8 @@ import type { LeaseKeeperStatus } from '../lease/lease-keeper.ts'
 import type { VoterStore } from '../lease/lease-voter.ts'
 import type { LeaseGroup, LeaseRequest } from '../lease/lease-terms.ts'
 import { DEFAULT_LEASE_MS } from '../lease/lease-terms.ts'
+import { fencedGuest } from '../lease/fenced-guest.ts'
+import type { Fence } from '../lease/fenced-guest.ts'
 import { freemem } from 'node:os'
 import { CapabilityService } from '../backup/replica-capability.ts'
 import type { ReplicaCapability } from '../backup/replica-capability.ts'
@@ -206,11 +208,15 @@ export class RamReplication {
     return holder
   }
 
-  /** Keep a held lease renewed and the guest fenced inside it. */
-  keepLease (holder: LeaseHolder, guest: ReplicatedGuest): LeaseKeeper {
+  /**
+   * Keep a held lease renewed and the guest fenced inside it. Returns the guest to use from now
+   * on: its pause and resume leave the lease's fence alone (see fenced-guest.ts).
+   */
+  keepLease<T extends ReplicatedGuest> (holder: LeaseHolder, guest: T): T & Fence {
+    const fenced = fencedGuest(guest)
     const keeper = new LeaseKeeper({
       holder,
-      guest,
+      guest: { pause: fenced.fence, resume: fenced.unfence },
       epoch: () => this.primaries.get(holder.vmId)?.replication.epoch ?? 0,
       logger: this.logger,
       onSuperseded: (by) => { this.standDown(holder.vmId, by) }
@@ -218,7 +224,7 @@ export class RamReplication {
     this.keepers.get(holder.vmId)?.stop()
     this.keepers.set(holder.vmId, keeper)
     keeper.start()
-    return keeper
+    return fenced
   }
 
   lease (vmId: string): LeaseKeeperStatus | undefined {
@@ -234,14 +240,21 @@ export class RamReplication {
    * the next term, granted by a quorum of the old group and of the new one.
    */
   async regroup (vmId: string, voters: string[]): Promise<boolean> {
+    return (await this.regroupWhy(vmId, voters)) === undefined
+  }
+
+  /** As regroup; undefined when the new group holds the lease, else why not. */
+  async regroupWhy (vmId: string, voters: string[]): Promise<string | undefined> {
     const keeper = this.keepers.get(vmId)
-    if (keeper === undefined) return false
+    if (keeper === undefined) return `${vmId} holds no lease here`
     const holder = keeper.holder
     const previous = holder.group
     const group: LeaseGroup = { generation: previous.generation + 1, voters: [this.leases.self, ...voters.filter(v => v !== this.leases.self)] }
     const round = await holder.acquire(holder.term + 1, group, this.primaries.get(vmId)?.replication.epoch ?? 0, previous)
-    if (!round.granted) this.logger.warn('%s stays with its group: the new one was not granted (%j)', vmId, round.refusals)
-    return round.granted
+    if (round.granted) return undefined
+    const why = `the new lease group was not granted: ${round.refusals.map(r => `${r.voter.slice(-8)} ${r.reason ?? ''}`).join(', ')}`
+    this.logger.warn('%s stays with its group: %s', vmId, why)
+    return why
   }
 
   /** Stop this node's copy of a VM whose lease another node now holds. */
@@ -329,16 +342,28 @@ export class RamReplication {
     const keeper = this.keepers.get(vmId)
     const report = await primary.replication.migrate(target, {
       ...options,
+      // The guest here has stopped for the last time (it runs again only with the lease taken
+      // back): the release goes out alongside the handover epoch; a target that asks before it
+      // arrives asks again.
       handOverLease: async () => {
         keeper?.stop()
-        await keeper?.holder.release()
+        void keeper?.holder.release().catch(() => {})
       },
       reclaimLease: async () => {
         if (keeper === undefined) return false
         const holder = keeper.holder
         const round = await holder.acquire(holder.term + 1, holder.group, primary.replication.epoch)
         if (!round.granted) return false
-        this.keepLease(holder, primary.guest)
+        const fence = primary.guest as Partial<Fence>
+        const renewed = new LeaseKeeper({
+          holder,
+          guest: fence.fence !== undefined && fence.unfence !== undefined ? { pause: fence.fence, resume: fence.unfence } : primary.guest,
+          epoch: () => primary.replication.epoch,
+          logger: this.logger,
+          onSuperseded: (by) => { this.standDown(vmId, by) }
+        })
+        this.keepers.set(vmId, renewed)
+        renewed.start()
         return true
       }
     })

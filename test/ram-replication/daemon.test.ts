@@ -121,11 +121,24 @@ for (const { engine, capability } of guestEngineVariants()) {
       expect(resumed.takenOver!.guestCounter).toBeGreaterThanOrEqual(before.backups[0].ackedEpoch > 0 ? 1 : 0)
       const counter = resumed.guestCounter
       await waitFor(async () => (await vmStatus(backup, vmId)).guestCounter > counter + 1000, { timeoutMs: 10_000, what: 'the counter to continue on the backup' })
-      const shown = await backup.cliJson<VmStatus>(['vm', 'status', vmId])
-      expect(shown.state).toBe('running')
-      expect(shown.guestCounter).toBeGreaterThan(resumed.takenOver!.guestCounter)
+      // re-protection without being asked: new backups, a full sync, and the lease moved to them
+      const again = await waitFor(async () => {
+        const s = await backup.cliJson<VmStatus>(['vm', 'status', vmId])
+        return s.takenOver?.reprotection?.state === 'protected' ? s : undefined
+      }, { timeoutMs: 20_000, what: 'the VM protected again' }).catch(async (error: Error) => {
+        throw new Error(`${error.message}: ${JSON.stringify((await vmStatus(backup, vmId)).takenOver)}`)
+      })
+      const newBackups = again.takenOver!.reprotection!.backups
+      expect(newBackups).toHaveLength(1)
+      expect(newBackups).not.toContain(before.primary)
+      expect(again.backups.map(b => b.peerId)).toEqual(newBackups)
+      expect(again.lease).toMatchObject({ holds: true })
+      expect(again.lease!.voters).toContain(newBackups[0])
+      expect(again.lease!.voters).not.toContain(before.primary)
+      expect(again.guestCounter).toBeGreaterThan(resumed.takenOver!.guestCounter)
       expect((await backup.cli(['vm', 'stop', vmId])).code).toBe(0)
-      expect(await backup.cliJson(['vm', 'ls'])).toEqual([])
+      const left = await backup.cliJson<unknown[]>(['vm', 'ls'])
+      expect(left, JSON.stringify(left)).toEqual([])
     }, 45_000)
 
     it(`vm migrate moves a ${migrateMb} MiB guest to its backup and reports the downtime`, async () => {
@@ -153,7 +166,9 @@ for (const { engine, capability } of guestEngineVariants()) {
       console.log(`migration: ${migrated.stdout.trim()}`)
       expect(Number(downtime![1])).toBeLessThan(100)
       const there = await vmStatus(target, run.vmId)
-      expect(there).toMatchObject({ state: 'running', engine, takenOver: { how: 'migration', from: source.peerId } })
+      // running there, and being protected again (syncing new backups) without being asked
+      expect(there).toMatchObject({ role: 'primary', engine, takenOver: { how: 'migration', from: source.peerId } })
+      expect(there.lease).toMatchObject({ holds: true })
       await waitFor(async () => (await vmStatus(target, run.vmId)).guestCounter > there.guestCounter, { timeoutMs: 10_000, what: 'the guest to run on the target' })
       expect((await source.cliJson<unknown[]>(['vm', 'ls']))).toEqual([])
       expect((await target.cli(['vm', 'stop', run.vmId])).code).toBe(0)

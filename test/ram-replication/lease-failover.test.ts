@@ -64,8 +64,7 @@ describe('leases: one running copy of a VM', () => {
     const [p, b1, b2] = hosts
     const vmId = `vm-${Math.random().toString(36).slice(2)}`
     const holder = await p.ram.acquireLease(vmId, [b1.node.peerId.toString(), b2.node.peerId.toString()])
-    const guest = await startGuest('interpreted', { vmId, paused: true, memoryBytes: 8 * 1024 * 1024, workload: { pattern: 'random', dirtyRate: 20_000 } })
-    p.ram.keepLease(holder, guest)
+    const guest = p.ram.keepLease(holder, await startGuest('interpreted', { vmId, paused: true, memoryBytes: 8 * 1024 * 1024, workload: { pattern: 'random', dirtyRate: 20_000 } }))
     guest.resume()
     stops.push(watch(p, guest))
     const replication = await p.ram.replicate(guest, { backups: [b1, b2].map(h => ({ peerId: h.node.peerId.toString(), via: [undefined] })), epochIntervalMs: 20 })
@@ -98,6 +97,22 @@ describe('leases: one running copy of a VM', () => {
     expect(winner.ram.lease(vmId)?.holds).toBe(true)
     const counter = (took.guest as RunningGuest).guestCounter()
     expect(counter).toBeGreaterThan(took.guestCounter)
+    // re-protection moves the lease to a new group (a quorum of the old and of the new one
+    // grant it); the dead primary is no longer a voter
+    const other = hosts.find(h => h !== winner && h !== hosts[0])!
+    const fresh = await startReplicationNode()
+    nodes.push(fresh)
+    const freshRam = new RamReplication(fresh, { protocolPrefix: PREFIX, secretKey: secretKeyOf(fresh), leaseMs: LEASE_MS })
+    services.push(freshRam)
+    await freshRam.start()
+    await connect(winner.node, [fresh])
+    expect(await winner.ram.regroup(vmId, [other.node.peerId.toString(), fresh.peerId.toString()])).toBe(true)
+    const lease = winner.ram.lease(vmId)!
+    expect(lease.voters).toEqual([winner.node.peerId.toString(), other.node.peerId.toString(), fresh.peerId.toString()])
+    expect(lease.generation).toBe(2)
+    await new Promise(resolve => setTimeout(resolve, LEASE_MS))
+    expect(winner.ram.lease(vmId)?.holds).toBe(true)
+    expect(freshRam.leases.voter.view(vmId)?.holder).toBe(winner.node.peerId.toString())
   }, 60_000)
 
   it('the primary is cut off from both backups: it stops its vCPU before a backup resumes, never runs again, and stands down after the heal', async () => {

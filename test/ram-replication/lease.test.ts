@@ -3,7 +3,7 @@
 // in which no two nodes may ever hold the lease at the same instant.
 import { describe, expect, it } from 'vitest'
 import {
-  LEASE_DRIFT, LeaseVoter, LeaseHolder, decodeLeaseRequest, encodeLeaseMessage, memoryVoterStore,
+  LEASE_DRIFT, LeaseVoter, LeaseHolder, decodeLeaseRequest, encodeLeaseMessage, memoryVoterStore, fencedGuest,
   type LeaseGroup, type LeaseRequest
 } from '../../ram-replication/index.ts'
 import { runLeaseWorld } from './lease-sim.ts'
@@ -121,4 +121,38 @@ describe('leases in a world of drifting clocks, lost messages, crashes and parti
     // faults did move the lease from node to node
     expect(handovers).toBeGreaterThan(80)
   }, 120_000)
+})
+
+describe('a released lease', () => {
+  it('frees the term at once, and a renewal still in flight does not bring it back', () => {
+    let now = 0
+    const voter = new LeaseVoter({ self: 'b1', clock: () => now })
+    voter.handle(request('p', 1))
+    expect(voter.handle(request('p', 1, { release: true })).granted).toBe(true)
+    now = 10
+    expect(voter.handle(request('p', 1)).reason).toBe('stale-term')
+    expect(voter.handle(request('b2', 2))).toMatchObject({ granted: true, holder: 'b2' })
+  })
+})
+
+describe('the lease fence on a guest', () => {
+  it('is not lifted by a resume from anyone else (a checkpoint, an emergency mode), and lifts only what it set', async () => {
+    const vcpu = { running: true, pause: async () => { vcpu.running = false }, resume: () => { vcpu.running = true }, counter: () => 7 }
+    const guest = fencedGuest(vcpu)
+    await guest.fence()
+    await guest.pause() // the replication engine takes a checkpoint…
+    guest.resume() // …and resumes: the fence holds
+    expect(vcpu.running).toBe(false)
+    expect(guest.fenced).toBe(true)
+    guest.unfence()
+    expect(vcpu.running).toBe(true)
+    // an engine pause outlives the fence being lifted
+    await guest.pause()
+    await guest.fence()
+    guest.unfence()
+    expect(vcpu.running).toBe(false)
+    guest.resume()
+    expect(vcpu.running).toBe(true)
+    expect(guest.counter()).toBe(7)
+  })
 })

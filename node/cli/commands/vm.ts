@@ -29,7 +29,22 @@ export interface VmStatus {
   initialSync?: { done: number, total: number, finished: boolean, error?: string }
   migration?: { phase: string, round: number, dirtyPages: number }
   verify?: { equal: number, different: number, lastEqualEpoch: number }
-  takenOver?: { how: string, from: string, epoch: number, guestCounter: number, resumedAt: number, primaryLostAt?: number }
+  takenOver?: {
+    how: string
+    from: string
+    epoch: number
+    guestCounter: number
+    resumedAt: number
+    primaryLostAt?: number
+    /** ms from the lease running out (as this node's vote saw it) to the guest running here */
+    takeOverMs?: number
+    reprotection?: { state: 'placing' | 'syncing' | 'protected' | 'unprotected', backups: string[], error?: string }
+  }
+  /**
+   * The VM's lease: on the node that runs it, whether it holds it (holds, remainingMs, fenced:
+   * the vCPU was stopped because the lease was about to end); on a backup, this node's vote.
+   */
+  lease?: { term: number, holds?: boolean, holder?: string, remainingMs: number, voters: string[], generation: number, fenced?: boolean, fencedPauses?: number }
 }
 
 /** A one-line bar on stderr, drawn only when stderr is a terminal. */
@@ -165,7 +180,15 @@ export const vmStatusCommand: Command = {
       `epoch     ${s.epoch}  (${s.epochsPerS.toFixed(1)} epochs/s, ${Math.round(s.dirtyPagesPerS)} dirty pages/s, ${rate(s.bytesPerS)})`,
       `counter   ${s.guestCounter}`
     ]
-    if (s.takenOver !== undefined) lines.push(`taken over by ${s.takenOver.how} from ${s.takenOver.from} at epoch ${s.takenOver.epoch} (counter ${s.takenOver.guestCounter})`)
+    if (s.lease !== undefined) {
+      const who = s.lease.holds !== undefined ? (s.lease.holds ? 'held here' : s.lease.fenced === true ? 'NOT held: vCPU stopped' : 'not held') : `held by ${s.lease.holder ?? '?'}`
+      lines.push(`lease     term ${s.lease.term}, ${who}, ${s.lease.remainingMs} ms left, ${s.lease.voters.length} voters (generation ${s.lease.generation})`)
+    }
+    if (s.takenOver !== undefined) {
+      lines.push(`taken over by ${s.takenOver.how} from ${s.takenOver.from} at epoch ${s.takenOver.epoch} (counter ${s.takenOver.guestCounter}${s.takenOver.takeOverMs !== undefined ? `, ${s.takenOver.takeOverMs} ms after the lease ran out` : ''})`)
+      const r = s.takenOver.reprotection
+      if (r !== undefined) lines.push(`protected ${r.state}${r.backups.length > 0 ? ` (new backups ${r.backups.join(', ')})` : ''}${r.error !== undefined ? `: ${r.error}` : ''}`)
+    }
     for (const b of s.backups) lines.push(`backup    ${b.peerId}  acked epoch ${b.ackedEpoch}  lag ${Math.round(b.lagMs)} ms`)
     for (const l of s.links) lines.push(`link      ${l.via.padEnd(52)} ${l.up ? 'up  ' : 'down'} ${rate(l.bytesPerS)}`)
     ctx.out(lines.join('\n'))
