@@ -1,7 +1,8 @@
 // `POST /vm/run` bodies, checked once here: what the rest of the feature may rely on.
 import { ApiError } from '../api/index.ts'
 
-export const PATTERNS = ['random', 'sequential', 'hot'] as const
+// `full` rewrites whole pages with incompressible data (the heaviest load per page).
+export const PATTERNS = ['random', 'sequential', 'hot', 'full'] as const
 export const THROTTLES = ['linear', 'exponential', 'none'] as const
 export const EMERGENCY_MODES = ['pause', 'best-effort'] as const
 
