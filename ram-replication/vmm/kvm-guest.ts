@@ -17,12 +17,12 @@
 // vCPU's saved registers always resume after it.
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Checkpoint, DirtyPage, ReplicatedGuest, VcpuState } from '../checkpoint.ts'
+import type { Checkpoint, DirtyPage, VcpuState } from '../checkpoint.ts'
 import {
   KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, KVM_CHECK_EXTENSION, KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE,
   KVM_ENABLE_CAP, KVM_EXIT_DEBUG, KVM_EXIT_INTR, KVM_EXIT_SHUTDOWN, KVM_GET_VCPU_MMAP_SIZE, KVM_MEM_LOG_DIRTY_PAGES,
-  KVM_REGS_SIZE, KVM_SET_TSS_ADDR, KVM_SET_USER_MEMORY_REGION, KVM_SREGS_SIZE, KvmEnableCap, KvmUserspaceMemoryRegion,
-  closeFd, decodeSregs, encodeRegs, encodeSregs, ioctlStruct, ioctlValue, openDevice
+  KVM_SET_TSS_ADDR, KVM_SET_USER_MEMORY_REGION, KvmEnableCap, KvmUserspaceMemoryRegion,
+  closeFd, ioctlStruct, ioctlValue, openDevice
 } from '../kvm/binding.ts'
 import { KVM_DEVICE, assertKvmUsable } from '../kvm/capabilities.ts'
 import {
@@ -30,10 +30,14 @@ import {
 } from '../guest/page-writer.ts'
 import type { PageWriterParams } from '../guest/page-writer.ts'
 import { DirtyPageTracker } from './dirty-page-tracker.ts'
-import { GuestFaultError, GuestStoppedError, InvalidGuestImageError } from './errors.ts'
+import { GuestFaultError, GuestStoppedError } from './errors.ts'
 import { GuestMemory } from './guest-memory.ts'
 import { GuestPacer } from './guest-pacer.ts'
 import { Vcpu } from './vcpu.ts'
+import { initialVcpuState } from './long-mode-state.ts'
+import { silentLogger } from './running-guest.ts'
+import { validateGuestImage, validateMemorySize } from './guest-image.ts'
+import type { CheckpointTiming, GuestCommonOptions, GuestImage, GuestState, GuestStats, RunningGuest, VmmLogger } from './running-guest.ts'
 
 export const DEFAULT_GUEST_MEMORY_BYTES = 256 * 1024 * 1024
 /** Outside guest RAM: where KVM may put the real-mode TSS it needs on some hosts. */
@@ -42,45 +46,18 @@ const MEMORY_SLOT = 0
 /** Shared by every untouched page of a full checkpoint; never written. */
 const ZERO_PAGE = new Uint8Array(GUEST_PAGE_SIZE)
 
-export interface VmmLogger {
-  info: (message: string, ...args: unknown[]) => void
-  warn: (message: string, ...args: unknown[]) => void
-  debug: (message: string, ...args: unknown[]) => void
-  error: (message: string, ...args: unknown[]) => void
-}
 
-export type KvmGuestState = 'running' | 'paused' | 'throttled' | 'halted' | 'failed' | 'stopped'
+/** Kept for callers written before the interpreter existed. */
+export type KvmGuestState = GuestState
 
-export interface KvmGuestStats {
-  state: KvmGuestState
-  guestCounter: number
-  exits: number
-  progressExits: number
-  dirtyRate: number
-  throttle: number
+export interface KvmGuestStats extends GuestStats {
   manualDirtyLogProtect: boolean
-  lastCheckpoint?: CheckpointTiming
 }
 
-export interface CheckpointTiming {
-  epoch: number
-  full: boolean
-  pages: number
-  /** From the request until the vCPU was parked (the guest still runs meanwhile). */
-  parkMs: number
-  /** The vCPU stopped: dirty log, page copy and register save. */
-  pauseMs: number
-  collectMs: number
-  copyMs: number
-}
 
-export interface KvmGuestCommonOptions {
-  vmId?: string
+export interface KvmGuestCommonOptions extends GuestCommonOptions {
   /** Use KVM_CLEAR_DIRTY_LOG when available (default true). */
   manualDirtyLogProtect?: boolean
-  /** Start with the vCPU paused (resume() starts it). */
-  paused?: boolean
-  logger?: VmmLogger
 }
 
 export interface StartKvmGuestOptions extends KvmGuestCommonOptions {
@@ -90,25 +67,16 @@ export interface StartKvmGuestOptions extends KvmGuestCommonOptions {
   workload?: Partial<PageWriterParams>
 }
 
-/** What a guest is resumed from: the memory and vCPU of one consistent epoch. */
-export interface GuestImage {
-  vmId: string
-  memory: Uint8Array
-  memoryBytes: number
-  pageSize: number
-  vcpu: VcpuState
-}
 
 export interface RestoreKvmGuestOptions extends KvmGuestCommonOptions {
   /** Override the pacing rate stored in the image (pages/s, 0 = unpaced). */
   dirtyRate?: number
 }
 
-const silentLogger: VmmLogger = { info () {}, warn () {}, debug () {}, error () {} }
-
 interface Waiter { resolve: () => void, reject: (error: Error) => void, signal?: AbortSignal, onAbort?: () => void }
 
-export class KvmGuest implements ReplicatedGuest {
+export class KvmGuest implements RunningGuest {
+  readonly engine = 'kvm' as const
   readonly vmId: string
   readonly memoryBytes: number
   readonly pageSize = GUEST_PAGE_SIZE
@@ -179,12 +147,7 @@ export class KvmGuest implements ReplicatedGuest {
    * memory is copied.
    */
   static async restore (image: GuestImage, options: RestoreKvmGuestOptions = {}): Promise<KvmGuest> {
-    validateMemorySize(image.memoryBytes)
-    if (image.pageSize !== GUEST_PAGE_SIZE) throw new InvalidGuestImageError(`page size ${image.pageSize} is not ${GUEST_PAGE_SIZE}`)
-    if (image.memory.byteLength !== image.memoryBytes) throw new InvalidGuestImageError(`image holds ${image.memory.byteLength} bytes, declares ${image.memoryBytes}`)
-    if (image.vcpu.regs.byteLength !== KVM_REGS_SIZE || image.vcpu.sregs.byteLength !== KVM_SREGS_SIZE) {
-      throw new InvalidGuestImageError(`vCPU state has ${image.vcpu.regs.byteLength}/${image.vcpu.sregs.byteLength} bytes, expected ${KVM_REGS_SIZE}/${KVM_SREGS_SIZE}`)
-    }
+    validateGuestImage(image)
     const params = readPageWriterParams(image.memory)
     let memory = GuestMemory.of(image.memory)
     let copied = false
@@ -240,7 +203,7 @@ export class KvmGuest implements ReplicatedGuest {
     }
   }
 
-  get state (): KvmGuestState {
+  get state (): GuestState {
     if (this.stopped || this.stopping) return 'stopped'
     if (this.failure != null) return 'failed'
     if (this.halted) return 'halted'
@@ -265,6 +228,7 @@ export class KvmGuest implements ReplicatedGuest {
 
   stats (): KvmGuestStats {
     return {
+      engine: this.engine,
       state: this.state,
       guestCounter: this.guestCounter(),
       exits: this.exits,
@@ -604,43 +568,6 @@ export class KvmGuest implements ReplicatedGuest {
       waiter.reject(error)
     }
   }
-}
-
-function validateMemorySize (bytes: number): void {
-  if (!Number.isInteger(bytes) || bytes % GUEST_PAGE_SIZE !== 0 || bytes < 16 * GUEST_PAGE_SIZE || bytes > 2 ** 31) {
-    throw new InvalidGuestImageError(`guest memory must be a multiple of ${GUEST_PAGE_SIZE} bytes between 64 KiB and 2 GiB, got ${bytes}`)
-  }
-}
-
-/**
- * The vCPU at reset, moved straight to 64-bit long mode (paging on, identity-mapped by the
- * guest's page tables) in user mode at the page writer. Segment state is loaded through
- * KVM_SET_SREGS, so the guest needs no GDT of its own (it never reloads a segment).
- */
-function initialVcpuState (reset: VcpuState): VcpuState {
-  const code = { base: 0, limit: 0xffffffff, selector: GuestLayout.userCodeSelector, type: 0xb, present: 1, dpl: 3, db: 0, s: 1, l: 1, g: 1, avl: 0, unusable: 0, padding: 0 }
-  const data = { ...code, selector: GuestLayout.userDataSelector, type: 0x3, l: 0, db: 1 }
-  const resetSregs = decodeSregs(reset.sregs)
-  const sregs = encodeSregs({
-    ...resetSregs,
-    cs: code,
-    ss: data,
-    ds: data,
-    es: data,
-    fs: data,
-    gs: data,
-    cr0: 0x80050033, // PG | AM | WP | NE | ET | MP | PE
-    cr3: GuestLayout.pml4Address,
-    cr4: 0x20, // PAE
-    efer: 0x500 // LMA | LME
-  })
-  const regs = encodeRegs({
-    rax: 0, rbx: 0, rcx: 0, rdx: 0, rsi: 0, rdi: 0, rsp: 0, rbp: 0,
-    r8: 0, r9: 0, r10: 0, r11: 0, r12: 0, r13: 0, r14: 0, r15: 0,
-    rip: GuestLayout.codeAddress,
-    rflags: 0x202
-  })
-  return { regs, sregs }
 }
 
 /** Create a VM running the page-writer guest (the daemon's `vm run`). */

@@ -1,0 +1,42 @@
+// Which engine runs a guest: KVM where /dev/kvm is usable, the interpreter anywhere. One place
+// decides what each engine needs, so the daemon and the tests ask the same question.
+import { probeKvm } from '../kvm/capabilities.ts'
+import { InterpretedGuest, interpretedGuestRestorer } from './interpreted-guest.ts'
+import { KvmGuest, kvmGuestRestorer } from './kvm-guest.ts'
+import type { PageWriterParams } from '../guest/page-writer.ts'
+import type { GuestCommonOptions, GuestEngine, RunningGuest, RunningGuestRestorer } from './running-guest.ts'
+
+export interface StartGuestOptions extends GuestCommonOptions {
+  memoryBytes?: number
+  workload?: Partial<PageWriterParams>
+}
+
+/** Why `engine` cannot run guests on this machine, or undefined when it can. */
+export function engineUnavailable (engine: GuestEngine): string | undefined {
+  if (engine === 'interpreted') return undefined
+  try {
+    return probeKvm().error?.message
+  } catch (error) {
+    // A probe that fails outright (an odd device, no native binding) is a "no" too.
+    return (error as Error).message
+  }
+}
+
+/** The engines that can run guests here, KVM first. */
+export function availableEngines (): GuestEngine[] {
+  return engineUnavailable('kvm') === undefined ? ['kvm', 'interpreted'] : ['interpreted']
+}
+
+/** KVM where it is usable, the interpreter otherwise. */
+export function defaultEngine (): GuestEngine {
+  return availableEngines()[0]
+}
+
+export async function startGuest (engine: GuestEngine, options: StartGuestOptions = {}): Promise<RunningGuest> {
+  return engine === 'kvm' ? await KvmGuest.start(options) : await InterpretedGuest.start(options)
+}
+
+/** The restorer for a backup of a VM that ran on `engine`: a guest resumes on the engine it ran on. */
+export function guestRestorer (engine: GuestEngine): RunningGuestRestorer {
+  return engine === 'kvm' ? kvmGuestRestorer() : interpretedGuestRestorer()
+}
