@@ -8,7 +8,7 @@ import type { Libp2p } from 'libp2p'
 import {
   MigrationFailedError, PrimaryReplication, ReplicaHost, allocateGuestMemory, availableEngines, guestRestorer, startGuest, verifyGuestMemory
 } from '../../ram-replication/index.ts'
-import type { GuestEngine, MigrationProgress, RunningGuest } from '../../ram-replication/index.ts'
+import type { GuestEngine, MigrationProgress, PageWriterParams, RunningGuest } from '../../ram-replication/index.ts'
 import { connect, secretKeyOf, startReplicationNode, stopAll, waitFor } from './mesh.ts'
 
 const PREFIX = '/mycelium/migration-test'
@@ -42,7 +42,7 @@ describe.each(availableEngines())('migration on the %s engine', (engine: GuestEn
     await stopAll([primary, backup])
   })
 
-  async function replicated (workload: Parameters<typeof startGuest>[1]['workload']): Promise<{ guest: RunningGuest, replication: PrimaryReplication }> {
+  async function replicated (workload: Partial<PageWriterParams>): Promise<{ guest: RunningGuest, replication: PrimaryReplication }> {
     const guest = await startGuest(engine, { memoryBytes: MEMORY, workload })
     started.push(guest)
     const replication = new PrimaryReplication({
