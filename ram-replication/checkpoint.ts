@@ -28,6 +28,8 @@ export interface Checkpoint {
   /** The guest's own progress counter at the moment of the checkpoint. */
   guestCounter: number
   takenAt: number
+  /** The execution engine that took it ('kvm', 'interpreted'): a backup resumes the guest on the same one. */
+  engine?: string
 }
 
 /** What the replication engine drives on the primary. Implemented by the VMM. */

@@ -11,3 +11,6 @@ export * from './replication/index.ts'
 export * from './kvm/index.ts'
 export * from './vmm/index.ts'
 export * from './guest/index.ts'
+
+// The interpreted engine's core: the x86-64 subset the guest uses, its page tables, an exact dirty log.
+export * from './interpreter/index.ts'

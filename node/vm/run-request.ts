@@ -1,5 +1,6 @@
 // `POST /vm/run` bodies, checked once here: what the rest of the feature may rely on.
 import { ApiError } from '../api/index.ts'
+import { GUEST_ENGINES, type GuestEngine } from '../../ram-replication/index.ts'
 
 // `full` rewrites whole pages with incompressible data (the heaviest load per page).
 export const PATTERNS = ['random', 'sequential', 'hot', 'full'] as const
@@ -18,6 +19,8 @@ export interface RunRequest {
   verifyEpochs: boolean
   /** Peers that must be among the backups (the rest are chosen). */
   pinnedBackups: string[]
+  /** Which engine runs the guest; undefined: KVM where this node can use it, the interpreter otherwise. */
+  engine: GuestEngine | undefined
 }
 
 function integer (value: unknown, name: string, min: number, max: number, fallback: number): number {
@@ -48,6 +51,7 @@ export function parseRunRequest (body: unknown): RunRequest {
     throttle: oneOf(b.throttle, 'throttle', THROTTLES, 'none'),
     emergency: oneOf(b.emergency, 'emergency', EMERGENCY_MODES, 'pause'),
     verifyEpochs: b.verifyEpochs === true,
-    pinnedBackups: pinned as string[]
+    pinnedBackups: pinned as string[],
+    engine: b.engine === undefined ? undefined : oneOf(b.engine, 'engine', GUEST_ENGINES, 'kvm')
   }
 }

@@ -3,9 +3,9 @@
 // thread), the guests it took over (failover, migration), and the admin API behind `mycelium vm`.
 import { format } from 'node:util'
 import {
-  ramReplication, probeKvm, startKvmGuest, kvmGuestRestorer, allocateGuestMemory, namedThrottleCurve,
+  ramReplication, startGuest, engineRestorer, engineUnavailable, defaultEngine, allocateGuestMemory, namedThrottleCurve,
   VmNotFoundError, UnknownBackupError, MigrationFailedError,
-  type RamReplication, type PrimaryReplication, type ReplicatedGuest, type ReplicaStatus, type ReplicationStatus,
+  type RamReplication, type RunningGuest, type GuestEngine, type PrimaryReplication, type ReplicatedGuest, type ReplicaStatus, type ReplicationStatus,
   type EmergencyMode, type ReplicationLogger, type MigrationReport
 } from '../../ram-replication/index.ts'
 import { toHex } from '../../crypto/index.ts'
@@ -23,7 +23,7 @@ const BACKLOG_LIMIT_BYTES = 256 * 1024 * 1024
 interface Progress { done: number, total: number, finished: boolean }
 
 interface RunningVm {
-  guest: ReplicatedGuest
+  guest: RunningGuest
   replication: PrimaryReplication
   request: RunRequest
   initialSync: Progress & { error?: string }
@@ -54,14 +54,10 @@ function replicationLogger (ctx: DaemonContext): ReplicationLogger {
   }
 }
 
-/** Whether this node can run guests, and why not: a probe that fails outright (an odd device) is a "no" too. */
-function probeKvmUsable (): { usable: boolean, reason?: string } {
-  try {
-    const report = probeKvm()
-    return report.error == null ? { usable: true } : { usable: false, reason: report.error.message }
-  } catch (error) {
-    return { usable: false, reason: (error as Error).message }
-  }
+/** The engine a guest runs on, as far as this node can tell ('kvm' or 'interpreted'). */
+function engineOf (guest: ReplicatedGuest): string | undefined {
+  const engine = (guest as Partial<RunningGuest>).engine
+  return typeof engine === 'string' ? engine : undefined
 }
 
 function vmIdOf (value: unknown): string {
@@ -79,7 +75,9 @@ export interface VmFeature extends DaemonFeature {
 }
 
 export function vmFeature (): VmFeature {
-  let kvm: { usable: boolean, reason?: string } | undefined
+  /** Why KVM cannot run guests here (undefined: it can); guests then run on the interpreter. */
+  let kvmMissing: string | undefined
+  let started = false
   let ram: RamReplication | undefined
   let context: DaemonContext | undefined
   const running = new Map<string, RunningVm>()
@@ -88,23 +86,27 @@ export function vmFeature (): VmFeature {
   // Hashing every applied epoch costs a pass over the replica: only when asked for (diagnostics, tests).
   const verifyReplicas = process.env.MYCELIUM_VM_VERIFY_EPOCHS === '1'
 
-  function requireKvm (): void {
-    if (kvm === undefined || ram === undefined) throw new ApiError(503, 'the VM service is not running yet')
-    if (!kvm.usable) throw new ApiError(503, `VMs need /dev/kvm and this node cannot use it: ${kvm.reason ?? 'unknown reason'}`)
+  function requireRam (): RamReplication {
+    if (!started || ram === undefined) throw new ApiError(503, 'the VM service is not running yet')
+    return ram
   }
 
-  function requireRam (): RamReplication {
-    requireKvm()
-    return ram!
+  /** The engine a run request gets: the one asked for if it can run here (409 otherwise), else the node's default. */
+  function engineFor (request: RunRequest): GuestEngine {
+    const engine = request.engine ?? (kvmMissing === undefined ? 'kvm' : 'interpreted')
+    const missing = engine === 'kvm' ? kvmMissing : engineUnavailable(engine)
+    if (missing !== undefined) throw new ApiError(409, `the ${engine} engine cannot run on this node: ${missing} (use --engine interpreted)`)
+    return engine
   }
 
   function selfId (): string {
     return context!.host().peerId.toString()
   }
 
-  async function run (request: RunRequest): Promise<{ vmId: string, backups: Array<{ peerId: string, via: Array<string | null> }> }> {
+  async function run (request: RunRequest): Promise<{ vmId: string, engine: GuestEngine, backups: Array<{ peerId: string, via: Array<string | null> }> }> {
     const service = requireRam()
     const ctx = context!
+    const engine = engineFor(request)
     let targets
     try {
       targets = placeReplicas(ctx.peers(), { backups: request.backups, links: request.links, pinned: request.pinnedBackups })
@@ -112,7 +114,7 @@ export function vmFeature (): VmFeature {
       if (error instanceof PlacementError) throw new ApiError(409, error.message)
       throw error
     }
-    const guest = await startKvmGuest({ memoryBytes: request.memoryMb * 1024 * 1024, workload: { pattern: request.pattern, dirtyRate: request.dirtyRate } })
+    const guest = await startGuest(engine, { memoryBytes: request.memoryMb * 1024 * 1024, workload: { pattern: request.pattern, dirtyRate: request.dirtyRate } })
     let replication: PrimaryReplication
     try {
       replication = await service.replicate(guest, {
@@ -157,8 +159,8 @@ export function vmFeature (): VmFeature {
       vm.initialSync.error = error.message
       ctx.log.warn({ vmId: guest.vmId, err: error.message }, 'initial sync did not complete')
     })
-    ctx.log.info({ vmId: guest.vmId, memoryMb: request.memoryMb, backups: targets }, 'VM started')
-    return { vmId: guest.vmId, backups: targets.map(target => ({ peerId: target.peerId, via: target.via.map(via => via ?? null) })) }
+    ctx.log.info({ vmId: guest.vmId, memoryMb: request.memoryMb, engine, backups: targets }, 'VM started')
+    return { vmId: guest.vmId, engine, backups: targets.map(target => ({ peerId: target.peerId, via: target.via.map(via => via ?? null) })) }
   }
 
   function takenOverStatus (vmId: string, vm: TakenOverVm): Record<string, unknown> {
@@ -174,6 +176,7 @@ export function vmFeature (): VmFeature {
       bytesPerS: 0,
       links: [],
       guestCounter: vm.guest.guestCounter(),
+      engine: engineOf(vm.guest),
       takenOver: {
         how: vm.how,
         from: vm.origin,
@@ -198,7 +201,7 @@ export function vmFeature (): VmFeature {
     }
     const vm = running.get(vmId)
     if (vm !== undefined && 'backups' in s) {
-      return { ...s, role: 'primary', memoryBytes: vm.guest.memoryBytes, initialSync: vm.initialSync, migration: vm.migration, verify: vm.request.verifyEpochs ? vm.verify : undefined }
+      return { ...s, role: 'primary', engine: vm.guest.engine, memoryBytes: vm.guest.memoryBytes, initialSync: vm.initialSync, migration: vm.migration, verify: vm.request.verifyEpochs ? vm.verify : undefined }
     }
     const replica = s as ReplicaStatus
     return {
@@ -214,6 +217,7 @@ export function vmFeature (): VmFeature {
       links: [],
       guestCounter: replica.guestCounter,
       memoryBytes: replica.memoryBytes,
+      engine: service.replicas?.replica(vmId)?.engine,
       replica
     }
   }
@@ -222,8 +226,9 @@ export function vmFeature (): VmFeature {
     const service = requireRam()
     return service.list().map(entry => {
       const adopted = takenOver.get(entry.vmId)
-      if (adopted !== undefined) return { vmId: entry.vmId, role: 'primary', state: 'running', epoch: adopted.fromEpoch, guestCounter: adopted.guest.guestCounter(), memoryBytes: entry.memoryBytes }
-      return { ...entry }
+      if (adopted !== undefined) return { vmId: entry.vmId, role: 'primary', state: 'running', epoch: adopted.fromEpoch, guestCounter: adopted.guest.guestCounter(), memoryBytes: entry.memoryBytes, engine: engineOf(adopted.guest) }
+      const vm = running.get(entry.vmId)
+      return { ...entry, engine: vm !== undefined ? vm.guest.engine : service.replicas?.replica(entry.vmId)?.engine }
     })
   }
 
@@ -265,17 +270,18 @@ export function vmFeature (): VmFeature {
     replication: () => ram,
     async start (ctx) {
       context = ctx
-      kvm = probeKvmUsable()
+      kvmMissing = engineUnavailable('kvm')
       const logger = replicationLogger(ctx)
       ram = ramReplication({
         protocolPrefix: protocolPrefix(ctx.network.networkId),
         secretKey: ctx.secretKey,
         forward: true,
-        backup: kvm.usable,
+        // Every node can hold backups: a guest resumes on the engine it ran on (the interpreter runs anywhere).
+        backup: true,
         primaryTimeoutMs: PRIMARY_TIMEOUT_MS,
         resumeOnPrimaryLoss: true,
         hashMemory: verifyReplicas,
-        restoreGuest: kvmGuestRestorer(),
+        restoreGuest: engineRestorer(),
         allocateMemory: allocateGuestMemory,
         logger
       })(ctx.host())
@@ -296,12 +302,14 @@ export function vmFeature (): VmFeature {
         ctx.log.info({ vmId, from: replica?.origin, epoch: replica?.appliedEpoch }, primaryLostAt === undefined ? 'VM migrated here and runs' : 'primary lost: VM resumed here')
       })
       await ram.start()
-      if (!kvm.usable) ctx.log.info({ reason: kvm.reason }, 'no usable /dev/kvm: this node forwards VM links but runs and backs up no VMs')
+      started = true
+      if (kvmMissing !== undefined) ctx.log.info({ reason: kvmMissing, defaultEngine: defaultEngine() }, 'no usable /dev/kvm: VMs here run on the interpreted engine')
     },
     async stop () {
       for (const vm of takenOver.values()) await vm.guest.stop().catch(() => {})
       takenOver.clear()
       running.clear()
+      started = false
       await ram?.stop()
       ram = undefined
     },

@@ -57,6 +57,8 @@ export class GuestReplica {
   appliedEpoch = 0
   guestCounter = 0
   vcpu?: VcpuState
+  /** The engine the primary runs the guest on, as its last applied epoch said. */
+  engine?: string
   takenAt = 0
   lastHeardAt = Date.now()
 
@@ -169,6 +171,7 @@ export class GuestReplica {
     this.appliedEpoch = epoch
     this.guestCounter = first.guestCounter
     this.vcpu = { regs: first.vcpu!.regs.slice(), sregs: first.vcpu!.sregs.slice() }
+    this.engine = first.engine
     this.takenAt = first.takenAt
     for (const [stagedEpoch, other] of this.staging) {
       if (stagedEpoch <= epoch) {

@@ -28,6 +28,8 @@ export interface ReplicaImage {
   vcpu: VcpuState
   guestCounter: number
   epoch: number
+  /** The engine the guest ran on at the primary (absent: a primary older than the interpreter, i.e. KVM). */
+  engine?: string
 }
 
 /** Starts a guest from a replica image (the VMM's "create a VM from memory and vCPU state"). */
@@ -172,7 +174,8 @@ export class ReplicaHost {
       pageSize: replica.pageSize,
       vcpu: replica.vcpu,
       guestCounter: replica.guestCounter,
-      epoch: replica.appliedEpoch
+      epoch: replica.appliedEpoch,
+      engine: replica.engine
     }, options)
     try {
       const guest = await entry.guest

@@ -143,7 +143,8 @@ export class EpochEncoder {
       pageSize,
       guestCounter: checkpoint.guestCounter,
       takenAt: checkpoint.takenAt,
-      vcpu: stripeIndex === 0 ? checkpoint.vcpu : undefined
+      vcpu: stripeIndex === 0 ? checkpoint.vcpu : undefined,
+      engine: stripeIndex === 0 ? checkpoint.engine : undefined
     }, entries.slice(group.start, group.end)))
     let bytes = 0
     for (const stripe of stripes) bytes += stripe.bytes

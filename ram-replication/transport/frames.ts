@@ -22,6 +22,7 @@ const KIND_RELEASE = 7
 const FLAG_FULL = 1
 const FLAG_HANDOVER = 2
 const FLAG_VCPU = 4
+const FLAG_ENGINE = 8
 
 const PAGE_RAW = 0
 const PAGE_ZERO = 1
@@ -30,6 +31,7 @@ const PAGE_DELTA = 2
 const MAX_VM_ID_BYTES = 128
 const MAX_PEER_ID_BYTES = 256
 const MAX_VCPU_BLOB_BYTES = 8192
+const MAX_ENGINE_BYTES = 32
 const MAX_STRIPE_COUNT = 1 << 20
 const MAX_MEMORY_BYTES = 2 ** 40
 
@@ -56,6 +58,8 @@ export interface StripeHeader {
   takenAt: number
   /** Carried by stripe 0 only. */
   vcpu?: VcpuState
+  /** The engine the guest runs on (stripe 0 only; absent from primaries older than the interpreter, which ran KVM). */
+  engine?: string
 }
 
 export interface StripeFrame extends StripeHeader {
@@ -112,6 +116,7 @@ export function encodeStripe (header: StripeHeader, pages: readonly PageEntry[])
   if (header.full) flags |= FLAG_FULL
   if (header.handover) flags |= FLAG_HANDOVER
   if (header.vcpu != null) flags |= FLAG_VCPU
+  if (header.engine != null) flags |= FLAG_ENGINE
   head(writer, KIND_STRIPE)
     .u8(flags)
     .text(header.vmId)
@@ -123,6 +128,7 @@ export function encodeStripe (header: StripeHeader, pages: readonly PageEntry[])
     .u53(header.guestCounter)
     .f64(header.takenAt)
   if (header.vcpu != null) writer.blob(header.vcpu.regs).blob(header.vcpu.sregs)
+  if (header.engine != null) writer.text(header.engine)
   writer.u32(pages.length)
   for (const page of pages) {
     writer.u32(page.index).u8(encodingCode(page.encoding))
@@ -179,7 +185,7 @@ function readVmId (reader: ByteReader): string {
 
 function decodeStripe (reader: ByteReader, body: Uint8Array): StripeFrame {
   const flags = reader.u8('flags')
-  if ((flags & ~(FLAG_FULL | FLAG_HANDOVER | FLAG_VCPU)) !== 0) throw new InvalidFrameError(`unknown stripe flags ${flags}`)
+  if ((flags & ~(FLAG_FULL | FLAG_HANDOVER | FLAG_VCPU | FLAG_ENGINE)) !== 0) throw new InvalidFrameError(`unknown stripe flags ${flags}`)
   const vmId = readVmId(reader)
   const epoch = reader.u53('epoch')
   const stripeIndex = reader.u32('stripe index')
@@ -198,6 +204,8 @@ function decodeStripe (reader: ByteReader, body: Uint8Array): StripeFrame {
     const sregs = reader.blob(MAX_VCPU_BLOB_BYTES, 'sregs')
     vcpu = { regs, sregs }
   }
+  // Only a name here; the backup checks it against the engines it can run before resuming.
+  const engine = (flags & FLAG_ENGINE) !== 0 ? reader.text(MAX_ENGINE_BYTES, 'engine') : undefined
   const pageCount = reader.u32('page count')
   const pageTotal = memoryBytes / pageSize
   if (pageCount > pageTotal) throw new InvalidFrameError(`${pageCount} pages in a guest of ${pageTotal}`)
@@ -230,7 +238,7 @@ function decodeStripe (reader: ByteReader, body: Uint8Array): StripeFrame {
   if (!actual.equals(hash)) throw new FrameIntegrityError(`stripe ${stripeIndex} of epoch ${epoch} of ${vmId} fails its integrity hash`)
   return {
     kind: 'stripe', vmId, epoch, stripeIndex, stripeCount, full: (flags & FLAG_FULL) !== 0, handover: (flags & FLAG_HANDOVER) !== 0,
-    memoryBytes, pageSize, guestCounter, takenAt, vcpu, pages, hash
+    memoryBytes, pageSize, guestCounter, takenAt, vcpu, engine, pages, hash
   }
 }
 

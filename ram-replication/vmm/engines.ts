@@ -4,7 +4,9 @@ import { probeKvm } from '../kvm/capabilities.ts'
 import { InterpretedGuest, interpretedGuestRestorer } from './interpreted-guest.ts'
 import { KvmGuest, kvmGuestRestorer } from './kvm-guest.ts'
 import type { PageWriterParams } from '../guest/page-writer.ts'
-import type { GuestCommonOptions, GuestEngine, RunningGuest, RunningGuestRestorer } from './running-guest.ts'
+import { EngineUnavailableError, InvalidGuestImageError } from './errors.ts'
+import { GUEST_ENGINES } from './running-guest.ts'
+import type { GuestCommonOptions, GuestEngine, GuestImage, RunningGuest, RunningGuestRestorer } from './running-guest.ts'
 
 export interface StartGuestOptions extends GuestCommonOptions {
   memoryBytes?: number
@@ -39,4 +41,25 @@ export async function startGuest (engine: GuestEngine, options: StartGuestOption
 /** The restorer for a backup of a VM that ran on `engine`: a guest resumes on the engine it ran on. */
 export function guestRestorer (engine: GuestEngine): RunningGuestRestorer {
   return engine === 'kvm' ? kvmGuestRestorer() : interpretedGuestRestorer()
+}
+
+/** An engine name from the wire or a request: one of GUEST_ENGINES, or an InvalidGuestImageError. */
+export function parseGuestEngine (value: string | undefined): GuestEngine {
+  // Primaries older than the interpreter name no engine: they ran KVM.
+  if (value === undefined) return 'kvm'
+  if (!(GUEST_ENGINES as readonly string[]).includes(value)) throw new InvalidGuestImageError(`unknown guest engine ${JSON.stringify(value)} (this node runs ${GUEST_ENGINES.join(', ')})`)
+  return value as GuestEngine
+}
+
+/**
+ * A backup's restorer: each image resumes on the engine its primary ran it on, and an image
+ * whose engine cannot run here is refused with the reason rather than moved to another engine.
+ */
+export function engineRestorer (): (image: GuestImage & { engine?: string }, options?: { signal?: AbortSignal }) => Promise<RunningGuest> {
+  return async (image, options = {}) => {
+    const engine = parseGuestEngine(image.engine)
+    const missing = engineUnavailable(engine)
+    if (missing !== undefined) throw new EngineUnavailableError(engine, missing)
+    return await guestRestorer(engine)(image, options)
+  }
 }

@@ -23,3 +23,13 @@ export class InvalidGuestImageError extends Error {
     this.name = 'InvalidGuestImageError'
   }
 }
+
+/** The guest's engine cannot run on this machine (e.g. `kvm` without a usable /dev/kvm). */
+export class EngineUnavailableError extends Error {
+  readonly engine: string
+  constructor (engine: string, reason: string) {
+    super(`the ${engine} engine cannot run here: ${reason}`)
+    this.name = 'EngineUnavailableError'
+    this.engine = engine
+  }
+}

@@ -8,10 +8,10 @@ export { GUEST_ENGINES } from './running-guest.ts'
 export type {
   CheckpointTiming, GuestCommonOptions, GuestEngine, GuestImage, RunningGuestRestorer, GuestState, GuestStats, RunningGuest, VmmLogger
 } from './running-guest.ts'
-export { availableEngines, defaultEngine, engineUnavailable, guestRestorer, startGuest } from './engines.ts'
+export { availableEngines, defaultEngine, engineRestorer, engineUnavailable, guestRestorer, parseGuestEngine, startGuest } from './engines.ts'
 export type { StartGuestOptions } from './engines.ts'
 export { DirtyPageTracker } from './dirty-page-tracker.ts'
 export type { DirtyPageTrackerOptions } from './dirty-page-tracker.ts'
 export { GuestMemory, allocateGuestMemory } from './guest-memory.ts'
 export { GuestPacer } from './guest-pacer.ts'
-export { GuestFaultError, GuestStoppedError, InvalidGuestImageError } from './errors.ts'
+export { EngineUnavailableError, GuestFaultError, GuestStoppedError, InvalidGuestImageError } from './errors.ts'

@@ -260,7 +260,7 @@ export class InterpretedGuest implements RunningGuest {
         collectMs: collectedAt - pausedAt,
         copyMs: copiedAt - collectedAt
       }
-      return { vmId: this.vmId, epoch, full, memoryBytes: this.memoryBytes, pageSize: GUEST_PAGE_SIZE, pages, vcpu, guestCounter, takenAt: Date.now() }
+      return { vmId: this.vmId, epoch, full, memoryBytes: this.memoryBytes, pageSize: GUEST_PAGE_SIZE, pages, vcpu, guestCounter, takenAt: Date.now(), engine: this.engine }
     } finally {
       this.holds--
       this.wake()
@@ -350,6 +350,15 @@ export class InterpretedGuest implements RunningGuest {
 
   /** Run the guest for one turn (SLICE_MS), or until its next report when `untilReport` or when pacing says wait. */
   private runTurn (untilReport: boolean): void {
+    try {
+      this.runChunks(untilReport)
+    } finally {
+      // Waiters on the counter see progress between reports too (a guest may report rarely).
+      this.notifyProgress()
+    }
+  }
+
+  private runChunks (untilReport: boolean): void {
     this.turns++
     const turnStartedAt = performance.now()
     let chunkStartedAt = turnStartedAt

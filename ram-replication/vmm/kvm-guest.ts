@@ -364,7 +364,7 @@ export class KvmGuest implements RunningGuest {
         collectMs: collectedAt - pausedAt,
         copyMs: copiedAt - collectedAt
       }
-      return { vmId: this.vmId, epoch, full, memoryBytes: this.memoryBytes, pageSize: GUEST_PAGE_SIZE, pages, vcpu, guestCounter, takenAt: Date.now() }
+      return { vmId: this.vmId, epoch, full, memoryBytes: this.memoryBytes, pageSize: GUEST_PAGE_SIZE, pages, vcpu, guestCounter, takenAt: Date.now(), engine: this.engine }
     } finally {
       this.holds--
       this.wake()

@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { probeKvm } from '../../ram-replication/index.ts'
+import type { GuestEngine } from '../../ram-replication/index.ts'
 import { netnsUnavailableReason } from './netns.ts'
 
 export interface Capability {
@@ -53,4 +54,15 @@ export function capabilities (): Record<'kvm' | 'netns' | 'arm64' | 'chromium', 
 /** A suite title that says why it is skipped here, so the skip is visible in every report. */
 export function titled (title: string, capability: Capability): string {
   return capability.missing === undefined ? title : `${title} (not tested here: ${capability.name}: ${capability.missing})`
+}
+
+/**
+ * The execution engines a guest suite runs over: the interpreter on every machine, KVM where
+ * /dev/kvm opens (otherwise that variant is skipped with the reason in its title).
+ */
+export function guestEngineVariants (): Array<{ engine: GuestEngine, capability: Capability }> {
+  return [
+    { engine: 'interpreted', capability: { name: 'interpreted engine', missing: undefined } },
+    { engine: 'kvm', capability: capabilities().kvm }
+  ]
 }

@@ -1,6 +1,7 @@
-// A primary in its own process, for the failover test: a KVM guest replicated to one backup
+// A primary in its own process, for the failover test: a guest (on the engine the test names) replicated to one backup
 // through forwarders. It prints one JSON line per event on stdout and runs until killed.
-import { KvmGuest, PrimaryReplication } from '../../ram-replication/index.ts'
+import { PrimaryReplication, startGuest } from '../../ram-replication/index.ts'
+import type { GuestEngine } from '../../ram-replication/index.ts'
 import { multiaddr } from '@multiformats/multiaddr'
 import { secretKeyOf, startReplicationNode } from './mesh.ts'
 
@@ -10,6 +11,7 @@ interface PrimaryProcessConfig {
   links: Array<{ peerId: string, addrs: string[] }>
   memoryBytes: number
   dirtyRate: number
+  engine: GuestEngine
 }
 
 const config = JSON.parse(process.argv[2]) as PrimaryProcessConfig
@@ -17,7 +19,7 @@ const say = (event: Record<string, unknown>): void => { process.stdout.write(`${
 
 const node = await startReplicationNode()
 for (const link of config.links) await node.dial(link.addrs.map(addr => multiaddr(addr)))
-const guest = await KvmGuest.start({ memoryBytes: config.memoryBytes, workload: { pattern: 'random', dirtyRate: config.dirtyRate } })
+const guest = await startGuest(config.engine, { memoryBytes: config.memoryBytes, workload: { pattern: 'random', dirtyRate: config.dirtyRate } })
 const replication = new PrimaryReplication({
   node,
   protocolPrefix: config.prefix,

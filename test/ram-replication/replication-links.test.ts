@@ -1,7 +1,7 @@
 // Links, forwarding and backups on real libp2p nodes (TCP on 127.0.0.1, noise, yamux): one
 // primary, four rhizomorph nodes running the forwarder, and backups. The epochs here are byte
 // images cut into stripes, to exercise the transport alone; replicating a running KVM guest is
-// in replication-kvm.test.ts. Links are sealed end to end with the nodes' identity keys.
+// in replication-guest.test.ts. Links are sealed end to end with the nodes' identity keys.
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Libp2p } from 'libp2p'

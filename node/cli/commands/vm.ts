@@ -7,6 +7,8 @@ import { api, printJson, type CommandContext } from '../context.ts'
 const PATTERNS = ['random', 'sequential', 'hot', 'full']
 const THROTTLES = ['linear', 'exponential', 'none']
 const EMERGENCY = ['pause', 'best-effort']
+/** Execution engines (ram-replication GUEST_ENGINES); unset, the daemon uses KVM where /dev/kvm is usable. */
+const ENGINES = ['kvm', 'interpreted']
 const INITIAL_SYNC_WAIT_MS = 120_000
 
 /** What `mycelium vm status --json` prints (GET /vm/status). */
@@ -22,6 +24,8 @@ export interface VmStatus {
   bytesPerS: number
   links: Array<{ via: string, bytesPerS: number, up: boolean }>
   guestCounter: number
+  /** Which engine runs the guest (kvm or interpreted); for a backup, the one it will resume on. */
+  engine?: string
   initialSync?: { done: number, total: number, finished: boolean, error?: string }
   migration?: { phase: string, round: number, dirtyPages: number }
   verify?: { equal: number, different: number, lastEqualEpoch: number }
@@ -78,7 +82,7 @@ const sleep = async (ms: number): Promise<void> => { await new Promise(resolve =
 
 export const vmRun: Command = {
   name: 'vm run',
-  usage: 'mycelium vm run [--memory-mb 256] [--backups 1] [--links 4] [--dirty-rate PAGES_PER_S] [--pattern random|sequential|hot|full] [--throttle linear|exponential] [--emergency pause|best-effort] [--backup PEER_ID]... [--verify-epochs] [--json]',
+  usage: 'mycelium vm run [--memory-mb 256] [--backups 1] [--links 4] [--dirty-rate PAGES_PER_S] [--pattern random|sequential|hot|full] [--throttle linear|exponential] [--emergency pause|best-effort] [--backup PEER_ID]... [--verify-epochs] [--engine kvm|interpreted] [--json]',
   summary: 'start a VM in the local daemon, replicated to backups over parallel links; prints its id',
   flags: {
     'memory-mb': { type: 'string' },
@@ -89,7 +93,8 @@ export const vmRun: Command = {
     throttle: { type: 'string' },
     emergency: { type: 'string' },
     backup: { type: 'list' },
-    'verify-epochs': { type: 'boolean' }
+    'verify-epochs': { type: 'boolean' },
+    engine: { type: 'string' }
   },
   async run (ctx, { positional, flags }) {
     if (positional.length > 0) throw new UsageError('vm run takes no arguments (options only)')
@@ -105,9 +110,11 @@ export const vmRun: Command = {
       pattern: choice(flags.pattern, 'pattern', PATTERNS, 'random'),
       throttle: choice(flags.throttle, 'throttle', THROTTLES, 'none'),
       emergency: choice(flags.emergency, 'emergency', EMERGENCY, 'pause'),
-      verifyEpochs: flags['verify-epochs'] === true
+      verifyEpochs: flags['verify-epochs'] === true,
+      // Unset: the daemon picks KVM where /dev/kvm is usable, the interpreter otherwise.
+      engine: flags.engine === undefined ? undefined : choice(flags.engine, 'engine', ENGINES, 'kvm')
     }
-    const started = await api(ctx).request<{ vmId: string }>('POST', '/vm/run', body)
+    const started = await api(ctx).request<{ vmId: string, engine?: string }>('POST', '/vm/run', body)
     // Wait for the first full copy on the backups: until then the VM is not protected.
     const bar = new ProgressBar()
     const deadline = Date.now() + INITIAL_SYNC_WAIT_MS
@@ -122,7 +129,7 @@ export const vmRun: Command = {
     }
     bar.done()
     if (!synced) ctx.err(`initial sync of ${started.vmId} still running after ${INITIAL_SYNC_WAIT_MS / 1000} s (see mycelium vm status ${started.vmId})`)
-    if (ctx.json) printJson(ctx, { vmId: started.vmId })
+    if (ctx.json) printJson(ctx, { vmId: started.vmId, engine: started.engine })
     else ctx.out(started.vmId)
   }
 }
@@ -133,11 +140,11 @@ export const vmLs: Command = {
   summary: 'VMs this node runs or backs up',
   async run (ctx, { positional }) {
     if (positional.length > 0) throw new UsageError('vm ls takes no arguments')
-    const list = await api(ctx).request<Array<{ vmId: string, role: string, state: string, epoch: number, guestCounter: number, memoryBytes: number, origin?: string }>>('GET', '/vm/ls')
+    const list = await api(ctx).request<Array<{ vmId: string, role: string, state: string, epoch: number, guestCounter: number, memoryBytes: number, origin?: string, engine?: string }>>('GET', '/vm/ls')
     if (ctx.json) { printJson(ctx, list); return }
     if (list.length === 0) { ctx.out('no VMs on this node'); return }
     for (const vm of list) {
-      ctx.out(`${vm.vmId}  ${vm.role.padEnd(7)} ${vm.state.padEnd(12)} epoch ${vm.epoch}  counter ${vm.guestCounter}  ${Math.round(vm.memoryBytes / 1048576)} MiB${vm.origin !== undefined ? `  from ${vm.origin}` : ''}`)
+      ctx.out(`${vm.vmId}  ${vm.role.padEnd(7)} ${vm.state.padEnd(12)} epoch ${vm.epoch}  counter ${vm.guestCounter}  ${Math.round(vm.memoryBytes / 1048576)} MiB  ${vm.engine ?? '-'}${vm.origin !== undefined ? `  from ${vm.origin}` : ''}`)
     }
   }
 }
@@ -153,6 +160,7 @@ export const vmStatusCommand: Command = {
     const lines = [
       `vm        ${s.vmId} (${s.role})`,
       `state     ${s.state}`,
+      `engine    ${s.engine ?? 'unknown (no epoch applied yet)'}`,
       `primary   ${s.primary}`,
       `epoch     ${s.epoch}  (${s.epochsPerS.toFixed(1)} epochs/s, ${Math.round(s.dirtyPagesPerS)} dirty pages/s, ${rate(s.bytesPerS)})`,
       `counter   ${s.guestCounter}`
