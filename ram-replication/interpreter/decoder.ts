@@ -74,11 +74,11 @@ export class Decoder {
       }
       if (mod === 1) disp = imm8s()
       else if (mod === 2) disp = imm32() | 0
-      const end = () => at
       let address: () => number
       if (ripRelative) {
-        const target = end() + disp
-        address = () => target
+        // Relative to the end of the whole instruction: `at` holds it once decoding finished.
+        const d = disp
+        address = () => at + d
       } else if (base >= 0 && index >= 0) {
         const b = base; const i = index; const s = scale; const d = disp
         address = () => cpu.reg64(b) + cpu.reg64(i) * s + d

@@ -20,6 +20,7 @@ import { validateGuestImage, validateMemorySize } from './guest-image.ts'
 import { GuestMemory } from './guest-memory.ts'
 import { GuestPacer } from './guest-pacer.ts'
 import { GuestWaiters } from './guest-waiters.ts'
+import { SpareCopyBuffer } from './spare-copy-buffer.ts'
 import { loadRegisters, pagingState, saveVcpuState } from './interpreted-vcpu.ts'
 import { initialVcpuState, resetSregs } from './long-mode-state.ts'
 import { silentLogger } from './running-guest.ts'
@@ -65,6 +66,7 @@ export class InterpretedGuest implements RunningGuest {
   private readonly pacer: GuestPacer
   private readonly logger: VmmLogger
   private readonly waiters = new GuestWaiters()
+  private readonly spare = new SpareCopyBuffer()
   private readonly loopDone: Promise<void>
   private userPaused: boolean
   private holds = 0
@@ -219,6 +221,7 @@ export class InterpretedGuest implements RunningGuest {
       return
     }
     this.stopping = true
+    this.spare.close()
     this.wake()
     await this.loopDone
     await this.captureChain.catch(() => {})
@@ -246,7 +249,7 @@ export class InterpretedGuest implements RunningGuest {
       const indices = this.interpreter.dirtyLog.collect()
       const collectedAt = performance.now()
       const memory = this.guestMemory.bytes
-      const pages = full ? this.copyAll(memory) : this.copyPages(memory, indices)
+      const pages = full ? this.copyAll(memory) : this.copyPages(memory, indices, this.spare.take(indices.length * GUEST_PAGE_SIZE))
       const copiedAt = performance.now()
       const vcpu = saveVcpuState(this.interpreter.cpu, this.sregs)
       const guestCounter = readGuestCounter(memory)
@@ -264,11 +267,11 @@ export class InterpretedGuest implements RunningGuest {
     } finally {
       this.holds--
       this.wake()
+      if (!full && !this.stopping) this.spare.prepare(this.lastCheckpoint?.pages ?? 0)
     }
   }
 
-  private copyPages (memory: Uint8Array, indices: number[]): DirtyPage[] {
-    const copy = new Uint8Array(indices.length * GUEST_PAGE_SIZE)
+  private copyPages (memory: Uint8Array, indices: number[], copy = new Uint8Array(indices.length * GUEST_PAGE_SIZE)): DirtyPage[] {
     return indices.map((index, i) => {
       const data = copy.subarray(i * GUEST_PAGE_SIZE, (i + 1) * GUEST_PAGE_SIZE)
       data.set(memory.subarray(index * GUEST_PAGE_SIZE, (index + 1) * GUEST_PAGE_SIZE))

@@ -1,8 +1,9 @@
-// VMM figures on real KVM for a 256 MiB guest: for several guest dirty rates, how many
-// checkpoint epochs per second the VMM sustains back to back, how many dirty pages per second
-// it collects, and how long the guest is paused per checkpoint (median, p99). Also the cost
-// of a full checkpoint. Run: node test/bench/vmm.ts  (BENCH_SECONDS=3 per rate by default)
-import { KvmGuest, kvmOpens, probeKvm, verifyGuestMemory } from '../../ram-replication/index.ts'
+// VMM figures for a 256 MiB guest: for several guest dirty rates, how many checkpoint epochs
+// per second the VMM sustains back to back, how many dirty pages per second it collects, and
+// how long the guest is paused per checkpoint (median, p99). Also the cost of a full
+// checkpoint. Run: node test/bench/vmm.ts  (BENCH_SECONDS=3 per rate by default; on KVM, or
+// BENCH_ENGINE=interpreted for the interpreted engine, which needs no /dev/kvm)
+import { engineUnavailable, parseGuestEngine, probeKvm, startGuest, verifyGuestMemory } from '../../ram-replication/index.ts'
 
 const MiB = 1024 * 1024
 const seconds = Number(process.env.BENCH_SECONDS ?? 3)
@@ -16,12 +17,18 @@ function percentile (sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]
 }
 
-if (!kvmOpens()) {
-  console.error(`bench:vmm needs /dev/kvm: ${probeKvm().error?.message ?? 'unavailable'}`)
+const engine = parseGuestEngine(process.env.BENCH_ENGINE ?? 'kvm')
+const missing = engineUnavailable(engine)
+if (missing !== undefined) {
+  console.error(`bench:vmm: the ${engine} engine cannot run here: ${missing} (BENCH_ENGINE=interpreted runs without KVM)`)
   process.exit(1)
 }
-const report = probeKvm()
-console.log(`KVM API ${report.apiVersion}, manual dirty-log protect flags ${report.manualDirtyLogProtect}, dirty ring ${report.dirtyLogRingBytes} bytes`)
+if (engine === 'kvm') {
+  const report = probeKvm()
+  console.log(`KVM API ${report.apiVersion}, manual dirty-log protect flags ${report.manualDirtyLogProtect}, dirty ring ${report.dirtyLogRingBytes} bytes`)
+} else {
+  console.log('interpreted engine')
+}
 console.log(`256 MiB guest, random pattern, 64 bytes stamped per write, report every 64 writes, ${seconds} s per run\n`)
 
 const rows: Array<Record<string, string | number>> = []
@@ -30,7 +37,7 @@ const runs = [
   ...intervals.filter(interval => interval > 0).map(interval => ({ rate: 0, interval }))
 ]
 for (const { rate, interval } of runs) {
-  const guest = await KvmGuest.start({ memoryBytes: 256 * MiB, workload: { pattern: 'random', dirtyRate: rate, reportEvery: 64 } })
+  const guest = await startGuest(engine, { memoryBytes: 256 * MiB, workload: { pattern: 'random', dirtyRate: rate, reportEvery: 64 } })
   try {
     await guest.fullCheckpoint(0)
     const pauses: number[] = []
@@ -74,7 +81,7 @@ for (const { rate, interval } of runs) {
 }
 console.table(rows)
 
-const guest = await KvmGuest.start({ memoryBytes: 256 * MiB, workload: { pattern: 'random', reportEvery: 64 } })
+const guest = await startGuest(engine, { memoryBytes: 256 * MiB, workload: { pattern: 'random', reportEvery: 64 } })
 try {
   await guest.waitForCounter(100000)
   const full: number[] = []

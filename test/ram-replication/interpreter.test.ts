@@ -1,11 +1,13 @@
 // The interpreted engine, on every machine: instruction semantics on small assembled programs,
 // the page writer's memory and exact dirty log under each pattern, faults, pausing a guest that
-// never reports, and checkpoint → restore continuing the same guest.
+// never reports, checkpoint → restore continuing the same guest, and (where KVM opens) images
+// crossing between the two engines.
 import { afterEach, describe, expect, it } from 'vitest'
 import {
-  GUEST_PAGE_SIZE, GuestLayout, GuestStoppedError, InterpretedGuest, X86Fault, X86Interpreter,
-  defaultPageWriterParams, loadPageWriter, verifyGuestMemory
+  EngineUnavailableError, GUEST_PAGE_SIZE, GuestLayout, GuestStoppedError, InterpretedGuest, InvalidGuestImageError, X86Fault, X86Interpreter,
+  allocateGuestMemory, defaultEngine, defaultPageWriterParams, engineRestorer, guestRestorer, loadPageWriter, startGuest, verifyGuestMemory
 } from '../../ram-replication/index.ts'
+import { capabilities, titled } from '../harness/index.ts'
 import { EAX, EBX, ECX, EDX, ESI, X86Assembler } from '../../ram-replication/guest/x86-assembler.ts'
 import type { Checkpoint, WritePattern } from '../../ram-replication/index.ts'
 
@@ -296,5 +298,53 @@ describe('interpreted guest: the page writer', () => {
       expect(interpreter.instructions / seconds).toBeGreaterThan(2e6)
     }
     console.info('interpreter speed: %s', figures.join('; '))
+  })
+})
+
+describe('engines: choosing one, and images crossing between them', () => {
+  const kvm = capabilities().kvm
+
+  it('a backup resumes an image on the engine it names, and refuses an unknown or unusable one with the reason', async () => {
+    const original = await start({ memoryBytes: 4 * MiB, workload: { maxWrites: 300, reportEvery: 16 } })
+    await original.waitUntilHalted()
+    const full = await original.fullCheckpoint(1)
+    const image = new Uint8Array(full.memoryBytes)
+    applyCheckpoint(image, full)
+    const base = { vmId: full.vmId, memory: image, memoryBytes: full.memoryBytes, pageSize: full.pageSize, vcpu: full.vcpu }
+    expect(full.engine).toBe('interpreted')
+    const restore = engineRestorer()
+    const resumed = await restore({ ...base, engine: full.engine })
+    guests.push(resumed as InterpretedGuest)
+    expect(resumed.engine).toBe('interpreted')
+    expect(resumed.guestCounter()).toBe(300)
+    await expect(restore({ ...base, engine: 'qemu' })).rejects.toBeInstanceOf(InvalidGuestImageError)
+    if (kvm.missing !== undefined) {
+      await expect(restore({ ...base, engine: 'kvm' })).rejects.toBeInstanceOf(EngineUnavailableError)
+      expect(defaultEngine()).toBe('interpreted')
+    } else {
+      expect(defaultEngine()).toBe('kvm')
+    }
+  })
+
+  it.skipIf(kvm.missing !== undefined)(titled('a checkpoint taken on either engine resumes on the other and the guest ends the same', kvm), async () => {
+    const workload = { pattern: 'random' as const, maxWrites: 3000, reportEvery: 16, seed: 0x5eed }
+    for (const [from, to] of [['interpreted', 'kvm'], ['kvm', 'interpreted']] as const) {
+      const source = await startGuest(from, { memoryBytes: 16 * MiB, workload })
+      await source.waitForCounter(1000)
+      await source.pause()
+      const full = await source.fullCheckpoint(1)
+      const image = allocateGuestMemory(full.memoryBytes)
+      applyCheckpoint(image, full)
+      const target = await guestRestorer(to)({ vmId: `${full.vmId}-copy`, memory: image, memoryBytes: full.memoryBytes, pageSize: full.pageSize, vcpu: full.vcpu })
+      expect(target.engine).toBe(to)
+      expect(target.guestCounter()).toBe(full.guestCounter)
+      source.resume()
+      await Promise.all([source.waitUntilHalted(), target.waitUntilHalted()])
+      expect(verifyGuestMemory(target.memory()).ok).toBe(true)
+      // The same program from the same state on two engines: the same memory at the end.
+      expect(Buffer.from(target.memory()).equals(Buffer.from(source.memory()))).toBe(true)
+      await source.stop()
+      await target.stop()
+    }
   })
 })

@@ -95,6 +95,14 @@ describe('stripe frames', () => {
     expect(frames.flatMap(frame => frame.pages.map(page => page.index))).toEqual([...Array(64).keys()])
   })
 
+  it('carry the guest engine in stripe 0 only; a checkpoint without one (an older primary) carries none', () => {
+    const image = new Uint8Array(randomBytes(MEMORY))
+    const withEngine = new EpochEncoder({ stripeBytes: 8 * PAGE }).encode({ ...checkpointOf(image, 1, [...Array(32).keys()], true), engine: 'interpreted' })
+    expect(stripesOf(withEngine).map(stripe => stripe.frame.engine)).toEqual(['interpreted', undefined, undefined, undefined])
+    const without = new EpochEncoder().encode(checkpointOf(image, 2, [1]))
+    expect(stripesOf(without)[0].frame.engine).toBeUndefined()
+  })
+
   it('reject a flipped bit with FrameIntegrityError and a cut frame with InvalidFrameError', () => {
     const image = new Uint8Array(randomBytes(MEMORY))
     const body = join(new EpochEncoder().encode(checkpointOf(image, 1, [1, 2])).stripes[0].chunks)
