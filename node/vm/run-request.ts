@@ -2,7 +2,8 @@
 import { ApiError } from '../api/index.ts'
 import { GUEST_ENGINES, type GuestEngine } from '../../ram-replication/index.ts'
 
-export const PATTERNS = ['random', 'sequential', 'hot'] as const
+// `full` rewrites whole pages with incompressible data (the heaviest load per page).
+export const PATTERNS = ['random', 'sequential', 'hot', 'full'] as const
 export const THROTTLES = ['linear', 'exponential', 'none'] as const
 export const EMERGENCY_MODES = ['pause', 'best-effort'] as const
 

@@ -2,7 +2,10 @@
 // stripes from any of the VM's links, receipts each stripe on the link it came by (returning
 // that link's credit), and announces each applied epoch on every open link of the VM so one
 // failed link cannot swallow the acknowledgement. A primary silent for `primaryTimeoutMs`
-// on every link is reported lost; a handover epoch resumes the guest here.
+// on every link is reported lost; a handover epoch resumes the guest here, unless the primary
+// has since announced a later epoch in a heartbeat (it gave the handover up: see migration.ts),
+// and a heartbeat for a guest resumed here is answered `resumed`, so a primary whose handover
+// timed out learns the outcome on any link.
 import type { Connection, Stream } from '@libp2p/interface'
 import type { ReplicatedGuest, VcpuState } from '../checkpoint.ts'
 import { FrameChannel } from '../transport/frame-channel.ts'
@@ -94,6 +97,8 @@ interface ReplicaEntry {
   channels: Set<FrameChannel>
   state: 'replicating' | 'primary-lost' | 'resumed'
   guest?: Promise<ReplicatedGuest>
+  /** The highest epoch the primary's heartbeats announced in this run: older handover epochs were given up. */
+  announcedEpoch: number
 }
 
 export const DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
@@ -128,11 +133,12 @@ export class ReplicaHost {
     this.watchdog.unref?.()
   }
 
+  /** Stop taking frames at once (the open links first), then stop accepting new links. */
   async stop (): Promise<void> {
     if (this.watchdog != null) clearInterval(this.watchdog)
-    await this.node.unhandle(this.protocol)
     for (const channel of this.channels) channel.abort(new Error('backup stopped'))
     this.channels.clear()
+    await this.node.unhandle(this.protocol)
   }
 
   replica (vmId: string): GuestReplica | undefined {
@@ -235,7 +241,10 @@ export class ReplicaHost {
           const entry = this.entries.get(frame.vmId)
           if (entry != null && entry.replica.origin === origin) {
             entry.replica.lastHeardAt = Date.now()
-            channel.send(body).catch(() => {})
+            if (run === entry.run && frame.epoch > entry.announcedEpoch) entry.announcedEpoch = frame.epoch
+            // Recorded before the echo: the echo tells the primary that no older handover will resume here.
+            const answer = entry.state === 'resumed' ? encodeResumed(frame.vmId, entry.replica.appliedEpoch, entry.replica.guestCounter) : body
+            channel.send(answer).catch(() => {})
             if (!vms.has(entry)) {
               vms.add(entry)
               entry.channels.add(channel)
@@ -272,6 +281,7 @@ export class ReplicaHost {
           this.logger.info('%s restarted the replication of %s', origin, stripe.vmId)
           existing.replica.restart()
           existing.run = run
+          existing.announcedEpoch = 0
         }
         return existing
       }
@@ -293,7 +303,7 @@ export class ReplicaHost {
       hashMemory: this.options.hashMemory,
       allocateMemory: this.options.allocateMemory
     })
-    const entry: ReplicaEntry = { replica, run, channels: new Set(), state: 'replicating' }
+    const entry: ReplicaEntry = { replica, run, channels: new Set(), state: 'replicating', announcedEpoch: 0 }
     this.entries.set(stripe.vmId, entry)
     this.logger.info('replicating %s (%d bytes) from %s', stripe.vmId, stripe.memoryBytes, origin)
     return entry
@@ -307,7 +317,8 @@ export class ReplicaHost {
       const ack = encodeEpochApplied(epoch)
       for (const other of entry.channels) other.send(ack).catch(() => {})
       for (const listener of this.listeners.applied) listener(epoch)
-      if (epoch.handover) this.handover(entry, epoch)
+      if (epoch.handover && entry.announcedEpoch <= epoch.epoch) this.handover(entry, epoch)
+      else if (epoch.handover) this.logger.warn('handover epoch %d of %s arrived after the primary gave it up (epoch %d announced): not resuming', epoch.epoch, epoch.vmId, entry.announcedEpoch)
     }
   }
 

@@ -25,6 +25,19 @@ export function pageStamp (counter: number, page: number): number {
   return s
 }
 
+/** The dwords 3.. of a `full` page: the xorshift32 stream from the stamp (low bit set). */
+export function fullPageStream (stamp: number, dwords: number): Uint32Array {
+  const stream = new Uint32Array(dwords)
+  let x = ((stamp & 0xfffffffe) + 1) >>> 0
+  for (let i = 3; i < dwords; i++) {
+    x = (x ^ (x << 13)) >>> 0
+    x = (x ^ (x >>> 17)) >>> 0
+    x = (x ^ (x << 5)) >>> 0
+    stream[i] = x
+  }
+  return stream
+}
+
 export function verifyGuestMemory (memory: Uint8Array): GuestMemoryCheck {
   const params = readPageWriterParams(memory)
   const view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength)
@@ -46,8 +59,15 @@ export function verifyGuestMemory (memory: Uint8Array): GuestMemoryCheck {
     stampedPages++
     if (written > newestStamp) newestStamp = written
     let good = view.getUint32(base + 4, true) === page && stamp === pageStamp(written, page) && (counter >= 0x100000000 || written <= counterLow)
-    for (let i = 3; good && i < dwords; i++) {
-      if (view.getUint32(base + i * 4, true) !== ((stamp + i) >>> 0)) good = false
+    if (params.pattern === 'full') {
+      const stream = good ? fullPageStream(stamp, dwords) : undefined
+      for (let i = 3; stream != null && good && i < dwords; i++) {
+        if (view.getUint32(base + i * 4, true) !== stream[i]) good = false
+      }
+    } else {
+      for (let i = 3; good && i < dwords; i++) {
+        if (view.getUint32(base + i * 4, true) !== ((stamp + i) >>> 0)) good = false
+      }
     }
     if (!good && badPages.length < 16) badPages.push(page)
   }

@@ -12,6 +12,10 @@
 //
 // Each write picks a page p, increments the counter c, and stamps the page:
 //   dword 0 = c (low 32 bits), dword 1 = p, dword 2 = s = mix(c, p), dwords 3.. = s + i
+// except the `full` pattern, which fills all 1024 dwords: dwords 3..1023 are an xorshift32
+// stream started from s (its low bit set, so never zero). Every write then rewrites a whole page
+// with data no delta or zero-page encoding can shrink: the heaviest load a guest can put on
+// replication per page written.
 // The checksum is the sum (mod 2^32) of dword 2 over all data pages; the guest keeps it by
 // subtracting the page's old stamp and adding the new one, so the host can recompute it from
 // memory alone and compare.
@@ -64,11 +68,14 @@ export const GuestParamOffsets = {
 } as const
 
 export const GUEST_MAGIC = 0x4743594d // "MYCG"
-export const GUEST_LAYOUT_VERSION = 2
+// 3: the `full` pattern (code 3) and its page content.
+export const GUEST_LAYOUT_VERSION = 3
 
-export type WritePattern = 'sequential' | 'random' | 'hot'
-const PATTERN_CODES: Record<WritePattern, number> = { sequential: 0, random: 1, hot: 2 }
-const PATTERN_NAMES: WritePattern[] = ['sequential', 'random', 'hot']
+export type WritePattern = 'sequential' | 'random' | 'hot' | 'full'
+/** `full` picks pages like `random` and writes every byte of them. */
+const PATTERN_CODES: Record<WritePattern, number> = { sequential: 0, random: 1, hot: 2, full: 3 }
+const PATTERN_NAMES: WritePattern[] = ['sequential', 'random', 'hot', 'full']
+export const WRITE_PATTERNS: readonly WritePattern[] = PATTERN_NAMES
 
 export interface PageWriterParams {
   pattern: WritePattern
@@ -76,7 +83,7 @@ export interface PageWriterParams {
   dirtyRate: number
   /** Pages written between two progress reports (port I/O exits). */
   reportEvery: number
-  /** Bytes stamped into each written page (12..4096, multiple of 4). */
+  /** Bytes stamped into each written page (12..4096, multiple of 4; always 4096 with `full`). */
   bytesPerWrite: number
   /** First data page (pages below hold parameters and code). */
   dataStartPage: number
@@ -105,8 +112,10 @@ export function defaultPageWriterParams (memoryBytes: number, overrides: Partial
   const params: PageWriterParams = {
     pattern: 'random',
     dirtyRate: 0,
-    reportEvery: 64,
-    bytesPerWrite: 64,
+    // A whole-page write takes ~16 times a 64-byte one: report more often, so a pause (which
+    // waits for a report) comes as soon after the request as with the other patterns.
+    reportEvery: overrides.pattern === 'full' ? 8 : 64,
+    bytesPerWrite: overrides.pattern === 'full' ? GUEST_PAGE_SIZE : 64,
     dataStartPage,
     dataPages,
     hotPages: Math.max(1, Math.min(dataPages, 256)),
@@ -131,6 +140,7 @@ export function validatePageWriterParams (params: PageWriterParams, memoryBytes:
   integer('reportEvery', params.reportEvery, 1, 1 << 20)
   integer('bytesPerWrite', params.bytesPerWrite, 12, GUEST_PAGE_SIZE)
   if (params.bytesPerWrite % 4 !== 0) throw new InvalidGuestParamsError('bytesPerWrite must be a multiple of 4')
+  if (params.pattern === 'full' && params.bytesPerWrite !== GUEST_PAGE_SIZE) throw new InvalidGuestParamsError(`the full pattern writes whole pages (bytesPerWrite ${GUEST_PAGE_SIZE}), got ${params.bytesPerWrite}`)
   integer('maxWrites', params.maxWrites, 0, 0xffffffff)
   integer('seed', params.seed, 1, 0xffffffff)
   integer('dirtyRate', params.dirtyRate, 0, 0xffffffff)
@@ -218,6 +228,9 @@ export function assemblePageWriter (): Uint8Array {
   a.store(8, ESI, EDI)
   a.movImm(ECX, 3)
   a.load(EDX, P.dwordsPerWrite)
+  a.load(EAX, P.pattern)
+  a.cmpImm(EAX, PATTERN_CODES.full)
+  a.jcc('e', 'fullFill')
   a.label('fill')
   a.cmp(ECX, EDX)
   a.jcc('ae', 'written')
@@ -225,6 +238,20 @@ export function assemblePageWriter (): Uint8Array {
   a.storeIndexed4(EDI, ECX, EAX)
   a.inc(ECX)
   a.jmp('fill')
+
+  // The full pattern: x = s with its low bit set (xorshift never leaves 0), then per dword
+  // x ^= x << 13; x ^= x >>> 17; x ^= x << 5, stored. ESI (s) is free once the header is out.
+  a.label('fullFill')
+  a.mov(EAX, ESI).andImm(EAX, 0xfffffffe).addImm(EAX, 1)
+  a.label('fullNext')
+  a.cmp(ECX, EDX)
+  a.jcc('ae', 'written')
+  a.mov(ESI, EAX).shl(ESI, 13).xor(EAX, ESI)
+  a.mov(ESI, EAX).shr(ESI, 17).xor(EAX, ESI)
+  a.mov(ESI, EAX).shl(ESI, 5).xor(EAX, ESI)
+  a.storeIndexed4(EDI, ECX, EAX)
+  a.inc(ECX)
+  a.jmp('fullNext')
 
   a.label('written')
   a.dec(EBP)

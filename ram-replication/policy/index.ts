@@ -4,3 +4,5 @@ export { decideGuest, decideBackup, validateEmergencyLimits, InvalidEmergencyLim
 export type { EmergencyMode, EmergencyLimits, GuestDecision, BackupDecision } from './emergency-mode.ts'
 export { profileForRtt, LAN_RTT_LIMIT_MS } from './network-profile.ts'
 export type { NetworkProfile } from './network-profile.ts'
+export { AutoConverge, DEFAULT_AUTO_CONVERGE, InvalidAutoConvergeError, validateAutoConverge } from './auto-converge.ts'
+export type { AutoConvergeSettings } from './auto-converge.ts'

@@ -56,6 +56,8 @@ export interface BackupSessionOptions {
   logger: ReplicationLogger
   onAck: (ack: EpochAcknowledgement) => void
   onResumed: (backup: string, epoch: number) => void
+  /** The backup echoed a heartbeat that announced `epoch`. */
+  onEcho?: (backup: string, epoch: number) => void
   onMismatch: (backup: string, epoch: number) => void
 }
 
@@ -184,6 +186,15 @@ export class BackupSession {
     this.awaitingFull = true
   }
 
+  /**
+   * Take back an epoch not yet acknowledged (a handover that timed out): its stripes not yet
+   * sent stay here, and the backup, which may hold part of it, gets a full epoch next.
+   */
+  withdraw (epoch: number): void {
+    if (this.ackedEpoch >= epoch) return
+    this.dropToResync()
+  }
+
   /** Whether the oldest unacknowledged epoch is a full one (a resync in progress). */
   get resyncing (): boolean {
     for (const pending of this.epochs.values()) return pending.encoded.full
@@ -256,7 +267,9 @@ export class BackupSession {
         if (frame.vmId === this.options.vmId) this.options.onResumed(this.backup, frame.epoch)
         return
       case 'heartbeat':
-        if (frame.vmId === this.options.vmId) link.echoed(frame.sentAt)
+        if (frame.vmId !== this.options.vmId) return
+        link.echoed(frame.sentAt)
+        this.options.onEcho?.(this.backup, frame.epoch)
         return
       default:
         link.abort(new Error(`unexpected ${frame.kind} frame from backup`))

@@ -8,7 +8,12 @@ export class UnknownBackupError extends Error {
   readonly name = 'UnknownBackupError'
 }
 
-/** The handover did not complete; the guest is left paused on the primary (see the message). */
+/** The migration did not complete; the guest runs on at the source, replicated (see the message). */
 export class MigrationFailedError extends Error {
-  readonly name = 'MigrationFailedError'
+  readonly name: string = 'MigrationFailedError'
+}
+
+/** The converge rounds did not get small enough in time (throttled or not); the guest runs on at the source. */
+export class MigrationNotConvergedError extends MigrationFailedError {
+  readonly name: string = 'MigrationNotConvergedError'
 }

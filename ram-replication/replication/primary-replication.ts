@@ -2,7 +2,8 @@
 // encode the dirty pages once, queue the stripes to every backup, and let the links carry them
 // while the guest runs on (Remus-style). Between epochs the policy turns the backlog
 // (bytes no backup has acknowledged) into guest slowdown, and past its limit into the
-// emergency mode: pause the guest, or drop a lagging backup to a full resync.
+// emergency mode: pause the guest, or drop a lagging backup to a full resync. Migration to a
+// backup is in migration.ts; this class lends it the loop, the epochs and the guest.
 import { createHash } from 'node:crypto'
 import type { Checkpoint, ReplicatedGuest } from '../checkpoint.ts'
 import { EpochEncoder } from '../transport/epoch-encoder.ts'
@@ -18,7 +19,9 @@ import type { NetworkProfile } from '../policy/network-profile.ts'
 import { BackupSession } from './backup-session.ts'
 import type { BackupStatus, EpochAcknowledgement, LinkStatus } from './backup-session.ts'
 import { RateMeter } from './rate-meter.ts'
-import { MigrationFailedError, ReplicationStoppedError, UnknownBackupError } from './errors.ts'
+import { ReplicationStoppedError, UnknownBackupError } from './errors.ts'
+import { migrateGuest } from './migration.ts'
+import type { MigrationHost, MigrationOptions, MigrationReport } from './migration.ts'
 
 export interface BackupTarget {
   peerId: string
@@ -89,51 +92,13 @@ export interface ReplicationStatus {
   links: LinkStatus[]
 }
 
-export interface MigrationOptions {
-  /** Converge until an epoch encodes to at most this many bytes (what stop-and-copy will send). */
-  convergeBytes?: number
-  maxRounds?: number
-  /**
-   * Slow the guest while it does not converge (like QEMU's auto-converge): every `rounds`
-   * rounds without reaching `convergeBytes`, the throttle rises by `step` (up to 0.9).
-   */
-  autoConverge?: { rounds: number, step: number } | false
-  /** How long to wait for the target to resume the guest. */
-  handoverTimeoutMs?: number
-  /**
-   * Called once the guest here has stopped for the last time, before the handover epoch goes
-   * out: the source gives its lease up so the target can take the next term at once.
-   */
-  handOverLease?: () => Promise<void>
-  /**
-   * After a handover that was not confirmed: take the lease back. True: no other node holds
-   * it, and the guest may run here again. False (or not set): it stays paused.
-   */
-  reclaimLease?: () => Promise<boolean>
-  signal?: AbortSignal
-  onProgress?: (progress: { phase: 'converge' | 'stop-and-copy' | 'done', round: number, dirtyPages: number }) => void
-}
-
-export interface MigrationReport {
-  target: string
-  rounds: number
-  finalPages: number
-  finalBytes: number
-  epoch: number
-  /** From pausing the guest here to the target's word that it runs there. */
-  downtimeMs: number
-  /** Parts of the downtime: stopping the vCPU, taking and encoding the last epoch, then sending, applying and resuming there. */
-  pauseMs: number
-  checkpointMs: number
-  handoverMs: number
-  /** The throttle auto-converge reached (0 when it was not needed). */
-  throttle: number
-  guestCounter: number
-}
-
 interface Listeners {
   ack: Array<(ack: EpochAcknowledgement) => void>
   epoch: Array<(record: EpochRecord) => void>
+  /** A backup resumed the guest (after a handover epoch). */
+  resumed: Array<(backup: string, epoch: number) => void>
+  /** A backup echoed a heartbeat announcing `epoch`. */
+  echo: Array<(backup: string, epoch: number) => void>
 }
 
 async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
@@ -155,7 +120,7 @@ export class PrimaryReplication {
   private readonly logger: ReplicationLogger
   private readonly encoder: EpochEncoder
   private readonly sessions = new Map<string, BackupSession>()
-  private readonly listeners: Listeners = { ack: [], epoch: [] }
+  private readonly listeners: Listeners = { ack: [], epoch: [], resumed: [], echo: [] }
   private readonly epochMeter = new RateMeter()
   private readonly pageMeter = new RateMeter()
   private readonly throttleCurve: ThrottleCurve
@@ -172,7 +137,7 @@ export class PrimaryReplication {
   private stepping: Promise<void> = Promise.resolve()
   private heartbeatTimer?: ReturnType<typeof setInterval>
   private holdLoop = false
-  private readonly resumedWaiters = new Map<string, () => void>()
+  private migrating = false
 
   constructor (options: PrimaryReplicationOptions) {
     this.options = options
@@ -202,7 +167,8 @@ export class PrimaryReplication {
         secretKey: options.secretKey,
         logger: this.logger,
         onAck: (ack) => { for (const listener of this.listeners.ack) listener(ack) },
-        onResumed: (backup) => { this.resumedWaiters.get(backup)?.() },
+        onResumed: (backup, epoch) => { this.onResumed(backup, epoch) },
+        onEcho: (backup, epoch) => { for (const listener of [...this.listeners.echo]) listener(backup, epoch) },
         onMismatch: (backup, epoch) => {
           this.logger.error('backup %s diverged at epoch %d: resyncing it', backup, epoch)
           this.sessions.get(backup)?.dropToResync()
@@ -441,94 +407,82 @@ export class PrimaryReplication {
   }
 
   /**
-   * Two-phase migration to one of the backups: converge (epochs back to back until one is small,
-   * each acknowledged by the target), then stop-and-copy (pause, last epoch with the vCPU, the
-   * target applies it and resumes the guest). The guest here is stopped afterwards.
+   * Two-phase migration to one of the backups (migration.ts): converge, throttling the guest
+   * while rounds do not shrink, then hand over. On success the guest runs at the target and is
+   * stopped here; on any failure it runs on here, replicated as before.
    */
   async migrate (target: string, options: MigrationOptions = {}): Promise<MigrationReport> {
-    const session = this.sessions.get(target)
-    if (session == null) throw new UnknownBackupError(`${target} is not a backup of ${this.vmId}`)
-    if (this.stateValue === 'stopped' || this.stateValue === 'migrated') throw new ReplicationStoppedError(`replication is ${this.stateValue}`)
-    const convergeBytes = options.convergeBytes ?? 256 * 1024
-    const maxRounds = options.maxRounds ?? 40
-    const autoConverge = options.autoConverge ?? { rounds: 5, step: 0.2 }
-    const signal = options.signal
-    this.holdLoop = true
-    await this.stepping
-    this.stateValue = 'migrating'
+    if (!this.sessions.has(target)) throw new UnknownBackupError(`${target} is not a backup of ${this.vmId}`)
+    if (this.migrating) throw new ReplicationStoppedError(`${this.vmId} is already migrating`)
+    if (this.stateValue !== 'replicating' && this.stateValue !== 'paused') throw new ReplicationStoppedError(`replication is ${this.stateValue}`)
+    this.migrating = true
     try {
-      if (this.pausedByPolicy) {
-        this.guest.resume()
-        this.pausedByPolicy = false
-      }
-      await this.waitForAck(target, this.epochValue, signal)
-      let rounds = 0
-      for (;;) {
-        rounds++
-        const encoded = await this.runEpoch(false)
-        options.onProgress?.({ phase: 'converge', round: rounds, dirtyPages: encoded.pages })
-        await this.waitForAck(target, encoded.epoch, signal)
-        if (encoded.bytes <= convergeBytes || rounds >= maxRounds) break
-        if (autoConverge !== false && rounds % autoConverge.rounds === 0 && this.throttleValue < 0.9) {
-          this.throttleValue = Math.min(0.9, this.throttleValue + autoConverge.step)
-          this.guest.setThrottle(this.throttleValue)
-          this.logger.info('migration of %s not converging (%d bytes per round): throttle %d%%', this.vmId, encoded.bytes, Math.round(this.throttleValue * 100))
-        }
-      }
-      const resumed = new Promise<void>((resolve) => { this.resumedWaiters.set(target, resolve) })
-      const pausedAt = performance.now()
-      await this.guest.pause()
-      const stoppedAt = performance.now()
-      await options.handOverLease?.()
-      const last = await this.runEpoch(false, { handoverTo: target })
-      const copiedAt = performance.now()
-      options.onProgress?.({ phase: 'stop-and-copy', round: rounds + 1, dirtyPages: last.pages })
-      const timeout = AbortSignal.timeout(options.handoverTimeoutMs ?? 5000)
-      const timedOut = new Promise<'timeout'>((resolve) => {
-        const onTimeout = (): void => { resolve('timeout') }
-        timeout.addEventListener('abort', onTimeout, { once: true })
-        signal?.addEventListener('abort', onTimeout, { once: true })
-      })
-      const outcome = await Promise.race([resumed.then(() => 'resumed' as const), timedOut])
-      this.resumedWaiters.delete(target)
-      if (outcome !== 'resumed') {
-        // Run here again only with the lease back: if the target took it, it runs there.
-        if (await options.reclaimLease?.().catch(() => false) === true) {
-          this.stateValue = 'replicating'
-          this.holdLoop = false
-          this.guest.resume()
-          throw new MigrationFailedError(`${target} did not confirm the resume of ${this.vmId} at epoch ${last.epoch}; the guest runs here again (lease taken back)`)
-        }
-        this.stateValue = 'failed'
-        throw new MigrationFailedError(`${target} did not confirm the resume of ${this.vmId} at epoch ${last.epoch}; the guest stays paused here so it cannot run twice`)
-      }
-      const resumedAt = performance.now()
-      const downtimeMs = resumedAt - pausedAt
-      options.onProgress?.({ phase: 'done', round: rounds + 1, dirtyPages: last.pages })
-      this.stateValue = 'migrated'
-      // The other backups followed this primary; the target decides who backs it up now.
-      await this.shutdown({ release: [...this.sessions.keys()].filter(peer => peer !== target) })
-      await this.guest.stop()
-      return {
-        target,
-        rounds,
-        finalPages: last.pages,
-        finalBytes: last.bytes,
-        epoch: last.epoch,
-        downtimeMs,
-        pauseMs: stoppedAt - pausedAt,
-        checkpointMs: copiedAt - stoppedAt,
-        handoverMs: resumedAt - copiedAt,
-        throttle: this.throttleValue,
-        guestCounter: last.guestCounter
-      }
-    } catch (error) {
-      if (this.stateValue === 'migrating') {
-        this.stateValue = 'replicating'
-        this.holdLoop = false
-      }
-      throw error
+      return await migrateGuest(this.migrationHost(), target, options)
+    } finally {
+      this.migrating = false
     }
+  }
+
+  private migrationHost (): MigrationHost {
+    const subscribe = (list: Array<(backup: string, epoch: number) => void>) => (listener: (backup: string, epoch: number) => void): () => void => {
+      list.push(listener)
+      return () => {
+        const index = list.indexOf(listener)
+        if (index >= 0) list.splice(index, 1)
+      }
+    }
+    // The migration's state lives in migration.ts; these hooks are the only per-migration state
+    // here (holdLoop, the state, the throttle) and each has its way back on failure.
+    return {
+      vmId: this.vmId,
+      guest: this.guest,
+      logger: this.logger,
+      epoch: () => this.epochValue,
+      throttle: () => this.throttleValue,
+      session: (peer) => this.sessions.get(peer),
+      holdLoop: async () => {
+        this.holdLoop = true
+        await this.stepping
+        this.stateValue = 'migrating'
+        if (this.pausedByPolicy) {
+          this.guest.resume()
+          this.pausedByPolicy = false
+        }
+      },
+      releaseLoop: () => {
+        if (this.stateValue === 'migrating') this.stateValue = 'replicating'
+        this.holdLoop = false
+      },
+      takeEpoch: async (handoverTo) => await this.runEpoch(false, { handoverTo }),
+      waitForAck: async (backup, epoch, signal) => { await this.waitForAck(backup, epoch, signal) },
+      setThrottle: (fraction) => {
+        this.throttleValue = fraction
+        this.guest.setThrottle(fraction)
+      },
+      onResumed: subscribe(this.listeners.resumed),
+      onEcho: subscribe(this.listeners.echo),
+      finish: async (target) => {
+        this.stateValue = 'migrated'
+        // The other backups followed this primary; the target decides who backs it up now.
+        await this.shutdown({ release: [...this.sessions.keys()].filter(peer => peer !== target) })
+        await this.guest.stop()
+      }
+    }
+  }
+
+  /**
+   * A backup says the guest runs there. Expected at the end of a migration; outside one it is
+   * a handover that timed out, was not fenced, and completed after all: the guest must not run
+   * twice, so this copy stops (the target's, resumed from the handover epoch, is the one).
+   */
+  private onResumed (backup: string, epoch: number): void {
+    for (const listener of [...this.listeners.resumed]) listener(backup, epoch)
+    if (this.migrating || this.stateValue === 'migrated' || this.stateValue === 'stopped') return
+    this.logger.error('%s resumed %s from handover epoch %d after that handover had failed here: stopping this copy', backup, this.vmId, epoch)
+    this.stateValue = 'migrated'
+    this.shutdown({ release: [...this.sessions.keys()].filter(peer => peer !== backup) })
+      .then(async () => { await this.guest.stop() })
+      .catch((error: Error) => { this.logger.error('stopping %s after the late handover failed: %s', this.vmId, error.message) })
   }
 
   private async shutdown (options: { release?: string[] } = {}): Promise<void> {

@@ -5,19 +5,19 @@
 //    to each rhizomorph with its own tc tbf (same rate for all), so the figure shows how links
 //    add up; without root it runs unshaped on loopback, where all nodes share this process's
 //    CPU and the figure shows the cost of the path rather than the scaling.
-// 2. A real KVM guest replicated to one backup over 4 forwarded links: epochs/s, dirty pages/s,
-//    bytes/s, and the downtime of a two-phase migration to the backup.
+// 2. A real guest on every engine this machine has (ram-guest.ts): replication and migration
+//    figures per write pattern and rate, in two tables.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { availableParallelism, loadavg } from 'node:os'
 import type { Libp2p } from 'libp2p'
 import {
-  BackupSession, EpochEncoder, KvmGuest, PrimaryReplication, ReplicaHost, StripeForwarder, allocateGuestMemory, probeKvm,
-  replicationProtocols, silentLogger
+  BackupSession, EpochEncoder, ReplicaHost, StripeForwarder, replicationProtocols, silentLogger
 } from '../../ram-replication/index.ts'
 import type { Checkpoint } from '../../ram-replication/index.ts'
 import { connect, secretKeyOf, startReplicationNode, stopAll, waitFor } from '../ram-replication/mesh.ts'
+import { guestTables } from './ram-guest.ts'
 
 const PREFIX = '/mycelium/bench'
 const PAGE = 4096
@@ -129,90 +129,6 @@ async function linkScaling (shaped: boolean): Promise<void> {
   }
 }
 
-const GUEST_MEMORY_MB = Number(process.env.RAM_BENCH_MEMORY_MB ?? 256)
-const GUEST_DIRTY_RATE = Number(process.env.RAM_BENCH_DIRTY_RATE ?? 20_000)
-const RUN_SECONDS = Number(process.env.RAM_BENCH_SECONDS ?? 5)
-// The guest reports progress (a port I/O exit) every this many writes; a checkpoint waits for the next exit to stop the vCPU.
-const REPORT_EVERY = Number(process.env.RAM_BENCH_REPORT_EVERY ?? 8)
-
-async function guestReplication (delta: boolean): Promise<void> {
-  const primary = await startReplicationNode()
-  const rhizomorphs: Libp2p[] = []
-  for (let i = 0; i < 4; i++) rhizomorphs.push(await startReplicationNode())
-  const backup = await startReplicationNode()
-  const guests: KvmGuest[] = []
-  let restoreMs = 0
-  try {
-    for (const node of rhizomorphs) await connect(node, [backup])
-    await connect(primary, rhizomorphs)
-    for (const node of rhizomorphs) await new StripeForwarder(node, { protocolPrefix: PREFIX }).start()
-    const host = new ReplicaHost(backup, {
-      protocolPrefix: PREFIX,
-      secretKey: secretKeyOf(backup),
-      allocateMemory: allocateGuestMemory,
-      restoreGuest: async (image) => {
-        const started = performance.now()
-        const guest = await KvmGuest.restore(image)
-        restoreMs = performance.now() - started
-        guests.push(guest)
-        return guest
-      }
-    })
-    await host.start()
-    const guest = await KvmGuest.start({ memoryBytes: GUEST_MEMORY_MB << 20, workload: { pattern: 'random', dirtyRate: GUEST_DIRTY_RATE, reportEvery: REPORT_EVERY } })
-    guests.push(guest)
-    const replication = new PrimaryReplication({
-      node: primary,
-      protocolPrefix: PREFIX,
-      guest,
-      secretKey: secretKeyOf(primary),
-      backups: [{ peerId: backup.peerId.toString(), via: rhizomorphs.map(node => node.peerId.toString()) }],
-      epochIntervalMs: 10,
-      delta
-    })
-    let pauseMs = 0
-    let checkpointMs = 0
-    let parkMs = 0
-    let epochs = 0
-    let encodedBytes = 0
-    let rawBytes = 0
-    let measuring = false
-    replication.on('epoch', (record) => {
-      if (!measuring) return
-      epochs++
-      encodedBytes += record.bytes
-      rawBytes += record.rawBytes
-      pauseMs += guest.stats().lastCheckpoint?.pauseMs ?? 0
-      parkMs += guest.stats().lastCheckpoint?.parkMs ?? 0
-      checkpointMs += record.checkpointMs
-    })
-    const syncStarted = performance.now()
-    await replication.start()
-    await replication.initialSync()
-    const syncMs = performance.now() - syncStarted
-    measuring = true
-    const counterBefore = guest.guestCounter()
-    await new Promise(resolve => setTimeout(resolve, RUN_SECONDS * 1000))
-    const status = replication.status()
-    const guestPagesPerS = (guest.guestCounter() - counterBefore) / RUN_SECONDS
-    console.log(`KVM guest ${GUEST_MEMORY_MB} MiB, random writes paced at ${GUEST_DIRTY_RATE} pages/s (progress exit every ${REPORT_EVERY} writes), 1 backup over 4 sealed forwarded links, in-process on loopback, delta ${delta ? 'on' : 'off'}:`)
-    console.log(`  initial full sync ${syncMs.toFixed(0)} ms`)
-    console.log(`  epochs/s ${status.epochsPerS.toFixed(1)}   dirty pages/s ${status.dirtyPagesPerS.toFixed(0)}   bytes/s ${(status.bytesPerS / 1e6).toFixed(2)} MB/s   (guest wrote ${guestPagesPerS.toFixed(0)} pages/s)`)
-    console.log(`  checkpoint call ${(checkpointMs / Math.max(1, epochs)).toFixed(2)} ms (waiting for the vCPU to stop ${(parkMs / Math.max(1, epochs)).toFixed(2)} ms, vCPU stopped ${(pauseMs / Math.max(1, epochs)).toFixed(2)} ms)`)
-    console.log(`  encoded/raw ${(encodedBytes / Math.max(1, rawBytes) * 100).toFixed(1)}%   backup lag ${status.backups[0].lagMs} ms   links ${status.links.map(link => `${(link.bytesPerS / 1e6).toFixed(2)}`).join(' / ')} MB/s`)
-    if (delta) {
-      const report = await replication.migrate(backup.peerId.toString(), { convergeBytes: 64 * 1024 })
-      console.log(`  migration: ${report.rounds} converge round(s)${report.throttle > 0 ? ` (auto-converge throttle ${Math.round(report.throttle * 100)}%)` : ''}, final ${report.finalPages} pages (${report.finalBytes} bytes), downtime ${report.downtimeMs.toFixed(1)} ms = vCPU stop ${report.pauseMs.toFixed(1)} + last epoch ${report.checkpointMs.toFixed(1)} + send/apply/resume ${report.handoverMs.toFixed(1)} (of which creating the VM on the target ${restoreMs.toFixed(1)})`)
-    } else {
-      await replication.stop({ release: true })
-    }
-    await host.stop()
-  } finally {
-    for (const guest of guests) await guest.stop().catch(() => {})
-    await stopAll([primary, ...rhizomorphs, backup])
-  }
-}
-
 async function main (): Promise<void> {
   if (!INSIDE) console.log(`load average ${loadavg().map(load => load.toFixed(1)).join(' ')} on ${availableParallelism()} cores (figures are CPU-bound when the machine is busy)`)
   if (rerunInNamespace()) return
@@ -222,13 +138,7 @@ async function main (): Promise<void> {
     shaped = true
   }
   await linkScaling(shaped)
-  const kvm = probeKvm()
-  if (!kvm.opens) {
-    console.log(`KVM guest replication: not measured (${kvm.error?.message ?? '/dev/kvm cannot be opened'})`)
-    return
-  }
-  await guestReplication(true)
-  await guestReplication(false)
+  await guestTables()
 }
 
 await main()

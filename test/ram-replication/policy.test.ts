@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import {
   throttleFor, validateThrottleCurve, namedThrottleCurve, InvalidThrottleCurveError,
   decideGuest, decideBackup, validateEmergencyLimits, InvalidEmergencyLimitsError,
-  profileForRtt
+  profileForRtt, AutoConverge, DEFAULT_AUTO_CONVERGE, validateAutoConverge, InvalidAutoConvergeError
 } from '../../ram-replication/index.ts'
 
 const MiB = 1024 * 1024
@@ -97,5 +97,38 @@ describe('network profiles', () => {
     expect(wan.epochIntervalMs).toBeGreaterThan(lan.epochIntervalMs)
     expect(wan.windowBytes).toBeGreaterThanOrEqual(2 * 12_500_000 * 0.08)
     expect(wan.primaryTimeoutMs).toBeGreaterThan(lan.primaryTimeoutMs)
+  })
+})
+
+describe('auto-converge (migration throttling)', () => {
+  it('raises the throttle after two rounds in a row that carry more than half the previous one: 20 %, then by 10 %, up to 99 %', () => {
+    const auto = new AutoConverge(DEFAULT_AUTO_CONVERGE, 0)
+    const seen: Array<number | undefined> = []
+    // A guest that dirties as fast as the link delivers: every round is as big as the last.
+    for (let round = 0; round < 24; round++) seen.push(auto.observe(1000, 1000))
+    expect(seen.slice(0, 4)).toEqual([undefined, 0.2, undefined, 0.3])
+    expect(seen.filter(value => value != null)).toEqual([0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99])
+    expect(auto.atMax).toBe(true)
+  })
+
+  it('leaves the guest alone while rounds shrink, and counts only non-shrinking rounds in a row', () => {
+    const auto = new AutoConverge(DEFAULT_AUTO_CONVERGE, 0)
+    expect(auto.observe(400, 1000)).toBeUndefined()
+    expect(auto.observe(900, 1000)).toBeUndefined()
+    expect(auto.observe(100, 1000)).toBeUndefined()
+    expect(auto.observe(900, 1000)).toBeUndefined()
+    expect(auto.observe(900, 1000)).toBe(0.2)
+  })
+
+  it('starts from the replication policy\'s throttle when that is higher than the initial step', () => {
+    const auto = new AutoConverge(validateAutoConverge({ rounds: 1 }), 0.5)
+    expect(auto.observe(1000, 1000)).toBe(0.5)
+    expect(auto.observe(1000, 1000)).toBe(0.6)
+  })
+
+  it('refuses settings outside their ranges', () => {
+    expect(() => validateAutoConverge({ max: 1 })).toThrow(InvalidAutoConvergeError)
+    expect(() => validateAutoConverge({ rounds: 0 })).toThrow(InvalidAutoConvergeError)
+    expect(() => validateAutoConverge({ initial: 0.5, max: 0.4 })).toThrow(InvalidAutoConvergeError)
   })
 })

@@ -4,7 +4,7 @@ import { UsageError, parsePositiveInt } from '../args.ts'
 import type { Command } from '../command.ts'
 import { api, printJson, type CommandContext } from '../context.ts'
 
-const PATTERNS = ['random', 'sequential', 'hot']
+const PATTERNS = ['random', 'sequential', 'hot', 'full']
 const THROTTLES = ['linear', 'exponential', 'none']
 const EMERGENCY = ['pause', 'best-effort']
 /** Execution engines (ram-replication GUEST_ENGINES); unset, the daemon uses KVM where /dev/kvm is usable. */
@@ -97,7 +97,7 @@ const sleep = async (ms: number): Promise<void> => { await new Promise(resolve =
 
 export const vmRun: Command = {
   name: 'vm run',
-  usage: 'mycelium vm run [--memory-mb 256] [--backups 1] [--links 4] [--dirty-rate PAGES_PER_S] [--pattern random|sequential|hot] [--throttle linear|exponential] [--emergency pause|best-effort] [--backup PEER_ID]... [--verify-epochs] [--engine kvm|interpreted] [--json]',
+  usage: 'mycelium vm run [--memory-mb 256] [--backups 1] [--links 4] [--dirty-rate PAGES_PER_S] [--pattern random|sequential|hot|full] [--throttle linear|exponential] [--emergency pause|best-effort] [--backup PEER_ID]... [--verify-epochs] [--engine kvm|interpreted] [--json]',
   summary: 'start a VM in the local daemon, replicated to backups over parallel links; prints its id',
   flags: {
     'memory-mb': { type: 'string' },
