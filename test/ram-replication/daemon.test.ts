@@ -40,7 +40,7 @@ for (const { engine, capability } of guestEngineVariants()) {
     it('refuses bad input with one clear line', async () => {
       const bad = await nodes[0].cli(['vm', 'run', '--pattern', 'zigzag'])
       expect(bad.code).toBe(2)
-      expect(bad.stderr.trim().split('\n')[0]).toBe('mycelium: --pattern must be random or sequential or hot')
+      expect(bad.stderr.trim().split('\n')[0]).toBe('mycelium: --pattern must be random or sequential or hot or full')
       const unknown = await nodes[0].cli(['vm', 'status', 'no-such-vm'])
       expect(unknown.code).toBe(1)
       expect(unknown.stderr.trim().split('\n')).toHaveLength(1)
