@@ -51,8 +51,10 @@ export interface ReplicaHostOptions {
   primaryTimeoutMs?: number
   restoreGuest?: GuestRestorer
   /**
-   * Resume the guest here when its primary is lost. With several backups only one should:
-   * the daemon picks it (e.g. the most advanced acknowledged epoch) and sets this on that one.
+   * Resume the guest here as soon as its primary is silent. UNSAFE with more than one backup or
+   * under a partition (a silent primary may still run): RamReplication never sets it and fails
+   * over by lease (ram-replication/lease). Kept for the single-backup process-kill test of the
+   * stripe protocol alone.
    */
   resumeOnPrimaryLoss?: boolean
   /**

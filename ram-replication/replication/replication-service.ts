@@ -41,7 +41,6 @@ export interface RamReplicationOptions {
   backup?: boolean
   maxReplicaBytes?: number
   primaryTimeoutMs?: number
-  resumeOnPrimaryLoss?: boolean
   /** Backups hash a replica's memory at every applied epoch and report it (to compare with the primary's `verifyEpochs`). */
   hashMemory?: boolean
   /** The VMM's "start a guest from memory and vCPU state" (needed to take over a VM here). */
@@ -106,7 +105,6 @@ export class RamReplication {
         protocolPrefix: options.protocolPrefix,
         maxReplicaBytes: options.maxReplicaBytes,
         primaryTimeoutMs: options.primaryTimeoutMs,
-        resumeOnPrimaryLoss: options.resumeOnPrimaryLoss,
         hashMemory: options.hashMemory,
         secretKey: options.secretKey,
         restoreGuest: options.restoreGuest,

@@ -7,6 +7,7 @@
 //    CPU and the figure shows the cost of the path rather than the scaling.
 // 2. A real guest on every engine this machine has (ram-guest.ts): replication and migration
 //    figures per write pattern and rate, in two tables.
+// 3. Failover by lease (ram-failover.ts): crash of the primary to the guest running on one backup.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
@@ -18,6 +19,7 @@ import {
 import type { Checkpoint } from '../../ram-replication/index.ts'
 import { connect, secretKeyOf, startReplicationNode, stopAll, waitFor } from '../ram-replication/mesh.ts'
 import { guestTables } from './ram-guest.ts'
+import { failoverTable } from './ram-failover.ts'
 
 const PREFIX = '/mycelium/bench'
 const PAGE = 4096
@@ -139,6 +141,7 @@ async function main (): Promise<void> {
   }
   await linkScaling(shaped)
   await guestTables()
+  await failoverTable()
 }
 
 await main()
