@@ -4,12 +4,11 @@
 import { format } from 'node:util'
 import { randomUUID } from 'node:crypto'
 import {
-  ramReplication, startGuest, cannotHost, engineRestorer, engineUnavailable, defaultEngine, allocateGuestMemory, namedThrottleCurve,
+  ramReplication, startGuest, cannotHost, verifyEpochHashes, type EpochVerdicts, engineRestorer, engineUnavailable, defaultEngine, allocateGuestMemory, namedThrottleCurve,
   VmNotFoundError, UnknownBackupError, MigrationFailedError, LeaseUnavailableError,
   type RamReplication, type RunningGuest, type GuestEngine, type PrimaryReplication, type BackupTarget, type ReplicatedGuest, type ReplicaStatus, type ReplicationStatus,
   type EmergencyMode, type ReplicationLogger, type MigrationReport, type TakeOver
 } from '../../ram-replication/index.ts'
-import { toHex } from '../../crypto/index.ts'
 import { protocolPrefix } from '../membership/index.ts'
 import { ApiError, type Routes } from '../api/index.ts'
 import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
@@ -19,7 +18,6 @@ import { parseRunRequest, type RunRequest } from './run-request.ts'
 
 /** Silence from a primary (all links) after which its replica is shown as `primary-lost` (failover itself goes by the lease). */
 const PRIMARY_TIMEOUT_MS = 750
-const MAX_REMEMBERED_HASHES = 1024
 const BACKLOG_LIMIT_BYTES = 256 * 1024 * 1024
 
 interface Progress { done: number, total: number, finished: boolean }
@@ -30,9 +28,8 @@ interface RunningVm {
   request: RunRequest
   initialSync: Progress & { error?: string }
   migration?: { phase: string, round: number, dirtyPages: number }
-  /** Per-epoch memory hashes (with verifyEpochs): the primary's, and the backups' verdicts. */
-  hashes: Map<number, string>
-  verify: { equal: number, different: number, lastEqualEpoch: number }
+  /** With verifyEpochs: the backups' hashes against the primary's at acknowledged epochs. */
+  verify: EpochVerdicts
   /** Settles when the first full sync to the backups is done (or failed). */
   synced: Promise<void>
 }
@@ -174,26 +171,11 @@ export function vmFeature (): VmFeature {
       replication,
       request,
       initialSync: { done: 0, total: 0, finished: false },
-      hashes: new Map(),
-      verify: { equal: 0, different: 0, lastEqualEpoch: 0 },
+      verify: verifyEpochHashes(replication, (backup, epoch) => {
+        ctx.log.error({ vmId: guest.vmId, backup, epoch }, 'backup memory differs from the primary at an acknowledged epoch')
+      }),
       synced: Promise.resolve()
     }
-    replication.on('epoch', (epoch) => {
-      if (epoch.memoryHash == null) return
-      vm.hashes.set(epoch.epoch, toHex(epoch.memoryHash))
-      if (vm.hashes.size > MAX_REMEMBERED_HASHES) vm.hashes.delete(vm.hashes.keys().next().value!)
-    })
-    replication.on('ack', (ack) => {
-      const expected = vm.hashes.get(ack.epoch)
-      if (expected == null || ack.memoryHash == null) return
-      if (expected === toHex(ack.memoryHash)) {
-        vm.verify.equal++
-        vm.verify.lastEqualEpoch = Math.max(vm.verify.lastEqualEpoch, ack.epoch)
-      } else {
-        vm.verify.different++
-        ctx.log.error({ vmId: guest.vmId, backup: ack.backup, epoch: ack.epoch }, 'backup memory differs from the primary at an acknowledged epoch')
-      }
-    })
     running.set(guest.vmId, vm)
     vm.synced = replication.initialSync({ onProgress: (done, total) => { vm.initialSync.done = done; vm.initialSync.total = total } }).then(() => {
       vm.initialSync.finished = true
