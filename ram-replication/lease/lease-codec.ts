@@ -64,7 +64,8 @@ export function decodeLeaseRequest (bytes: Uint8Array): LeaseRequest {
     epoch: count(m.epoch, 'epoch'),
     durationMs,
     ...(m.probe === true ? { probe: true } : {}),
-    ...(m.release === true ? { release: true } : {})
+    ...(m.release === true ? { release: true } : {}),
+    ...(m.previous === undefined ? {} : { previous: group(m.previous) })
   }
 }
 

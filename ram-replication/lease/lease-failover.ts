@@ -74,9 +74,15 @@ export class LeaseFailover {
     for (const replica of this.o.replicas.status()) {
       if (replica.state === 'resumed' || replica.appliedEpoch === 0 || this.campaigning.has(replica.vmId)) continue
       const view = this.o.leases.voter.view(replica.vmId)
-      if (view === undefined || view.holder === self || view.remainingMs > 0) continue
+      if (view === undefined || view.holder === self) continue
       const rank = view.group.voters.indexOf(self)
-      if (rank < 0) continue
+      if (rank < 0) {
+        // the VM moved to a group without this node (re-protected elsewhere): its copy here is stale
+        this.logger.info('%s is no longer backed up here (its lease group left this node): dropping the replica', replica.vmId)
+        this.o.replicas.drop(replica.vmId)
+        continue
+      }
+      if (view.remainingMs > 0) continue
       this.campaigning.add(replica.vmId)
       void this.campaign(replica, view.term, view.holder, Math.max(0, rank - 1) * (this.o.rankDelayMs ?? 30))
         .catch((error: Error) => { this.logger.error('failover of %s failed: %s', replica.vmId, error.message) })

@@ -117,7 +117,7 @@ export class LeaseHolder {
 
   private async round (term: number, group: LeaseGroup, epoch: number, previous?: LeaseGroup, probe = false): Promise<LeaseRound> {
     const sentAt = this.clock()
-    const request: LeaseRequest = { vmId: this.vmId, term, candidate: this.self, group, epoch, durationMs: this.durationMs, ...(probe ? { probe: true } : {}) }
+    const request: LeaseRequest = { vmId: this.vmId, term, candidate: this.self, group, epoch, durationMs: this.durationMs, ...(probe ? { probe: true } : {}), ...(previous === undefined ? {} : { previous }) }
     const voters = [...new Set([...group.voters, ...(previous?.voters ?? [])])]
     const replies = await this.gather(voters, request, previous === undefined ? [group] : [group, previous])
     const grants = replies.filter(r => isGrant(r.reply, term, this.self)).map(r => r.voter)

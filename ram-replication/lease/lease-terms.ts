@@ -56,6 +56,11 @@ export interface LeaseRequest {
    * guest has stopped for good, so the next holder need not wait for the lease to run out.
    */
   release?: boolean
+  /**
+   * A group change: the group the holder leaves. Its voters answer too (a quorum of each group
+   * must grant), and those left out learn that they are.
+   */
+  previous?: LeaseGroup
 }
 
 export type LeaseRefusal = 'not-a-voter' | 'stale-group' | 'stale-term' | 'term-taken' | 'lease-held' | 'better-candidate' | 'unknown-vm'

@@ -79,7 +79,8 @@ export class LeaseVoter {
       reason,
       ...(waitMs === undefined ? {} : { waitMs: Math.ceil(waitMs) })
     })
-    if (!request.group.voters.includes(this.self) || !request.group.voters.includes(request.candidate)) return refuse('not-a-voter')
+    const mine = request.group.voters.includes(this.self) || request.previous?.voters.includes(this.self) === true
+    if (!mine || !request.group.voters.includes(request.candidate)) return refuse('not-a-voter')
     const now = this.clock()
     if (state !== undefined) {
       if (request.group.generation < state.group.generation) return refuse('stale-group')

@@ -156,3 +156,18 @@ describe('the lease fence on a guest', () => {
     expect(guest.counter()).toBe(7)
   })
 })
+
+describe('a group change', () => {
+  it('is answered by voters of the old group left out of the new one, who then know they are out', () => {
+    let now = 0
+    const voter = new LeaseVoter({ self: 'b2', clock: () => now })
+    voter.handle(request('p', 1))
+    const next: LeaseGroup = { generation: 2, voters: ['p', 'b3'] }
+    expect(voter.handle(request('p', 2, { group: next })).reason).toBe('not-a-voter')
+    expect(voter.handle(request('p', 2, { group: next, previous: group })).granted).toBe(true)
+    expect(voter.view('vm')?.group.voters).toEqual(['p', 'b3'])
+    now = 10_000
+    // an old-group candidate is refused by the voter that saw the change
+    expect(voter.handle(request('b1', 3)).reason).toBe('stale-group')
+  })
+})
