@@ -130,7 +130,7 @@ describe('a sealed link through a forwarder that records and replays it', () => 
     host.on('applied', (epoch) => { applied.push(epoch.vmId) })
     const refusedBefore = closedBecause.length
     const replay = await forwarder.replay(session, backup.peerId.toString())
-    await replay.closed
+    await waitFor(replay.closed, 5000, 'the backup to close the replayed stream')
     await waitFor(() => closedBecause.length > refusedBefore, 5000, 'the backup to log why it closed the replay')
     // The backup's new nonce gave the replayed stream other keys: its first sealed frame does not open.
     expect(closedBecause.at(-1)).toMatch(/fails authentication/)
