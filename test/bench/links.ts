@@ -14,6 +14,7 @@
 // cost of the path. Shaped (as root): the bench re-runs itself in a private network namespace
 // whose loopback limits the traffic into each rhizomorph to LINKS_BENCH_MBIT (tc tbf), so the
 // figures show how links add up. Every load is a fixed byte count: no loop runs unbounded.
+// Each figure is the median of LINKS_BENCH_ROUNDS (3) interleaved rounds.
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { availableParallelism, loadavg } from 'node:os'
@@ -39,6 +40,7 @@ const LOOPBACK_MB = Number(process.env.LINKS_BENCH_MB ?? 64)
 const SHAPED_SECONDS = 3
 const FORWARDER_PORTS = [41101, 41102, 41103, 41104]
 const ONLY = process.env.LINKS_BENCH_ONLY
+const ROUNDS = Number(process.env.LINKS_BENCH_ROUNDS ?? 3)
 
 interface Mesh {
   primary: Libp2p
@@ -111,7 +113,7 @@ async function sealedLinks (mesh: Mesh, links: number, bytes: number): Promise<n
     vmId,
     backup: mesh.backup.peerId.toString(),
     routes: mesh.rhizomorphs.slice(0, links).map(node => ({ backup: mesh.backup.peerId.toString(), via: node.peerId.toString() })),
-    windowBytes: 2 << 20,
+    windowBytes: Number(process.env.LINKS_BENCH_WINDOW_MB ?? 2) << 20,
     secretKey: secretKeyOf(mesh.primary),
     logger: silentLogger,
     onAck: (ack) => { acked = ack.epoch },
@@ -133,6 +135,11 @@ async function sealedLinks (mesh: Mesh, links: number, bytes: number): Promise<n
   return encoded.bytes / seconds
 }
 
+function median (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]
+}
+
 const mb = (rate: number): string => (rate / 1e6).toFixed(2).padStart(8)
 
 async function measure (shaped: boolean): Promise<void> {
@@ -146,11 +153,17 @@ async function measure (shaped: boolean): Promise<void> {
       console.log(`1 sealed link: ${mb(await sealedLinks(mesh, 1, perLink))} MB/s`)
       return
     }
-    const raw = await rawStream(mesh, perLink)
-    const one = await sealedLinks(mesh, 1, perLink)
-    const four = await sealedLinks(mesh, 4, 4 * perLink)
+    // Rounds interleave the three loads so a burst of other work on the machine hits all of them
+    // alike; each figure is the median of its rounds.
+    const rounds: Array<{ raw: number, one: number, four: number }> = []
+    for (let round = 0; round < ROUNDS; round++) {
+      rounds.push({ raw: await rawStream(mesh, perLink), one: await sealedLinks(mesh, 1, perLink), four: await sealedLinks(mesh, 4, 4 * perLink) })
+    }
+    const raw = median(rounds.map(round => round.raw))
+    const one = median(rounds.map(round => round.one))
+    const four = median(rounds.map(round => round.four))
     const label = shaped ? `shaped ${RATE_MBIT} Mbit/s per rhizomorph` : 'loopback, unshaped'
-    console.log(`${label.padEnd(32)} ${mb(raw)} ${mb(one)} ${mb(four)}   ${(one / raw).toFixed(2).padStart(6)} ${(four / one).toFixed(2).padStart(6)}   (${perLink >> 20} MiB per link)`)
+    console.log(`${label.padEnd(32)} ${mb(raw)} ${mb(one)} ${mb(four)}   ${(one / raw).toFixed(2).padStart(6)} ${(four / one).toFixed(2).padStart(6)}   (${perLink >> 20} MiB per link, median of ${ROUNDS} rounds)`)
   } finally {
     await mesh.host.stop()
     await stopAll([mesh.primary, ...mesh.rhizomorphs, mesh.backup])
