@@ -12,7 +12,7 @@ import type { PrimaryReplicationOptions, ReplicationStatus } from './primary-rep
 import { UnknownBackupError } from './errors.ts'
 
 export interface RamReplicationOptions {
-  /** `/mycelium/<networkId>`: the protocols are `<prefix>/ram/stripe/1.0.0` and `<prefix>/ram/forward/1.0.0`. */
+  /** `/mycelium/<networkId>`: the protocols are `<prefix>/ram/stripe/2.0.0` and `<prefix>/ram/forward/1.0.0`. */
   protocolPrefix: string
   /** This node's Ed25519 secret (32 bytes): seals links end to end and opens sealed links. */
   secretKey?: Uint8Array

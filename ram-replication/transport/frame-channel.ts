@@ -96,6 +96,8 @@ export class FrameChannel {
     const parts = chunks instanceof Uint8Array ? [chunks] : chunks
     // Sealed (or not) now: the sequence number and whether to seal at all follow call order.
     const body = this.sealer != null ? this.sealer.seal(parts) : parts
+    // Awaited in turn below; marked handled now so a failure before its turn is not fatal.
+    if (body instanceof Promise) body.catch(() => {})
     const write = this.writeTail.then(async () => { await this.write(await body, options) })
     this.writeTail = write.catch(() => {})
     await write

@@ -40,6 +40,8 @@ export interface StripeLinkOptions {
 
 /** Control frames from a backup are small; anything bigger on a primary's link is an error. */
 const MAX_CONTROL_FRAME_BYTES = 4096
+/** A backup that does not answer a sealed origin with its nonce by then is not coming. */
+const NONCE_TIMEOUT_MS = 5000
 
 export class StripeLink {
   readonly route: LinkRoute
@@ -88,7 +90,7 @@ export class StripeLink {
     if (sealed && options.secretKey != null) {
       // Nothing sealed leaves before the backup's nonce is in: the keys depend on it.
       try {
-        const answer = decodeFrame(await readSingleFrame(stream, MAX_CONTROL_FRAME_BYTES, signal))
+        const answer = decodeFrame(await readSingleFrame(stream, MAX_CONTROL_FRAME_BYTES, signal ?? AbortSignal.timeout(NONCE_TIMEOUT_MS)))
         if (answer.kind !== 'link-nonce') throw new InvalidFrameError(`backup answered the origin with ${answer.kind}, expected link-nonce`)
         keys = deriveLinkKeys(options.secretKey, route.backup, self, route.backup, nonce, answer.nonce)
       } catch (error) {
