@@ -20,7 +20,8 @@ export function rerunInNamespace (script: string, skipEnv: string): boolean {
   const namespace = `mycb${randomBytes(3).toString('hex')}`
   try {
     sh(['ip', 'netns', 'add', namespace])
-  } catch {
+  } catch (error) {
+    console.log(`shaped: cannot create a network namespace: ${(error as Error).message.split('\n')[0]}`)
     return false
   }
   try {
