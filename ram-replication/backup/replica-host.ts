@@ -6,15 +6,16 @@
 // has since announced a later epoch in a heartbeat (it gave the handover up: see migration.ts),
 // and a heartbeat for a guest resumed here is answered `resumed`, so a primary whose handover
 // timed out learns the outcome on any link.
+import { randomBytes } from 'node:crypto'
 import type { Connection, Stream } from '@libp2p/interface'
 import type { ReplicatedGuest, VcpuState } from '../checkpoint.ts'
 import { FrameChannel } from '../transport/frame-channel.ts'
-import { decodeFrame, encodeEpochApplied, encodeResumed, encodeStripeReceipt } from '../transport/frames.ts'
+import { decodeFrame, encodeEpochApplied, encodeLinkNonce, encodeResumed, encodeStripeReceipt } from '../transport/frames.ts'
 import type { StripeFrame } from '../transport/frames.ts'
 import { replicationProtocols, silentLogger } from '../transport/protocols.ts'
 import type { ReplicationLogger, ReplicationNode } from '../transport/protocols.ts'
 import { InvalidFrameError } from '../transport/errors.ts'
-import { deriveLinkKeys, FrameOpener, FrameSealer } from '../transport/link-seal.ts'
+import { deriveLinkKeys, FrameOpener, FrameSealer, SEAL_NONCE_BYTES } from '../transport/link-seal.ts'
 import { GuestReplica } from './guest-replica.ts'
 import type { AppliedEpoch } from './guest-replica.ts'
 import { ReplicaCapacityError, ReplicaMismatchError, ReplicaNotResumableError } from './errors.ts'
@@ -222,7 +223,11 @@ export class ReplicaHost {
           const secretKey = this.options.secretKey
           if (frame.salt.length > 0) {
             if (secretKey == null) throw new InvalidFrameError('sealed link, but this backup has no key to open it')
-            const keys = deriveLinkKeys(secretKey, frame.peerId, frame.peerId, this.node.peerId.toString(), frame.salt)
+            // A fresh nonce of ours in the keys: a recorded session replayed to us opens nothing.
+            const nonce = new Uint8Array(randomBytes(SEAL_NONCE_BYTES))
+            const keys = deriveLinkKeys(secretKey, frame.peerId, frame.peerId, this.node.peerId.toString(), frame.salt, nonce)
+            // The nonce goes out in the clear (send() reads the sealer synchronously), then sealing starts both ways.
+            channel.send(encodeLinkNonce(nonce)).catch(() => {})
             channel.seal(new FrameSealer(keys.toPrimary), new FrameOpener(keys.toBackup))
           } else if (secretKey != null && frame.peerId !== connection.remotePeer.toString()) {
             // In the clear only when the primary is the authenticated peer of this very connection.

@@ -30,7 +30,7 @@ import { GUEST_ENGINES } from '../vmm/running-guest.ts'
 import type { GuestEngine } from '../vmm/running-guest.ts'
 
 export interface RamReplicationOptions {
-  /** `/mycelium/<networkId>`: the protocols are `<prefix>/ram/stripe/1.0.0` and `<prefix>/ram/forward/1.0.0`. */
+  /** `/mycelium/<networkId>`: the protocols are `<prefix>/ram/stripe/2.0.0` and `<prefix>/ram/forward/1.0.0`. */
   protocolPrefix: string
   /** This node's Ed25519 secret (32 bytes): seals links end to end and opens sealed links. */
   secretKey?: Uint8Array

@@ -10,6 +10,14 @@ export class FrameIntegrityError extends Error {
   readonly name = 'FrameIntegrityError'
 }
 
+/**
+ * A sealed frame out of sequence: seen before (replayed, duplicated) or ahead of the next
+ * expected one (reordered, dropped). The link is closed: a link only ever carries each frame once, in order.
+ */
+export class FrameReplayError extends Error {
+  readonly name = 'FrameReplayError'
+}
+
 /** A length prefix announcing more bytes than the receiver accepts. */
 export class FrameTooLargeError extends Error {
   readonly name = 'FrameTooLargeError'

@@ -62,6 +62,9 @@ function pipeOneWay (from: Stream, to: Stream, onBytes: (count: number) => void)
     if (to.status !== 'open' || to.writeStatus !== 'writable') return
     onBytes(event.data.byteLength)
     if (!to.send(event.data)) {
+      // A stream already closing cannot be paused (libp2p throws, from an event listener: the
+      // whole process); its last bytes are bounded by its read buffer anyway.
+      if (from.status !== 'open') return
       from.pause()
       to.onDrain().then(() => {
         if (from.status === 'open') from.resume()
@@ -73,11 +76,22 @@ function pipeOneWay (from: Stream, to: Stream, onBytes: (count: number) => void)
   })
 }
 
-/** Join two streams both ways until either side closes; each stream's buffers are bounded. */
+/**
+ * The most a yamux peer may still send after this side paused (its stream window, which grows
+ * to 16 MiB on a fast stream): a paused stream must be able to buffer that much, or a sender
+ * that respects the window has its stream aborted (StreamBufferError).
+ */
+const MUXER_WINDOW_BYTES = 16 * 1024 * 1024
+
+/**
+ * Join two streams both ways until either side closes. Each stream buffers at most
+ * `bufferBytes` plus one muxer window: pausing the reading side stops its window updates, so
+ * the sender stops within a window.
+ */
 export function spliceStreams (a: Stream, b: Stream, bufferBytes: number, onBytes: (count: number) => void = () => {}): Promise<void> {
   for (const stream of [a, b]) {
-    stream.maxReadBufferLength = bufferBytes
-    stream.maxWriteBufferLength = bufferBytes
+    stream.maxReadBufferLength = bufferBytes + MUXER_WINDOW_BYTES
+    stream.maxWriteBufferLength = bufferBytes + MUXER_WINDOW_BYTES
   }
   pipeOneWay(a, b, onBytes)
   pipeOneWay(b, a, onBytes)

@@ -21,6 +21,10 @@ export class FrameChannel {
   private closed = false
   private sealer?: FrameSealer
   private opener?: FrameOpener
+  /** Frames being opened, handed to onFrame in arrival order. */
+  private readTail: Promise<void> = Promise.resolve()
+  /** Frames being sealed or waiting for the stream, written in send() order. */
+  private writeTail: Promise<void> = Promise.resolve()
   bytesSent = 0
   bytesReceived = 0
 
@@ -39,9 +43,10 @@ export class FrameChannel {
         this.abort(error as Error)
       }
     })
-    // Frames only make sense both ways: when the remote stops sending, this end closes too.
+    // Frames only make sense both ways: when the remote stops sending, this end closes too,
+    // once the frames it sent before (a release, say) are opened and handed on.
     stream.addEventListener('remoteCloseWrite', () => {
-      this.close().catch(() => {})
+      this.readTail.then(async () => { await this.close() }, () => {}).catch(() => {})
     })
     stream.addEventListener('close', (event) => {
       this.finish(event.error ?? new LinkClosedError('stream closed'))
@@ -60,7 +65,19 @@ export class FrameChannel {
       if (this.buffer.byteLength < 4 + length) return
       const body = this.buffer.subarray(4, 4 + length)
       this.buffer.consume(4 + length)
-      this.onFrame(this.opener != null ? this.opener.open(body) : body)
+      if (this.opener == null) {
+        this.onFrame(body)
+        continue
+      }
+      // The sequence check throws here, at once; the opening runs off the event loop and frames
+      // are handed on in arrival order. A frame that fails closes the channel and drops the rest.
+      const opened = this.opener.open(body)
+      opened.catch(() => {})
+      this.readTail = this.readTail.then(async () => {
+        const plain = await opened
+        if (!this.closed) this.onFrame(plain)
+      })
+      this.readTail.catch((error: Error) => { this.abort(error) })
     }
   }
 
@@ -70,16 +87,28 @@ export class FrameChannel {
     this.opener = opener
   }
 
-  /** Send one frame made of `chunks`; resolves once the stream accepted it (waits for drain). */
+  /**
+   * Send one frame made of `chunks`; resolves once the stream accepted it (waits for drain).
+   * Frames leave in the order send() was called, also when sealing finishes out of order.
+   */
   async send (chunks: Uint8Array | readonly Uint8Array[], options: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.closed) throw new LinkClosedError('channel closed')
+    const parts = chunks instanceof Uint8Array ? [chunks] : chunks
+    // Sealed (or not) now: the sequence number and whether to seal at all follow call order.
+    const body = this.sealer != null ? this.sealer.seal(parts) : parts
+    // Awaited in turn below; marked handled now so a failure before its turn is not fatal.
+    if (body instanceof Promise) body.catch(() => {})
+    const write = this.writeTail.then(async () => { await this.write(await body, options) })
+    this.writeTail = write.catch(() => {})
+    await write
+  }
+
+  private async write (parts: readonly Uint8Array[], options: { signal?: AbortSignal }): Promise<void> {
     const list = new Uint8ArrayList()
     const prefix = new Uint8Array(4)
     list.append(prefix)
-    const parts = chunks instanceof Uint8Array ? [chunks] : chunks
-    for (const chunk of this.sealer != null ? this.sealer.seal(parts) : parts) list.append(chunk)
-    const length = list.byteLength - 4
-    new DataView(prefix.buffer).setUint32(0, length)
+    for (const part of parts) list.append(part)
+    new DataView(prefix.buffer).setUint32(0, list.byteLength - 4)
     if (this.stream.writableNeedsDrain) await this.stream.onDrain(options)
     if (this.closed) throw new LinkClosedError('channel closed')
     this.bytesSent += list.byteLength

@@ -1,4 +1,5 @@
-// The frames of the stripe protocol. Primary → backup: `origin` (first frame of a stream),
+// The frames of the stripe protocol. Primary → backup: `origin` (first frame of a stream; on a
+// sealed link the backup answers it with `link-nonce`, its half of the session's key material),
 // `stripe` (part of an epoch), `heartbeat` (echoed back: the link's RTT). Backup → primary: `stripe-receipt` (returns flow
 // control credit), `epoch-applied` (the epoch is committed), `resumed` (after a handover).
 // Every frame starts with a version byte and a kind byte; a stripe ends with a SHA-256 of
@@ -18,6 +19,7 @@ const KIND_EPOCH_APPLIED = 4
 const KIND_HEARTBEAT = 5
 const KIND_RESUMED = 6
 const KIND_RELEASE = 7
+const KIND_LINK_NONCE = 8
 
 const FLAG_FULL = 1
 const FLAG_HANDOVER = 2
@@ -28,6 +30,8 @@ const PAGE_RAW = 0
 const PAGE_ZERO = 1
 const PAGE_DELTA = 2
 
+/** Each side's key nonce on a sealed link (link-seal.ts SEAL_NONCE_BYTES). */
+const ORIGIN_NONCE_BYTES = 16
 const MAX_VM_ID_BYTES = 128
 const MAX_PEER_ID_BYTES = 256
 const MAX_VCPU_BLOB_BYTES = 8192
@@ -70,9 +74,12 @@ export interface StripeFrame extends StripeHeader {
 
 /**
  * First frame of a stripe stream, from the primary: who it is, which run of its replication
- * (a newer run restarts the epochs, e.g. after the primary restarted), and for a sealed link the key salt.
+ * (a newer run restarts the epochs, e.g. after the primary restarted), and for a sealed link the
+ * primary's key nonce (`salt`, SEAL_NONCE_BYTES; empty on a direct link, which noise protects).
  */
 export interface OriginFrame { kind: 'origin', peerId: string, run: number, salt: Uint8Array }
+/** The backup's answer to a sealed origin: its fresh nonce, mixed into the session's keys. */
+export interface LinkNonceFrame { kind: 'link-nonce', nonce: Uint8Array }
 export interface StripeReceiptFrame { kind: 'stripe-receipt', vmId: string, epoch: number, stripeIndex: number }
 export interface EpochAppliedFrame {
   kind: 'epoch-applied'
@@ -90,7 +97,7 @@ export interface ResumedFrame { kind: 'resumed', vmId: string, epoch: number, gu
 /** The primary no longer needs this backup for the VM (stopped, or migrated elsewhere): drop the replica. */
 export interface ReleaseFrame { kind: 'release', vmId: string }
 
-export type ReplicationFrame = OriginFrame | StripeFrame | StripeReceiptFrame | EpochAppliedFrame | HeartbeatFrame | ResumedFrame | ReleaseFrame
+export type ReplicationFrame = OriginFrame | LinkNonceFrame | StripeFrame | StripeReceiptFrame | EpochAppliedFrame | HeartbeatFrame | ResumedFrame | ReleaseFrame
 
 /** A stripe ready to send: body chunks (no copy of the page data) and its integrity hash. */
 export interface EncodedStripe {
@@ -151,6 +158,10 @@ export function encodeStripe (header: StripeHeader, pages: readonly PageEntry[])
 
 export function encodeOrigin (origin: Omit<OriginFrame, 'kind'>): Uint8Array {
   return head(new ByteWriter(), KIND_ORIGIN).text(origin.peerId).u53(origin.run).u8(origin.salt.length).bytes(origin.salt).finish()
+}
+
+export function encodeLinkNonce (nonce: Uint8Array): Uint8Array {
+  return head(new ByteWriter(), KIND_LINK_NONCE).u8(nonce.length).bytes(nonce).finish()
 }
 
 export function encodeStripeReceipt (vmId: string, epoch: number, stripeIndex: number): Uint8Array {
@@ -254,7 +265,14 @@ export function decodeFrame (body: Uint8Array): ReplicationFrame {
       const run = reader.u53('run')
       const salt = reader.bytes(reader.u8('salt length'), 'salt')
       reader.end('origin')
+      if (salt.length !== 0 && salt.length !== ORIGIN_NONCE_BYTES) throw new InvalidFrameError(`origin nonce of ${salt.length} bytes, expected 0 or ${ORIGIN_NONCE_BYTES}`)
       return { kind: 'origin', peerId, run, salt }
+    }
+    case KIND_LINK_NONCE: {
+      const nonce = reader.bytes(reader.u8('nonce length'), 'nonce')
+      reader.end('link nonce')
+      if (nonce.length !== ORIGIN_NONCE_BYTES) throw new InvalidFrameError(`link nonce of ${nonce.length} bytes, expected ${ORIGIN_NONCE_BYTES}`)
+      return { kind: 'link-nonce', nonce }
     }
     case KIND_STRIPE:
       return decodeStripe(reader, body)

@@ -12,7 +12,9 @@ export interface ReplicationProtocols {
 export function replicationProtocols (prefix: string): ReplicationProtocols {
   const base = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix
   return {
-    stripe: `${base}/ram/stripe/1.0.0`,
+    // 2.0.0: sealed links take the backup's nonce and number their frames; a 1.0.0 peer
+    // could not open them, so the two never negotiate the same protocol.
+    stripe: `${base}/ram/stripe/2.0.0`,
     forward: `${base}/ram/forward/1.0.0`
   }
 }

@@ -10,7 +10,7 @@ import { replicationProtocols, silentLogger } from './protocols.ts'
 import type { ReplicationLogger, ReplicationNode } from './protocols.ts'
 
 const FORWARD_VERSION = 1
-const STATUS_OK = 0
+export const STATUS_OK = 0
 const STATUS_BUSY = 1
 const STATUS_BAD_REQUEST = 2
 const STATUS_UNREACHABLE = 3
@@ -48,7 +48,8 @@ export function decodeForwardRequest (body: Uint8Array): string {
   return target
 }
 
-function encodeForwardAnswer (status: number, reason: string): Uint8Array {
+/** A rhizomorph's answer to a forward request (STATUS_OK and an empty reason when accepted). */
+export function encodeForwardAnswer (status: number, reason: string): Uint8Array {
   return new ByteWriter().u8(status).text(reason).finish()
 }
 

@@ -4,14 +4,15 @@
 import { randomBytes } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
-import { LinkClosedError } from './errors.ts'
+import { InvalidFrameError, LinkClosedError } from './errors.ts'
 import { FrameChannel } from './frame-channel.ts'
 import { decodeFrame, encodeHeartbeat, encodeOrigin, encodeRelease } from './frames.ts'
 import type { EncodedStripe, ReplicationFrame } from './frames.ts'
 import { encodeForwardRequest, awaitForwardAnswer } from './stripe-forwarder.ts'
-import { writeSingleFrame } from './forward-pipe.ts'
+import { readSingleFrame, writeSingleFrame } from './forward-pipe.ts'
 import type { ReplicationNode, ReplicationProtocols } from './protocols.ts'
-import { deriveLinkKeys, FrameOpener, FrameSealer, SEAL_SALT_BYTES } from './link-seal.ts'
+import { deriveLinkKeys, FrameOpener, FrameSealer, SEAL_NONCE_BYTES } from './link-seal.ts'
+import type { LinkKeys } from './link-seal.ts'
 
 /** Where a link goes: to `backup`, through rhizomorph `via` or directly when `via` is absent. */
 export interface LinkRoute {
@@ -39,6 +40,8 @@ export interface StripeLinkOptions {
 
 /** Control frames from a backup are small; anything bigger on a primary's link is an error. */
 const MAX_CONTROL_FRAME_BYTES = 4096
+/** A backup that does not answer a sealed origin with its nonce by then is not coming. */
+const NONCE_TIMEOUT_MS = 5000
 
 export class StripeLink {
   readonly route: LinkRoute
@@ -81,8 +84,20 @@ export class StripeLink {
     }
     const self = node.peerId.toString()
     const sealed = options.secretKey != null && route.via != null
-    const salt = sealed ? new Uint8Array(randomBytes(SEAL_SALT_BYTES)) : new Uint8Array(0)
-    writeSingleFrame(stream, encodeOrigin({ peerId: self, run: options.run ?? 0, salt }))
+    const nonce = sealed ? new Uint8Array(randomBytes(SEAL_NONCE_BYTES)) : new Uint8Array(0)
+    writeSingleFrame(stream, encodeOrigin({ peerId: self, run: options.run ?? 0, salt: nonce }))
+    let keys: LinkKeys | undefined
+    if (sealed && options.secretKey != null) {
+      // Nothing sealed leaves before the backup's nonce is in: the keys depend on it.
+      try {
+        const answer = decodeFrame(await readSingleFrame(stream, MAX_CONTROL_FRAME_BYTES, signal ?? AbortSignal.timeout(NONCE_TIMEOUT_MS)))
+        if (answer.kind !== 'link-nonce') throw new InvalidFrameError(`backup answered the origin with ${answer.kind}, expected link-nonce`)
+        keys = deriveLinkKeys(options.secretKey, route.backup, self, route.backup, nonce, answer.nonce)
+      } catch (error) {
+        stream.abort(error as Error)
+        throw error
+      }
+    }
     let link: StripeLink | undefined
     const pending: ReplicationFrame[] = []
     const channel = new FrameChannel(stream, {
@@ -99,10 +114,7 @@ export class StripeLink {
         }
       }
     })
-    if (sealed && options.secretKey != null) {
-      const keys = deriveLinkKeys(options.secretKey, route.backup, self, route.backup, salt)
-      channel.seal(new FrameSealer(keys.toBackup), new FrameOpener(keys.toPrimary))
-    }
+    if (keys != null) channel.seal(new FrameSealer(keys.toBackup), new FrameOpener(keys.toPrimary))
     link = new StripeLink(route, options.windowBytes, channel)
     if (!channel.isOpen) throw new LinkClosedError('link closed while opening')
     for (const frame of pending) options.onFrame(link, frame)

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import {
   EpochEncoder, decodeFrame, encodePageDelta, applyPageDelta, validatePageDelta,
-  encodeEpochApplied, encodeStripeReceipt, encodeOrigin, encodeHeartbeat, encodeRelease,
+  encodeEpochApplied, encodeStripeReceipt, encodeOrigin, encodeHeartbeat, encodeRelease, encodeLinkNonce,
   InvalidFrameError, FrameIntegrityError, InvalidPageDeltaError,
   GuestReplica, ReplicaMismatchError
 } from '../../ram-replication/index.ts'
@@ -131,7 +131,12 @@ describe('stripe frames', () => {
     expect(decodeFrame(encodeEpochApplied({ vmId: 'vm', epoch: 2 ** 40, guestCounter: 77, contentHash, memoryHash }))).toEqual({ kind: 'epoch-applied', vmId: 'vm', epoch: 2 ** 40, guestCounter: 77, contentHash, memoryHash })
     expect(decodeFrame(encodeStripeReceipt('vm', 5, 3))).toEqual({ kind: 'stripe-receipt', vmId: 'vm', epoch: 5, stripeIndex: 3 })
     expect(decodeFrame(encodeOrigin({ peerId: '12D3KooWabc', run: 0, salt: new Uint8Array(0) }))).toEqual({ kind: 'origin', peerId: '12D3KooWabc', run: 0, salt: new Uint8Array(0) })
-    expect(decodeFrame(encodeOrigin({ peerId: '12D3KooWabc', run: 1_800_000_000_000 * 1024, salt: Uint8Array.of(1, 2, 3) }))).toEqual({ kind: 'origin', peerId: '12D3KooWabc', run: 1_800_000_000_000 * 1024, salt: Uint8Array.of(1, 2, 3) })
+    const nonce = new Uint8Array(randomBytes(16))
+    expect(decodeFrame(encodeOrigin({ peerId: '12D3KooWabc', run: 1_800_000_000_000 * 1024, salt: nonce }))).toEqual({ kind: 'origin', peerId: '12D3KooWabc', run: 1_800_000_000_000 * 1024, salt: nonce })
+    expect(decodeFrame(encodeLinkNonce(nonce))).toEqual({ kind: 'link-nonce', nonce })
+    // A nonce of any other length is refused at decoding: the key derivation never sees it.
+    expect(() => decodeFrame(encodeOrigin({ peerId: '12D3KooWabc', run: 0, salt: Uint8Array.of(1, 2, 3) }))).toThrow(InvalidFrameError)
+    expect(() => decodeFrame(encodeLinkNonce(new Uint8Array(15)))).toThrow(InvalidFrameError)
     expect(decodeFrame(encodeHeartbeat('vm', 9, 1234.5))).toEqual({ kind: 'heartbeat', vmId: 'vm', epoch: 9, sentAt: 1234.5 })
     expect(decodeFrame(encodeRelease('vm'))).toEqual({ kind: 'release', vmId: 'vm' })
   })
