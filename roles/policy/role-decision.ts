@@ -140,9 +140,11 @@ export function decideRole (facts: HardwareFacts, network: NetworkFacts, options
   else if (network.reachable) reasons.push('reachable from outside')
   reasons.push(...notes)
 
+  // vmBackups: backups of VMs on the KVM engine; every node can hold interpreted ones (the
+  // placement asks each node what it can resume, ram-replication/backup/replica-capability.ts)
   const vmBackups = facts.virtualization.kvm && facts.memory.totalBytes >= t.vmBackups.minMemoryBytes && roleRank(ceiling) >= roleRank('rhizomorph')
-  if (vmBackups) reasons.push('KVM available → can host VM backups')
-  else if (!facts.virtualization.kvm) reasons.push('no usable /dev/kvm → cannot host VM backups')
+  if (vmBackups) reasons.push('KVM available → can host VM backups on both engines')
+  else if (!facts.virtualization.kvm) reasons.push('no usable /dev/kvm → hosts VM backups on the interpreted engine only')
   for (const f of facts.unknown) reasons.push(`${f} unknown (probe timed out or unsupported)`)
   if (facts.profile !== undefined) reasons.push(`hardware profile "${facts.profile}" replaces measured facts`)
 

@@ -25,8 +25,8 @@ describe('mycelium role without a daemon', () => {
     expect(report.network).toEqual({ reachable: null })
     expect(report.running).toBeUndefined()
     // a machine without /dev/kvm is a fact the decision explains, not an error
-    if (kvmOpens()) expect(report.reasons).toContain('KVM available → can host VM backups')
-    else expect(report.reasons).toContain('no usable /dev/kvm → cannot host VM backups')
+    if (kvmOpens()) expect(report.reasons).toContain('KVM available → can host VM backups on both engines')
+    else expect(report.reasons).toContain('no usable /dev/kvm → hosts VM backups on the interpreted engine only')
   })
 
   it('prints the reasons for a human, and takes an injected profile', async () => {

@@ -51,7 +51,7 @@ describe('hardware probe on this machine', () => {
     expect(facts.virtualization.kvm).toBe(kvmOpens())
     const report = await assessRole({ dataDir: tmpdir() })
     expect(report.hardware.kvm).toBe(kvmOpens())
-    if (kvmOpens()) expect(report.reasons).toContain('KVM available → can host VM backups')
+    if (kvmOpens()) expect(report.reasons).toContain('KVM available → can host VM backups on both engines')
     else expect(report.reasons.join('\n')).toMatch(/no usable \/dev\/kvm/)
   })
 
