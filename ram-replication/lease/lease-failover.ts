@@ -52,6 +52,8 @@ export class LeaseFailover {
   private readonly o: LeaseFailoverOptions
   private readonly logger: ReplicationLogger
   private readonly campaigning = new Set<string>()
+  /** VMs whose guest would not start here: this node stops preferring itself for them. */
+  private readonly unresumable = new Set<string>()
   private timer?: ReturnType<typeof setInterval>
   campaigns = 0
 
@@ -69,10 +71,14 @@ export class LeaseFailover {
     clearInterval(this.timer)
   }
 
+  failedToResume (vmId: string): boolean {
+    return this.unresumable.has(vmId)
+  }
+
   private check (): void {
     const self = this.o.leases.self
     for (const replica of this.o.replicas.status()) {
-      if (replica.state === 'resumed' || replica.appliedEpoch === 0 || this.campaigning.has(replica.vmId)) continue
+      if (replica.state === 'resumed' || replica.appliedEpoch === 0 || this.campaigning.has(replica.vmId) || this.unresumable.has(replica.vmId)) continue
       const view = this.o.leases.voter.view(replica.vmId)
       if (view === undefined || view.holder === self) continue
       const rank = view.group.voters.indexOf(self)
@@ -161,7 +167,9 @@ export class LeaseFailover {
     try {
       guest = fencedGuest(await start())
     } catch (error) {
+      // the lease runs out unrenewed, and the other backups may take it
       keeper.stop()
+      this.unresumable.add(vmId)
       throw error
     }
     if (fenceWanted) await guest.fence()

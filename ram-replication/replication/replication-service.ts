@@ -177,6 +177,10 @@ export class RamReplication {
     if (this.failover === undefined) return false
     const replica = this.replicas?.status().find(r => r.vmId === request.vmId)
     if (replica === undefined || replica.state === 'resumed' || replica.appliedEpoch === 0) return false
+    // a node that could not run the guest must not hold the others back
+    const engine = this.replicas?.replica(request.vmId)?.engine
+    if (engine !== undefined && !(this.localEngines() as string[]).includes(engine)) return false
+    if (this.failover.failedToResume(request.vmId)) return false
     if (replica.appliedEpoch !== request.epoch) return replica.appliedEpoch > request.epoch
     const voters = request.group.voters
     return voters.indexOf(this.leases.self) < voters.indexOf(request.candidate)

@@ -40,7 +40,7 @@ describe('leases: one running copy of a VM', () => {
     await stopAll(nodes.splice(0))
   })
 
-  async function cluster (cut: Set<string>): Promise<Host[]> {
+  async function cluster (cut: Set<string>, options: { brokenRestorer?: number } = {}): Promise<Host[]> {
     const hosts: Host[] = []
     for (let i = 0; i < 3; i++) {
       const self: { id?: string } = {}
@@ -48,7 +48,9 @@ describe('leases: one running copy of a VM', () => {
       const node = await startReplicationNode(0, (peer) => self.id !== undefined && (cut.has(self.id) !== cut.has(peer)))
       self.id = node.peerId.toString()
       nodes.push(node)
-      const ram = new RamReplication(node, { protocolPrefix: PREFIX, secretKey: secretKeyOf(node), backup: true, forward: false, restoreGuest: engineRestorer(), leaseMs: LEASE_MS })
+      // a backup whose guest will not start (its restorer fails, as on a node short of memory)
+      const restoreGuest = options.brokenRestorer === i ? async () => { throw new Error('cannot start guests here') } : engineRestorer()
+      const ram = new RamReplication(node, { protocolPrefix: PREFIX, secretKey: secretKeyOf(node), backup: true, forward: false, restoreGuest, leaseMs: LEASE_MS })
       services.push(ram)
       await ram.start()
       const host: Host = { node, ram, takeOvers: [], progress: [] }
@@ -142,5 +144,18 @@ describe('leases: one running copy of a VM', () => {
     await waitFor(() => p.ram.lease(vmId) === undefined, 5000, 'the old primary standing down')
     expect(guest.state).toBe('stopped')
     expect(resumedOn(hosts)).toHaveLength(1)
+  }, 60_000)
+
+  it('a backup whose guest will not start does not hold the other back: the other resumes', async () => {
+    const hosts = await cluster(new Set(), { brokenRestorer: 1 })
+    const { vmId, guest } = await runVm(hosts)
+    const diedAt = performance.now()
+    await guest.stop()
+    await hosts[0].ram.stop()
+    await hosts[0].node.stop()
+    await waitFor(() => hosts[2].takeOvers.length > 0, 5000, 'the working backup resuming the guest')
+    expect(hosts[2].takeOvers[0].vmId).toBe(vmId)
+    expect(hosts[1].takeOvers).toEqual([])
+    expect(hosts[2].takeOvers[0].resumedAt - diedAt).toBeLessThan(3000)
   }, 60_000)
 })
