@@ -91,8 +91,9 @@ describe('leases: one running copy of a VM', () => {
     const [winner] = resumedOn(hosts)
     const took = winner.takeOvers[0]
     expect(took.vmId).toBe(vmId)
-    // failover after the crash: the lease runs out (≤ D·(1+drift) after the last renewal) plus the take-over
-    expect(took.resumedAt - diedAt).toBeLessThan(1500)
+    // failover after the crash: the lease runs out (≤ D·(1+drift) after the last renewal) plus the
+    // take-over; bench:ram measures the figure, this bound only says it is not the next timeout
+    expect(took.resumedAt - diedAt).toBeLessThan(3000)
     await new Promise(resolve => setTimeout(resolve, LEASE_MS * 3))
     expect(resumedOn(hosts)).toHaveLength(1)
     // the winner keeps the lease with the other backup's vote; the guest goes on from its epoch
