@@ -21,6 +21,8 @@ export interface RoleReport {
     memAvailableBytes: number
     diskFreeBytes: number | null
     arch: string
+    /** the host's memory page size, null when not measured */
+    pageSizeBytes: number | null
     onBattery: boolean
     kvm: boolean
     raspberryPi: string | null
@@ -56,6 +58,7 @@ export function roleReport (facts: HardwareFacts, network: NetworkFacts, decisio
       memAvailableBytes: facts.memory.availableBytes,
       diskFreeBytes: facts.disk.freeBytes,
       arch: facts.os.arch,
+      pageSizeBytes: facts.os.pageSizeBytes ?? null,
       onBattery: facts.battery.onBattery,
       kvm: facts.virtualization.kvm,
       raspberryPi: facts.raspberryPi,

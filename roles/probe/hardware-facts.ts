@@ -36,6 +36,8 @@ export interface HardwareFacts {
     distro: string
     release: string
     arch: string
+    /** The host's memory page size (null: not measured, e.g. from a profile) */
+    pageSizeBytes?: number | null
   }
   battery: {
     present: boolean

@@ -68,13 +68,34 @@ export function cpuMHz (cpuinfo = '/proc/cpuinfo'): number | null {
   return Number.isFinite(khz) && khz > 0 ? Math.round(khz / 1000) : null
 }
 
+const AT_PAGESZ = 6n
+
+/**
+ * The host's memory page size from the process's auxiliary vector (AT_PAGESZ): 4 KiB on x86-64,
+ * 16 KiB on a Raspberry Pi 5's 64-bit kernel, 64 KiB on some arm64 servers. Null when unknown.
+ */
+export function pageSizeFromAuxv (auxv: Uint8Array | undefined): number | null {
+  if (auxv === undefined) return null
+  const view = new DataView(auxv.buffer, auxv.byteOffset, auxv.byteLength)
+  for (let at = 0; at + 16 <= auxv.byteLength; at += 16) {
+    const key = view.getBigUint64(at, true)
+    if (key === 0n) break
+    if (key !== AT_PAGESZ) continue
+    const size = Number(view.getBigUint64(at + 8, true))
+    return size >= 4096 && (size & (size - 1)) === 0 ? size : null
+  }
+  return null
+}
+
 export function osFacts (platform: string, arch: string, osRelease = '/etc/os-release'): HardwareFacts['os'] {
   const text = read(osRelease) ?? ''
   const value = (key: string): string | undefined => {
     const m = new RegExp(`^${key}=(.*)$`, 'm').exec(text)
     return m === null ? undefined : m[1].replace(/^"(.*)"$/, '$1')
   }
-  return { platform, distro: value('PRETTY_NAME') ?? value('NAME') ?? '', release: value('VERSION_ID') ?? release(), arch }
+  let auxv: Uint8Array | undefined
+  try { auxv = readFileSync('/proc/self/auxv') } catch {}
+  return { platform, distro: value('PRETTY_NAME') ?? value('NAME') ?? '', release: value('VERSION_ID') ?? release(), arch, pageSizeBytes: pageSizeFromAuxv(auxv) }
 }
 
 /** Batteries and mains supplies from /sys/class/power_supply. */

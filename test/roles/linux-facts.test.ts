@@ -4,7 +4,7 @@ import { describe, it, expect, afterEach } from 'vitest'
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { batteryFacts, memoryFacts, osFacts, loadPercent } from '../../roles/probe/linux-facts.ts'
+import { batteryFacts, memoryFacts, osFacts, loadPercent, pageSizeFromAuxv } from '../../roles/probe/linux-facts.ts'
 
 function supplies (spec: Record<string, Record<string, string>>): string {
   const dir = mkdtempSync(join(tmpdir(), 'myc-power-'))
@@ -53,7 +53,7 @@ describe('procfs and os-release', () => {
     const dir = mkdtempSync(join(tmpdir(), 'myc-os-'))
     dirs.push(dir)
     writeFileSync(join(dir, 'os-release'), 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\n')
-    expect(osFacts('linux', 'arm64', join(dir, 'os-release'))).toEqual({ platform: 'linux', distro: 'Debian GNU/Linux 12 (bookworm)', release: '12', arch: 'arm64' })
+    expect(osFacts('linux', 'arm64', join(dir, 'os-release'))).toMatchObject({ platform: 'linux', distro: 'Debian GNU/Linux 12 (bookworm)', release: '12', arch: 'arm64' })
   })
 
   it('samples the load now, between 0 and 100, and stops early when aborted', async () => {
@@ -65,5 +65,29 @@ describe('procfs and os-release', () => {
     const started = Date.now()
     await loadPercent(10_000, abort.signal)
     expect(Date.now() - started).toBeLessThan(5_000)
+  })
+})
+
+describe('the host page size', () => {
+  const auxv = (pairs: Array<[number, number]>): Uint8Array => {
+    const bytes = new Uint8Array((pairs.length + 1) * 16)
+    const view = new DataView(bytes.buffer)
+    pairs.forEach(([key, value], i) => { view.setBigUint64(i * 16, BigInt(key), true); view.setBigUint64(i * 16 + 8, BigInt(value), true) })
+    return bytes
+  }
+
+  it('is read from the auxiliary vector (AT_PAGESZ), 16 KiB on a Pi 5 kernel, and null when absent or odd', () => {
+    expect(pageSizeFromAuxv(auxv([[33, 0x7fff0000], [6, 16384], [17, 100]]))).toBe(16384)
+    expect(pageSizeFromAuxv(auxv([[33, 1]]))).toBeNull()
+    expect(pageSizeFromAuxv(auxv([[6, 3000]]))).toBeNull()
+    expect(pageSizeFromAuxv(undefined)).toBeNull()
+    expect(pageSizeFromAuxv(new Uint8Array(7))).toBeNull()
+  })
+
+  it('is this machine\'s own in the probe', () => {
+    const size = osFacts('linux', process.arch).pageSizeBytes
+    expect(size).not.toBeNull()
+    expect(Math.log2(size!) % 1).toBe(0)
+    expect(size!).toBeGreaterThanOrEqual(4096)
   })
 })

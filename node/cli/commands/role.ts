@@ -30,7 +30,7 @@ function printReport (ctx: CommandContext, r: RunningReport, live: boolean): voi
   const lines = [
     `role       ${r.role}${r.dedicated ? ' (dedicated)' : ''}${r.override !== undefined && r.override !== 'auto' ? ` — pinned with --role ${r.override}` : ''}${live ? '' : '  (no daemon runs: the decision this machine would take now)'}`,
     `score      ${r.score}/100`,
-    `hardware   ${h.cpuCores} × ${h.cpuModel}, ${h.arch}; memory ${gib(h.memAvailableBytes)} free of ${gib(h.memTotalBytes)}; disk ${gib(h.diskFreeBytes)} free`,
+    `hardware   ${h.cpuCores} × ${h.cpuModel}, ${h.arch}${h.pageSizeBytes != null ? ` (${h.pageSizeBytes / 1024} KiB pages)` : ''}; memory ${gib(h.memAvailableBytes)} free of ${gib(h.memTotalBytes)}; disk ${gib(h.diskFreeBytes)} free`,
     `           ${h.onBattery ? 'on battery' : 'on mains'}; KVM ${h.kvm ? 'usable' : 'not usable'}${h.raspberryPi !== null ? `; ${h.raspberryPi}` : ''}${h.profile !== undefined ? `; profile ${h.profile}` : ''}`,
     `network    ${n.reachable === null ? 'reachability unknown' : n.reachable ? 'reachable from peers' : 'not reachable from peers'}${n.rttMs !== undefined ? `, rtt ${n.rttMs} ms` : ''}${n.throughputMbps !== undefined ? `, ${n.throughputMbps} Mbit/s` : ''}`
   ]
