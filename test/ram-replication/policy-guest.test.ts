@@ -105,8 +105,12 @@ for (const { engine, capability } of guestEngineVariants()) {
       expect(replication.state).toBe('replicating')
 
       await restoreLink()
-      await waitFor(() => fullEpochs.length > 0 && replication.status().backups[0].ackedEpoch >= fullEpochs[0] + 3, 30_000, 'the resync and a few epochs after it')
-      expect(replication.status().backups[0].resyncing).toBe(false)
+      // (on a starved machine the backup may fall behind the small limit again and be resynced
+      // once more: what must hold is that a resync completes and epochs follow it)
+      await waitFor(() => {
+        const backup = replication.status().backups[0]
+        return fullEpochs.length > 0 && !backup.resyncing && backup.ackedEpoch >= fullEpochs[fullEpochs.length - 1] + 3
+      }, 30_000, 'the resync and a few epochs after it')
       expect(verifyGuestMemory(host.replica(guest.vmId)!.memory).ok).toBe(true)
       await replication.stop({ release: true })
       await guest.stop()
