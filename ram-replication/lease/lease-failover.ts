@@ -89,6 +89,9 @@ export class LeaseFailover {
         continue
       }
       if (view.remainingMs > 0) continue
+      // A released term is a handover in progress: its target takes the lease (takeOverNow).
+      // The others wait as long as the lease would have run anyway before they ask.
+      if (view.releasedMs !== undefined && view.releasedMs < (this.o.durationMs ?? DEFAULT_LEASE_MS) * (1 + LEASE_DRIFT)) continue
       this.campaigning.add(replica.vmId)
       void this.campaign(replica, view.term, view.holder, Math.max(0, rank - 1) * (this.o.rankDelayMs ?? 30))
         .catch((error: Error) => { this.logger.error('failover of %s failed: %s', replica.vmId, error.message) })

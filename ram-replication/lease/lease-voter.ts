@@ -27,6 +27,8 @@ interface VoterState extends VoterRecord {
   grantedAt: number
   /** The holder gave this term up: a renewal still in flight must not bring it back. */
   released?: boolean
+  /** When the release arrived (this node's clock). */
+  releasedAt?: number
 }
 
 export interface LeaseVoterOptions {
@@ -48,6 +50,8 @@ export interface LeaseView {
   group: LeaseGroup
   /** Milliseconds until this voter's grant expires (≤ 0: free). */
   remainingMs: number
+  /** The holder released the term this long ago (a handover in progress), if it did. */
+  releasedMs?: number
 }
 
 export class LeaseVoter {
@@ -91,6 +95,7 @@ export class LeaseVoter {
         if (request.release === true) {
           state.grantedAt = -Infinity
           state.released = true
+          state.releasedAt = now
           return this.granted(request.vmId, state)
         }
         if (state.released === true) return refuse('stale-term')
@@ -114,7 +119,8 @@ export class LeaseVoter {
   view (vmId: string): LeaseView | undefined {
     const state = this.states.get(vmId)
     if (state === undefined) return undefined
-    return { vmId, term: state.term, holder: state.holder, group: state.group, remainingMs: this.remaining(state, this.clock()) }
+    const now = this.clock()
+    return { vmId, term: state.term, holder: state.holder, group: state.group, remainingMs: this.remaining(state, now), ...(state.releasedAt === undefined ? {} : { releasedMs: now - state.releasedAt }) }
   }
 
   views (): LeaseView[] {
