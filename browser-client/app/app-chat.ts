@@ -1,7 +1,7 @@
 // The live message box: one application gossip topic, named the way the daemon names them
 // (`mycelium/<networkId>/app/<name>`), so `mycelium gossip pub/messages` talk with pages.
 import type { GossipSub } from '@libp2p/gossipsub'
-import { topicPrefix } from '../../node/membership/index.ts'
+import { topicPrefix } from '../../membership/index.ts'
 
 /** the topic pages talk on; sclerotia serving pages subscribe to it so they carry it */
 export const PAGE_CHAT_TOPIC = 'chat'

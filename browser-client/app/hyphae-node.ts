@@ -11,7 +11,7 @@ import { identify, type Identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
-import { membershipEncrypter, type MembershipPolicy } from '../../node/membership/index.ts'
+import { membershipEncrypter, type MembershipPolicy } from '../../membership/index.ts'
 
 export interface HyphaeServices {
   [name: string]: unknown

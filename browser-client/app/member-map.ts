@@ -1,6 +1,6 @@
 // The page's picture of the network: every member it has heard of, its role and addresses,
 // and who is connected to whom (each roster names the sender's connected members).
-import type { RosterEntry } from '../../node/presence/index.ts'
+import type { RosterEntry } from '../../membership/index.ts'
 
 const MAX_MEMBERS = 256
 /** members not confirmed by any roster for this long are dropped from the picture */

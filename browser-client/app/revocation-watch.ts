@@ -6,10 +6,10 @@ import { lpStream } from '@libp2p/utils'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Stream } from '@libp2p/interface'
 import { decodeCanonical } from '../../crypto/index.ts'
-import { protocolPrefix, topicPrefix } from '../../node/membership/index.ts'
+import { protocolPrefix, topicPrefix } from '../../membership/index.ts'
 // node/revocation/index.ts also holds the daemon's file-backed list (node:fs): the page takes
 // the browser-safe codec from its own file; protocol and topic names follow the daemon's
-import { decodeRevocation } from '../../node/revocation/revocation.ts'
+import { decodeRevocation } from '../../membership/index.ts'
 import type { HyphaeLibp2p } from './hyphae-node.ts'
 
 const MAX_REVOCATIONS = 4096

@@ -10,7 +10,7 @@ import { decodeEntry, verifyEntrySignature, viewOf, entryId, type EntryView } fr
 import { decodeEpoch } from '../../spores/primary/epoch.ts'
 import { sporeProtocols } from '../../spores/host.ts'
 import { encodeCanonical, decodeCanonical, toHex } from '../../crypto/index.ts'
-import { protocolPrefix, topicPrefix } from '../../node/membership/index.ts'
+import { protocolPrefix, topicPrefix } from '../../membership/index.ts'
 import type { HyphaeLibp2p } from './hyphae-node.ts'
 
 const ENTRIES_KEPT = 500

@@ -2,7 +2,7 @@
 // was issued. The format is JSON with base64url bytes; certificates keep their canonical CBOR,
 // so the page presents exactly the bytes the network signed.
 import { toBase64Url, fromBase64Url } from '../../crypto/index.ts'
-import { decodeCertificate, encodeCertificate, isNetworkId, networkIdOf, type CertificateChain } from '../../node/membership/index.ts'
+import { decodeCertificate, encodeCertificate, isNetworkId, networkIdOf, type CertificateChain } from '../../membership/index.ts'
 
 export const MEMBERSHIP_STORAGE_KEY = 'mycelium.membership.v1'
 export const NODE_KEY_STORAGE_KEY = 'mycelium.node-key.v1'

@@ -2,7 +2,7 @@
 // Each bridge's own membership (node key, certificate, bootstrap) lives in bridges/<id>/.
 import { rmSync } from 'node:fs'
 import { Home, readJson, writeFileAtomic } from '../home/index.ts'
-import { isNetworkId } from '../membership/index.ts'
+import { isNetworkId } from '../../membership/index.ts'
 import { checkTopicName } from '../gossip/index.ts'
 
 export interface BridgeRecord {

@@ -2,7 +2,7 @@
 // the admin API (`mycelium bridge add|ls|rm`).
 import { randomBytes } from 'node:crypto'
 import { ApiError } from '../api/index.ts'
-import { decodeInvite, MembershipError } from '../membership/index.ts'
+import { decodeInvite, MembershipError } from '../../membership/index.ts'
 import { joinNetwork } from '../network/index.ts'
 import { checkTopicName, InvalidTopicError } from '../gossip/index.ts'
 import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'

@@ -9,7 +9,7 @@ import {
   type Consensus, type GossipsubLike
 } from '../../consensus/index.ts'
 import { committeeCertificateVerifier, type EpochCertificateVerifier } from '../../spores/index.ts'
-import { topicPrefix } from '../membership/index.ts'
+import { topicPrefix } from '../../membership/index.ts'
 import { ApiError, type Routes } from '../api/index.ts'
 import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
 import type { SporesFeature } from '../spores/index.ts'

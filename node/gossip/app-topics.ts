@@ -1,7 +1,7 @@
 // Application gossip: operators and apps publish on named topics; the daemon maps a name to
 // the network's own topic and keeps the last messages of each subscribed topic for the CLI.
 import type { GossipSub } from '@libp2p/gossipsub'
-import { topicPrefix, isNetworkId } from '../membership/index.ts'
+import { topicPrefix, isNetworkId } from '../../membership/index.ts'
 import type { NodeMetrics } from '../metrics/index.ts'
 import { isBridgedMessage, decodeBridgedMessage } from './bridged-message.ts'
 

@@ -26,7 +26,7 @@ import { homedir } from 'node:os'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { encodeCanonical, decodeCanonical, fromBase64Url, toBase64Url, getPublicKey, equalBytes, randomBytesOf, toHex } from '../../crypto/index.ts'
-import { decodeCertificate, encodeChain, networkIdOf, isNetworkId, type CertificateChain } from '../membership/index.ts'
+import { decodeCertificate, encodeChain, networkIdOf, isNetworkId, type CertificateChain } from '../../membership/index.ts'
 import { createFileExclusive, readJson, writeFileAtomic, removeIfExists } from './files.ts'
 import { HomeError } from './errors.ts'
 

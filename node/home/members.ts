@@ -2,7 +2,7 @@
 // list who was admitted, with which capabilities and until when. Certificates themselves
 // live with their holders; this is the administrator's record of them.
 import { peerIdOfPublicKey } from '../../crypto/index.ts'
-import type { MembershipCertificate, Capability } from '../membership/index.ts'
+import type { MembershipCertificate, Capability } from '../../membership/index.ts'
 import { readJson, writeFileAtomic, withFileLock } from './files.ts'
 import type { Home } from './home.ts'
 

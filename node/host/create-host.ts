@@ -13,7 +13,7 @@ import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { bootstrap } from '@libp2p/bootstrap'
 import type { PrivateKey, PeerId } from '@libp2p/interface'
-import { membershipEncrypter, protocolPrefix, ANY_NETWORK_MEMBERSHIP_PROTOCOL, type MembershipPolicy } from '../membership/index.ts'
+import { membershipEncrypter, protocolPrefix, ANY_NETWORK_MEMBERSHIP_PROTOCOL, type MembershipPolicy } from '../../membership/index.ts'
 
 export interface HostServices {
   identify: Identify

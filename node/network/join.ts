@@ -6,7 +6,7 @@ import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { yamux } from '@libp2p/yamux'
 import { multiaddr } from '@multiformats/multiaddr'
-import { decodeInvite, membershipEncrypter, InvalidInviteError, AdmissionRefusedError, type CertificateChain } from '../membership/index.ts'
+import { decodeInvite, membershipEncrypter, InvalidInviteError, AdmissionRefusedError, type CertificateChain } from '../../membership/index.ts'
 import { Home, HomeError, type NetworkInfo } from '../home/index.ts'
 
 export interface JoinResult {

@@ -2,7 +2,7 @@
 // network identity, on nodes that hold the network root key.
 import { hostname } from 'node:os'
 import { getPublicKey, randomSecretKey, randomBytesOf, publicKeyOfPeerId } from '../../crypto/index.ts'
-import { issueCertificate, networkIdOf, encodeInvite, checkAdmissionProof, AdmissionRefusedError, type AdmissionRequest, type CertificateChain } from '../membership/index.ts'
+import { issueCertificate, networkIdOf, encodeInvite, checkAdmissionProof, AdmissionRefusedError, type AdmissionRequest, type CertificateChain } from '../../membership/index.ts'
 import { Home, InviteBook, MemberBook, HomeError, type NetworkInfo } from '../home/index.ts'
 
 export const MEMBER_CERTIFICATE_TTL_MS = 365 * 24 * 3600_000

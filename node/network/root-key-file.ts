@@ -5,7 +5,7 @@
 import { scryptSync, randomBytes, createCipheriv, createDecipheriv } from 'node:crypto'
 import { readFileSync, existsSync } from 'node:fs'
 import { fromBase64Url, toBase64Url, getPublicKey } from '../../crypto/index.ts'
-import { networkIdOf } from '../membership/index.ts'
+import { networkIdOf } from '../../membership/index.ts'
 import { createFileExclusive } from '../home/index.ts'
 
 export class RootKeyFileError extends Error {

@@ -6,9 +6,9 @@ import { lpStream } from '@libp2p/utils'
 import type { Libp2p, Stream, PeerId } from '@libp2p/interface'
 import type { GossipSub, TopicValidatorResult } from '@libp2p/gossipsub'
 import { encodeCanonical, decodeCanonical } from '../../crypto/index.ts'
-import { protocolPrefix, topicPrefix } from '../membership/index.ts'
+import { protocolPrefix, topicPrefix } from '../../membership/index.ts'
 import type { Logger } from '../log/index.ts'
-import { encodeRevocation, decodeRevocation, type Revocation } from './revocation.ts'
+import { encodeRevocation, decodeRevocation, type Revocation } from '../../membership/index.ts'
 import { MAX_REVOCATIONS, type RevocationList } from './revocation-list.ts'
 
 const MAX_MESSAGE_BYTES = 1024 * 1024

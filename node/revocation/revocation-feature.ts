@@ -7,7 +7,7 @@ import { HomeError, type Home, type NetworkInfo } from '../home/index.ts'
 import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
 import { RevocationList } from './revocation-list.ts'
 import { RevocationExchange } from './revocation-exchange.ts'
-import { signRevocation, encodeRevocation, type Revocation } from './revocation.ts'
+import { signRevocation, encodeRevocation, type Revocation } from '../../membership/index.ts'
 
 export class RevocationRefusedError extends Error {
   readonly name = 'RevocationRefusedError'

@@ -3,7 +3,7 @@
 // un-revoke anyone silently, it fails loudly instead.
 import { fromBase64Url, toBase64Url } from '../../crypto/index.ts'
 import { readJson, writeFileAtomic, type Home, type NetworkInfo } from '../home/index.ts'
-import { decodeRevocation, encodeRevocation, type Revocation } from './revocation.ts'
+import { decodeRevocation, encodeRevocation, type Revocation } from '../../membership/index.ts'
 
 export const MAX_REVOCATIONS = 4096
 

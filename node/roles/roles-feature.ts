@@ -1,7 +1,7 @@
 // The daemon's side of the roles: the probe protocol and the switchable relay as libp2p
 // services, the role service started once the host runs, and what the operator sees of it
 // (`mycelium role`, the role fields of `status`, each peer's role in `peers`).
-import { protocolPrefix, topicPrefix } from '../membership/index.ts'
+import { protocolPrefix, topicPrefix } from '../../membership/index.ts'
 import { ApiError } from '../api/index.ts'
 import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
 import {

@@ -13,7 +13,7 @@ import {
   type SporesNetwork, type EpochCertificateVerifier, type SeedNode, type NodeValue, type TierName, type EntryType
 } from '../../spores/index.ts'
 import { decodeCanonical, encodeCanonical, peerIdOfPublicKey } from '../../crypto/index.ts'
-import { decodeCertificate, encodeChain, verifyChain, protocolPrefix, topicPrefix } from '../membership/index.ts'
+import { decodeCertificate, encodeChain, verifyChain, protocolPrefix, topicPrefix } from '../../membership/index.ts'
 import { ApiError, type Routes } from '../api/index.ts'
 import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
 import { MemberBook } from './member-book.ts'

@@ -9,7 +9,7 @@ import {
   type RamReplication, type RunningGuest, type GuestEngine, type PrimaryReplication, type BackupTarget, type ReplicatedGuest, type ReplicaStatus, type ReplicationStatus,
   type EmergencyMode, type ReplicationLogger, type MigrationReport, type TakeOver
 } from '../../ram-replication/index.ts'
-import { protocolPrefix } from '../membership/index.ts'
+import { protocolPrefix } from '../../membership/index.ts'
 import { ApiError, type Routes } from '../api/index.ts'
 import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
 import { placeReplicas, chooseWitnesses, PlacementError } from './replica-placement.ts'

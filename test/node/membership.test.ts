@@ -4,7 +4,7 @@ import { getPublicKey, randomSecretKey, peerIdOfPublicKey } from '../../crypto/i
 import {
   issueCertificate, encodeCertificate, decodeCertificate, verifyChain, networkIdOf, encodeInvite, decodeInvite,
   admissionProof, checkAdmissionProof, InvalidCertificateError, InvalidInviteError
-} from '../../node/membership/index.ts'
+} from '../../membership/index.ts'
 
 const rootSecret = randomSecretKey()
 const rootPublicKey = getPublicKey(rootSecret)

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { joinNetwork } from '../../node/network/index.ts'
 import { createHost } from '../../node/host/index.ts'
-import { topicPrefix } from '../../node/membership/index.ts'
+import { topicPrefix } from '../../membership/index.ts'
 import { encodeBridgedMessage } from '../../node/gossip/index.ts'
 
 interface Received { topic: string, from: string, text: string, origin?: { networkId: string, peerId: string, bridge: string } }

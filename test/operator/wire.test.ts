@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, readFileSync, writeFileSync, existsSync } from 'no
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomSecretKey, getPublicKey, peerIdOfPublicKey } from '../../crypto/index.ts'
-import { networkIdOf } from '../../node/membership/index.ts'
+import { networkIdOf } from '../../membership/index.ts'
 import { Home } from '../../node/home/index.ts'
 import { signRevocation, encodeRevocation, decodeRevocation, RevocationList } from '../../node/revocation/index.ts'
 import { encodeBridgedMessage, decodeBridgedMessage } from '../../node/gossip/index.ts'

@@ -12,7 +12,7 @@ import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { multiaddr } from '@multiformats/multiaddr'
 import { encodeCanonical, decodeCanonical, sign, randomSecretKey, randomBytesOf } from '../../crypto/index.ts'
 import { Home } from '../../node/home/index.ts'
-import { membershipEncrypter, topicPrefix } from '../../node/membership/index.ts'
+import { membershipEncrypter, topicPrefix } from '../../membership/index.ts'
 import { signEntry, signerOf, sporeProtocols, type Signer, type EntryType } from '../../spores/index.ts'
 
 const { values, positionals } = parseArgs({

@@ -2,7 +2,7 @@
 // operator may give through the environment.
 import { describe, it, expect } from 'vitest'
 import { encodeCanonical, getPublicKey, randomSecretKey, peerIdOfPublicKey } from '../../crypto/index.ts'
-import { issueCertificate, encodeChain, networkIdOf } from '../../node/membership/index.ts'
+import { issueCertificate, encodeChain, networkIdOf } from '../../membership/index.ts'
 import { membershipCheck, sporesSettingsFromEnv, SporesSettingsError } from '../../node/spores/index.ts'
 
 describe('seed exporter membership', () => {

@@ -7,7 +7,7 @@ import { api, printJson, type CommandContext } from '../context.ts'
 import { HomeError, InviteBook, MemberBook, type NetworkInfo } from '../../home/index.ts'
 import { DaemonNotRunningError } from '../../api/index.ts'
 import { writeRootKeyFile, readRootKeyFile, MEMBER_CERTIFICATE_TTL_MS } from '../../network/index.ts'
-import { issueCertificate, networkIdOf } from '../../membership/index.ts'
+import { issueCertificate, networkIdOf } from '../../../membership/index.ts'
 import { getPublicKey, toBase64Url } from '../../../crypto/index.ts'
 import { RevocationList, revokeOffline, revocationJson } from '../../revocation/index.ts'
 

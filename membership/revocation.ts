@@ -1,8 +1,8 @@
 // A revocation: the network root key states "this member key is no longer a member". It is
 // signed over canonical CBOR, so every node checks it with the root public key it already
 // trusts, whoever relayed it.
-import { encodeCanonical, decodeCanonical, sign, verify } from '../../crypto/index.ts'
-import { isNetworkId } from '../membership/index.ts'
+import { encodeCanonical, decodeCanonical, sign, verify } from '../crypto/index.ts'
+import { isNetworkId } from './network-id.ts'
 import { peerIdFromString } from '@libp2p/peer-id'
 
 export class InvalidRevocationError extends Error {

@@ -1,7 +1,7 @@
 // Membership certificates: the network root (or an issuer the root delegated to) signs
 // "this Ed25519 key is a member of network N until T". Browser-safe: the web client
 // checks and presents the same certificates.
-import { encodeCanonical, decodeCanonical, sign, verify, equalBytes, peerIdOfPublicKey } from '../../crypto/index.ts'
+import { encodeCanonical, decodeCanonical, sign, verify, equalBytes, peerIdOfPublicKey } from '../crypto/index.ts'
 import { InvalidCertificateError } from './errors.ts'
 import { isNetworkId } from './network-id.ts'
 

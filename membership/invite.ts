@@ -2,7 +2,7 @@
 // (network id, root key, where to dial, a single-use admission secret, an expiry).
 import { hmac } from '@noble/hashes/hmac.js'
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
-import { encodeCanonical, decodeCanonical, toBase64Url, fromBase64Url, equalBytes } from '../../crypto/index.ts'
+import { encodeCanonical, decodeCanonical, toBase64Url, fromBase64Url, equalBytes } from '../crypto/index.ts'
 import { InvalidInviteError } from './errors.ts'
 import { isNetworkId, networkIdOf } from './network-id.ts'
 

@@ -6,7 +6,7 @@
 import { noise } from '@libp2p/noise'
 import { lpStream } from '@libp2p/utils'
 import type { ComponentLogger, ConnectionEncrypter, MessageStream, PeerId, PrivateKey, SecureConnectionOptions, SecuredConnection, Upgrader, Metrics } from '@libp2p/interface'
-import { encodeCanonical, decodeCanonical } from '../../crypto/index.ts'
+import { encodeCanonical, decodeCanonical } from '../crypto/index.ts'
 import { decodeCertificate, encodeChain, verifyChain, type CertificateChain } from './certificate.ts'
 import { admissionProof } from './invite.ts'
 import { AdmissionRefusedError, MembershipRefusedError, MembershipError } from './errors.ts'

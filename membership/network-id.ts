@@ -1,4 +1,4 @@
-import { sha256, toBase32 } from '../../crypto/index.ts'
+import { sha256, toBase32 } from '../crypto/index.ts'
 
 const DOMAIN = new TextEncoder().encode('mycelium-network-id-v1:')
 

@@ -6,8 +6,8 @@ import { lpStream } from '@libp2p/utils'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p, PeerId, Stream, Connection } from '@libp2p/interface'
-import { encodeCanonical, decodeCanonical } from '../../crypto/index.ts'
-import type { Logger } from '../log/index.ts'
+import { encodeCanonical, decodeCanonical } from '../crypto/index.ts'
+import type { MemberLog } from './member-log.ts'
 
 const MAX_PEERS = 256
 const MAX_ADDRS = 16
@@ -58,7 +58,7 @@ export interface RosterOptions {
   connectedMembers: () => RosterEntry[]
   onPresence: (peerId: string, presence: Presence) => void
   onLearned: (entries: RosterEntry[]) => void
-  log: Logger
+  log: MemberLog
 }
 
 export class Roster {
