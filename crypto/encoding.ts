@@ -1,5 +1,10 @@
 // Text forms of bytes used in files, tokens and JSON output.
 
+/** Text that is not the hex or base64url it should be (a TypeError, as before it had a name). */
+export class InvalidEncodingError extends TypeError {
+  readonly name = 'InvalidEncodingError'
+}
+
 export function toHex (bytes: Uint8Array): string {
   let out = ''
   for (const b of bytes) out += b.toString(16).padStart(2, '0')
@@ -7,7 +12,7 @@ export function toHex (bytes: Uint8Array): string {
 }
 
 export function fromHex (hex: string): Uint8Array {
-  if (hex.length % 2 !== 0 || !/^[0-9a-f]*$/i.test(hex)) throw new TypeError('not a hex string')
+  if (hex.length % 2 !== 0 || !/^[0-9a-f]*$/i.test(hex)) throw new InvalidEncodingError('not a hex string')
   const out = new Uint8Array(hex.length / 2)
   for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16)
   return out
@@ -35,14 +40,14 @@ export function toBase64Url (bytes: Uint8Array): string {
 }
 
 export function fromBase64Url (text: string): Uint8Array {
-  if (text.length % 4 === 1) throw new TypeError('not a base64url string')
+  if (text.length % 4 === 1) throw new InvalidEncodingError('not a base64url string')
   const out = new Uint8Array(Math.floor(text.length * 3 / 4))
   let bits = 0
   let acc = 0
   let o = 0
   for (const c of text) {
     const v = B64URL_INDEX.get(c)
-    if (v === undefined) throw new TypeError('not a base64url string')
+    if (v === undefined) throw new InvalidEncodingError('not a base64url string')
     acc = (acc << 6) | v
     bits += 6
     if (bits >= 8) {

@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest'
 import fc from 'fast-check'
 import * as native from '../../crypto/ed25519-native.ts'
 import * as noble from '../../crypto/ed25519-noble.ts'
-import { encodeCanonical, decodeCanonical, NonCanonicalEncodingError, toBase64Url, fromBase64Url, toBase32, peerIdOfPublicKey, publicKeyOfPeerId, toHex, fromHex } from '../../crypto/index.ts'
+import { encodeCanonical, decodeCanonical, NonCanonicalEncodingError, MAX_CBOR_DEPTH, InvalidEncodingError, toBase64Url, fromBase64Url, toBase32, peerIdOfPublicKey, publicKeyOfPeerId, toHex, fromHex } from '../../crypto/index.ts'
 
 describe('ed25519', () => {
   it('native and noble produce and accept the same signatures', () => {
@@ -33,6 +33,17 @@ describe('canonical cbor', () => {
     expect(() => decodeCanonical(new Uint8Array([0x18, 0x01]))).toThrow(NonCanonicalEncodingError)
     expect(() => decodeCanonical(new Uint8Array([0xff]))).toThrow(NonCanonicalEncodingError)
   })
+
+  it('refuses deep nesting with its named error (2,000 nested maps used to overflow the stack on re-encoding: a bare RangeError)', () => {
+    const maps = new Uint8Array(2000 * 3 + 1)
+    for (let i = 0; i < 2000; i++) maps.set([0xa1, 0x61, 0x61], i * 3)
+    expect(() => decodeCanonical(maps)).toThrow(NonCanonicalEncodingError)
+    expect(() => decodeCanonical(new Uint8Array(100_001).fill(0x81))).toThrow(NonCanonicalEncodingError)
+    let nested: unknown = 1
+    for (let i = 0; i < MAX_CBOR_DEPTH; i++) nested = [nested]
+    expect(decodeCanonical(encodeCanonical(nested))).toEqual(nested)
+    expect(() => decodeCanonical(encodeCanonical([nested]))).toThrow(NonCanonicalEncodingError)
+  })
 })
 
 describe('encodings', () => {
@@ -42,7 +53,10 @@ describe('encodings', () => {
       expect(fromHex(toHex(b))).toEqual(b)
       expect(toBase32(b)).toMatch(/^[a-z2-7]*$/)
     }))
-    expect(() => fromBase64Url('a$b')).toThrow()
+    expect(() => fromBase64Url('a$b')).toThrow(InvalidEncodingError)
+    // a named error, still a TypeError for callers written before it had a name
+    expect(() => fromHex('zz')).toThrow(TypeError)
+    expect(() => fromHex('abc')).toThrow(InvalidEncodingError)
   })
   it('peer ids embed the public key', () => {
     const pub = native.getPublicKey(native.randomSecretKey())
