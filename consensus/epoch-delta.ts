@@ -7,6 +7,7 @@
 // Wire form (the round input): canonical CBOR { epoch, prev, issuedAt, added, removed, candidates }.
 import { encodeCanonical, decodeCanonical, sha256, toHex, equalBytes } from '../crypto/index.ts'
 import { MAX_COMMITTEE } from './messages.ts'
+import { EpochProposalError } from './errors.ts'
 
 /** The full body of the next epoch (what members judge and build; the round input is its delta). */
 export interface EpochBody {
@@ -56,22 +57,22 @@ export function encodeEpochProposal (body: EpochBody, base: DeltaBase): Uint8Arr
   return encodeCanonical({ epoch: body.epoch, prev: body.prev, issuedAt: body.issuedAt, added, removed, candidates: body.candidates })
 }
 
-/** Rebuilds the full body of a proposal against `base`; throws TypeError for input that is not one. */
+/** Rebuilds the full body of a proposal against `base`; throws EpochProposalError (or NonCanonicalEncodingError) for input that is not one. */
 export function decodeEpochProposal (input: Uint8Array, base: DeltaBase): EpochBody {
   const raw = decodeCanonical(input) as Record<string, unknown>
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || Object.keys(raw).length !== 6) throw new TypeError('epoch proposal: expected 6 fields')
-  if (raw.epoch !== base.epoch + 1) throw new TypeError('epoch proposal: wrong epoch number')
-  if (!(raw.prev instanceof Uint8Array) || !equalBytes(raw.prev, base.digest)) throw new TypeError('epoch proposal: does not extend the previous epoch')
-  if (typeof raw.issuedAt !== 'number' || !Number.isSafeInteger(raw.issuedAt) || raw.issuedAt <= base.issuedAt) throw new TypeError('epoch proposal: issuedAt not after the previous epoch')
-  if (!Array.isArray(raw.added) || !raw.added.every(e => e instanceof Uint8Array)) throw new TypeError('epoch proposal: added entries are not bytes')
-  if (!Array.isArray(raw.removed) || !raw.removed.every(h => h instanceof Uint8Array && h.length === 32)) throw new TypeError('epoch proposal: removed is not a list of sha256 digests')
-  if (!Array.isArray(raw.candidates) || raw.candidates.length === 0 || raw.candidates.length > MAX_COMMITTEE || !raw.candidates.every(c => typeof c === 'string')) throw new TypeError('epoch proposal: bad candidates')
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || Object.keys(raw).length !== 6) throw new EpochProposalError('epoch proposal: expected 6 fields')
+  if (raw.epoch !== base.epoch + 1) throw new EpochProposalError('epoch proposal: wrong epoch number')
+  if (!(raw.prev instanceof Uint8Array) || !equalBytes(raw.prev, base.digest)) throw new EpochProposalError('epoch proposal: does not extend the previous epoch')
+  if (typeof raw.issuedAt !== 'number' || !Number.isSafeInteger(raw.issuedAt) || raw.issuedAt <= base.issuedAt) throw new EpochProposalError('epoch proposal: issuedAt not after the previous epoch')
+  if (!Array.isArray(raw.added) || !raw.added.every(e => e instanceof Uint8Array)) throw new EpochProposalError('epoch proposal: added entries are not bytes')
+  if (!Array.isArray(raw.removed) || !raw.removed.every(h => h instanceof Uint8Array && h.length === 32)) throw new EpochProposalError('epoch proposal: removed is not a list of sha256 digests')
+  if (!Array.isArray(raw.candidates) || raw.candidates.length === 0 || raw.candidates.length > MAX_COMMITTEE || !raw.candidates.every(c => typeof c === 'string')) throw new EpochProposalError('epoch proposal: bad candidates')
   const before = hashesOf(base)
   const gone = new Set<number>()
   for (const h of raw.removed as Uint8Array[]) {
     const i = before.get(toHex(h))
-    if (i === undefined) throw new TypeError('epoch proposal: removes an entry the previous epoch does not hold')
-    if (gone.has(i)) throw new TypeError('epoch proposal: removes one entry twice')
+    if (i === undefined) throw new EpochProposalError('epoch proposal: removes an entry the previous epoch does not hold')
+    if (gone.has(i)) throw new EpochProposalError('epoch proposal: removes one entry twice')
     gone.add(i)
   }
   const entries = [...base.entries.filter((_, i) => !gone.has(i)), ...(raw.added as Uint8Array[])]

@@ -38,3 +38,8 @@ export class EpochGapError extends Error {
 export class EvidenceInvalidError extends Error {
   readonly name = 'EvidenceInvalidError'
 }
+
+/** A proposed epoch input that is not a delta on the previous epoch (a TypeError, as before it had a name). */
+export class EpochProposalError extends TypeError {
+  readonly name = 'EpochProposalError'
+}

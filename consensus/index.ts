@@ -49,5 +49,5 @@ export { gossipsubTransport, consensusTopics } from './pubsub.ts'
 export type { ConsensusPubSub, GossipsubLike } from './pubsub.ts'
 export type { ConsensusLogger } from './logger.ts'
 
-export { RoundFailedError, ConsensusMessageError, CertificateInvalidError, ConflictingEpochError, EpochGapError, EvidenceInvalidError } from './errors.ts'
+export { RoundFailedError, ConsensusMessageError, CertificateInvalidError, ConflictingEpochError, EpochGapError, EvidenceInvalidError, EpochProposalError } from './errors.ts'
 export type { RoundFailureReason } from './errors.ts'

@@ -5,7 +5,7 @@
 import { describe, it, expect } from 'vitest'
 import { toHex, sha256, encodeCanonical, randomSecretKey } from '../../crypto/index.ts'
 import { signEntry, signerOf, type SignedEntry } from '../../spores/index.ts'
-import { encodeEpochProposal, decodeEpochProposal, MAX_MESSAGE_BYTES } from '../../consensus/index.ts'
+import { encodeEpochProposal, decodeEpochProposal, MAX_MESSAGE_BYTES, EpochProposalError } from '../../consensus/index.ts'
 import { startCluster, until, latestEpoch } from './consensus-cluster.ts'
 
 const origins = Array.from({ length: 100 }, () => signerOf(randomSecretKey()))
@@ -41,6 +41,9 @@ describe('epoch proposals as changes', () => {
     expect(() => decodeEpochProposal(twice, base)).toThrow(/twice/)
     const garbage = encodeCanonical({ epoch: 8, prev: base.digest, issuedAt: now + 10, added: [], removed: [new Uint8Array(5)], candidates: ['a'] })
     expect(() => decodeEpochProposal(garbage, base)).toThrow(/sha256/)
+    // a named error (it was a bare TypeError), still a TypeError for older callers
+    expect(() => decodeEpochProposal(twice, base)).toThrow(EpochProposalError)
+    expect(() => decodeEpochProposal(encodeCanonical([1, 2]), base)).toThrow(TypeError)
   })
 })
 
