@@ -6,3 +6,4 @@ export { encodeCanonical, decodeCanonical, equalBytes, NonCanonicalEncodingError
 export { toHex, fromHex, toBase64Url, fromBase64Url, toBase32, InvalidEncodingError } from './encoding.ts'
 export { peerIdOfPublicKey, publicKeyOfPeerId, InvalidPeerIdError } from './peer.ts'
 export { verifyRemembered } from './verified.ts'
+export { constantTimeEqual } from './constant-time.ts'

@@ -2,7 +2,7 @@
 // (network id, root key, where to dial, a single-use admission secret, an expiry).
 import { hmac } from '@noble/hashes/hmac.js'
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
-import { encodeCanonical, decodeCanonical, toBase64Url, fromBase64Url, equalBytes } from '../crypto/index.ts'
+import { encodeCanonical, decodeCanonical, toBase64Url, fromBase64Url, constantTimeEqual } from '../crypto/index.ts'
 import { InvalidInviteError } from './errors.ts'
 import { isNetworkId, networkIdOf } from './network-id.ts'
 
@@ -56,6 +56,7 @@ export function admissionProof (secret: Uint8Array, inviteId: Uint8Array, networ
   return hmac(nobleSha256, secret, encodeCanonical({ ctx: 'mycelium-admission-v1', net: networkId, id: inviteId, joiner: joinerPeerId, inviter: inviterPeerId }))
 }
 
+/** Constant-time: the proof is a MAC, and an early exit would leak how much of a guess was right. */
 export function checkAdmissionProof (proof: Uint8Array, secret: Uint8Array, inviteId: Uint8Array, networkId: string, joinerPeerId: string, inviterPeerId: string): boolean {
-  return equalBytes(proof, admissionProof(secret, inviteId, networkId, joinerPeerId, inviterPeerId))
+  return constantTimeEqual(proof, admissionProof(secret, inviteId, networkId, joinerPeerId, inviterPeerId))
 }

@@ -2,7 +2,8 @@
 // connection, kept by every node, enforced by the membership handshake and the gater.
 export { signRevocation, encodeRevocation, decodeRevocation, InvalidRevocationError } from '../../membership/index.ts'
 export type { Revocation } from '../../membership/index.ts'
-export { RevocationList, MAX_REVOCATIONS } from './revocation-list.ts'
+export { RevocationList, RevocationListFullError, MAX_REVOCATIONS } from './revocation-list.ts'
+export { revocationUntil, REVOCATION_CLOCK_MARGIN_MS } from './revocation-until.ts'
 export { RevocationExchange, revocationTopic, revocationProtocol } from './revocation-exchange.ts'
 export type { RevocationExchangeOptions } from './revocation-exchange.ts'
 export { revocationFeature, revokeOffline, signRevocationWithHome, revocationJson, RevocationRefusedError } from './revocation-feature.ts'

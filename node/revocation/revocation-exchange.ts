@@ -80,7 +80,11 @@ export class RevocationExchange {
 
   /** Merges revocations and hangs up on every connected peer they name; returns how many were new. */
   private take (encoded: Uint8Array[]): number {
+    const refusedBefore = this.options.list.refused
     const added = this.options.list.merge(encoded)
+    const refused = this.options.list.refused - refusedBefore
+    // a full list must never drop a revocation quietly: the operator has to act (see README)
+    if (refused > 0) this.options.log.error({ refused, max: MAX_REVOCATIONS }, 'revocation list is full: revocations of the network administrator were not stored, so those members are not refused by this node')
     const self = this.options.host.peerId.toString()
     for (const r of added) {
       if (r.peerId === self) this.options.log.error({ revokedAt: r.revokedAt }, 'this node was revoked by the network administrator: every member refuses it now; join again with a new invite in a new home')

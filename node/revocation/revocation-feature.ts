@@ -3,18 +3,19 @@
 // revocations, and the admin API lets the administrator node sign one.
 import { peerIdFromString, peerIdFromPublicKey } from '@libp2p/peer-id'
 import { ApiError } from '../api/index.ts'
-import { HomeError, type Home, type NetworkInfo } from '../home/index.ts'
+import { HomeError, MemberBook, type Home, type NetworkInfo } from '../home/index.ts'
 import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
-import { RevocationList } from './revocation-list.ts'
+import { RevocationList, RevocationListFullError } from './revocation-list.ts'
 import { RevocationExchange } from './revocation-exchange.ts'
-import { signRevocation, encodeRevocation, type Revocation } from '../../membership/index.ts'
+import { signRevocation, type Revocation } from '../../membership/index.ts'
+import { revocationUntil } from './revocation-until.ts'
 
 export class RevocationRefusedError extends Error {
   readonly name = 'RevocationRefusedError'
 }
 
-export function revocationJson (r: Revocation): { peerId: string, revokedAt: number } {
-  return { peerId: r.peerId, revokedAt: r.revokedAt }
+export function revocationJson (r: Revocation): { peerId: string, revokedAt: number, until?: number } {
+  return r.until === undefined ? { peerId: r.peerId, revokedAt: r.revokedAt } : { peerId: r.peerId, revokedAt: r.revokedAt, until: r.until }
 }
 
 /** Signs a revocation with the root key held in `home`; the administrator cannot revoke its own node. */
@@ -23,15 +24,17 @@ export function signRevocationWithHome (home: Home, network: NetworkInfo, peerId
   if (rootSecret === undefined) throw new RevocationRefusedError(`this node does not hold the root key of network ${network.name}; revoke members on its administrator node`)
   try { peerIdFromString(peerId) } catch { throw new RevocationRefusedError(`"${peerId}" is not a peer id`) }
   if (home.hasNodeKey() && peerIdFromPublicKey(home.loadNodeKey().publicKey).toString() === peerId) throw new RevocationRefusedError('this is the administrator node itself; it cannot revoke its own key')
-  return signRevocation(rootSecret, network.networkId, peerId, now)
+  return signRevocation(rootSecret, network.networkId, peerId, now, revocationUntil(new MemberBook(home).list(), peerId, now))
 }
 
 /** Revokes without a running daemon: stored in the home, spread when the daemon next runs. */
 export function revokeOffline (home: Home, peerId: string): Revocation {
   const network = home.loadNetwork()
   if (network === undefined) throw new HomeError(`${home.dir} is in no network`)
+  const list = new RevocationList(home, network)
+  if (list.has(peerId)) throw new RevocationRefusedError(`${peerId} is already revoked`)
   const revocation = signRevocationWithHome(home, network, peerId)
-  new RevocationList(home, network).merge([encodeRevocation(revocation)])
+  list.add(revocation)
   return revocation
 }
 
@@ -64,7 +67,9 @@ export function revocationFeature (): DaemonFeature & { list: () => RevocationLi
         let revocation: Revocation
         try {
           revocation = signRevocationWithHome(ctx.home, ctx.network, peerId)
+          list!.add(revocation)
         } catch (err) {
+          if (err instanceof RevocationListFullError) throw new ApiError(507, err.message)
           throw new ApiError(err instanceof RevocationRefusedError ? 400 : 500, (err as Error).message)
         }
         await exchange!.announce(revocation)

@@ -78,7 +78,7 @@ export const networkRevoke: Command = {
     if (positional.length !== 1) throw new UsageError('usage: mycelium network revoke <peerId>')
     const network = networkOf(ctx)
     requireAdministrator(ctx, network)
-    let result: { peerId: string, revokedAt: number }
+    let result: { peerId: string, revokedAt: number, until?: number }
     let spread = true
     try {
       result = await api(ctx).request('POST', '/network/revocations', { peerId: positional[0] })
@@ -89,6 +89,8 @@ export const networkRevoke: Command = {
     }
     if (ctx.json) { printJson(ctx, { ...result, spread }); return }
     ctx.out(`revoked ${result.peerId}`)
+    // after `until` every certificate of that key has expired: nodes then forget the revocation
+    ctx.err(result.until !== undefined ? `kept until ${new Date(result.until).toISOString().slice(0, 10)}, when every certificate of that key has expired` : 'kept for good (this administrator issued no certificate to that key that it knows of)')
     ctx.err(spread ? 'the revocation is being spread to every member; they disconnect it within seconds' : 'the daemon is not running: the revocation is stored and spreads when it starts')
   }
 }
