@@ -92,7 +92,8 @@ export function struct<S extends Shape, O extends keyof S = never> (shape: S, op
   return (raw, at) => {
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || raw instanceof Uint8Array) fail(at, 'expected a map')
     const rec = raw as Record<string, unknown>
-    for (const k of Object.keys(rec)) if (!(k in shape)) fail(at, `unexpected field ${k.slice(0, 40)}`)
+    // own fields only: `k in shape` let '__proto__' or 'toString' pass as known, and be dropped
+    for (const k of Object.keys(rec)) if (!Object.hasOwn(shape, k)) fail(at, `unexpected field ${k.slice(0, 40)}`)
     const out: Record<string, unknown> = {}
     for (const k of names) {
       if (rec[k] === undefined) {

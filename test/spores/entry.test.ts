@@ -60,6 +60,16 @@ describe('spore entry codec', () => {
     const body = encodeCanonical({ type: 'health', key: s.peerId, value: { status: 'ok', load: -1, memFreeMiB: 1 }, origin: s.peerId, seq: 1, issuedAt: 1 })
     expect(() => decodeEntry(encodeCanonical([body, new Uint8Array(64)]))).toThrow(SchemaError)
   })
+
+  it('refuses fields named like Object.prototype members (they passed as known fields and were dropped: two encodings of one value)', () => {
+    const s = identity()
+    for (const name of ['__proto__', 'toString', 'constructor']) {
+      const value: Record<string, unknown> = { ...nodeValue() }
+      Object.defineProperty(value, name, { value: 1, enumerable: true, writable: true, configurable: true })
+      expect(() => ENTRY_CODECS.node.parse(value, 'node'), name).toThrow(SchemaError)
+      expect(() => signEntry(s, { type: 'node', key: s.peerId, value: value as any, seq: 1, issuedAt: 1 }), name).toThrow(SchemaError)
+    }
+  })
 })
 
 describe('who may speak for which key', () => {
