@@ -2,7 +2,7 @@
 // Each bridge's own membership (node key, certificate, bootstrap) lives in bridges/<id>/.
 import { rmSync } from 'node:fs'
 import { Home, readJson, writeFileAtomic } from '../home/index.ts'
-import { isNetworkId } from '../../membership/index.ts'
+import { isNetworkId, BRIDGE_GRANT_PREFIX } from '../../membership/index.ts'
 import { checkTopicName } from '../gossip/index.ts'
 
 export interface BridgeRecord {
@@ -12,6 +12,8 @@ export interface BridgeRecord {
   topics: string[]
   ratePerS: number
   createdAt: number
+  /** bridge grants (mycb1.… tokens) of the administrators of either network; checked when the bridge loads them */
+  grants?: string[]
 }
 
 export class BridgeBook {
@@ -30,7 +32,9 @@ export class BridgeBook {
       if (!Array.isArray(v)) throw new Error('not a list')
       return v.map((o: Record<string, unknown>) => {
         if (typeof o.id !== 'string' || !/^[0-9a-f]{8}$/.test(o.id) || !isNetworkId(o.networkId) || typeof o.networkName !== 'string' || !Array.isArray(o.topics) || typeof o.ratePerS !== 'number' || !(o.ratePerS > 0) || !Number.isSafeInteger(o.createdAt)) throw new Error('bad bridge record')
-        return { id: o.id, networkId: o.networkId, networkName: o.networkName, topics: o.topics.map(checkTopicName), ratePerS: o.ratePerS, createdAt: o.createdAt as number }
+        if (o.grants !== undefined && !(Array.isArray(o.grants) && o.grants.length <= 2 && o.grants.every(g => typeof g === 'string' && g.startsWith(BRIDGE_GRANT_PREFIX)))) throw new Error('bad bridge record')
+        const record: BridgeRecord = { id: o.id, networkId: o.networkId, networkName: o.networkName, topics: o.topics.map(checkTopicName), ratePerS: o.ratePerS, createdAt: o.createdAt as number }
+        return o.grants === undefined ? record : { ...record, grants: o.grants as string[] }
       })
     }) ?? []
   }

@@ -2,11 +2,12 @@
 // the admin API (`mycelium bridge add|ls|rm`).
 import { randomBytes } from 'node:crypto'
 import { ApiError } from '../api/index.ts'
-import { decodeInvite, MembershipError } from '../../membership/index.ts'
+import { decodeInvite, decodeBridgeGrantToken, MembershipError, InvalidBridgeGrantError } from '../../membership/index.ts'
 import { joinNetwork } from '../network/index.ts'
 import { checkTopicName, InvalidTopicError } from '../gossip/index.ts'
 import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
 import { Bridge, type BridgeView } from './bridge.ts'
+import { BridgeGrantMismatchError } from './bridge-grants.ts'
 import { BridgeBook, type BridgeRecord } from './bridge-book.ts'
 
 export const DEFAULT_BRIDGE_RATE_PER_S = 100
@@ -20,8 +21,16 @@ export function bridgeFeature (): DaemonFeature {
   const bridges = new Map<string, Bridge>()
 
   const launch = (ctx: DaemonContext, book: BridgeBook, record: BridgeRecord): Bridge => {
-    const bridge = new Bridge({ record, home: book.bridgeHome(record.id), local: { networkId: ctx.network.networkId, host: ctx.host, secretKey: ctx.secretKey }, log: ctx.log })
+    const bridge = new Bridge({ record, home: book.bridgeHome(record.id), local: { networkId: ctx.network.networkId, host: ctx.host, secretKey: ctx.secretKey, isMember: ctx.isVerified }, log: ctx.log })
     bridges.set(record.id, bridge)
+    for (const token of record.grants ?? []) {
+      try {
+        bridge.grants.hold(decodeBridgeGrantToken(token))
+      } catch (err) {
+        // an expired grant, or bridges.json edited by hand: that direction waits for a new grant
+        ctx.log.warn({ bridge: record.id, err: (err as Error).message }, 'bridge grant not used')
+      }
+    }
     return bridge
   }
 
@@ -77,6 +86,21 @@ export function bridgeFeature (): DaemonFeature {
           book.remove(id)
           throw new ApiError(500, `bridge did not start: ${(err as Error).message}`)
         }
+        return bridge.view()
+      },
+      'POST /bridges/grant': ({ body: b }) => {
+        const { id, grant } = body(b)
+        if (typeof id !== 'string') throw new ApiError(400, 'id must be a string')
+        if (typeof grant !== 'string') throw new ApiError(400, 'grant must be a string (mycb1.…)')
+        const bridge = bridges.get(id)
+        if (bridge === undefined) throw new ApiError(404, `no bridge ${id} (see mycelium bridge ls)`)
+        try {
+          bridge.grants.hold(decodeBridgeGrantToken(grant))
+        } catch (err) {
+          if (err instanceof InvalidBridgeGrantError || err instanceof BridgeGrantMismatchError) throw new ApiError(400, err.message)
+          throw err
+        }
+        new BridgeBook(ctx.home).add({ ...bridge.record, grants: bridge.grants.tokens() })
         return bridge.view()
       },
       'POST /bridges/remove': async ({ body: b }) => {

@@ -6,18 +6,26 @@
 // labelled "bridged from <network>/<peer>"). The two hosts share nothing else: B's DHT,
 // membership, roster and other topics and spore entries stay in B, and no node of one network
 // ever gets a connection to a node of the other.
+//
+// A direction carries only while the bridge holds a grant from the administrator of the
+// network it enters (bridge-grants.ts), presented with every bridged message, and a service
+// record crosses only after the checks the spores would merge it by (service-gate.ts): the
+// bridge re-signs what it carries, so nothing unchecked may get its signature.
 import { multiaddr } from '@multiformats/multiaddr'
 import type { GossipSub, Message } from '@libp2p/gossipsub'
 import { createHost, type MyceliumHost } from '../host/index.ts'
 import { topicPrefix, protocolPrefix, type MembershipPolicy, type CertificateChain } from '../../membership/index.ts'
 import { encodeBridgedMessage, isBridgedMessage } from '../gossip/index.ts'
+import { peerIdOfPublicKey } from '../../crypto/index.ts'
 import { RevocationList, RevocationExchange } from '../revocation/index.ts'
 import { Roster } from '../../membership/index.ts'
-import { decodeEntry, signEntry, signerOf, sporeProtocols, type Signer } from '../../spores/index.ts'
+import { signEntry, signerOf, sporeProtocols, type Signer } from '../../spores/index.ts'
 import { HomeError, type Home, type NetworkInfo } from '../home/index.ts'
 import type { Logger } from '../log/index.ts'
 import { TokenBucket } from './token-bucket.ts'
 import type { BridgeRecord } from './bridge-book.ts'
+import { BridgeGrants } from './bridge-grants.ts'
+import { ServiceRecordGate } from './service-gate.ts'
 
 const RECONNECT_INTERVAL_MS = 5_000
 const BRIDGED_LABEL = 'bridged from '
@@ -27,13 +35,13 @@ function latentTopic (networkId: string): string {
   return sporeProtocols({ protocolPrefix: protocolPrefix(networkId), topicPrefix: topicPrefix(networkId) }).gossip
 }
 
-interface ServiceValueView { name: string, endpoints: string[], protocol?: string }
-
 /** One side of the bridge: a host in one network and the key that signs what enters it. */
 export interface BridgeSide {
   networkId: string
   host: () => MyceliumHost
   secretKey: Uint8Array
+  /** true while the peer is a member of this network (the origin check of records it sends) */
+  isMember: (peerId: string) => boolean
 }
 
 export interface DirectionStats {
@@ -43,6 +51,10 @@ export interface DirectionStats {
   services: number
   /** messages and records over the rate limit */
   dropped: number
+  /** messages and records not carried: the network they would enter has not granted the bridge */
+  unattested: number
+  /** service records not carried because they failed the spores' checks (signature, owner, membership, time, version) */
+  refused: number
 }
 
 export interface BridgeView extends BridgeRecord {
@@ -54,6 +66,8 @@ export interface BridgeView extends BridgeRecord {
   out: DirectionStats
   /** the other network → this one */
   in: DirectionStats
+  /** until when each direction is granted by the administrator of the network it enters (absent: it carries nothing) */
+  granted: { out?: number, in?: number }
   running: boolean
 }
 
@@ -66,7 +80,9 @@ export class Bridge {
   private remoteKey?: Uint8Array
   private revocations?: RevocationExchange
   private readonly verified = new Set<string>()
-  private readonly stats = { out: { forwarded: 0, services: 0, dropped: 0 }, in: { forwarded: 0, services: 0, dropped: 0 } }
+  private readonly stats: { out: DirectionStats, in: DirectionStats } = { out: { forwarded: 0, services: 0, dropped: 0, unattested: 0, refused: 0 }, in: { forwarded: 0, services: 0, dropped: 0, unattested: 0, refused: 0 } }
+  readonly grants: BridgeGrants
+  private readonly gates: { out: ServiceRecordGate, in: ServiceRecordGate }
   private remoteSigner?: Signer
   private roster?: Roster
   private readonly serviceSeq = new Map<string, number>()
@@ -84,6 +100,17 @@ export class Bridge {
     this.log = options.log.child({ bridge: options.record.id, to: options.record.networkId })
     this.outBucket = new TokenBucket(options.record.ratePerS)
     this.inBucket = new TokenBucket(options.record.ratePerS)
+    this.grants = new BridgeGrants({
+      localNetwork: this.local.networkId,
+      remoteNetwork: this.record.networkId,
+      localPeerId: () => this.local.host().peerId.toString(),
+      remotePeerId: () => peerIdOfPublicKey(this.home.loadNodeKey().publicKey.raw)
+    })
+    // records going out come from this node's network, records coming in from the other
+    this.gates = {
+      out: new ServiceRecordGate({ isMember: (peerId) => this.local.isMember(peerId) }),
+      in: new ServiceRecordGate({ isMember: (peerId) => this.verified.has(peerId) })
+    }
   }
 
   async start (): Promise<void> {
@@ -194,10 +221,12 @@ export class Bridge {
     // only allow-listed topics, and never a message another bridge already carried
     if (!this.record.topics.includes(topic) || isBridgedMessage(msg.data)) return
     const stats = this.stats[direction]
+    const grant = this.grants.current(direction)
+    if (grant === undefined) { stats.unattested++; return }
     if (!(direction === 'out' ? this.outBucket : this.inBucket).take()) { stats.dropped++; return }
     const target: MyceliumHost = direction === 'out' ? remote : this.local.host()
     const key = direction === 'out' ? this.remoteKey! : this.local.secretKey
-    const data = encodeBridgedMessage({ topic, originNetwork: fromNetwork, originPeer: msg.from.toString(), data: msg.data, bridge: target.peerId.toString() }, key)
+    const data = encodeBridgedMessage({ topic, originNetwork: fromNetwork, originPeer: msg.from.toString(), data: msg.data, bridge: target.peerId.toString(), grant }, key)
     stats.forwarded++
     void (target.services.pubsub as GossipSub).publish(`${topicPrefix(toNetwork)}/app/${topic}`, data).catch((err: Error) => {
       this.log.debug({ err: err.message, topic }, 'bridged publish failed')
@@ -207,21 +236,23 @@ export class Bridge {
   /**
    * A service record of an allow-listed name enters the other network as the bridge's own
    * service record of that name (the spores accept a record only from its owner), labelled
-   * with where it came from. Records that already crossed a bridge never cross again.
+   * with where it came from. Only a record that passes the spores' own checks in the network
+   * it comes from crosses, once per version; records that already crossed a bridge never
+   * cross again, and nothing crosses into a network that has not granted the bridge.
    */
   private forwardService (data: Uint8Array, direction: 'out' | 'in', fromNetwork: string, toNetwork: string): void {
-    let entry
-    try {
-      entry = decodeEntry(data)
-    } catch {
+    const signer = direction === 'out' ? this.remoteSigner! : signerOf(this.local.secretKey)
+    // the bridge's own key in the network the record comes from: its records are not carried
+    const self = direction === 'out' ? this.local.host().peerId.toString() : this.remoteSigner!.peerId
+    const stats = this.stats[direction]
+    const verdict = this.gates[direction].check(data, (r) => r.origin !== self && this.record.topics.includes(r.value.name) && r.value.protocol?.startsWith(BRIDGED_LABEL) !== true)
+    if (!verdict.ok) {
+      if (verdict.carried) { stats.refused++; this.log.debug({ direction, reason: verdict.reason }, 'service record refused by the bridge') }
       return
     }
-    if (entry.type !== 'service') return
-    const value = entry.value as ServiceValueView
-    if (!this.record.topics.includes(value.name) || value.protocol?.startsWith(BRIDGED_LABEL) === true) return
-    const signer = direction === 'out' ? this.remoteSigner! : signerOf(this.local.secretKey)
-    if (entry.origin === signer.peerId) return
-    const stats = this.stats[direction]
+    const entry = verdict.entry
+    const value = entry.value
+    if (this.grants.current(direction) === undefined) { stats.unattested++; return }
     if (!(direction === 'out' ? this.outBucket : this.inBucket).take()) { stats.dropped++; return }
     const key = `${signer.peerId}/${value.name}`
     const now = Date.now()
@@ -236,6 +267,7 @@ export class Bridge {
       return
     }
     stats.services++
+    this.gates[direction].carry(entry)
     const target: MyceliumHost = direction === 'out' ? this.remote! : this.local.host()
     void (target.services.pubsub as GossipSub).publish(latentTopic(toNetwork), bridged.bytes).catch((err: Error) => {
       this.log.debug({ err: err.message }, 'bridged service record publish failed')
@@ -249,6 +281,8 @@ export class Bridge {
       peers: this.remote?.getPeers().filter(p => this.verified.has(p.toString())).length ?? 0,
       out: { ...this.stats.out },
       in: { ...this.stats.in },
+      grants: this.grants.tokens(),
+      granted: this.grants.view(),
       running: this.remote !== undefined && !this.stopped
     }
   }

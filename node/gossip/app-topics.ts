@@ -3,7 +3,7 @@
 import type { GossipSub } from '@libp2p/gossipsub'
 import { topicPrefix, isNetworkId } from '../../membership/index.ts'
 import type { NodeMetrics } from '../metrics/index.ts'
-import { isBridgedMessage, decodeBridgedMessage } from './bridged-message.ts'
+import { isBridgedMessage, decodeBridgedMessage, isAttested } from './bridged-message.ts'
 
 const KEPT_PER_TOPIC = 200
 const MAX_MESSAGE_BYTES = 64 * 1024
@@ -51,18 +51,20 @@ export class AppTopics {
       const from = msg.type === 'signed' ? msg.from.toString() : 'unsigned'
       if (isBridgedMessage(msg.data)) {
         const bridged = decodeBridgedMessage(msg.data)
-        // Any member can wrap a message as "bridged" (nothing in a membership certificate
-        // marks a bridge, and a bridge is an ordinary member of each network), so the claimed
-        // origin is only the word of the member that sent it. It is therefore never shown as
-        // a message of this network: the bridge that signed it must be its gossip sender and
-        // is always named with it, the origin network must be another, valid network, and
-        // `from` is the origin peer qualified by that network ("<network>/<peer>"), which
-        // can never equal a member's peer id here. A member forging "the administrator
-        // said" either is dropped (origin = this network) or shows up as "<other
-        // network>/<peer> via bridge <the forger>": attributed to the forger, not the admin.
+        // A wrapper names the member that signed it, which must be the gossip sender (anyone
+        // re-sending another bridge's wrapper is dropped). Whether the message is shown as
+        // another network's is up to this network's administrator, not the sender: only a
+        // sender holding a root-signed bridge grant for that origin network gets it
+        // attributed as "<network>/<peer> via bridge <sender>". Without one the message is
+        // the sender's own plain message: a member wrapping "the administrator said" gets
+        // its own name on it, never the administrator's nor another network's.
         if (bridged === undefined || bridged.bridge !== from || bridged.topic !== name) return
-        if (!isNetworkId(bridged.originNetwork) || bridged.originNetwork === this.networkId) return
-        list.push({ topic: name, from: `${bridged.originNetwork}/${bridged.originPeer}`, text: new TextDecoder().decode(bridged.data), receivedAt: Date.now(), origin: { networkId: bridged.originNetwork, peerId: bridged.originPeer, bridge: bridged.bridge } })
+        const text = new TextDecoder().decode(bridged.data)
+        if (isNetworkId(bridged.originNetwork) && isAttested(bridged, { networkId: this.networkId, sender: from, now: Date.now() })) {
+          list.push({ topic: name, from: `${bridged.originNetwork}/${bridged.originPeer}`, text, receivedAt: Date.now(), origin: { networkId: bridged.originNetwork, peerId: bridged.originPeer, bridge: bridged.bridge } })
+        } else {
+          list.push({ topic: name, from, text, receivedAt: Date.now() })
+        }
       } else {
         list.push({ topic: name, from, text: new TextDecoder().decode(msg.data), receivedAt: Date.now() })
       }

@@ -2,7 +2,13 @@
 // tell where it came from: the origin network and sender, and the bridge that forwarded it,
 // whose signature covers all of it (and who is also the gossip sender). Bridged messages are
 // never bridged again, so two bridges can never loop a message between networks.
+//
+// The wrapper's signature only proves which member sent it; any member can write one. What
+// lets a receiver show the message as another network's is the grant it carries: the
+// receiving network's root key allowing that bridge to speak for that origin network
+// (membership/bridge-grant.ts). A wrapper without a valid grant is its sender's own message.
 import { encodeCanonical, decodeCanonical, sign, verify, publicKeyOfPeerId } from '../../crypto/index.ts'
+import { decodeBridgeGrant, grantAdmits, InvalidBridgeGrantError } from '../../membership/index.ts'
 
 const MAGIC = new TextEncoder().encode('\u0000mycelium-bridged-v1\u0000')
 
@@ -14,10 +20,18 @@ export interface BridgedMessage {
   data: Uint8Array
   /** the bridge's peer id in the network the message was forwarded into */
   bridge: string
+  /** the encoded bridge grant of the network the message enters (absent in the first format) */
+  grant?: Uint8Array
+}
+
+function fields (m: BridgedMessage): Record<string, unknown> {
+  const f: Record<string, unknown> = { topic: m.topic, origin: m.originNetwork, from: m.originPeer, data: m.data, bridge: m.bridge }
+  if (m.grant !== undefined) f.grant = m.grant
+  return f
 }
 
 function signedPart (m: BridgedMessage): Uint8Array {
-  return encodeCanonical({ ctx: 'mycelium-bridged-v1', topic: m.topic, origin: m.originNetwork, from: m.originPeer, data: m.data, bridge: m.bridge })
+  return encodeCanonical({ ctx: 'mycelium-bridged-v1', ...fields(m) })
 }
 
 export function isBridgedMessage (data: Uint8Array): boolean {
@@ -27,7 +41,7 @@ export function isBridgedMessage (data: Uint8Array): boolean {
 }
 
 export function encodeBridgedMessage (message: BridgedMessage, bridgeSecretKey: Uint8Array): Uint8Array {
-  const body = encodeCanonical({ topic: message.topic, origin: message.originNetwork, from: message.originPeer, data: message.data, bridge: message.bridge, sig: sign(bridgeSecretKey, signedPart(message)) })
+  const body = encodeCanonical({ ...fields(message), sig: sign(bridgeSecretKey, signedPart(message)) })
   const out = new Uint8Array(MAGIC.length + body.length)
   out.set(MAGIC)
   out.set(body, MAGIC.length)
@@ -39,11 +53,26 @@ export function decodeBridgedMessage (data: Uint8Array): BridgedMessage | undefi
   if (!isBridgedMessage(data)) return undefined
   try {
     const raw = decodeCanonical(data.subarray(MAGIC.length)) as Record<string, unknown>
-    const { topic, origin, from, data: inner, bridge, sig } = raw
+    const { topic, origin, from, data: inner, bridge, grant, sig } = raw
     if (typeof topic !== 'string' || typeof origin !== 'string' || typeof from !== 'string' || typeof bridge !== 'string' || !(inner instanceof Uint8Array) || !(sig instanceof Uint8Array) || sig.length !== 64) return undefined
-    const message: BridgedMessage = { topic, originNetwork: origin, originPeer: from, data: inner, bridge }
+    if (grant !== undefined && !(grant instanceof Uint8Array)) return undefined
+    const message: BridgedMessage = grant === undefined ? { topic, originNetwork: origin, originPeer: from, data: inner, bridge } : { topic, originNetwork: origin, originPeer: from, data: inner, bridge, grant }
     return verify(publicKeyOfPeerId(bridge), signedPart(message), sig) ? message : undefined
   } catch {
     return undefined
+  }
+}
+
+/**
+ * True when the message may be shown as coming from its origin network: its grant is signed
+ * by this network's root and lets exactly this sender carry that network's messages, now.
+ */
+export function isAttested (message: BridgedMessage, receiver: { networkId: string, sender: string, now: number }): boolean {
+  if (message.grant === undefined || message.bridge !== receiver.sender) return false
+  try {
+    return grantAdmits(decodeBridgeGrant(message.grant), { networkId: receiver.networkId, bridge: receiver.sender, origin: message.originNetwork, now: receiver.now })
+  } catch (err) {
+    if (err instanceof InvalidBridgeGrantError) return false
+    throw err
   }
 }

@@ -1,4 +1,4 @@
 export { AppTopics, checkTopicName, InvalidTopicError } from './app-topics.ts'
 export type { ReceivedMessage } from './app-topics.ts'
-export { encodeBridgedMessage, decodeBridgedMessage, isBridgedMessage } from './bridged-message.ts'
+export { encodeBridgedMessage, decodeBridgedMessage, isBridgedMessage, isAttested } from './bridged-message.ts'
 export type { BridgedMessage } from './bridged-message.ts'

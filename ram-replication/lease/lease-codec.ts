@@ -75,7 +75,8 @@ export function decodeLeaseReply (bytes: Uint8Array): LeaseReply {
   const reply: LeaseReply = { vmId: id(m.vmId, 'vmId'), granted: m.granted, term: count(m.term, 'term'), generation: count(m.generation, 'generation') }
   if (m.holder !== undefined) reply.holder = id(m.holder, 'holder')
   if (m.reason !== undefined) {
-    if (!REFUSALS.includes(m.reason as LeaseRefusal)) fail(`unknown refusal ${String(m.reason)}`)
+    // String() of a JSON object with its own "toString" key throws: name only what it is
+    if (!REFUSALS.includes(m.reason as LeaseRefusal)) fail(`unknown refusal ${typeof m.reason === 'string' ? m.reason.slice(0, 40) : `of type ${typeof m.reason}`}`)
     reply.reason = m.reason as LeaseRefusal
   }
   if (m.waitMs !== undefined) reply.waitMs = count(m.waitMs, 'waitMs')

@@ -2,10 +2,10 @@
 // order: decode → schema → signature and origin → expiry and window → limits → conflict with
 // a higher tier → version (replays ignored) → merge. All accepted entries of one call are
 // written in one atomic batch; a rejected entry changes nothing but a counter.
-import { decodeEntry, verifyEntrySignature, entryId, compareVersions, MAX_ENTRY_BYTES, type SignedEntry } from '../entry/entry.ts'
-import { SchemaError } from '../entry/schema.ts'
+import { entryId, compareVersions, type SignedEntry } from '../entry/entry.ts'
 import { ENTRY_CODECS, type EntryType } from '../entry/types.ts'
-import { mayWrite, mayOverride, type TrustAuthority } from '../entry/authority.ts'
+import { mayOverride, type TrustAuthority } from '../entry/authority.ts'
+import { checkEntry, type EntryCheck } from './entry-check.ts'
 import type { TierStore, IndexedEntry } from '../store/tier-store.ts'
 import type { SporeDatabase, SporeBatchOp } from '../store/spore-database.ts'
 import { originQuota, type SporeLimits } from '../limits.ts'
@@ -30,7 +30,7 @@ export interface SporeMergerOptions {
   isMember?: (peerId: string) => boolean
 }
 
-type Checked = { ok: true, entry: SignedEntry } | { ok: false, reason: RejectionReason, type: string }
+type Checked = EntryCheck
 
 export class SporeMerger {
   private readonly o: SporeMergerOptions
@@ -50,24 +50,7 @@ export class SporeMerger {
 
   /** Checks that do not depend on the store: decode, schema, signature, origin, time. */
   check (input: Uint8Array | SignedEntry, now: number): Checked {
-    let entry: SignedEntry
-    if (input instanceof Uint8Array) {
-      if (input.length > MAX_ENTRY_BYTES) return { ok: false, reason: 'oversized', type: 'unknown' }
-      try {
-        entry = decodeEntry(input)
-      } catch (err) {
-        return { ok: false, reason: err instanceof SchemaError ? 'schema' : 'malformed', type: 'unknown' }
-      }
-    } else {
-      entry = input
-    }
-    if (!verifyEntrySignature(entry)) return { ok: false, reason: 'bad-signature', type: entry.type }
-    if (!mayWrite(entry, this.o.trust)) return { ok: false, reason: 'unauthorized-origin', type: entry.type }
-    if (this.o.isMember !== undefined && !this.o.isMember(entry.origin)) return { ok: false, reason: 'unknown-origin', type: entry.type }
-    if (entry.expiresAt !== undefined && entry.expiresAt <= now) return { ok: false, reason: 'expired', type: entry.type }
-    if (entry.issuedAt > now + this.o.limits.maxClockSkewMs) return { ok: false, reason: 'future', type: entry.type }
-    if (ENTRY_CODECS[entry.type].temporal && entry.issuedAt < now - this.o.limits.windowMs) return { ok: false, reason: 'outside-window', type: entry.type }
-    return { ok: true, entry }
+    return checkEntry(input, now, this.o)
   }
 
   /**

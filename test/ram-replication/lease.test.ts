@@ -3,7 +3,7 @@
 // in which no two nodes may ever hold the lease at the same instant.
 import { describe, expect, it } from 'vitest'
 import {
-  LEASE_DRIFT, LeaseVoter, LeaseHolder, decodeLeaseRequest, encodeLeaseMessage, memoryVoterStore, fencedGuest,
+  LEASE_DRIFT, LeaseVoter, LeaseHolder, decodeLeaseRequest, decodeLeaseReply, InvalidLeaseMessageError, encodeLeaseMessage, memoryVoterStore, fencedGuest,
   type LeaseGroup, type LeaseRequest
 } from '../../ram-replication/index.ts'
 import { runLeaseWorld } from './lease-sim.ts'
@@ -106,6 +106,12 @@ describe('lease messages from the network', () => {
       expect(() => decodeLeaseRequest(bytes)).toThrow(error)
     }
     expect(() => decodeLeaseRequest(new Uint8Array(9000))).toThrow(/too large/)
+  })
+
+  it('refuse a reply whose refusal reason is an object with its own toString by name (String() of it threw a TypeError)', () => {
+    const reply = new TextEncoder().encode(JSON.stringify({ vmId: 'vm', granted: false, term: 1, generation: 1, reason: { toString: 1 } }))
+    expect(() => decodeLeaseReply(reply)).toThrow(InvalidLeaseMessageError)
+    expect(() => decodeLeaseReply(reply)).toThrow(/unknown refusal of type object/)
   })
 })
 

@@ -1,10 +1,14 @@
 import { UsageError } from '../args.ts'
 import type { Command } from '../command.ts'
 import { api, printJson } from '../context.ts'
-import { parseRate, InvalidRateError, type BridgeView } from '../../bridge/index.ts'
+import { parseRate, InvalidRateError, type BridgeView, type DirectionStats } from '../../bridge/index.ts'
+
+function stats (d: DirectionStats): string {
+  return `${d.forwarded} messages, ${d.services} service records, ${d.dropped} dropped, ${d.unattested} not granted, ${d.refused} records refused`
+}
 
 function describe (b: BridgeView): string {
-  return `${b.id}  ↔ ${b.networkName} (${b.networkId})  topics ${b.topics.join(',')}  rate ${b.ratePerS}/s  ${b.running ? `${b.peers} peer${b.peers === 1 ? '' : 's'}` : 'not running'}\n          out ${b.out.forwarded} messages, ${b.out.services} service records, ${b.out.dropped} dropped; in ${b.in.forwarded} messages, ${b.in.services} service records, ${b.in.dropped} dropped`
+  return `${b.id}  ↔ ${b.networkName} (${b.networkId})  topics ${b.topics.join(',')}  rate ${b.ratePerS}/s  ${b.running ? `${b.peers} peer${b.peers === 1 ? '' : 's'}` : 'not running'}\n          out ${stats(b.out)}${b.granted.out === undefined ? ' (not granted by the other network\'s administrator)' : ''}; in ${stats(b.in)}${b.granted.in === undefined ? ' (not granted by this network\'s administrator)' : ''}`
 }
 
 export const bridgeAdd: Command = {
@@ -26,7 +30,11 @@ export const bridgeAdd: Command = {
     }
     const view = await api(ctx).request<BridgeView>('POST', '/bridges', { invite: flags.to, topics, ratePerS })
     if (ctx.json) printJson(ctx, view)
-    else ctx.out(`bridge ${view.id} to ${view.networkName} (${view.networkId}) forwards ${view.topics.join(', ')} at up to ${view.ratePerS}/s each way\nits key in that network: ${view.peerId}`)
+    else {
+      ctx.out(`bridge ${view.id} to ${view.networkName} (${view.networkId}) forwards ${view.topics.join(', ')} at up to ${view.ratePerS}/s each way\nits key in that network: ${view.peerId}`)
+      // each direction waits for the administrator of the network it enters
+      ctx.err(`nothing crosses until each network's administrator grants the bridge:\n  in ${view.networkName}: mycelium network grant-bridge ${view.peerId} --from <this network's id>\n  in this network: mycelium network grant-bridge <this node's peer id> --from ${view.networkId}\nthen here: mycelium bridge grant ${view.id} <grant>`)
+    }
   }
 }
 

@@ -4,6 +4,7 @@ import { status, peers, stop, metrics } from './status.ts'
 import { networkCreate, networkShow, networkInvite, networkRejected, join } from './network.ts'
 import { networkMembers, networkRevoke, networkExportKey, networkImportKey, networkRotateInvites } from './network-admin.ts'
 import { bridgeAdd, bridgeList, bridgeRemove, dhtFindPeer } from './bridge.ts'
+import { networkGrantBridge, bridgeGrant } from './bridge-grant.ts'
 import { gossipSubscribe, gossipPublish, gossipMessages } from './gossip.ts'
 import { role } from './role.ts'
 import { networkApprove } from './browser.ts'
@@ -15,9 +16,9 @@ import { vmRun, vmLs, vmStatusCommand, vmMigrate, vmStop } from './vm.ts'
 export const commands: Command[] = [
   start, status, peers, role, stop, metrics,
   networkCreate, networkShow, networkInvite, networkRejected, join,
-  networkMembers, networkRevoke, networkExportKey, networkImportKey, networkRotateInvites, networkApprove,
+  networkMembers, networkRevoke, networkExportKey, networkImportKey, networkRotateInvites, networkApprove, networkGrantBridge,
   gossipSubscribe, gossipPublish, gossipMessages,
-  bridgeAdd, bridgeList, bridgeRemove, dhtFindPeer,
+  bridgeAdd, bridgeGrant, bridgeList, bridgeRemove, dhtFindPeer,
   sporesLs, sporesStats, sporesExportSeed, sporesImportSeed, sporesQuarantine, sporesPublishService,
   sporesEpochs, trust, trustEvidence,
   vmRun, vmLs, vmStatusCommand, vmMigrate, vmStop
