@@ -44,7 +44,8 @@ export function readJson<T> (path: string, validate: (value: unknown) => T): T |
   try {
     return validate(value)
   } catch (err) {
-    throw new HomeError(`${path} is corrupted (${(err as Error).message}); restore it from a backup or move it away`)
+    // the cause tells a validator's refusal from a validator that tripped over the content
+    throw new HomeError(`${path} is corrupted (${(err as Error).message}); restore it from a backup or move it away`, { cause: err })
   }
 }
 

@@ -34,7 +34,7 @@ export class InviteBook {
     return readJson(this.file(), (v) => {
       if (!Array.isArray(v)) throw new Error('not a list')
       return v.map((o: Record<string, unknown>) => {
-        if (typeof o.id !== 'string' || typeof o.secret !== 'string' || !Number.isInteger(o.createdAt) || !Number.isInteger(o.expiresAt) || !Number.isInteger(o.usesLeft)) throw new Error('bad invite record')
+        if (o === null || typeof o !== 'object' || typeof o.id !== 'string' || typeof o.secret !== 'string' || !Number.isInteger(o.createdAt) || !Number.isInteger(o.expiresAt) || !Number.isInteger(o.usesLeft)) throw new Error('bad invite record')
         if (o.certificateTtlMs !== undefined && !(Number.isSafeInteger(o.certificateTtlMs) && (o.certificateTtlMs as number) > 0)) throw new Error('bad invite record')
         if (o.forPeerId !== undefined && typeof o.forPeerId !== 'string') throw new Error('bad invite record')
         return { id: fromBase64Url(o.id), secret: fromBase64Url(o.secret), createdAt: o.createdAt as number, expiresAt: o.expiresAt as number, usesLeft: o.usesLeft as number, certificateTtlMs: o.certificateTtlMs as number | undefined, forPeerId: o.forPeerId as string | undefined }

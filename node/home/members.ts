@@ -28,7 +28,7 @@ export class MemberBook {
     return readJson(this.file(), (v) => {
       if (!Array.isArray(v)) throw new Error('not a list')
       return v.map((o: Record<string, unknown>) => {
-        if (typeof o.peerId !== 'string' || !Array.isArray(o.capabilities) || !Number.isSafeInteger(o.issuedAt) || !Number.isSafeInteger(o.expiresAt)) throw new Error('bad member record')
+        if (o === null || typeof o !== 'object' || typeof o.peerId !== 'string' || !Array.isArray(o.capabilities) || !Number.isSafeInteger(o.issuedAt) || !Number.isSafeInteger(o.expiresAt)) throw new Error('bad member record')
         return { peerId: o.peerId, capabilities: o.capabilities as Capability[], issuedAt: o.issuedAt as number, expiresAt: o.expiresAt as number }
       })
     }) ?? []
