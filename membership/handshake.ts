@@ -41,21 +41,22 @@ export interface MembershipPolicy {
   onRejected?: (peerId: string, reason: string, error: Error) => void
 }
 
-type Hello =
+/** The first frame each side sends (exported for the fuzz harness; nothing else uses it). */
+export type Hello =
   | { t: 'member', chain: CertificateChain }
   | { t: 'admission', inviteId: Uint8Array, proof: Uint8Array }
-type Verdict =
+export type Verdict =
   | { t: 'ok' }
   | { t: 'admitted', chain: CertificateChain }
   | { t: 'refused', reason: string }
 
-function encodeHello (networkId: string, hello: Hello): Uint8Array {
+export function encodeHello (networkId: string, hello: Hello): Uint8Array {
   return hello.t === 'member'
     ? encodeCanonical({ t: 'member', net: networkId, chain: encodeChain(hello.chain) })
     : encodeCanonical({ t: 'admission', net: networkId, id: hello.inviteId, proof: hello.proof })
 }
 
-function encodeVerdict (verdict: Verdict): Uint8Array {
+export function encodeVerdict (verdict: Verdict): Uint8Array {
   if (verdict.t === 'admitted') return encodeCanonical({ t: 'admitted', chain: encodeChain(verdict.chain) })
   return encodeCanonical(verdict)
 }
@@ -65,10 +66,10 @@ function decodeChainField (value: unknown): CertificateChain {
   return value.map(v => decodeCertificate(v as Uint8Array))
 }
 
-function decodeHello (bytes: Uint8Array, networkId: string): Hello {
+export function decodeHello (bytes: Uint8Array, networkId: string): Hello {
   const raw = decodeCanonical(bytes) as Record<string, unknown>
   if (raw === null || typeof raw !== 'object') throw new MembershipError('membership hello is malformed')
-  if (raw.net !== networkId) throw new MembershipError(`peer belongs to network ${String(raw.net).slice(0, 40)}, not ${networkId}`)
+  if (raw.net !== networkId) throw new MembershipError(`peer belongs to network ${typeof raw.net === 'string' ? raw.net.slice(0, 40) : `of a ${typeof raw.net}`}, not ${networkId}`)
   if (raw.t === 'member') return { t: 'member', chain: decodeChainField(raw.chain) }
   if (raw.t === 'admission' && raw.id instanceof Uint8Array && raw.id.length === 16 && raw.proof instanceof Uint8Array && raw.proof.length === 32) {
     return { t: 'admission', inviteId: raw.id, proof: raw.proof }
@@ -76,7 +77,7 @@ function decodeHello (bytes: Uint8Array, networkId: string): Hello {
   throw new MembershipError('membership hello is malformed')
 }
 
-function decodeVerdict (bytes: Uint8Array): Verdict {
+export function decodeVerdict (bytes: Uint8Array): Verdict {
   const raw = decodeCanonical(bytes) as Record<string, unknown>
   if (raw?.t === 'ok') return { t: 'ok' }
   if (raw?.t === 'refused' && typeof raw.reason === 'string') return { t: 'refused', reason: raw.reason.slice(0, 300) }
