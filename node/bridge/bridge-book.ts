@@ -31,7 +31,7 @@ export class BridgeBook {
     return readJson(this.file(), (v) => {
       if (!Array.isArray(v)) throw new Error('not a list')
       return v.map((o: Record<string, unknown>) => {
-        if (typeof o.id !== 'string' || !/^[0-9a-f]{8}$/.test(o.id) || !isNetworkId(o.networkId) || typeof o.networkName !== 'string' || !Array.isArray(o.topics) || typeof o.ratePerS !== 'number' || !(o.ratePerS > 0) || !Number.isSafeInteger(o.createdAt)) throw new Error('bad bridge record')
+        if (o === null || typeof o !== 'object' || typeof o.id !== 'string' || !/^[0-9a-f]{8}$/.test(o.id) || !isNetworkId(o.networkId) || typeof o.networkName !== 'string' || !Array.isArray(o.topics) || typeof o.ratePerS !== 'number' || !(o.ratePerS > 0) || !Number.isSafeInteger(o.createdAt)) throw new Error('bad bridge record')
         if (o.grants !== undefined && !(Array.isArray(o.grants) && o.grants.length <= 2 && o.grants.every(g => typeof g === 'string' && g.startsWith(BRIDGE_GRANT_PREFIX)))) throw new Error('bad bridge record')
         const record: BridgeRecord = { id: o.id, networkId: o.networkId, networkName: o.networkName, topics: o.topics.map(checkTopicName), ratePerS: o.ratePerS, createdAt: o.createdAt as number }
         return o.grants === undefined ? record : { ...record, grants: o.grants as string[] }
