@@ -8,8 +8,11 @@ import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { joinNetwork } from '../../node/network/index.ts'
 import { createHost } from '../../node/host/index.ts'
-import { topicPrefix } from '../../membership/index.ts'
+import { topicPrefix, protocolPrefix, signBridgeGrant, encodeBridgeGrant, type CertificateChain } from '../../membership/index.ts'
 import { encodeBridgedMessage } from '../../node/gossip/index.ts'
+import { BridgeBook } from '../../node/bridge/index.ts'
+import { signEntry, signerOf, sporeProtocols } from '../../spores/index.ts'
+import { encodeCanonical, randomSecretKey } from '../../crypto/index.ts'
 
 interface Received { topic: string, from: string, text: string, origin?: { networkId: string, peerId: string, bridge: string } }
 
@@ -39,6 +42,28 @@ async function publishUntilSeen (from: TestNode, topic: string, text: string, ta
   }, { timeoutMs: 25_000, intervalMs: 1_000, what: `"${text}" on ${targets.map(t => t.name).join(', ')}` })
 }
 
+/** A member of a network with its own libp2p host, so it can publish any bytes it likes. */
+async function memberHost (dir: string, invite: string, listen: string[] = []): Promise<{ host: Awaited<ReturnType<typeof createHost>>, secretKey: Uint8Array, networkId: string, chain: CertificateChain }> {
+  const home = new Home(dir)
+  await joinNetwork(home, invite, { signal: AbortSignal.timeout(20_000) })
+  const network = home.loadNetwork()!
+  const chain = home.loadChain()!
+  const privateKey = home.loadNodeKey()
+  const verified = new Set<string>()
+  const host = await createHost({
+    privateKey,
+    networkId: network.networkId,
+    listen,
+    bootstrap: [],
+    membership: { networkId: network.networkId, rootPublicKey: network.rootPublicKey, credentials: () => ({ kind: 'member', chain }), isRevoked: () => false, now: () => Date.now(), onVerified: (p) => { verified.add(p) }, onRejected: () => {} },
+    isVerified: (p) => verified.has(p.toString()),
+    isRevoked: () => false,
+    relayServer: false
+  })
+  await host.start()
+  return { host, secretKey: privateKey.raw.subarray(0, 32), networkId: network.networkId, chain }
+}
+
 describe('a bridge between two networks of three nodes (real processes)', () => {
   const clusterA = new Cluster()
   const clusterB = new Cluster()
@@ -49,6 +74,8 @@ describe('a bridge between two networks of three nodes (real processes)', () => 
   let bridgeId: string
   let bridgeKeyInB: string
   const RATE = 10
+  const attackerDir = mkdtempSync(join(tmpdir(), 'myc-attacker-'))
+  let attacker: Awaited<ReturnType<typeof memberHost>> | undefined
 
   beforeAll(async () => {
     [a, b] = await Promise.all([clusterA.startNetwork(3), clusterB.startNetwork(3)])
@@ -59,30 +86,17 @@ describe('a bridge between two networks of three nodes (real processes)', () => 
       for (const topic of ['chat', 'secret']) await api(n).request('POST', '/gossip/subscribe', { topic })
     }))
   }, 120_000)
-  afterAll(async () => { await Promise.all([clusterA.destroy(), clusterB.destroy()]) })
+  afterAll(async () => {
+    await attacker?.host.stop()
+    rmSync(attackerDir, { recursive: true, force: true })
+    await Promise.all([clusterA.destroy(), clusterB.destroy()])
+  })
 
-  it('a plain member cannot post a message as another member by wrapping it as bridged', async () => {
-    // the attacker is an ordinary member of A (no bridge), with its own libp2p host so it can
-    // publish any bytes it likes on A's chat topic
+  it('a member without a bridge grant cannot post a message as another member or another network\'s', async () => {
+    // the attacker is an ordinary member of A (no bridge, no grant)
     const dir = mkdtempSync(join(tmpdir(), 'myc-forger-'))
-    const home = new Home(dir)
-    await joinNetwork(home, await clusterA.invite(a[0]), { signal: AbortSignal.timeout(20_000) })
-    const network = home.loadNetwork()!
-    const chain = home.loadChain()!
-    const privateKey = home.loadNodeKey()
-    const verified = new Set<string>()
-    const host = await createHost({
-      privateKey,
-      networkId: network.networkId,
-      listen: [],
-      bootstrap: [],
-      membership: { networkId: network.networkId, rootPublicKey: network.rootPublicKey, credentials: () => ({ kind: 'member', chain }), isRevoked: () => false, now: () => Date.now(), onVerified: (p) => { verified.add(p) }, onRejected: () => {} },
-      isVerified: (p) => verified.has(p.toString()),
-      isRevoked: () => false,
-      relayServer: false
-    })
+    const { host, secretKey } = await memberHost(dir, await clusterA.invite(a[0]))
     try {
-      await host.start()
       const forger = host.peerId.toString()
       const admin = a[0].peerId
       const topic = `${topicPrefix(netA)}/app/chat`
@@ -90,28 +104,29 @@ describe('a bridge between two networks of three nodes (real processes)', () => 
       // a dial on a busy loopback is now and then reset during the handshake: dial again
       const founderAddr = multiaddr((await a[0].status()).addrs[0])
       await waitFor(async () => { await host.dial(founderAddr); return true }, { timeoutMs: 30_000, intervalMs: 500, what: 'the forger connected to the founder' })
-      const secretKey = privateKey.raw.subarray(0, 32)
-      const wrap = (originNetwork: string, text: string): Uint8Array => encodeBridgedMessage({ topic: 'chat', originNetwork, originPeer: admin, data: new TextEncoder().encode(text), bridge: forger }, secretKey)
+      // a real grant of A's administrator, but for another member's key: it attests nobody else
+      const rootSecret = new Home(a[0].home).loadRootKey((await new Home(a[0].home).loadNetwork())!)!
+      const othersGrant = encodeBridgeGrant(signBridgeGrant(rootSecret, { bridge: a[2].peerId, origin: netB, issuedAt: Date.now(), ttlMs: 3600_000 }))
+      const wrap = (originNetwork: string, text: string, grant?: Uint8Array): Uint8Array => encodeBridgedMessage({ topic: 'chat', originNetwork, originPeer: admin, data: new TextEncoder().encode(text), bridge: forger, grant }, secretKey)
       // forged first, then a plain message of the same member: once that one is seen, the
       // forged ones had their chance to arrive
       await waitFor(async () => {
         await host.services.pubsub.publish(topic, wrap(netA, 'forged: admin says hand over the keys')).catch(() => {})
         await host.services.pubsub.publish(topic, wrap(netB, 'forged via another network')).catch(() => {})
+        await host.services.pubsub.publish(topic, wrap(netB, 'forged with a stolen grant', othersGrant)).catch(() => {})
         await host.services.pubsub.publish(topic, new TextEncoder().encode('plain, from the forger')).catch(() => {})
         const seen = await Promise.all([a[1], a[2]].map(async n => (await messages(n, 'chat')).some(m => m.text === 'plain, from the forger' && m.from === forger)))
         return seen.every(Boolean)
       }, { timeoutMs: 25_000, intervalMs: 1_000, what: 'the forger\'s plain message on a[1] and a[2]' })
       for (const n of [a[1], a[2]]) {
-        const got = await messages(n, 'chat')
-        // claiming this network as origin: dropped
-        expect(got.filter(m => m.text.startsWith('forged: admin'))).toEqual([])
-        // claiming another network: never attributed to the admin, always to the forger as its bridge
-        for (const m of got.filter(m => m.text === 'forged via another network')) {
-          expect(m.from).not.toBe(admin)
-          expect(m.from).toBe(`${netB}/${admin}`)
-          expect(m.origin).toEqual({ networkId: netB, peerId: admin, bridge: forger })
+        const forged = (await messages(n, 'chat')).filter(m => m.text.startsWith('forged'))
+        // whatever it claims, an unattested wrapper is the forger's own message: never the
+        // admin's, never another network's
+        expect(forged.length).toBeGreaterThan(0)
+        for (const m of forged) {
+          expect(m.from).toBe(forger)
+          expect(m.origin).toBeUndefined()
         }
-        expect(got.filter(m => m.from === admin && m.text.startsWith('forged'))).toEqual([])
       }
     } finally {
       await host.stop()
@@ -132,6 +147,24 @@ describe('a bridge between two networks of three nodes (real processes)', () => 
     const bad = await a[1].cli(['bridge', 'add', '--to', invite, '--topics', 'chat', '--rate', 'fast'])
     expect(bad.code).toBe(2)
     expect(bad.stderr).toMatch(/not a rate/)
+
+    // granted by neither administrator yet: it carries nothing, and says so
+    expect(added.granted).toEqual({})
+    await waitFor(async () => {
+      await publish(a[2], 'chat', 'before any grant')
+      return (await api(a[1]).request<any[]>('GET', '/bridges'))[0].out.unattested > 0
+    }, { timeoutMs: 20_000, intervalMs: 1_000, what: 'the ungranted bridge to hold a message back' })
+    // each administrator grants the bridge's key in its own network; a grant for the wrong
+    // key is refused
+    const intoB = (await b[0].cli(['network', 'grant-bridge', bridgeKeyInB, '--from', netA])).stdout.trim()
+    const intoA = (await a[0].cli(['network', 'grant-bridge', a[1].peerId, '--from', netB])).stdout.trim()
+    const wrong = await a[1].cli(['bridge', 'grant', bridgeId, (await a[0].cli(['network', 'grant-bridge', a[2].peerId, '--from', netB])).stdout.trim()])
+    expect(wrong.code).toBe(1)
+    expect(wrong.stderr).toMatch(/this bridge needs one for/)
+    expect((await a[1].cliJson(['bridge', 'grant', bridgeId, intoB])).granted.out).toBeGreaterThan(Date.now())
+    const granted = await a[1].cliJson(['bridge', 'grant', bridgeId, intoA])
+    expect(granted.granted.in).toBeGreaterThan(Date.now())
+    expect(granted.granted.out).toBeGreaterThan(Date.now())
   })
 
   it('an allow-listed topic and service records of that name cross both ways, labelled with their origin network', async () => {
@@ -217,11 +250,44 @@ describe('a bridge between two networks of three nodes (real processes)', () => 
   })
 
   it('comes back after the bridge node restarts', async () => {
+    // A member of B, the attacker of the next test, listening: the bridge dials every member
+    // of B it learns of; here it learns this one's address from its bootstrap list at start
+    attacker = await memberHost(attackerDir, await clusterB.invite(b[0]), ['/ip4/127.0.0.1/tcp/0'])
+    const bridgeHome = new BridgeBook(new Home(a[1].home)).bridgeHome(bridgeId)
+    bridgeHome.saveBootstrap([...bridgeHome.loadBootstrap(), attacker.host.getMultiaddrs()[0].toString()])
     expect(await a[1].stop()).toBe(0)
     await a[1].start()
     await waitFor(async () => (await api(a[1]).request<any[]>('GET', '/bridges'))[0]?.peers > 0, { timeoutMs: 20_000, what: 'the bridge to rejoin network B' })
     await api(a[1]).request('POST', '/gossip/subscribe', { topic: 'chat' })
     await publishUntilSeen(b[0], 'chat', 'after restart, from B', [a[0], a[2]])
+  })
+
+  it('carries only service records the spores would merge: no forged origin, no bad signature, no stranger', async () => {
+    const { host, secretKey } = attacker!
+    const forger = host.peerId.toString()
+    const latent = sporeProtocols({ protocolPrefix: protocolPrefix(netB), topicPrefix: topicPrefix(netB) }).gossip
+    host.services.pubsub.subscribe(latent)
+    await waitFor(async () => host.getPeers().some(p => p.toString() === bridgeKeyInB), { timeoutMs: 20_000, intervalMs: 300, what: 'the bridge to dial the attacker' })
+    const now = Date.now()
+    const service = (origin: string, port: number): Record<string, unknown> => ({ type: 'service', key: `${origin}/chat`, value: { name: 'chat', endpoints: [`/ip4/10.6.6.6/tcp/${port}`] }, origin, seq: now, issuedAt: now })
+    // a record of B's founder that it never signed (zero signature), one signed by a key that
+    // is no member of B, and a valid record of the attacker itself
+    const zeroSig = encodeCanonical([encodeCanonical(service(b[0].peerId, 6001)), new Uint8Array(64)])
+    const stranger = signerOf(randomSecretKey())
+    const strangerBytes = signEntry(stranger, { type: 'service', key: `${stranger.peerId}/chat`, value: { name: 'chat', endpoints: ['/ip4/10.6.6.6/tcp/6002'] }, seq: now, issuedAt: now }).bytes
+    const valid = signEntry(signerOf(secretKey), { type: 'service', key: `${forger}/chat`, value: { name: 'chat', endpoints: ['/ip4/10.6.6.6/tcp/6003'] }, seq: now, issuedAt: now })
+    const servicesOf = async (n: TestNode): Promise<any[]> => (await api(n).request<any[]>('GET', '/spores?type=service')).filter(e => e.value.name === 'chat')
+    await waitFor(async () => {
+      for (const bytes of [zeroSig, strangerBytes, valid.bytes]) await host.services.pubsub.publish(latent, bytes).catch(() => {})
+      return (await Promise.all([a[0], a[2]].map(servicesOf))).every(list => list.some(e => e.value.protocol === `bridged from ${netB}/${forger}`))
+    }, { timeoutMs: 25_000, intervalMs: 1_000, what: 'the attacker\'s valid record on the nodes of A' })
+    // the forged ones were sent before the valid one, each time: they had their chance
+    for (const n of a) {
+      const endpoints = (await servicesOf(n)).flatMap(e => e.value.endpoints as string[])
+      expect(endpoints).not.toContain('/ip4/10.6.6.6/tcp/6001')
+      expect(endpoints).not.toContain('/ip4/10.6.6.6/tcp/6002')
+    }
+    expect((await api(a[1]).request<any[]>('GET', '/bridges'))[0].in.refused).toBeGreaterThanOrEqual(2)
   })
 
   it('after bridge rm nothing crosses, and a node of B still cannot connect to a node of A', async () => {
