@@ -2,7 +2,7 @@
 // "this Ed25519 key is a member of network N until T". Browser-safe: the web client
 // checks and presents the same certificates.
 import { encodeCanonical, decodeCanonical, sign, verify, equalBytes, peerIdOfPublicKey } from '../crypto/index.ts'
-import { InvalidCertificateError } from './errors.ts'
+import { InvalidCertificateError, CertificateExpiredError, CertificateRevokedError } from './errors.ts'
 import { isNetworkId } from './network-id.ts'
 
 /** member: may connect; issuer: may sign member certificates (sclerotia serving browsers). */
@@ -87,12 +87,12 @@ export function verifyChain (chain: CertificateChain, check: ChainCheck): string
     const cert = chain[i]
     if (cert.networkId !== check.networkId) throw new InvalidCertificateError(`certificate is for network ${cert.networkId}, not ${check.networkId}`)
     if (check.now < cert.issuedAt - 60_000) throw new InvalidCertificateError('certificate is not valid yet')
-    if (check.now >= cert.expiresAt) throw new InvalidCertificateError('certificate has expired')
+    if (check.now >= cert.expiresAt) throw new CertificateExpiredError('certificate has expired')
     const expectedIssuer = i === chain.length - 1 ? check.rootPublicKey : chain[i + 1].subject
     if (!equalBytes(cert.issuer, expectedIssuer)) throw new InvalidCertificateError(i === chain.length - 1 ? 'certificate is not signed by this network\'s root key' : 'certificate chain is broken')
     if (i > 0 && !cert.capabilities.includes('issuer')) throw new InvalidCertificateError('intermediate certificate may not issue certificates')
     if (!verify(cert.issuer, signedPart(cert), cert.signature)) throw new InvalidCertificateError('certificate signature is invalid')
-    if (check.isRevoked?.(peerIdOfPublicKey(cert.subject)) === true) throw new InvalidCertificateError('certificate was revoked')
+    if (check.isRevoked?.(peerIdOfPublicKey(cert.subject)) === true) throw new CertificateRevokedError('certificate was revoked')
   }
   return peerIdOfPublicKey(chain[0].subject)
 }

@@ -9,7 +9,7 @@ import type { ComponentLogger, ConnectionEncrypter, MessageStream, PeerId, Priva
 import { encodeCanonical, decodeCanonical } from '../crypto/index.ts'
 import { decodeCertificate, encodeChain, verifyChain, type CertificateChain } from './certificate.ts'
 import { admissionProof } from './invite.ts'
-import { AdmissionRefusedError, MembershipRefusedError, MembershipError } from './errors.ts'
+import { AdmissionRefusedError, MembershipRefusedError, MembershipError, NetworkMismatchError, REJECTION_KINDS, rejectionKind, type RejectionKind } from './errors.ts'
 import { protocolPrefix } from './network-id.ts'
 
 export const MEMBERSHIP_TIMEOUT_MS = 5_000
@@ -48,7 +48,7 @@ export type Hello =
 export type Verdict =
   | { t: 'ok' }
   | { t: 'admitted', chain: CertificateChain }
-  | { t: 'refused', reason: string }
+  | { t: 'refused', reason: string, kind: RejectionKind }
 
 export function encodeHello (networkId: string, hello: Hello): Uint8Array {
   return hello.t === 'member'
@@ -69,7 +69,7 @@ function decodeChainField (value: unknown): CertificateChain {
 export function decodeHello (bytes: Uint8Array, networkId: string): Hello {
   const raw = decodeCanonical(bytes) as Record<string, unknown>
   if (raw === null || typeof raw !== 'object') throw new MembershipError('membership hello is malformed')
-  if (raw.net !== networkId) throw new MembershipError(`peer belongs to network ${typeof raw.net === 'string' ? raw.net.slice(0, 40) : `of a ${typeof raw.net}`}, not ${networkId}`)
+  if (raw.net !== networkId) throw new NetworkMismatchError(`peer belongs to network ${typeof raw.net === 'string' ? raw.net.slice(0, 40) : `of a ${typeof raw.net}`}, not ${networkId}`)
   if (raw.t === 'member') return { t: 'member', chain: decodeChainField(raw.chain) }
   if (raw.t === 'admission' && raw.id instanceof Uint8Array && raw.id.length === 16 && raw.proof instanceof Uint8Array && raw.proof.length === 32) {
     return { t: 'admission', inviteId: raw.id, proof: raw.proof }
@@ -80,7 +80,11 @@ export function decodeHello (bytes: Uint8Array, networkId: string): Hello {
 export function decodeVerdict (bytes: Uint8Array): Verdict {
   const raw = decodeCanonical(bytes) as Record<string, unknown>
   if (raw?.t === 'ok') return { t: 'ok' }
-  if (raw?.t === 'refused' && typeof raw.reason === 'string') return { t: 'refused', reason: raw.reason.slice(0, 300) }
+  if (raw?.t === 'refused' && typeof raw.reason === 'string') {
+    // an older peer sends no kind: its refusal counts as plainly invalid
+    const kind = REJECTION_KINDS.find(k => k === raw.kind) ?? 'invalid'
+    return { t: 'refused', reason: raw.reason.slice(0, 300), kind }
+  }
   if (raw?.t === 'admitted') return { t: 'admitted', chain: decodeChainField(raw.chain) }
   throw new MembershipError('membership verdict is malformed')
 }
@@ -135,6 +139,7 @@ async function exchange (connection: MessageStream, localPeerId: string, remoteP
   await lp.write(encodeHello(policy.networkId, hello), { signal })
   let verdict: Verdict
   let verified: CertificateChain | undefined
+  let refusal: Error | undefined
   try {
     const remote = decodeHello((await lp.read({ signal })).subarray(), policy.networkId)
     if (remote.t === 'member') {
@@ -150,20 +155,22 @@ async function exchange (connection: MessageStream, localPeerId: string, remoteP
       verdict = { t: 'admitted', chain }
     }
   } catch (err) {
-    verdict = { t: 'refused', reason: (err as Error).message }
+    refusal = err as Error
+    verdict = { t: 'refused', reason: refusal.message, kind: rejectionKind(refusal) }
   }
   await lp.write(encodeVerdict(verdict), { signal })
 
-  if (verdict.t === 'refused') {
+  if (refusal !== undefined) {
     // Let the refusal reach the peer before the connection is torn down: wait for it to
     // read it and hang up (bounded).
     await lp.read({ signal: AbortSignal.timeout(1_000) }).catch(() => {})
-    throw new MembershipRefusedError(verdict.reason)
+    // our own refusal keeps its class: the node records why by what failed, not by words
+    throw refusal
   }
 
   const theirs = decodeVerdict((await lp.read({ signal })).subarray())
   if (theirs.t === 'refused') {
-    throw own.kind === 'admission' ? new AdmissionRefusedError(theirs.reason) : new MembershipRefusedError(`refused by peer: ${theirs.reason}`)
+    throw own.kind === 'admission' ? new AdmissionRefusedError(theirs.reason) : new MembershipRefusedError(`refused by peer: ${theirs.reason}`, theirs.kind)
   }
   if (own.kind === 'admission') {
     if (theirs.t !== 'admitted') throw new AdmissionRefusedError('peer accepted the connection but issued no certificate')

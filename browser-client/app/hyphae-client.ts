@@ -7,8 +7,7 @@ import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Connection, PrivateKey } from '@libp2p/interface'
 import { toBase64Url, fromBase64Url } from '../../crypto/index.ts'
-import { decodeInvite, protocolPrefix, type CertificateChain, type Invite, type MembershipPolicy } from '../../membership/index.ts'
-import { Roster } from '../../membership/index.ts'
+import { decodeInvite, MemberHost, quietLog, type CertificateChain, type Invite, type RejectedConnection } from '../../membership/index.ts'
 import { createHyphaeNode, type HyphaeLibp2p } from './hyphae-node.ts'
 import { SclerotiumHomes, browserDialable, isHomeConnection, short, type SclerotiumCandidate } from './sclerotium-homes.ts'
 import { MemberMap } from './member-map.ts'
@@ -66,11 +65,9 @@ export class HyphaeClient extends EventTarget {
   private lastRefusal = ''
   private chain?: CertificateChain
   private membership?: StoredMembership
-  private readonly verified = new Set<string>()
   private readonly pageDials = new Map<string, number>()
   private timers: Array<ReturnType<typeof setInterval>> = []
-  private roster?: Roster
-  private rosterFrom?: { peerId: string, presence: { role: string, addrs: string[] } }
+  private memberHost?: MemberHost
 
   constructor (storage: KeyValueStore) {
     super()
@@ -159,39 +156,33 @@ export class HyphaeClient extends EventTarget {
   }
 
   private async startNode (key: PrivateKey, membership: StoredMembership, invite?: Invite): Promise<void> {
-    const policy: MembershipPolicy = {
+    const members = new MemberHost({
       networkId: membership.networkId,
       rootPublicKey: membership.rootPublicKey,
       credentials: () => this.chain !== undefined
         ? { kind: 'member', chain: this.chain }
         : { kind: 'admission', inviteId: invite!.id, secret: invite!.secret },
       isRevoked: (peerId) => this.revocations?.has(peerId) === true,
-      now: () => Date.now(),
       onAdmitted: async (chain) => { this.admitted(chain) },
-      onVerified: (peerId) => { this.verified.add(peerId) },
-      onRejected: (peerId, reason, error) => { this.rejected(peerId, reason, error) }
-    }
+      presence: () => ({ role: HYPHAE_ROLE, addrs: this.reachableAddrs() }),
+      // relayed links to other pages carry no roster: the sclerotia's rosters are the map
+      rosterOnLimited: false,
+      log: quietLog
+    })
+    this.memberHost = members
+    members.onRejected((r) => { this.rejected(r) })
+    // the roster reports the sender's presence, then the members it is connected to
+    members.onRoster((from, presence, entries) => {
+      this.members.heardFrom(from, presence, entries.filter(e => this.revocations?.has(e.peerId) !== true))
+      this.dialPages()
+      this.changed()
+    })
     this.revocations = new RevocationWatch({ networkId: membership.networkId, rootPublicKey: membership.rootPublicKey, self: this.peerId, onRevoked: (peerId) => { this.revokedMember(peerId) } })
-    const libp2p = await createHyphaeNode({ privateKey: key, membership: policy, isVerified: (peer) => this.verified.has(peer.toString()) && this.revocations?.has(peer.toString()) !== true, reservations: HOMES })
+    const libp2p = await createHyphaeNode({ privateKey: key, membership: members.policy, isVerified: (peer) => members.isVerified(peer.toString()), reservations: HOMES })
     this.libp2p = libp2p
     await libp2p.start()
     await this.revocations.start(libp2p)
-    this.roster = new Roster({
-      libp2p,
-      protocol: `${protocolPrefix(membership.networkId)}/roster/1.0.0`,
-      presence: () => ({ role: HYPHAE_ROLE, addrs: this.reachableAddrs() }),
-      connectedMembers: () => this.links().filter(l => l.kind !== 'none').map(l => ({ peerId: l.peerId, addrs: this.members.members.get(l.peerId)?.addrs ?? [], role: l.role })),
-      // the roster reports the sender's presence, then the members it is connected to
-      onPresence: (peerId, presence) => { this.rosterFrom = { peerId, presence } },
-      onLearned: (entries) => {
-        if (this.rosterFrom !== undefined) this.members.heardFrom(this.rosterFrom.peerId, this.rosterFrom.presence, entries.filter(e => this.revocations?.has(e.peerId) !== true))
-        this.rosterFrom = undefined
-        this.dialPages()
-        this.changed()
-      },
-      log: rosterLog as any
-    })
-    await this.roster.start()
+    await members.attach(libp2p)
     this.chat = new AppChat({ pubsub: libp2p.services.pubsub, networkId: membership.networkId, name: PAGE_CHAT_TOPIC, self: this.peerId, onChange: () => { this.changed() } })
     this.chat.start()
     this.spores = new SporeFeed({ libp2p, networkId: membership.networkId, onChange: () => { this.changed() } })
@@ -204,11 +195,7 @@ export class HyphaeClient extends EventTarget {
       onChange: () => { this.changed() }
     })
     this.homes.start()
-    libp2p.addEventListener('connection:open', (evt) => {
-      const connection = evt.detail
-      if (connection.limits === undefined) void this.roster?.exchange(connection.remotePeer)
-      this.changed()
-    })
+    libp2p.addEventListener('connection:open', () => { this.changed() })
     libp2p.addEventListener('connection:close', () => { this.changed() })
     libp2p.addEventListener('self:peer:update', () => { this.refreshRosters() })
     this.timers.push(setInterval(() => { this.refresh() }, REFRESH_MS))
@@ -225,18 +212,18 @@ export class HyphaeClient extends EventTarget {
     this.note(`admitted: certificate valid until ${new Date(chain[0].expiresAt).toLocaleString()}`)
   }
 
-  private rejected (peerId: string, reason: string, error: Error): void {
+  private rejected ({ peerId, reason, kind, byPeer }: RejectedConnection): void {
     this.lastRefusal = `${short(peerId)}: ${reason}`
     this.note(`refused by ${short(peerId)}: ${reason}`)
     this.homes?.refusedBy(peerId)
     // sclerotia hang up on a revoked member at once, often before it hears the revocation:
     // their refusal on the next dial is how it learns
-    if (/^refused by peer: certificate was revoked/.test(reason)) {
+    if (byPeer && kind === 'revoked') {
       this.revokedMember(this.peerId)
       return
     }
     // an invite is single-use: a refused admission will not succeed on a retry
-    if (error.name === 'AdmissionRefusedError' || this.joining) {
+    if (kind === 'admission' || this.joining) {
       this.fatal = true
       this.problem = `the invite was refused: ${reason}`
       this.homes?.stop()
@@ -307,15 +294,7 @@ export class HyphaeClient extends EventTarget {
   }
 
   private refreshRosters (): void {
-    const libp2p = this.libp2p
-    if (libp2p === undefined) return
-    const asked = new Set<string>()
-    for (const connection of libp2p.getConnections()) {
-      const id = connection.remotePeer.toString()
-      if (connection.limits !== undefined || asked.has(id) || !this.verified.has(id)) continue
-      asked.add(id)
-      void this.roster?.exchange(connection.remotePeer)
-    }
+    this.memberHost?.refreshRosters()
   }
 
   /** Direct WebRTC links to other pages: the page with the smaller peer id dials. */
@@ -366,6 +345,12 @@ export class HyphaeClient extends EventTarget {
     return key
   }
 
+  /** Signs with the page's own key: an approved join request is handed only to its holder. */
+  async sign (data: Uint8Array): Promise<Uint8Array> {
+    if (this.key === undefined) throw new Error('the page has no key yet')
+    return await this.key.sign(data)
+  }
+
   note (text: string): void {
     this.events.push({ at: Date.now(), text })
     if (this.events.length > EVENTS_KEPT) this.events.shift()
@@ -382,9 +367,7 @@ export class HyphaeClient extends EventTarget {
     this.chat?.stop()
     this.spores?.stop()
     this.revocations?.stop()
+    await this.memberHost?.detach()
     await this.libp2p?.stop()
   }
 }
-
-const quiet = (): void => {}
-const rosterLog = { debug: quiet, info: quiet, warn: quiet, error: quiet }

@@ -11,23 +11,20 @@
 // network it enters (bridge-grants.ts), presented with every bridged message, and a service
 // record crosses only after the checks the spores would merge it by (service-gate.ts): the
 // bridge re-signs what it carries, so nothing unchecked may get its signature.
-import { multiaddr } from '@multiformats/multiaddr'
 import type { GossipSub, Message } from '@libp2p/gossipsub'
 import { createHost, type MyceliumHost } from '../host/index.ts'
-import { topicPrefix, protocolPrefix, type MembershipPolicy, type CertificateChain } from '../../membership/index.ts'
+import { topicPrefix, protocolPrefix, MemberHost } from '../../membership/index.ts'
 import { encodeBridgedMessage, isBridgedMessage } from '../gossip/index.ts'
 import { peerIdOfPublicKey } from '../../crypto/index.ts'
 import { RevocationList, RevocationExchange } from '../revocation/index.ts'
-import { Roster } from '../../membership/index.ts'
 import { signEntry, signerOf, sporeProtocols, type Signer } from '../../spores/index.ts'
-import { HomeError, type Home, type NetworkInfo } from '../home/index.ts'
+import { HomeError, type Home } from '../home/index.ts'
 import type { Logger } from '../log/index.ts'
 import { TokenBucket } from './token-bucket.ts'
 import type { BridgeRecord } from './bridge-book.ts'
 import { BridgeGrants } from './bridge-grants.ts'
 import { ServiceRecordGate } from './service-gate.ts'
 
-const RECONNECT_INTERVAL_MS = 5_000
 const BRIDGED_LABEL = 'bridged from '
 const MAX_PROTOCOL_CHARS = 128
 
@@ -79,17 +76,15 @@ export class Bridge {
   private remote?: MyceliumHost
   private remoteKey?: Uint8Array
   private revocations?: RevocationExchange
-  private readonly verified = new Set<string>()
+  private members?: MemberHost
   private readonly stats: { out: DirectionStats, in: DirectionStats } = { out: { forwarded: 0, services: 0, dropped: 0, unattested: 0, refused: 0 }, in: { forwarded: 0, services: 0, dropped: 0, unattested: 0, refused: 0 } }
   readonly grants: BridgeGrants
   private readonly gates: { out: ServiceRecordGate, in: ServiceRecordGate }
   private remoteSigner?: Signer
-  private roster?: Roster
   private readonly serviceSeq = new Map<string, number>()
   private readonly outBucket: TokenBucket
   private readonly inBucket: TokenBucket
   private stopped = false
-  private timer?: NodeJS.Timeout
   private readonly onLocal = (evt: CustomEvent<Message>): void => { this.forward(evt.detail, 'out') }
   private readonly onRemote = (evt: CustomEvent<Message>): void => { this.forward(evt.detail, 'in') }
 
@@ -109,7 +104,7 @@ export class Bridge {
     // records going out come from this node's network, records coming in from the other
     this.gates = {
       out: new ServiceRecordGate({ isMember: (peerId) => this.local.isMember(peerId) }),
-      in: new ServiceRecordGate({ isMember: (peerId) => this.verified.has(peerId) })
+      in: new ServiceRecordGate({ isMember: (peerId) => this.members?.isVerified(peerId) === true })
     }
   }
 
@@ -121,14 +116,30 @@ export class Bridge {
     this.remoteKey = privateKey.raw.subarray(0, 32)
     this.remoteSigner = signerOf(this.remoteKey)
     const list = new RevocationList(this.home, network)
+    // B's rosters tell the bridge where B's members are; it dials them all, so every member
+    // of B has verified the bridge's certificate itself and accepts the records it signs.
+    // It tells B of no one: it is a guest there, not a path into B.
+    const members = new MemberHost({
+      networkId: network.networkId,
+      rootPublicKey: network.rootPublicKey,
+      credentials: () => ({ kind: 'member', chain }),
+      isRevoked: (peerId) => list.has(peerId),
+      presence: () => ({ role: 'bridge', addrs: [] }),
+      shareRoster: false,
+      dialLearned: true,
+      redial: { bootstrap: () => this.home.loadBootstrap(), dialable: () => true },
+      log: this.log
+    })
+    members.onRejected((r) => { this.log.warn({ peer: r.peerId, reason: r.reason, kind: r.kind }, 'bridge refused a connection') })
+    this.members = members
     const remote = await createHost({
       privateKey,
       networkId: network.networkId,
       // the bridge only dials out: it is a member of B, not one of B's addresses
       listen: [],
       bootstrap: [],
-      membership: this.membershipPolicy(network, chain, list),
-      isVerified: (peer) => this.verified.has(peer.toString()),
+      membership: members.policy,
+      isVerified: (peer) => members.isVerified(peer.toString()),
       isRevoked: (peerId) => list.has(peerId),
       relayServer: false
     })
@@ -138,22 +149,7 @@ export class Bridge {
     this.revocations = new RevocationExchange({ host: remote, networkId: network.networkId, rootPublicKey: network.rootPublicKey, list, log: this.log })
     await this.revocations.start()
 
-    // B's roster tells the bridge where B's members are; it dials them all, so every member
-    // of B has verified the bridge's certificate itself and accepts the records it signs
-    this.roster = new Roster({
-      libp2p: remote,
-      protocol: `${protocolPrefix(network.networkId)}/roster/1.0.0`,
-      presence: () => ({ role: 'bridge', addrs: [] }),
-      connectedMembers: () => [],
-      onPresence: () => {},
-      onLearned: (entries) => { for (const e of entries) void this.dialMember(e.peerId, e.addrs) },
-      log: this.log
-    })
-    await this.roster.start()
-    remote.addEventListener('connection:open', (evt) => {
-      const peer = evt.detail.remotePeer
-      if (remote.getConnections(peer).length === 1) void this.roster?.exchange(peer)
-    })
+    await members.attach(remote)
 
     const localPubsub = this.local.host().services.pubsub
     localPubsub.addEventListener('message', this.onLocal)
@@ -164,49 +160,7 @@ export class Bridge {
     }
     // this node's spores already listen on its own latent topic
     remote.services.pubsub.subscribe(latentTopic(network.networkId))
-    this.timer = setInterval(() => { void this.reconnect() }, RECONNECT_INTERVAL_MS)
-    this.timer.unref()
-    await this.reconnect()
     this.log.info({ topics: this.record.topics, ratePerS: this.record.ratePerS, peerId: remote.peerId.toString() }, 'bridge running')
-  }
-
-  private membershipPolicy (network: NetworkInfo, chain: CertificateChain, list: RevocationList): MembershipPolicy {
-    return {
-      networkId: network.networkId,
-      rootPublicKey: network.rootPublicKey,
-      credentials: () => ({ kind: 'member', chain }),
-      isRevoked: (peerId) => list.has(peerId),
-      now: () => Date.now(),
-      onVerified: (peerId) => { this.verified.add(peerId) },
-      onRejected: (peerId, reason) => { this.log.warn({ peer: peerId, reason }, 'bridge refused a connection') }
-    }
-  }
-
-  /** Stays connected to the other network: its bootstrap addresses and the members seen. */
-  private async reconnect (): Promise<void> {
-    const remote = this.remote
-    if (remote === undefined || this.stopped || remote.getPeers().length > 0) return
-    const dials: Array<Promise<unknown>> = []
-    for (const addr of this.home.loadBootstrap()) dials.push(remote.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) }).catch(() => {}))
-    for (const peer of await remote.peerStore.all()) {
-      if (peer.id.equals(remote.peerId) || peer.addresses.length === 0) continue
-      dials.push(remote.dial(peer.id, { signal: AbortSignal.timeout(10_000) }).catch(() => {}))
-    }
-    await Promise.all(dials)
-  }
-
-  private async dialMember (peerId: string, addrs: string[]): Promise<void> {
-    const remote = this.remote
-    if (remote === undefined || this.stopped || addrs.length === 0 || peerId === remote.peerId.toString()) return
-    try {
-      const { peerIdFromString } = await import('@libp2p/peer-id')
-      const id = peerIdFromString(peerId)
-      if (remote.getConnections(id).length > 0) return
-      await remote.peerStore.merge(id, { multiaddrs: addrs.map(a => multiaddr(a)) })
-      await remote.dial(id, { signal: AbortSignal.timeout(10_000) })
-    } catch (err) {
-      this.log.debug({ peer: peerId, err: (err as Error).message }, 'bridge could not dial a member')
-    }
   }
 
   private forward (msg: Message, direction: 'out' | 'in'): void {
@@ -278,7 +232,7 @@ export class Bridge {
     return {
       ...this.record,
       peerId: this.remote?.peerId.toString() ?? '',
-      peers: this.remote?.getPeers().filter(p => this.verified.has(p.toString())).length ?? 0,
+      peers: this.members?.peers().length ?? 0,
       out: { ...this.stats.out },
       in: { ...this.stats.in },
       grants: this.grants.tokens(),
@@ -291,14 +245,13 @@ export class Bridge {
   async stop (): Promise<void> {
     if (this.stopped) return
     this.stopped = true
-    clearInterval(this.timer)
     try { this.local.host().services.pubsub.removeEventListener('message', this.onLocal) } catch {}
     const remote = this.remote
     this.remote = undefined
     if (remote === undefined) return
     remote.services.pubsub.removeEventListener('message', this.onRemote)
     await this.revocations?.stop().catch(() => {})
-    await remote.unhandle(`${protocolPrefix(this.record.networkId)}/roster/1.0.0`).catch(() => {})
+    await this.members?.detach().catch(() => {})
     try {
       await remote.stop()
     } catch (err) {

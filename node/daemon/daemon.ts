@@ -1,15 +1,12 @@
 // The daemon: one libp2p host of one network, its admin API, and the bookkeeping that lets
 // an operator see and steer it. Everything is assembled here; the parts do not know each other.
-import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
 import { Home, HomeError, randomApiToken, type NetworkInfo } from '../home/index.ts'
 import { createNetwork, createInvite, admitter } from '../network/index.ts'
-import { protocolPrefix, type CertificateChain, type MembershipPolicy } from '../../membership/index.ts'
+import { MemberHost, type CertificateChain, type RejectedConnection } from '../../membership/index.ts'
 import { createHost, type MyceliumHost } from '../host/index.ts'
 import { AdminApi, ApiError, type Routes } from '../api/index.ts'
 import { NodeMetrics } from '../metrics/index.ts'
-import { Roster, type RosterEntry, type Presence } from '../../membership/index.ts'
 import { AppTopics } from '../gossip/index.ts'
 import type { Logger } from '../log/index.ts'
 import type { DaemonConfig } from './config.ts'
@@ -30,22 +27,11 @@ export interface PeerView {
   role: string
 }
 
-export interface RejectedConnection {
-  peerId: string
-  reason: string
-  at: number
-}
+export type { RejectedConnection }
 
-const REJECTIONS_KEPT = 100
-const RECONNECT_INTERVAL_MS = 5_000
-
-function rejectionKind (reason: string): string {
-  if (/belongs to network|noise-membership|protocol selection failed/i.test(reason)) return 'other-network'
-  if (/expired/i.test(reason)) return 'expired'
-  if (/revoked/i.test(reason)) return 'revoked'
-  if (/invite|admission|admit/i.test(reason)) return 'admission'
-  if (/abort|timeout|timed out/i.test(reason)) return 'timeout'
-  return 'invalid'
+/** Addresses a daemon dials to reach a member again: direct ones, not a browser page's relay or WebRTC addresses. */
+function directAddr (addr: string): boolean {
+  return !addr.includes('/p2p-circuit') && !addr.includes('/webrtc')
 }
 
 export class Daemon {
@@ -58,15 +44,10 @@ export class Daemon {
   host!: MyceliumHost
   apiPort = 0
   private api!: AdminApi
-  private roster!: Roster
   private appTopics!: AppTopics
   private chain!: CertificateChain
-  private readonly verified = new Map<string, number>()
-  private readonly presence = new Map<string, Presence>()
-  private readonly knownPeers = new Map<string, string[]>()
-  private readonly rejected: RejectedConnection[] = []
-  private reconnectTimer?: NodeJS.Timeout
-  private saveKnownTimer?: NodeJS.Timeout
+  /** membership on this host: verified set, roster, remembered members, redial */
+  members!: MemberHost
   private stopping?: Promise<void>
   readonly features: DaemonFeature[]
   private context!: DaemonContext
@@ -109,23 +90,24 @@ export class Daemon {
       host: () => this.host,
       role: () => this.role(),
       peers: () => this.peers(),
-      isVerified: (peerId: string) => this.verified.has(peerId)
+      isVerified: (peerId: string) => this.members.isVerified(peerId),
+      membership: () => this.members
     }
 
     this.api = new AdminApi(this.routes(), token)
     this.apiPort = await this.api.listen(this.config.apiPort)
     const apiSocket = await this.api.listenSocket(this.home.apiSocketPath()) ? this.home.apiSocketPath() : undefined
 
-    for (const [peerId, addrs] of Object.entries(this.home.loadKnownPeers())) this.knownPeers.set(peerId, addrs)
     const bootstrap = [...new Set([...this.config.bootstrap, ...this.home.loadBootstrap()])]
+    this.members = this.memberHost(bootstrap)
     try {
       this.host = await createHost({
         privateKey,
         networkId: network.networkId,
         listen: this.config.listen,
         bootstrap: bootstrap.filter(a => a.includes('/p2p/')),
-        membership: this.membershipPolicy(),
-        isVerified: (peer: PeerId) => this.verified.has(peer.toString()),
+        membership: this.members.policy,
+        isVerified: (peer: PeerId) => this.members.isVerified(peer.toString()),
         isRevoked: (peerId: string) => this.isRevoked(peerId),
         relayServer: this.config.relayServer,
         services: Object.assign({}, ...this.features.map(f => f.services?.(this.context) ?? {}))
@@ -139,16 +121,7 @@ export class Daemon {
     }
 
     this.appTopics = new AppTopics(this.host.services.pubsub, network.networkId, this.metrics)
-    this.roster = new Roster({
-      libp2p: this.host,
-      protocol: `${protocolPrefix(network.networkId)}/roster/1.0.0`,
-      presence: () => ({ role: this.role(), addrs: this.addrs() }),
-      connectedMembers: () => this.peers(),
-      onPresence: (peerId, presence) => { this.presence.set(peerId, presence); this.remember(peerId, presence.addrs) },
-      onLearned: (entries) => { this.learn(entries) },
-      log: this.log
-    })
-    await this.roster.start()
+    await this.members.attach(this.host)
     this.watchConnections()
     for (const feature of this.features) {
       await feature.start?.(this.context)
@@ -156,31 +129,27 @@ export class Daemon {
     }
     if (this.home.loadApiToken() === undefined) this.home.saveApiToken(token)
     this.home.saveDaemonInfo({ pid: process.pid, apiPort: this.apiPort, startedAt: this.startedAt, ...(apiSocket === undefined ? {} : { apiSocket }) })
-    this.reconnectTimer = setInterval(() => { void this.reconnect(bootstrap) }, RECONNECT_INTERVAL_MS)
-    this.reconnectTimer.unref()
-    void this.reconnect(bootstrap)
   }
 
-  private membershipPolicy (): MembershipPolicy {
+  private memberHost (bootstrap: string[]): MemberHost {
     const network = this.network
-    return {
+    const members = new MemberHost({
       networkId: network.networkId,
       rootPublicKey: network.rootPublicKey,
       credentials: () => ({ kind: 'member', chain: this.chain }),
       isRevoked: (peerId: string) => this.isRevoked(peerId),
-      now: () => Date.now(),
       admit: admitter(this.home, network, () => Date.now()),
-      onVerified: (peerId) => {
-        this.verified.set(peerId, Date.now())
-      },
-      onRejected: (peerId, reason) => {
-        const kind = rejectionKind(reason)
-        this.metrics.rejectedConnections.inc({ reason: kind })
-        this.rejected.push({ peerId, reason, at: Date.now() })
-        if (this.rejected.length > REJECTIONS_KEPT) this.rejected.shift()
-        this.log.warn({ peer: peerId, reason }, 'refused a connection that failed the membership handshake')
-      }
-    }
+      presence: () => ({ role: this.role(), addrs: this.addrs() }),
+      dialLearned: true,
+      known: { initial: this.home.loadKnownPeers(), save: (known) => { this.home.saveKnownPeers(known) } },
+      redial: { bootstrap: () => bootstrap, dialable: directAddr },
+      log: this.log
+    })
+    members.onRejected((r) => {
+      this.metrics.rejectedConnections.inc({ reason: r.kind })
+      this.log.warn({ peer: r.peerId, reason: r.reason, kind: r.kind }, 'refused a connection that failed the membership handshake')
+    })
+    return members
   }
 
   /** A peer some feature refuses (a revoked member): no handshake, no dial, no connection. */
@@ -193,12 +162,7 @@ export class Daemon {
       this.metrics.connections.set(this.host.getConnections().length)
       this.metrics.peers.set(this.host.getPeers().length)
     }
-    this.host.addEventListener('connection:open', (evt) => {
-      update()
-      const peer = evt.detail.remotePeer
-      // the first connection to a member starts a roster exchange
-      if (this.host.getConnections(peer).length === 1) void this.roster.exchange(peer)
-    })
+    this.host.addEventListener('connection:open', update)
     this.host.addEventListener('connection:close', update)
     this.host.addEventListener('peer:disconnect', (evt) => {
       this.log.info({ peer: evt.detail.toString() }, 'peer disconnected')
@@ -206,61 +170,6 @@ export class Daemon {
     this.host.addEventListener('peer:connect', (evt) => {
       this.log.info({ peer: evt.detail.toString() }, 'peer connected')
     })
-  }
-
-  private remember (peerId: string, addrs: string[]): void {
-    if (peerId === this.host.peerId.toString() || addrs.length === 0) return
-    this.knownPeers.set(peerId, addrs)
-    if (this.saveKnownTimer !== undefined) return
-    this.saveKnownTimer = setTimeout(() => {
-      this.saveKnownTimer = undefined
-      try {
-        this.home.saveKnownPeers(Object.fromEntries(this.knownPeers))
-      } catch (err) {
-        this.log.warn({ err: (err as Error).message }, 'could not save known peers')
-      }
-    }, 1_000)
-  }
-
-  private learn (entries: RosterEntry[]): void {
-    const self = this.host.peerId.toString()
-    for (const entry of entries) {
-      if (entry.peerId === self || entry.addrs.length === 0) continue
-      this.remember(entry.peerId, entry.addrs)
-      if (this.host.getConnections(peerIdFromString(entry.peerId)).length > 0) continue
-      void this.dialMember(entry.peerId, entry.addrs)
-    }
-  }
-
-  private async dialMember (peerId: string, addrs: string[]): Promise<void> {
-    try {
-      const id = peerIdFromString(peerId)
-      await this.host.peerStore.merge(id, { multiaddrs: addrs.map(a => multiaddr(a)) })
-      await this.host.dial(id, { signal: AbortSignal.timeout(10_000) })
-    } catch (err) {
-      this.log.debug({ peer: peerId, err: (err as Error).message }, 'could not dial member')
-    }
-  }
-
-  /** Rejoin after restarts and partitions: dial bootstrap peers and remembered members while alone. */
-  private async reconnect (bootstrap: string[]): Promise<void> {
-    if (this.stopping !== undefined) return
-    const peers = this.host.getPeers()
-    if (peers.length > 0) {
-      // a dial to a member learned from a roster can fail (busy peer, lost packet): remembered
-      // nodes with a direct address that are not connected are dialled again. Browser pages
-      // (relay and WebRTC addresses only) dial in themselves and are left alone.
-      const connected = new Set(peers.map(p => p.toString()))
-      const missing = [...this.knownPeers].filter(([peerId, addrs]) => !connected.has(peerId) && addrs.some(a => !a.includes('/p2p-circuit') && !a.includes('/webrtc')))
-      await Promise.all(missing.slice(0, 16).map(async ([peerId, addrs]) => { await this.dialMember(peerId, addrs.filter(a => !a.includes('/p2p-circuit') && !a.includes('/webrtc'))) }))
-      return
-    }
-    const dials: Array<Promise<unknown>> = []
-    for (const addr of bootstrap) {
-      dials.push(this.host.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) }).catch(() => {}))
-    }
-    for (const [peerId, addrs] of this.knownPeers) dials.push(this.dialMember(peerId, addrs))
-    await Promise.all(dials)
   }
 
   role (): string {
@@ -276,17 +185,8 @@ export class Daemon {
   }
 
   peers (): PeerView[] {
-    const out: PeerView[] = []
-    for (const peer of this.host.getPeers()) {
-      const id = peer.toString()
-      if (!this.verified.has(id)) continue
-      const presence = this.presence.get(id)
-      const addrs = presence?.addrs ?? this.host.getConnections(peer).map(c => c.remoteAddr.toString())
-      // a signed role advertisement is current; the roster's role was announced at connection time
-      const advertised = this.features.map(f => f.roleOf?.(id)).find(r => r !== undefined)
-      out.push({ peerId: id, addrs, role: advertised ?? presence?.role ?? 'unknown' })
-    }
-    return out
+    // a signed role advertisement is current; the roster's role was announced at connection time
+    return this.members.peers().map(p => ({ ...p, role: this.features.map(f => f.roleOf?.(p.peerId)).find(r => r !== undefined) ?? p.role }))
   }
 
   status (): Record<string, unknown> {
@@ -320,7 +220,7 @@ export class Daemon {
       'GET /status': () => this.status(),
       'GET /peers': () => this.peers(),
       'GET /network': () => ({ networkId: this.network.networkId, name: this.network.name, rootPublicKey: Buffer.from(this.network.rootPublicKey).toString('base64url'), members: [this.host.peerId.toString(), ...this.peers().map(p => p.peerId)] }),
-      'GET /rejected': () => [...this.rejected],
+      'GET /rejected': () => this.members.rejected(),
       'POST /invites': ({ body: b }) => {
         const { ttlMs, uses } = body(b)
         if (!Number.isSafeInteger(ttlMs) || (ttlMs as number) <= 0 || !Number.isSafeInteger(uses) || (uses as number) <= 0) throw new ApiError(400, 'ttlMs and uses must be positive integers')
@@ -341,8 +241,6 @@ export class Daemon {
 
   async stop (): Promise<void> {
     this.stopping ??= (async () => {
-      clearInterval(this.reconnectTimer)
-      clearTimeout(this.saveKnownTimer)
       this.log.info('shutting down')
       await this.api?.close().catch(() => {})
       for (const feature of [...this.features].reverse()) {
@@ -357,7 +255,7 @@ export class Daemon {
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'libp2p did not stop cleanly')
       }
-      try { this.home.saveKnownPeers(Object.fromEntries(this.knownPeers)) } catch {}
+      await this.members?.detach().catch(() => {})
       this.home.clearDaemonInfo()
       this.log.info('stopped')
     })()

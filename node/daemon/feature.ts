@@ -3,6 +3,7 @@
 // admin API routes it answers and the fields it adds to `status`. The daemon knows features
 // only through this interface, and features receive the daemon's public parts.
 import type { Routes } from '../api/index.ts'
+import type { MemberHost } from '../../membership/index.ts'
 import type { MyceliumHost } from '../host/index.ts'
 import type { Home, NetworkInfo } from '../home/index.ts'
 import type { NodeMetrics } from '../metrics/index.ts'
@@ -23,8 +24,10 @@ export interface DaemonContext {
   role: () => string
   /** members currently connected (peer id, addresses, announced role) */
   peers: () => Array<{ peerId: string, addrs: string[], role: string }>
-  /** true once the peer has passed the membership handshake on this node (it may have disconnected since) */
+  /** true while the peer is a member: it passed the handshake here (it may have disconnected since), its certificate has not expired and it is not revoked */
   isVerified: (peerId: string) => boolean
+  /** membership on this host: verified set with expiries, departures, rejections */
+  membership: () => MemberHost
 }
 
 export interface DaemonFeature {

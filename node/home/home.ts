@@ -26,7 +26,7 @@ import { homedir } from 'node:os'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { encodeCanonical, decodeCanonical, fromBase64Url, toBase64Url, getPublicKey, equalBytes, randomBytesOf, toHex } from '../../crypto/index.ts'
-import { decodeCertificate, encodeChain, networkIdOf, isNetworkId, type CertificateChain } from '../../membership/index.ts'
+import { decodeCertificate, encodeChain, networkIdOf, isNetworkId, type CertificateChain, type KnownMember } from '../../membership/index.ts'
 import { createFileExclusive, readJson, writeFileAtomic, removeIfExists } from './files.ts'
 import { HomeError } from './errors.ts'
 
@@ -182,15 +182,22 @@ export class Home {
     writeFileAtomic(this.path('bootstrap.json'), JSON.stringify([...new Set(addrs)], null, 2) + '\n')
   }
 
-  loadKnownPeers (): Record<string, string[]> {
+  /** Remembered members; the older form (peer id → addresses) reads as seen now. */
+  loadKnownPeers (now = Date.now()): Record<string, KnownMember> {
     return readJson(this.path('known-peers.json'), (v) => {
       if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object')
-      for (const addrs of Object.values(v)) if (!isStringArray(addrs)) throw new Error('addresses must be strings')
-      return v as Record<string, string[]>
+      const out: Record<string, KnownMember> = {}
+      for (const [peerId, m] of Object.entries(v as Record<string, unknown>)) {
+        if (isStringArray(m)) { out[peerId] = { addrs: m, seenAt: now }; continue }
+        const r = m as Record<string, unknown> | null
+        if (r === null || typeof r !== 'object' || !isStringArray(r.addrs) || !Number.isSafeInteger(r.seenAt) || (r.expiresAt !== undefined && !Number.isSafeInteger(r.expiresAt))) throw new Error(`entry ${peerId.slice(0, 60)} is malformed`)
+        out[peerId] = { addrs: r.addrs, seenAt: r.seenAt as number, ...(r.expiresAt === undefined ? {} : { expiresAt: r.expiresAt as number }) }
+      }
+      return out
     }) ?? {}
   }
 
-  saveKnownPeers (peers: Record<string, string[]>): void {
+  saveKnownPeers (peers: Record<string, KnownMember>): void {
     writeFileAtomic(this.path('known-peers.json'), JSON.stringify(peers, null, 2) + '\n')
   }
 

@@ -61,13 +61,13 @@ async function knownNodes (spores: Spores): Promise<SeedNode[]> {
 }
 
 /** Checks a membership chain (canonical CBOR array of certificates) for `peerId` in `network`. */
-export function membershipCheck (rootPublicKey: Uint8Array, now: () => number) {
+export function membershipCheck (rootPublicKey: Uint8Array, now: () => number, isRevoked: (peerId: string) => boolean = () => false) {
   return (membership: Uint8Array, peerId: string, network: string): boolean => {
     try {
       const raw = decodeCanonical(membership)
       if (!Array.isArray(raw)) return false
       const chain = raw.map(c => decodeCertificate(c as Uint8Array))
-      return verifyChain(chain, { networkId: network, rootPublicKey, now: now() }) === peerId
+      return verifyChain(chain, { networkId: network, rootPublicKey, now: now(), isRevoked }) === peerId
     } catch {
       return false
     }
@@ -94,7 +94,11 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
     const entry = await spores?.tiers.latent.readById(`node/${peerId}`)
     return [...connected, ...(entry?.type === 'node' ? (entry.value as NodeValue).addrs : [])]
   }
-  const confirm = () => seedConfirmation(() => running().ctx.host(), knownAddrs, async (peerId) => { await members?.add(peerId) })
+  const confirm = () => seedConfirmation(() => running().ctx.host(), knownAddrs, async (peerId) => {
+    // the confirming dial passed the handshake: the member counts until its certificate expires
+    const expiresAt = context?.membership().expiryOf(peerId)
+    if (expiresAt !== undefined) await members?.add(peerId, expiresAt)
+  })
 
   return {
     name: 'spores',
@@ -128,15 +132,19 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
           log: ctx.log.child({ area: 'spores' }),
           rejections: { rejected: (tier, type, reason) => { rejections.inc({ tier, type, reason }) } },
           ...(options.epochVerifier === undefined ? {} : { epochVerifier: options.epochVerifier(ctx) }),
-          // A peer whose handshake finished before its connect event reached the book is a member too.
+          // Revocation first: a revoked origin's entries are refused whoever relays them. A peer
+          // whose handshake finished before its connect event reached the book is a member too.
           isMember: (peerId) => {
+            const members = ctx.membership()
+            if (members.isRevoked(peerId)) return false
             if (book.has(peerId)) return true
-            if (!ctx.isVerified(peerId)) return false
-            void book.add(peerId).catch(() => {})
+            const expiresAt = members.expiryOf(peerId)
+            if (expiresAt === undefined) return false
+            void book.add(peerId, expiresAt).catch(() => {})
             return true
           },
           membership: () => membership,
-          checkMembership: membershipCheck(ctx.network.rootPublicKey, Date.now)
+          checkMembership: membershipCheck(ctx.network.rootPublicKey, Date.now, (peerId) => ctx.membership().isRevoked(peerId))
         })
       } catch (err) {
         await db.close()
@@ -152,7 +160,9 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
       let net: typeof network
       const onConnect = (evt: CustomEvent<PeerId>): void => {
         const peer = evt.detail
-        void book.add(peer.toString())
+        const expiresAt = ctx.membership().expiryOf(peer.toString())
+        if (expiresAt === undefined) return
+        void book.add(peer.toString(), expiresAt)
           .then(async () => { await net?.peerConnected(peer) })
           .catch(err => ctx.log.debug({ peer: peer.toString(), err: (err as Error).message }, 'spores: peer connection handling failed'))
       }
@@ -166,7 +176,10 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
         host.removeEventListener('peer:disconnect', onDisconnect)
       }
       // every peer the host reports has passed the membership handshake: its chain was verified
-      for (const peer of ctx.peers()) await book.add(peer.peerId)
+      for (const peer of ctx.peers()) {
+        const expiresAt = ctx.membership().expiryOf(peer.peerId)
+        if (expiresAt !== undefined) await book.add(peer.peerId, expiresAt)
+      }
       network = await spores.attach({
         host,
         pubsub: host.services.pubsub,

@@ -1,8 +1,10 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs'
+import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Cluster, TestNode, waitFor } from '../harness/index.ts'
+import { Cluster, TestNode, waitFor, NODE, REPO_ROOT } from '../harness/index.ts'
+import { signEntry, signerOf } from '../../spores/index.ts'
 import { ApiClient } from '../../node/api/index.ts'
 import { Home } from '../../node/home/index.ts'
 
@@ -13,6 +15,10 @@ async function peers (node: TestNode): Promise<string[]> {
 
 async function status (node: TestNode): Promise<any> {
   return await ApiClient.forHome(new Home(node.home)).request('GET', '/status')
+}
+
+async function spores (node: TestNode): Promise<any> {
+  return await ApiClient.forHome(new Home(node.home)).request('GET', '/spores/stats')
 }
 
 async function rejected (node: TestNode): Promise<Array<{ peerId: string, reason: string }>> {
@@ -69,6 +75,25 @@ describe('operator CLI for network identity (real processes)', () => {
     await waitFor(async () => (await Promise.all([admin, a, b].map(async n => await refusedBy(victim, n.peerId)))).every(Boolean), { timeoutMs: 15_000, what: 'the revoked node to record every refusal' })
     for (const n of [admin, a, b]) expect(await peers(n)).not.toContain(victim.peerId)
     expect(await peers(victim)).toEqual([])
+
+    // a member that relays an entry the revoked key signed (after the revocation) changes nothing:
+    // the spores refuse a revoked origin whoever passes its entries on
+    const victimSigner = signerOf((await new Home(victim.home).loadOrCreateNodeKey()).raw.subarray(0, 32))
+    const now = Date.now()
+    const relayed = signEntry(victimSigner, { type: 'service', key: `${victim.peerId}/after-revocation`, value: { name: 'after-revocation', endpoints: ['/ip4/10.6.6.6/tcp/80'] }, seq: now, issuedAt: now })
+    writeFileSync(join(scratch, 'relayed.hex'), Buffer.from(relayed.bytes).toString('hex') + '\n')
+    const relay = cluster.newNode('relay')
+    await cluster.join(relay, admin)
+    const tcpAddrs = await Promise.all([admin, a, b].map(async n => (await status(n)).addrs.find((x: string) => x.includes('/tcp/') && !x.includes('/ws')) as string))
+    await new Promise<void>((resolve, reject) => {
+      execFile(NODE, [join(REPO_ROOT, 'test/spores/byzantine-member.ts'), '--home', relay.home, '--relay', join(scratch, 'relayed.hex'), ...tcpAddrs],
+        { timeout: 60_000, encoding: 'utf8' }, (err, _stdout, stderr) => { if (err !== null) reject(new Error(`${err.message}\n${stderr}`)); else resolve() })
+    })
+    for (const n of [admin, a, b]) {
+      await waitFor(async () => ((await spores(n)).tiers.latent.service.rejections['unknown-origin'] ?? 0) > 0, { timeoutMs: 10_000, what: `${n.name} to refuse the revoked origin's entry` })
+      const all = await ApiClient.forHome(new Home(n.home)).request<any[]>('GET', '/spores?type=service')
+      expect(all.some(e => e.origin === victim.peerId && e.key.endsWith('/after-revocation'))).toBe(false)
+    }
 
     // a member that joins afterwards learns the revocation on connecting
     const late = cluster.newNode('late')

@@ -3,7 +3,10 @@
 // membership handshake, and gossips bad entries on the latent topic. Run by daemon.test.ts:
 //   node test/spores/byzantine-member.ts --home H --window-ms W --flood N --victim PEERID ADDR...
 // It prints a JSON report of what it sent, one count per expected rejection reason.
+// With --relay FILE it only relays the entries in FILE (hex, one a line) and prints its peer id:
+// a member passing on what another key signed (identity.test.ts: a revoked member's entries).
 import { parseArgs } from 'node:util'
+import { readFileSync } from 'node:fs'
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
@@ -17,7 +20,7 @@ import { signEntry, signerOf, sporeProtocols, type Signer, type EntryType } from
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { home: { type: 'string' }, 'window-ms': { type: 'string' }, flood: { type: 'string' }, victim: { type: 'string' } }
+  options: { home: { type: 'string' }, 'window-ms': { type: 'string' }, flood: { type: 'string' }, victim: { type: 'string' }, relay: { type: 'string' } }
 })
 const home = new Home(values.home as string)
 const network = home.loadNetwork()
@@ -62,6 +65,13 @@ async function until (what: string, check: () => boolean, timeoutMs = 30_000): P
   }
 }
 await until('the honest nodes to subscribe', () => pubsub.getSubscribers(topic).length >= positionals.length)
+if (values.relay !== undefined) {
+  for (const line of readFileSync(values.relay, 'utf8').split('\n').filter(l => l.trim() !== '')) await pubsub.publish(topic, Uint8Array.from(Buffer.from(line.trim(), 'hex')))
+  await new Promise(resolve => setTimeout(resolve, 3000))
+  process.stdout.write(JSON.stringify({ peerId: me.peerId }) + '\n')
+  await libp2p.stop()
+  process.exit(0)
+}
 // an honest node's entry seen on the topic, to replay later
 await until('an honest entry on the topic', () => captured !== undefined)
 

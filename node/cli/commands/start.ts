@@ -85,6 +85,12 @@ export const start: Command = {
       log.info({ signal }, 'signal received')
       void daemon.stop().then(() => process.exit(0), () => process.exit(1))
     }
+    // A bug that leaves a promise rejected must cost one log line, not the node: any peer or
+    // HTTP client able to reach such a path could otherwise stop it at will (and again after
+    // each restart under systemd).
+    process.on('unhandledRejection', (reason) => {
+      log.error({ err: reason instanceof Error ? { message: reason.message, stack: reason.stack } : String(reason) }, 'unhandled rejection (the node keeps running)')
+    })
     process.on('SIGINT', () => { shutdown('SIGINT') })
     process.on('SIGTERM', () => { shutdown('SIGTERM') })
     await new Promise(() => {})

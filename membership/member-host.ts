@@ -1,0 +1,375 @@
+// A member of one network on one libp2p host: the daemon, a bridge (as a guest in the other
+// network) and a browser tab all use it, so the rules are written once.
+//
+// It owns the handshake policy and the verified set: who proved membership, with which
+// certificate chain, until when. Membership is not forever: a peer stops being verified the
+// moment its certificate expires or it is revoked, and its connections are closed then (the
+// handshake alone would let an open connection outlive its certificate). It runs the roster
+// exchange (every peer named in a roster must come with its own certificate chain), keeps
+// the book of known members (capped and aged) and dials them again in turn.
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Connection, Libp2p } from '@libp2p/interface'
+import { encodeChain, verifyChain, type CertificateChain } from './certificate.ts'
+import { toBase64Url } from '../crypto/index.ts'
+import type { AdmissionRequest, MembershipCredentials, MembershipPolicy } from './handshake.ts'
+import { MembershipRefusedError, rejectionKind, type RejectionKind } from './errors.ts'
+import { protocolPrefix } from './network-id.ts'
+import { Roster, rosterProtocol, type Presence, type RosterEntry } from './roster.ts'
+import { KnownMembers, type KnownMember } from './known-members.ts'
+import type { MemberLog } from './member-log.ts'
+
+const REJECTIONS_KEPT = 100
+const SWEEP_INTERVAL_MS = 1_000
+const REDIAL_INTERVAL_MS = 5_000
+const REDIAL_PER_ROUND = 16
+const LEARNED_DIALS_PER_ROSTER = 16
+const DIAL_TIMEOUT_MS = 10_000
+const SAVE_DELAY_MS = 1_000
+const VOUCHED_KEPT = 1_024
+
+export interface RejectedConnection {
+  peerId: string
+  reason: string
+  kind: RejectionKind
+  /** true when the other side refused this host (then `kind` is the class of its reason) */
+  byPeer: boolean
+  at: number
+}
+
+export interface MemberView {
+  peerId: string
+  addrs: string[]
+  role: string
+}
+
+export type DepartureReason = 'expired' | 'revoked'
+
+export interface MemberHostOptions {
+  networkId: string
+  rootPublicKey: Uint8Array
+  credentials: () => MembershipCredentials
+  isRevoked: (peerId: string) => boolean
+  /** inviter side: turns an admission request into the new member's chain */
+  admit?: (request: AdmissionRequest) => Promise<CertificateChain>
+  /** joiner side: the chain the inviter issued */
+  onAdmitted?: (chain: CertificateChain) => Promise<void>
+  /** this host's own role and addresses, told in rosters */
+  presence: () => Presence
+  /** pass the members this host is connected to on in rosters (a bridge, a guest, does not) */
+  shareRoster?: boolean
+  /** ask for rosters over relayed (limited) connections too */
+  rosterOnLimited?: boolean
+  /** dial members named in a roster at once (a daemon does; a browser tab picks its own) */
+  dialLearned?: boolean
+  /** remembered members: loaded at start, saved when they change */
+  known?: { initial: Record<string, KnownMember>, save: (members: Record<string, KnownMember>) => void }
+  /** dial members again every few seconds: the bootstrap addresses and what this host can dial */
+  redial?: { bootstrap: () => string[], dialable: (addr: string) => boolean, intervalMs?: number }
+  now?: () => number
+  log: MemberLog
+}
+
+interface Verified {
+  chain: CertificateChain
+  expiresAt: number
+  since: number
+}
+
+type Listener<A extends unknown[]> = (...args: A) => void
+
+/** The earliest expiry in a chain: the chain is only as valid as its weakest link. */
+export function chainExpiry (chain: CertificateChain): number {
+  return Math.min(...chain.map(c => c.expiresAt))
+}
+
+export class MemberHost {
+  readonly policy: MembershipPolicy
+  private readonly o: MemberHostOptions
+  private readonly verified = new Map<string, Verified>()
+  private readonly presence = new Map<string, Presence>()
+  private readonly rejections: RejectedConnection[] = []
+  private readonly known: KnownMembers
+  /** chains already checked: a browser tab re-reads rosters every few seconds */
+  private readonly vouched = new Map<string, { peerId: string, expiresAt: number }>()
+  private readonly listeners = {
+    verified: [] as Array<Listener<[string, number]>>,
+    departed: [] as Array<Listener<[string, DepartureReason]>>,
+    roster: [] as Array<Listener<[string, Presence, RosterEntry[]]>>,
+    rejected: [] as Array<Listener<[RejectedConnection]>>
+  }
+
+  private libp2p?: Libp2p
+  private roster?: Roster
+  private timers: Array<ReturnType<typeof setInterval>> = []
+  private saveTimer?: ReturnType<typeof setTimeout>
+  private detached = false
+  private readonly onOpen = (evt: CustomEvent<Connection>): void => { this.opened(evt.detail) }
+
+  constructor (options: MemberHostOptions) {
+    this.o = options
+    this.known = new KnownMembers(options.known?.initial ?? {}, this.now())
+    this.policy = {
+      networkId: options.networkId,
+      rootPublicKey: options.rootPublicKey,
+      credentials: options.credentials,
+      isRevoked: options.isRevoked,
+      now: () => this.now(),
+      ...(options.admit === undefined ? {} : { admit: options.admit }),
+      ...(options.onAdmitted === undefined ? {} : { onAdmitted: options.onAdmitted }),
+      onVerified: (peerId, chain) => { this.verify(peerId, chain) },
+      onRejected: (peerId, reason, error) => { this.reject(peerId, reason, error) }
+    }
+  }
+
+  private now (): number {
+    return this.o.now?.() ?? Date.now()
+  }
+
+  /** A member now: verified, certificate unexpired, not revoked. */
+  isVerified (peerId: string): boolean {
+    const v = this.verified.get(peerId)
+    return v !== undefined && v.expiresAt > this.now() && !this.o.isRevoked(peerId)
+  }
+
+  isRevoked (peerId: string): boolean {
+    return this.o.isRevoked(peerId)
+  }
+
+  /** When the peer's verified certificate expires; undefined when it is not verified. */
+  expiryOf (peerId: string): number | undefined {
+    return this.isVerified(peerId) ? this.verified.get(peerId)?.expiresAt : undefined
+  }
+
+  chainOf (peerId: string): CertificateChain | undefined {
+    return this.isVerified(peerId) ? this.verified.get(peerId)?.chain : undefined
+  }
+
+  onVerified (listener: (peerId: string, expiresAt: number) => void): void { this.listeners.verified.push(listener) }
+  /** A verified peer stopped being a member: its certificate expired or it was revoked. */
+  onDeparted (listener: (peerId: string, why: DepartureReason) => void): void { this.listeners.departed.push(listener) }
+  onRoster (listener: (from: string, presence: Presence, entries: RosterEntry[]) => void): void { this.listeners.roster.push(listener) }
+  onRejected (listener: (rejection: RejectedConnection) => void): void { this.listeners.rejected.push(listener) }
+
+  rejected (): RejectedConnection[] {
+    return [...this.rejections]
+  }
+
+  presenceOf (peerId: string): Presence | undefined {
+    return this.presence.get(peerId)
+  }
+
+  /** Connected members (verified now), with the addresses and role they told. */
+  peers (): MemberView[] {
+    const libp2p = this.libp2p
+    if (libp2p === undefined) return []
+    const out: MemberView[] = []
+    for (const peer of libp2p.getPeers()) {
+      const id = peer.toString()
+      if (!this.isVerified(id)) continue
+      const presence = this.presence.get(id)
+      out.push({ peerId: id, addrs: presence?.addrs ?? libp2p.getConnections(peer).map(c => c.remoteAddr.toString()), role: presence?.role ?? 'unknown' })
+    }
+    return out
+  }
+
+  knownMembers (): Array<[string, KnownMember]> {
+    return this.known.entries()
+  }
+
+  /** Starts the roster, the expiry sweep and the redial loop on a started host. */
+  async attach (libp2p: Libp2p): Promise<void> {
+    this.libp2p = libp2p
+    this.roster = new Roster({
+      libp2p,
+      protocol: rosterProtocol(protocolPrefix(this.o.networkId)),
+      presence: this.o.presence,
+      connectedMembers: () => this.o.shareRoster === false ? [] : this.rosterEntries(),
+      vouch: (peerId, chain) => this.vouch(peerId, chain),
+      onRoster: (from, presence, entries) => { this.heard(from, presence, entries) },
+      log: this.o.log,
+      now: () => this.now()
+    })
+    await this.roster.start()
+    libp2p.addEventListener('connection:open', this.onOpen)
+    this.timers.push(setInterval(() => { this.sweep() }, SWEEP_INTERVAL_MS))
+    if (this.o.redial !== undefined) {
+      this.timers.push(setInterval(() => { void this.redial() }, this.o.redial.intervalMs ?? REDIAL_INTERVAL_MS))
+      void this.redial()
+    }
+    for (const t of this.timers) (t as { unref?: () => void }).unref?.()
+  }
+
+  /** Asks every connected member for its roster again. */
+  refreshRosters (): void {
+    const libp2p = this.libp2p
+    if (libp2p === undefined) return
+    const asked = new Set<string>()
+    for (const connection of libp2p.getConnections()) {
+      const id = connection.remotePeer.toString()
+      if (asked.has(id) || !this.isVerified(id) || (connection.limits !== undefined && this.o.rosterOnLimited === false)) continue
+      asked.add(id)
+      void this.roster?.exchange(connection.remotePeer)
+    }
+  }
+
+  async detach (): Promise<void> {
+    this.detached = true
+    for (const t of this.timers) clearInterval(t)
+    this.timers = []
+    this.libp2p?.removeEventListener('connection:open', this.onOpen)
+    await this.roster?.stop()
+    if (this.saveTimer !== undefined) { clearTimeout(this.saveTimer); this.saveTimer = undefined }
+    this.save()
+  }
+
+  // --- verified set -------------------------------------------------------------------
+
+  private verify (peerId: string, chain: CertificateChain): void {
+    const expiresAt = chainExpiry(chain)
+    this.verified.set(peerId, { chain, expiresAt, since: this.now() })
+    for (const l of this.listeners.verified) l(peerId, expiresAt)
+  }
+
+  private reject (peerId: string, reason: string, error: Error): void {
+    const rejection = { peerId, reason, kind: rejectionKind(error), byPeer: error instanceof MembershipRefusedError, at: this.now() }
+    this.rejections.push(rejection)
+    if (this.rejections.length > REJECTIONS_KEPT) this.rejections.shift()
+    for (const l of this.listeners.rejected) l(rejection)
+  }
+
+  /** Ends membership that ran out: expired or revoked peers lose their connections at once. */
+  sweep (): void {
+    const now = this.now()
+    for (const [peerId, v] of this.verified) {
+      const why: DepartureReason | undefined = this.o.isRevoked(peerId) ? 'revoked' : v.expiresAt <= now ? 'expired' : undefined
+      if (why === undefined) continue
+      this.verified.delete(peerId)
+      this.presence.delete(peerId)
+      this.o.log.info({ peer: peerId, why }, 'membership ended: closing its connections')
+      void this.hangUp(peerId)
+      for (const l of this.listeners.departed) l(peerId, why)
+    }
+    if (this.known.prune(now) > 0) this.scheduleSave()
+  }
+
+  private async hangUp (peerId: string): Promise<void> {
+    try {
+      await this.libp2p?.hangUp(peerIdFromString(peerId))
+    } catch (err) {
+      this.o.log.debug({ peer: peerId, err: (err as Error).message }, 'could not close a connection')
+    }
+  }
+
+  // --- roster ---------------------------------------------------------------------------
+
+  private opened (connection: Connection): void {
+    const libp2p = this.libp2p
+    if (libp2p === undefined || this.detached) return
+    if (connection.limits !== undefined && this.o.rosterOnLimited === false) return
+    // the first connection to a member starts a roster exchange
+    if (libp2p.getConnections(connection.remotePeer).length === 1) void this.roster?.exchange(connection.remotePeer)
+  }
+
+  private rosterEntries (): RosterEntry[] {
+    return this.peers().flatMap(p => {
+      const chain = this.chainOf(p.peerId)
+      return chain === undefined ? [] : [{ peerId: p.peerId, addrs: p.addrs, role: p.role, chain }]
+    })
+  }
+
+  /** A roster's entry counts only when its chain proves a current member of this network. */
+  private vouch (peerId: string, chain: CertificateChain): boolean {
+    const now = this.now()
+    // the whole encoded chain is the key: a copied signature on changed content must miss
+    const key = encodeChain(chain).map(toBase64Url).join('.')
+    const cached = this.vouched.get(key)
+    if (cached !== undefined) return cached.peerId === peerId && cached.expiresAt > now && !this.o.isRevoked(peerId)
+    let subject: string
+    try {
+      subject = verifyChain(chain, { networkId: this.o.networkId, rootPublicKey: this.o.rootPublicKey, now, isRevoked: this.o.isRevoked })
+    } catch {
+      return false
+    }
+    this.vouched.set(key, { peerId: subject, expiresAt: chainExpiry(chain) })
+    if (this.vouched.size > VOUCHED_KEPT) this.vouched.delete(this.vouched.keys().next().value as string)
+    return subject === peerId
+  }
+
+  private heard (from: string, presence: Presence, entries: RosterEntry[]): void {
+    if (!this.isVerified(from)) return
+    this.presence.set(from, presence)
+    const now = this.now()
+    let changed = this.known.see(from, presence.addrs, now, this.verified.get(from)?.expiresAt)
+    const self = this.libp2p?.peerId.toString()
+    const learned = entries.filter(e => e.peerId !== self)
+    for (const e of learned) changed = this.known.see(e.peerId, e.addrs, now, e.chain === undefined ? undefined : chainExpiry(e.chain)) || changed
+    if (changed) this.scheduleSave()
+    for (const l of this.listeners.roster) l(from, presence, learned)
+    if (this.o.dialLearned === true) {
+      const libp2p = this.libp2p
+      const missing = learned.filter(e => e.addrs.length > 0 && libp2p !== undefined && libp2p.getConnections(peerIdFromString(e.peerId)).length === 0)
+      // the rest are reached by the redial rounds
+      for (const e of missing.slice(0, LEARNED_DIALS_PER_ROSTER)) void this.dialMember(e.peerId, e.addrs)
+    }
+  }
+
+  // --- redial ---------------------------------------------------------------------------
+
+  private async dialMember (peerId: string, addrs: string[]): Promise<void> {
+    const libp2p = this.libp2p
+    if (libp2p === undefined || this.detached || addrs.length === 0 || this.o.isRevoked(peerId)) return
+    try {
+      const id = peerIdFromString(peerId)
+      await libp2p.peerStore.merge(id, { multiaddrs: addrs.map(a => multiaddr(a)) })
+      await libp2p.dial(id, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
+    } catch (err) {
+      this.o.log.debug({ peer: peerId, err: (err as Error).message }, 'could not dial member')
+    }
+  }
+
+  /**
+   * Rejoin after restarts and partitions. While connected, the next few known members that
+   * are not connected are dialled, in turn, so every member is reached over a few rounds.
+   * While alone, the bootstrap addresses are dialled as well.
+   */
+  private async redial (): Promise<void> {
+    const libp2p = this.libp2p
+    const redial = this.o.redial
+    if (libp2p === undefined || redial === undefined || this.detached) return
+    const self = libp2p.peerId.toString()
+    const connected = new Set(libp2p.getPeers().map(p => p.toString()))
+    const round = this.known.nextRound(REDIAL_PER_ROUND, (peerId, m) => peerId !== self && !connected.has(peerId) && !this.o.isRevoked(peerId) && m.addrs.some(redial.dialable))
+    const dials: Array<Promise<unknown>> = round.map(async ([peerId, m]) => { await this.dialMember(peerId, m.addrs.filter(redial.dialable)) })
+    if (connected.size === 0) {
+      for (const addr of redial.bootstrap()) {
+        let target
+        try { target = multiaddr(addr) } catch { continue }
+        dials.push(libp2p.dial(target, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) }).catch(() => {}))
+      }
+    }
+    await Promise.all(dials)
+  }
+
+  /** Remembers a member seen by other means (its own handshake, a signed node entry). */
+  remember (peerId: string, addrs: string[]): void {
+    if (peerId === this.libp2p?.peerId.toString()) return
+    if (this.known.see(peerId, addrs, this.now(), this.verified.get(peerId)?.expiresAt)) this.scheduleSave()
+  }
+
+  private scheduleSave (): void {
+    if (this.o.known === undefined || this.saveTimer !== undefined) return
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined
+      this.save()
+    }, SAVE_DELAY_MS)
+  }
+
+  private save (): void {
+    try {
+      this.o.known?.save(this.known.toJSON())
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'could not save known members')
+    }
+  }
+}
