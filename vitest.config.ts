@@ -6,6 +6,7 @@ export const DAEMON_FILES = [
   'test/node/network.test.ts',
   'test/node/netns.test.ts',
   'test/node/bad-input.test.ts',
+  'test/node/join-requests.test.ts',
   'test/spores/daemon.test.ts',
   'test/consensus/bft-daemon.test.ts',
   'test/consensus/bft-daemon-partition.test.ts',

@@ -31,7 +31,7 @@ document.querySelector('#ask-join')!.addEventListener('click', () => {
   const status = document.querySelector('#join-status')!
   button.disabled = true
   status.textContent = 'asking…'
-  requestToJoin(client.peerId, (code) => {
+  requestToJoin(client.peerId, async (data) => await client.sign(data), (code) => {
     status.innerHTML = 'waiting for approval: code <b id="join-code"></b> — the operator runs <code></code>'
     status.querySelector('#join-code')!.textContent = code
     status.querySelector('code')!.textContent = `mycelium network approve ${code}`

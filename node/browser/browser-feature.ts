@@ -10,7 +10,8 @@ import { DEFAULT_HTTP_PORT } from '../daemon/config.ts'
 import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
 import { BROWSER_BUNDLE_DIR, BROWSER_BUNDLE_FILES, PAGE_CHAT_TOPIC, buildBrowserClient } from '../../browser-client/index.ts'
 import { StaticSite, HttpPortInUseError, type SiteFile } from './static-site.ts'
-import { JoinRequests, JoinRequestError } from './join-requests.ts'
+import { JoinRequests, UnknownJoinRequestError } from './join-requests.ts'
+import { joinRequestEndpoints } from './join-request-endpoints.ts'
 
 export const BROWSER_CERTIFICATE_TTL_MS = 12 * 3600_000
 /** an approved join request's invite: the tab collects it within seconds */
@@ -93,28 +94,12 @@ export function browserClientFeature (): DaemonFeature {
       await loadBundle(ctx)
       site = new StaticSite({
         files: () => files,
-        endpoints: {
-          // a tab asks to join; only the administrator node (it holds the root key) takes requests
-          'POST /join-requests': ({ body }) => {
-            if (ctx.home.loadRootKey(ctx.network) === undefined) return { status: 403, body: { error: 'this node cannot admit members: ask the network administrator for an invite link' } }
-            const peerId = (body as Record<string, unknown> | undefined)?.peerId
-            try {
-              const request = joinRequests.add(typeof peerId === 'string' ? peerId : '')
-              ctx.log.info({ peer: request.peerId, code: request.code }, 'a browser asks to join: approve with `mycelium network approve <code>`')
-              return { status: 202, body: { code: request.code } }
-            } catch (err) {
-              if (err instanceof JoinRequestError) return { status: 400, body: { error: err.message } }
-              throw err
-            }
-          },
-          // the tab polls for the approval; the invite only admits the tab's own key
-          'GET /join-requests/': ({ path }) => {
-            const peerId = decodeURIComponent(path.slice('/join-requests/'.length))
-            const token = joinRequests.collect(peerId)
-            if (token !== undefined) return { status: 200, body: { status: 'approved', invite: token } }
-            return joinRequests.find(peerId) !== undefined ? { status: 200, body: { status: 'pending' } } : { status: 404, body: { status: 'unknown' } }
-          }
-        },
+        // a tab asks to join; only the administrator node (it holds the root key) takes requests
+        endpoints: joinRequestEndpoints({
+          requests: joinRequests,
+          refusal: () => ctx.home.loadRootKey(ctx.network) === undefined ? 'this node cannot admit members: ask the network administrator for an invite link' : undefined,
+          onAsked: ({ peerId, code, from }) => { ctx.log.info({ peer: peerId, code, from }, 'a browser asks to join: approve with `mycelium network approve <code>`') }
+        }),
         refusal: () => {
           const role = ctx.role()
           if (role !== 'sclerotium') return `this node is a ${role}: the web client is served by sclerotia`
@@ -156,11 +141,15 @@ export function browserClientFeature (): DaemonFeature {
         const b = (body !== null && typeof body === 'object' ? body : {}) as Record<string, unknown>
         const certificateTtlMs = b.certificateTtlMs ?? BROWSER_CERTIFICATE_TTL_MS
         if (!Number.isSafeInteger(certificateTtlMs) || (certificateTtlMs as number) <= 0) throw new ApiError(400, 'certificateTtlMs must be a positive integer')
-        const request = typeof b.request === 'string' ? joinRequests.find(b.request) : undefined
-        if (request === undefined) throw new ApiError(404, `no browser join request "${String(b.request).slice(0, 80)}" is waiting (requests expire after 15 min)`)
-        const approved = invite(ctx, { ttlMs: APPROVED_INVITE_TTL_MS, uses: 1, certificateTtlMs: certificateTtlMs as number, forPeerId: request.peerId })
-        joinRequests.approve(request.peerId, approved.invite)
-        ctx.log.info({ peer: request.peerId }, 'browser join request approved')
+        if (typeof b.request !== 'string') throw new ApiError(400, 'request must be the code the tab shows, or its full peer id')
+        let request
+        try {
+          request = joinRequests.approve(b.request, (r) => invite(ctx, { ttlMs: APPROVED_INVITE_TTL_MS, uses: 1, certificateTtlMs: certificateTtlMs as number, forPeerId: r.peerId }).invite)
+        } catch (err) {
+          if (err instanceof UnknownJoinRequestError) throw new ApiError(404, `no browser join request "${b.request.slice(0, 80)}" is waiting (requests expire after 15 min): check the code on the tab`)
+          throw err
+        }
+        ctx.log.info({ peer: request.peerId, code: request.code }, 'browser join request approved')
         return { peerId: request.peerId, code: request.code, certificateTtlMs }
       }
     }),

@@ -19,14 +19,21 @@ const SECURITY_HEADERS = {
   'content-security-policy': "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 }
 
-/** A small JSON endpoint of the public site (browser join requests). */
-export type SiteEndpoint = (request: { path: string, body: unknown }) => { status: number, body: unknown }
+/** What a JSON endpoint of the public site answers. */
+export interface SiteAnswer {
+  status: number
+  body: unknown
+  headers?: Record<string, string>
+}
+
+/** A small JSON endpoint of the public site (browser join requests); `remoteAddress` is the socket's, for per-source limits. */
+export type SiteEndpoint = (request: { path: string, body: unknown, remoteAddress: string | undefined }) => SiteAnswer | Promise<SiteAnswer>
 
 export interface StaticSiteOptions {
   files: () => Map<string, SiteFile>
   /** undefined while this node may serve; otherwise why not (e.g. it is no sclerotium) */
   refusal: () => string | undefined
-  /** by "METHOD /path-prefix/" */
+  /** by "METHOD /path" (that path only) or "METHOD /prefix/" (every path under it) */
   endpoints?: Record<string, SiteEndpoint>
 }
 
@@ -117,13 +124,15 @@ export class StaticSite {
     }
     const endpoint = Object.entries(this.options.endpoints ?? {}).find(([key]) => {
       const [method, prefix] = key.split(' ')
-      return req.method === method && (path === prefix || path.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`))
+      return req.method === method && (prefix.endsWith('/') ? path.startsWith(prefix) : path === prefix)
     })?.[1]
     if (endpoint !== undefined) {
       try {
+        // read before the body: a body over the limit is cut off, and that detaches the socket
+        const remoteAddress = req.socket.remoteAddress
         const body = req.method === 'POST' ? await readJsonBody(req) : undefined
-        const answer = endpoint({ path, body })
-        res.writeHead(answer.status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...SECURITY_HEADERS }).end(JSON.stringify(answer.body))
+        const answer = await endpoint({ path, body, remoteAddress })
+        res.writeHead(answer.status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...answer.headers, ...SECURITY_HEADERS }).end(JSON.stringify(answer.body))
       } catch {
         // the page reads JSON; the error itself (paths of the home, …) is not for the public
         if (res.headersSent) res.destroy()

@@ -18,7 +18,7 @@ export const status: Command = {
     if (ctx.json) { printJson(ctx, s); return }
     ctx.out(`peer     ${s.peerId}\nnetwork  ${s.networkName} (${s.networkId})\nrole     ${s.role}\nuptime   ${s.uptimeS} s\naddrs    ${(s.addrs as string[]).join('\n         ')}${typeof s.httpUrl === 'string' ? `\nweb      ${s.httpUrl as string}` : ''}\npeers    ${(s.peers as unknown[]).length}`)
     printPeers(ctx, s.peers)
-    for (const r of (s.browserJoinRequests ?? []) as Array<{ peerId: string, code: string }>) ctx.out(`browser ${r.code} asks to join (${r.peerId}): approve with mycelium network approve ${r.code}`)
+    for (const r of (s.browserJoinRequests ?? []) as Array<{ peerId: string, code: string, from?: string }>) ctx.out(`browser ${r.code} asks to join from ${r.from ?? 'an unknown address'} (${r.peerId}): if the tab shows this code, approve with mycelium network approve ${r.code}`)
   }
 }
 
