@@ -195,6 +195,8 @@ export class HyphaeClient extends EventTarget {
       onChange: () => { this.changed() }
     })
     this.homes.start()
+    // the first sclerotium reached shows the page the network as it is; gossip brings only what changes
+    libp2p.addEventListener('connection:open', (evt) => { if (isHomeConnection(evt.detail)) void this.spores?.catchUpFrom(evt.detail.remotePeer) })
     libp2p.addEventListener('connection:open', () => { this.changed() })
     libp2p.addEventListener('connection:close', () => { this.changed() })
     libp2p.addEventListener('self:peer:update', () => { this.refreshRosters() })

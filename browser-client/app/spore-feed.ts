@@ -1,6 +1,8 @@
 // What the page sees of the spores: latent entries as they are gossiped (decoded and
 // signature-checked with the spores' own codec before they are shown or forwarded) and the
-// primary epochs its sclerotia serve.
+// primary epochs its sclerotia serve. When the page reaches its first sclerotium it catches
+// up: gossip only brings what changes afterwards, so it pulls the entries the sclerotium
+// holds (latent-pull.ts) and asks for the latest certified epoch at once.
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
@@ -12,11 +14,13 @@ import { sporeProtocols } from '../../spores/host.ts'
 import { encodeCanonical, decodeCanonical, toHex } from '../../crypto/index.ts'
 import { protocolPrefix, topicPrefix } from '../../membership/index.ts'
 import type { HyphaeLibp2p } from './hyphae-node.ts'
+import { pullLatentEntries } from './latent-pull.ts'
 
 const ENTRIES_KEPT = 500
 const EPOCHS_KEPT = 20
 const MAX_EPOCH_BYTES = 4 * 1024 * 1024
 const EPOCH_TIMEOUT_MS = 8_000
+const CATCH_UP_TIMEOUT_MS = 20_000
 
 export interface EpochSummary {
   epoch: number
@@ -32,9 +36,13 @@ export class SporeFeed {
   readonly epochs: EpochSummary[] = []
   rejected = 0
   epochSource = 'not asked yet'
+  /** where the entries shown before any gossip came from */
+  catchUpSource = 'not caught up yet'
+  private catchingUp = false
+  private caughtUp = false
   private readonly libp2p: HyphaeLibp2p
   private readonly pubsub: GossipSub
-  private readonly names: { primary: string, gossip: string }
+  private readonly names: { primary: string, sync: string, gossip: string }
   private readonly onChange: () => void
 
   constructor (options: { libp2p: HyphaeLibp2p, networkId: string, onChange: () => void }) {
@@ -79,6 +87,29 @@ export class SporeFeed {
     }
     // a hyphae reads the spores but does not relay them
     return 'ignore'
+  }
+
+  /**
+   * Shows the network as it is: the latent entries and the latest epoch `peer` holds. Runs once
+   * per page; a failed catch-up is tried again with the next sclerotium that connects.
+   */
+  async catchUpFrom (peer: PeerId): Promise<void> {
+    if (this.caughtUp || this.catchingUp) return
+    this.catchingUp = true
+    try {
+      const [pulled] = await Promise.all([
+        pullLatentEntries(this.libp2p, this.names.sync, peer, ENTRIES_KEPT, AbortSignal.timeout(CATCH_UP_TIMEOUT_MS)),
+        this.fetchEpochs(peer)
+      ])
+      for (const bytes of pulled) this.take(bytes)
+      this.caughtUp = true
+      this.catchUpSource = `${pulled.length} entries from …${peer.toString().slice(-8)}`
+    } catch (err) {
+      this.catchUpSource = `catch-up with …${peer.toString().slice(-8)} failed: ${(err as Error).message.slice(0, 80)}`
+    } finally {
+      this.catchingUp = false
+      this.onChange()
+    }
   }
 
   /** Asks a sclerotium for primary epochs newer than the last one seen. */

@@ -87,7 +87,7 @@ function frontDecode (prev: string, coded: unknown): string {
   return str(prev.slice(0, coded[0]) + str(coded[1]))
 }
 
-function encodeRanges (ranges: RangeSummary[]): unknown[] {
+export function encodeRanges (ranges: RangeSummary[]): unknown[] {
   let prev = ''
   return ranges.map(r => {
     const lo = frontCode(prev, r.lo)
@@ -107,8 +107,8 @@ function parseRanges (raw: unknown): RangeSummary[] {
   })
 }
 
-/** Sub-ranges of [lo, hi) from a split part: inner bounds must rise strictly inside the range. */
-function parseSplit (range: RangeSummary, part: unknown[]): RangeSummary[] {
+/** Sub-ranges of [lo, hi) from a split part: inner bounds must rise strictly inside the range. Also the page's pull (browser-client). */
+export function parseSplit (range: RangeSummary, part: unknown[]): RangeSummary[] {
   const [, bounds, fps, counts] = part
   if (part.length !== 4 || !Array.isArray(bounds) || !(fps instanceof Uint8Array) || !Array.isArray(counts)) throw new SporeProtocolError('bad split')
   const k = bounds.length + 1

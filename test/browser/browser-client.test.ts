@@ -188,7 +188,13 @@ describe.skipIf(chromium.missing !== undefined)(titled('the hyphae web client in
     await browser.close()
   })
 
-  it('a page without an invite asks to join; the operator approves it from the CLI', async () => {
+  it('a page without an invite asks to join; the operator approves it with the code the page shows', async () => {
+    // the network holds an entry and an epoch before the page opens: gossip will not bring them again
+    expect((await nodes[0].cli(['spores', 'publish-service', 'opened-late', 'tcp://10.0.0.9:80'])).code).toBe(0)
+    const epoch = await waitFor(async () => {
+      const latest = (await read(nodes[0], '/spores/epochs?limit=1').catch(() => undefined))?.latest
+      return typeof latest === 'number' && latest >= 0 ? latest : undefined
+    }, { timeoutMs: 60_000, intervalMs: 1_000, what: 'a certified epoch' })
     const browser = await openBrowser()
     browsers.push(browser)
     const page = browser.context.pages()[0] ?? await browser.context.newPage()
@@ -199,14 +205,26 @@ describe.skipIf(chromium.missing !== undefined)(titled('the hyphae web client in
     await page.waitForSelector('#join-code', { timeout: 10_000 })
     const code = await text(page, '#join-code')
     const pageId = await text(page, '#self-id')
-    expect(code).toBe(pageId.slice(-6).toUpperCase())
+    // drawn by the node at random, not taken from the page's peer id
+    expect(code).toMatch(/^[A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}$/)
+    expect(code).not.toContain(pageId.slice(-4).toUpperCase())
     const status = await nodes[0].cli(['status'])
-    expect(status.stdout).toContain(`browser ${code} asks to join (${pageId}): approve with mycelium network approve ${code}`)
+    expect(status.stdout).toContain(`browser ${code} asks to join from 127.0.0.1 (${pageId}): if the tab shows this code, approve with mycelium network approve ${code}`)
+    expect((await nodes[0].cli(['network', 'approve', pageId.slice(-6)])).code).not.toBe(0)
     const approved = await nodes[0].cli(['network', 'approve', code])
     expect(approved.code).toBe(0)
     expect(approved.stdout).toContain(pageId)
     await page.waitForFunction(() => document.querySelector('#phase')?.textContent === 'online', undefined, { timeout: 20_000 })
+    const onlineAt = Date.now()
     expect(await text(page, '#cert-expiry')).toMatch(/valid until/)
+
+    // the page shows the network as it is on opening: the entry and the epoch from before
+    await page.fill('#spore-filter', 'opened-late')
+    await page.waitForFunction(() => Array.from(document.querySelectorAll('#spores li[data-type]')).some(li => li.textContent?.includes('opened-late')), undefined, { timeout: 8_000 })
+    await page.waitForFunction((n) => Array.from(document.querySelectorAll('#epochs li')).some(li => /^epoch (\d+)/.test(li.textContent ?? '') && Number(/^epoch (\d+)/.exec(li.textContent ?? '')![1]) >= n), epoch, { timeout: 8_000 })
+    // the page polls epochs every 10 s: earlier than that, only the catch-up can have shown them
+    expect(Date.now() - onlineAt).toBeLessThan(8_000)
+    await page.fill('#spore-filter', '')
     await browser.close()
   })
 

@@ -88,6 +88,7 @@ function renderSpores (client: HyphaeClient): void {
     .filter(e => filter === '' || `${e.key} ${e.origin} ${JSON.stringify(e.value)}`.toLowerCase().includes(filter))
     .slice(0, 200)
   $('#spore-count').textContent = feed === undefined ? '' : `(${shown.length} of ${entries.length}${feed.rejected > 0 ? `, ${feed.rejected} rejected` : ''})`
+  $('#spore-count').title = feed?.catchUpSource ?? ''
   $('#spores').replaceChildren(...(shown.length === 0
     ? [empty(entries.length === 0 ? `no latent entries received yet on ${feed?.topic ?? 'the latent topic'}` : 'no entry matches the filter')]
     : shown.map(e => item(`${e.type} ${e.key} seq ${e.seq} from ${tail(e.origin)}: ${JSON.stringify(e.value).slice(0, 160)}`, { 'data-type': e.type }))))
