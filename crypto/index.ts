@@ -4,6 +4,6 @@
 export { sign, verify, getPublicKey, randomSecretKey, sha256, randomBytesOf } from '#ed25519'
 export { encodeCanonical, decodeCanonical, equalBytes, NonCanonicalEncodingError, MAX_CBOR_DEPTH } from './canonical-cbor.ts'
 export { toHex, fromHex, toBase64Url, fromBase64Url, toBase32, InvalidEncodingError } from './encoding.ts'
-export { peerIdOfPublicKey, publicKeyOfPeerId, InvalidPeerIdError } from './peer.ts'
+export { peerIdOfPublicKey, publicKeyOfPeerId, InvalidPeerIdError, MAX_PEER_ID_LENGTH } from './peer.ts'
 export { verifyRemembered } from './verified.ts'
 export { constantTimeEqual } from './constant-time.ts'

@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest'
 import fc from 'fast-check'
 import * as native from '../../crypto/ed25519-native.ts'
 import * as noble from '../../crypto/ed25519-noble.ts'
-import { encodeCanonical, decodeCanonical, NonCanonicalEncodingError, MAX_CBOR_DEPTH, InvalidEncodingError, toBase64Url, fromBase64Url, toBase32, peerIdOfPublicKey, publicKeyOfPeerId, toHex, fromHex } from '../../crypto/index.ts'
+import { encodeCanonical, decodeCanonical, NonCanonicalEncodingError, MAX_CBOR_DEPTH, InvalidEncodingError, toBase64Url, fromBase64Url, toBase32, peerIdOfPublicKey, publicKeyOfPeerId, InvalidPeerIdError, MAX_PEER_ID_LENGTH, toHex, fromHex } from '../../crypto/index.ts'
 
 describe('ed25519', () => {
   it('native and noble produce and accept the same signatures', () => {
@@ -57,6 +57,12 @@ describe('encodings', () => {
     // a named error, still a TypeError for callers written before it had a name
     expect(() => fromHex('zz')).toThrow(TypeError)
     expect(() => fromHex('abc')).toThrow(InvalidEncodingError)
+  })
+  it('refuses a peer id longer than any real one before decoding it (base58 is quadratic: 130 KB took a minute)', () => {
+    const started = performance.now()
+    expect(() => publicKeyOfPeerId('1'.repeat(130_000))).toThrow(InvalidPeerIdError)
+    expect(performance.now() - started).toBeLessThan(100)
+    expect(() => publicKeyOfPeerId('1'.repeat(MAX_PEER_ID_LENGTH + 1))).toThrow(InvalidPeerIdError)
   })
   it('peer ids embed the public key', () => {
     const pub = native.getPublicKey(native.randomSecretKey())
