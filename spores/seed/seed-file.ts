@@ -9,7 +9,7 @@
 // The signature is checked before the body is parsed, so any altered byte of the body is
 // reported as tampering.
 import { encodeCanonical, decodeCanonical, sign, verify, publicKeyOfPeerId } from '../../crypto/index.ts'
-import { str, uint, list, bytes, struct } from '../entry/schema.ts'
+import { SchemaError, str, uint, list, bytes, struct } from '../entry/schema.ts'
 import { peerId } from '../entry/types.ts'
 import type { Signer } from '../entry/entry.ts'
 import { SeedFormatError, SeedSignatureError, SeedTruncatedError } from '../errors.ts'
@@ -35,7 +35,8 @@ export interface SeedBody {
 }
 
 const bodyShape = struct({
-  format: uint(1),
+  // exactly 1: uint(1) let format 0 through, decoded as a file of a format that does not exist
+  format: (raw: unknown, at: string) => { if (raw !== 1) throw new SchemaError(`${at}: unknown seed format`); return 1 as const },
   network: str(128),
   exportedAt: uint(),
   exporter: peerId,

@@ -2,9 +2,11 @@ import { describe, it, expect, afterEach } from 'vitest'
 import { join } from 'node:path'
 import { readFile, writeFile } from 'node:fs/promises'
 import { multiaddr } from '@multiformats/multiaddr'
-import { Spores, SeedTruncatedError, SeedSignatureError, SeedNetworkMismatchError, SeedFormatError, SeedMembershipError, type ConfirmNode, type Signer } from '../../spores/index.ts'
+import { Spores, signerOf, SeedTruncatedError, SeedSignatureError, SeedNetworkMismatchError, SeedFormatError, SeedMembershipError, type ConfirmNode, type Signer } from '../../spores/index.ts'
 import { identity, networkRoot, tempDir, entry, NETWORK, type Root } from './fixtures.ts'
 import { p2pIdentity, startNode, type TestNode } from './p2p.ts'
+import { encodeCanonical, sign, randomSecretKey } from '../../crypto/index.ts'
+import { decodeSeedFile } from '../../spores/seed/seed-file.ts'
 
 const cleanups: Array<() => Promise<void>> = []
 afterEach(async () => {
@@ -128,5 +130,19 @@ describe('seed files', () => {
     expect(confirmations).toBe(0)
     expect(await spores.ls({ tier: 'seed' })).toEqual([])
     expect(await spores.seed.quarantined()).toEqual([])
+  })
+})
+
+describe('a seed file of another format', () => {
+  it('is refused by name: format 0 passed the old check (an unsigned integer up to 1)', () => {
+    const exporter = signerOf(randomSecretKey())
+    const body = encodeCanonical({ format: 0, network: NETWORK, exportedAt: 1, exporter: exporter.peerId, membership: new Uint8Array(1), primary: null, nodes: [], entries: [] })
+    const payload = encodeCanonical([exporter.peerId, body, sign(exporter.secretKey, body)])
+    const file = new Uint8Array(12 + payload.length)
+    file.set(new TextEncoder().encode('MYCSEED1'))
+    new DataView(file.buffer).setUint32(8, payload.length)
+    file.set(payload, 12)
+    expect(() => decodeSeedFile(file)).toThrow(SeedFormatError)
+    expect(() => decodeSeedFile(file)).toThrow(/unknown seed format/)
   })
 })
