@@ -14,37 +14,56 @@ import { text } from './fixtures.ts'
 const ANSWER_TIMEOUT_MS = 2000
 const TOKEN = 'ab'.repeat(32)
 
+interface Exchange {
+  statuses: number[]
+  /** The client could not connect (e.g. no ephemeral port left): not the server's doing. */
+  connectError?: string
+}
+
 /** Sends bytes, half-closes, reads until the server closes; every status line it answered. */
-async function exchange (port: number, bytes: Uint8Array): Promise<number[]> {
+async function exchangeOnce (port: number, bytes: Uint8Array): Promise<Exchange> {
   return await new Promise((resolve) => {
     const chunks: Buffer[] = []
+    let connectError: string | undefined
+    let connected = false
     const socket = connect(port, '127.0.0.1')
     const done = (): void => {
       clearTimeout(timer)
       socket.destroy()
       const answer = Buffer.concat(chunks).toString('latin1')
-      resolve([...answer.matchAll(/HTTP\/1\.[01] (\d{3}) /g)].map(m => Number(m[1])))
+      resolve({ statuses: [...answer.matchAll(/HTTP\/1\.[01] (\d{3}) /g)].map(m => Number(m[1])), connectError })
     }
     const timer = setTimeout(done, ANSWER_TIMEOUT_MS)
-    socket.on('connect', () => { socket.end(bytes) })
+    socket.on('connect', () => { connected = true; socket.end(bytes) })
     socket.on('data', (d: Buffer) => { chunks.push(d) })
-    socket.on('error', () => {})
+    socket.on('error', (err: NodeJS.ErrnoException) => { if (!connected) connectError = err.code ?? err.message })
     socket.on('close', done)
   })
+}
+
+/** Retries what failed on the client's side only, so a busy machine is not taken for a dead server. */
+async function exchange (port: number, bytes: Uint8Array): Promise<Exchange> {
+  let result = await exchangeOnce(port, bytes)
+  for (let attempt = 1; attempt <= 3 && result.connectError !== undefined; attempt++) {
+    await new Promise(resolve => setTimeout(resolve, 100 * attempt))
+    result = await exchangeOnce(port, bytes)
+  }
+  return result
 }
 
 function sessionOn (port: number, health: Uint8Array, stop: () => Promise<void>): AsyncSession {
   return {
     async exec (bytes, wellFormed) {
-      const statuses = await exchange(port, bytes)
+      const { statuses, connectError } = await exchange(port, bytes)
+      if (connectError !== undefined) throw new Error(`the client could not connect: ${connectError}`)
       const failed = statuses.find(s => s >= 500)
       if (failed !== undefined) throw new FuzzFailure(`answered ${failed} to a client's request`)
       if (wellFormed && statuses.length === 0) throw new FuzzFailure('no status for a well-formed request')
       return statuses.length === 0 ? 'no answer' : `status ${statuses[0]}`
     },
     async alive () {
-      const [status] = await exchange(port, health)
-      if (status !== 200) throw new FuzzFailure(`the health request got ${status ?? 'no answer'}`)
+      const { statuses: [status], connectError } = await exchange(port, health)
+      if (status !== 200) throw new FuzzFailure(`the health request got ${status ?? (connectError === undefined ? 'no answer' : `no connection (${connectError})`)}`)
     },
     stop
   }
