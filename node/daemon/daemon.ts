@@ -120,7 +120,7 @@ export class Daemon {
       throw new ListenError(`cannot listen on ${this.config.listen.join(', ')}: ${message}`)
     }
 
-    this.appTopics = new AppTopics(this.host.services.pubsub, network.networkId, this.metrics)
+    this.appTopics = new AppTopics(this.host.services.pubsub, network.networkId, this.metrics, (peerId) => this.members.isRevoked(peerId))
     await this.members.attach(this.host)
     this.watchConnections()
     for (const feature of this.features) {

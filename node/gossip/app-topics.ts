@@ -36,7 +36,8 @@ export class AppTopics {
   private readonly metrics: NodeMetrics
   private readonly received = new Map<string, ReceivedMessage[]>()
 
-  constructor (pubsub: GossipSub, networkId: string, metrics: NodeMetrics) {
+  /** `isRevoked`: a revoked key's messages (relayed by others after the revocation) and a revoked bridge's wrappers are not shown. */
+  constructor (pubsub: GossipSub, networkId: string, metrics: NodeMetrics, isRevoked: (peerId: string) => boolean = () => false) {
     this.pubsub = pubsub
     this.prefix = `${topicPrefix(networkId)}/app/`
     this.networkId = networkId
@@ -49,6 +50,7 @@ export class AppTopics {
       const list = this.received.get(name)
       if (list === undefined) return
       const from = msg.type === 'signed' ? msg.from.toString() : 'unsigned'
+      if (isRevoked(from)) return
       if (isBridgedMessage(msg.data)) {
         const bridged = decodeBridgedMessage(msg.data)
         // A wrapper names the member that signed it, which must be the gossip sender (anyone
