@@ -163,12 +163,18 @@ export async function runTarget (target: AnyTarget, budget: Budget): Promise<Tar
       const onUnhandled = (err: unknown): void => { unhandled.push(err) }
       process.on('unhandledRejection', onUnhandled)
       process.on('uncaughtException', onUnhandled)
+      // fast-check's time limit resolves the run while an execution may still be under way: it
+      // is awaited before the server stops, or its requests would meet a closed port
+      let inflight: Promise<void> | undefined
       try {
         await fc.assert(fc.asyncProperty(inputs, async (input) => {
-          await execAsync(run, session, input)
-          if (unhandled.length > 0) run.fail(input, `unhandled rejection in the server: ${describe(unhandled[0])}`)
+          inflight = execAsync(run, session, input).then(() => {
+            if (unhandled.length > 0) run.fail(input, `unhandled rejection in the server: ${describe(unhandled[0])}`)
+          })
+          await inflight
         }), parameters(budget))
       } finally {
+        await inflight?.catch(() => {})
         process.off('unhandledRejection', onUnhandled)
         process.off('uncaughtException', onUnhandled)
         await session.stop()

@@ -14,7 +14,9 @@ export interface TreeOp {
   n: number
 }
 
-const MAX_MUTATED_BYTES = 1024 * 1024
+// Most transports carry less (handshake 16 KiB, entries 72 KiB, certificates 64 KiB); bigger
+// values are mostly repetition, whose decoding time grows with size, not with a bug.
+const MAX_MUTATED_BYTES = 256 * 1024
 const TRAP_KEYS = ['__proto__', 'toString', 'valueOf', 'constructor', 'hasOwnProperty', 'then', 'length', '']
 
 /** A map whose own keys shadow Object.prototype: String(it) and `${it}` throw. */
