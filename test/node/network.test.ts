@@ -1,5 +1,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { Cluster, TestNode, waitFor } from '../harness/index.ts'
+import { execFile } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Cluster, TestNode, waitFor, NODE, REPO_ROOT } from '../harness/index.ts'
 
 describe('a five-node network of real processes', () => {
   const cluster = new Cluster()
@@ -41,6 +44,24 @@ describe('a five-node network of real processes', () => {
     const metrics = await nodes[1].cli(['metrics'])
     expect(metrics.code).toBe(0)
     expect(metrics.stdout).toMatch(/mycelium_gossip_messages_out_total\{topic="app"\} [1-9]/)
+  })
+
+  it('a member sending rosters of made-up peers makes no node store or dial them', async () => {
+    const liar = cluster.newNode('liar')
+    await cluster.join(liar, nodes[0])
+    const target = (await nodes[2].status()).addrs.find((a: string) => a.includes('/tcp/') && !a.includes('/ws')) as string
+    const report = await new Promise<{ peerId: string, fakes: string[] }>((resolve, reject) => {
+      execFile(NODE, [join(REPO_ROOT, 'test/node/roster-liar.ts'), '--home', liar.home, target],
+        { timeout: 60_000, encoding: 'utf8' }, (err, stdout, stderr) => { if (err !== null) reject(new Error(`${err.message}\n${stderr}`)); else resolve(JSON.parse(stdout)) })
+    })
+    expect(report.fakes).toHaveLength(1024)
+    const fakes = new Set(report.fakes)
+    // the known-members book is saved a second after it changes: the liar itself is in it
+    await waitFor(() => Object.keys(JSON.parse(readFileSync(join(nodes[2].home, 'known-peers.json'), 'utf8'))).includes(report.peerId), { timeoutMs: 10_000, what: 'the liar to be remembered' })
+    const known = Object.keys(JSON.parse(readFileSync(join(nodes[2].home, 'known-peers.json'), 'utf8')))
+    expect(known.filter(id => fakes.has(id))).toEqual([])
+    expect(known.length).toBeLessThan(10)
+    expect((await nodes[2].peers()).some((p: any) => fakes.has(p.peerId))).toBe(false)
   })
 
   it('refuses a node of another network: it appears in no peer list and is counted', async () => {
