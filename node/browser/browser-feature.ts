@@ -42,15 +42,21 @@ function hostOf (addr: string | undefined): string {
   return m[1] === 'ip6' ? `[${m[2]}]` : m[2]
 }
 
+/** How often the feature checks the node's role, to open or close the HTTP server. */
+const ROLE_CHECK_MS = 2_000
+
 export function browserClientFeature (): DaemonFeature {
   let site: StaticSite | undefined
+  let listening = false
+  let reconciling: Promise<void> = Promise.resolve()
+  let roleTimer: NodeJS.Timeout | undefined
   let port = 0
   let files = new Map<string, SiteFile>()
   let context: DaemonContext | undefined
   const joinRequests = new JoinRequests()
 
   const httpUrl = (): string | undefined => {
-    if (site === undefined || context === undefined) return undefined
+    if (site === undefined || !listening || context === undefined) return undefined
     return `http://${hostOf(browserAddrs(context.host().getMultiaddrs().map(a => a.toString()))[0])}:${port}/`
   }
 
@@ -87,6 +93,40 @@ export function browserClientFeature (): DaemonFeature {
     return { url: `${url}#invite=${token}`, invite: token, expiresAt: Date.now() + options.ttlMs, certificateTtlMs: options.certificateTtlMs }
   }
 
+  const open = async (ctx: DaemonContext): Promise<void> => {
+    if (site === undefined || listening) return
+    const listen = ctx.config.httpListen
+    const { host, port: wanted } = listen === undefined || listen === 'off' ? { host: '0.0.0.0', port: undefined } : listen
+    try {
+      port = await site.listen(wanted ?? DEFAULT_HTTP_PORT, host)
+    } catch (err) {
+      // an explicit port must be honoured; the default one may be taken by another node on this machine
+      if (wanted !== undefined || !(err instanceof HttpPortInUseError)) throw err
+      port = await site.listen(0, host)
+      ctx.log.warn({ port }, `HTTP port ${DEFAULT_HTTP_PORT} is in use: serving the web client on another port`)
+    }
+    listening = true
+    // gossipsub forwards a topic only through subscribers: pages homed on different
+    // sclerotia reach each other through them
+    ctx.host().services.pubsub.subscribe(`${topicPrefix(ctx.network.networkId)}/app/${PAGE_CHAT_TOPIC}`)
+    ctx.log.info({ url: httpUrl() }, 'serving the web client')
+  }
+
+  const reconcile = async (ctx: DaemonContext): Promise<void> => {
+    if (site === undefined) return
+    const serves = ctx.role() === 'sclerotium'
+    try {
+      if (serves && !listening) await open(ctx)
+      if (!serves && listening) {
+        await site.close()
+        listening = false
+        ctx.log.info({ role: ctx.role() }, 'no longer a sclerotium: the web client is no longer served')
+      }
+    } catch (err) {
+      ctx.log.warn({ err: (err as Error).message }, 'could not open the web client\'s HTTP server; trying again')
+    }
+  }
+
   return {
     name: 'browser-client',
     async start (ctx) {
@@ -107,22 +147,19 @@ export function browserClientFeature (): DaemonFeature {
           return undefined
         }
       })
-      const wanted = ctx.config.httpPort
-      try {
-        port = await site.listen(wanted ?? DEFAULT_HTTP_PORT, '0.0.0.0')
-      } catch (err) {
-        // an explicit port must be honoured; the default one may be taken by another node on this machine
-        if (wanted !== undefined || !(err instanceof HttpPortInUseError)) throw err
-        port = await site.listen(0, '0.0.0.0')
-        ctx.log.warn({ port }, `HTTP port ${DEFAULT_HTTP_PORT} is in use: serving the web client on another port`)
-      }
-      // gossipsub forwards a topic only through subscribers: pages homed on different
-      // sclerotia reach each other through them
-      ctx.host().services.pubsub.subscribe(`${topicPrefix(ctx.network.networkId)}/app/${PAGE_CHAT_TOPIC}`)
-      ctx.log.info({ url: httpUrl() }, 'serving the web client')
+      if (ctx.config.httpListen === 'off') return
+      // The public HTTP server is open only while this node is a sclerotium: a node that serves
+      // no page offers strangers no socket at all. An explicit address must be honoured at
+      // start (a port in use stops the start); later role changes open and close it quietly.
+      if (ctx.role() === 'sclerotium') await open(ctx)
+      roleTimer = setInterval(() => { reconciling = reconciling.then(async () => { await reconcile(ctx) }) }, ROLE_CHECK_MS)
+      roleTimer.unref()
     },
     async stop () {
+      clearInterval(roleTimer)
+      await reconciling
       await site?.close()
+      listening = false
       site = undefined
     },
     routes: (ctx) => ({

@@ -9,8 +9,12 @@ export interface DaemonConfig {
   relayServer: boolean
   /** operator's role choice (`--role`); auto lets the node decide from its hardware and the network */
   role?: RoleOverride
-  /** public HTTP port serving the browser client; undefined = DEFAULT_HTTP_PORT, or any free port when that one is taken */
-  httpPort?: number
+  /**
+   * Where the public HTTP server of the browser client listens (only while the node is a
+   * sclerotium): `off`, or a host and a port; no port = DEFAULT_HTTP_PORT, or any free port
+   * when that one is taken. Undefined = all interfaces, default port.
+   */
+  httpListen?: 'off' | { host: string, port?: number }
   /** Name of the personal network created when the home has none. */
   defaultNetworkName: string
 }

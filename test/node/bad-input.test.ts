@@ -4,7 +4,7 @@ import { readdirSync, readFileSync, writeFileSync, unlinkSync, statSync, mkdtemp
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import { tmpdir } from 'node:os'
-import { Cluster, TestNode, sleep } from '../harness/index.ts'
+import { Cluster, TestNode, sleep, waitFor } from '../harness/index.ts'
 
 /** Content hashes of every file in a home (the daemon's own log aside). */
 function snapshot (dir: string): Record<string, string> {
@@ -164,5 +164,20 @@ describe('no secret in the log, no request that kills a node', async () => {
       expect((await raw(port, get(target))).status, target).toBe(404)
     }
     expect(node.log()).not.toMatch(/ERR_INVALID_URL|Invalid URL/)
+  })
+
+  it('the public HTTP server is open only while the node is a sclerotium, where --http-listen says', async () => {
+    const node = cluster.newNode('web', { startArgs: ['--http-listen', '127.0.0.1:0', '--role', 'rhizomorph'] })
+    expectOneLineError(await node.cli(['start', '--http-listen', 'every:where:80']), /--http-listen must be HOST, HOST:PORT/)
+    await node.start()
+    // a rhizomorph serves no page: strangers get no socket at all
+    expect((await node.api<{ httpUrl?: string }>('/status')).httpUrl ?? undefined).toBeUndefined()
+    expect((await node.cli(['role', '--set', 'sclerotium'])).code).toBe(0)
+    const url = await waitFor(async () => (await node.api<{ httpUrl?: string }>('/status')).httpUrl, { timeoutMs: 10_000, what: 'the web client to be served once the node is a sclerotium' })
+    const port = Number(new URL(url).port)
+    expect((await raw(port, get('/'))).status).toBe(200)
+    expect((await node.cli(['role', '--set', 'rhizomorph'])).code).toBe(0)
+    await waitFor(async () => ((await node.api<{ httpUrl?: string }>('/status')).httpUrl ?? undefined) === undefined, { timeoutMs: 10_000, what: 'the server to close once the node is no sclerotium' })
+    expect((await raw(port, get('/'), 300)).status).toBe(0)
   })
 })

@@ -6,9 +6,9 @@ import { defaultNetworkName } from '../../network/index.ts'
 
 export const start: Command = {
   name: 'start',
-  usage: 'mycelium start [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--api-port N] [--http-port N] [--no-relay] [--role sclerotium|rhizomorph|hyphae|auto] [--epoch-interval-s N] [--bft-f N] [--bft-committee N]',
+  usage: 'mycelium start [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--api-port N] [--http-listen HOST[:PORT]|off] [--http-port N] [--no-relay] [--role sclerotium|rhizomorph|hyphae|auto] [--epoch-interval-s N] [--bft-f N] [--bft-committee N]',
   summary: 'run the node in the foreground (creates a personal network on an empty home)',
-  flags: { listen: { type: 'list' }, bootstrap: { type: 'list' }, 'api-port': { type: 'string' }, 'http-port': { type: 'string' }, 'no-relay': { type: 'boolean' }, role: { type: 'string' }, 'hardware-profile': { type: 'string' }, 'epoch-interval-s': { type: 'string' }, 'bft-f': { type: 'string' }, 'bft-committee': { type: 'string' }, 'bft-conduct': { type: 'string' } },
+  flags: { listen: { type: 'list' }, bootstrap: { type: 'list' }, 'api-port': { type: 'string' }, 'http-port': { type: 'string' }, 'http-listen': { type: 'string' }, 'no-relay': { type: 'boolean' }, role: { type: 'string' }, 'hardware-profile': { type: 'string' }, 'epoch-interval-s': { type: 'string' }, 'bft-f': { type: 'string' }, 'bft-committee': { type: 'string' }, 'bft-conduct': { type: 'string' } },
   async run (ctx, { positional, flags }) {
     if (positional.length > 0) throw new UsageError(`start takes no arguments (got "${positional[0]}")`)
     const { Daemon, DEFAULT_API_PORT, DEFAULT_LISTEN } = await import('../../daemon/index.ts')
@@ -47,7 +47,7 @@ export const start: Command = {
       apiPort: flags['api-port'] === undefined ? DEFAULT_API_PORT : parsePort(flags['api-port'] as string, 'api-port'),
       relayServer: flags['no-relay'] !== true,
       role,
-      httpPort: flags['http-port'] === undefined ? undefined : parsePort(flags['http-port'] as string, 'http-port'),
+      httpListen: httpListenOf(flags['http-listen'] as string | undefined, flags['http-port'] as string | undefined),
       defaultNetworkName: defaultNetworkName()
     }, log)
     await daemon.start()
@@ -95,4 +95,15 @@ export const start: Command = {
     process.on('SIGTERM', () => { shutdown('SIGTERM') })
     await new Promise(() => {})
   }
+}
+
+/** `--http-listen 127.0.0.1:7780`, `[::1]:0`, `0.0.0.0`, `off`; `--http-port N` alone means all interfaces. */
+export function httpListenOf (listen: string | undefined, port: string | undefined): 'off' | { host: string, port?: number } | undefined {
+  if (listen === undefined) return port === undefined ? undefined : { host: '0.0.0.0', port: parsePort(port, 'http-port') }
+  if (port !== undefined) throw new UsageError('give the port in --http-listen (HOST:PORT), not also --http-port')
+  if (listen === 'off') return 'off'
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+|[a-zA-Z0-9.-]+))(?::(\d{1,5}))?$/.exec(listen)
+  if (m === null) throw new UsageError(`--http-listen must be HOST, HOST:PORT, [IPv6]:PORT or off (got "${listen}")`)
+  const host = m[1] ?? m[2]
+  return m[3] === undefined ? { host } : { host, port: parsePort(m[3], 'http-listen') }
 }
