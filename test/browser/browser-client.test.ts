@@ -133,7 +133,8 @@ describe.skipIf(chromium.missing !== undefined)(titled('the hyphae web client in
     page2Id = await text(page2, '#self-id')
     const direct = await waitFor(async () => {
       for (const [page, other] of [[page1, page2Id], [page2, page1Id]] as const) {
-        const row = (await peerRows(page)).find(r => r.peer === other && r.link === 'webrtc')
+        // the link shows before the roster over it says what the other page is
+        const row = (await peerRows(page)).find(r => r.peer === other && r.link === 'webrtc' && r.role !== 'unknown')
         if (row !== undefined) return row
       }
       return undefined
