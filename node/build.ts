@@ -1,21 +1,64 @@
-// npm run build:node — bundles the daemon and CLI into one ESM file. A bundled daemon loads
-// far less code than the module graph of the sources, which is most of a node's memory
-// (see README, "Memory"). Native modules stay external.
-import { execFileSync } from 'node:child_process'
-import { statSync } from 'node:fs'
+// npm run build:node — bundles the daemon and CLI into one ESM file, dist/mycelium.mjs, which
+// install.sh installs and the test harness runs. A bundled daemon loads far less code than the
+// module graph of the sources, which is most of a node's memory (see README, "Memory"); what
+// is left is cut further here, each measured with `npm run bench:node`. Native modules stay
+// external.
+import { readdirSync, statSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
+import { build, type Plugin } from 'esbuild'
 
 const root = join(import.meta.dirname, '..')
-const out = join(root, 'dist/mycelium.mjs')
-execFileSync(join(root, 'node_modules/.bin/esbuild'), [
-  join(root, 'bin/mycelium.js'),
-  '--bundle', '--platform=node', '--format=esm', '--target=node22', `--outfile=${out}`,
-  '--external:node-datachannel', '--external:koffi', '--external:classic-level', '--external:pino-pretty', '--external:playwright-core',
+const dist = join(root, 'dist')
+const out = join(dist, 'mycelium.mjs')
+const CHUNK_PREFIX = 'mycelium-chunk-'
+
+/**
+ * `import … from 'node:http'` in an ES module makes Node build the module's ESM facade, which
+ * reads every export, and node:http's lazy getters (WebSocket, fetch's classes …) then load
+ * undici: ~0.7 MiB of source compiled at start for a client no node uses. Required as CommonJS,
+ * the module's exports are read only when used.
+ */
+const builtinsAsCommonJs: Plugin = {
+  name: 'builtins-as-commonjs',
+  setup (b) {
+    b.onResolve({ filter: /^(node:)?https?$/ }, (args) => args.kind === 'import-statement' ? { path: args.path.replace(/^node:/, ''), namespace: 'builtin-cjs' } : undefined)
+    b.onLoad({ filter: /.*/, namespace: 'builtin-cjs' }, (args) => ({ contents: `module.exports = require('node:${args.path}')`, loader: 'js' }))
+  }
+}
+
+const result = await build({
+  entryPoints: { mycelium: join(root, 'bin/mycelium.js') },
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node22',
+  outdir: dist,
+  outExtension: { '.js': '.mjs' },
+  // What a module loads with import() goes into a chunk of its own, read only when imported:
+  // an external's static import (node-datachannel for WebRTC) would otherwise be hoisted to
+  // the top of the one file and loaded by every start. Chunks sit beside the entry, so
+  // import.meta.dirname is dist/ in all of them.
+  splitting: true,
+  chunkNames: `${CHUNK_PREFIX}[hash]`,
+  metafile: true,
+  external: ['node-datachannel', 'koffi', 'classic-level', 'pino-pretty', 'playwright-core'],
+  // Without comments and indentation the source V8 keeps for the whole bundle is a third of
+  // the size, and pure ASCII (a comment's "—" made V8 hold all of it as UTF-16): ~7 MiB less
+  // RSS and less to parse. Names are kept, so stack traces still read.
+  minifyWhitespace: true,
+  minifySyntax: true,
+  charset: 'ascii',
   // import.meta is the bundle's own in every bundled module, so `import.meta.main` (a script
   // run directly, e.g. browser-client/build.ts) would be true for all of them: each start
   // rebuilt the browser client, and failed where esbuild is not installed
-  '--define:import.meta.main=false',
-  '--banner:js=import { createRequire as __createRequire } from \'node:module\'; const require = __createRequire(import.meta.url);',
-  '--log-level=warning'
-], { stdio: 'inherit' })
+  define: { 'import.meta.main': 'false' },
+  banner: { js: 'import { createRequire as __createRequire } from \'node:module\'; const require = __createRequire(import.meta.url);' },
+  plugins: [builtinsAsCommonJs],
+  logLevel: 'warning'
+})
+// chunks of earlier builds, except recent ones a daemon started from them may still import
+const written = new Set(Object.keys(result.metafile.outputs).map(p => p.split('/').pop()))
+for (const name of readdirSync(dist)) {
+  if (name.startsWith(CHUNK_PREFIX) && !written.has(name) && Date.now() - statSync(join(dist, name)).mtimeMs > 3_600_000) unlinkSync(join(dist, name))
+}
 console.log(`dist/mycelium.mjs: ${(statSync(out).size / 1024 / 1024).toFixed(2)} MiB`)

@@ -4,7 +4,6 @@
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
-import { webRTC } from '@libp2p/webrtc'
 import { circuitRelayTransport, circuitRelayServer, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import { yamux } from '@libp2p/yamux'
 import { identify, type Identify } from '@libp2p/identify'
@@ -52,12 +51,20 @@ export async function createHost (options: HostOptions): Promise<MyceliumHost> {
   // a relay service given by the daemon (the roles' switchable relay) replaces the fixed one
   if (options.relayServer && options.services?.relay === undefined) services.relay = circuitRelayServer({ reservations: { maxReservations: 128 } })
 
+  // WebRTC loads node-datachannel, a native library (~3 MiB resident, and time to load it):
+  // only a node that listens for WebRTC (pages reach it that way) needs the transport
+  const transports = [tcp(), webSockets(), circuitRelayTransport()]
+  if (options.listen.some(a => a.includes('/webrtc'))) {
+    const { webRTC } = await import('@libp2p/webrtc')
+    // no public STUN servers: members reach each other on their LAN or through a sclerotium
+    // relay, and a node must not contact third parties on its own
+    transports.push(webRTC({ rtcConfiguration: { iceServers: [] } }))
+  }
+
   return await createLibp2p({
     privateKey: options.privateKey,
     addresses: { listen: options.listen },
-    // no public STUN servers: members reach each other on their LAN or through a sclerotium relay,
-    // and a node must not contact third parties on its own
-    transports: [tcp(), webSockets(), webRTC({ rtcConfiguration: { iceServers: [] } }), circuitRelayTransport()],
+    transports,
     connectionEncrypters: [membershipEncrypter(options.membership), membershipEncrypter(options.membership, { protocol: ANY_NETWORK_MEMBERSHIP_PROTOCOL })],
     streamMuxers: [yamux()],
     connectionGater: {
