@@ -7,6 +7,7 @@ import { Cluster, TestNode, waitFor, NODE, REPO_ROOT } from '../harness/index.ts
 import { signEntry, signerOf } from '../../spores/index.ts'
 import { ApiClient } from '../../node/api/index.ts'
 import { Home } from '../../node/home/index.ts'
+import { createInvite } from '../../node/network/index.ts'
 
 // Polls go straight to the daemons' admin API (what the CLI calls) to spare a process per poll.
 async function peers (node: TestNode): Promise<string[]> {
@@ -21,7 +22,7 @@ async function spores (node: TestNode): Promise<any> {
   return await ApiClient.forHome(new Home(node.home)).request('GET', '/spores/stats')
 }
 
-async function rejected (node: TestNode): Promise<Array<{ peerId: string, reason: string }>> {
+async function rejected (node: TestNode): Promise<Array<{ peerId: string, reason: string, kind: string }>> {
   return await ApiClient.forHome(new Home(node.home)).request('GET', '/rejected')
 }
 
@@ -101,6 +102,28 @@ describe('operator CLI for network identity (real processes)', () => {
     await late.start()
     await waitFor(async () => (await status(late)).revoked === 1, { timeoutMs: 15_000, what: 'the new member to learn the revocation' })
     await victim.stop()
+  })
+
+  it('a member whose certificate runs out while connected is disconnected by every node and refused from then on', async () => {
+    const [admin, a, b] = nodes
+    const adminAddr = (await status(admin)).addrs.find((x: string) => x.includes('/tcp/') && !x.includes('/ws')) as string
+    // an invite whose certificate lasts 15 s (browser invites are made the same way)
+    const token = createInvite(new Home(admin.home), { ttlMs: 60_000, uses: 1, certificateTtlMs: 15_000, bootstrap: [adminAddr] })
+    const brief = cluster.newNode('brief')
+    expect((await brief.cli(['join', token])).code).toBe(0)
+    const expiresAt = new Home(brief.home).loadChain()![0].expiresAt
+    await brief.start()
+    await waitFor(async () => (await Promise.all([admin, a, b].map(peers))).every(p => p.includes(brief.peerId)), { timeoutMs: 10_000, intervalMs: 250, what: 'the short-lived member to be connected' })
+    expect(Date.now()).toBeLessThan(expiresAt)
+    // the handshake passed; the certificate then runs out with the connections open
+    await waitFor(async () => {
+      for (const n of [admin, a, b]) if ((await peers(n)).includes(brief.peerId)) return false
+      return (await peers(brief)).length === 0
+    }, { timeoutMs: expiresAt - Date.now() + 10_000, intervalMs: 250, what: 'every node to close the expired member\'s connections' })
+    expect(Date.now()).toBeGreaterThanOrEqual(expiresAt)
+    // it keeps dialling the members it knows: each refuses it as expired
+    await waitFor(async () => (await rejected(admin)).some((r: any) => r.peerId === brief.peerId && r.kind === 'expired'), { timeoutMs: 15_000, what: 'the expired member to be refused as expired' })
+    await brief.stop()
   })
 
   it('exports the root key under a passphrase and imports it elsewhere; a wrong passphrase writes nothing', async () => {
