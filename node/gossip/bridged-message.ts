@@ -11,6 +11,7 @@ import { encodeCanonical, decodeCanonical, sign, verify, publicKeyOfPeerId } fro
 import { decodeBridgeGrant, grantAdmits, InvalidBridgeGrantError } from '../../membership/index.ts'
 
 const MAGIC = new TextEncoder().encode('\u0000mycelium-bridged-v1\u0000')
+const BRIDGED_FIELDS = new Set(['topic', 'origin', 'from', 'data', 'bridge', 'grant', 'sig'])
 
 export interface BridgedMessage {
   /** the application topic name, the same on both sides */
@@ -53,6 +54,8 @@ export function decodeBridgedMessage (data: Uint8Array): BridgedMessage | undefi
   if (!isBridgedMessage(data)) return undefined
   try {
     const raw = decodeCanonical(data.subarray(MAGIC.length)) as Record<string, unknown>
+    // only known fields: an unsigned extra field would give one message several encodings
+    if (raw === null || typeof raw !== 'object' || !Object.keys(raw).every(k => BRIDGED_FIELDS.has(k))) return undefined
     const { topic, origin, from, data: inner, bridge, grant, sig } = raw
     if (typeof topic !== 'string' || typeof origin !== 'string' || typeof from !== 'string' || typeof bridge !== 'string' || !(inner instanceof Uint8Array) || !(sig instanceof Uint8Array) || sig.length !== 64) return undefined
     if (grant !== undefined && !(grant instanceof Uint8Array)) return undefined

@@ -33,8 +33,9 @@ export const bridgedMessageTarget: FuzzTarget = {
   ],
   decode: decodeBridgedMessage,
   rejected: (m) => m === undefined,
-  // not canonical: unknown extra fields are ignored (reported as open; the file is being changed)
-  reencode: (m) => encodeBridgedMessage(m as BridgedMessage, bridge.secretKey)
+  // one message, one encoding: unknown fields are refused, and Ed25519 signatures are deterministic
+  reencode: (m) => encodeBridgedMessage(m as BridgedMessage, bridge.secretKey),
+  canonical: true
 }
 
 const TOPIC = 'mycelium/mycabcdefghijklmnopqrst/roles'
