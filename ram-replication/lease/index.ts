@@ -2,7 +2,7 @@
 export { LEASE_DRIFT, DEFAULT_LEASE_MS, DEFAULT_PAUSE_MARGIN_MS, quorumOf, monotonicNow } from './lease-terms.ts'
 export type { LeaseGroup, LeaseRequest, LeaseReply, LeaseRefusal, MonotonicClock } from './lease-terms.ts'
 export { decodeLeaseRequest, decodeLeaseReply, encodeLeaseMessage, InvalidLeaseMessageError } from './lease-codec.ts'
-export { LeaseVoter, memoryVoterStore } from './lease-voter.ts'
+export { LeaseVoter, memoryVoterStore, FORGET_EXPIRED_AFTER_MS } from './lease-voter.ts'
 export type { LeaseVoterOptions, LeaseView, VoterRecord, VoterStore } from './lease-voter.ts'
 export { LeaseHolder } from './lease-holder.ts'
 export type { LeaseAsk, LeaseRound, LeaseHolderOptions } from './lease-holder.ts'

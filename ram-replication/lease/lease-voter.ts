@@ -31,6 +31,17 @@ interface VoterState extends VoterRecord {
   releasedAt?: number
 }
 
+/**
+ * A record whose grant ran out this long ago is forgotten (a witness of a VM that died with all
+ * its hosts, or was stopped where the witness never heard of it, would keep it for ever).
+ * Safe: at most one holder at a time rests on each voter keeping one live grant per VM, and a
+ * grant that ran out an hour ago binds nobody: its holder fenced itself when its lease ended.
+ * A voter that forgot grants as a new voter would, and the others still hold what they granted.
+ */
+export const FORGET_EXPIRED_AFTER_MS = 3600_000
+/** How often `handle` looks for records to forget. */
+const FORGET_SWEEP_MS = 60_000
+
 export interface LeaseVoterOptions {
   self: string
   store?: VoterStore
@@ -60,6 +71,7 @@ export class LeaseVoter {
   private readonly clock: MonotonicClock
   private readonly preferSelf?: (request: LeaseRequest) => boolean
   private readonly states = new Map<string, VoterState>()
+  private sweptAt: number
 
   constructor (options: LeaseVoterOptions) {
     this.self = options.self
@@ -69,10 +81,12 @@ export class LeaseVoter {
     // After a restart the voter cannot know when it last granted: it counts the grant from now,
     // so it frees no term earlier than it would have without the restart.
     const now = this.clock()
+    this.sweptAt = now
     for (const [vmId, record] of Object.entries(this.store.load())) this.states.set(vmId, { ...record, grantedAt: now })
   }
 
   handle (request: LeaseRequest): LeaseReply {
+    if (this.clock() - this.sweptAt >= FORGET_SWEEP_MS) this.forgetExpired()
     const state = this.states.get(request.vmId)
     const refuse = (reason: LeaseReply['reason'], waitMs?: number): LeaseReply => ({
       vmId: request.vmId,
@@ -131,6 +145,22 @@ export class LeaseVoter {
   forget (vmId: string): void {
     this.states.delete(vmId)
     this.store.save(vmId, undefined)
+  }
+
+  /** Forgets records whose grant ran out more than FORGET_EXPIRED_AFTER_MS ago; returns how many. */
+  forgetExpired (): number {
+    const now = this.clock()
+    this.sweptAt = now
+    let forgotten = 0
+    for (const [vmId, state] of this.states) {
+      // a released term counts from its release (its grant is cut to nothing then)
+      const endedAgo = state.releasedAt !== undefined ? now - state.releasedAt : -this.remaining(state, now)
+      if (endedAgo < FORGET_EXPIRED_AFTER_MS) continue
+      this.states.delete(vmId)
+      this.store.save(vmId, undefined)
+      forgotten++
+    }
+    return forgotten
   }
 
   private remaining (state: VoterState, now: number): number {

@@ -3,7 +3,7 @@
 // in which no two nodes may ever hold the lease at the same instant.
 import { describe, expect, it } from 'vitest'
 import {
-  LEASE_DRIFT, LeaseVoter, LeaseHolder, decodeLeaseRequest, decodeLeaseReply, InvalidLeaseMessageError, encodeLeaseMessage, memoryVoterStore, fencedGuest,
+  LEASE_DRIFT, FORGET_EXPIRED_AFTER_MS, LeaseVoter, LeaseHolder, decodeLeaseRequest, decodeLeaseReply, InvalidLeaseMessageError, encodeLeaseMessage, memoryVoterStore, fencedGuest,
   type LeaseGroup, type LeaseRequest
 } from '../../ram-replication/index.ts'
 import { runLeaseWorld } from './lease-sim.ts'
@@ -53,6 +53,31 @@ describe('a lease voter', () => {
     expect(restarted.handle(request('b2', 2)).reason).toBe('lease-held')
     now += 600
     expect(restarted.handle(request('b2', 2)).granted).toBe(true)
+  })
+
+  it('forgets a VM whose grant ran out an hour ago (a witness of a VM that died with its hosts), never a live or recently released one', () => {
+    let now = 0
+    const store = memoryVoterStore()
+    const voter = new LeaseVoter({ self: 'b1', store, clock: () => now })
+    voter.handle(request('p', 1))
+    voter.handle(request('p', 3, { vmId: 'kept' }))
+    voter.handle(request('p', 1, { vmId: 'handed-over' }))
+    // 'kept' is renewed throughout; 'handed-over' is released late
+    for (now = 0; now < FORGET_EXPIRED_AFTER_MS; now += 60_000) voter.handle(request('p', 3, { vmId: 'kept' }))
+    voter.handle(request('p', 1, { vmId: 'handed-over', release: true }))
+    now = FORGET_EXPIRED_AFTER_MS + 600
+    voter.forgetExpired()
+    expect(voter.view('vm')).toBeUndefined()
+    expect(Object.keys(store.load()).sort()).toEqual(['handed-over', 'kept'])
+    expect(voter.view('kept')?.term).toBe(3)
+    expect(voter.view('handed-over')?.releasedMs).toBeLessThan(60_000)
+    // a voter that forgot grants as a new voter would: a term to one holder at a time
+    expect(voter.handle(request('b2', 2)).granted).toBe(true)
+    expect(voter.handle(request('p', 2)).reason).toBe('term-taken')
+    // handle() sweeps by itself once a minute
+    now += FORGET_EXPIRED_AFTER_MS + 60_000
+    voter.handle(request('p', 4, { vmId: 'other' }))
+    expect(Object.keys(store.load()).sort()).toEqual(['other'])
   })
 })
 
