@@ -16,3 +16,23 @@ export interface RoleLogger {
 }
 
 export const silentLogger: RoleLogger = { info: () => {}, warn: () => {}, debug: () => {}, error: () => {} }
+
+/** A pending timer; `unref` keeps it from holding the process open. */
+export interface RoleTimer { unref?: () => unknown }
+
+/**
+ * The timers the role service schedules with: the process's own by default. Injected so a
+ * simulator can run many role services on one virtual clock (test/sim/scale).
+ */
+export interface RoleTimers {
+  setTimeout: (fn: () => void, ms: number) => RoleTimer
+  setInterval: (fn: () => void, ms: number) => RoleTimer
+  clear: (timer: RoleTimer | undefined) => void
+}
+
+export const systemTimers: RoleTimers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  // clearTimeout and clearInterval are interchangeable in Node; both, as before, for clarity
+  clear: (timer) => { clearTimeout(timer as NodeJS.Timeout); clearInterval(timer as NodeJS.Timeout) }
+}

@@ -23,7 +23,7 @@ import type { RoleBehaviour } from './behaviour/role-behaviour.ts'
 import { measureNetwork } from './measure/network-measurement.ts'
 import type { NetworkProbe } from './measure/network-probe.ts'
 import { roleReport, type RoleReport } from './role-report.ts'
-import { silentLogger, type RoleHost, type RolePubsub, type RoleLogger } from './role-host.ts'
+import { silentLogger, systemTimers, type RoleHost, type RolePubsub, type RoleLogger, type RoleTimer, type RoleTimers } from './role-host.ts'
 import { roleTiming, type RoleTiming } from './role-timing.ts'
 import type { RoleMetrics } from './role-metrics.ts'
 
@@ -51,6 +51,10 @@ export interface RoleServiceOptions {
   anchors?: number
   metrics?: RoleMetrics
   onChange?: (status: RoleStatus) => void
+  /** Default: the process's timers (a simulator injects a virtual clock's, with `now`). */
+  timers?: RoleTimers
+  /** Default: decodeRoleAdvertisement (see RoleGossipOptions.decode). */
+  decodeAdvertisement?: (bytes: Uint8Array, topic: string) => RoleAdvertisement
 }
 
 export interface RoleStatus {
@@ -95,12 +99,13 @@ export class RoleService {
   private startedAt = 0
   private readonly missingSince = new Map<string, number>()
   private profileKey = ''
-  private readonly timers: NodeJS.Timeout[] = []
-  private confirmTimer?: NodeJS.Timeout
+  private readonly sched: RoleTimers
+  private readonly timers: RoleTimer[] = []
+  private confirmTimer?: RoleTimer
   private queue: Promise<void> = Promise.resolve()
   private running = false
   private measuringNetwork = false
-  private networkTimer?: NodeJS.Timeout
+  private networkTimer?: RoleTimer
   private readonly onPeerConnect = (): void => {
     // nobody answered the last measurement: measure again shortly after the first peer arrives
     if (this.network?.peers === 0) this.scheduleNetworkMeasurement()
@@ -112,6 +117,7 @@ export class RoleService {
     this.balance = { ...DEFAULT_BALANCE, ...options.balance }
     this.now = options.now ?? Date.now
     this.log = options.log ?? silentLogger
+    this.sched = options.timers ?? systemTimers
     this.override = options.override ?? 'auto'
     this.view = new RoleView({ ttlMs: this.timing.ttlMs, maxSkewMs: MAX_CLOCK_SKEW_MS, maxNodes: 4096 })
     this.gossip = new RoleGossip({
@@ -123,6 +129,8 @@ export class RoleService {
       now: this.now,
       suspectGraceMs: this.timing.suspectGraceMs,
       log: this.log,
+      timers: this.sched,
+      decode: options.decodeAdvertisement,
       onChange: (why, kind) => {
         // a newcomer changes the ranking: advice must hold again for a full period
         if (kind === 'joined') this.pending = undefined
@@ -178,9 +186,9 @@ export class RoleService {
 
   async stop (): Promise<void> {
     this.running = false
-    for (const t of this.timers.splice(0)) { clearTimeout(t); clearInterval(t) }
-    clearTimeout(this.confirmTimer)
-    clearTimeout(this.networkTimer)
+    for (const t of this.timers.splice(0)) this.sched.clear(t)
+    this.sched.clear(this.confirmTimer)
+    this.sched.clear(this.networkTimer)
     this.options.host.removeEventListener('peer:connect', this.onPeerConnect)
     this.gossip.stop()
     this.anchorKeeper.stop()
@@ -188,18 +196,18 @@ export class RoleService {
   }
 
   private every (fn: () => void, ms: number): void {
-    const t = setInterval(fn, ms)
-    t.unref()
+    const t = this.sched.setInterval(fn, ms)
+    t.unref?.()
     this.timers.push(t)
   }
 
   private scheduleNetworkMeasurement (): void {
     if (this.options.probe === undefined || this.networkTimer !== undefined || !this.running) return
-    this.networkTimer = setTimeout(() => {
+    this.networkTimer = this.sched.setTimeout(() => {
       this.networkTimer = undefined
       void this.measureNetworkNow()
     }, this.timing.firstNetworkMeasurementMs)
-    this.networkTimer.unref()
+    this.networkTimer.unref?.()
   }
 
   private decide (): void {
@@ -265,9 +273,9 @@ export class RoleService {
     // peer that merely lost its link to us re-appears within one advertisement interval
     if (this.pending?.action !== outcome.action) {
       this.pending = { action: outcome.action, since: now }
-      clearTimeout(this.confirmTimer)
-      this.confirmTimer = setTimeout(() => { void this.evaluate('confirmation') }, this.timing.confirmMs + 10)
-      this.confirmTimer.unref()
+      this.sched.clear(this.confirmTimer)
+      this.confirmTimer = this.sched.setTimeout(() => { void this.evaluate('confirmation') }, this.timing.confirmMs + 10)
+      this.confirmTimer.unref?.()
       return { ...HOLD, reason: `${outcome.reason} (confirming)` }
     }
     if (now - this.pending.since < this.timing.confirmMs) return { ...HOLD, reason: `${outcome.reason} (confirming)` }

@@ -4,7 +4,7 @@ import type { Message } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
 import { encodeRoleAdvertisement, decodeRoleAdvertisement, MAX_ADVERTISED_ADDRS, type RoleAdvertisement } from './role-advertisement.ts'
 import type { RoleView } from './role-view.ts'
-import type { RoleHost, RolePubsub, RoleLogger } from '../role-host.ts'
+import { systemTimers, type RoleHost, type RolePubsub, type RoleLogger, type RoleTimer, type RoleTimers } from '../role-host.ts'
 
 export interface RoleGossipOptions {
   host: Pick<RoleHost, 'peerId' | 'getMultiaddrs' | 'addEventListener' | 'removeEventListener'>
@@ -20,6 +20,13 @@ export interface RoleGossipOptions {
   log: RoleLogger
   /** Something in the view changed: a node joined, changed its advertisement, or left. */
   onChange: (why: string, kind: 'joined' | 'changed' | 'left') => void
+  /** Default: the process's timers. */
+  timers?: RoleTimers
+  /**
+   * Default: decodeRoleAdvertisement. A pure function of (bytes, topic); a simulator that
+   * delivers one message to thousands of in-process nodes decodes it once for all of them.
+   */
+  decode?: (bytes: Uint8Array, topic: string) => RoleAdvertisement
 }
 
 export type OwnAdvertisement = Omit<RoleAdvertisement, 'peerId' | 'seq' | 'issuedAt' | 'addrs'>
@@ -27,7 +34,7 @@ export type OwnAdvertisement = Omit<RoleAdvertisement, 'peerId' | 'seq' | 'issue
 export class RoleGossip {
   private readonly options: RoleGossipOptions
   private seq = 0
-  private readonly timers = new Set<NodeJS.Timeout>()
+  private readonly timers = new Set<RoleTimer>()
   readonly counters = { published: 0, accepted: 0, rejected: 0, ignored: 0 }
   private readonly onMessage = (evt: CustomEvent<Message>): void => { this.receive(evt.detail) }
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => { this.suspect(evt.detail.toString()) }
@@ -46,7 +53,7 @@ export class RoleGossip {
     this.options.pubsub.removeEventListener('message', this.onMessage)
     this.options.host.removeEventListener('peer:disconnect', this.onDisconnect)
     try { this.options.pubsub.unsubscribe(this.options.topic) } catch {}
-    for (const t of this.timers) clearTimeout(t)
+    for (const t of this.timers) (this.options.timers ?? systemTimers).clear(t)
     this.timers.clear()
   }
 
@@ -77,7 +84,7 @@ export class RoleGossip {
     if (message.topic !== this.options.topic) return
     let ad: RoleAdvertisement
     try {
-      ad = decodeRoleAdvertisement(message.data, this.options.topic)
+      ad = (this.options.decode ?? decodeRoleAdvertisement)(message.data, this.options.topic)
     } catch (err) {
       this.counters.rejected++
       this.options.log.debug({ err: (err as Error).message }, 'dropped an invalid role advertisement')
@@ -99,12 +106,12 @@ export class RoleGossip {
   private suspect (peerId: string): void {
     const grace = this.options.suspectGraceMs
     if (!this.options.view.suspect(peerId, this.options.now(), grace)) return
-    const timer = setTimeout(() => {
+    const timer = (this.options.timers ?? systemTimers).setTimeout(() => {
       this.timers.delete(timer)
       const gone = this.options.view.expire(this.options.now())
       if (gone.length > 0) this.options.onChange(`lost ${gone.join(', ')}`, 'left')
     }, grace + 10)
-    timer.unref()
+    timer.unref?.()
     this.timers.add(timer)
   }
 }
