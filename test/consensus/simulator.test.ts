@@ -1,4 +1,4 @@
-// The BFT simulator in the suite: a few hundred seeded schedules of the real engine under
+// The BFT simulator in the suite: a few dozen seeded schedules of the real engine under
 // delay, loss, duplication, reordering, partitions, crashes with restarts, and up to f
 // Byzantine members (consensus/sim). Each schedule checks after every step that no epoch has
 // two certificates, that every certified epoch is valid under the content rules, that no
@@ -9,10 +9,13 @@ import { describe, it, expect } from 'vitest'
 import { runSchedule, planOf } from '../../consensus/sim/index.ts'
 import { sporesWorld } from '../sim/spores-world.ts'
 
-const SCHEDULES = 60
+const SCHEDULES = 24
 // A fixed window of seeds: the suite is reproducible (a schedule replays exactly), and
 // exploring further is what `npm run sim:bft` is for. The seed of a failure is in the message.
 const FIRST = 1_000_000
+// Seeds on which `sim:bft` once found a bug: 40 (late commitments were never counted, so no
+// progress after the heal) and 500 (a restarted node did not serve its anchor epoch).
+const FOUND = [40, 500]
 
 describe('BFT simulator', () => {
   it('replays a schedule exactly from its seed', async () => {
@@ -24,11 +27,11 @@ describe('BFT simulator', () => {
     expect(a.epochs).toBeGreaterThan(5)
   }, 60_000)
 
-  it(`finds no violation in ${SCHEDULES} schedules with faults and Byzantine members`, async () => {
+  it(`finds no violation in ${SCHEDULES} schedules and the seeds that once found bugs, with faults and Byzantine members`, async () => {
     const failures: string[] = []
     let byzantine = 0
     let epochs = 0
-    for (let seed = FIRST; seed < FIRST + SCHEDULES; seed++) {
+    for (const seed of [...FOUND, ...Array.from({ length: SCHEDULES }, (_, i) => FIRST + i)]) {
       const r = await runSchedule(seed, sporesWorld)
       epochs += r.epochs
       byzantine += r.plan.byzantine.length
