@@ -121,6 +121,19 @@ case "$machine" in
   *) fail "unsupported architecture \"$machine\": Mycelium installs on x86_64 (Linux laptops, servers) and aarch64 (64-bit Raspberry Pi OS); on armv7l only with Node >= $NODE_MIN_MAJOR.$NODE_MIN_MINOR already installed" ;;
 esac
 [ "$(uname -s)" = Linux ] || fail "unsupported system $(uname -s): install.sh sets up Linux machines"
+# Node's (and npm's) name for the architecture
+node_arch=$arch
+if [ "$arch" = armv7l ]; then node_arch=arm; fi
+case "$(uname -m)" in
+  x86_64|amd64) host_arch=x64 ;;
+  aarch64|arm64) host_arch=arm64 ;;
+  armv7l|armv7*) host_arch=arm ;;
+  *) host_arch=$(uname -m) ;;
+esac
+# Installing for another architecture (an aarch64 tree prepared on x86_64): npm must fetch the
+# target's native addons (node-datachannel ships one package per platform), not this machine's.
+npm_platform=
+if [ "$node_arch" != "$host_arch" ]; then npm_platform="--os=linux --cpu=$node_arch --libc=glibc"; fi
 
 node_recent_enough() {
   v=$("$1" -p 'process.versions.node' 2>/dev/null) || return 1
@@ -140,6 +153,19 @@ registry_failure() {
   fail "$1 from the npm registry"
 }
 
+# One line for a failed `npm view`: its error code and summary, not its JSON.
+npm_view_failure() {
+  code=$(printf '%s\n' "$2" | sed -n 's/^ *"code": *"\([^"]*\)".*/\1/p' | head -n 1)
+  summary=$(printf '%s\n' "$2" | sed -n 's/^ *"summary": *"\(.*\)",\{0,1\}$/\1/p' | head -n 1)
+  case "$code" in
+    '') registry_failure "npm view $1 found no version" ;;
+    E404|ETARGET) fail "the npm registry has no $1 ($code): check MYCELIUM_NODE_VERSION" ;;
+    SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER_CERT*|UNABLE_TO_VERIFY_LEAF_SIGNATURE|CERT_*)
+      fail "the npm registry's TLS certificate is not trusted here ($code; a proxy that intercepts TLS?): give npm its CA (npm config set cafile /path/to/ca.pem) and re-run" ;;
+    *) registry_failure "npm view $1 failed: $code${summary:+ ($summary)}" ;;
+  esac
+}
+
 # Fetches node-linux-<arch>@<version or major> from the npm registry and unpacks its binary into $1.
 fetch_node() {
   target=$1
@@ -147,10 +173,11 @@ fetch_node() {
   if [ "$arch" = armv7l ]; then
     fail "Node >= $NODE_MIN_MAJOR.$NODE_MIN_MINOR is not published for armv7l on the npm registry: install Node $NODE_MIN_MAJOR.$NODE_MIN_MINOR or newer from your distribution (or use 64-bit Raspberry Pi OS) and re-run"
   fi
-  # the highest published version of that major (npm lists them in no useful order)
-  version=$(npm view "$pkg@$NODE_MAJOR" version --json 2>/tmp/mycelium-npm-view.$$ | tr -d '[]" \n' | tr ',' '\n' | sort -t. -k1,1n -k2,2n -k3,3n | tail -n 1) || true
-  rm -f /tmp/mycelium-npm-view.$$
-  [ -n "$version" ] || registry_failure "npm view $pkg@$NODE_MAJOR found no version"
+  # the highest published version of that major (npm lists them in no useful order); npm
+  # prints a failure as JSON on stdout too, so only digits-and-dots lines count as versions
+  answer=$(npm view "$pkg@$NODE_MAJOR" version --json 2>/dev/null) || true
+  version=$(printf '%s' "$answer" | tr -d '[]" \n' | tr ',' '\n' | grep -E '^[0-9]+\.[0-9]+\.[0-9]+$' | sort -t. -k1,1n -k2,2n -k3,3n | tail -n 1) || true
+  [ -n "$version" ] || npm_view_failure "$pkg@$NODE_MAJOR" "$answer"
   cache=${MYCELIUM_NODE_CACHE:-}
   cleanup_cache=
   if [ -z "$cache" ]; then cache=$(mktemp -d); cleanup_cache=$cache; fi
@@ -175,10 +202,11 @@ if [ -n "$FETCH_ONLY" ]; then
   exit 0
 fi
 
+# a machine's own Node is used only when it is built for the target
 NODE=
 if [ "${MYCELIUM_FORCE_NODE:-}" != 1 ]; then
   for candidate in "$(command -v node 2>/dev/null || true)" "$NODE_DIR/bin/node"; do
-    if [ -n "$candidate" ] && [ -x "$candidate" ] && node_recent_enough "$candidate"; then NODE=$candidate; break; fi
+    if [ -n "$candidate" ] && [ -x "$candidate" ] && node_recent_enough "$candidate" && [ "$("$candidate" -p process.arch 2>/dev/null)" = "$node_arch" ]; then NODE=$candidate; break; fi
   done
 fi
 mkdir -p "$PREFIX/bin" "$PREFIX/lib"
@@ -186,17 +214,40 @@ if [ -z "$NODE" ] || [ "${MYCELIUM_FORCE_NODE:-}" = 1 ]; then
   fetch_node "$NODE_DIR"
   NODE="$NODE_DIR/bin/node"
   # an emulated or foreign binary would fail later and less clearly
-  "$NODE" --version >/dev/null 2>&1 || fail "the Node fetched for $arch does not run on this machine ($NODE)"
+  if ! "$NODE" --version >/dev/null 2>&1; then
+    if [ "$node_arch" != "$host_arch" ]; then
+      fail "the Node fetched for $machine does not run on this $(uname -m) machine ($NODE): installing for $machine here needs qemu-user registered with binfmt_misc (Debian: qemu-user-static binfmt-support, and QEMU_LD_PREFIX pointing at an $machine C library); otherwise run install.sh on the $machine machine itself"
+    fi
+    fail "the Node fetched for $arch does not run on this machine ($NODE)"
+  fi
 fi
 say "using Node $("$NODE" --version) at $NODE"
 
 # --- the project --------------------------------------------------------------
 
-# The browser client is a bundle built with dev tools: build it here when this is a
-# development checkout that has them, otherwise ship whatever dist/ holds.
-if [ ! -f "$SRC/dist/browser/app.js" ] && [ -d "$SRC/node_modules/esbuild" ] && [ -f "$SRC/browser-client/build.ts" ]; then
+# Bundles are built with the dev tools of a development checkout, by a Node that runs natively
+# (esbuild is a native binary of this machine, also when installing for another architecture);
+# a tree without them ships whatever dist/ holds.
+build_node=
+for candidate in "$SRC/node_modules/.bin/node" "$(command -v node 2>/dev/null || true)" "$NODE"; do
+  if [ -n "$candidate" ] && [ -x "$candidate" ] && node_recent_enough "$candidate" && [ "$("$candidate" -p process.arch 2>/dev/null)" = "$host_arch" ]; then build_node=$candidate; break; fi
+done
+dev_tools=
+if [ -d "$SRC/node_modules/esbuild" ] && [ -n "$build_node" ]; then dev_tools=1; fi
+
+if [ ! -f "$SRC/dist/browser/app.js" ] && [ -n "$dev_tools" ] && [ -f "$SRC/browser-client/build.ts" ]; then
   say "building the browser client"
-  (cd "$SRC" && "$NODE" browser-client/build.ts >/dev/null 2>&1) || say "note: the browser client could not be built; nodes will not serve it"
+  (cd "$SRC" && "$build_node" browser-client/build.ts >/dev/null 2>&1) || say "note: the browser client could not be built; nodes will not serve it"
+fi
+
+# The service runs the daemon bundled by `npm run build:node` (dist/mycelium.mjs): a bundle
+# loads far less code than the TypeScript sources, so it needs less memory and CPU to start
+# (README, "Memory"). Without a bundle the command runs the sources.
+stale_bundle=
+if [ -n "$dev_tools" ] && [ -f "$SRC/node/build.ts" ]; then
+  say "bundling the daemon"
+  # a bundle left from an older build must not run in place of these sources
+  (cd "$SRC" && "$build_node" node/build.ts >/dev/null 2>&1) || { stale_bundle=1; say "note: the daemon could not be bundled (npm run build:node); the sources will run instead"; }
 fi
 
 # Built alongside and swapped in at the end: a failed upgrade leaves the old install working.
@@ -210,6 +261,7 @@ for entry in "$SRC"/* "$SRC"/.npmrc; do
   esac
   if [ -e "$entry" ]; then cp -R "$entry" "$stage/"; fi
 done
+if [ -n "$stale_bundle" ]; then rm -f "$stage/dist/mycelium.mjs"; fi
 stamp="$arch $(cksum <"$stage/package-lock.json")"
 if [ -d "$APP/node_modules" ] && [ -f "$APP/.install-stamp" ] && [ "$(cat "$APP/.install-stamp")" = "$stamp" ]; then
   say "dependencies unchanged: reusing them"
@@ -218,7 +270,8 @@ else
   say "installing production dependencies (npm ci --omit=dev)"
   # --ignore-scripts: no dev tools are installed to run `prepare`; the native modules the
   # node uses ship prebuilt binaries in per-platform packages
-  if ! (cd "$stage" && npm ci --omit=dev --ignore-scripts --legacy-peer-deps --prefer-offline --no-audit --no-fund --loglevel=error >"$stage.log" 2>&1); then
+  # shellcheck disable=SC2086 # $npm_platform is several options or none
+  if ! (cd "$stage" && npm ci $npm_platform --omit=dev --ignore-scripts --legacy-peer-deps --prefer-offline --no-audit --no-fund --loglevel=error >"$stage.log" 2>&1); then
     tail -n 20 "$stage.log" >&2
     rm -rf "$stage" "$stage.log"
     fail "npm ci failed (log above); if the npm registry is unreachable, check the network or npm's registry setting"
@@ -233,15 +286,20 @@ rm -rf "$APP.old"
 
 # --- the command -----------------------------------------------------------------
 
+entry=bin/mycelium.js
+if [ -f "$APP/dist/mycelium.mjs" ]; then entry=dist/mycelium.mjs; fi
+# --max-semi-space-size=1: a 1 MiB young generation keeps an idle node ~5 MiB smaller; its
+# allocation rate is low, so the extra scavenges cost next to nothing
 cat >"$PREFIX/bin/mycelium" <<EOF
 #!/bin/sh
 # The mycelium command, installed by install.sh; the data directory defaults to the service's.
 : "\${MYCELIUM_HOME:=$DATA}"
 export MYCELIUM_HOME
-exec "$NODE" "$APP/bin/mycelium.js" "\$@"
+exec "$NODE" --max-semi-space-size=1 "$APP/$entry" "\$@"
 EOF
 chmod 755 "$PREFIX/bin/mycelium"
-"$PREFIX/bin/mycelium" --version >/dev/null || fail "the installed command does not run: $PREFIX/bin/mycelium --version failed"
+# once: under emulation (or on a slow board) each run of the command costs seconds
+installed_version=$("$PREFIX/bin/mycelium" --version) || fail "the installed command does not run: $PREFIX/bin/mycelium --version failed"
 
 link=
 if [ -n "$BIN_DIR" ] && [ "$BIN_DIR" != "$PREFIX/bin" ]; then
@@ -343,7 +401,7 @@ else
 fi
 
 say ""
-say "installed mycelium $("$PREFIX/bin/mycelium" --version) in $PREFIX (data: $DATA)"
+say "installed mycelium $installed_version in $PREFIX (data: $DATA)"
 say "  command:    ${link:-$PREFIX/bin/mycelium}"
 say "  status:     mycelium status"
 say "  uninstall:  sh $PREFIX/bin/mycelium-uninstall.sh"

