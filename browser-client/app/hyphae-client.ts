@@ -68,6 +68,7 @@ export class HyphaeClient extends EventTarget {
   private readonly pageDials = new Map<string, number>()
   private timers: Array<ReturnType<typeof setInterval>> = []
   private memberHost?: MemberHost
+  private unstoredSeen = 0
 
   constructor (storage: KeyValueStore) {
     super()
@@ -289,6 +290,11 @@ export class HyphaeClient extends EventTarget {
     if (libp2p === undefined) return
     const connected = new Set(libp2p.getPeers().map(p => p.toString()))
     this.members.forget(Date.now(), undefined, connected)
+    const unstored = this.revocations?.unstored ?? 0
+    if (unstored > this.unstoredSeen) {
+      this.note(`${unstored - this.unstoredSeen} revocations not kept: this page's revocation list is full`)
+      this.unstoredSeen = unstored
+    }
     this.refreshRosters()
     this.dialPages()
     this.save()

@@ -67,11 +67,19 @@ export class RevocationWatch {
     }
   }
 
+  /** Revocations not kept because the list was full (shown in the page's event log by the client). */
+  unstored = 0
+
   /** Checks and records revocations (throws on an invalid one) and acts on the new ones. */
   private take (encoded: Uint8Array[]): void {
     for (const bytes of encoded) {
       const revocation = decodeRevocation(bytes, this.options.networkId, this.options.rootPublicKey)
-      if (this.revoked.has(revocation.peerId) || this.revoked.size >= MAX_REVOCATIONS) continue
+      if (this.revoked.has(revocation.peerId)) continue
+      const self = revocation.peerId === this.options.self
+      // one that can no longer matter (every certificate of the key expired) is not kept
+      if (!self && revocation.until !== undefined && revocation.until <= Date.now()) continue
+      // the page's own revocation is always acted on; past the cap others are counted, not kept
+      if (!self && this.revoked.size >= MAX_REVOCATIONS) { this.unstored++; continue }
       this.revoked.add(revocation.peerId)
       this.options.onRevoked(revocation.peerId)
       if (revocation.peerId !== this.options.self) void this.libp2p?.hangUp(peerIdFromString(revocation.peerId)).catch(() => {})
