@@ -22,9 +22,17 @@ if (sizes.some(n => !Number.isSafeInteger(n) || n < 4) || !(seconds >= 90) || !N
 const reports: ScaleReport[] = []
 for (const nodes of sizes) {
   console.error(`N = ${nodes}: simulating ${seconds} s (seed ${seed}, budget ${budgetMinutes} min)…`)
-  const r = await runScaleModel({ nodes, seconds, seed, sessionMinutes, budgetMs: budgetMinutes * 60_000 })
+  const r = await runScaleModel({
+    nodes,
+    seconds,
+    seed,
+    sessionMinutes,
+    budgetMs: budgetMinutes * 60_000,
+    onProgress: (p) => { console.error(`  ${p.simulatedS} s simulated in ${p.wallS.toFixed(0)} s: ${p.live} live, ${p.sclerotia} sclerotia, heap ${p.heapMiB.toFixed(0)} MiB`) }
+  })
   reports.push(r)
-  if (r.simulatedSeconds < r.seconds) console.error(`N = ${nodes}: stopped after ${r.simulatedSeconds} of ${r.seconds} virtual seconds: the wall-clock budget of ${budgetMinutes} min ran out`)
+  if (r.stopped !== undefined) console.error(`N = ${nodes}: stopped after ${r.simulatedSeconds} of ${r.seconds} virtual seconds: ${r.stopped}`)
 }
 console.log(formatReports(reports))
+for (const r of reports) if (r.stopped !== undefined) console.log(`N = ${r.nodes}: stopped after ${r.simulatedSeconds} of ${r.seconds} virtual seconds, ${r.stopped}; its figures cover only that part`)
 process.exit(0)

@@ -1,7 +1,8 @@
 // Who is connected to whom. Modelled on a gossipsub mesh (D = 6, topped up from below 4 at
-// the next heartbeat): a node joining connects to D random live nodes; when a neighbour goes
-// away it notices (at once for a clean close, after a detection delay for a crash) and dials
-// random live nodes at its next heartbeat until it has D again. Connections are the mesh: the
+// the next heartbeat): a node joining connects to D/2 random live nodes (they connect back,
+// so degrees average about D); when a neighbour goes away a node notices (at once for a clean
+// close, after a detection delay for a crash) and, once below 4, dials random live nodes at
+// its next heartbeat until it has D again. Connections are the mesh: the
 // IHAVE/IWANT gossip gossipsub sends to connected peers outside its mesh is not modelled.
 import type { Prng } from '../../../consensus/sim/index.ts'
 import type { VirtualClock } from './virtual-clock.ts'
@@ -60,7 +61,14 @@ export class Mesh {
     this.slot.set(node, this.live.length)
     this.live.push(node)
     this.adjacency.set(node, new Set())
-    this.fill(node)
+    this.fill(node, Math.ceil(this.options.degree / 2))
+    this.repairSoon(node)
+  }
+
+  meanDegree (): number {
+    let sum = 0
+    for (const n of this.live) sum += this.adjacency.get(n)?.size ?? 0
+    return this.live.length === 0 ? 0 : sum / this.live.length
   }
 
   /** The node is gone; each neighbour learns it after `noticeMs(neighbour)`. */
@@ -89,13 +97,13 @@ export class Mesh {
     this.repairing.add(node)
     this.clock.after(this.options.heartbeatMs, () => {
       this.repairing.delete(node)
-      if (this.isLive(node)) this.fill(node)
+      if (this.isLive(node)) this.fill(node, this.options.degree)
     })
   }
 
-  private fill (node: number): void {
+  private fill (node: number, degree: number): void {
     const mine = this.adjacency.get(node) as Set<number>
-    for (let tries = 0; mine.size < this.options.degree && tries < 4 * this.options.degree; tries++) {
+    for (let tries = 0; mine.size < degree && tries < 4 * degree; tries++) {
       const other = this.randomLive()
       if (other === undefined || other === node || mine.has(other)) continue
       mine.add(other)

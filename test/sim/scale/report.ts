@@ -10,8 +10,12 @@ export interface ScaleReport {
   seed: number
   /** Virtual seconds actually simulated (less than `seconds` when the wall-clock budget ran out). */
   simulatedSeconds: number
+  /** Why the run stopped before `seconds`, if it did. */
+  stopped?: string
   wallSeconds: number
   heapMiB: number
+  /** Connections per live node at the end. */
+  meanDegree: number
   traffic: Array<{ kind: TrafficKind | 'all', msgsIn: number, msgsOut: number, bytesIn: number, bytesOut: number }>
   busiestBytesPerSecond: number
   convergence: { probes: number, complete: number, medianMs: number | null, maxMs: number | null, worstReach: number }
@@ -55,8 +59,10 @@ export function measure (options: ScaleOptions, state: ModelState): ScaleReport 
     seconds: options.seconds,
     seed: options.seed,
     simulatedSeconds: done / 1000,
+    stopped: state.stopped,
     wallSeconds: state.wallMs / 1000,
     heapMiB: state.heapMiB,
+    meanDegree: state.meanDegree,
     traffic: state.traffic.rates(),
     busiestBytesPerSecond: state.traffic.busiest(Math.max(1, done - WARMUP_MS)),
     convergence: { probes: counted, complete: times.length, medianMs: median(times), maxMs: times.length === 0 ? null : Math.max(...times), worstReach },
@@ -73,7 +79,8 @@ export function measure (options: ScaleOptions, state: ModelState): ScaleReport 
   }
 }
 
-const kib = (b: number): string => (b / 1024).toFixed(1)
+const kib = (b: number): string => Number.isFinite(b) ? (b / 1024).toFixed(1) : '—'
+const rate = (x: number): string => Number.isFinite(x) ? x.toFixed(1) : '—'
 const s = (ms: number | null): string => ms === null ? '—' : (ms / 1000).toFixed(1)
 
 /** One table, a column per run. */
@@ -83,11 +90,12 @@ export function formatReports (reports: ScaleReport[]): string {
     ['virtual seconds simulated', r => `${r.simulatedSeconds} of ${r.seconds}`],
     ['wall time, s', r => r.wallSeconds.toFixed(0)],
     ['peak JS heap, MiB', r => r.heapMiB.toFixed(0)],
+    ['connections per node (mean)', r => r.meanDegree.toFixed(1)],
     ['churn: joins / leaves / crashes', r => `${r.churn.joins} / ${r.churn.leaves} / ${r.churn.crashes}`],
-    ['msgs/s per node, in / out', r => { const a = r.traffic.find(t => t.kind === 'all'); return a === undefined ? '—' : `${a.msgsIn.toFixed(1)} / ${a.msgsOut.toFixed(1)}` }],
+    ['msgs/s per node, in / out', r => { const a = r.traffic.find(t => t.kind === 'all'); return a === undefined ? '—' : `${rate(a.msgsIn)} / ${rate(a.msgsOut)}` }],
     ...(['roles', 'latent', 'sync'] as const).map((k): [string, (r: ScaleReport) => string] => [`  ${k}: KiB/s per node, in / out`, r => { const t = r.traffic.find(x => x.kind === k); return t === undefined ? '—' : `${kib(t.bytesIn)} / ${kib(t.bytesOut)}` }]),
     ['KiB/s per node, in / out', r => { const a = r.traffic.find(t => t.kind === 'all'); return a === undefined ? '—' : `${kib(a.bytesIn)} / ${kib(a.bytesOut)}` }],
-    ['busiest node, KiB/s in + out', r => kib(r.busiestBytesPerSecond)],
+    ['busiest node, KiB/s in + out', r => r.simulatedSeconds * 1000 > WARMUP_MS ? kib(r.busiestBytesPerSecond) : '—'],
     ['entry convergence, s (median / max)', r => `${s(r.convergence.medianMs)} / ${s(r.convergence.maxMs)}`],
     ['entries reaching every live node', r => `${r.convergence.complete} of ${r.convergence.probes} (worst ${(100 * r.convergence.worstReach).toFixed(1)} %)`],
     ['sclerotia: final / target √N', r => `${r.sclerotia.final} / ${r.sclerotia.target}`],

@@ -3,6 +3,7 @@
 // the departures are clean, half crashes noticed only after a detection delay; a newcomer
 // replaces each). Sclerotia are crashed on purpose to time their replacement, and probe
 // entries are published to time their convergence. Every random choice comes from one seed.
+import { getHeapStatistics } from 'node:v8'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
 import { Prng } from '../../../consensus/sim/index.ts'
@@ -28,6 +29,8 @@ export interface ScaleOptions {
   links?: LinkModel
   /** Stop early (reported) when the run takes longer than this, wall-clock. */
   budgetMs?: number
+  /** Called every 10 virtual seconds (the CLI prints it). */
+  onProgress?: (p: { simulatedS: number, live: number, sclerotia: number, heapMiB: number, wallS: number }) => void
 }
 
 /** Virtual time starts here (a date in 2027), so entries carry realistic timestamps. */
@@ -56,6 +59,8 @@ export interface ModelState {
   wallMs: number
   completedMs: number
   heapMiB: number
+  stopped?: string
+  meanDegree: number
 }
 
 export async function runScaleModel (options: ScaleOptions): Promise<ScaleReport> {
@@ -69,7 +74,7 @@ export async function runScaleModel (options: ScaleOptions): Promise<ScaleReport
   const peers: PeerId[] = []
   const byPeerId = new Map<string, number>()
   const choice = rng.fork()
-  const state: ModelState = { clock, nodes, roles: new Map(), roleChanges: [], kills: [], probes: [], samples: [], churn: { joins: 0, leaves: 0, crashes: 0 }, traffic, wallMs: 0, completedMs: 0, heapMiB: 0 }
+  const state: ModelState = { clock, nodes, roles: new Map(), roleChanges: [], kills: [], probes: [], samples: [], churn: { joins: 0, leaves: 0, crashes: 0 }, traffic, wallMs: 0, completedMs: 0, heapMiB: 0, meanDegree: 0 }
   const mesh = new Mesh(clock, rng.fork(), GOSSIPSUB_MESH, {
     connected: (a, b) => {
       // both ends see the connection once it is up (one round trip)
@@ -223,9 +228,22 @@ export async function runScaleModel (options: ScaleOptions): Promise<ScaleReport
 
   const end = EPOCH + options.seconds * 1000
   const budget = options.budgetMs ?? Infinity
-  for (let t = EPOCH; t < end;) {
+  // stop cleanly, with a reason, before the process would run out of heap or time
+  const heapLimit = 0.85 * getHeapStatistics().heap_size_limit
+  let checks = 0
+  const over = (): boolean => {
+    if (++checks % 64 !== 0) return state.stopped !== undefined
+    if (getHeapStatistics().used_heap_size > heapLimit) state.stopped = `the heap reached 85 % of its limit (${(heapLimit / 0.85 / 2 ** 30).toFixed(1)} GiB)`
+    else if (performance.now() - t0 > budget) state.stopped = `the wall-clock budget (${(budget / 60_000).toFixed(0)} min) ran out`
+    return state.stopped !== undefined
+  }
+  for (let t = EPOCH; t < end && state.stopped === undefined;) {
     t = Math.min(end, t + 1000)
-    await clock.runUntil(t)
+    await clock.runUntil(t, over)
+    if (state.stopped !== undefined) {
+      state.completedMs = Math.floor((clock.now() - EPOCH) / 1000) * 1000
+      break
+    }
     const live = mesh.liveNodes().length
     const sclerotia = mesh.liveNodes().filter(n => state.roles.get(n) === 'sclerotium').length
     state.samples.push({ at: t - EPOCH, live, sclerotia, target: sclerotiumTarget(live) })
@@ -235,9 +253,10 @@ export async function runScaleModel (options: ScaleOptions): Promise<ScaleReport
     }
     state.completedMs = t - EPOCH
     state.heapMiB = Math.max(state.heapMiB, process.memoryUsage().heapUsed / 2 ** 20)
-    if (performance.now() - t0 > budget) break
+    if ((t - EPOCH) % 10_000 === 0) options.onProgress?.({ simulatedS: (t - EPOCH) / 1000, live, sclerotia, heapMiB: process.memoryUsage().heapUsed / 2 ** 20, wallS: (performance.now() - t0) / 1000 })
   }
   state.wallMs = performance.now() - t0
+  state.meanDegree = mesh.meanDegree()
   for (const n of [...nodes.values()]) { n.owner.alive = false }
   return measure(options, state)
 }

@@ -68,8 +68,8 @@ export class VirtualClock {
     }
   }
 
-  /** Runs events until virtual time `until`; `tick` runs once per distinct millisecond. */
-  async runUntil (until: number, tick?: (now: number) => void): Promise<void> {
+  /** Runs events until virtual time `until`; `tick` runs once per distinct millisecond and may stop the run (true). */
+  async runUntil (until: number, tick?: (now: number) => boolean): Promise<void> {
     await settle()
     while (this.heap.length > 0 && this.heap[0].at <= until) {
       const at = this.heap[0].at
@@ -81,7 +81,7 @@ export class VirtualClock {
         e.fn()
       }
       await settle()
-      tick?.(at)
+      if (tick?.(at) === true) return
     }
     if (this.time < until) this.time = until
   }
