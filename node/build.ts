@@ -1,16 +1,17 @@
-// npm run build:node — bundles the daemon and CLI into one ESM file, dist/mycelium.mjs, which
+// npm run build:node — bundles the daemon and CLI into dist/mycelium.mjs and its chunks, which
 // install.sh installs and the test harness runs. A bundled daemon loads far less code than the
 // module graph of the sources, which is most of a node's memory (see README, "Memory"); what
 // is left is cut further here, each measured with `npm run bench:node`. Native modules stay
 // external.
-import { readdirSync, statSync, unlinkSync } from 'node:fs'
+import { readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { build, type Plugin } from 'esbuild'
 
 const root = join(import.meta.dirname, '..')
 const dist = join(root, 'dist')
-const out = join(dist, 'mycelium.mjs')
 const CHUNK_PREFIX = 'mycelium-chunk-'
+const KAD_PREFIXES = 'mycelium-kad-prefixes.bin'
 
 /**
  * `import … from 'node:http'` in an ES module makes Node build the module's ESM facade, which
@@ -23,6 +24,31 @@ const builtinsAsCommonJs: Plugin = {
   setup (b) {
     b.onResolve({ filter: /^(node:)?https?$/ }, (args) => args.kind === 'import-statement' ? { path: args.path.replace(/^node:/, ''), namespace: 'builtin-cjs' } : undefined)
     b.onLoad({ filter: /.*/, namespace: 'builtin-cjs' }, (args) => ({ contents: `module.exports = require('node:${args.path}')`, loader: 'js' }))
+  }
+}
+
+/**
+ * kad-dht's table of 65,536 key prefixes (to refresh its routing table) is an 836 KB array
+ * literal, parsed at every start and then held twice (the literal's template and the array).
+ * It is written once beside the bundle as 256 KiB of little-endian uint32 (the byte order of
+ * x86_64 and aarch64 alike) and read when the DHT first refreshes.
+ */
+const kadPrefixesFromFile: Plugin = {
+  name: 'kad-prefixes-from-file',
+  setup (b) {
+    b.onLoad({ filter: /@libp2p[\\/]kad-dht[\\/]dist[\\/]src[\\/]routing-table[\\/]generated-prefix-list\.js$/ }, async (args) => {
+      const { default: prefixes } = await import(pathToFileURL(args.path).href) as { default: number[] }
+      const bytes = Buffer.alloc(prefixes.length * 4)
+      prefixes.forEach((p, i) => bytes.writeUInt32LE(p, i * 4))
+      writeFileSync(join(dist, KAD_PREFIXES), bytes)
+      return {
+        loader: 'js',
+        contents: `import { readFileSync } from 'node:fs'
+let table
+const load = () => { const b = readFileSync(new URL('./${KAD_PREFIXES}', import.meta.url)); return new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)) }
+export default new Proxy([], { get: (_, key) => (table ??= load())[key] })`
+      }
+    })
   }
 }
 
@@ -53,7 +79,7 @@ const result = await build({
   // rebuilt the browser client, and failed where esbuild is not installed
   define: { 'import.meta.main': 'false' },
   banner: { js: 'import { createRequire as __createRequire } from \'node:module\'; const require = __createRequire(import.meta.url);' },
-  plugins: [builtinsAsCommonJs],
+  plugins: [builtinsAsCommonJs, kadPrefixesFromFile],
   logLevel: 'warning'
 })
 // chunks of earlier builds, except recent ones a daemon started from them may still import
@@ -61,4 +87,5 @@ const written = new Set(Object.keys(result.metafile.outputs).map(p => p.split('/
 for (const name of readdirSync(dist)) {
   if (name.startsWith(CHUNK_PREFIX) && !written.has(name) && Date.now() - statSync(join(dist, name)).mtimeMs > 3_600_000) unlinkSync(join(dist, name))
 }
-console.log(`dist/mycelium.mjs: ${(statSync(out).size / 1024 / 1024).toFixed(2)} MiB`)
+const bytes = Object.values(result.metafile.outputs).reduce((sum, o) => sum + o.bytes, 0)
+console.log(`dist/mycelium.mjs: ${(bytes / 1024 / 1024).toFixed(2)} MiB with its ${written.size - 1} chunks`)
