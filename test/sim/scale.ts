@@ -1,7 +1,8 @@
 // `npm run sim:scale [-- --nodes N[,N…]] [--seconds S] [--seed X] [--session-minutes M] [--budget-minutes B]`:
-// the scale model of roles and spores (test/sim/scale) for each N (default 1,000 and
-// 10,000), one after another, and one table of the figures. A run that exceeds its wall-clock
-// budget stops and reports how far it got; the same seed gives the same figures.
+// the scale model of roles and spores (test/sim/scale) for each N (default 200, 1,000 and
+// 10,000), one after another, and one table of the figures. A run that reaches its wall-clock
+// budget (default 20 min) or 85 % of the heap stops and reports how far it got; the same seed
+// gives the same figures.
 import { runScaleModel, formatReports, type ScaleReport } from './scale/index.ts'
 
 function arg (name: string): string | undefined {
@@ -9,11 +10,11 @@ function arg (name: string): string | undefined {
   return i < 0 ? undefined : process.argv[i + 1]
 }
 
-const sizes = (arg('--nodes') ?? '1000,10000').split(',').map(Number)
-const seconds = Number(arg('--seconds') ?? 240)
+const sizes = (arg('--nodes') ?? '200,1000,10000').split(',').map(Number)
+const seconds = Number(arg('--seconds') ?? 150)
 const seed = Number(arg('--seed') ?? 1)
 const sessionMinutes = Number(arg('--session-minutes') ?? 60)
-const budgetMinutes = Number(arg('--budget-minutes') ?? 30)
+const budgetMinutes = Number(arg('--budget-minutes') ?? 20)
 if (sizes.some(n => !Number.isSafeInteger(n) || n < 4) || !(seconds >= 90) || !Number.isSafeInteger(seed) || !(sessionMinutes > 0) || !(budgetMinutes > 0)) {
   console.error('usage: npm run sim:scale -- [--nodes N[,N…]] [--seconds S ≥ 90] [--seed X] [--session-minutes M] [--budget-minutes B]')
   process.exit(2)

@@ -16,6 +16,7 @@ export interface ScaleReport {
   heapMiB: number
   /** Connections per live node at the end. */
   meanDegree: number
+  latentPerNode: number
   traffic: Array<{ kind: TrafficKind | 'all', msgsIn: number, msgsOut: number, bytesIn: number, bytesOut: number }>
   busiestBytesPerSecond: number
   convergence: { probes: number, complete: number, medianMs: number | null, maxMs: number | null, worstReach: number }
@@ -63,6 +64,7 @@ export function measure (options: ScaleOptions, state: ModelState): ScaleReport 
     wallSeconds: state.wallMs / 1000,
     heapMiB: state.heapMiB,
     meanDegree: state.meanDegree,
+    latentPerNode: state.latentPerNode,
     traffic: state.traffic.rates(),
     busiestBytesPerSecond: state.traffic.busiest(Math.max(1, done - WARMUP_MS)),
     convergence: { probes: counted, complete: times.length, medianMs: median(times), maxMs: times.length === 0 ? null : Math.max(...times), worstReach },
@@ -91,6 +93,7 @@ export function formatReports (reports: ScaleReport[]): string {
     ['wall time, s', r => r.wallSeconds.toFixed(0)],
     ['peak JS heap, MiB', r => r.heapMiB.toFixed(0)],
     ['connections per node (mean)', r => r.meanDegree.toFixed(1)],
+    ['latent entries held per node (mean)', r => r.latentPerNode.toFixed(0)],
     ['churn: joins / leaves / crashes', r => `${r.churn.joins} / ${r.churn.leaves} / ${r.churn.crashes}`],
     ['msgs/s per node, in / out', r => { const a = r.traffic.find(t => t.kind === 'all'); return a === undefined ? '—' : `${rate(a.msgsIn)} / ${rate(a.msgsOut)}` }],
     ...(['roles', 'latent', 'sync'] as const).map((k): [string, (r: ScaleReport) => string] => [`  ${k}: KiB/s per node, in / out`, r => { const t = r.traffic.find(x => x.kind === k); return t === undefined ? '—' : `${kib(t.bytesIn)} / ${kib(t.bytesOut)}` }]),

@@ -61,6 +61,8 @@ export interface ModelState {
   heapMiB: number
   stopped?: string
   meanDegree: number
+  /** Latent entries a live node holds at the end (mean): every node keeps the whole tier. */
+  latentPerNode: number
 }
 
 export async function runScaleModel (options: ScaleOptions): Promise<ScaleReport> {
@@ -74,7 +76,7 @@ export async function runScaleModel (options: ScaleOptions): Promise<ScaleReport
   const peers: PeerId[] = []
   const byPeerId = new Map<string, number>()
   const choice = rng.fork()
-  const state: ModelState = { clock, nodes, roles: new Map(), roleChanges: [], kills: [], probes: [], samples: [], churn: { joins: 0, leaves: 0, crashes: 0 }, traffic, wallMs: 0, completedMs: 0, heapMiB: 0, meanDegree: 0 }
+  const state: ModelState = { clock, nodes, roles: new Map(), roleChanges: [], kills: [], probes: [], samples: [], churn: { joins: 0, leaves: 0, crashes: 0 }, traffic, wallMs: 0, completedMs: 0, heapMiB: 0, meanDegree: 0, latentPerNode: 0 }
   const mesh = new Mesh(clock, rng.fork(), GOSSIPSUB_MESH, {
     connected: (a, b) => {
       // both ends see the connection once it is up (one round trip)
@@ -232,7 +234,7 @@ export async function runScaleModel (options: ScaleOptions): Promise<ScaleReport
   const heapLimit = 0.85 * getHeapStatistics().heap_size_limit
   let checks = 0
   const over = (): boolean => {
-    if (++checks % 64 !== 0) return state.stopped !== undefined
+    if (++checks % 8 !== 0) return state.stopped !== undefined
     if (getHeapStatistics().used_heap_size > heapLimit) state.stopped = `the heap reached 85 % of its limit (${(heapLimit / 0.85 / 2 ** 30).toFixed(1)} GiB)`
     else if (performance.now() - t0 > budget) state.stopped = `the wall-clock budget (${(budget / 60_000).toFixed(0)} min) ran out`
     return state.stopped !== undefined
@@ -257,6 +259,8 @@ export async function runScaleModel (options: ScaleOptions): Promise<ScaleReport
   }
   state.wallMs = performance.now() - t0
   state.meanDegree = mesh.meanDegree()
+  const held = [...nodes.values()].filter(n => n.spores !== undefined).map(n => n.spores.tiers.latent.size)
+  state.latentPerNode = held.length === 0 ? 0 : held.reduce((a, b) => a + b, 0) / held.length
   for (const n of [...nodes.values()]) { n.owner.alive = false }
   return measure(options, state)
 }
