@@ -35,7 +35,8 @@ export default defineConfig({
           name: 'in-process',
           include: ['test/**/*.test.ts'],
           exclude: DAEMON_FILES,
-          maxWorkers: 2,
+          // `npm test` runs this project beside the daemon files with one worker (test/harness/run-suite.ts)
+          maxWorkers: Number(process.env.MYCELIUM_IN_PROCESS_WORKERS ?? 2),
           sequence: { groupOrder: 0 }
         }
       },

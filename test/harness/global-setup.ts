@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { NODE, REPO_ROOT } from './test-node.ts'
 
 export default function setup (): void {
-  if (process.env.MYCELIUM_TEST_SOURCES === '1') return
+  // MYCELIUM_BUNDLE_BUILT: `npm test` built it once before starting two vitest processes
+  if (process.env.MYCELIUM_TEST_SOURCES === '1' || process.env.MYCELIUM_BUNDLE_BUILT === '1') return
   execFileSync(NODE, [join(REPO_ROOT, 'node/build.ts')], { stdio: ['ignore', 'ignore', 'inherit'] })
 }
