@@ -1,17 +1,33 @@
-// npm run bench:node — idle memory of one node, start-to-first-peer time on loopback, and the
-// same for a 10-node network. Runs the TypeScript sources and, when built, the bundled
-// daemon (npm run build:node), side by side in one run so the ratios are comparable.
+// npm run bench:node — what one node costs and how fast nodes find each other: idle memory of a
+// rhizomorph and of a sclerotium, CPU-seconds and wall time from exec to "node ready", and the
+// time for 2 and 10 nodes started at once to see a first peer and to form a full mesh. Runs the
+// TypeScript sources and, when built, the bundled daemon (npm run build:node) the way install.sh
+// runs it, side by side in one run so the ratios are comparable on a noisy machine.
+// BENCH_BASELINE=path/to/an/older/mycelium.mjs adds that bundle as a third variant (before/after).
+import { spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Cluster, TestNode, REPO_ROOT, waitFor, sleep } from '../harness/index.ts'
+import { Cluster, TestNode, NODE, REPO_ROOT, waitFor, sleep } from '../harness/index.ts'
 
 const IDLE_S = Number(process.env.BENCH_IDLE_S ?? 30)
+const READY_RUNS = Number(process.env.BENCH_READY_RUNS ?? 5)
 const BUNDLE = join(REPO_ROOT, 'dist/mycelium.mjs')
+const CLOCK_TICKS = 100 // USER_HZ on Linux: /proc/<pid>/stat counts CPU time in 1/100 s
+
+interface Variant { label: string, cliPath: string, env: Record<string, string> }
 
 function rssMiB (pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find(l => l.startsWith('VmRSS:'))!
   return Number(line.split(/\s+/)[1]) / 1024
 }
+
+/** User + system CPU-seconds the process has used so far. */
+function cpuSeconds (pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
 /** Milliseconds from spawning `start` to the daemon logging its first peer. */
 function firstPeerMs (node: TestNode, spawnedAt: number): number | undefined {
@@ -24,19 +40,50 @@ function firstPeerMs (node: TestNode, spawnedAt: number): number | undefined {
   return undefined
 }
 
-async function idleRss (cliPath: string, label: string): Promise<void> {
-  const cluster = new Cluster({ node: () => ({ cliPath, env: { MYCELIUM_LOG_LEVEL: 'info' } }) })
+async function idleRss (v: Variant, role: 'rhizomorph' | 'sclerotium'): Promise<number> {
+  const cluster = new Cluster({ node: () => ({ cliPath: v.cliPath, env: { MYCELIUM_LOG_LEVEL: 'info', ...v.env }, startArgs: ['--role', role] }) })
   try {
     const [node] = await cluster.startNetwork(1)
     await sleep(IDLE_S * 1000)
-    console.log(`idle RSS after ${IDLE_S} s (${label}): ${rssMiB(node.process!.pid!).toFixed(1)} MiB`)
+    return rssMiB(node.process!.pid!)
   } finally {
     await cluster.destroy()
   }
 }
 
-async function joinTimes (cliPath: string, label: string, size: number): Promise<void> {
-  const cluster = new Cluster({ node: () => ({ cliPath }) })
+/**
+ * CPU-seconds and wall milliseconds from exec to the "node ready" line, for a node restarting on
+ * its existing home (what a service does at every boot); median of READY_RUNS.
+ */
+async function readyCost (v: Variant): Promise<{ cpuS: number, wallMs: number }> {
+  const cluster = new Cluster({ node: () => ({ cliPath: v.cliPath, env: v.env }) })
+  try {
+    const [node] = await cluster.startNetwork(1)
+    await node.stop()
+    const runs: Array<{ cpuS: number, wallMs: number }> = []
+    for (let i = 0; i < READY_RUNS; i++) {
+      const startedAt = performance.now()
+      const child = spawn(NODE, [v.cliPath, 'start', '--home', node.home, ...node.listenAddrs(), '--api-port', '0'], { env: { ...process.env, MYCELIUM_LOG_LEVEL: 'info', ...v.env }, stdio: ['ignore', 'pipe', 'ignore'] })
+      const exited = new Promise(resolve => child.once('exit', resolve))
+      runs.push(await new Promise((resolve, reject) => {
+        let out = ''
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString()
+          if (out.includes('"node ready"')) { out = ''; resolve({ cpuS: cpuSeconds(child.pid!), wallMs: performance.now() - startedAt }) }
+        })
+        child.once('exit', (code) => { reject(new Error(`${v.label} exited with ${code} before "node ready"`)) })
+      }))
+      child.kill('SIGTERM')
+      await exited
+    }
+    return { cpuS: median(runs.map(r => r.cpuS)), wallMs: median(runs.map(r => r.wallMs)) }
+  } finally {
+    await cluster.destroy()
+  }
+}
+
+async function joinTimes (v: Variant, size: number): Promise<void> {
+  const cluster = new Cluster({ node: () => ({ cliPath: v.cliPath, env: v.env }) })
   try {
     const founder = cluster.newNode('n0')
     await founder.start()
@@ -49,19 +96,30 @@ async function joinTimes (cliPath: string, label: string, size: number): Promise
     const meshStart = Date.now()
     await cluster.waitForFullMesh(60_000)
     const meshMs = Date.now() - spawnedAt
-    if (size === 2) console.log(`start → first peer, 2 nodes (${label}): ${times[0]} ms`)
-    else console.log(`start → first peer, ${size} nodes started at once (${label}): median ${times[Math.floor(times.length / 2)]} ms, slowest ${times[times.length - 1]} ms; full mesh after ${meshMs} ms (checked from ${meshStart - spawnedAt} ms)`)
+    if (size === 2) console.log(`start → first peer, 2 nodes (${v.label}): ${times[0]} ms`)
+    else console.log(`start → first peer, ${size} nodes started at once (${v.label}): median ${median(times)} ms, slowest ${times[times.length - 1]} ms; full mesh after ${meshMs} ms (checked from ${meshStart - spawnedAt} ms)`)
   } finally {
     await cluster.destroy()
   }
 }
 
-const variants: Array<[string, string]> = [[join(REPO_ROOT, 'bin/mycelium.js'), 'sources']]
-if (existsSync(BUNDLE)) variants.push([BUNDLE, 'bundle'])
+const variants: Variant[] = [{ label: 'sources', cliPath: join(REPO_ROOT, 'bin/mycelium.js'), env: {} }]
+// as the installed command runs it (install.sh): a 1 MiB young generation
+const INSTALLED_FLAGS = { NODE_OPTIONS: '--max-semi-space-size=1' }
+if (existsSync(BUNDLE)) variants.push({ label: 'bundle', cliPath: BUNDLE, env: INSTALLED_FLAGS })
 else console.log('(no bundle: run `npm run build:node` to measure the bundled daemon too)')
+if (process.env.BENCH_BASELINE !== undefined) variants.push({ label: 'baseline bundle', cliPath: process.env.BENCH_BASELINE, env: {} })
 
-for (const [cli, label] of variants) await idleRss(cli, label)
-for (const [cli, label] of variants) {
-  await joinTimes(cli, label, 2)
-  await joinTimes(cli, label, 10)
+for (const v of variants) {
+  const rhizomorph = await idleRss(v, 'rhizomorph')
+  const sclerotium = await idleRss(v, 'sclerotium')
+  console.log(`idle RSS after ${IDLE_S} s (${v.label}): rhizomorph ${rhizomorph.toFixed(1)} MiB, sclerotium ${sclerotium.toFixed(1)} MiB`)
+}
+for (const v of variants) {
+  const { cpuS, wallMs } = await readyCost(v)
+  console.log(`exec → "node ready", restart on its home (${v.label}, median of ${READY_RUNS}): ${cpuS.toFixed(2)} CPU-s, ${wallMs.toFixed(0)} ms wall`)
+}
+for (const v of variants) {
+  await joinTimes(v, 2)
+  await joinTimes(v, 10)
 }
