@@ -235,7 +235,9 @@ export async function runScaleModel (options: ScaleOptions): Promise<ScaleReport
   let checks = 0
   const over = (): boolean => {
     if (++checks % 8 !== 0) return state.stopped !== undefined
-    if (getHeapStatistics().used_heap_size > heapLimit) state.stopped = `the heap reached 85 % of its limit (${(heapLimit / 0.85 / 2 ** 30).toFixed(1)} GiB)`
+    const used = getHeapStatistics().used_heap_size
+    state.heapMiB = Math.max(state.heapMiB, used / 2 ** 20)
+    if (used > heapLimit) state.stopped = `the heap reached 85 % of its limit (${(heapLimit / 0.85 / 2 ** 30).toFixed(1)} GiB)`
     else if (performance.now() - t0 > budget) state.stopped = `the wall-clock budget (${(budget / 60_000).toFixed(0)} min) ran out`
     return state.stopped !== undefined
   }
