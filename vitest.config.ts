@@ -27,7 +27,8 @@ const shared = {
 export default defineConfig({
   test: {
     globalSetup: ['test/harness/global-setup.ts'],
-    reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
+    // `npm test` gives each of its two vitest processes a report of its own (test/harness/run-suite.ts)
+    reporters: ['default', ['json', { outputFile: process.env.MYCELIUM_JSON_REPORT ?? 'test-results/vitest.json' }]],
     projects: [
       {
         test: {

@@ -9,7 +9,7 @@
 // With arguments (`npm test -- test/node/network.test.ts`, a filter, --project …) it is one
 // plain `vitest run` with them.
 import { spawn, execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { NODE, REPO_ROOT } from './test-node.ts'
 
@@ -76,9 +76,11 @@ mkdirSync(RESULTS, { recursive: true })
 if (process.env.MYCELIUM_TEST_SOURCES !== '1') execFileSync(NODE, [join(REPO_ROOT, 'node/build.ts')], { stdio: ['ignore', 'ignore', 'inherit'] })
 const env = { MYCELIUM_BUNDLE_BUILT: '1' }
 const files = { daemons: join(RESULTS, 'vitest-daemons.json'), inProcess: join(RESULTS, 'vitest-in-process.json') }
+// a report left by an earlier run must not stand in for one this run failed to write
+for (const f of Object.values(files)) rmSync(f, { force: true })
 const codes = await Promise.all([
-  vitest(['--project', 'daemons', '--reporter=default', '--reporter=json', `--outputFile.json=${files.daemons}`], env),
-  vitest(['--project', 'in-process', '--reporter=default', '--reporter=json', `--outputFile.json=${files.inProcess}`], { ...env, MYCELIUM_IN_PROCESS_WORKERS: '1' })
+  vitest(['--project', 'daemons'], { ...env, MYCELIUM_JSON_REPORT: files.daemons }),
+  vitest(['--project', 'in-process'], { ...env, MYCELIUM_JSON_REPORT: files.inProcess, MYCELIUM_IN_PROCESS_WORKERS: '1' })
 ])
 const merged = merge([files.daemons, files.inProcess].map(f => existsSync(f) ? readReport(f) : undefined))
 writeFileSync(join(RESULTS, 'vitest.json'), JSON.stringify(merged))
