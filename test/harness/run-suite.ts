@@ -82,7 +82,12 @@ const codes = await Promise.all([
   vitest(['--project', 'daemons'], { ...env, MYCELIUM_JSON_REPORT: files.daemons }),
   vitest(['--project', 'in-process'], { ...env, MYCELIUM_JSON_REPORT: files.inProcess, MYCELIUM_IN_PROCESS_WORKERS: '1' })
 ])
-const merged = merge([files.daemons, files.inProcess].map(f => existsSync(f) ? readReport(f) : undefined))
+const reports = [files.daemons, files.inProcess].map(f => existsSync(f) ? readReport(f) : undefined)
+const merged = merge(reports)
+// a process that wrote no report shows as a failed file (.ci/run counts it as a failure outside a test)
+for (const [i, project] of ['daemons', 'in-process'].entries()) {
+  if (reports[i] === undefined) merged.testResults.push({ name: `${REPO_ROOT}/vitest project ${project}`, status: 'failed', message: `the vitest run of the ${project} files wrote no report (exit ${codes[i]})`, assertionResults: [] })
+}
 writeFileSync(join(RESULTS, 'vitest.json'), JSON.stringify(merged))
 console.log(`\nwhole suite: ${merged.numPassedTests} passed, ${merged.numFailedTests} failed, ${merged.numPendingTests + merged.numTodoTests} skipped (daemons exit ${codes[0]}, in-process exit ${codes[1]})`)
 process.exit(codes.some(c => c !== 0) || !merged.success ? 1 : 0)
