@@ -1,21 +1,24 @@
 import { defineConfig } from 'vitest/config'
+import { ListedDaemonOrder } from './test/harness/daemon-order.ts'
 
 // Files that start several daemon processes (or a browser and daemons). On a 2-core machine
-// two of them at once starve each other's daemons, so they run after the rest, one at a time.
+// two of them at once starve each other's daemons, so they run one at a time, in this order
+// (test/harness/daemon-order.ts): the files with sub-second timers (VM leases) last, when the
+// in-process files that `npm test` runs beside them are done.
 export const DAEMON_FILES = [
-  'test/node/network.test.ts',
-  'test/node/netns.test.ts',
-  'test/node/bad-input.test.ts',
-  'test/node/join-requests.test.ts',
+  'test/install/install.test.ts',
+  'test/roles/daemon.test.ts',
   'test/spores/daemon.test.ts',
   'test/consensus/bft-daemon.test.ts',
   'test/consensus/bft-daemon-partition.test.ts',
-  'test/roles/daemon.test.ts',
-  'test/ram-replication/daemon.test.ts',
   'test/operator/identity.test.ts',
   'test/operator/bridge.test.ts',
-  'test/install/install.test.ts',
-  'test/browser/browser-client.test.ts'
+  'test/node/network.test.ts',
+  'test/node/bad-input.test.ts',
+  'test/node/join-requests.test.ts',
+  'test/node/netns.test.ts',
+  'test/browser/browser-client.test.ts',
+  'test/ram-replication/daemon.test.ts'
 ]
 
 const shared = {
@@ -27,6 +30,7 @@ const shared = {
 export default defineConfig({
   test: {
     globalSetup: ['test/harness/global-setup.ts'],
+    sequence: { sequencer: ListedDaemonOrder },
     // `npm test` gives each of its two vitest processes a report of its own (test/harness/run-suite.ts)
     reporters: ['default', ['json', { outputFile: process.env.MYCELIUM_JSON_REPORT ?? 'test-results/vitest.json' }]],
     projects: [

