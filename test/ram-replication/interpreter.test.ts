@@ -229,7 +229,9 @@ describe('interpreted guest: the page writer', () => {
     expect(guest.stats().progressExits).toBe(0)
     const counter = guest.guestCounter()
     expect(counter).toBeGreaterThan(0)
-    expect(pauseMs).toBeLessThan(100)
+    // no waiting for a report (the next is a million writes away, seconds): the bound leaves
+    // room for a machine busy with other tests, the figure itself is bench:vmm's
+    expect(pauseMs).toBeLessThan(1000)
     await sleep(30)
     expect(guest.guestCounter()).toBe(counter)
     guest.resume()
