@@ -68,6 +68,15 @@ export function encodeChain (chain: CertificateChain): Uint8Array[] {
   return chain.map(encodeCertificate)
 }
 
+/** Links a chain may have on the wire; verifyChain then holds it to MAX_CHAIN_LENGTH. */
+const MAX_CHAIN_ON_WIRE = 4
+
+/** A chain as it travels (encoded certificates, leaf first), as the handshake and the roster carry it. */
+export function decodeEncodedChain (value: unknown): CertificateChain {
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_CHAIN_ON_WIRE || !value.every(v => v instanceof Uint8Array)) throw new InvalidCertificateError('certificate chain is malformed')
+  return value.map(v => decodeCertificate(v as Uint8Array))
+}
+
 export interface ChainCheck {
   networkId: string
   rootPublicKey: Uint8Array

@@ -7,7 +7,7 @@ import { noise } from '@libp2p/noise'
 import { lpStream } from '@libp2p/utils'
 import type { ComponentLogger, ConnectionEncrypter, MessageStream, PeerId, PrivateKey, SecureConnectionOptions, SecuredConnection, Upgrader, Metrics } from '@libp2p/interface'
 import { encodeCanonical, decodeCanonical } from '../crypto/index.ts'
-import { decodeCertificate, encodeChain, verifyChain, type CertificateChain } from './certificate.ts'
+import { decodeEncodedChain, encodeChain, verifyChain, type CertificateChain } from './certificate.ts'
 import { admissionProof } from './invite.ts'
 import { AdmissionRefusedError, MembershipRefusedError, MembershipError, NetworkMismatchError, REJECTION_KINDS, rejectionKind, type RejectionKind } from './errors.ts'
 import { protocolPrefix } from './network-id.ts'
@@ -61,16 +61,11 @@ export function encodeVerdict (verdict: Verdict): Uint8Array {
   return encodeCanonical(verdict)
 }
 
-function decodeChainField (value: unknown): CertificateChain {
-  if (!Array.isArray(value) || value.length === 0 || value.length > 4 || !value.every(v => v instanceof Uint8Array)) throw new MembershipError('certificate chain is malformed')
-  return value.map(v => decodeCertificate(v as Uint8Array))
-}
-
 export function decodeHello (bytes: Uint8Array, networkId: string): Hello {
   const raw = decodeCanonical(bytes) as Record<string, unknown>
   if (raw === null || typeof raw !== 'object') throw new MembershipError('membership hello is malformed')
   if (raw.net !== networkId) throw new NetworkMismatchError(`peer belongs to network ${typeof raw.net === 'string' ? raw.net.slice(0, 40) : `of a ${typeof raw.net}`}, not ${networkId}`)
-  if (raw.t === 'member') return { t: 'member', chain: decodeChainField(raw.chain) }
+  if (raw.t === 'member') return { t: 'member', chain: decodeEncodedChain(raw.chain) }
   if (raw.t === 'admission' && raw.id instanceof Uint8Array && raw.id.length === 16 && raw.proof instanceof Uint8Array && raw.proof.length === 32) {
     return { t: 'admission', inviteId: raw.id, proof: raw.proof }
   }
@@ -85,7 +80,7 @@ export function decodeVerdict (bytes: Uint8Array): Verdict {
     const kind = REJECTION_KINDS.find(k => k === raw.kind) ?? 'invalid'
     return { t: 'refused', reason: raw.reason.slice(0, 300), kind }
   }
-  if (raw?.t === 'admitted') return { t: 'admitted', chain: decodeChainField(raw.chain) }
+  if (raw?.t === 'admitted') return { t: 'admitted', chain: decodeEncodedChain(raw.chain) }
   throw new MembershipError('membership verdict is malformed')
 }
 

@@ -13,7 +13,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p, PeerId, Stream, Connection } from '@libp2p/interface'
 import { encodeCanonical, decodeCanonical } from '../crypto/index.ts'
-import { decodeCertificate, encodeChain, type CertificateChain } from './certificate.ts'
+import { decodeEncodedChain, encodeChain, type CertificateChain } from './certificate.ts'
 import { MembershipError } from './errors.ts'
 import type { MemberLog } from './member-log.ts'
 
@@ -56,10 +56,10 @@ function validAddrs (value: unknown): string[] {
   return value.filter((a): a is string => typeof a === 'string' && a.length < 512 && a.startsWith('/')).slice(0, MAX_ADDRS).filter(a => { try { multiaddr(a); return true } catch { return false } })
 }
 
+/** An entry whose chain does not decode is dropped, not the whole roster. */
 function decodeChain (value: unknown): CertificateChain | undefined {
-  if (!Array.isArray(value) || value.length === 0 || value.length > 4 || !value.every(v => v instanceof Uint8Array)) return undefined
   try {
-    return value.map(v => decodeCertificate(v as Uint8Array))
+    return decodeEncodedChain(value)
   } catch {
     return undefined
   }

@@ -13,7 +13,7 @@ import {
   type SporesNetwork, type EpochCertificateVerifier, type SeedNode, type NodeValue, type TierName, type EntryType
 } from '../../spores/index.ts'
 import { decodeCanonical, encodeCanonical, peerIdOfPublicKey } from '../../crypto/index.ts'
-import { decodeCertificate, encodeChain, verifyChain, protocolPrefix, topicPrefix } from '../../membership/index.ts'
+import { decodeEncodedChain, encodeChain, verifyChain, protocolPrefix, topicPrefix } from '../../membership/index.ts'
 import { ApiError, type Routes } from '../api/index.ts'
 import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
 import { MemberBook } from './member-book.ts'
@@ -64,9 +64,7 @@ async function knownNodes (spores: Spores): Promise<SeedNode[]> {
 export function membershipCheck (rootPublicKey: Uint8Array, now: () => number, isRevoked: (peerId: string) => boolean = () => false) {
   return (membership: Uint8Array, peerId: string, network: string): boolean => {
     try {
-      const raw = decodeCanonical(membership)
-      if (!Array.isArray(raw)) return false
-      const chain = raw.map(c => decodeCertificate(c as Uint8Array))
+      const chain = decodeEncodedChain(decodeCanonical(membership))
       return verifyChain(chain, { networkId: network, rootPublicKey, now: now(), isRevoked }) === peerId
     } catch {
       return false
