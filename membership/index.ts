@@ -23,3 +23,5 @@ export { rosterProtocol, encodeRoster, decodeRoster, InvalidRosterError, ROSTER_
 export type { RosterMessage } from './roster.ts'
 export { signBridgeGrant, encodeBridgeGrant, decodeBridgeGrant, grantAdmits, bridgeGrantToken, decodeBridgeGrantToken, InvalidBridgeGrantError, BRIDGE_GRANT_PREFIX } from './bridge-grant.ts'
 export type { BridgeGrant } from './bridge-grant.ts'
+export { signOperatorGrant, encodeOperatorGrant, decodeOperatorGrant, operatorGrantAdmits, operatorGrantToken, decodeOperatorGrantToken, InvalidOperatorGrantError, OPERATOR_GRANT_PREFIX, MAX_OPERATOR_GRANT_BYTES } from './operator-grant.ts'
+export type { OperatorGrant } from './operator-grant.ts'

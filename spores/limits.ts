@@ -15,7 +15,7 @@ export interface SporeLimits {
 }
 
 export const DEFAULT_LIMITS: SporeLimits = {
-  maxEntries: { node: 10_000, health: 10_000, trust: 10_000, usage: 10_000, connection: 50_000, uptime: 10_000, service: 20_000, role: 10_000 },
+  maxEntries: { node: 10_000, health: 10_000, trust: 10_000, usage: 10_000, connection: 50_000, uptime: 10_000, service: 20_000, role: 10_000, plan: 4096, bundle: 10_000 },
   originShare: 1 / 16,
   windowMs: 24 * 3600_000,
   maxClockSkewMs: 5 * 60_000

@@ -8,7 +8,15 @@
 //                                       epoch, or carrying a certificate that the injected
 //                                       TrustCertificateVerifier accepts (the BFT engine's
 //                                       quorum certificate over this entry's body)
+//   plan                                key = application name; signed by the network root, or
+//                                       by an operator whose root-signed grant the entry
+//                                       carries, and then the entry expires no later than the
+//                                       grant (a backdated entry cannot outlive a delegation)
+//   bundle                              key = <origin>/<bundle digest> (the holder)
 import type { SignedEntry } from './entry.ts'
+import { APP_NAME } from './types.ts'
+import { publicKeyOfPeerId } from '../../crypto/index.ts'
+import { operatorGrantAdmits, decodeOperatorGrant } from '../../membership/index.ts'
 
 export interface TrustAuthority {
   /** Peer id of the network root key. */
@@ -35,6 +43,10 @@ export function mayWrite (entry: SignedEntry, trust: TrustAuthority): boolean {
       return ownsPrefixedKey(entry.origin, entry.key) && entry.key.slice(entry.origin.length + 1) === (entry as SignedEntry<'connection'>).value.remote
     case 'service':
       return ownsPrefixedKey(entry.origin, entry.key) && entry.key.slice(entry.origin.length + 1) === (entry as SignedEntry<'service'>).value.name
+    case 'bundle':
+      return ownsPrefixedKey(entry.origin, entry.key) && entry.key.slice(entry.origin.length + 1) === (entry as SignedEntry<'bundle'>).value.digest
+    case 'plan':
+      return APP_NAME.test(entry.key) && mayPlan(entry as SignedEntry<'plan'>, trust.rootPeerId)
     case 'trust': {
       if (trust.rootPeerId !== undefined && entry.origin === trust.rootPeerId) return true
       if (trust.committee().has(entry.origin)) return true
@@ -46,6 +58,15 @@ export function mayWrite (entry: SignedEntry, trust: TrustAuthority): boolean {
   }
 }
 
+function mayPlan (entry: SignedEntry<'plan'>, rootPeerId: string | undefined): boolean {
+  if (rootPeerId === undefined) return false
+  if (entry.origin === rootPeerId) return true
+  const grant = entry.value.grant
+  if (grant === undefined || entry.expiresAt === undefined) return false
+  if (!operatorGrantAdmits(grant, { rootPublicKey: publicKeyOfPeerId(rootPeerId), operator: entry.origin, at: entry.issuedAt })) return false
+  return entry.expiresAt <= decodeOperatorGrant(grant).expiresAt
+}
+
 /**
  * True if a strictly newer version may replace what a higher tier holds: its owner's own (a
  * node may move on from what the last epoch said of it), or, for trust, which has no owner,
@@ -53,16 +74,18 @@ export function mayWrite (entry: SignedEntry, trust: TrustAuthority): boolean {
  * once an epoch carries it.
  */
 export function mayOverride (entry: { type: string, key: string, origin: string }): boolean {
-  return entry.type === 'trust' || ownerOf(entry) === entry.origin
+  return entry.type === 'trust' || entry.type === 'plan' || ownerOf(entry) === entry.origin
 }
 
 /** The owner of a record: the one peer whose newer signed version may override a higher tier. */
 export function ownerOf (entry: { type: string, key: string }): string | undefined {
   switch (entry.type) {
     case 'trust':
+    case 'plan':
       return undefined
     case 'connection':
     case 'service':
+    case 'bundle':
       return entry.key.slice(0, entry.key.indexOf('/'))
     default:
       return entry.key

@@ -1,9 +1,15 @@
 // The value schema of every entry type. Each ValueCodec is the type, the validator and (with
 // the canonical CBOR of the entry) the codec: `parse` runs on decode and before signing.
 import { encodeCanonical } from '../../crypto/index.ts'
-import { str, oneOf, uint, num, bool, bytes, list, scalarMap, struct, type Parser } from './schema.ts'
+import { str, oneOf, uint, num, bool, bytes, list, scalarMap, struct, SchemaError, type Parser } from './schema.ts'
 
 const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]{40,60}$/
+/** An application's name (workloads): part of gateway URLs (/app/NAME/) and of entry keys. */
+export const APP_NAME = /^[a-z0-9][a-z0-9-]{0,47}$/
+export const BUNDLE_DIGEST = /^[0-9a-f]{64}$/
+/** Room for an encoded operator grant (membership/operator-grant.ts). */
+const MAX_GRANT_BYTES = 384
+const MAX_INSTANCES = 1024
 const NAME = /^[A-Za-z0-9._-]{1,64}$/
 const multiaddrOrUrl = str(256, /^(\/|[a-z][a-z0-9+.-]*:\/\/)/)
 
@@ -54,11 +60,44 @@ const uptimeValue = struct({
   epochs: uint()
 }, ['epochs'])
 
+/** `digest` and `health` are set on the endpoints of an application instance (workloads). */
 const serviceValue = struct({
   name: str(64, NAME),
   endpoints: list(multiaddrOrUrl, 16),
-  protocol: str(128)
-}, ['protocol'])
+  protocol: str(128),
+  digest: str(64, BUNDLE_DIGEST),
+  health: oneOf('starting', 'healthy', 'unhealthy', 'done'),
+  /** a finished job's exit code */
+  exit: uint(255)
+}, ['protocol', 'digest', 'health', 'exit'])
+
+const planFields = struct({
+  digest: str(64, BUNDLE_DIGEST),
+  min: uint(MAX_INSTANCES),
+  max: uint(MAX_INSTANCES),
+  roles: list(oneOf('sclerotium', 'rhizomorph', 'hyphae'), 3),
+  arch: list(oneOf('x86_64', 'aarch64'), 2),
+  /** what one instance needs (from the bundle's manifest), so nodes place it without fetching the bundle */
+  memoryMb: uint(65_536),
+  cpuMillis: uint(64_000),
+  kind: oneOf('service', 'job'),
+  /** an operator grant, when the signer is not the network root itself */
+  grant: bytes(MAX_GRANT_BYTES)
+}, ['roles', 'arch', 'grant', 'memoryMb', 'cpuMillis', 'kind'])
+
+/** The desired state of an application: how many instances of which bundle, where. min = max = 0 removes it. */
+const planValue: Parser<ReturnType<typeof planFields>> = (raw, at) => {
+  const plan = planFields(raw, at)
+  if (plan.min > plan.max) throw new SchemaError(`${at}: min ${plan.min} is above max ${plan.max}`)
+  return plan
+}
+
+/** A node holds this bundle and serves it to members that fetch it. */
+const bundleValue = struct({
+  digest: str(64, BUNDLE_DIGEST),
+  name: str(48, APP_NAME),
+  size: uint(1024 ** 3)
+})
 
 const roleValue = struct({
   role: str(32, /^[a-z-]{1,32}$/),
@@ -87,7 +126,9 @@ export const ENTRY_CODECS = {
   connection: codec('connection', true, connectionValue),
   uptime: codec('uptime', true, uptimeValue),
   service: codec('service', false, serviceValue),
-  role: codec('role', false, roleValue)
+  role: codec('role', false, roleValue),
+  plan: codec('plan', false, planValue),
+  bundle: codec('bundle', false, bundleValue)
 } as const
 
 type Codecs = typeof ENTRY_CODECS
@@ -101,6 +142,8 @@ export type ConnectionValue = EntryValue<'connection'>
 export type UptimeValue = EntryValue<'uptime'>
 export type ServiceValue = EntryValue<'service'>
 export type RoleValue = EntryValue<'role'>
+export type PlanValue = EntryValue<'plan'>
+export type BundleValue = EntryValue<'bundle'>
 
 export const ENTRY_TYPES = Object.keys(ENTRY_CODECS) as EntryType[]
 

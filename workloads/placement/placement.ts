@@ -1,0 +1,100 @@
+// Which nodes run an application's instances. Every node computes the same answer from the
+// same certified plan and the same node entries, so two nodes never both take the last slot:
+// candidates that fit (role, architecture, memory) are ranked by rendezvous hashing of
+// (application, bundle digest, peer id) and the first `min` are the hosts. Rendezvous hashing
+// moves only the instances of a node that leaves or joins, and spreads applications over hosts.
+import { sha256, toHex } from '../../crypto/index.ts'
+
+export type Arch = 'x86_64' | 'aarch64'
+export const DEFAULT_ROLES: readonly string[] = ['sclerotium', 'rhizomorph']
+
+export interface PlacementPlan {
+  name: string
+  digest: string
+  min: number
+  max: number
+  kind: 'service' | 'job'
+  /** roles that may run it (default sclerotium and rhizomorph: hyphae are clients) */
+  roles?: readonly string[]
+  /** architectures the bundle has something for (default any) */
+  arch?: readonly string[]
+  memoryMb?: number
+}
+
+export interface PlacementNode {
+  peerId: string
+  role: string
+  /** as the node reports it (Node's os.arch(): x64, arm64, …) */
+  arch: string
+  /** the machine's memory */
+  memoryMiB?: number
+}
+
+/** What an application's instances report of themselves (their endpoint records). */
+export interface InstanceSighting {
+  peerId: string
+  digest: string
+  health: 'starting' | 'healthy' | 'unhealthy' | 'done'
+}
+
+export function normalizeArch (arch: string): Arch | undefined {
+  if (arch === 'x64' || arch === 'x86_64') return 'x86_64'
+  if (arch === 'arm64' || arch === 'aarch64') return 'aarch64'
+  return undefined
+}
+
+/** Why `node` cannot run instances of `plan`, or undefined when it can. */
+export function unfitReason (plan: PlacementPlan, node: PlacementNode): string | undefined {
+  const roles = plan.roles ?? DEFAULT_ROLES
+  if (!roles.includes(node.role)) return `it is a ${node.role} (the plan wants ${roles.join(' or ')})`
+  const arch = normalizeArch(node.arch)
+  if (plan.kind === 'service' && plan.arch !== undefined && plan.arch.length > 0 && (arch === undefined || !plan.arch.includes(arch))) return `it is ${node.arch} (the bundle runs on ${plan.arch.join(', ')})`
+  // total memory, not free memory: free memory moves as instances start, and the ranking must not
+  if (plan.memoryMb !== undefined && node.memoryMiB !== undefined && node.memoryMiB < plan.memoryMb) return `it has ${node.memoryMiB} MiB of memory (an instance needs ${plan.memoryMb})`
+  return undefined
+}
+
+function score (plan: PlacementPlan, peerId: string): string {
+  return toHex(sha256(new TextEncoder().encode(`${plan.name}\n${plan.digest}\n${peerId}`)))
+}
+
+/** The nodes that fit, best first; ties cannot happen (distinct peer ids hash apart). */
+export function rankHosts (plan: PlacementPlan, nodes: readonly PlacementNode[]): PlacementNode[] {
+  return nodes
+    .filter(node => unfitReason(plan, node) === undefined)
+    .map(node => ({ node, score: score(plan, node.peerId) }))
+    .sort((a, b) => a.score < b.score ? -1 : a.score > b.score ? 1 : 0)
+    .map(x => x.node)
+}
+
+/** How many instances the plan wants now: min for a service, one for a job not done yet. */
+export function wanted (plan: PlacementPlan, sightings: readonly InstanceSighting[]): number {
+  if (plan.max === 0) return 0
+  if (plan.kind === 'job') return sightings.some(s => s.digest === plan.digest && s.health === 'done') ? 0 : Math.min(1, Math.max(plan.min, 1))
+  return plan.min
+}
+
+/** The peers that should run instances now. */
+export function hostsOf (plan: PlacementPlan, nodes: readonly PlacementNode[], sightings: readonly InstanceSighting[]): string[] {
+  return rankHosts(plan, nodes).slice(0, wanted(plan, sightings)).map(n => n.peerId)
+}
+
+export type PlacementAction = 'start' | 'stop' | 'keep' | 'none'
+
+/**
+ * What `self` does about `plan`, given the live nodes and the instances others report. A host
+ * starts; an instance on a node that is no host any more (a better-ranked node came back, the
+ * plan shrank) keeps running until the hosts report `min` healthy instances of the planned
+ * bundle, so a move never leaves a gap, then stops. Anything over max stops at once.
+ */
+export function decide (plan: PlacementPlan, nodes: readonly PlacementNode[], self: string, sightings: readonly InstanceSighting[], selfRunning: boolean): { action: PlacementAction, reason: string } {
+  const hosts = hostsOf(plan, nodes, sightings)
+  if (hosts.includes(self)) return selfRunning ? { action: 'keep', reason: 'a host of this plan' } : { action: 'start', reason: 'a host of this plan' }
+  if (!selfRunning) return { action: 'none', reason: hosts.length === 0 ? 'the plan wants no instance now' : 'not a host of this plan' }
+  if (plan.kind === 'job') return { action: 'keep', reason: 'a job runs to completion' }
+  const others = sightings.filter(s => s.peerId !== self && s.health !== 'done')
+  if (others.length + 1 > plan.max) return { action: 'stop', reason: `more than max ${plan.max} instances run` }
+  const ready = others.filter(s => hosts.includes(s.peerId) && s.digest === plan.digest && s.health === 'healthy').length
+  if (ready >= hosts.length) return { action: 'stop', reason: 'the hosts of this plan run healthy instances' }
+  return { action: 'keep', reason: `handing over: ${ready} of ${hosts.length} host(s) healthy` }
+}
