@@ -8,6 +8,7 @@ import { ramTargets } from './ram.ts'
 import { homeTargets } from './home.ts'
 import { httpTargets } from './http.ts'
 import { rosterTarget } from './roster.ts'
+import { workloadTargets } from './workloads.ts'
 
 export const rosterTargets: AnyTarget[] = [rosterTarget]
 
@@ -19,6 +20,7 @@ export function allTargets (): AnyTarget[] {
     ...rosterTargets,
     ...gossipRoleTargets,
     ...ramTargets,
+    ...workloadTargets,
     ...homeTargets,
     ...httpTargets
   ]

@@ -1,0 +1,63 @@
+// Workloads: the signed application bundle (.spore file) as a node receives it. A second layer
+// mutates the signed body and signs it again, so mutations reach the manifest, path and
+// contents checks behind the signature (the publisher itself may be hostile).
+import { decodeCanonical, encodeCanonical, sign } from '../../../crypto/index.ts'
+import { packBundle, openBundle, type SignedBundle } from '../../../workloads/bundle/index.ts'
+import type { FuzzTarget } from '../engine/target.ts'
+import { keyOf, NOW, text } from './fixtures.ts'
+
+const publisher = keyOf('bundle-publisher')
+
+const bundles = [
+  packBundle({
+    manifest: {
+      name: 'web',
+      version: '1.2.0+build.7',
+      kind: 'service',
+      command: 'node',
+      args: ['server.js', '--quiet'],
+      binaries: { aarch64: 'bin/web-arm64' },
+      env: { LOG_LEVEL: 'info' },
+      resources: { cpuMillis: 250, memoryMb: 64 },
+      health: { http: '/healthz' },
+      placement: { roles: ['sclerotium'], arch: 'any', labels: { zone: 'garage' } }
+    },
+    files: [
+      { path: 'server.js', bytes: text('require("http").createServer().listen(process.env.PORT)'), executable: false },
+      { path: 'bin/web-arm64', bytes: new Uint8Array([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]), executable: true },
+      { path: 'static/index.html', bytes: text('<h1>hi</h1>'), executable: false }
+    ],
+    secretKey: publisher.secretKey,
+    grant: new Uint8Array(40).fill(9),
+    signedAt: NOW
+  }),
+  packBundle({
+    manifest: { name: 'resize', version: '3', kind: 'job', wasm: 'resize.wasm', resources: { cpuMillis: 1000, memoryMb: 256 }, placement: { roles: ['hyphae'], arch: 'any', labels: {} } },
+    files: [{ path: 'resize.wasm', bytes: new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]), executable: false }],
+    secretKey: publisher.secretKey,
+    signedAt: NOW
+  })
+]
+
+/** The body of a packed bundle: the bytes its signature covers. */
+function bodyOf (bundle: Uint8Array): Uint8Array {
+  return (decodeCanonical(bundle) as [Uint8Array, Uint8Array])[0]
+}
+
+export const bundleTarget: FuzzTarget = {
+  name: 'bundle',
+  what: 'workloads/bundle openBundle (envelope, signature, manifest, paths, contents)',
+  layers: [
+    { name: 'bundle', structure: 'cbor', seeds: bundles },
+    { name: 'body', structure: 'cbor', seeds: bundles.map(bodyOf), wrap: (body) => encodeCanonical([body, sign(publisher.secretKey, body)]) }
+  ],
+  decode: (bytes) => openBundle(bytes),
+  // everything accepted was signed by the publisher, and packing it again must give its bytes
+  reencode: (opened) => {
+    const b = opened as SignedBundle
+    return packBundle({ manifest: b.manifest, files: b.files, secretKey: publisher.secretKey, grant: b.grant, signedAt: b.signedAt })
+  },
+  canonical: true
+}
+
+export const workloadTargets: FuzzTarget[] = [bundleTarget]
