@@ -1,0 +1,318 @@
+// The runner against real processes: apps written to a temporary bundle directory and run
+// with this Node (or sh), supervised, limited, logged and stopped as a node would run them.
+import { describe, it, expect, beforeEach, afterEach } from 'vitest'
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ServiceInstance, detectLimits, freePort, readLog, followLog, type ServiceSpec, type InstanceState } from '../../workloads/runner/index.ts'
+
+let work: string
+let bundle: string
+let logDir: string
+const instances: ServiceInstance[] = []
+const strays: number[] = []
+let serial = 0
+
+beforeEach(() => {
+  work = mkdtempSync(join(tmpdir(), 'myc-runner-'))
+  bundle = join(work, 'bundle')
+  logDir = join(work, 'logs')
+  mkdirSync(bundle)
+})
+
+afterEach(async () => {
+  await Promise.all(instances.splice(0).map(async i => await i.stop()))
+  for (const pid of strays.splice(0)) {
+    try { process.kill(pid, 'SIGKILL') } catch {}
+  }
+  rmSync(work, { recursive: true, force: true })
+})
+
+/** An app in the bundle, run by this Node. */
+function app (name: string, source: string): string {
+  writeFileSync(join(bundle, name), source)
+  return name
+}
+
+async function service (over: Partial<ServiceSpec> = {}, options: { cgroupRoot?: string } = {}): Promise<ServiceInstance> {
+  const spec: ServiceSpec = {
+    instanceId: `runner-test-${process.pid}-${serial++}`,
+    dir: bundle,
+    command: process.execPath,
+    args: [],
+    env: {},
+    port: await freePort(),
+    resources: { cpuMillis: 500, memoryMb: 256 },
+    logDir,
+    ...over
+  }
+  const instance = new ServiceInstance(spec, options)
+  instances.push(instance)
+  return instance
+}
+
+async function until (condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 25))
+  }
+}
+
+/** A zombie (this machine's init does not reap orphans) is as good as gone. */
+function alive (pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0])
+  } catch {
+    return false
+  }
+}
+
+const SERVER = `
+import { createServer } from 'node:http'
+const healthStatus = Number(process.argv[2] ?? 200)
+createServer((req, res) => {
+  if (req.url === '/health') { res.statusCode = healthStatus; res.end(); return }
+  res.setHeader('content-type', 'application/json')
+  res.end(JSON.stringify({ port: process.env.PORT, home: process.env.HOME, greeting: process.env.GREETING, vitest: process.env.VITEST ?? null }))
+}).listen(Number(process.env.PORT), '127.0.0.1')
+`
+
+describe('a service instance on this machine', () => {
+  it('is given its PORT and a minimal environment, and is healthy once its health check answers 2xx', async () => {
+    const instance = await service({ args: [app('server.mjs', SERVER)], env: { GREETING: 'hi' }, health: { http: '/health' } })
+    const seen: InstanceState[] = []
+    instance.onChange(s => seen.push(s.state))
+    instance.start()
+    await until(() => instance.status().state === 'healthy', 8_000, 'healthy')
+    const { port } = instance.status()
+    const answer = await (await fetch(`http://127.0.0.1:${port}/`)).json()
+    expect(answer).toEqual({ port: String(port), home: bundle, greeting: 'hi', vitest: null })
+    expect(seen).toEqual(['starting', 'healthy'])
+    expect(instance.status().pid).toBeGreaterThan(0)
+  })
+
+  it('is unhealthy while its health check answers 500, and keeps running', async () => {
+    const instance = await service({ args: [app('server.mjs', SERVER), '500'], health: { http: '/health' } })
+    instance.start()
+    await until(() => instance.status().state === 'unhealthy', 8_000, 'unhealthy')
+    expect(instance.status().restarts).toBe(0)
+    expect(alive(instance.status().pid!)).toBe(true)
+  })
+
+  it('without a health check, is healthy once it has run for a second', async () => {
+    const instance = await service({ command: 'sleep', args: ['30'] })
+    instance.start()
+    const started = Date.now()
+    await until(() => instance.status().state === 'healthy', 5_000, 'healthy')
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900)
+  })
+
+  it('runs a command given relative to its bundle directory', async () => {
+    mkdirSync(join(bundle, 'bin'))
+    writeFileSync(join(bundle, 'bin', 'run.sh'), '#!/bin/sh\necho "listening on $PORT in $(pwd)"\nexec sleep 30\n')
+    chmodSync(join(bundle, 'bin', 'run.sh'), 0o755)
+    const instance = await service({ command: 'bin/run.sh' })
+    instance.start()
+    await until(async () => (await readLog(logDir, 'stdout')).includes('listening'), 5_000, 'output')
+    expect(await readLog(logDir, 'stdout')).toBe(`listening on ${instance.status().port} in ${bundle}\n`)
+  })
+
+  it('restarts a service that exits at once, with a growing back-off, counting the restarts', async () => {
+    const instance = await service({ command: '/bin/sh', args: ['-c', 'exit 3'], backoff: { initialMs: 40, maxMs: 320 } })
+    const backoffAt: number[] = []
+    const gaps: number[] = []
+    instance.onChange(s => {
+      if (s.state === 'backoff') backoffAt.push(Date.now())
+      if (s.state === 'starting' && backoffAt.length > 0) gaps.push(Date.now() - backoffAt[backoffAt.length - 1])
+    })
+    instance.start()
+    await until(() => instance.status().restarts >= 2, 5_000, 'two restarts')
+    const early = instance.status().restarts
+    await until(() => instance.status().restarts >= 6, 8_000, 'six restarts')
+    expect(instance.status().restarts).toBeGreaterThan(early)
+    expect(instance.status().lastExit).toMatchObject({ code: 3, signal: null })
+    const expected = [40, 80, 160, 320, 320, 320]
+    gaps.slice(0, 6).forEach((gap, i) => expect(gap).toBeGreaterThanOrEqual(expected[i] - 2))
+    expect(gaps[0]).toBeLessThan(320)
+  })
+
+  it('goes to back-off with the exit recorded when its command does not exist, without throwing', async () => {
+    const instance = await service({ command: 'no-such-program-in-this-bundle', backoff: { initialMs: 50, maxMs: 100 } })
+    expect(() => instance.start()).not.toThrow()
+    await until(() => instance.status().state === 'backoff', 3_000, 'backoff')
+    expect(instance.status().lastExit).toMatchObject({ code: 127, signal: null })
+    expect(instance.status().pid).toBeUndefined()
+    await until(() => instance.status().restarts >= 2, 3_000, 'restarts')
+  })
+
+  it('stop() kills a service that ignores SIGTERM, after a 5 s grace', async () => {
+    const instance = await service({ args: [app('stubborn.mjs', "process.on('SIGTERM', () => console.log('ignoring SIGTERM')); console.log('ready'); setInterval(() => {}, 1000)")] })
+    instance.start()
+    await until(async () => (await readLog(logDir, 'stdout')).includes('ready'), 5_000, 'ready')
+    const pid = instance.status().pid!
+    const asked = Date.now()
+    await instance.stop()
+    const took = Date.now() - asked
+    expect(took).toBeGreaterThanOrEqual(4_900)
+    expect(took).toBeLessThan(9_000)
+    expect(alive(pid)).toBe(false)
+    expect(await readLog(logDir, 'stdout')).toContain('ignoring SIGTERM')
+    expect(instance.status()).toMatchObject({ state: 'stopped', lastExit: { signal: 'SIGKILL' } })
+  }, 15_000)
+
+  const FORKER = `
+import { spawn } from 'node:child_process'
+const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' })
+console.log('grandchild ' + child.pid)
+if (process.argv[2] === 'die') setTimeout(() => process.exit(1), 300)
+else setInterval(() => {}, 1000)
+`
+  async function grandchildOf (): Promise<number> {
+    await until(async () => /grandchild \d+/.test(await readLog(logDir, 'stdout')), 5_000, 'the grandchild')
+    const pid = Number(/grandchild (\d+)/.exec(await readLog(logDir, 'stdout'))![1])
+    strays.push(pid)
+    return pid
+  }
+
+  it('stop() also ends a grandchild the service forked (its process group)', async () => {
+    const instance = await service({ args: [app('forker.mjs', FORKER)] })
+    instance.start()
+    const grandchild = await grandchildOf()
+    expect(alive(grandchild)).toBe(true)
+    await instance.stop()
+    expect(alive(grandchild)).toBe(false)
+  })
+
+  it('when a service dies, what it forked goes with it before the restart', async () => {
+    const instance = await service({ args: [app('forker.mjs', FORKER), 'die'], backoff: { initialMs: 10_000, maxMs: 10_000 } })
+    instance.start()
+    const grandchild = await grandchildOf()
+    await until(() => instance.status().state === 'backoff', 5_000, 'backoff')
+    await until(() => !alive(grandchild), 2_000, 'the grandchild to be killed')
+  })
+
+  it('keeps stdout and stderr in logs rotated at logMaxBytes, at most 3 old files, and reads back the newest', async () => {
+    // 100 lines of 100 bytes: five files' worth, whatever chunks the pipe delivers them in
+    const writer = "for (let i = 0; i < 100; i++) console.log(`line ${i} `.padEnd(99, '.')); console.error('an error line'); setInterval(() => {}, 1000)"
+    const instance = await service({ args: [app('chatty.mjs', writer)], logMaxBytes: 2048 })
+    instance.start()
+    await until(async () => (await readLog(logDir, 'stdout')).includes('line 99 '), 5_000, 'the last line')
+    expect(readdirSync(logDir).filter(f => f.startsWith('stdout')).sort()).toEqual(['stdout.log', 'stdout.log.1', 'stdout.log.2', 'stdout.log.3'])
+    for (const f of readdirSync(logDir)) expect(statSync(join(logDir, f)).size).toBeLessThanOrEqual(2048)
+    const text = await readLog(logDir, 'stdout')
+    // the oldest kept file may begin in the middle of a line
+    const lines = text.split('\n').slice(1).filter(l => l.length > 0).map(l => Number(/^line (\d+) /.exec(l)?.[1]))
+    expect(lines[lines.length - 1]).toBe(99)
+    expect(lines.length).toBeGreaterThanOrEqual(30)
+    expect(lines).not.toContain(0) // rotated away
+    lines.slice(1).forEach((n, i) => expect(n).toBe(lines[i] + 1))
+    expect((await readLog(logDir, 'stdout', { tailBytes: 150 })).endsWith(`${'line 99 '.padEnd(99, '.')}\n`)).toBe(true)
+    expect(await readLog(logDir, 'stderr')).toBe('an error line\n')
+  })
+
+  it('followLog follows the newest output across rotations, without gaps', async () => {
+    const ticker = "let n = 0; setInterval(() => console.log(`tick ${n++}`), 15)"
+    const instance = await service({ args: [app('ticker.mjs', ticker)], logMaxBytes: 100 })
+    instance.start()
+    await until(async () => (await readLog(logDir, 'stdout')).includes('tick 3'), 5_000, 'ticks')
+    const abort = new AbortController()
+    let followed = ''
+    const following = followLog(logDir, 'stdout', chunk => { followed += chunk }, abort.signal)
+    await until(() => followed.split('\n').length > 40, 8_000, 'forty followed lines')
+    abort.abort()
+    await following
+    const ticks = followed.split('\n').filter(l => l.length > 0).map(l => Number(/^tick (\d+)$/.exec(l)?.[1]))
+    ticks.slice(1).forEach((n, i) => expect(n).toBe(ticks[i] + 1))
+    expect(readdirSync(logDir).filter(f => f.startsWith('stdout')).length).toBe(4)
+  })
+})
+
+describe('limits on this machine', () => {
+  it('enforces the memory limit where the host allows it: a service allocating far beyond memoryMb is killed', async () => {
+    const limits = detectLimits()
+    if (!limits.memory) {
+      // a host without writable cgroups says why instead
+      expect(limits.reason).toMatch(/memory|cgroup/)
+      return
+    }
+    const hog = "const held = []; const grow = () => { held.push(Buffer.alloc(32 << 20, 1)); if (held.length < 40) setTimeout(grow, 10); else console.log('survived 1.25 GiB') }; grow()"
+    const instance = await service({ args: [app('hog.mjs', hog)], resources: { cpuMillis: 1000, memoryMb: 128 }, backoff: { initialMs: 10_000, maxMs: 10_000 } })
+    instance.start()
+    expect(instance.status().limits).toMatchObject({ cgroup: limits.cgroup, memory: true, session: true })
+    const pid = instance.status().pid!
+    const membership = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+    const id = instance.status().instanceId
+    expect(membership).toContain(`mycelium/${id}`)
+    await until(() => instance.status().lastExit !== undefined, 10_000, 'the hog to exit')
+    expect(instance.status().lastExit).toMatchObject({ code: null, signal: 'SIGKILL' })
+    expect(await readLog(logDir, 'stdout')).not.toContain('survived')
+    await instance.stop()
+    const memoryLine = limits.cgroup === 'v2' ? /^0::(.*)$/m : /^\d+:[^:]*\bmemory\b[^:]*:(.*)$/m
+    const cgroupPath = memoryLine.exec(membership)![1]
+    expect(cgroupPath).toContain(`mycelium/${id}`)
+    const hierarchy = limits.cgroup === 'v2' ? '/sys/fs/cgroup' : '/sys/fs/cgroup/memory'
+    expect(existsSync(join(hierarchy, cgroupPath))).toBe(false)
+  })
+
+  it('reports a host without cgroups, with the reason, and still runs the instance', async () => {
+    const empty = join(work, 'no-cgroups')
+    mkdirSync(empty)
+    const limits = detectLimits({ cgroupRoot: empty })
+    expect(limits).toMatchObject({ cgroup: 'none', memory: false, cpu: false, pids: false, session: true, namespaces: [] })
+    expect(limits.reason).toContain(empty)
+    const instance = await service({ command: 'sleep', args: ['30'] }, { cgroupRoot: empty })
+    instance.start()
+    await until(() => instance.status().state === 'healthy', 5_000, 'healthy')
+    expect(instance.status().limits.cgroup).toBe('none')
+  })
+
+  function fakeV2 (): string {
+    const root = join(work, 'cgroup2')
+    mkdirSync(root)
+    writeFileSync(join(root, 'cgroup.controllers'), 'cpuset cpu io memory hugetlb pids rdma misc\n')
+    writeFileSync(join(root, 'cgroup.subtree_control'), '')
+    return root
+  }
+
+  it('on a cgroup v2 host, writes memory.max, cpu.max and pids.max and admits the process', async () => {
+    const root = fakeV2()
+    expect(detectLimits({ cgroupRoot: root })).toMatchObject({ cgroup: 'v2', memory: true, cpu: true, pids: true })
+    const instance = await service({ command: 'sleep', args: ['30'], resources: { cpuMillis: 250, memoryMb: 64 } }, { cgroupRoot: root })
+    instance.start()
+    const dir = join(root, 'mycelium', instance.status().instanceId)
+    const read = (file: string): string => readFileSync(join(dir, file), 'utf8').trim()
+    expect(read('memory.max')).toBe(String(64 * 1024 * 1024))
+    expect(read('cpu.max')).toBe('25000 100000')
+    expect(read('pids.max')).toBe('512')
+    expect(read('cgroup.procs')).toBe(String(instance.status().pid))
+    expect(instance.status().limits).toMatchObject({ cgroup: 'v2', memory: true, cpu: true, pids: true })
+  })
+
+  it('reports a limit it could not write, with the reason, and still starts the instance', async () => {
+    const root = fakeV2()
+    const id = `runner-test-${process.pid}-unwritable`
+    mkdirSync(join(root, 'mycelium', id, 'memory.max'), { recursive: true }) // a write to it fails
+    const instance = await service({ instanceId: id, command: 'sleep', args: ['30'] }, { cgroupRoot: root })
+    instance.start()
+    await until(() => instance.status().state === 'healthy', 5_000, 'healthy')
+    const { limits } = instance.status()
+    expect(limits).toMatchObject({ cgroup: 'v2', memory: false, cpu: true, pids: true })
+    expect(limits.reason).toContain('memory.max')
+  })
+
+  it('on a cgroup v1 host, says which controllers it found', () => {
+    const root = join(work, 'cgroup1')
+    mkdirSync(join(root, 'memory'), { recursive: true })
+    mkdirSync(join(root, 'cpu'), { recursive: true })
+    for (const file of ['memory/memory.limit_in_bytes', 'memory/cgroup.procs', 'cpu/cpu.cfs_quota_us', 'cpu/cgroup.procs']) writeFileSync(join(root, file), '')
+    const limits = detectLimits({ cgroupRoot: root })
+    expect(limits).toMatchObject({ cgroup: 'v1', memory: true, cpu: true, pids: false })
+    expect(limits.reason).toContain('pids')
+  })
+
+  it('refuses an instance id that could escape its cgroup or log names', async () => {
+    await expect(service({ instanceId: '../escape' })).rejects.toThrow(/instanceId/)
+  })
+})
