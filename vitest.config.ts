@@ -18,6 +18,7 @@ export const DAEMON_FILES = [
   'test/node/join-requests.test.ts',
   'test/node/netns.test.ts',
   'test/browser/browser-client.test.ts',
+  'test/workloads/apps-daemon.test.ts',
   'test/ram-replication/daemon.test.ts'
 ]
 

@@ -9,7 +9,7 @@ import { topicPrefix } from '../../membership/index.ts'
 import { DEFAULT_HTTP_PORT } from '../daemon/config.ts'
 import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
 import { BROWSER_BUNDLE_DIR, BROWSER_BUNDLE_FILES, PAGE_CHAT_TOPIC, buildBrowserClient } from '../../browser-client/index.ts'
-import { StaticSite, HttpPortInUseError, type SiteFile } from './static-site.ts'
+import { StaticSite, HttpPortInUseError, type SiteFile, type StaticSiteOptions } from './static-site.ts'
 import { JoinRequests, UnknownJoinRequestError } from './join-requests.ts'
 import { joinRequestEndpoints } from './join-request-endpoints.ts'
 
@@ -45,7 +45,7 @@ function hostOf (addr: string | undefined): string {
 /** How often the feature checks the node's role, to open or close the HTTP server. */
 const ROLE_CHECK_MS = 2_000
 
-export function browserClientFeature (): DaemonFeature {
+export function browserClientFeature (options: { gateway?: StaticSiteOptions['gateway'] } = {}): DaemonFeature {
   let site: StaticSite | undefined
   let listening = false
   let reconciling: Promise<void> = Promise.resolve()
@@ -134,6 +134,7 @@ export function browserClientFeature (): DaemonFeature {
       await loadBundle(ctx)
       site = new StaticSite({
         files: () => files,
+        ...(options.gateway === undefined ? {} : { gateway: options.gateway }),
         // a tab asks to join; only the administrator node (it holds the root key) takes requests
         endpoints: joinRequestEndpoints({
           requests: joinRequests,

@@ -35,6 +35,8 @@ export interface StaticSiteOptions {
   refusal: () => string | undefined
   /** by "METHOD /path" (that path only) or "METHOD /prefix/" (every path under it) */
   endpoints?: Record<string, SiteEndpoint>
+  /** requests under /app/ go to the application gateway (workloads), any method */
+  gateway?: (req: IncomingMessage, res: ServerResponse, path: string) => Promise<void>
 }
 
 const MAX_BODY_BYTES = 1024
@@ -120,6 +122,10 @@ export class StaticSite {
     const path = requestPath(req.url)
     if (path === undefined) {
       res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', connection: 'close', ...SECURITY_HEADERS }).end('malformed request target: expected a path such as /index.html\n')
+      return
+    }
+    if (this.options.gateway !== undefined && path.startsWith('/app/')) {
+      await this.options.gateway(req, res, path)
       return
     }
     const endpoint = Object.entries(this.options.endpoints ?? {}).find(([key]) => {

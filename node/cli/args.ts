@@ -7,6 +7,8 @@ export class UsageError extends Error {
 export interface FlagSpec {
   /** string: takes a value; list: repeatable value; boolean: no value */
   type: 'string' | 'list' | 'boolean'
+  /** a one-letter form (-f), for boolean flags */
+  short?: string
 }
 
 export interface ParsedArgs {
@@ -20,6 +22,12 @@ export function parseArgs (argv: string[], spec: Record<string, FlagSpec>): Pars
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     if (arg === '--') { positional.push(...argv.slice(i + 1)); break }
+    if (/^-[A-Za-z]$/.test(arg)) {
+      const long = Object.entries(spec).find(([, def]) => def.short === arg[1] && def.type === 'boolean')?.[0]
+      if (long === undefined) throw new UsageError(`unknown option ${arg}`)
+      flags[long] = true
+      continue
+    }
     if (!arg.startsWith('--') || arg === '--') { positional.push(arg); continue }
     const eq = arg.indexOf('=')
     const name = arg.slice(2, eq === -1 ? undefined : eq)

@@ -8,17 +8,20 @@ import { rolesFeature } from '../roles/index.ts'
 import { sporesFeature } from '../spores/index.ts'
 import { consensusFeature, consensusEpochVerifier } from '../consensus/index.ts'
 import { vmFeature } from '../vm/index.ts'
+import { workloadsFeature } from '../workloads/index.ts'
 
 export function daemonFeatures (_config: DaemonConfig): DaemonFeature[] {
   const roles = rolesFeature()
   const spores = sporesFeature({ epochVerifier: consensusEpochVerifier })
+  const workloads = workloadsFeature({ spores })
   return [
     roles,
     revocationFeature(),
-    browserClientFeature(),
+    browserClientFeature({ gateway: workloads.gateway }),
     bridgeFeature(),
     spores,
     consensusFeature({ spores, roleOf: roles.roleOf }),
-    vmFeature()
+    vmFeature(),
+    workloads
   ]
 }

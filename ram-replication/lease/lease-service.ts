@@ -21,6 +21,8 @@ export function leaseProtocol (prefix: string): string {
 
 export interface LeaseServiceOptions extends Omit<LeaseVoterOptions, 'self'> {
   protocolPrefix: string
+  /** the whole protocol id, when the leases are not a VM's (default `<prefix>/ram/lease/1.0.0`) */
+  protocol?: string
   logger?: ReplicationLogger
   askTimeoutMs?: number
 }
@@ -37,7 +39,7 @@ export class LeaseService {
     this.node = node
     this.self = node.peerId.toString()
     this.voter = new LeaseVoter({ ...options, self: this.self })
-    this.protocol = leaseProtocol(options.protocolPrefix)
+    this.protocol = options.protocol ?? leaseProtocol(options.protocolPrefix)
     this.logger = options.logger ?? silentLogger
     this.askTimeoutMs = options.askTimeoutMs ?? LEASE_ASK_TIMEOUT_MS
   }

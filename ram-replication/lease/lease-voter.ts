@@ -52,6 +52,12 @@ export interface LeaseVoterOptions {
    * no opinion. This makes the newest backup the one that resumes, whenever it is reachable.
    */
   preferSelf?: (request: LeaseRequest) => boolean
+  /**
+   * Any peer may hold the lease, not only a voter: single-instance applications are placed on
+   * whichever node fits, while their voters are a fixed group the plan names. Safety is the
+   * same: every quorum of the one group intersects every other.
+   */
+  anyCandidate?: boolean
 }
 
 export interface LeaseView {
@@ -70,6 +76,7 @@ export class LeaseVoter {
   private readonly store: VoterStore
   private readonly clock: MonotonicClock
   private readonly preferSelf?: (request: LeaseRequest) => boolean
+  private readonly anyCandidate: boolean
   private readonly states = new Map<string, VoterState>()
   private sweptAt: number
 
@@ -78,6 +85,7 @@ export class LeaseVoter {
     this.store = options.store ?? memoryVoterStore()
     this.clock = options.clock ?? monotonicNow
     this.preferSelf = options.preferSelf
+    this.anyCandidate = options.anyCandidate === true
     // After a restart the voter cannot know when it last granted: it counts the grant from now,
     // so it frees no term earlier than it would have without the restart.
     const now = this.clock()
@@ -98,7 +106,7 @@ export class LeaseVoter {
       ...(waitMs === undefined ? {} : { waitMs: Math.ceil(waitMs) })
     })
     const mine = request.group.voters.includes(this.self) || request.previous?.voters.includes(this.self) === true
-    if (!mine || !request.group.voters.includes(request.candidate)) return refuse('not-a-voter')
+    if (!mine || (!this.anyCandidate && !request.group.voters.includes(request.candidate))) return refuse('not-a-voter')
     const now = this.clock()
     if (state !== undefined) {
       if (request.group.generation < state.group.generation) return refuse('stale-group')

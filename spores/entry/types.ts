@@ -81,9 +81,11 @@ const planFields = struct({
   memoryMb: uint(65_536),
   cpuMillis: uint(64_000),
   kind: oneOf('service', 'job'),
+  /** the fixed group whose majority grants the lease of a single-instance (max 1) application */
+  voters: list(peerId, 7),
   /** an operator grant, when the signer is not the network root itself */
   grant: bytes(MAX_GRANT_BYTES)
-}, ['roles', 'arch', 'grant', 'memoryMb', 'cpuMillis', 'kind'])
+}, ['roles', 'arch', 'grant', 'memoryMb', 'cpuMillis', 'kind', 'voters'])
 
 /** The desired state of an application: how many instances of which bundle, where. min = max = 0 removes it. */
 const planValue: Parser<ReturnType<typeof planFields>> = (raw, at) => {

@@ -316,3 +316,51 @@ describe('limits on this machine', () => {
     await expect(service({ instanceId: '../escape' })).rejects.toThrow(/instanceId/)
   })
 })
+
+describe('freezing (the fence of a single-instance application)', () => {
+  function procState (pid: number): string {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]
+  }
+
+  it('stops every process where it stands, holds back restarts, and lets them go on when thawed', async () => {
+    const ticker = app('ticker.mjs', 'let n = 0; setInterval(() => { process.stdout.write(`${n++}\\n`) }, 20)')
+    const instance = await service({ args: [ticker] })
+    instance.start()
+    await until(async () => (await readLog(logDir, 'stdout')).split('\n').length > 5, 5000, 'ticks')
+    const pid = instance.status().pid!
+    instance.freeze()
+    await until(() => procState(pid) === 'T', 2000, 'the process stopped')
+    const frozenAt = (await readLog(logDir, 'stdout')).length
+    await new Promise(resolve => setTimeout(resolve, 400))
+    expect((await readLog(logDir, 'stdout')).length).toBe(frozenAt)
+    instance.thaw()
+    await until(async () => (await readLog(logDir, 'stdout')).length > frozenAt, 3000, 'ticks after thawing')
+  })
+
+  it('a crash while frozen is not restarted until thawed', async () => {
+    const crasher = app('crash.mjs', 'setTimeout(() => process.exit(2), 150)')
+    const instance = await service({ args: [crasher], backoff: { initialMs: 20, maxMs: 40 } })
+    instance.start()
+    await until(() => instance.status().restarts >= 1, 5000, 'a first restart')
+    instance.freeze()
+    // whatever was running when frozen is stopped; once the process is gone nothing new starts
+    const restarts = instance.status().restarts
+    await new Promise(resolve => setTimeout(resolve, 600))
+    expect(instance.status().restarts).toBe(restarts)
+    expect(instance.frozen).toBe(true)
+  })
+
+  it('a frozen instance is stopped with SIGKILL, without running again', async () => {
+    const marker = join(bundle, 'ran-after-freeze')
+    const stubborn = app('stubborn.mjs', `import { writeFileSync } from 'node:fs'\nprocess.on('SIGTERM', () => { writeFileSync(${JSON.stringify(marker)}, 'x') })\nsetInterval(() => {}, 1000)\n`)
+    const instance = await service({ args: [stubborn] })
+    instance.start()
+    await until(() => instance.status().state === 'healthy', 5000, 'running')
+    instance.freeze()
+    const t0 = Date.now()
+    await instance.stop()
+    expect(Date.now() - t0).toBeLessThan(4000)
+    expect(existsSync(marker)).toBe(false)
+  })
+})

@@ -59,6 +59,9 @@ export class ServiceInstance {
   /** between start() and the end of stop(): the instance is wanted (or being let go) */
   #running = false
   #stopping: Promise<void> | undefined
+  /** frozen by freeze(): no process of the instance runs, and none is started, until thaw() */
+  #frozen = false
+  #restartDue = false
 
   constructor (spec: ServiceSpec, options: ServiceInstanceOptions = {}) {
     checkServiceSpec(spec)
@@ -99,6 +102,42 @@ export class ServiceInstance {
     if (!this.#running) return
     this.#stopping = this.#halt().finally(() => { this.#stopping = undefined })
     return await this.#stopping
+  }
+
+  /**
+   * Stops every process of the instance where it stands (SIGSTOP, which no process can catch or
+   * ignore) and holds back restarts: a single-instance application whose lease may lapse must
+   * not run one more instruction. thaw() lets it go on.
+   */
+  freeze (): void {
+    if (this.#frozen) return
+    this.#frozen = true
+    if (this.#restartTimer !== undefined) {
+      clearTimeout(this.#restartTimer)
+      this.#restartTimer = undefined
+      this.#restartDue = true
+    }
+    const pid = this.#child?.pid
+    if (pid !== undefined) signalGroup(pid, 'SIGSTOP')
+    this.#cgroup?.signal('SIGSTOP')
+    this.#becomeUnhealthy()
+  }
+
+  thaw (): void {
+    if (!this.#frozen) return
+    this.#frozen = false
+    const pid = this.#child?.pid
+    if (pid !== undefined) signalGroup(pid, 'SIGCONT')
+    this.#cgroup?.signal('SIGCONT')
+    if (this.#restartDue && this.#running && this.#stopping === undefined) {
+      this.#restartDue = false
+      this.#restarts++
+      this.#launchProcess()
+    }
+  }
+
+  get frozen (): boolean {
+    return this.#frozen
   }
 
   status (): InstanceStatus {
@@ -175,6 +214,7 @@ export class ServiceInstance {
     this.#healthySince = undefined
     const delay = this.#backoff.next()
     this.#setState('backoff')
+    if (this.#frozen) { this.#restartDue = true; return }
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined
       this.#restarts++
@@ -216,6 +256,14 @@ export class ServiceInstance {
     this.#restartTimer = undefined
     const child = this.#child
     const pgid = child?.pid
+    if (this.#frozen) {
+      // a frozen instance is stopped only when its lease is in doubt: it must not run again,
+      // not even to handle SIGTERM, so it is killed where it stands
+      this.#frozen = false
+      this.#restartDue = false
+      if (pgid !== undefined) signalGroup(pgid, 'SIGKILL')
+      this.#cgroup?.signal('SIGKILL')
+    }
     if (pgid !== undefined) {
       const gone = (): boolean => this.#child === undefined && !groupAlive(pgid) && (this.#cgroup?.members().length ?? 0) === 0
       signalGroup(pgid, 'SIGTERM')

@@ -11,15 +11,17 @@ import { networkApprove } from './browser.ts'
 import { sporesLs, sporesStats, sporesExportSeed, sporesImportSeed, sporesQuarantine, sporesPublishService } from './spores.ts'
 import { sporesEpochs, trust, trustEvidence } from './consensus.ts'
 import { vmRun, vmLs, vmStatusCommand, vmMigrate, vmStop } from './vm.ts'
+import { appPack, appPublish, appPlan, appRm, appLs, appStatus, appLogs, appUseGrant, networkGrantOperator } from './app.ts'
 
 /** Every command of the CLI, in the order `mycelium --help` lists them. */
 export const commands: Command[] = [
   start, status, peers, role, stop, metrics,
   networkCreate, networkShow, networkInvite, networkRejected, join,
-  networkMembers, networkRevoke, networkExportKey, networkImportKey, networkRotateInvites, networkApprove, networkGrantBridge,
+  networkMembers, networkRevoke, networkExportKey, networkImportKey, networkRotateInvites, networkApprove, networkGrantBridge, networkGrantOperator,
   gossipSubscribe, gossipPublish, gossipMessages,
   bridgeAdd, bridgeGrant, bridgeList, bridgeRemove, dhtFindPeer,
   sporesLs, sporesStats, sporesExportSeed, sporesImportSeed, sporesQuarantine, sporesPublishService,
   sporesEpochs, trust, trustEvidence,
-  vmRun, vmLs, vmStatusCommand, vmMigrate, vmStop
+  vmRun, vmLs, vmStatusCommand, vmMigrate, vmStop,
+  appPack, appPublish, appPlan, appLs, appStatus, appLogs, appRm, appUseGrant
 ]

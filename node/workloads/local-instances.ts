@@ -1,0 +1,175 @@
+// The instances this node runs: a service as a supervised process (workloads/runner), a job as
+// a WebAssembly module run to completion. Each lives in <home>/apps/instances/<name>/ with the
+// unpacked bundle and its logs; its state goes to `onChange`, which publishes the endpoint
+// record the gateway and the other nodes read.
+import { mkdirSync, rmSync, existsSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ServiceInstance, runWasiJob, freePort, detectLimits, type InstanceStatus, type JobResult, type EnforcedLimits } from '../../workloads/runner/index.ts'
+import { unpackBundle, entrypointFor, type SignedBundle, type Arch } from '../../workloads/bundle/index.ts'
+import type { Logger } from '../log/index.ts'
+
+export type InstanceHealth = 'starting' | 'healthy' | 'unhealthy' | 'done'
+
+export interface LocalInstanceView {
+  name: string
+  digest: string
+  version: string
+  kind: 'service' | 'job'
+  health: InstanceHealth
+  state: string
+  port?: number
+  pid?: number
+  restarts: number
+  startedAt: number
+  lastExit?: InstanceStatus['lastExit']
+  job?: JobResult
+  limits: EnforcedLimits
+}
+
+const JOB_TIMEOUT_MS = 10 * 60_000
+
+interface Running {
+  name: string
+  digest: string
+  version: string
+  kind: 'service' | 'job'
+  startedAt: number
+  dir: string
+  logDir: string
+  service?: ServiceInstance
+  port?: number
+  job?: JobResult
+  jobRunning?: Promise<void>
+  failed?: string
+}
+
+export class LocalInstances {
+  private readonly root: string
+  private readonly arch: Arch
+  private readonly log: Logger
+  private readonly onChange: (name: string) => void
+  private readonly running = new Map<string, Running>()
+  readonly limits: EnforcedLimits
+
+  constructor (options: { dir: string, arch: Arch, log: Logger, onChange: (name: string) => void }) {
+    this.root = options.dir
+    this.arch = options.arch
+    this.log = options.log
+    this.onChange = options.onChange
+    this.limits = detectLimits()
+    mkdirSync(this.root, { recursive: true })
+  }
+
+  names (): string[] {
+    return [...this.running.keys()]
+  }
+
+  digestOf (name: string): string | undefined {
+    return this.running.get(name)?.digest
+  }
+
+  health (name: string): InstanceHealth | undefined {
+    const r = this.running.get(name)
+    if (r === undefined) return undefined
+    if (r.kind === 'job') return r.job === undefined ? 'starting' : 'done'
+    const state = r.service?.status().state
+    return state === 'healthy' ? 'healthy' : state === 'starting' ? 'starting' : 'unhealthy'
+  }
+
+  /** The port of a healthy service instance of `name`. */
+  healthyPort (name: string): number | undefined {
+    const r = this.running.get(name)
+    return r !== undefined && this.health(name) === 'healthy' ? r.port : undefined
+  }
+
+  logDirOf (name: string): string | undefined {
+    return this.running.get(name)?.logDir ?? (existsSync(join(this.root, name, 'logs')) ? join(this.root, name, 'logs') : undefined)
+  }
+
+  /** Starts `bundle` as the instance of `name` (a verified bundle the plan names). */
+  async start (name: string, bundle: SignedBundle): Promise<void> {
+    if (this.running.has(name)) await this.stop(name)
+    const { manifest } = bundle
+    const base = join(this.root, name)
+    const dir = join(base, bundle.digest.slice(0, 16))
+    const logDir = join(base, 'logs')
+    rmSync(dir, { recursive: true, force: true })
+    mkdirSync(logDir, { recursive: true })
+    await unpackBundle(bundle, dir)
+    const entry: Running = { name, digest: bundle.digest, version: manifest.version, kind: manifest.kind, startedAt: Date.now(), dir, logDir }
+    this.running.set(name, entry)
+    if (manifest.kind === 'job') {
+      const file = bundle.files.find(f => f.path === manifest.wasm)
+      if (file === undefined) throw new Error(`the bundle has no ${manifest.wasm}`)
+      entry.jobRunning = runWasiJob({ instanceId: `${name}-${bundle.digest.slice(0, 12)}`, wasm: file.bytes, args: manifest.args ?? [], env: manifest.env ?? {}, dir, logDir, timeoutMs: JOB_TIMEOUT_MS, memoryMb: manifest.resources.memoryMb })
+        .then((result) => {
+          entry.job = result
+          writeFileSync(join(logDir, 'result.json'), JSON.stringify({ digest: bundle.digest, ...result }))
+          this.log.info({ app: name, exitCode: result.exitCode, timedOut: result.timedOut }, 'job finished')
+        })
+        .catch((err: Error) => {
+          entry.job = { exitCode: 255, stdout: '', stderr: err.message, durationMs: Date.now() - entry.startedAt, timedOut: false }
+          this.log.warn({ app: name, err: err.message }, 'job could not run')
+        })
+        .finally(() => { this.onChange(name) })
+      this.onChange(name)
+      return
+    }
+    const entrypoint = entrypointFor(manifest, this.arch)
+    if (entrypoint === undefined) throw new Error(`the bundle has nothing to run on ${this.arch}`)
+    entry.port = await freePort()
+    entry.service = new ServiceInstance({
+      instanceId: `${name}-${bundle.digest.slice(0, 12)}`,
+      dir,
+      command: entrypoint.command,
+      args: entrypoint.args,
+      env: manifest.env ?? {},
+      port: entry.port,
+      resources: manifest.resources,
+      ...(manifest.health === undefined ? {} : { health: manifest.health }),
+      logDir
+    }, { log: (msg, fields) => { this.log.debug({ app: name, ...fields }, msg) } })
+    entry.service.onChange(() => { this.onChange(name) })
+    entry.service.start()
+    this.log.info({ app: name, digest: bundle.digest, port: entry.port }, 'instance started')
+    this.onChange(name)
+  }
+
+  async stop (name: string): Promise<void> {
+    const entry = this.running.get(name)
+    if (entry === undefined) return
+    this.running.delete(name)
+    await entry.service?.stop()
+    this.log.info({ app: name, digest: entry.digest }, 'instance stopped')
+    this.onChange(name)
+  }
+
+  async stopAll (): Promise<void> {
+    await Promise.all(this.names().map(async n => { await this.stop(n) }))
+  }
+
+  view (name: string): LocalInstanceView | undefined {
+    const r = this.running.get(name)
+    if (r === undefined) return undefined
+    const status = r.service?.status()
+    return {
+      name,
+      digest: r.digest,
+      version: r.version,
+      kind: r.kind,
+      health: this.health(name)!,
+      state: status?.state ?? (r.job === undefined ? 'running' : 'done'),
+      ...(r.port === undefined ? {} : { port: r.port }),
+      ...(status?.pid === undefined ? {} : { pid: status.pid }),
+      restarts: status?.restarts ?? 0,
+      startedAt: r.startedAt,
+      ...(status?.lastExit === undefined ? {} : { lastExit: status.lastExit }),
+      ...(r.job === undefined ? {} : { job: r.job }),
+      limits: status?.limits ?? this.limits
+    }
+  }
+
+  views (): LocalInstanceView[] {
+    return this.names().map(n => this.view(n)!).filter(v => v !== undefined)
+  }
+}

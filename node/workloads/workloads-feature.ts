@@ -1,0 +1,357 @@
+// The daemon's side of the workloads (endomycetes): the bundles this node holds and serves, the
+// plans it signs for the operator, the instances it runs as placement decides, the endpoint
+// records it publishes for them, and the gateway every sclerotium serves under /app/NAME/.
+import { readFileSync, statSync } from 'node:fs'
+import { arch as osArch } from 'node:os'
+import { resolve } from 'node:path'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { ApiError, type Routes } from '../api/index.ts'
+import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
+import type { SporesFeature } from '../spores/index.ts'
+import { signEntry, signerOf, SchemaError, type Spores, type SporesNetwork, type EntryType, type SignedEntry } from '../../spores/index.ts'
+import { APP_NAME, BUNDLE_DIGEST } from '../../spores/entry/types.ts'
+import { getPublicKey, peerIdOfPublicKey } from '../../crypto/index.ts'
+import { operatorGrantAdmits, decodeOperatorGrant } from '../../membership/index.ts'
+import { openBundle, MAX_BUNDLE_BYTES, InvalidBundleError, type SignedBundle } from '../../workloads/bundle/index.ts'
+import { normalizeArch, hostsOf, unfitReason, DEFAULT_ROLES } from '../../workloads/placement/index.ts'
+import { readLog } from '../../workloads/runner/index.ts'
+import { BundleStore } from './bundle-store.ts'
+import { BundleExchange } from './bundle-exchange.ts'
+import { AppGateway, gatewayProtocol } from './app-gateway.ts'
+import { AppDirectory, ENDPOINT_PREFIX, type PlanRecord } from './app-directory.ts'
+import { LocalInstances } from './local-instances.ts'
+import { Reconciler, placementPlan } from './reconciler.ts'
+import { loadOperatorGrant } from './operator-grant-file.ts'
+
+const RECONCILE_MS = 2_000
+const ENDPOINT_TTL_MS = 30_000
+const ENDPOINT_REFRESH_MS = 10_000
+const MAX_LOG_TAIL = 1024 * 1024
+
+export interface WorkloadsFeature extends DaemonFeature {
+  /** Answers an HTTP request under /app/ (the browser client's server calls it). */
+  gateway: (req: IncomingMessage, res: ServerResponse, path: string) => Promise<void>
+}
+
+function record (b: unknown): Record<string, unknown> {
+  return b !== null && typeof b === 'object' && !Array.isArray(b) ? b as Record<string, unknown> : {}
+}
+
+function appName (raw: unknown): string {
+  if (typeof raw !== 'string' || !APP_NAME.test(raw)) throw new ApiError(400, `application name "${String(raw).slice(0, 60)}" must be 1-48 lowercase letters, digits or '-', starting with a letter or digit`)
+  return raw
+}
+
+function count (raw: unknown, what: string, fallback?: number): number {
+  if (raw === undefined && fallback !== undefined) return fallback
+  if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < 0 || raw > 1024) throw new ApiError(400, `${what} must be a whole number from 0 to 1024`)
+  return raw
+}
+
+export function workloadsFeature (options: { spores: SporesFeature }): WorkloadsFeature {
+  let ctx: DaemonContext | undefined
+  let store: BundleStore | undefined
+  let exchange: BundleExchange | undefined
+  let gateway: AppGateway | undefined
+  let directory: AppDirectory | undefined
+  let instances: LocalInstances | undefined
+  let reconciler: Reconciler | undefined
+  let refresh: NodeJS.Timeout | undefined
+  let viewTimer: NodeJS.Timeout | undefined
+  const arch = normalizeArch(osArch())
+  // the gateway answers from a view refreshed in the background, never reading the database per request
+  let plansSeen = new Set<string>()
+  let endpointTable = new Map<string, string[]>()
+  /** the bundle each local instance last ran, for the record that says it stopped */
+  const lastDigest = new Map<string, string>()
+
+  const running = (): { ctx: DaemonContext, spores: Spores, network: SporesNetwork, store: BundleStore, directory: AppDirectory, instances: LocalInstances } => {
+    const spores = options.spores.spores()
+    const network = options.spores.network()
+    if (ctx === undefined || spores === undefined || network === undefined || store === undefined || directory === undefined || instances === undefined) throw new ApiError(503, 'the workloads are not running yet; try again in a moment')
+    return { ctx, spores, network, store, directory, instances }
+  }
+
+  const rootPeerId = (c: DaemonContext): string => peerIdOfPublicKey(c.network.rootPublicKey)
+
+  /** Why a bundle's signer may not publish in this network, or undefined. */
+  const refusal = (bundle: SignedBundle): string | undefined => {
+    const c = ctx!
+    if (bundle.signer === rootPeerId(c)) return undefined
+    if (bundle.grant !== undefined && operatorGrantAdmits(bundle.grant, { rootPublicKey: c.network.rootPublicKey, operator: bundle.signer, at: bundle.signedAt })) return undefined
+    return `bundle ${bundle.digest.slice(0, 12)} is signed by ${bundle.signer}, which is neither this network's root key nor an operator it granted`
+  }
+
+  /** Signs and spreads an entry of this node (or of the root key, for plans). */
+  const publish = async <T extends EntryType>(signer: { secretKey: Uint8Array, peerId: string }, fields: { type: T, key: string, value: unknown, expiresAt?: number }): Promise<SignedEntry> => {
+    const { spores, network } = running()
+    const now = Date.now()
+    const held = Math.max(spores.tiers.latent.get(fields.type, fields.key)?.seq ?? 0, spores.tiers.primary.get(fields.type, fields.key)?.seq ?? 0)
+    const entry = signEntry(signer, { type: fields.type, key: fields.key, value: fields.value as never, seq: Math.max(now, held + 1), issuedAt: now, ...(fields.expiresAt === undefined ? {} : { expiresAt: fields.expiresAt }) })
+    const [outcome] = await spores.merge('latent', [entry])
+    if (outcome.status !== 'merged') throw new ApiError(409, `the ${fields.type} record was not stored: ${outcome.reason}`)
+    await network.gossip.publish(entry)
+    return entry
+  }
+
+  const self = (): { secretKey: Uint8Array, peerId: string } => signerOf(ctx!.secretKey)
+
+  const announceHolding = async (bundle: SignedBundle): Promise<void> => {
+    const me = self()
+    const key = `${me.peerId}/${bundle.digest}`
+    if (running().spores.tiers.latent.get('bundle', key) !== undefined) return
+    await publish(me, { type: 'bundle', key, value: { digest: bundle.digest, name: bundle.manifest.name, size: store!.size(bundle.digest) ?? 0 } })
+  }
+
+  /** The endpoint record of this node's instance of `name` (or its absence). */
+  const publishEndpoint = async (name: string): Promise<void> => {
+    if (instances === undefined || ctx === undefined) return
+    const health = instances.health(name)
+    const running = instances.digestOf(name)
+    if (running !== undefined) lastDigest.set(name, running)
+    const digest = lastDigest.get(name)
+    if (digest === undefined) return
+    const view = instances.view(name)
+    const key = `${self().peerId}/${ENDPOINT_PREFIX}${name}`
+    const value = health === undefined || view === undefined
+      ? { name: ENDPOINT_PREFIX + name, endpoints: [], protocol: gatewayProtocol(ctx.network.networkId), health: 'unhealthy', digest }
+      : { name: ENDPOINT_PREFIX + name, endpoints: health === 'done' ? [] : [`/p2p/${self().peerId}`], protocol: gatewayProtocol(ctx.network.networkId), digest: view.digest, health, ...(view.job === undefined ? {} : { exit: Math.min(255, Math.max(0, view.job.exitCode)) }) }
+    // a finished job's record stays (the job must not run again); a live instance's expires unless refreshed
+    const expiresAt = health === 'done' ? undefined : Date.now() + ENDPOINT_TTL_MS
+    await publish(self(), { type: 'service', key, value, ...(expiresAt === undefined ? {} : { expiresAt }) }).catch((err: Error) => { ctx?.log.debug({ app: name, err: err.message }, 'endpoint record not published') })
+  }
+
+  /** Live members (connected and verified) and this node, with their roles. */
+  const liveNodes = (): Map<string, string> => {
+    const c = ctx!
+    const out = new Map<string, string>([[self().peerId, c.role()]])
+    for (const p of c.peers()) if (c.isVerified(p.peerId)) out.set(p.peerId, p.role)
+    return out
+  }
+
+  /** The key that signs plans here: the root key when this node holds it, else this node's key with its operator grant. */
+  const refreshView = async (): Promise<void> => {
+    if (directory === undefined) return
+    try {
+      const plans = await directory.plans()
+      const live = new Set(liveNodes().keys())
+      const table = new Map<string, string[]>()
+      for (const p of plans.values()) {
+        if (p.max === 0) continue
+        table.set(p.name, (await directory.sightings(p.name, live)).filter(s => s.health === 'healthy' && s.digest === p.digest).map(s => s.peerId))
+      }
+      plansSeen = new Set([...plans.values()].filter(p => p.max > 0).map(p => p.name))
+      endpointTable = table
+    } catch (err) {
+      ctx?.log.debug({ err: (err as Error).message }, 'workloads: gateway view not refreshed')
+    }
+  }
+
+  const planSigner = (c: DaemonContext): { signer: { secretKey: Uint8Array, peerId: string }, grant?: Uint8Array, expiresAt?: number } => {
+    const root = c.home.loadRootKey(c.network)
+    if (root !== undefined) return { signer: { secretKey: root, peerId: peerIdOfPublicKey(getPublicKey(root)) } }
+    const grant = loadOperatorGrant(c.home)
+    if (grant === undefined) throw new ApiError(403, 'this node may not plan applications: it holds neither the network root key nor an operator grant (on the administrator node: mycelium network grant-operator <this node\'s peer id>, then here: mycelium app use-grant <token>)')
+    const decoded = decodeOperatorGrant(grant)
+    if (!operatorGrantAdmits(grant, { rootPublicKey: c.network.rootPublicKey, operator: self().peerId, at: Date.now() })) throw new ApiError(403, `this node's operator grant is not valid now (it ran until ${new Date(decoded.expiresAt).toISOString()}, or is for another node or network); ask the administrator for a new one`)
+    return { signer: self(), grant, expiresAt: decoded.expiresAt }
+  }
+
+  const localBundle = async (digest: string): Promise<SignedBundle> => {
+    const { store: s, directory: d } = running()
+    const held = s.open(digest)
+    if (held !== undefined) return held
+    const holders = (await d.holders(digest)).filter(h => h !== self().peerId)
+    try {
+      await exchange!.fetch(digest, holders)
+    } catch (err) {
+      throw new ApiError(404, `bundle ${digest} is not on this node and could not be fetched: ${(err as Error).message} (publish it first: mycelium app publish FILE)`)
+    }
+    return s.open(digest)!
+  }
+
+  const plan = async (b: Record<string, unknown>): Promise<unknown> => {
+    const { ctx: c } = running()
+    const name = appName(b.name)
+    const digest = b.digest
+    if (typeof digest !== 'string' || !BUNDLE_DIGEST.test(digest)) throw new ApiError(400, 'digest must be the 64 hex digits that app publish printed')
+    const min = count(b.min, 'min', 1)
+    const max = count(b.max, 'max', Math.max(min, 1))
+    if (min > max) throw new ApiError(400, `min ${min} is above max ${max}`)
+    const bundle = await localBundle(digest)
+    if (bundle.manifest.name !== name) throw new ApiError(400, `bundle ${digest.slice(0, 12)} is application ${bundle.manifest.name}, not ${name}`)
+    const why = refusal(bundle)
+    if (why !== undefined) throw new ApiError(403, why)
+    const roles = b.roles === undefined ? bundle.manifest.placement.roles : b.roles
+    if (!Array.isArray(roles) || roles.length === 0 || !roles.every(r => r === 'sclerotium' || r === 'rhizomorph' || r === 'hyphae')) throw new ApiError(400, 'roles must list sclerotium, rhizomorph or hyphae')
+    const bundleArch = bundle.manifest.placement.arch === 'any' ? undefined : bundle.manifest.placement.arch
+    let planArch = bundleArch
+    if (b.arch !== undefined && b.arch !== 'any') {
+      if (b.arch !== 'x86_64' && b.arch !== 'aarch64') throw new ApiError(400, 'arch must be any, x86_64 or aarch64')
+      if (bundleArch !== undefined && !bundleArch.includes(b.arch)) throw new ApiError(400, `the bundle has nothing to run on ${b.arch} (it runs on ${bundleArch.join(', ')})`)
+      planArch = [b.arch]
+    }
+    const { signer, grant, expiresAt } = planSigner(c)
+    const value = {
+      digest, min, max, kind: bundle.manifest.kind, roles: [...new Set(roles as string[])].sort(),
+      ...(planArch === undefined || bundle.manifest.kind === 'job' ? {} : { arch: [...planArch].sort() }),
+      memoryMb: bundle.manifest.resources.memoryMb, cpuMillis: bundle.manifest.resources.cpuMillis,
+      ...(grant === undefined ? {} : { grant })
+    }
+    let entry
+    try {
+      entry = await publish(signer, { type: 'plan', key: name, value, ...(expiresAt === undefined ? {} : { expiresAt }) })
+    } catch (err) {
+      if (err instanceof SchemaError) throw new ApiError(400, `invalid plan: ${err.message}`)
+      throw err
+    }
+    reconciler?.poke()
+    return { name, digest, min, max, kind: value.kind, roles: value.roles, arch: value.arch ?? 'any', signer: signer.peerId, seq: entry.seq, certified: false, note: running().directory.certifying() ? 'the plan takes effect once the next primary epoch certifies it' : 'this network certifies no primary epochs (too few sclerotia): the plan takes effect now, from the latent spore' }
+  }
+
+  const appView = async (p: PlanRecord): Promise<Record<string, unknown>> => {
+    const { directory: d, instances: inst } = running()
+    const live = liveNodes()
+    const sightings = await d.sightings(p.name, new Set(live.keys()))
+    const nodes = await d.nodes(live)
+    const pp = placementPlan(p)
+    const local = inst.view(p.name)
+    return {
+      name: p.name, digest: p.digest, kind: p.kind ?? 'service', min: p.min, max: p.max, roles: p.roles ?? DEFAULT_ROLES, arch: p.arch ?? 'any',
+      certified: p.certified, removed: p.max === 0, signer: p.origin,
+      hosts: hostsOf(pp, nodes, sightings),
+      unfit: nodes.map(n => ({ peerId: n.peerId, why: unfitReason(pp, n) })).filter(x => x.why !== undefined),
+      instances: sightings.map(s => ({ peerId: s.peerId, digest: s.digest, health: s.health, ...(s.exit === undefined ? {} : { exitCode: s.exit }), ...(s.peerId === self().peerId && local !== undefined ? { restarts: local.restarts, state: local.state, limits: local.limits } : {}) })),
+      ...(local === undefined ? {} : { local }),
+      ...(reconciler?.failure(p.name) === undefined ? {} : { localFailure: reconciler.failure(p.name) })
+    }
+  }
+
+  return {
+    name: 'workloads',
+
+    async start (c) {
+      ctx = c
+      const spores = options.spores.spores()
+      if (spores === undefined) throw new Error('the workloads need the spores')
+      store = new BundleStore(c.home.path('apps/bundles'))
+      directory = new AppDirectory(spores)
+      exchange = new BundleExchange({ host: c.host(), store, networkId: c.network.networkId, log: c.log.child({ area: 'workloads' }) })
+      await exchange.start()
+      if (arch === undefined) c.log.warn({ arch: osArch() }, 'this architecture runs WebAssembly jobs only: native bundles are built for x86_64 and aarch64')
+      instances = new LocalInstances({ dir: c.home.path('apps/instances'), arch: arch ?? 'x86_64', log: c.log.child({ area: 'workloads' }), onChange: (name) => { void publishEndpoint(name); reconciler?.poke() } })
+      gateway = new AppGateway({
+        host: c.host(),
+        networkId: c.network.networkId,
+        self: self().peerId,
+        log: c.log.child({ area: 'gateway' }),
+        localPort: (app) => instances?.healthyPort(app),
+        endpoints: (app) => endpointTable.get(app) ?? [],
+        known: (app) => plansSeen.has(app)
+      })
+      await gateway.start()
+      reconciler = new Reconciler({ self: self().peerId, directory, liveNodes, instances, exchange, store, refusal, holding: announceHolding, log: c.log.child({ area: 'workloads' }) })
+      reconciler.start(RECONCILE_MS)
+      refresh = setInterval(() => { for (const name of instances?.names() ?? []) void publishEndpoint(name) }, ENDPOINT_REFRESH_MS)
+      refresh.unref()
+      viewTimer = setInterval(() => { void refreshView() }, RECONCILE_MS)
+      viewTimer.unref()
+      void refreshView()
+    },
+
+    async stop () {
+      clearInterval(refresh)
+      clearInterval(viewTimer)
+      await reconciler?.stop()
+      const names = instances?.names() ?? []
+      await instances?.stopAll()
+      // say so before leaving, where the spores still run: the gateway stops routing here at once
+      await Promise.all(names.map(async n => { await publishEndpoint(n) }))
+      await gateway?.stop()
+      await exchange?.stop()
+      reconciler = undefined
+      instances = undefined
+    },
+
+    status () {
+      return instances === undefined ? {} : { apps: { running: instances.names().length, limits: instances.limits } }
+    },
+
+    gateway: async (req, res, path) => {
+      if (gateway === undefined) { res.writeHead(503, { 'content-type': 'text/plain' }).end('the gateway is not running yet\n'); return }
+      await gateway.handle(req, res, path)
+    },
+
+    routes: (): Routes => ({
+      'POST /apps/publish': async ({ body }) => {
+        const { store: s } = running()
+        const file = record(body).file
+        if (typeof file !== 'string' || file === '') throw new ApiError(400, 'file must be the path of a .spore bundle')
+        const path = resolve(file)
+        let bytes: Uint8Array
+        try {
+          if (statSync(path).size > MAX_BUNDLE_BYTES) throw new ApiError(400, `${path} is larger than a bundle may be (${MAX_BUNDLE_BYTES} bytes)`)
+          bytes = readFileSync(path)
+        } catch (err) {
+          if (err instanceof ApiError) throw err
+          throw new ApiError(400, `cannot read ${path}: ${(err as Error).message}`)
+        }
+        let bundle: SignedBundle
+        try {
+          bundle = openBundle(bytes)
+        } catch (err) {
+          if (err instanceof InvalidBundleError) throw new ApiError(400, `${path} is not a valid bundle: ${err.message}`)
+          throw err
+        }
+        const why = refusal(bundle)
+        if (why !== undefined) throw new ApiError(403, why)
+        s.put(bytes, bundle.digest)
+        await announceHolding(bundle)
+        return { digest: bundle.digest, name: bundle.manifest.name, version: bundle.manifest.version, kind: bundle.manifest.kind, size: bytes.length, signer: bundle.signer }
+      },
+      'POST /apps/plan': async ({ body }) => await plan(record(body)),
+      'POST /apps/rm': async ({ body }) => {
+        const name = appName(record(body).name)
+        const { directory: d, ctx: c } = running()
+        const current = (await d.pending()).get(name) ?? (await d.plans()).get(name)
+        if (current === undefined) throw new ApiError(404, `no application ${name} is planned`)
+        const { signer, grant, expiresAt } = planSigner(c)
+        const value = { digest: current.digest, min: 0, max: 0, kind: current.kind ?? 'service', ...(grant === undefined ? {} : { grant }) }
+        const entry = await publish(signer, { type: 'plan', key: name, value, ...(expiresAt === undefined ? {} : { expiresAt }) })
+        reconciler?.poke()
+        return { name, removed: true, seq: entry.seq }
+      },
+      'GET /apps': async () => {
+        const { directory: d } = running()
+        const plans = await d.plans()
+        const pending = await d.pending()
+        const out = []
+        for (const p of plans.values()) out.push({ ...await appView(p), ...(pending.has(p.name) ? { pending: pending.get(p.name) } : {}) })
+        for (const p of pending.values()) if (!plans.has(p.name)) out.push({ name: p.name, digest: p.digest, min: p.min, max: p.max, certified: false, pending: p, instances: [] })
+        return out
+      },
+      'GET /apps/status': async ({ query }) => {
+        const name = appName(query.get('name'))
+        const { directory: d } = running()
+        const p = (await d.plans()).get(name)
+        const pending = (await d.pending()).get(name)
+        if (p === undefined && pending === undefined) throw new ApiError(404, `no application ${name} is planned`)
+        return p === undefined ? { name, certified: false, pending, instances: [] } : { ...await appView(p), ...(pending === undefined ? {} : { pending }) }
+      },
+      'GET /apps/logs': async ({ query }) => {
+        const name = appName(query.get('name'))
+        const stream = query.get('stream') ?? 'stdout'
+        if (stream !== 'stdout' && stream !== 'stderr') throw new ApiError(400, 'stream must be stdout or stderr')
+        const tail = Number(query.get('tail') ?? 64 * 1024)
+        if (!Number.isInteger(tail) || tail < 0 || tail > MAX_LOG_TAIL) throw new ApiError(400, `tail must be a byte count up to ${MAX_LOG_TAIL}`)
+        const { instances: inst } = running()
+        const dir = inst.logDirOf(name)
+        if (dir === undefined) {
+          const hosts = (await running().directory.sightings(name, new Set(liveNodes().keys()))).map(s => s.peerId)
+          throw new ApiError(404, `no instance of ${name} has run on this node${hosts.length === 0 ? '' : `; it runs on ${hosts.join(', ')} (run app logs there)`}`)
+        }
+        return { name, stream, text: await readLog(dir, stream, { tailBytes: tail }) }
+      }
+    })
+  }
+}

@@ -1,0 +1,160 @@
+// Applications on real daemons: four sclerotia that certify primary epochs (f = 1). The
+// administrator packs, publishes and plans a service; placement starts it on two nodes; any
+// sclerotium's gateway reaches it over the mesh; a host killed with SIGKILL has its instance
+// started elsewhere; a tampered bundle, a bundle signed by a member without a grant and a plan
+// from such a member are refused; an operator grant lets a member plan; `app rm` stops it all.
+import { describe, it, expect, afterAll } from 'vitest'
+import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Cluster, waitFor, type TestNode } from '../harness/index.ts'
+import { startSclerotia } from '../consensus/bft-daemon-nodes.ts'
+import { packBundle, parseManifest } from '../../workloads/bundle/index.ts'
+import { randomSecretKey } from '../../crypto/index.ts'
+
+interface Instance { peerId: string, health: string, digest: string }
+interface AppStatus { name: string, digest: string, certified: boolean, instances: Instance[], hosts: string[] }
+
+const SERVER = `
+import { createServer } from 'node:http'
+const hits = { n: 0 }
+createServer((req, res) => {
+  if (req.url === '/health') { res.writeHead(200).end('ok'); return }
+  hits.n++
+  let body = ''
+  req.on('data', c => { body += c })
+  req.on('end', () => { res.writeHead(200, { 'content-type': 'text/plain', 'x-app': 'hello' }).end('hello ' + req.method + ' ' + req.url + ' ' + body) })
+}).listen(Number(process.env.PORT), '127.0.0.1')
+`
+
+function appDir (version: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'myc-app-'))
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ name: 'hello', version, kind: 'service', command: 'node', args: ['server.mjs'], resources: { cpuMillis: 200, memoryMb: 128 }, health: { http: '/health' } }))
+  writeFileSync(join(dir, 'server.mjs'), SERVER)
+  return dir
+}
+
+async function statusOf (node: TestNode, name = 'hello'): Promise<AppStatus | undefined> {
+  try {
+    return await node.api<AppStatus>(`/apps/status?name=${name}`)
+  } catch {
+    return undefined
+  }
+}
+
+function healthy (s: AppStatus | undefined, digest: string): string[] {
+  return (s?.instances ?? []).filter(i => i.health === 'healthy' && i.digest === digest).map(i => i.peerId)
+}
+
+async function gateway (node: TestNode, path: string, init?: RequestInit): Promise<Response> {
+  const { httpUrl } = await node.status()
+  return await fetch(new URL(path, httpUrl), { ...init, signal: AbortSignal.timeout(20_000) })
+}
+
+describe('applications on four sclerotium daemons', () => {
+  const cluster = new Cluster({ node: () => ({ startArgs: ['--role', 'sclerotium', '--epoch-interval-s', '2', '--bft-f', '1', '--http-listen', '127.0.0.1:0'] }) })
+  afterAll(async () => { await cluster.destroy() })
+  let nodes: TestNode[]
+  let digest: string
+
+  it('packs, publishes and plans a service; two nodes run it and every gateway reaches it', async () => {
+    nodes = await startSclerotia(cluster, 4)
+    const [admin] = nodes
+    const out = join(mkdtempSync(join(tmpdir(), 'myc-spore-')), 'hello.spore')
+    const packed = await admin.cli(['app', 'pack', appDir('1.0.0'), '--out', out])
+    expect(packed.code, packed.stderr).toBe(0)
+    expect(packed.stdout.trim()).toBe(out)
+    const published = await admin.cliJson<{ digest: string }>(['app', 'publish', out])
+    digest = published.digest
+    expect(digest).toMatch(/^[0-9a-f]{64}$/)
+    const planned = await admin.cli(['app', 'plan', 'hello', '--digest', digest, '--min', '2', '--max', '3'])
+    expect(planned.code, planned.stderr).toBe(0)
+
+    const t0 = Date.now()
+    await waitFor(async () => healthy(await statusOf(nodes[1]), digest).length === 2, { timeoutMs: 60_000, intervalMs: 500, what: 'two healthy instances of hello' })
+    console.log(`plan → 2 healthy instances: ${Date.now() - t0} ms`)
+    const status = (await statusOf(nodes[2]))!
+    expect(status.certified).toBe(true)
+    expect(healthy(status, digest).sort()).toEqual([...status.hosts].sort())
+
+    const seen = new Set<string>()
+    for (const node of nodes) {
+      await waitFor(async () => (await gateway(node, '/app/hello/x')).status === 200, { timeoutMs: 20_000, intervalMs: 500, what: `the gateway of ${node.name}` })
+      for (let i = 0; i < 4; i++) {
+        const r = await gateway(node, '/app/hello/echo?q=1', { method: 'POST', body: 'spore' })
+        expect(r.status).toBe(200)
+        expect(await r.text()).toBe('hello POST /echo?q=1 spore')
+        expect(r.headers.get('x-app')).toBe('hello')
+        seen.add(r.headers.get('x-mycelium-instance') ?? '')
+      }
+    }
+    // round-robin reaches both instances
+    expect([...seen].sort()).toEqual(healthy(status, digest).sort())
+    expect((await gateway(nodes[0], '/app/nothing-here/')).status).toBe(404)
+    expect((await gateway(nodes[0], '/app/..%2f/')).status).toBe(404)
+
+    const ls = await admin.cli(['app', 'ls'])
+    expect(ls.stdout).toMatch(/hello\s+service\s+2-3 wanted, 2 healthy/)
+    const human = await admin.cli(['app', 'status', 'hello'])
+    expect(human.stdout).toMatch(/limits here|hosts by placement/)
+  })
+
+  it('refuses a tampered bundle, a stranger\'s bundle and a plan from a member without a grant', async () => {
+    const [admin, member] = nodes
+    const file = join(mkdtempSync(join(tmpdir(), 'myc-spore-')), 'x.spore')
+    const good = readFileSync((await admin.cli(['app', 'pack', appDir('1.0.1'), '--out', file])).stdout.trim())
+    const tampered = new Uint8Array(good)
+    tampered[Math.floor(tampered.length / 2)] ^= 0x20
+    writeFileSync(file, tampered)
+    const r1 = await admin.cli(['app', 'publish', file])
+    expect(r1.code).not.toBe(0)
+    expect(r1.stderr).toMatch(/not a valid bundle/)
+
+    const dir = appDir('6.6.6')
+    const files = [{ path: 'server.mjs', bytes: readFileSync(join(dir, 'server.mjs')), executable: false }]
+    writeFileSync(file, packBundle({ manifest: parseManifest(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'))), files, secretKey: randomSecretKey() }))
+    const r2 = await member.cli(['app', 'publish', file])
+    expect(r2.code).not.toBe(0)
+    expect(r2.stderr).toMatch(/neither this network's root key nor an operator/)
+
+    const r3 = await member.cli(['app', 'plan', 'hello', '--digest', digest, '--min', '4'])
+    expect(r3.code).not.toBe(0)
+    expect(r3.stderr).toMatch(/may not plan applications/)
+    const r4 = await member.cli(['app', 'pack', dir, '--out', file])
+    expect(r4.code).not.toBe(0)
+    expect(r4.stderr).toMatch(/neither the network root key nor an operator grant/)
+    // nothing changed
+    expect(healthy(await statusOf(admin), digest)).toHaveLength(2)
+  })
+
+  it('starts the instance of a host killed with SIGKILL elsewhere', async () => {
+    const before = (await statusOf(nodes[0]))!
+    const victim = nodes.find(n => n !== nodes[0] && healthy(before, digest).includes(n.peerId)) ?? nodes.find(n => healthy(before, digest).includes(n.peerId))!
+    const witness = nodes.find(n => n !== victim)!
+    const t0 = Date.now()
+    await victim.kill()
+    await waitFor(async () => {
+      const h = healthy(await statusOf(witness), digest)
+      return h.length === 2 && !h.includes(victim.peerId)
+    }, { timeoutMs: 60_000, intervalMs: 250, what: 'two healthy instances without the killed host' })
+    console.log(`SIGKILL of a host → 2 healthy instances again: ${Date.now() - t0} ms`)
+    const r = await gateway(witness, '/app/hello/')
+    expect(r.status).toBe(200)
+    expect(r.headers.get('x-mycelium-instance')).not.toBe(victim.peerId)
+  })
+
+  it('an operator granted by the root plans; app rm stops every instance', async () => {
+    const [admin] = nodes
+    const member = nodes.find(n => n !== admin && n.running())!
+    const token = (await admin.cli(['network', 'grant-operator', member.peerId, '--ttl', '1d'])).stdout.trim()
+    expect(token).toMatch(/^mycop1\./)
+    expect((await member.cli(['app', 'use-grant', token])).code).toBe(0)
+    const planned = await member.cli(['app', 'plan', 'hello', '--digest', digest, '--min', '1', '--max', '1'])
+    expect(planned.code, planned.stderr).toBe(0)
+    await waitFor(async () => healthy(await statusOf(admin), digest).length === 1, { timeoutMs: 60_000, intervalMs: 500, what: 'one instance after the operator\'s plan' })
+
+    expect((await admin.cli(['app', 'rm', 'hello'])).code).toBe(0)
+    await waitFor(async () => (await statusOf(admin))?.instances.length === 0, { timeoutMs: 60_000, intervalMs: 500, what: 'no instance after app rm' })
+    expect((await gateway(admin, '/app/hello/')).status).toBe(404)
+  })
+})
