@@ -19,6 +19,7 @@ export const DAEMON_FILES = [
   'test/node/netns.test.ts',
   'test/browser/browser-client.test.ts',
   'test/workloads/apps-daemon.test.ts',
+  'test/workloads/single-instance.test.ts',
   'test/ram-replication/daemon.test.ts'
 ]
 

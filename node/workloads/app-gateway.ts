@@ -7,52 +7,19 @@ import { request as httpRequest, type IncomingMessage, type ServerResponse } fro
 import { lpStream } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { encodeCanonical, decodeCanonical } from '../../crypto/index.ts'
+import { encodeCanonical } from '../../crypto/index.ts'
 import { protocolPrefix } from '../../membership/index.ts'
 import { APP_NAME } from '../../spores/entry/types.ts'
+import { decodeGatewayRequest, decodeGatewayAnswer, cleanHeaders, MAX_HEADERS, MAX_REQUEST_BODY_BYTES, MAX_RESPONSE_BODY_BYTES, type GatewayRequest, type GatewayAnswer } from './gateway-messages.ts'
 import type { MyceliumHost } from '../host/index.ts'
 import type { Logger } from '../log/index.ts'
 
-export const MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024
-export const MAX_RESPONSE_BODY_BYTES = 16 * 1024 * 1024
 const FRAME_SLACK = 64 * 1024
 const HOP_TIMEOUT_MS = 30_000
 const ATTEMPTS = 3
-const MAX_HEADERS = 100
-/** Headers of one connection, not of the message (RFC 9110 §7.6.1), and what the gateway sets itself. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length'])
-
-export interface GatewayRequest { app: string, method: string, path: string, headers: Array<[string, string]>, body: Uint8Array }
-export interface GatewayAnswer { status: number, headers: Array<[string, string]>, body: Uint8Array }
 
 export function gatewayProtocol (networkId: string): string {
   return `${protocolPrefix(networkId)}/app-gateway/1.0.0`
-}
-
-function cleanHeaders (raw: unknown): Array<[string, string]> {
-  if (!Array.isArray(raw) || raw.length > MAX_HEADERS) throw new Error('headers are malformed')
-  return raw.filter((h): h is [string, string] => Array.isArray(h) && h.length === 2 && typeof h[0] === 'string' && typeof h[1] === 'string' && h[0].length <= 256 && h[1].length <= 8192)
-    .filter(([k]) => !HOP_BY_HOP.has(k.toLowerCase()))
-}
-
-function decodeRequest (bytes: Uint8Array): GatewayRequest {
-  const raw = decodeCanonical(bytes) as Record<string, unknown>
-  if (raw === null || typeof raw !== 'object') throw new Error('request is malformed')
-  const { app, method, path, headers, body } = raw
-  if (typeof app !== 'string' || !APP_NAME.test(app)) throw new Error('request names no application')
-  if (typeof method !== 'string' || !/^[A-Z]{1,16}$/.test(method)) throw new Error('request method is malformed')
-  if (typeof path !== 'string' || !path.startsWith('/') || path.length > 8192) throw new Error('request path is malformed')
-  if (!(body instanceof Uint8Array) || body.length > MAX_REQUEST_BODY_BYTES) throw new Error('request body is malformed')
-  return { app, method, path, headers: cleanHeaders(headers), body }
-}
-
-function decodeAnswer (bytes: Uint8Array): GatewayAnswer {
-  const raw = decodeCanonical(bytes) as Record<string, unknown>
-  if (raw === null || typeof raw !== 'object') throw new Error('answer is malformed')
-  const { status, headers, body } = raw
-  if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599) throw new Error('answer status is malformed')
-  if (!(body instanceof Uint8Array)) throw new Error('answer body is malformed')
-  return { status, headers: cleanHeaders(headers), body }
 }
 
 /** Hands a request to the instance listening on 127.0.0.1:port. */
@@ -113,7 +80,7 @@ export class AppGateway {
     const signal = AbortSignal.timeout(HOP_TIMEOUT_MS + 5000)
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BODY_BYTES + FRAME_SLACK })
-      const req = decodeRequest((await lp.read({ signal })).subarray())
+      const req = decodeGatewayRequest((await lp.read({ signal })).subarray())
       const port = this.options.localPort(req.app)
       const answer = port === undefined
         ? { status: 503, headers: [['content-type', 'text/plain']] as Array<[string, string]>, body: new TextEncoder().encode(`no healthy instance of ${req.app} on this node\n`) }
@@ -137,7 +104,7 @@ export class AppGateway {
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_RESPONSE_BODY_BYTES + FRAME_SLACK })
       await lp.write(encodeCanonical(req), { signal })
-      const answer = decodeAnswer((await lp.read({ signal })).subarray())
+      const answer = decodeGatewayAnswer((await lp.read({ signal })).subarray())
       await stream.close({ signal }).catch(() => {})
       // the far side found no healthy instance: try the next endpoint
       if (answer.status === 503) throw new Error('no healthy instance there')

@@ -135,6 +135,15 @@ export class LocalInstances {
     this.onChange(name)
   }
 
+  /** Stops every process of `name` where it stands (its lease may lapse); thaw() lets it go on. */
+  freeze (name: string): void {
+    this.running.get(name)?.service?.freeze()
+  }
+
+  thaw (name: string): void {
+    this.running.get(name)?.service?.thaw()
+  }
+
   async stop (name: string): Promise<void> {
     const entry = this.running.get(name)
     if (entry === undefined) return

@@ -126,9 +126,10 @@ export class Reconciler {
     const failed = this.failures.get(plan.name)
     if (failed !== undefined && Date.now() - failed.at < RETRY_AFTER_MS) return
     try {
-      if (this.o.mayStart !== undefined && !await this.o.mayStart(plan)) return
       const bundle = await this.bundle(plan.digest)
       if (bundle.manifest.name !== plan.name) throw new Error(`bundle ${plan.digest.slice(0, 12)} is application ${bundle.manifest.name}, not ${plan.name}`)
+      // the lease last, right before the start: fetching a bundle may take longer than a lease lasts
+      if (this.o.mayStart !== undefined && !await this.o.mayStart(plan)) return
       this.o.log.info({ app: plan.name, digest: plan.digest, reason }, 'starting an instance')
       await this.o.instances.start(plan.name, bundle)
       this.o.started?.(plan)

@@ -20,7 +20,8 @@ import { BundleExchange } from './bundle-exchange.ts'
 import { AppGateway, gatewayProtocol } from './app-gateway.ts'
 import { AppDirectory, ENDPOINT_PREFIX, type PlanRecord } from './app-directory.ts'
 import { LocalInstances } from './local-instances.ts'
-import { Reconciler, placementPlan } from './reconciler.ts'
+import { Reconciler, placementPlan, isLeased } from './reconciler.ts'
+import { AppLeases } from './app-lease.ts'
 import { loadOperatorGrant } from './operator-grant-file.ts'
 
 const RECONCILE_MS = 2_000
@@ -56,6 +57,7 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
   let directory: AppDirectory | undefined
   let instances: LocalInstances | undefined
   let reconciler: Reconciler | undefined
+  let leases: AppLeases | undefined
   let refresh: NodeJS.Timeout | undefined
   let viewTimer: NodeJS.Timeout | undefined
   const arch = normalizeArch(osArch())
@@ -170,6 +172,22 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
     return s.open(digest)!
   }
 
+  /**
+   * The voters of a single-instance application's lease. They stay what an earlier plan of the
+   * application named: a new group could grant a term while a holder cut off from both still
+   * runs under the old one. The first plan takes the primary epoch's committee, else the live
+   * sclerotia (at most 7).
+   */
+  const leaseVoters = async (name: string): Promise<string[]> => {
+    const { directory: d, spores } = running()
+    const earlier = (await d.pending()).get(name) ?? (await d.plans()).get(name)
+    if (earlier?.voters !== undefined && earlier.voters.length > 0) return earlier.voters
+    const committee = [...spores.primary.committee()].sort()
+    const group = committee.length > 0 ? committee : [...liveNodes()].filter(([, role]) => role === 'sclerotium').map(([id]) => id).sort()
+    if (group.length === 0) throw new ApiError(409, 'a single-instance application (--max 1) needs sclerotia to vote its lease, and this network has none right now')
+    return group.slice(0, 7)
+  }
+
   const plan = async (b: Record<string, unknown>): Promise<unknown> => {
     const { ctx: c } = running()
     const name = appName(b.name)
@@ -192,7 +210,9 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
       planArch = [b.arch]
     }
     const { signer, grant, expiresAt } = planSigner(c)
+    const voters = max === 1 && bundle.manifest.kind === 'service' ? await leaseVoters(name) : undefined
     const value = {
+      ...(voters === undefined ? {} : { voters }),
       digest, min, max, kind: bundle.manifest.kind, roles: [...new Set(roles as string[])].sort(),
       ...(planArch === undefined || bundle.manifest.kind === 'job' ? {} : { arch: [...planArch].sort() }),
       memoryMb: bundle.manifest.resources.memoryMb, cpuMillis: bundle.manifest.resources.cpuMillis,
@@ -206,7 +226,7 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
       throw err
     }
     reconciler?.poke()
-    return { name, digest, min, max, kind: value.kind, roles: value.roles, arch: value.arch ?? 'any', signer: signer.peerId, seq: entry.seq, certified: false, note: running().directory.certifying() ? 'the plan takes effect once the next primary epoch certifies it' : 'this network certifies no primary epochs (too few sclerotia): the plan takes effect now, from the latent spore' }
+    return { name, digest, min, max, kind: value.kind, roles: value.roles, arch: value.arch ?? 'any', ...(voters === undefined ? {} : { voters }), signer: signer.peerId, seq: entry.seq, certified: false, note: running().directory.certifying() ? 'the plan takes effect once the next primary epoch certifies it' : 'this network certifies no primary epochs (too few sclerotia): the plan takes effect now, from the latent spore' }
   }
 
   const appView = async (p: PlanRecord): Promise<Record<string, unknown>> => {
@@ -222,7 +242,8 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
       hosts: hostsOf(pp, nodes, sightings),
       unfit: nodes.map(n => ({ peerId: n.peerId, why: unfitReason(pp, n) })).filter(x => x.why !== undefined),
       instances: sightings.map(s => ({ peerId: s.peerId, digest: s.digest, health: s.health, ...(s.exit === undefined ? {} : { exitCode: s.exit }), ...(s.peerId === self().peerId && local !== undefined ? { restarts: local.restarts, state: local.state, limits: local.limits } : {}) })),
-      ...(local === undefined ? {} : { local }),
+      ...(local === undefined ? {} : { local: { ...local, ...(leases?.status(p.name) === undefined ? {} : { lease: leases.status(p.name) }) } }),
+      ...(p.voters === undefined ? {} : { voters: p.voters }),
       ...(reconciler?.failure(p.name) === undefined ? {} : { localFailure: reconciler.failure(p.name) })
     }
   }
@@ -250,7 +271,23 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
         known: (app) => plansSeen.has(app)
       })
       await gateway.start()
-      reconciler = new Reconciler({ self: self().peerId, directory, liveNodes, instances, exchange, store, refusal, holding: announceHolding, log: c.log.child({ area: 'workloads' }) })
+      leases = new AppLeases({ host: c.host(), networkId: c.network.networkId, homeDir: c.home.dir, log: c.log.child({ area: 'app-lease' }) })
+      await leases.start()
+      const local = instances
+      const held = leases
+      reconciler = new Reconciler({
+        self: self().peerId, directory, liveNodes, instances, exchange, store, refusal, holding: announceHolding, log: c.log.child({ area: 'workloads' }),
+        mayStart: async (p) => !isLeased(p) || await held.acquire(p.name, p.voters!),
+        started: (p) => {
+          if (!isLeased(p)) return
+          held.keep(p.name, {
+            freeze: async () => { local.freeze(p.name) },
+            thaw: () => { local.thaw(p.name) },
+            superseded: () => { void local.stop(p.name) }
+          })
+        },
+        stopped: async (name) => { await held.release(name) }
+      })
       reconciler.start(RECONCILE_MS)
       refresh = setInterval(() => { for (const name of instances?.names() ?? []) void publishEndpoint(name) }, ENDPOINT_REFRESH_MS)
       refresh.unref()
@@ -265,6 +302,8 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
       await reconciler?.stop()
       const names = instances?.names() ?? []
       await instances?.stopAll()
+      for (const name of names) await leases?.release(name)
+      await leases?.stop()
       // say so before leaving, where the spores still run: the gateway stops routing here at once
       await Promise.all(names.map(async n => { await publishEndpoint(n) }))
       await gateway?.stop()
@@ -316,7 +355,8 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
         const current = (await d.pending()).get(name) ?? (await d.plans()).get(name)
         if (current === undefined) throw new ApiError(404, `no application ${name} is planned`)
         const { signer, grant, expiresAt } = planSigner(c)
-        const value = { digest: current.digest, min: 0, max: 0, kind: current.kind ?? 'service', ...(grant === undefined ? {} : { grant }) }
+        // the lease voters stay with the name (see leaseVoters)
+        const value = { digest: current.digest, min: 0, max: 0, kind: current.kind ?? 'service', ...(current.voters === undefined ? {} : { voters: current.voters }), ...(grant === undefined ? {} : { grant }) }
         const entry = await publish(signer, { type: 'plan', key: name, value, ...(expiresAt === undefined ? {} : { expiresAt }) })
         reconciler?.poke()
         return { name, removed: true, seq: entry.seq }

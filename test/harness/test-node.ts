@@ -137,6 +137,6 @@ export class TestNode {
       this.process!.kill('SIGKILL')
       await this.exited
     }
-    rmSync(this.home, { recursive: true, force: true })
+    if (process.env.MYCELIUM_KEEP_HOMES !== "1") rmSync(this.home, { recursive: true, force: true })
   }
 }

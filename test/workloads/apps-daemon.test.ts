@@ -11,6 +11,7 @@ import { Cluster, waitFor, type TestNode } from '../harness/index.ts'
 import { startSclerotia } from '../consensus/bft-daemon-nodes.ts'
 import { packBundle, parseManifest } from '../../workloads/bundle/index.ts'
 import { randomSecretKey } from '../../crypto/index.ts'
+import { helloModule } from './wasm-modules.ts'
 
 interface Instance { peerId: string, health: string, digest: string }
 interface AppStatus { name: string, digest: string, certified: boolean, instances: Instance[], hosts: string[] }
@@ -143,6 +144,28 @@ describe('applications on four sclerotium daemons', () => {
     expect(r.headers.get('x-mycelium-instance')).not.toBe(victim.peerId)
   })
 
+  it('runs a WebAssembly job once, on one node, and records its exit code and output', async () => {
+    const [admin] = nodes
+    const dir = mkdtempSync(join(tmpdir(), 'myc-job-'))
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ name: 'greet', version: '1.0.0', kind: 'job', wasm: 'hello.wasm', resources: { cpuMillis: 100, memoryMb: 16 } }))
+    writeFileSync(join(dir, 'hello.wasm'), helloModule())
+    const file = join(mkdtempSync(join(tmpdir(), 'myc-spore-')), 'greet.spore')
+    expect((await admin.cli(['app', 'pack', dir, '--out', file])).code).toBe(0)
+    const { digest: job } = await admin.cliJson<{ digest: string }>(['app', 'publish', file])
+    expect((await admin.cli(['app', 'plan', 'greet', '--digest', job, '--min', '1', '--arch', 'any'])).code).toBe(0)
+    let done: Instance & { exitCode?: number } | undefined
+    await waitFor(async () => {
+      done = (await statusOf(admin, 'greet'))?.instances.find(i => i.health === 'done')
+      return done !== undefined
+    }, { timeoutMs: 60_000, intervalMs: 500, what: 'the job done' })
+    expect(done!.exitCode).toBe(3)
+    const ran = nodes.find(n => n.peerId === done!.peerId)!
+    expect((await ran.cli(['app', 'logs', 'greet'])).stdout).toBe('hello\n')
+    // it is not run again elsewhere
+    await new Promise(resolve => setTimeout(resolve, 5000))
+    expect((await statusOf(admin, 'greet'))!.instances).toHaveLength(1)
+  })
+
   it('an operator granted by the root plans; app rm stops every instance', async () => {
     const [admin] = nodes
     const member = nodes.find(n => n !== admin && n.running())!
@@ -155,6 +178,7 @@ describe('applications on four sclerotium daemons', () => {
 
     expect((await admin.cli(['app', 'rm', 'hello'])).code).toBe(0)
     await waitFor(async () => (await statusOf(admin))?.instances.length === 0, { timeoutMs: 60_000, intervalMs: 500, what: 'no instance after app rm' })
-    expect((await gateway(admin, '/app/hello/')).status).toBe(404)
+    // the gateway's view of the plans follows within a few seconds
+    await waitFor(async () => (await gateway(admin, '/app/hello/')).status === 404, { timeoutMs: 20_000, intervalMs: 500, what: 'the gateway forgetting hello' })
   })
 })

@@ -1,7 +1,9 @@
 // Workloads: the signed application bundle (.spore file) as a node receives it. A second layer
 // mutates the signed body and signs it again, so mutations reach the manifest, path and
 // contents checks behind the signature (the publisher itself may be hostile).
-import { decodeCanonical, encodeCanonical, sign } from '../../../crypto/index.ts'
+import { decodeCanonical, encodeCanonical, sign, peerIdOfPublicKey } from '../../../crypto/index.ts'
+import { signOperatorGrant, encodeOperatorGrant, decodeOperatorGrant, operatorGrantAdmits, MAX_OPERATOR_GRANT_BYTES, type OperatorGrant } from '../../../membership/index.ts'
+import { decodeGatewayRequest, decodeGatewayAnswer, MAX_REQUEST_BODY_BYTES } from '../../../node/workloads/gateway-messages.ts'
 import { packBundle, openBundle, type SignedBundle } from '../../../workloads/bundle/index.ts'
 import type { FuzzTarget } from '../engine/target.ts'
 import { keyOf, NOW, text } from './fixtures.ts'
@@ -60,4 +62,45 @@ export const bundleTarget: FuzzTarget = {
   canonical: true
 }
 
-export const workloadTargets: FuzzTarget[] = [bundleTarget]
+
+const gatewayRequests = [
+  { app: 'web', method: 'POST', path: '/echo?q=1', headers: [['content-type', 'text/plain'], ['x-trace', 'a']], body: text('spore') },
+  { app: 'a', method: 'GET', path: '/', headers: [], body: new Uint8Array(0) }
+].map(r => encodeCanonical(r))
+
+export const gatewayRequestTarget: FuzzTarget = {
+  name: 'gateway-request',
+  what: 'node/workloads/gateway-messages.ts decodeGatewayRequest (a request another member carries to an instance here)',
+  layers: [{ name: 'request', structure: 'cbor', seeds: gatewayRequests }],
+  maxBytes: MAX_REQUEST_BODY_BYTES + 64 * 1024,
+  decode: (bytes) => decodeGatewayRequest(bytes),
+  // hop-by-hop and malformed headers are dropped, not refused: decoding again gives the same request
+  reencode: (req) => encodeCanonical(req)
+}
+
+export const gatewayAnswerTarget: FuzzTarget = {
+  name: 'gateway-answer',
+  what: 'node/workloads/gateway-messages.ts decodeGatewayAnswer (what the member running an instance answers)',
+  layers: [{ name: 'answer', structure: 'cbor', seeds: [encodeCanonical({ status: 200, headers: [['x-app', 'hello']], body: text('hello') }), encodeCanonical({ status: 503, headers: [], body: new Uint8Array(0) })] }],
+  decode: (bytes) => decodeGatewayAnswer(bytes),
+  reencode: (answer) => encodeCanonical(answer)
+}
+
+const operatorRoot = keyOf('operator-root')
+const operator = keyOf('operator-member')
+
+export const operatorGrantTarget: FuzzTarget = {
+  name: 'operator-grant',
+  what: 'membership/operator-grant.ts decodeOperatorGrant, then operatorGrantAdmits as plans and bundles are checked',
+  layers: [{ name: 'grant', structure: 'cbor', seeds: [encodeOperatorGrant(signOperatorGrant(operatorRoot.secretKey, { operator: peerIdOfPublicKey(operator.publicKey), issuedAt: NOW, ttlMs: 86_400_000 }))] }],
+  maxBytes: MAX_OPERATOR_GRANT_BYTES,
+  decode: (bytes) => {
+    const grant = decodeOperatorGrant(bytes)
+    operatorGrantAdmits(bytes, { rootPublicKey: operatorRoot.publicKey, operator: grant.operator, at: NOW })
+    return grant
+  },
+  reencode: (grant) => encodeOperatorGrant(grant as OperatorGrant),
+  canonical: true
+}
+
+export const workloadTargets: FuzzTarget[] = [bundleTarget, gatewayRequestTarget, gatewayAnswerTarget, operatorGrantTarget]
