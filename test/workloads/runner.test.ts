@@ -364,3 +364,32 @@ describe('freezing (the fence of a single-instance application)', () => {
     expect(existsSync(marker)).toBe(false)
   })
 })
+
+describe('health of a running instance', () => {
+  const FLAKY = `
+import { createServer } from 'node:http'
+let checks = 0
+const failFrom = Number(process.argv[2])
+const failTo = Number(process.argv[3])
+createServer((req, res) => {
+  if (req.url === '/health') { checks++; res.statusCode = checks >= failFrom && checks <= failTo ? 500 : 200; res.end(); return }
+  res.end('ok')
+}).listen(Number(process.env.PORT), '127.0.0.1')
+`
+
+  it('one failed check of a healthy instance does not take it out; several in a row do', async () => {
+    const flaky = app('flaky.mjs', FLAKY)
+    const once = await service({ args: [flaky, '3', '3'], health: { http: '/health' } })
+    const states: InstanceState[] = []
+    once.onChange(s => { states.push(s.state) })
+    once.start()
+    await until(() => once.status().state === 'healthy', 8_000, 'healthy')
+    await new Promise(resolve => setTimeout(resolve, 4_000))
+    expect(states).not.toContain('unhealthy')
+
+    const broken = await service({ args: [flaky, '3', '1000'], health: { http: '/health' } })
+    broken.start()
+    await until(() => broken.status().state === 'healthy', 8_000, 'healthy')
+    await until(() => broken.status().state === 'unhealthy', 10_000, 'unhealthy after failing checks')
+  })
+})

@@ -29,6 +29,8 @@ export const STOP_GRACE_MS = 5_000
 const UP_WITHOUT_HEALTH_MS = 1_000
 const FIRST_HEALTH_CHECK_MS = 200
 const HEALTH_INTERVAL_MS = 1_000
+/** failed checks in a row that make a healthy instance unhealthy */
+const HEALTHY_MISSES = 3
 /** an app that does not answer its health check at all is still starting, for this long */
 const START_GRACE_MS = 30_000
 /** healthy this long, and the next crash is restarted after the initial delay again */
@@ -229,11 +231,15 @@ export class ServiceInstance {
       this.#healthTimer = setTimeout(() => { if (current()) this.#becomeHealthy() }, UP_WITHOUT_HEALTH_MS)
       return
     }
+    let misses = 0
     const check = async (): Promise<void> => {
       const answer = await probeHealth(this.#spec.port, health.http)
       if (!current()) return
+      misses = answer === 'healthy' ? 0 : misses + 1
       if (answer === 'healthy') this.#becomeHealthy()
-      else if (answer === 'failing' || this.#state !== 'starting' || Date.now() - (this.#startedAt ?? 0) > START_GRACE_MS) this.#becomeUnhealthy()
+      // a healthy instance is taken out of the gateway only after several checks in a row fail:
+      // one probe that times out on a busy machine says nothing about the instance
+      else if (this.#state === 'healthy') { if (misses >= HEALTHY_MISSES) this.#becomeUnhealthy() } else if (answer === 'failing' || this.#state !== 'starting' || Date.now() - (this.#startedAt ?? 0) > START_GRACE_MS) this.#becomeUnhealthy()
       this.#healthTimer = setTimeout(() => { void check() }, HEALTH_INTERVAL_MS)
     }
     this.#healthTimer = setTimeout(() => { void check() }, FIRST_HEALTH_CHECK_MS)
