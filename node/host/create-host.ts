@@ -79,7 +79,11 @@ export async function createHost (options: HostOptions): Promise<MyceliumHost> {
       denyOutboundUpgradedConnection: (peer) => !options.isVerified(peer)
     },
     peerDiscovery: options.bootstrap.length > 0 ? [bootstrap({ list: options.bootstrap, timeout: 100 })] : [],
-    connectionMonitor: { enabled: true },
+    // A member cut off by the network (no RST, no FIN) is noticed by these pings: every 2 s, and
+    // a connection whose ping goes unanswered for 2–5 s (adaptive) is closed. libp2p's default
+    // (10 s, at least 5 s) left a cut node counted live for up to 15 s, and its applications
+    // and VMs not started elsewhere for that long.
+    connectionMonitor: { enabled: true, pingInterval: 2_000, pingTimeout: { minTimeout: 2_000, maxTimeout: 5_000 } },
     services: services as any
   }) as unknown as MyceliumHost
 }
