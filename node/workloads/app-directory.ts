@@ -5,7 +5,7 @@
 // sign, and says so (`certified: false`).
 import type { Spores, SignedEntry, NodeValue } from '../../spores/index.ts'
 import type { PlanValue, ServiceValue, BundleValue } from '../../spores/entry/types.ts'
-import type { InstanceSighting, PlacementNode } from '../../workloads/placement/index.ts'
+import { credibleSightings, type InstanceSighting, type PlacementNode, type PlacementPlan } from '../../workloads/placement/index.ts'
 
 export const ENDPOINT_PREFIX = 'app.'
 
@@ -66,12 +66,12 @@ export class AppDirectory {
     return out
   }
 
-  /** Instances of `name` reported by nodes in `liveNodes` (a record of a node that left does not count). */
-  async sightings (name: string, liveNodes: ReadonlySet<string>, now = Date.now()): Promise<Sighting[]> {
+  /** Instances of `name` as their nodes report them (placement's credibleSightings says which to believe). */
+  async reported (name: string, now = Date.now()): Promise<Sighting[]> {
     const out: Sighting[] = []
     for await (const e of this.spores.tiers.latent.entries('service')) {
       const v = e.value as ServiceValue
-      if (v.name !== ENDPOINT_PREFIX + name || !live(e, now) || !liveNodes.has(e.origin)) continue
+      if (v.name !== ENDPOINT_PREFIX + name || !live(e, now)) continue
       if (v.digest === undefined || v.health === undefined || (v.endpoints.length === 0 && v.health !== 'done')) continue
       out.push({ peerId: e.origin, digest: v.digest, health: v.health, issuedAt: e.issuedAt, ...(v.exit === undefined ? {} : { exit: v.exit }) })
     }
@@ -88,13 +88,25 @@ export class AppDirectory {
   }
 
   /** The nodes in `liveNodes` as placement sees them (role from the caller, hardware from node entries). */
-  async nodes (liveNodes: ReadonlyMap<string, string>): Promise<PlacementNode[]> {
+  async nodes (liveNodes: ReadonlyMap<string, string | undefined>): Promise<PlacementNode[]> {
     const out: PlacementNode[] = []
     for (const [peerId, role] of liveNodes) {
       const e = this.spores.tiers.latent.getById(`node/${peerId}`) === undefined ? undefined : await this.spores.tiers.latent.readById(`node/${peerId}`)
-      const hw = e?.type === 'node' ? (e.value as NodeValue).hardware : {}
-      out.push({ peerId, role, arch: typeof hw.arch === 'string' ? hw.arch : 'unknown', ...(typeof hw.memoryMiB === 'number' ? { memoryMiB: hw.memoryMiB } : {}) })
+      const value = e?.type === 'node' ? e.value as NodeValue : undefined
+      const hw = value?.hardware ?? {}
+      out.push({ peerId, role: role ?? value?.role ?? 'unknown', arch: typeof hw.arch === 'string' ? hw.arch : 'unknown', ...(typeof hw.memoryMiB === 'number' ? { memoryMiB: hw.memoryMiB } : {}) })
     }
     return out
+  }
+
+  /**
+   * What placement believes of `name`'s instances: running ones on live nodes ranked among the
+   * first max hosts, and job results of any node that fits (see credibleSightings).
+   */
+  async sightings (plan: PlacementPlan, liveNodes: readonly PlacementNode[], now = Date.now()): Promise<Sighting[]> {
+    const reported = await this.reported(plan.name, now)
+    const known = await this.nodes(new Map(reported.map(s => [s.peerId, liveNodes.find(n => n.peerId === s.peerId)?.role])))
+    const believed = new Set(credibleSightings(plan, liveNodes, reported, known))
+    return reported.filter(s => believed.has(s))
   }
 }

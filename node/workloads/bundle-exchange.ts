@@ -80,7 +80,14 @@ export class BundleExchange {
 
   private async fetchFromAny (digest: string, holders: string[]): Promise<Uint8Array> {
     const reasons: string[] = []
-    for (const holder of holders) {
+    // in random order: a holder that lies or trickles (it is checked, but costs its timeout)
+    // must not come first for every node, every time
+    const order = [...holders]
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [order[i], order[j]] = [order[j], order[i]]
+    }
+    for (const holder of order) {
       try {
         const bytes = await this.fetchFrom(digest, holder)
         this.store.put(bytes, digest)

@@ -89,7 +89,6 @@ export class Reconciler {
     const { directory, instances } = this.o
     const plans = await directory.plans()
     const liveNodes = this.o.liveNodes()
-    const live = new Set(liveNodes.keys())
     const nodes = await directory.nodes(liveNodes)
     for (const name of instances.names()) {
       if (!plans.has(name)) await this.stopInstance(name, 'its plan is gone')
@@ -97,7 +96,7 @@ export class Reconciler {
     for (const plan of plans.values()) {
       if (this.stopped) return
       const p = placementPlan(plan)
-      const sightings = await directory.sightings(plan.name, live)
+      const sightings = await directory.sightings(p, nodes)
       this.keep(p, nodes)
       const runningDigest = instances.digestOf(plan.name)
       const hosts = hostsOf(p, nodes, sightings)

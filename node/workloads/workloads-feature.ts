@@ -136,11 +136,11 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
     if (directory === undefined) return
     try {
       const plans = await directory.plans()
-      const live = new Set(liveNodes().keys())
+      const nodes = await directory.nodes(liveNodes())
       const table = new Map<string, string[]>()
       for (const p of plans.values()) {
         if (p.max === 0) continue
-        table.set(p.name, (await directory.sightings(p.name, live)).filter(s => s.health === 'healthy' && s.digest === p.digest).map(s => s.peerId))
+        table.set(p.name, (await directory.sightings(placementPlan(p), nodes)).filter(s => s.health === 'healthy' && s.digest === p.digest).map(s => s.peerId))
       }
       plansSeen = new Set([...plans.values()].filter(p => p.max > 0).map(p => p.name))
       endpointTable = table
@@ -231,10 +231,9 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
 
   const appView = async (p: PlanRecord): Promise<Record<string, unknown>> => {
     const { directory: d, instances: inst } = running()
-    const live = liveNodes()
-    const sightings = await d.sightings(p.name, new Set(live.keys()))
-    const nodes = await d.nodes(live)
+    const nodes = await d.nodes(liveNodes())
     const pp = placementPlan(p)
+    const sightings = await d.sightings(pp, nodes)
     const local = inst.view(p.name)
     return {
       name: p.name, digest: p.digest, kind: p.kind ?? 'service', min: p.min, max: p.max, roles: p.roles ?? DEFAULT_ROLES, arch: p.arch ?? 'any',
@@ -387,7 +386,8 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
         const { instances: inst } = running()
         const dir = inst.logDirOf(name)
         if (dir === undefined) {
-          const hosts = (await running().directory.sightings(name, new Set(liveNodes().keys()))).map(s => s.peerId)
+          const live = liveNodes()
+          const hosts = (await running().directory.reported(name)).filter(s => live.has(s.peerId) && s.health !== 'done').map(s => s.peerId)
           throw new ApiError(404, `no instance of ${name} has run on this node${hosts.length === 0 ? '' : `; it runs on ${hosts.join(', ')} (run app logs there)`}`)
         }
         return { name, stream, text: await readLog(dir, stream, { tailBytes: tail }) }

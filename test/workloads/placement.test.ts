@@ -1,7 +1,7 @@
 // Placement is decided on every node from the same inputs: the same hosts everywhere, spread
 // over nodes, moved only for the node that left, and never more than max once hosts are healthy.
 import { describe, it, expect } from 'vitest'
-import { hostsOf, decide, rankHosts, unfitReason, type PlacementPlan, type PlacementNode, type InstanceSighting } from '../../workloads/placement/index.ts'
+import { hostsOf, decide, rankHosts, unfitReason, credibleSightings, type PlacementPlan, type PlacementNode, type InstanceSighting } from '../../workloads/placement/index.ts'
 
 const plan: PlacementPlan = { name: 'web', digest: 'a'.repeat(64), min: 2, max: 3, kind: 'service' }
 const nodes: PlacementNode[] = Array.from({ length: 10 }, (_, i) => ({ peerId: `12D3KooPeer${i}`, role: i < 3 ? 'sclerotium' : i < 8 ? 'rhizomorph' : 'hyphae', arch: i % 4 === 0 ? 'arm64' : 'x64', memoryMiB: 1024 * (i + 1) }))
@@ -74,5 +74,26 @@ describe('placement', () => {
     const removed = { ...plan, min: 0, max: 0 }
     expect(hostsOf(removed, nodes, [])).toEqual([])
     expect(decide(removed, nodes, nodes[0].peerId, [], true).action).toBe('stop')
+  })
+})
+
+describe('which reported instances placement believes', () => {
+  it('a member that does not fit, or ranks far below the hosts, cannot draw traffic or end a job', () => {
+    const p: PlacementPlan = { ...plan, min: 1, max: 1 }
+    const ranked = rankHosts(p, nodes).map(n => n.peerId)
+    const hyphae = nodes.find(n => n.role === 'hyphae')!.peerId
+    const far = ranked.at(-1)!
+    const reported: InstanceSighting[] = [
+      { peerId: ranked[0], digest: p.digest, health: 'healthy' },
+      { peerId: ranked[1], digest: p.digest, health: 'healthy' },
+      { peerId: far, digest: p.digest, health: 'healthy' },
+      { peerId: hyphae, digest: p.digest, health: 'healthy' }
+    ]
+    expect(credibleSightings(p, nodes, reported, nodes).map(s => s.peerId)).toEqual([ranked[0], ranked[1]])
+    const job: PlacementPlan = { ...p, kind: 'job' }
+    const left = nodes.filter(n => n.peerId !== ranked[0])
+    // the node that ran the job has left: its result still counts; a hyphae's claim does not
+    const done: InstanceSighting[] = [{ peerId: ranked[0], digest: p.digest, health: 'done' }, { peerId: hyphae, digest: p.digest, health: 'done' }]
+    expect(credibleSightings(job, left, done, nodes).map(s => s.peerId)).toEqual([ranked[0]])
   })
 })

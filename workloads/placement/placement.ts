@@ -67,6 +67,22 @@ export function rankHosts (plan: PlacementPlan, nodes: readonly PlacementNode[])
     .map(x => x.node)
 }
 
+/**
+ * The sightings worth believing. A member can report only its own instances (records are
+ * signed), but a Byzantine member could report an instance it does not run, to draw the
+ * gateway's traffic or to make a job look done. Only a node that fits the plan and ranks among
+ * the first `max` hosts can hold a running instance worth routing to; a job's result
+ * counts from any node that fits it, live or not (the job must not run again when the node that
+ * ran it leaves). One rank more than max is believed too: during a handover the instance that
+ * still runs (a single instance keeps its lease until the new host takes it) may rank just
+ * below the hosts.
+ */
+export function credibleSightings (plan: PlacementPlan, liveNodes: readonly PlacementNode[], sightings: readonly InstanceSighting[], knownNodes: readonly PlacementNode[]): InstanceSighting[] {
+  const eligible = new Set(rankHosts(plan, liveNodes).slice(0, Math.max(plan.max, plan.min, 1) + 1).map(n => n.peerId))
+  const fits = new Set(knownNodes.filter(n => unfitReason(plan, n) === undefined).map(n => n.peerId))
+  return sightings.filter(s => s.health === 'done' ? fits.has(s.peerId) : eligible.has(s.peerId))
+}
+
 /** How many instances the plan wants now: min for a service, one for a job not done yet. */
 export function wanted (plan: PlacementPlan, sightings: readonly InstanceSighting[]): number {
   if (plan.max === 0) return 0
