@@ -15,6 +15,8 @@ export interface DaemonConfig {
    * when that one is taken. Undefined = all interfaces, default port.
    */
   httpListen?: 'off' | { host: string, port?: number }
+  /** `--label KEY=VALUE`: what this node offers applications' placement (zone, hardware, …) */
+  labels?: Record<string, string>
   /** Name of the personal network created when the home has none. */
   defaultNetworkName: string
 }

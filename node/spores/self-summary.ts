@@ -15,6 +15,7 @@ export interface SelfFacts {
   role: () => string
   startedAt: number
   dataDir: string
+  labels?: Record<string, string>
 }
 
 /** Dialable addresses without the /p2p suffix (the entry's origin is the peer id), relay paths last. */
@@ -44,7 +45,8 @@ export function selfSummary (facts: SelfFacts, now = Date.now()): SelfSummary {
     node: {
       addrs: publishableAddrs(facts.addrs()),
       role,
-      hardware: { cores, memoryMiB: Math.floor(totalmem() / MiB), arch: arch(), os: platform() }
+      hardware: { cores, memoryMiB: Math.floor(totalmem() / MiB), arch: arch(), os: platform() },
+      ...(facts.labels === undefined || Object.keys(facts.labels).length === 0 ? {} : { labels: facts.labels })
     },
     health: {
       status: load > cores * 2 || memFreeMiB < 64 ? 'degraded' : 'ok',

@@ -182,7 +182,7 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
         host,
         pubsub: host.services.pubsub,
         names: { protocolPrefix: protocolPrefix(ctx.network.networkId), topicPrefix: topicPrefix(ctx.network.networkId) },
-        summary: () => selfSummary({ addrs: () => host.getMultiaddrs().map(a => a.toString()), role: ctx.role, startedAt, dataDir: ctx.home.dir }),
+        summary: () => selfSummary({ addrs: () => host.getMultiaddrs().map(a => a.toString()), role: ctx.role, startedAt, dataDir: ctx.home.dir, ...(ctx.config.labels === undefined ? {} : { labels: ctx.config.labels }) }),
         publishIntervalMs: settings.publishIntervalMs,
         syncIntervalMs: settings.syncIntervalMs
       })

@@ -94,7 +94,7 @@ export class AppDirectory {
       const e = this.spores.tiers.latent.getById(`node/${peerId}`) === undefined ? undefined : await this.spores.tiers.latent.readById(`node/${peerId}`)
       const value = e?.type === 'node' ? e.value as NodeValue : undefined
       const hw = value?.hardware ?? {}
-      out.push({ peerId, role: role ?? value?.role ?? 'unknown', arch: typeof hw.arch === 'string' ? hw.arch : 'unknown', ...(typeof hw.memoryMiB === 'number' ? { memoryMiB: hw.memoryMiB } : {}) })
+      out.push({ peerId, role: role ?? value?.role ?? 'unknown', arch: typeof hw.arch === 'string' ? hw.arch : 'unknown', ...(typeof hw.memoryMiB === 'number' ? { memoryMiB: hw.memoryMiB } : {}), ...(value?.labels === undefined ? {} : { labels: value.labels }) })
     }
     return out
   }

@@ -41,7 +41,7 @@ export function isLeased (plan: PlanRecord): boolean {
 }
 
 export function placementPlan (plan: PlanRecord): PlacementPlan {
-  return { name: plan.name, digest: plan.digest, min: plan.min, max: plan.max, kind: plan.kind ?? 'service', ...(plan.roles === undefined ? {} : { roles: plan.roles }), ...(plan.arch === undefined ? {} : { arch: plan.arch }), ...(plan.memoryMb === undefined ? {} : { memoryMb: plan.memoryMb }) }
+  return { name: plan.name, digest: plan.digest, min: plan.min, max: plan.max, kind: plan.kind ?? 'service', ...(plan.roles === undefined ? {} : { roles: plan.roles }), ...(plan.arch === undefined ? {} : { arch: plan.arch }), ...(plan.memoryMb === undefined ? {} : { memoryMb: plan.memoryMb }), ...(plan.labels === undefined ? {} : { labels: plan.labels as Record<string, string> }) }
 }
 
 export class Reconciler {

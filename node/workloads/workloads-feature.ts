@@ -43,6 +43,16 @@ function appName (raw: unknown): string {
   return raw
 }
 
+/** A manifest's labels as a plan carries them: within what a node can carry, or no node ever fits. */
+function nodeLabels (labels: Record<string, string>): Record<string, string> {
+  const entries = Object.entries(labels)
+  if (entries.length > 16) throw new ApiError(400, 'the manifest asks for more than 16 labels; a node carries at most 16')
+  for (const [key, value] of entries) {
+    if (key.length > 32 || value.length > 64) throw new ApiError(400, `label ${key.slice(0, 40)}: a node label has a key of at most 32 and a value of at most 64 characters, so no node could fit`)
+  }
+  return labels
+}
+
 function count (raw: unknown, what: string, fallback?: number): number {
   if (raw === undefined && fallback !== undefined) return fallback
   if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < 0 || raw > 1024) throw new ApiError(400, `${what} must be a whole number from 0 to 1024`)
@@ -216,6 +226,7 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
       digest, min, max, kind: bundle.manifest.kind, roles: [...new Set(roles as string[])].sort(),
       ...(planArch === undefined || bundle.manifest.kind === 'job' ? {} : { arch: [...planArch].sort() }),
       memoryMb: bundle.manifest.resources.memoryMb, cpuMillis: bundle.manifest.resources.cpuMillis,
+      ...(Object.keys(bundle.manifest.placement.labels).length === 0 ? {} : { labels: nodeLabels(bundle.manifest.placement.labels) }),
       ...(grant === undefined ? {} : { grant })
     }
     let entry

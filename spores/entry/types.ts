@@ -15,11 +15,15 @@ const multiaddrOrUrl = str(256, /^(\/|[a-z][a-z0-9+.-]*:\/\/)/)
 
 export const peerId = str(64, PEER_ID)
 
+/** Node labels (`mycelium start --label zone=garage`), which applications' placement may ask for. */
+const labels = scalarMap(16)
+
 const nodeValue = struct({
   addrs: list(str(256, /^\//), 16),
   role: str(32, /^[a-z-]{1,32}$/),
-  hardware: scalarMap(32)
-})
+  hardware: scalarMap(32),
+  labels
+}, ['labels'])
 
 const healthValue = struct({
   status: oneOf('ok', 'degraded', 'down'),
@@ -81,11 +85,13 @@ const planFields = struct({
   memoryMb: uint(65_536),
   cpuMillis: uint(64_000),
   kind: oneOf('service', 'job'),
+  /** labels a node must carry to run it (from the manifest) */
+  labels,
   /** the fixed group whose majority grants the lease of a single-instance (max 1) application */
   voters: list(peerId, 7),
   /** an operator grant, when the signer is not the network root itself */
   grant: bytes(MAX_GRANT_BYTES)
-}, ['roles', 'arch', 'grant', 'memoryMb', 'cpuMillis', 'kind', 'voters'])
+}, ['roles', 'arch', 'grant', 'memoryMb', 'cpuMillis', 'kind', 'voters', 'labels'])
 
 /** The desired state of an application: how many instances of which bundle, where. min = max = 0 removes it. */
 const planValue: Parser<ReturnType<typeof planFields>> = (raw, at) => {

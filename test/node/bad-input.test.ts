@@ -169,6 +169,8 @@ describe('no secret in the log, no request that kills a node', async () => {
   it('the public HTTP server is open only while the node is a sclerotium, where --http-listen says', async () => {
     const node = cluster.newNode('web', { startArgs: ['--http-listen', '127.0.0.1:0', '--role', 'rhizomorph'] })
     expectOneLineError(await node.cli(['start', '--http-listen', 'every:where:80']), /--http-listen must be HOST, HOST:PORT/)
+    expectOneLineError(await node.cli(['start', '--label', 'zone']), /--label takes KEY=VALUE/)
+    expectOneLineError(await node.cli(['start', '--label', `zone=${'x'.repeat(65)}`]), /at most 64 characters/)
     await node.start()
     // a rhizomorph serves no page: strangers get no socket at all
     expect((await node.api<{ httpUrl?: string }>('/status')).httpUrl ?? undefined).toBeUndefined()

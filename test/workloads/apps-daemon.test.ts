@@ -53,7 +53,7 @@ async function gateway (node: TestNode, path: string, init?: RequestInit): Promi
 }
 
 describe('applications on four sclerotium daemons', () => {
-  const cluster = new Cluster({ node: () => ({ startArgs: ['--role', 'sclerotium', '--epoch-interval-s', '2', '--bft-f', '1', '--http-listen', '127.0.0.1:0'] }) })
+  const cluster = new Cluster({ node: (i) => ({ startArgs: ['--role', 'sclerotium', '--epoch-interval-s', '2', '--bft-f', '1', '--http-listen', '127.0.0.1:0', '--label', `zone=z${i % 2}`] }) })
   afterAll(async () => { await cluster.destroy() })
   let nodes: TestNode[]
   let digest: string
@@ -149,10 +149,10 @@ describe('applications on four sclerotium daemons', () => {
     }
   })
 
-  it('runs a WebAssembly job once, on one node, and records its exit code and output', async () => {
+  it('runs a WebAssembly job once, on one node that carries its label, and records its exit code and output', async () => {
     const [admin] = nodes
     const dir = mkdtempSync(join(tmpdir(), 'myc-job-'))
-    writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ name: 'greet', version: '1.0.0', kind: 'job', wasm: 'hello.wasm', resources: { cpuMillis: 100, memoryMb: 16 } }))
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ name: 'greet', version: '1.0.0', kind: 'job', wasm: 'hello.wasm', resources: { cpuMillis: 100, memoryMb: 16 }, placement: { labels: { zone: 'z1' } } }))
     writeFileSync(join(dir, 'hello.wasm'), helloModule())
     const file = join(mkdtempSync(join(tmpdir(), 'myc-spore-')), 'greet.spore')
     expect((await admin.cli(['app', 'pack', dir, '--out', file])).code).toBe(0)
@@ -165,6 +165,7 @@ describe('applications on four sclerotium daemons', () => {
     }, { timeoutMs: 60_000, intervalMs: 500, what: 'the job done' })
     expect(done!.exitCode).toBe(3)
     const ran = nodes.find(n => n.peerId === done!.peerId)!
+    expect(nodes.indexOf(ran) % 2).toBe(1)
     expect((await ran.cli(['app', 'logs', 'greet'])).stdout).toBe('hello\n')
     // it is not run again elsewhere
     await new Promise(resolve => setTimeout(resolve, 5000))

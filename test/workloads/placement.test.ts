@@ -97,3 +97,15 @@ describe('which reported instances placement believes', () => {
     expect(credibleSightings(job, left, done, nodes).map(s => s.peerId)).toEqual([ranked[0]])
   })
 })
+
+describe('labels', () => {
+  it('places only on nodes that carry every label the plan asks for', () => {
+    const labelled = nodes.map((n, i) => ({ ...n, labels: { zone: i % 3 === 0 ? 'garage' : 'attic', gpu: i === 3 } }))
+    const p: PlacementPlan = { ...plan, min: 10, max: 10, labels: { zone: 'garage' } }
+    const hosts = hostsOf(p, labelled, [])
+    expect(hosts.length).toBeGreaterThan(0)
+    for (const id of hosts) expect(labelled.find(n => n.peerId === id)!.labels.zone).toBe('garage')
+    expect(unfitReason(p, labelled[1])).toMatch(/label zone=garage/)
+    expect(unfitReason(p, nodes[0])).toMatch(/label zone=garage/)
+  })
+})

@@ -19,6 +19,8 @@ export interface PlacementPlan {
   /** architectures the bundle has something for (default any) */
   arch?: readonly string[]
   memoryMb?: number
+  /** labels a node must carry, each with this value */
+  labels?: Readonly<Record<string, string>>
 }
 
 export interface PlacementNode {
@@ -28,6 +30,7 @@ export interface PlacementNode {
   arch: string
   /** the machine's memory */
   memoryMiB?: number
+  labels?: Readonly<Record<string, string | number | boolean>>
 }
 
 /** What an application's instances report of themselves (their endpoint records). */
@@ -51,6 +54,9 @@ export function unfitReason (plan: PlacementPlan, node: PlacementNode): string |
   if (plan.kind === 'service' && plan.arch !== undefined && plan.arch.length > 0 && (arch === undefined || !plan.arch.includes(arch))) return `it is ${node.arch} (the bundle runs on ${plan.arch.join(', ')})`
   // total memory, not free memory: free memory moves as instances start, and the ranking must not
   if (plan.memoryMb !== undefined && node.memoryMiB !== undefined && node.memoryMiB < plan.memoryMb) return `it has ${node.memoryMiB} MiB of memory (an instance needs ${plan.memoryMb})`
+  for (const [key, value] of Object.entries(plan.labels ?? {})) {
+    if (node.labels?.[key] !== value) return `it does not carry the label ${key}=${value}`
+  }
   return undefined
 }
 

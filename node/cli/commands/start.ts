@@ -8,7 +8,7 @@ export const start: Command = {
   name: 'start',
   usage: 'mycelium start [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--api-port N] [--http-listen HOST[:PORT]|off] [--http-port N] [--no-relay] [--role sclerotium|rhizomorph|hyphae|auto] [--epoch-interval-s N] [--bft-f N] [--bft-committee N]',
   summary: 'run the node in the foreground (creates a personal network on an empty home)',
-  flags: { listen: { type: 'list' }, bootstrap: { type: 'list' }, 'api-port': { type: 'string' }, 'http-port': { type: 'string' }, 'http-listen': { type: 'string' }, 'no-relay': { type: 'boolean' }, role: { type: 'string' }, 'hardware-profile': { type: 'string' }, 'epoch-interval-s': { type: 'string' }, 'bft-f': { type: 'string' }, 'bft-committee': { type: 'string' }, 'bft-conduct': { type: 'string' } },
+  flags: { listen: { type: 'list' }, bootstrap: { type: 'list' }, 'api-port': { type: 'string' }, 'http-port': { type: 'string' }, 'http-listen': { type: 'string' }, 'no-relay': { type: 'boolean' }, role: { type: 'string' }, 'hardware-profile': { type: 'string' }, 'epoch-interval-s': { type: 'string' }, 'bft-f': { type: 'string' }, 'bft-committee': { type: 'string' }, 'bft-conduct': { type: 'string' }, label: { type: 'list' } },
   async run (ctx, { positional, flags }) {
     if (positional.length > 0) throw new UsageError(`start takes no arguments (got "${positional[0]}")`)
     const { Daemon, DEFAULT_API_PORT, DEFAULT_LISTEN } = await import('../../daemon/index.ts')
@@ -48,6 +48,7 @@ export const start: Command = {
       relayServer: flags['no-relay'] !== true,
       role,
       httpListen: httpListenOf(flags['http-listen'] as string | undefined, flags['http-port'] as string | undefined),
+      labels: labelsOf(flags.label as string[] | undefined),
       defaultNetworkName: defaultNetworkName()
     }, log)
     await daemon.start()
@@ -98,6 +99,24 @@ export const start: Command = {
 }
 
 /** `--http-listen 127.0.0.1:7780`, `[::1]:0`, `0.0.0.0`, `off`; `--http-port N` alone means all interfaces. */
+const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,31}$/
+const MAX_LABELS = 16
+
+/** `--label KEY=VALUE`, repeatable: keys of 1-32 letters, digits, '.', '_', '/', '-'; values up to 64 characters. */
+export function labelsOf (raw: string[] | undefined): Record<string, string> {
+  const labels: Record<string, string> = {}
+  for (const item of raw ?? []) {
+    const at = item.indexOf('=')
+    const key = at === -1 ? item : item.slice(0, at)
+    const value = at === -1 ? '' : item.slice(at + 1)
+    if (at === -1 || !LABEL_KEY.test(key)) throw new UsageError(`--label takes KEY=VALUE with a key of 1-32 letters, digits, '.', '_', '/' or '-' (got "${item.slice(0, 60)}")`)
+    if (value.length > 64 || /[\u0000-\u001f\u007f]/.test(value)) throw new UsageError(`--label ${key}: the value must be at most 64 characters, without control characters`)
+    labels[key] = value
+  }
+  if (Object.keys(labels).length > MAX_LABELS) throw new UsageError(`at most ${MAX_LABELS} --label options`)
+  return labels
+}
+
 export function httpListenOf (listen: string | undefined, port: string | undefined): 'off' | { host: string, port?: number } | undefined {
   if (listen === undefined) return port === undefined ? undefined : { host: '0.0.0.0', port: parsePort(port, 'http-port') }
   if (port !== undefined) throw new UsageError('give the port in --http-listen (HOST:PORT), not also --http-port')
