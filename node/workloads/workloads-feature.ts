@@ -11,7 +11,7 @@ import type { SporesFeature } from '../spores/index.ts'
 import { signEntry, signerOf, SchemaError, type Spores, type SporesNetwork, type EntryType, type SignedEntry } from '../../spores/index.ts'
 import { APP_NAME, BUNDLE_DIGEST } from '../../spores/entry/types.ts'
 import { getPublicKey, peerIdOfPublicKey } from '../../crypto/index.ts'
-import { operatorGrantAdmits, decodeOperatorGrant } from '../../membership/index.ts'
+import { operatorGrantAdmits, decodeOperatorGrant, signOperatorGrant, encodeOperatorGrant } from '../../membership/index.ts'
 import { openBundle, MAX_BUNDLE_BYTES, InvalidBundleError, type SignedBundle } from '../../workloads/bundle/index.ts'
 import { normalizeArch, hostsOf, unfitReason, DEFAULT_ROLES } from '../../workloads/placement/index.ts'
 import { readLog } from '../../workloads/runner/index.ts'
@@ -23,11 +23,11 @@ import { LocalInstances } from './local-instances.ts'
 import { Reconciler, placementPlan, isLeased } from './reconciler.ts'
 import { AppLeases } from './app-lease.ts'
 import { loadOperatorGrant } from './operator-grant-file.ts'
+import { LogExchange, MAX_LOG_TAIL_BYTES } from './log-exchange.ts'
 
 const RECONCILE_MS = 2_000
 const ENDPOINT_TTL_MS = 30_000
 const ENDPOINT_REFRESH_MS = 10_000
-const MAX_LOG_TAIL = 1024 * 1024
 
 export interface WorkloadsFeature extends DaemonFeature {
   /** Answers an HTTP request under /app/ (the browser client's server calls it). */
@@ -68,6 +68,7 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
   let instances: LocalInstances | undefined
   let reconciler: Reconciler | undefined
   let leases: AppLeases | undefined
+  let logs: LogExchange | undefined
   let refresh: NodeJS.Timeout | undefined
   let viewTimer: NodeJS.Timeout | undefined
   const arch = normalizeArch(osArch())
@@ -167,6 +168,15 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
     const decoded = decodeOperatorGrant(grant)
     if (!operatorGrantAdmits(grant, { rootPublicKey: c.network.rootPublicKey, operator: self().peerId, at: Date.now() })) throw new ApiError(403, `this node's operator grant is not valid now (it ran until ${new Date(decoded.expiresAt).toISOString()}, or is for another node or network); ask the administrator for a new one`)
     return { signer: self(), grant, expiresAt: decoded.expiresAt }
+  }
+
+  /** A grant that shows another node this one may read logs: fresh from the root key, else the operator grant it holds. */
+  const readerGrant = (c: DaemonContext): Uint8Array => {
+    const root = c.home.loadRootKey(c.network)
+    if (root !== undefined) return encodeOperatorGrant(signOperatorGrant(root, { operator: self().peerId, issuedAt: Date.now(), ttlMs: 60_000 }))
+    const grant = loadOperatorGrant(c.home)
+    if (grant !== undefined && operatorGrantAdmits(grant, { rootPublicKey: c.network.rootPublicKey, operator: self().peerId, at: Date.now() })) return grant
+    throw new ApiError(403, 'reading the logs of another node needs the network root key or an operator grant on this node (mycelium network grant-operator, app use-grant)')
   }
 
   const localBundle = async (digest: string): Promise<SignedBundle> => {
@@ -271,6 +281,14 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
       await exchange.start()
       if (arch === undefined) c.log.warn({ arch: osArch() }, 'this architecture runs WebAssembly jobs only: native bundles are built for x86_64 and aarch64')
       instances = new LocalInstances({ dir: c.home.path('apps/instances'), arch: arch ?? 'x86_64', log: c.log.child({ area: 'workloads' }), onChange: (name) => { void publishEndpoint(name); reconciler?.poke() } })
+      logs = new LogExchange({
+        host: c.host(), networkId: c.network.networkId, rootPublicKey: c.network.rootPublicKey, log: c.log.child({ area: 'workloads' }),
+        read: async (app, stream, tail) => {
+          const dir = instances?.logDirOf(app)
+          return dir === undefined ? undefined : await readLog(dir, stream, { tailBytes: tail })
+        }
+      })
+      await logs.start()
       gateway = new AppGateway({
         host: c.host(),
         networkId: c.network.networkId,
@@ -317,6 +335,7 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
       // say so before leaving, where the spores still run: the gateway stops routing here at once
       await Promise.all(names.map(async n => { await publishEndpoint(n) }))
       await gateway?.stop()
+      await logs?.stop()
       await exchange?.stop()
       reconciler = undefined
       instances = undefined
@@ -393,15 +412,27 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
         const stream = query.get('stream') ?? 'stdout'
         if (stream !== 'stdout' && stream !== 'stderr') throw new ApiError(400, 'stream must be stdout or stderr')
         const tail = Number(query.get('tail') ?? 64 * 1024)
-        if (!Number.isInteger(tail) || tail < 0 || tail > MAX_LOG_TAIL) throw new ApiError(400, `tail must be a byte count up to ${MAX_LOG_TAIL}`)
-        const { instances: inst } = running()
+        if (!Number.isInteger(tail) || tail < 0 || tail > MAX_LOG_TAIL_BYTES) throw new ApiError(400, `tail must be a byte count up to ${MAX_LOG_TAIL_BYTES}`)
+        const { instances: inst, ctx: c, directory: d } = running()
         const dir = inst.logDirOf(name)
-        if (dir === undefined) {
-          const live = liveNodes()
-          const hosts = (await running().directory.reported(name)).filter(s => live.has(s.peerId) && s.health !== 'done').map(s => s.peerId)
-          throw new ApiError(404, `no instance of ${name} has run on this node${hosts.length === 0 ? '' : `; it runs on ${hosts.join(', ')} (run app logs there)`}`)
+        if (dir !== undefined) return { name, stream, node: self().peerId, text: await readLog(dir, stream, { tailBytes: tail }) }
+        // another node's instance: the ones running now first, then any that reported (a finished job)
+        const live = liveNodes()
+        const reported = (await d.reported(name)).filter(s => live.has(s.peerId) && s.peerId !== self().peerId)
+        const order = [...reported.filter(s => s.health !== 'done'), ...reported.filter(s => s.health === 'done')].map(s => s.peerId)
+        if (order.length === 0) throw new ApiError(404, `no live node reports an instance of ${name}`)
+        const grant = readerGrant(c)
+        const failures: string[] = []
+        for (const peer of order) {
+          try {
+            const text = await logs!.fetch(peer, { app: name, stream, tail, grant })
+            if (text !== undefined) return { name, stream, node: peer, text }
+            failures.push(`${peer.slice(-8)} holds no log of it`)
+          } catch (err) {
+            failures.push((err as Error).message)
+          }
         }
-        return { name, stream, text: await readLog(dir, stream, { tailBytes: tail }) }
+        throw new ApiError(502, `the logs of ${name} could not be read: ${failures.join('; ')}`)
       }
     })
   }

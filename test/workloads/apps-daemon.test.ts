@@ -167,6 +167,12 @@ describe('applications on four sclerotium daemons', () => {
     const ran = nodes.find(n => n.peerId === done!.peerId)!
     expect(nodes.indexOf(ran) % 2).toBe(1)
     expect((await ran.cli(['app', 'logs', 'greet'])).stdout).toBe('hello\n')
+    // from any node: the administrator's reads it over the mesh; a member without a grant may not
+    expect((await admin.cli(['app', 'logs', 'greet'])).stdout).toBe('hello\n')
+    const other = nodes.find(n => n !== ran && n !== admin)!
+    const refused = await other.cli(['app', 'logs', 'greet'])
+    expect(refused.code).not.toBe(0)
+    expect(refused.stderr).toMatch(/needs the network root key or an operator grant/)
     // it is not run again elsewhere
     await new Promise(resolve => setTimeout(resolve, 5000))
     expect((await statusOf(admin, 'greet'))!.instances).toHaveLength(1)

@@ -4,6 +4,7 @@
 import { decodeCanonical, encodeCanonical, sign, peerIdOfPublicKey } from '../../../crypto/index.ts'
 import { signOperatorGrant, encodeOperatorGrant, decodeOperatorGrant, operatorGrantAdmits, MAX_OPERATOR_GRANT_BYTES, type OperatorGrant } from '../../../membership/index.ts'
 import { decodeGatewayRequest, decodeGatewayAnswer, MAX_REQUEST_BODY_BYTES } from '../../../node/workloads/gateway-messages.ts'
+import { decodeLogRequest } from '../../../node/workloads/log-exchange.ts'
 import { packBundle, openBundle, type SignedBundle } from '../../../workloads/bundle/index.ts'
 import type { FuzzTarget } from '../engine/target.ts'
 import { keyOf, NOW, text } from './fixtures.ts'
@@ -103,4 +104,13 @@ export const operatorGrantTarget: FuzzTarget = {
   canonical: true
 }
 
-export const workloadTargets: FuzzTarget[] = [bundleTarget, gatewayRequestTarget, gatewayAnswerTarget, operatorGrantTarget]
+export const logRequestTarget: FuzzTarget = {
+  name: 'log-request',
+  what: 'node/workloads/log-exchange.ts decodeLogRequest (another member asks for an instance\'s logs)',
+  layers: [{ name: 'request', structure: 'cbor', seeds: [encodeCanonical({ app: 'web', stream: 'stderr', tail: 65536, grant: encodeOperatorGrant(signOperatorGrant(operatorRoot.secretKey, { operator: peerIdOfPublicKey(operator.publicKey), issuedAt: NOW, ttlMs: 60_000 })) })] }],
+  maxBytes: 4096,
+  decode: (bytes) => decodeLogRequest(bytes),
+  reencode: (req) => encodeCanonical(req)
+}
+
+export const workloadTargets: FuzzTarget[] = [bundleTarget, gatewayRequestTarget, gatewayAnswerTarget, operatorGrantTarget, logRequestTarget]
