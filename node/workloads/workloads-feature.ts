@@ -77,6 +77,8 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
   let endpointTable = new Map<string, string[]>()
   /** the bundle each local instance last ran, for the record that says it stopped */
   const lastDigest = new Map<string, string>()
+  /** the job results already published, by application */
+  const doneSaid = new Map<string, string>()
 
   const running = (): { ctx: DaemonContext, spores: Spores, network: SporesNetwork, store: BundleStore, directory: AppDirectory, instances: LocalInstances } => {
     const spores = options.spores.spores()
@@ -120,10 +122,12 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
   const publishEndpoint = async (name: string): Promise<void> => {
     if (instances === undefined || ctx === undefined) return
     const health = instances.health(name)
-    const running = instances.digestOf(name)
-    if (running !== undefined) lastDigest.set(name, running)
+    const current = instances.digestOf(name)
+    if (current !== undefined) lastDigest.set(name, current)
     const digest = lastDigest.get(name)
     if (digest === undefined) return
+    // a job's result is published once: it does not expire, and a new version would only churn the epochs
+    if (health === 'done' && doneSaid.get(name) === digest) return
     const view = instances.view(name)
     const key = `${self().peerId}/${ENDPOINT_PREFIX}${name}`
     const value = health === undefined || view === undefined
@@ -131,7 +135,9 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
       : { name: ENDPOINT_PREFIX + name, endpoints: health === 'done' ? [] : [`/p2p/${self().peerId}`], protocol: gatewayProtocol(ctx.network.networkId), digest: view.digest, health, ...(view.job === undefined ? {} : { exit: Math.min(255, Math.max(0, view.job.exitCode)) }) }
     // a finished job's record stays (the job must not run again); a live instance's expires unless refreshed
     const expiresAt = health === 'done' ? undefined : Date.now() + ENDPOINT_TTL_MS
-    await publish(self(), { type: 'service', key, value, ...(expiresAt === undefined ? {} : { expiresAt }) }).catch((err: Error) => { ctx?.log.debug({ app: name, err: err.message }, 'endpoint record not published') })
+    await publish(self(), { type: 'service', key, value, ...(expiresAt === undefined ? {} : { expiresAt }) })
+      .then(() => { if (health === 'done') doneSaid.set(name, digest) })
+      .catch((err: Error) => { ctx?.log.debug({ app: name, err: err.message }, 'endpoint record not published') })
   }
 
   /** Live members (connected and verified) and this node, with their roles. */
@@ -142,7 +148,6 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
     return out
   }
 
-  /** The key that signs plans here: the root key when this node holds it, else this node's key with its operator grant. */
   const refreshView = async (): Promise<void> => {
     if (directory === undefined) return
     try {
@@ -160,6 +165,7 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
     }
   }
 
+  /** The key that signs plans here: the root key when this node holds it, else this node's key with its operator grant. */
   const planSigner = (c: DaemonContext): { signer: { secretKey: Uint8Array, peerId: string }, grant?: Uint8Array, expiresAt?: number } => {
     const root = c.home.loadRootKey(c.network)
     if (root !== undefined) return { signer: { secretKey: root, peerId: peerIdOfPublicKey(getPublicKey(root)) } }
