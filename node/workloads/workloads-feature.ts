@@ -236,6 +236,16 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
       planArch = [b.arch]
     }
     const { signer, grant, expiresAt } = planSigner(c)
+    // a plan nothing can run is a mistake (an architecture no node has, a label nobody carries):
+    // refused with the reasons rather than certified and never started
+    if (min > 0) {
+      const nodes = await running().directory.nodes(liveNodes())
+      const trial = { name, digest, min, max, kind: bundle.manifest.kind, roles: roles as string[], ...(planArch === undefined || bundle.manifest.kind === 'job' ? {} : { arch: planArch }), memoryMb: bundle.manifest.resources.memoryMb, labels: bundle.manifest.placement.labels }
+      if (nodes.every(n => unfitReason(trial, n) !== undefined)) {
+        const why = nodes.slice(0, 4).map(n => `${n.peerId.slice(-8)}: ${unfitReason(trial, n)!}`).join('; ')
+        throw new ApiError(409, `no live node can run ${name}: ${why}`)
+      }
+    }
     const voters = max === 1 && bundle.manifest.kind === 'service' ? await leaseVoters(name) : undefined
     const value = {
       ...(voters === undefined ? {} : { voters }),

@@ -1,5 +1,8 @@
 // npm run bench:apps — applications on four sclerotium daemons on loopback (the bundled daemon,
 // npm run build:node), each figure measured in this one run:
+//   - plan → first healthy instance: from the moment `app plan` is run (its CLI process
+//     included) until an instance is reported healthy; the plan waits for the next certified
+//     primary epoch (epochs every 2 s here);
 //   - failover: a node running one of the two instances of a `--min 2` service is killed with
 //     SIGKILL; time until two healthy instances run again (BENCH_KILLS times, restarting the
 //     killed node in between): median and maximum;
@@ -30,11 +33,14 @@ function bundleDir (name: string, source: string, env: Record<string, string> = 
   return dir
 }
 
+let plannedAt = 0
+
 async function deploy (admin: TestNode, dir: string, name: string, args: string[]): Promise<string> {
   const file = join(mkdtempSync(join(tmpdir(), 'myc-bench-spore-')), `${name}.spore`)
   const packed = await admin.cli(['app', 'pack', dir, '--out', file])
   if (packed.code !== 0) throw new Error(packed.stderr)
   const { digest } = await admin.cliJson<{ digest: string }>(['app', 'publish', file])
+  plannedAt = Date.now()
   const planned = await admin.cli(['app', 'plan', name, '--digest', digest, ...args])
   if (planned.code !== 0) throw new Error(planned.stderr)
   return digest
@@ -77,7 +83,8 @@ async function main (): Promise<void> {
     // gateway first, on a quiet network
     const web = await deploy(admin, bundleDir('web', SERVER), 'web', ['--min', '1', '--max', '1'])
     let host: TestNode | undefined
-    await waitFor(async () => { const h = healthyOn(await statusOf(admin, 'web'), web); host = nodes.find(n => n.peerId === h[0]); return host !== undefined }, { timeoutMs: 60_000, intervalMs: 250, what: 'web healthy' })
+    await waitFor(async () => { const h = healthyOn(await statusOf(admin, 'web'), web); host = nodes.find(n => n.peerId === h[0]); return host !== undefined }, { timeoutMs: 60_000, intervalMs: 50, what: 'web healthy' })
+    const firstHealthyMs = Date.now() - plannedAt
     const port = (await statusOf(host!, 'web'))!.local!.port!
     const front = nodes.find(n => n !== host)!
     const gatewayUrl = new URL('/app/web/', (await front.status()).httpUrl).toString()
@@ -127,6 +134,7 @@ async function main (): Promise<void> {
     }, { timeoutMs: 60_000, intervalMs: 20, what: 'another copy of solo running' })
 
     console.log('applications on 4 sclerotium daemons, loopback (npm run bench:apps)')
+    console.log(`plan → first healthy instance: ${firstHealthyMs} ms (app plan run at t = 0; epochs every 2 s)`)
     for (const r of rows) console.log(r)
     console.log(`failover of a --min 2 service after SIGKILL of a host: median ${quantile(failovers, 0.5)} ms, max ${Math.max(...failovers)} ms over ${failovers.length} kills (until 2 healthy instances are reported again)`)
     console.log(`single instance (--max 1) after SIGKILL of the lease holder: ${takeover} ms until another copy runs (lease 3 s)`)

@@ -4,7 +4,7 @@
 // started elsewhere; a tampered bundle, a bundle signed by a member without a grant and a plan
 // from such a member are refused; an operator grant lets a member plan; `app rm` stops it all.
 import { describe, it, expect, afterAll } from 'vitest'
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Cluster, waitFor, type TestNode } from '../harness/index.ts'
@@ -125,6 +125,21 @@ describe('applications on four sclerotium daemons', () => {
     const r4 = await member.cli(['app', 'pack', dir, '--out', file])
     expect(r4.code).not.toBe(0)
     expect(r4.stderr).toMatch(/neither the network root key nor an operator grant/)
+    // a bundle for an architecture no node here has: the plan is refused with the reason
+    const armDir = mkdtempSync(join(tmpdir(), 'myc-arm-'))
+    mkdirSync(join(armDir, 'bin'))
+    writeFileSync(join(armDir, 'manifest.json'), JSON.stringify({ name: 'armonly', version: '1.0.0', kind: 'service', binaries: { aarch64: 'bin/app' }, resources: { cpuMillis: 100, memoryMb: 16 } }))
+    writeFileSync(join(armDir, 'bin/app'), '#!/bin/sh\nexit 0\n', { mode: 0o755 })
+    const armFile = join(mkdtempSync(join(tmpdir(), 'myc-spore-')), 'arm.spore')
+    expect((await admin.cli(['app', 'pack', armDir, '--out', armFile])).code).toBe(0)
+    const { digest: arm } = await admin.cliJson<{ digest: string }>(['app', 'publish', armFile])
+    const r5 = await admin.cli(['app', 'plan', 'armonly', '--digest', arm, '--min', '1'])
+    expect(r5.code).not.toBe(0)
+    expect(r5.stderr).toMatch(/no live node can run armonly: .*x64 \(the bundle runs on aarch64\)/)
+    // and a plan of a digest nobody published
+    const r6 = await admin.cli(['app', 'plan', 'hello', '--digest', 'ab'.repeat(32), '--min', '1'])
+    expect(r6.code).not.toBe(0)
+    expect(r6.stderr).toMatch(/is not on this node and could not be fetched/)
     // nothing changed
     expect(healthy(await statusOf(admin), digest)).toHaveLength(2)
   })
