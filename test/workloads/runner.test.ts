@@ -1,10 +1,10 @@
 // The runner against real processes: apps written to a temporary bundle directory and run
 // with this Node (or sh), supervised, limited, logged and stopped as a node would run them.
 import { describe, it, expect, beforeEach, afterEach } from 'vitest'
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs'
+import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ServiceInstance, detectLimits, freePort, readLog, followLog, type ServiceSpec, type InstanceState } from '../../workloads/runner/index.ts'
+import { ServiceInstance, detectLimits, detectNamespaces, probeNamespaces, freePort, readLog, followLog, type ServiceSpec, type InstanceState, type ServiceInstanceOptions } from '../../workloads/runner/index.ts'
 
 let work: string
 let bundle: string
@@ -34,7 +34,7 @@ function app (name: string, source: string): string {
   return name
 }
 
-async function service (over: Partial<ServiceSpec> = {}, options: { cgroupRoot?: string } = {}): Promise<ServiceInstance> {
+async function service (over: Partial<ServiceSpec> = {}, options: ServiceInstanceOptions = {}): Promise<ServiceInstance> {
   const spec: ServiceSpec = {
     instanceId: `runner-test-${process.pid}-${serial++}`,
     dir: bundle,
@@ -69,13 +69,48 @@ function alive (pid: number): boolean {
   }
 }
 
+function procStat (pid: number): { state: string, ppid: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return { state, ppid: Number(ppid) }
+  } catch {
+    return undefined
+  }
+}
+
+/** Every live process below `pid`, as this machine sees them (host pids). */
+function descendants (pid: number): number[] {
+  const children = new Map<number, number[]>()
+  for (const entry of readdirSync('/proc')) {
+    const stat = /^\d+$/.test(entry) ? procStat(Number(entry)) : undefined
+    if (stat !== undefined) children.set(stat.ppid, [...(children.get(stat.ppid) ?? []), Number(entry)])
+  }
+  const found: number[] = []
+  const visit = (p: number): void => { for (const c of children.get(p) ?? []) { found.push(c); visit(c) } }
+  visit(pid)
+  return found.filter(alive)
+}
+
+/** A process's pid in each PID namespace it is in, the host's first. */
+function nsPids (pid: number): number[] {
+  return /^NSpid:\s*(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1].split(/\s+/).map(Number)
+}
+
+/** The host pid of the instance's process that sees itself as `pidInside`. */
+function hostPidOf (instance: ServiceInstance, pidInside: number): number {
+  const pid = descendants(instance.status().pid!).find(p => nsPids(p).at(-1) === pidInside && nsPids(p).length > 1)
+  if (pid === undefined) throw new Error(`no process of the instance is ${pidInside} inside its namespace`)
+  return pid
+}
+
 const SERVER = `
 import { createServer } from 'node:http'
 const healthStatus = Number(process.argv[2] ?? 200)
 createServer((req, res) => {
   if (req.url === '/health') { res.statusCode = healthStatus; res.end(); return }
   res.setHeader('content-type', 'application/json')
-  res.end(JSON.stringify({ port: process.env.PORT, home: process.env.HOME, greeting: process.env.GREETING, vitest: process.env.VITEST ?? null }))
+  res.end(JSON.stringify({ port: process.env.PORT, home: process.env.HOME, greeting: process.env.GREETING, vitest: process.env.VITEST ?? null, names: Object.keys(process.env).sort() }))
 }).listen(Number(process.env.PORT), '127.0.0.1')
 `
 
@@ -88,7 +123,8 @@ describe('a service instance on this machine', () => {
     await until(() => instance.status().state === 'healthy', 8_000, 'healthy')
     const { port } = instance.status()
     const answer = await (await fetch(`http://127.0.0.1:${port}/`)).json()
-    expect(answer).toEqual({ port: String(port), home: bundle, greeting: 'hi', vitest: null })
+    // nothing else either: not the daemon's variables, nor those of the shells it starts through
+    expect(answer).toEqual({ port: String(port), home: bundle, greeting: 'hi', vitest: null, names: ['GREETING', 'HOME', 'LANG', 'PATH', 'PORT'] })
     expect(seen).toEqual(['starting', 'healthy'])
     expect(instance.status().pid).toBeGreaterThan(0)
   })
@@ -164,14 +200,15 @@ describe('a service instance on this machine', () => {
 
   const FORKER = `
 import { spawn } from 'node:child_process'
-const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' })
+const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore', detached: process.argv[3] === 'own-session' })
 console.log('grandchild ' + child.pid)
-if (process.argv[2] === 'die') setTimeout(() => process.exit(1), 300)
+if (process.argv[2] === 'die') setTimeout(() => process.exit(1), 1000)
 else setInterval(() => {}, 1000)
 `
-  async function grandchildOf (): Promise<number> {
+  /** the grandchild's host pid: the one it prints is its pid inside the instance's namespace */
+  async function grandchildOf (instance: ServiceInstance): Promise<number> {
     await until(async () => /grandchild \d+/.test(await readLog(logDir, 'stdout')), 5_000, 'the grandchild')
-    const pid = Number(/grandchild (\d+)/.exec(await readLog(logDir, 'stdout'))![1])
+    const pid = hostPidOf(instance, Number(/grandchild (\d+)/.exec(await readLog(logDir, 'stdout'))![1]))
     strays.push(pid)
     return pid
   }
@@ -179,16 +216,28 @@ else setInterval(() => {}, 1000)
   it('stop() also ends a grandchild the service forked (its process group)', async () => {
     const instance = await service({ args: [app('forker.mjs', FORKER)] })
     instance.start()
-    const grandchild = await grandchildOf()
+    const grandchild = await grandchildOf(instance)
     expect(alive(grandchild)).toBe(true)
     await instance.stop()
     expect(alive(grandchild)).toBe(false)
   })
 
+  it('stop() also ends a grandchild that left for a session of its own, by the end of its PID namespace, without cgroups', async () => {
+    const empty = join(work, 'no-cgroups')
+    mkdirSync(empty)
+    const instance = await service({ args: [app('forker.mjs', FORKER), 'live', 'own-session'] }, { cgroupRoot: empty })
+    instance.start()
+    const grandchild = await grandchildOf(instance)
+    const all = [instance.status().pid!, ...descendants(instance.status().pid!)]
+    expect(all).toContain(grandchild)
+    await instance.stop()
+    expect(all.filter(alive)).toEqual([])
+  })
+
   it('when a service dies, what it forked goes with it before the restart', async () => {
     const instance = await service({ args: [app('forker.mjs', FORKER), 'die'], backoff: { initialMs: 10_000, maxMs: 10_000 } })
     instance.start()
-    const grandchild = await grandchildOf()
+    const grandchild = await grandchildOf(instance)
     await until(() => instance.status().state === 'backoff', 5_000, 'backoff')
     await until(() => !alive(grandchild), 2_000, 'the grandchild to be killed')
   })
@@ -260,7 +309,7 @@ describe('limits on this machine', () => {
     const empty = join(work, 'no-cgroups')
     mkdirSync(empty)
     const limits = detectLimits({ cgroupRoot: empty })
-    expect(limits).toMatchObject({ cgroup: 'none', memory: false, cpu: false, pids: false, session: true, namespaces: [] })
+    expect(limits).toMatchObject({ cgroup: 'none', memory: false, cpu: false, pids: false, session: true })
     expect(limits.reason).toContain(empty)
     const instance = await service({ command: 'sleep', args: ['30'] }, { cgroupRoot: empty })
     instance.start()
@@ -317,10 +366,102 @@ describe('limits on this machine', () => {
   })
 })
 
+describe('namespaces on this machine', () => {
+  // what the app sees of itself and its machine; it renames its host only in a UTS namespace of its own
+  const WHOAMI = `
+import { createServer } from 'node:http'
+import { readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+if (readlinkSync('/proc/self/ns/uts') !== process.env.HOST_UTS) writeFileSync('/proc/sys/kernel/hostname', 'myc-inside')
+const facts = {
+  pid: process.pid,
+  ppid: process.ppid,
+  nspid: /^NSpid:\\s*(.*)$/m.exec(readFileSync('/proc/self/status', 'utf8'))[1],
+  processes: readdirSync('/proc').filter(e => /^\\d+$/.test(e)),
+  hostname: hostname()
+}
+createServer((req, res) => res.end(JSON.stringify(facts))).listen(Number(process.env.PORT), '127.0.0.1')
+`
+  const HOST_UTS = readlinkSync('/proc/self/ns/uts')
+
+  async function factsOf (instance: ServiceInstance): Promise<{ pid: number, ppid: number, nspid: string, processes: string[], hostname: string }> {
+    // healthy: its health check reached it on 127.0.0.1 of the host
+    await until(() => instance.status().state === 'healthy', 8_000, 'healthy')
+    return await (await fetch(`http://127.0.0.1:${instance.status().port}/`)).json()
+  }
+
+  it('runs an instance in PID, mount, IPC and UTS namespaces of its own, on the host\'s network', async () => {
+    expect(detectNamespaces()).toBe(detectNamespaces()) // found out once
+    const hostName = hostname()
+    const instance = await service({ args: [app('whoami.mjs', WHOAMI)], env: { HOST_UTS }, health: { http: '/' } })
+    const { limits } = instance.status()
+    expect(limits.namespaces, limits.reason).toEqual(expect.arrayContaining(['pid', 'mount', 'ipc', 'uts']))
+    expect(limits.namespaces).not.toContain('net')
+    instance.start()
+    const facts = await factsOf(instance)
+    // the child of its namespace's init, alone there with it, /proc being the namespace's own
+    expect(facts).toEqual({ pid: 2, ppid: 1, nspid: '2', processes: ['1', '2'], hostname: 'myc-inside' })
+    expect(hostname()).toBe(hostName)
+    // the runner sees host pids: unshare in the host's namespace, the app below it
+    const runnerPid = instance.status().pid!
+    expect(nsPids(runnerPid)).toEqual([runnerPid])
+    const appPid = hostPidOf(instance, 2)
+    expect(nsPids(appPid)).toEqual([appPid, 2])
+    const ns = (pid: number | 'self', kind: string): string => readlinkSync(`/proc/${pid}/ns/${kind}`)
+    for (const kind of ['pid', 'mnt', 'ipc', 'uts']) expect(ns(appPid, kind)).not.toBe(ns('self', kind))
+    expect(ns(appPid, 'net')).toBe(ns('self', 'net'))
+    // admitted to its cgroup before unshare forked anything
+    if (limits.cgroup !== 'none') expect(readFileSync(`/proc/${appPid}/cgroup`, 'utf8')).toContain(`mycelium/${instance.status().instanceId}`)
+    const processes = [runnerPid, ...descendants(runnerPid)]
+    expect(processes.length).toBe(3) // unshare, the namespace's init, the app
+    await instance.stop()
+    expect(processes.filter(alive)).toEqual([])
+    expect(instance.status().lastExit).toMatchObject({ code: null, signal: 'SIGTERM' })
+  })
+
+  it('says how the app ended, through the namespace\'s init: the signal that killed it, 126 for a file it cannot run', async () => {
+    writeFileSync(join(bundle, 'not-runnable.sh'), '#!/bin/sh\nexit 0\n')
+    chmodSync(join(bundle, 'not-runnable.sh'), 0o644)
+    const slow = { initialMs: 10_000, maxMs: 10_000 }
+    const killed = await service({ command: '/bin/sh', args: ['-c', 'kill -USR1 $$'], backoff: slow })
+    const unrunnable = await service({ command: './not-runnable.sh', backoff: slow })
+    for (const instance of [killed, unrunnable]) instance.start()
+    await until(() => killed.status().lastExit !== undefined && unrunnable.status().lastExit !== undefined, 5_000, 'both to end')
+    expect(killed.status().lastExit).toMatchObject({ code: null, signal: 'SIGUSR1' })
+    expect(unrunnable.status().lastExit).toMatchObject({ code: 126, signal: null })
+  })
+
+  it('on a host where namespaces cannot be made, says why and runs the instance as before', async () => {
+    const refusing = join(work, 'unshare')
+    writeFileSync(refusing, '#!/bin/sh\necho "unshare: unshare failed: Operation not permitted" >&2\nexit 1\n')
+    chmodSync(refusing, 0o755)
+    const detect = (): ReturnType<typeof probeNamespaces> => probeNamespaces(refusing)
+    expect(detectLimits({ detectNamespaces: detect })).toMatchObject({ namespaces: [], reason: expect.stringContaining('Operation not permitted') })
+    const instance = await service({ args: [app('whoami.mjs', WHOAMI)], env: { HOST_UTS }, health: { http: '/' } }, { detectNamespaces: detect })
+    instance.start()
+    const facts = await factsOf(instance)
+    expect(facts.pid).toBe(instance.status().pid)
+    expect(facts.processes.length).toBeGreaterThan(2)
+    expect(facts.hostname).toBe(hostname())
+    expect(instance.status().limits).toMatchObject({ namespaces: [], reason: expect.stringContaining(`${refusing} --fork`) })
+
+    const hanging = join(work, 'hanging-unshare')
+    writeFileSync(hanging, '#!/bin/sh\nexec sleep 10\n')
+    chmodSync(hanging, 0o755)
+    const asked = Date.now()
+    expect(probeNamespaces(hanging, 200)).toEqual({ reason: expect.stringContaining('did not finish within 200 ms') })
+    expect(Date.now() - asked).toBeLessThan(2_000)
+
+    const off = await service({ command: 'sleep', args: ['30'] }, { namespaces: false })
+    off.start()
+    expect(off.status().limits).toMatchObject({ namespaces: [], reason: expect.stringContaining('turned off') })
+    expect(nsPids(off.status().pid!)).toEqual([off.status().pid])
+  })
+})
+
 describe('freezing (the fence of a single-instance application)', () => {
-  function procState (pid: number): string {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]
+  function procState (pid: number): string | undefined {
+    return procStat(pid)?.state
   }
 
   it('stops every process where it stands, holds back restarts, and lets them go on when thawed', async () => {
@@ -329,13 +470,17 @@ describe('freezing (the fence of a single-instance application)', () => {
     instance.start()
     await until(async () => (await readLog(logDir, 'stdout')).split('\n').length > 5, 5000, 'ticks')
     const pid = instance.status().pid!
+    // the app itself is the namespace's PID 2, below unshare and the namespace's init
+    const processes = [pid, ...descendants(pid)]
+    expect(processes).toContain(hostPidOf(instance, 2))
     instance.freeze()
-    await until(() => procState(pid) === 'T', 2000, 'the process stopped')
+    await until(() => processes.every(p => procState(p) === 'T'), 2000, 'every process stopped')
     const frozenAt = (await readLog(logDir, 'stdout')).length
     await new Promise(resolve => setTimeout(resolve, 400))
     expect((await readLog(logDir, 'stdout')).length).toBe(frozenAt)
     instance.thaw()
     await until(async () => (await readLog(logDir, 'stdout')).length > frozenAt, 3000, 'ticks after thawing')
+    expect(processes.map(procState)).not.toContain('T')
   })
 
   it('a crash while frozen is not restarted until thawed', async () => {

@@ -4,9 +4,11 @@
 // root), cgroup v1 (one hierarchy per controller, as on this project's test machine, where an
 // empty cgroup2 at `unified/` holds no controllers), or nothing writable (not root, a
 // read-only mount, not Linux). Detection only predicts; an instance's own limits say what its
-// writes actually achieved (instance-cgroup.ts).
+// writes actually achieved (instance-cgroup.ts). The namespaces an instance gets are found out
+// apart from the cgroups (namespace-support.ts) and joined in here.
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { detectNamespaces, type NamespaceDetector, type NamespaceSupport } from './namespace-support.ts'
 
 export const DEFAULT_CGROUP_ROOT = '/sys/fs/cgroup'
 
@@ -17,7 +19,7 @@ export interface EnforcedLimits {
   pids: boolean
   /** the instance runs in its own session and process group, so stopping it reaches all it forked */
   session: boolean
-  /** namespaces the instance is put in; none are used yet */
+  /** namespaces of its own the instance runs in: pid, mount, ipc, uts (and user, for a daemon not root) */
   namespaces: string[]
   /** why something is not enforced */
   reason?: string
@@ -34,7 +36,18 @@ export const V1_LIMIT_FILE: Record<Controller, string> = {
   pids: 'cgroup.procs'
 }
 
-export function detectLimits (options: { cgroupRoot?: string } = {}): EnforcedLimits {
+export function detectLimits (options: { cgroupRoot?: string, detectNamespaces?: NamespaceDetector } = {}): EnforcedLimits {
+  return withNamespaces(detectCgroups(options), (options.detectNamespaces ?? detectNamespaces)())
+}
+
+/** The limits with the namespaces an instance gets, or why it gets none. */
+export function withNamespaces (limits: EnforcedLimits, support: NamespaceSupport): EnforcedLimits {
+  if ('unshare' in support) return { ...limits, namespaces: [...support.unshare.namespaces] }
+  return { ...limits, namespaces: [], reason: limits.reason === undefined ? support.reason : `${limits.reason}; ${support.reason}` }
+}
+
+/** What cgroups can hold an instance to; no namespaces. */
+export function detectCgroups (options: { cgroupRoot?: string } = {}): EnforcedLimits {
   const root = options.cgroupRoot ?? DEFAULT_CGROUP_ROOT
   const session = process.platform !== 'win32'
   if (process.platform !== 'linux') return unenforced(session, `cgroups exist only on Linux, this is ${process.platform}`)

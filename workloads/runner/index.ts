@@ -1,9 +1,12 @@
 // The runner: application instances on one machine. Services are supervised processes (own
-// session, cgroup limits where the host allows them, rotating logs, health, restart with
-// back-off); jobs are WASI modules run to completion in a worker thread. It uses Node's
-// built-ins only and knows nothing of the node around it.
+// session, cgroup limits and namespaces where the host allows them, rotating logs, health,
+// restart with back-off); jobs are WASI modules run to completion in a worker thread. It uses
+// Node's built-ins, /bin/sh and util-linux's unshare where present, and knows nothing of the
+// node around it.
 export { detectLimits, DEFAULT_CGROUP_ROOT } from './enforced-limits.ts'
 export type { EnforcedLimits } from './enforced-limits.ts'
+export { detectNamespaces, probeNamespaces } from './namespace-support.ts'
+export type { NamespaceDetector, NamespaceSupport } from './namespace-support.ts'
 export { ServiceInstance, STOP_GRACE_MS } from './service-instance.ts'
 export type { ServiceInstanceOptions } from './service-instance.ts'
 export { DEFAULT_BACKOFF, DEFAULT_LOG_MAX_BYTES } from './service-spec.ts'

@@ -1,25 +1,32 @@
 // One application instance supervised on this machine: its process runs in a session of its
-// own (so stopping it reaches all it forked) and in its cgroup (its limits), its output goes to
-// rotating logs, its health is checked, and when it exits it is restarted after a growing
-// back-off until stop(). Nothing here throws once the spec is accepted: a command that cannot
-// be started is an exit like any other, a limit that cannot be written is reported in status.
+// own (so stopping it reaches all it forked), in its cgroup (its limits) and, where the host
+// allows it, in PID, mount, IPC and UTS namespaces of its own (namespaced-launch.ts); its output
+// goes to rotating logs, its health is checked, and when it exits it is restarted after a
+// growing back-off until stop(). Nothing here throws once the spec is accepted: a command that
+// cannot be started is an exit like any other, a limit that cannot be had is reported in status.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { detectLimits, type EnforcedLimits } from './enforced-limits.ts'
+import { detectLimits, withNamespaces, type EnforcedLimits } from './enforced-limits.ts'
 import type { InstanceCgroup } from './instance-cgroup.ts'
 import { openInstanceCgroup } from './open-instance-cgroup.ts'
 import { probeHealth } from './health-probe.ts'
+import { NAMESPACES_TURNED_OFF, detectNamespaces, type NamespaceDetector, type NamespaceSupport } from './namespace-support.ts'
+import { ADMISSION_FD, appExit, namespacedInvocation } from './namespaced-launch.ts'
 import { groupAlive, signalGroup } from './process-group.ts'
 import { RestartBackoff } from './restart-backoff.ts'
 import { RotatingLog } from './rotating-log.ts'
-import { serviceCommand, serviceEnvironment, unstartableExitCode } from './service-launch.ts'
+import { locateServiceCommand, serviceCommand, serviceEnvironment, unstartableExitCode } from './service-launch.ts'
 import { checkServiceSpec, DEFAULT_BACKOFF, DEFAULT_LOG_MAX_BYTES, type ServiceSpec } from './service-spec.ts'
 import type { InstanceExit, InstanceState, InstanceStatus } from './service-status.ts'
 
 export interface ServiceInstanceOptions {
   /** where cgroups are mounted (default /sys/fs/cgroup) */
   cgroupRoot?: string
+  /** run the instance in namespaces of its own where the host allows it (default true) */
+  namespaces?: boolean
+  /** whether the host allows it (default: found out once per process, namespace-support.ts) */
+  detectNamespaces?: NamespaceDetector
   log?: (msg: string, fields?: object) => void
 }
 
@@ -42,6 +49,7 @@ const POLL_MS = 25
 export class ServiceInstance {
   readonly #spec: ServiceSpec
   readonly #cgroupRoot: string | undefined
+  readonly #namespaces: NamespaceSupport
   readonly #log: (msg: string, fields?: object) => void
   readonly #backoff: RestartBackoff
   readonly #listeners = new Set<(status: InstanceStatus) => void>()
@@ -72,7 +80,8 @@ export class ServiceInstance {
     this.#log = options.log ?? (() => {})
     const backoff = spec.backoff ?? DEFAULT_BACKOFF
     this.#backoff = new RestartBackoff(backoff.initialMs, backoff.maxMs)
-    this.#limits = detectLimits({ cgroupRoot: options.cgroupRoot })
+    this.#namespaces = options.namespaces === false ? NAMESPACES_TURNED_OFF : (options.detectNamespaces ?? detectNamespaces)()
+    this.#limits = detectLimits({ cgroupRoot: options.cgroupRoot, detectNamespaces: () => this.#namespaces })
   }
 
   start (): void {
@@ -94,7 +103,7 @@ export class ServiceInstance {
     const maxBytes = spec.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES
     this.#logs = { stdout: new RotatingLog(spec.logDir, 'stdout', maxBytes, logError), stderr: new RotatingLog(spec.logDir, 'stderr', maxBytes, logError) }
     this.#cgroup = openInstanceCgroup(spec.instanceId, spec.resources, { cgroupRoot: this.#cgroupRoot })
-    this.#limits = this.#cgroup.limits
+    this.#limits = withNamespaces(this.#cgroup.limits, this.#namespaces)
     if (this.#limits.reason !== undefined) this.#log('instance limits not all enforced', { instanceId: spec.instanceId, limits: this.#limits })
     this.#launchProcess()
   }
@@ -165,47 +174,68 @@ export class ServiceInstance {
     const launch = ++this.#launch
     this.#startedAt = Date.now()
     this.#healthySince = undefined
+    const invocation = this.#invocation()
+    if ('errno' in invocation) {
+      this.#setState('starting')
+      this.#exited(launch, unstartableExitCode(invocation.errno), null, `${spec.command}: ${invocation.errno}`)
+      return
+    }
     let child: ChildProcess
     try {
-      child = spawn(serviceCommand(spec), spec.args, {
+      child = spawn(invocation.command, invocation.args, {
         cwd: spec.dir,
         env: serviceEnvironment(spec),
         // its own session and process group: stop() signals everything it forked
         detached: true,
-        stdio: ['ignore', 'pipe', 'pipe']
+        stdio: invocation.namespaced ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe']
       })
     } catch (err) {
       this.#setState('starting')
-      this.#exited(launch, unstartableExitCode(err as Error), null, err as Error)
+      this.#exited(launch, unstartableExitCode((err as NodeJS.ErrnoException).code), null, (err as Error).message)
       return
     }
     const pid = child.pid
     if (pid === undefined) {
       // not started (no such command, not executable, no such dir): reported by 'error' alone
-      child.once('error', err => this.#exited(launch, unstartableExitCode(err), null, err))
+      child.once('error', (err: NodeJS.ErrnoException) => this.#exited(launch, unstartableExitCode(err.code), null, err.message))
       this.#setState('starting')
       return
     }
     this.#child = child
     this.#cgroup?.admit(pid)
-    this.#limits = this.#cgroup?.limits ?? this.#limits
+    if (this.#cgroup !== undefined) this.#limits = withNamespaces(this.#cgroup.limits, this.#namespaces)
+    // admitted: a namespaced launch may go on, and all it forks is born in the cgroup
+    child.stdio[ADMISSION_FD]?.destroy()
     const logs = this.#logs
     child.stdout?.on('data', (chunk: Buffer) => logs?.stdout.write(chunk))
     child.stderr?.on('data', (chunk: Buffer) => logs?.stderr.write(chunk))
     child.on('error', err => this.#log('instance process error', { instanceId: spec.instanceId, pid, error: err.message }))
-    child.once('exit', (code, signal) => this.#exited(launch, code, signal))
+    child.once('exit', (code, signal) => {
+      const end = invocation.namespaced ? appExit(code, signal) : { code, signal }
+      this.#exited(launch, end.code, end.signal)
+    })
     this.#setState('starting')
     this.#watchHealth(child)
   }
 
-  #exited (launch: number, code: number | null, signal: string | null, err?: Error): void {
+  /** What to spawn: the command itself, or, in namespaces of its own, the file it names behind unshare. */
+  #invocation (): { command: string, args: string[], namespaced: boolean } | { errno: string } {
+    const spec = this.#spec
+    if (!('unshare' in this.#namespaces)) return { command: serviceCommand(spec), args: spec.args, namespaced: false }
+    // the exec happens behind unshare, where a missing command would be an exit code like others
+    const located = locateServiceCommand(spec)
+    if ('errno' in located) return located
+    return { ...namespacedInvocation(this.#namespaces.unshare, located.file, spec.args, serviceEnvironment(spec)), namespaced: true }
+  }
+
+  #exited (launch: number, code: number | null, signal: string | null, why?: string): void {
     if (launch !== this.#launch) return
     const spec = this.#spec
     const child = this.#child
     clearTimeout(this.#healthTimer)
     this.#child = undefined
     this.#lastExit = { code, signal, at: Date.now() }
-    this.#log('instance exited', { instanceId: spec.instanceId, code, signal, error: err?.message })
+    this.#log('instance exited', { instanceId: spec.instanceId, code, signal, error: why })
     if (this.#stopping !== undefined || !this.#running) return // stop() sees to the rest
     if (child?.pid !== undefined) {
       // what the process forked goes with it: a restart must not find the port taken

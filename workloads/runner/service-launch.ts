@@ -1,8 +1,8 @@
 // How a service's process is started: which file its command names, the environment it gets
 // (a minimal one, never the daemon's own, so no secret of the node leaks into an app), and the
 // exit code recorded when it could not be started at all.
-import { accessSync, constants, statSync } from 'node:fs'
 import { isAbsolute, join, resolve } from 'node:path'
+import { executableFile, locateExecutable, type LocatedCommand } from './executable-file.ts'
 import type { ServiceSpec } from './service-spec.ts'
 
 const FALLBACK_PATH = '/usr/local/bin:/usr/bin:/bin'
@@ -13,6 +13,11 @@ export function serviceCommand (spec: ServiceSpec): string {
   if (spec.command.includes('/')) return resolve(spec.dir, spec.command)
   const inBundle = join(spec.dir, spec.command)
   return executableFile(inBundle) ? inBundle : spec.command
+}
+
+/** The file to exec, looked up on the service's own PATH, as spawn would look it up. */
+export function locateServiceCommand (spec: ServiceSpec): LocatedCommand {
+  return locateExecutable(serviceCommand(spec), { PATH: serviceEnvironment(spec).PATH, dir: spec.dir })
 }
 
 export function serviceEnvironment (spec: ServiceSpec): Record<string, string> {
@@ -26,15 +31,6 @@ export function serviceEnvironment (spec: ServiceSpec): Record<string, string> {
 }
 
 /** The shell's codes: 127 when the command is not found, 126 when it cannot be run. */
-export function unstartableExitCode (err: Error): number {
-  return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 127 : 126
-}
-
-function executableFile (path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK)
-    return statSync(path).isFile()
-  } catch {
-    return false
-  }
+export function unstartableExitCode (errno: string | undefined): number {
+  return errno === 'ENOENT' ? 127 : 126
 }
