@@ -100,7 +100,9 @@ export class AppGateway {
       return await askInstance(port, req)
     }
     const signal = AbortSignal.timeout(HOP_TIMEOUT_MS)
-    const stream = await this.options.host.dialProtocol(peerIdFromString(peer), this.protocol, { signal })
+    // the protocol name goes out with the request (no round trip of its own): one protocol, and
+    // a peer that does not speak it fails the request, which is then tried elsewhere
+    const stream = await this.options.host.dialProtocol(peerIdFromString(peer), this.protocol, { signal, negotiateFully: false })
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_RESPONSE_BODY_BYTES + FRAME_SLACK })
       await lp.write(encodeCanonical(req), { signal })

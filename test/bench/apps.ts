@@ -24,7 +24,8 @@ const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 2000)
 interface AppStatus { instances: Array<{ peerId: string, health: string, digest: string }>, local?: { port?: number, lease?: { holds: boolean } } }
 
 const SERVER = "import { createServer } from 'node:http'\ncreateServer((req, res) => { res.writeHead(200, { 'content-type': 'text/plain' }).end('ok') }).listen(Number(process.env.PORT), '127.0.0.1')\n"
-const SOLO = "import { appendFileSync } from 'node:fs'\nsetInterval(() => { appendFileSync(process.env.TRACE, `${process.pid} ${Date.now()}\\n`) }, 10)\n"
+// each copy names itself at random: in a PID namespace of its own every copy is pid 2
+const SOLO = "import { appendFileSync } from 'node:fs'\nconst me = Math.random().toString(36).slice(2)\nsetInterval(() => { appendFileSync(process.env.TRACE, `${me} ${Date.now()}\\n`) }, 10)\n"
 
 function bundleDir (name: string, source: string, env: Record<string, string> = {}): string {
   const dir = mkdtempSync(join(tmpdir(), `myc-bench-${name}-`))

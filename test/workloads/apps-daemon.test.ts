@@ -184,7 +184,7 @@ describe('applications on four sclerotium daemons', () => {
     expect((await ran.cli(['app', 'logs', 'greet'])).stdout).toBe('hello\n')
     // from any node: the administrator's reads it over the mesh; a member without a grant may not
     expect((await admin.cli(['app', 'logs', 'greet'])).stdout).toBe('hello\n')
-    const other = nodes.find(n => n !== ran && n !== admin)!
+    const other = nodes.find(n => n !== ran && n !== admin && n.running())!
     const refused = await other.cli(['app', 'logs', 'greet'])
     expect(refused.code).not.toBe(0)
     expect(refused.stderr).toMatch(/needs the network root key or an operator grant/)

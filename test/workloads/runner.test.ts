@@ -413,7 +413,7 @@ createServer((req, res) => res.end(JSON.stringify(facts))).listen(Number(process
     // admitted to its cgroup before unshare forked anything
     if (limits.cgroup !== 'none') expect(readFileSync(`/proc/${appPid}/cgroup`, 'utf8')).toContain(`mycelium/${instance.status().instanceId}`)
     const processes = [runnerPid, ...descendants(runnerPid)]
-    expect(processes.length).toBe(3) // unshare, the namespace's init, the app
+    expect(processes.length).toBe(4) // unshare, the lifeline's watcher (lifeline.ts), the namespace's init, the app
     await instance.stop()
     expect(processes.filter(alive)).toEqual([])
     expect(instance.status().lastExit).toMatchObject({ code: null, signal: 'SIGTERM' })
@@ -475,6 +475,8 @@ describe('freezing (the fence of a single-instance application)', () => {
     expect(processes).toContain(hostPidOf(instance, 2))
     instance.freeze()
     await until(() => processes.every(p => procState(p) === 'T'), 2000, 'every process stopped')
+    // what the app wrote just before it stopped may still be in the pipe
+    await new Promise(resolve => setTimeout(resolve, 200))
     const frozenAt = (await readLog(logDir, 'stdout')).length
     await new Promise(resolve => setTimeout(resolve, 400))
     expect((await readLog(logDir, 'stdout')).length).toBe(frozenAt)
@@ -537,4 +539,41 @@ createServer((req, res) => {
     await until(() => broken.status().state === 'healthy', 8_000, 'healthy')
     await until(() => broken.status().state === 'unhealthy', 10_000, 'unhealthy after failing checks')
   })
+})
+
+describe('an instance does not outlive its supervisor', () => {
+  // a daemon killed with SIGKILL runs no stop(): its instances must end all the same, or a
+  // single-instance application would run on here beside the copy started elsewhere
+  async function orphanCheck (namespaces: boolean): Promise<void> {
+    const pidFile = join(work, `app-${String(namespaces)}.pid`)
+    const sleeper = app('sleeper.mjs', `import { writeFileSync } from 'node:fs'\nwriteFileSync(${JSON.stringify(pidFile)}, String(process.pid))\nsetInterval(() => {}, 1000)\n`)
+    const supervisor = join(work, 'supervisor.mjs')
+    writeFileSync(supervisor, `
+import { ServiceInstance, freePort } from ${JSON.stringify(join(import.meta.dirname, '../../workloads/runner/index.ts'))}
+const instance = new ServiceInstance({ instanceId: 'orphan-check-${process.pid}-${serial++}', dir: ${JSON.stringify(bundle)}, command: process.execPath, args: [${JSON.stringify(sleeper)}], env: {}, port: await freePort(), resources: { cpuMillis: 100, memoryMb: 64 }, logDir: ${JSON.stringify(logDir)} }, { namespaces: ${String(namespaces)} })
+instance.start()
+instance.onChange(s => { if (s.state === 'healthy') process.stdout.write('up ' + s.pid + '\\n') })
+setInterval(() => {}, 1000)
+`)
+    const { spawn } = await import('node:child_process')
+    const daemon = spawn(process.execPath, [supervisor], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    daemon.stdout.on('data', (c: Buffer) => { out += c.toString() })
+    try {
+      await until(() => out.includes('up ') && existsSync(pidFile), 15_000, 'the instance up')
+      const hostPid = Number(/up (\d+)/.exec(out)![1])
+      // the app's own pid inside a namespace differs: find the group by the launcher's host pid
+      const members = (): number[] => readdirSync('/proc').filter(e => /^\d+$/.test(e)).map(Number).filter(p => {
+        try { const stat = readFileSync(`/proc/${p}/stat`, 'utf8'); const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); return Number(f[2]) === hostPid && f[0] !== 'Z' } catch { return false }
+      })
+      expect(members().length).toBeGreaterThan(0)
+      daemon.kill('SIGKILL')
+      await until(() => members().length === 0, 5_000, 'every process of the instance gone after its supervisor was killed')
+    } finally {
+      daemon.kill('SIGKILL')
+    }
+  }
+
+  it('without namespaces', async () => { await orphanCheck(false) })
+  it('in namespaces of its own', async () => { await orphanCheck(true) })
 })

@@ -1,7 +1,7 @@
 // A single-instance application (`--max 1`) on four sclerotium daemons, each in its own network
 // namespace: the node running it is cut off from the others, the others start it again once
 // its lease has lapsed, and the cut node has frozen its copy before then; after the heal it sees
-// the newer term and stops for good. Every running copy appends its pid and the time to one
+// the newer term and stops for good. Every running copy appends its name and the time to one
 // trace file every 25 ms: two copies running at once would interleave their lines.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs'
@@ -17,7 +17,8 @@ interface AppStatus { instances: Array<{ peerId: string, health: string }>, vote
 function soloApp (trace: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'myc-solo-'))
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ name: 'solo', version: '1.0.0', kind: 'service', command: 'node', args: ['solo.mjs'], env: { TRACE: trace }, resources: { cpuMillis: 100, memoryMb: 64 } }))
-  writeFileSync(join(dir, 'solo.mjs'), "import { appendFileSync } from 'node:fs'\nsetInterval(() => { appendFileSync(process.env.TRACE, `${process.pid} ${Date.now()}\\n`) }, 25)\n")
+  // each copy names itself at random: in a PID namespace of its own every copy is pid 2
+  writeFileSync(join(dir, 'solo.mjs'), "import { appendFileSync } from 'node:fs'\nconst me = Math.random().toString(36).slice(2)\nsetInterval(() => { appendFileSync(process.env.TRACE, `${me} ${Date.now()}\\n`) }, 25)\n")
   return dir
 }
 

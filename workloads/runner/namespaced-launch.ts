@@ -14,10 +14,11 @@
 // namespace down if unshare itself is killed.
 import { constants } from 'node:os'
 import type { Unshare } from './namespace-support.ts'
+import { LIFELINE_FD, lifelineScript } from './lifeline.ts'
 
 /** the spawned shell's fd the runner closes once the process is in its cgroup */
 export const ADMISSION_FD = 3
-const AWAIT_ADMISSION = `read _ <&${ADMISSION_FD}; exec "$@" ${ADMISSION_FD}<&-`
+const AWAIT_ADMISSION = `read _ <&${ADMISSION_FD}; ${lifelineScript(`exec "$@" ${ADMISSION_FD}<&- ${LIFELINE_FD}<&-`)}`
 /** variables a shell adds to its children's environment, taken out again unless the app's own */
 const SHELL_VARIABLES = ['PWD', 'SHLVL']
 

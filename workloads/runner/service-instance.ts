@@ -13,6 +13,7 @@ import { openInstanceCgroup } from './open-instance-cgroup.ts'
 import { probeHealth } from './health-probe.ts'
 import { NAMESPACES_TURNED_OFF, detectNamespaces, type NamespaceDetector, type NamespaceSupport } from './namespace-support.ts'
 import { ADMISSION_FD, appExit, namespacedInvocation } from './namespaced-launch.ts'
+import { LIFELINE_FD, withLifeline } from './lifeline.ts'
 import { groupAlive, signalGroup } from './process-group.ts'
 import { RestartBackoff } from './restart-backoff.ts'
 import { RotatingLog } from './rotating-log.ts'
@@ -187,13 +188,18 @@ export class ServiceInstance {
         env: serviceEnvironment(spec),
         // its own session and process group: stop() signals everything it forked
         detached: true,
-        stdio: invocation.namespaced ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe']
+        // fd 3: the admission gate of a namespaced launch; fd 4: the lifeline (lifeline.ts)
+        stdio: ['ignore', 'pipe', 'pipe', invocation.namespaced ? 'pipe' : 'ignore', 'pipe']
       })
     } catch (err) {
       this.#setState('starting')
       this.#exited(launch, unstartableExitCode((err as NodeJS.ErrnoException).code), null, (err as Error).message)
       return
     }
+    // the daemon's end of the lifeline stays open as long as the daemon lives; it keeps no
+    // event loop alive, and it is closed only by the daemon's end
+    const lifeline = child.stdio[LIFELINE_FD] as (NodeJS.ReadableStream & { unref?: () => void }) | null
+    lifeline?.unref?.()
     const pid = child.pid
     if (pid === undefined) {
       // not started (no such command, not executable, no such dir): reported by 'error' alone
@@ -221,7 +227,7 @@ export class ServiceInstance {
   /** What to spawn: the command itself, or, in namespaces of its own, the file it names behind unshare. */
   #invocation (): { command: string, args: string[], namespaced: boolean } | { errno: string } {
     const spec = this.#spec
-    if (!('unshare' in this.#namespaces)) return { command: serviceCommand(spec), args: spec.args, namespaced: false }
+    if (!('unshare' in this.#namespaces)) return { ...withLifeline(serviceCommand(spec), spec.args), namespaced: false }
     // the exec happens behind unshare, where a missing command would be an exit code like others
     const located = locateServiceCommand(spec)
     if ('errno' in located) return located
