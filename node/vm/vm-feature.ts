@@ -88,7 +88,7 @@ export function vmFeature (): VmFeature {
   const running = new Map<string, RunningVm>()
   const takenOver = new Map<string, TakenOverVm>()
   const lostAt = new Map<string, number>()
-  // Hashing every applied epoch costs a pass over the replica: only when asked for (diagnostics, tests).
+  // Hashing applied epochs costs passes over the replica (one after another while epochs come): only when asked for (diagnostics, tests).
   const verifyReplicas = process.env.MYCELIUM_VM_VERIFY_EPOCHS === '1'
 
   function requireRam (): RamReplication {

@@ -1,12 +1,23 @@
 // A backup's copy of one guest: its whole memory as of the last complete epoch, and the stripes
 // of later epochs staged until each epoch is whole. An epoch is applied only when all its
 // stripes are here and its predecessor is applied (a full epoch needs no predecessor), and its
-// deltas are checked before any byte of memory is touched: the memory is never a torn epoch.
-import { createHash } from 'node:crypto'
+// deltas are checked before any byte of memory is touched: the memory is never a torn epoch
+// once applying has stopped. Applying and hashing go in turns of the event loop
+// (../turn-budget.ts): a small epoch is applied at once, a full one (every page of the guest)
+// over several turns, and nothing else is applied meanwhile.
+//
+// With `hashMemory`, the backup hashes its whole memory after the newest epoch it applied
+// whenever no hash is under way, holding later epochs back until the digest is out, and sends
+// the epoch's acknowledgement with it; the epochs applied while it was hashing go without one.
+// A hash taken at every epoch, in one piece, held the event loop for longer than the epochs
+// came, until lease requests went unanswered.
 import type { VcpuState } from '../checkpoint.ts'
+import { MemoryHashing } from '../memory-hash.ts'
+import { runForTurn, runInLaterTurns, stepsOf } from '../turn-budget.ts'
 import type { StripeFrame } from '../transport/frames.ts'
 import { epochContentHash } from '../transport/frames.ts'
-import { applyPageDelta, validatePageDelta } from '../transport/page-delta.ts'
+import { validatePageDelta } from '../transport/page-delta.ts'
+import { EpochApplication } from './epoch-application.ts'
 import { ReplicaMismatchError, StagingOverflowError } from './errors.ts'
 
 export interface AppliedEpoch {
@@ -26,10 +37,15 @@ export interface GuestReplicaOptions {
   pageSize: number
   /** Bytes of stripes that may wait in staging for incomplete epochs. */
   maxStagingBytes?: number
-  /** Hash the whole memory after each applied epoch (for verification; costs a pass over memory). */
+  /** Hash the whole memory after applied epochs, whenever no hash is under way (for verification; costs a pass over memory). */
   hashMemory?: boolean
   /** Where the copy lives (zero-filled); a VMM can hand out guest-ready memory so a resume needs no copy. */
   allocateMemory?: (bytes: number) => Uint8Array
+  /**
+   * Each applied epoch, in order: during `accept` when it fits in the turn, later when it is
+   * large or its memory is being hashed.
+   */
+  onApplied?: (epoch: AppliedEpoch) => void
 }
 
 interface StagedEpoch {
@@ -37,6 +53,7 @@ interface StagedEpoch {
   received: number
   bytes: number
   full: boolean
+  handover: boolean
   stripes: Array<StripeFrame | undefined>
 }
 
@@ -48,9 +65,16 @@ export class GuestReplica {
   readonly memory: Uint8Array
   private readonly staging = new Map<number, StagedEpoch>()
   private readonly maxStagingBytes: number
-  private readonly hashMemory: boolean
+  private hashMemory: boolean
+  private readonly onApplied: (epoch: AppliedEpoch) => void
   /** Memory untouched since allocation (all zeros): a full epoch need not clear anything. */
   private pristine = true
+  /** Applying goes on in later turns: stripes are only staged until it is done. */
+  private busy = false
+  /** Settles when the work in later turns is done (or was given up). */
+  private idle: Promise<void> = Promise.resolve()
+  /** Ends the work of this run of the primary's replication (a restart or a close aborts it). */
+  private run = new AbortController()
   stagedBytes = 0
   maxStagedBytes = 0
   /** The last applied epoch (0: none yet). */
@@ -70,31 +94,27 @@ export class GuestReplica {
     this.memory = options.allocateMemory?.(options.memoryBytes) ?? new Uint8Array(options.memoryBytes)
     this.maxStagingBytes = options.maxStagingBytes ?? Math.max(64 * 1024 * 1024, options.memoryBytes + 16 * 1024 * 1024)
     this.hashMemory = options.hashMemory ?? false
-  }
-
-  /** SHA-256 of the replica's memory now. */
-  memoryHash (): Uint8Array {
-    return new Uint8Array(createHash('sha256').update(this.memory).digest())
+    this.onApplied = options.onApplied ?? (() => {})
   }
 
   /**
    * Stage one stripe (duplicates are ignored: a re-sent stripe may arrive twice) and apply every
    * epoch that became applicable. `bytes` is the stripe's size on the wire.
    */
-  accept (stripe: StripeFrame, bytes: number): AppliedEpoch[] {
+  accept (stripe: StripeFrame, bytes: number): void {
     if (stripe.memoryBytes !== this.memoryBytes || stripe.pageSize !== this.pageSize) {
       throw new ReplicaMismatchError(`stripe for ${stripe.vmId} describes ${stripe.memoryBytes} bytes in ${stripe.pageSize}-byte pages, replica holds ${this.memoryBytes} in ${this.pageSize}`)
     }
     this.lastHeardAt = Date.now()
-    if (stripe.epoch <= this.appliedEpoch) return []
+    if (stripe.epoch <= this.appliedEpoch) return
     let staged = this.staging.get(stripe.epoch)
     if (staged == null) {
-      staged = { stripeCount: stripe.stripeCount, received: 0, bytes: 0, full: stripe.full, stripes: new Array(stripe.stripeCount) }
+      staged = { stripeCount: stripe.stripeCount, received: 0, bytes: 0, full: stripe.full, handover: stripe.handover, stripes: new Array(stripe.stripeCount) }
       this.staging.set(stripe.epoch, staged)
     } else if (staged.stripeCount !== stripe.stripeCount || staged.full !== stripe.full) {
       throw new ReplicaMismatchError(`stripe ${stripe.stripeIndex} of epoch ${stripe.epoch} disagrees with its siblings on the stripe count or kind`)
     }
-    if (staged.stripes[stripe.stripeIndex] != null) return []
+    if (staged.stripes[stripe.stripeIndex] != null) return
     if (stripe.stripeIndex === 0 && stripe.vcpu == null) throw new ReplicaMismatchError(`stripe 0 of epoch ${stripe.epoch} carries no vCPU state`)
     if (this.stagedBytes + bytes > this.maxStagingBytes) {
       throw new StagingOverflowError(`staging ${this.stagedBytes + bytes} bytes would exceed ${this.maxStagingBytes}`)
@@ -109,14 +129,40 @@ export class GuestReplica {
     staged.bytes += bytes
     this.stagedBytes += bytes
     if (this.stagedBytes > this.maxStagedBytes) this.maxStagedBytes = this.stagedBytes
-    return this.applyReady()
+    this.advance()
   }
 
   /** A new run of the primary's replication: its epochs start over (with a full one); memory stays until then. */
   restart (): void {
+    this.stopWork()
     this.staging.clear()
     this.stagedBytes = 0
     this.appliedEpoch = 0
+  }
+
+  /** The replica is dropped: work under way stops. */
+  close (): void {
+    this.stopWork()
+    this.staging.clear()
+    this.stagedBytes = 0
+  }
+
+  /**
+   * Finish the epoch being applied and apply every complete one; hashing stops for good. Before
+   * a guest resumes from this memory, which is then the guest's.
+   */
+  async settle (): Promise<void> {
+    this.hashMemory = false
+    for (;;) {
+      this.advance()
+      if (!this.busy) return
+      await this.idle
+    }
+  }
+
+  /** Resolves once nothing is left to apply or hash in later turns (for tests and tools). */
+  async whenIdle (): Promise<void> {
+    while (this.busy) await this.idle
   }
 
   /** Epochs waiting for stripes. */
@@ -124,13 +170,60 @@ export class GuestReplica {
     return [...this.staging.keys()].sort((a, b) => a - b)
   }
 
-  private applyReady (): AppliedEpoch[] {
-    const applied: AppliedEpoch[] = []
+  private stopWork (): void {
+    this.run.abort()
+    this.run = new AbortController()
+    this.busy = false
+  }
+
+  /** Apply what can be applied: in this turn as far as it fits, the rest in later turns. */
+  private advance (): void {
+    if (this.busy) return
+    const step = stepsOf(this.applying())
+    if (runForTurn(step)) return
+    this.busy = true
+    const run = this.run
+    this.idle = runInLaterTurns(step, run.signal).catch(() => {
+      // given up (restart, close) or a listener threw: a later stripe starts over
+      if (this.run === run) this.busy = false
+    })
+  }
+
+  /** The applying, as steps: each yield is a point where the turn may end. */
+  private * applying (): Generator<void, void> {
     for (;;) {
       const next = this.nextApplicable()
-      if (next == null) return applied
-      applied.push(this.apply(next.epoch, next.staged))
+      if (next == null) {
+        // decided in the same step as the end of the work: a stripe staged after this one starts it again
+        this.busy = false
+        return
+      }
+      const application = new EpochApplication(this.memory, this.pageSize, next.epoch, next.staged.stripes as StripeFrame[], { full: next.staged.full, pristine: this.pristine })
+      this.pristine = false
+      while (!application.step()) yield
+      const applied = this.complete(application)
+      // The newest epoch is hashed; epochs that are already here next go without a hash, and
+      // so does a handover epoch, which the guest resumes from at once.
+      if (this.hashMemory && !applied.handover && this.nextApplicable() == null) {
+        const hashing = new MemoryHashing(this.memory)
+        while (!hashing.step()) {
+          yield
+          if (!this.hashWanted()) break
+        }
+        applied.memoryHash = hashing.digest
+      }
+      this.onApplied(applied)
+      yield
     }
+  }
+
+  /** Whether a hash under way should go on: not past a settle, and not in the way of a handover epoch (the migration's downtime). */
+  private hashWanted (): boolean {
+    if (!this.hashMemory) return false
+    for (const staged of this.staging.values()) {
+      if (staged.handover && staged.received === staged.stripeCount) return false
+    }
+    return true
   }
 
   private nextApplicable (): { epoch: number, staged: StagedEpoch } | undefined {
@@ -146,27 +239,9 @@ export class GuestReplica {
     return undefined
   }
 
-  private apply (epoch: number, staged: StagedEpoch): AppliedEpoch {
-    const { memory, pageSize } = this
-    const stripes = staged.stripes as StripeFrame[]
-    // A full epoch rebuilds memory: pages it lists are written, pages it leaves out become zeros.
-    const covered = staged.full && !this.pristine ? new Uint8Array(this.memoryBytes / pageSize) : undefined
-    for (const stripe of stripes) {
-      for (const page of stripe.pages) {
-        const offset = page.index * pageSize
-        if (covered != null) covered[page.index] = 1
-        if (page.encoding === 'raw') memory.set(page.data, offset)
-        else if (page.encoding === 'zero') {
-          if (!(staged.full && this.pristine)) memory.fill(0, offset, offset + pageSize)
-        } else applyPageDelta(memory.subarray(offset, offset + pageSize), page.data)
-      }
-    }
-    if (covered != null) {
-      for (let index = 0; index < covered.length; index++) {
-        if (covered[index] === 0) memory.fill(0, index * pageSize, (index + 1) * pageSize)
-      }
-    }
-    this.pristine = false
+  /** The epoch is all in memory: it becomes the replica's state, and what was staged up to it goes. */
+  private complete (application: EpochApplication): AppliedEpoch {
+    const { epoch, stripes } = application
     const first = stripes[0]
     this.appliedEpoch = epoch
     this.guestCounter = first.guestCounter
@@ -184,7 +259,6 @@ export class GuestReplica {
       epoch,
       guestCounter: first.guestCounter,
       contentHash: epochContentHash(stripes.map(stripe => stripe.hash)),
-      memoryHash: this.hashMemory ? this.memoryHash() : undefined,
       handover: first.handover,
       appliedAt: Date.now()
     }

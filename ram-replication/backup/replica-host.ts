@@ -178,19 +178,24 @@ export class ReplicaHost {
     if (entry.guest != null) return await entry.guest
     const { replica } = entry
     if (replica.appliedEpoch === 0 || replica.vcpu == null) throw new ReplicaNotResumableError(`replica of ${replica.vmId} has no complete epoch yet`)
-    if (this.options.restoreGuest == null) throw new ReplicaNotResumableError('this node cannot start guests (no restorer configured)')
-    // From now on the replica takes no stripes: its memory belongs to the running guest.
+    const restoreGuest = this.options.restoreGuest
+    if (restoreGuest == null) throw new ReplicaNotResumableError('this node cannot start guests (no restorer configured)')
+    // From now on the replica takes no stripes: its memory belongs to the running guest, once
+    // the epochs already here are applied (a full one may be half-way through its turns).
     entry.state = 'resumed'
-    entry.guest = this.options.restoreGuest({
-      vmId: replica.vmId,
-      memory: replica.memory,
-      memoryBytes: replica.memoryBytes,
-      pageSize: replica.pageSize,
-      vcpu: replica.vcpu,
-      guestCounter: replica.guestCounter,
-      epoch: replica.appliedEpoch,
-      engine: replica.engine
-    }, options)
+    entry.guest = (async () => {
+      await replica.settle()
+      return await restoreGuest({
+        vmId: replica.vmId,
+        memory: replica.memory,
+        memoryBytes: replica.memoryBytes,
+        pageSize: replica.pageSize,
+        vcpu: replica.vcpu!,
+        guestCounter: replica.guestCounter,
+        epoch: replica.appliedEpoch,
+        engine: replica.engine
+      }, options)
+    })()
     try {
       const guest = await entry.guest
       for (const listener of this.listeners.resumed) listener(replica.vmId, guest)
@@ -207,6 +212,7 @@ export class ReplicaHost {
     const entry = this.entries.get(vmId)
     if (entry == null) return
     for (const channel of entry.channels) channel.abort(new Error(`${vmId} dropped`))
+    entry.replica.close()
     this.entries.delete(vmId)
   }
 
@@ -301,16 +307,22 @@ export class ReplicaHost {
     for (const { replica } of this.entries.values()) held += replica.memoryBytes
     const limit = this.options.maxReplicaBytes ?? 2 * 1024 ** 3
     if (held + stripe.memoryBytes > limit) throw new ReplicaCapacityError(`holding ${stripe.vmId} (${stripe.memoryBytes} bytes) would exceed ${limit} bytes`)
-    const replica = new GuestReplica({
-      vmId: stripe.vmId,
-      origin,
-      memoryBytes: stripe.memoryBytes,
-      pageSize: stripe.pageSize,
-      maxStagingBytes: this.options.maxStagingBytes,
-      hashMemory: this.options.hashMemory,
-      allocateMemory: this.options.allocateMemory
-    })
-    const entry: ReplicaEntry = { replica, run, channels: new Set(), state: 'replicating', announcedEpoch: 0 }
+    const entry: ReplicaEntry = {
+      replica: new GuestReplica({
+        vmId: stripe.vmId,
+        origin,
+        memoryBytes: stripe.memoryBytes,
+        pageSize: stripe.pageSize,
+        maxStagingBytes: this.options.maxStagingBytes,
+        hashMemory: this.options.hashMemory,
+        allocateMemory: this.options.allocateMemory,
+        onApplied: (epoch) => { this.onApplied(entry, epoch) }
+      }),
+      run,
+      channels: new Set(),
+      state: 'replicating',
+      announcedEpoch: 0
+    }
     this.entries.set(stripe.vmId, entry)
     this.logger.info('replicating %s (%d bytes) from %s', stripe.vmId, stripe.memoryBytes, origin)
     return entry
@@ -318,15 +330,18 @@ export class ReplicaHost {
 
   private onStripe (entry: ReplicaEntry, channel: FrameChannel, stripe: StripeFrame, bytes: number): void {
     if (entry.state === 'primary-lost') entry.state = 'replicating'
-    const applied = entry.replica.accept(stripe, bytes)
+    entry.replica.accept(stripe, bytes)
     channel.send(encodeStripeReceipt(stripe.vmId, stripe.epoch, stripe.stripeIndex)).catch(() => {})
-    for (const epoch of applied) {
-      const ack = encodeEpochApplied(epoch)
-      for (const other of entry.channels) other.send(ack).catch(() => {})
-      for (const listener of this.listeners.applied) listener(epoch)
-      if (epoch.handover && entry.announcedEpoch <= epoch.epoch) this.handover(entry, epoch)
-      else if (epoch.handover) this.logger.warn('handover epoch %d of %s arrived after the primary gave it up (epoch %d announced): not resuming', epoch.epoch, epoch.vmId, entry.announcedEpoch)
-    }
+  }
+
+  /** An epoch is applied (at once, or turns after its last stripe): acknowledged on every open link of the VM. */
+  private onApplied (entry: ReplicaEntry, epoch: AppliedEpoch): void {
+    if (this.entries.get(epoch.vmId) !== entry) return
+    const ack = encodeEpochApplied(epoch)
+    for (const channel of entry.channels) channel.send(ack).catch(() => {})
+    for (const listener of this.listeners.applied) listener(epoch)
+    if (epoch.handover && entry.announcedEpoch <= epoch.epoch) this.handover(entry, epoch)
+    else if (epoch.handover) this.logger.warn('handover epoch %d of %s arrived after the primary gave it up (epoch %d announced): not resuming', epoch.epoch, epoch.vmId, entry.announcedEpoch)
   }
 
   private handover (entry: ReplicaEntry, epoch: AppliedEpoch): void {

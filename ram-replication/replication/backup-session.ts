@@ -76,6 +76,13 @@ interface LinkSlot {
   bytesBefore: number
 }
 
+/**
+ * Bytes of stripes handed to the links in one turn of the event loop; the rest go in the next
+ * turns. Sealing, framing and noise-encrypting a full epoch's worth of windows at once (several
+ * MiB per link) held the loop for hundreds of milliseconds on a busy machine.
+ */
+const SEND_BYTES_PER_TURN = 1024 * 1024
+
 function compareStripes (a: EncodedStripe, b: EncodedStripe): number {
   return a.epoch - b.epoch || a.stripeIndex - b.stripeIndex
 }
@@ -93,6 +100,10 @@ export class BackupSession {
   awaitingFull = false
   resentStripes = 0
   private stopped = false
+  /** Stripe bytes handed to the links since the event loop last turned (every pump of the turn counts). */
+  private sentThisTurn = 0
+  /** At the next turn: the count starts over and the pump goes on. */
+  private nextTurn?: ReturnType<typeof setImmediate>
 
   constructor (options: BackupSessionOptions) {
     this.options = options
@@ -208,7 +219,9 @@ export class BackupSession {
   }
 
   private pump (): void {
+    if (this.stopped) return
     while (this.queue.length > 0) {
+      if (this.sentThisTurn >= SEND_BYTES_PER_TURN) return
       const stripe = this.queue[0]
       if (!this.epochs.has(stripe.epoch)) {
         this.queue.shift()
@@ -225,6 +238,12 @@ export class BackupSession {
       const link = best
       const slot = this.slots.find(candidate => candidate.link === link)
       slot?.meter.add(stripe.bytes)
+      this.sentThisTurn += stripe.bytes
+      this.nextTurn ??= setImmediate(() => {
+        this.nextTurn = undefined
+        this.sentThisTurn = 0
+        this.pump()
+      })
       link.sendStripe(stripe).then(() => { this.pump() }, () => {})
     }
   }
@@ -332,6 +351,8 @@ export class BackupSession {
 
   async close (): Promise<void> {
     this.stopped = true
+    if (this.nextTurn != null) clearImmediate(this.nextTurn)
+    this.nextTurn = undefined
     for (const slot of this.slots) {
       if (slot.retryTimer != null) clearTimeout(slot.retryTimer)
       slot.retryTimer = undefined

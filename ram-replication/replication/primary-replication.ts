@@ -4,8 +4,8 @@
 // (bytes no backup has acknowledged) into guest slowdown, and past its limit into the
 // emergency mode: pause the guest, or drop a lagging backup to a full resync. Migration to a
 // backup is in migration.ts; this class lends it the loop, the epochs and the guest.
-import { createHash } from 'node:crypto'
 import type { Checkpoint, ReplicatedGuest } from '../checkpoint.ts'
+import { hashMemoryInTurns } from '../memory-hash.ts'
 import { EpochEncoder } from '../transport/epoch-encoder.ts'
 import type { EncodedEpoch } from '../transport/epoch-encoder.ts'
 import { replicationProtocols, silentLogger } from '../transport/protocols.ts'
@@ -52,7 +52,8 @@ export interface PrimaryReplicationOptions {
   heartbeatMs?: number
   /**
    * Hash the guest's memory at every checkpoint, while it is paused, and report it with the
-   * epoch (to compare with a backup's memory hash). Costs a pass over guest memory per epoch.
+   * epoch (to compare with a backup's memory hash). Costs a pass over guest memory per epoch,
+   * taken in turns of the event loop: the guest stays paused for all of it.
    */
   verifyEpochs?: boolean
   logger?: ReplicationLogger
@@ -311,7 +312,7 @@ export class PrimaryReplication {
     await this.guest.pause()
     try {
       const checkpoint = full ? await this.guest.fullCheckpoint(epoch) : await this.guest.checkpoint(epoch)
-      const memoryHash = new Uint8Array(createHash('sha256').update(this.guest.memory()).digest())
+      const memoryHash = await hashMemoryInTurns(this.guest.memory(), this.controller.signal)
       return { checkpoint, memoryHash }
     } finally {
       if (!this.pausedByPolicy && this.stateValue !== 'migrating') this.guest.resume()
@@ -326,7 +327,7 @@ export class PrimaryReplication {
       : await this.takeCheckpoint(epoch, full)
     const checkpointMs = performance.now() - started
     this.epochValue = epoch
-    const encoded = this.encoder.encode(checkpoint, { handover: options.handoverTo != null })
+    const encoded = await this.encoder.encodeInTurns(checkpoint, { handover: options.handoverTo != null })
     const record: EpochRecord = {
       epoch,
       full: encoded.full,

@@ -41,7 +41,7 @@ export interface RamReplicationOptions {
   backup?: boolean
   maxReplicaBytes?: number
   primaryTimeoutMs?: number
-  /** Backups hash a replica's memory at every applied epoch and report it (to compare with the primary's `verifyEpochs`). */
+  /** Backups hash a replica's memory after applied epochs (the newest, whenever no hash is under way) and report it (to compare with the primary's `verifyEpochs`). */
   hashMemory?: boolean
   /** The VMM's "start a guest from memory and vCPU state" (needed to take over a VM here). */
   restoreGuest?: GuestRestorer

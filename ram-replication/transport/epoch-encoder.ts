@@ -1,7 +1,10 @@
 // Turns a checkpoint into stripes: zero pages become markers, pages that changed a little
 // become deltas against the version the backups already hold, the rest go raw; pages are
-// then cut into stripes of about `stripeBytes` so parallel links can share an epoch.
+// then cut into stripes of about `stripeBytes` so parallel links can share an epoch. A full
+// epoch (every page: copied into the delta cache, hashed stripe by stripe) is encoded in turns
+// of the event loop (../turn-budget.ts) by `encodeInTurns`.
 import type { Checkpoint } from '../checkpoint.ts'
+import { runInTurns } from '../turn-budget.ts'
 import { encodePageDelta } from './page-delta.ts'
 import { encodeStripe, epochContentHash } from './frames.ts'
 import type { EncodedStripe, PageEntry } from './frames.ts'
@@ -34,6 +37,8 @@ export interface EncodedEpoch {
 }
 
 export const DEFAULT_STRIPE_BYTES = 256 * 1024
+/** Pages looked at between two points where the turn may end. */
+const STEP_PAGES = 32
 
 export class EpochEncoder {
   private stripeBytes: number
@@ -52,6 +57,27 @@ export class EpochEncoder {
   }
 
   encode (checkpoint: Checkpoint, options: { handover?: boolean } = {}): EncodedEpoch {
+    const encoding = this.encoding(checkpoint, options)
+    for (;;) {
+      const next = encoding.next()
+      if (next.done === true) return next.value
+    }
+  }
+
+  /** As `encode`, in turns of the event loop: a small epoch within this turn, a full one over several. */
+  async encodeInTurns (checkpoint: Checkpoint, options: { handover?: boolean } = {}): Promise<EncodedEpoch> {
+    const encoding = this.encoding(checkpoint, options)
+    let encoded: EncodedEpoch | undefined
+    await runInTurns(() => {
+      const next = encoding.next()
+      if (next.done === true) encoded = next.value
+      return encoded != null
+    })
+    return encoded!
+  }
+
+  /** The encoding, as steps: each yield is a point where the turn may end. */
+  private * encoding (checkpoint: Checkpoint, options: { handover?: boolean }): Generator<void, EncodedEpoch> {
     const { pageSize } = checkpoint
     if (this.zeroPage.length !== pageSize) this.zeroPage = new Uint8Array(pageSize)
     const zero = Buffer.from(this.zeroPage.buffer, this.zeroPage.byteOffset, pageSize)
@@ -68,7 +94,12 @@ export class EpochEncoder {
     const sizes: number[] = []
     let zeroPages = 0
     let deltaPages = 0
+    let sinceYield = 0
     for (const page of checkpoint.pages) {
+      if (++sinceYield === STEP_PAGES) {
+        sinceYield = 0
+        yield
+      }
       const data = page.data
       const bit = 1 << (page.index & 7)
       const slot = page.index >>> 3
@@ -119,11 +150,12 @@ export class EpochEncoder {
     }
 
     const groups: Array<{ start: number, end: number }> = []
+    const stripeBytes = this.stripeBytes
     let start = 0
     let accumulated = 0
     for (let i = 0; i < entries.length; i++) {
       accumulated += sizes[i]
-      if (accumulated >= this.stripeBytes) {
+      if (accumulated >= stripeBytes) {
         groups.push({ start, end: i + 1 })
         start = i + 1
         accumulated = 0
@@ -132,20 +164,25 @@ export class EpochEncoder {
     if (start < entries.length || groups.length === 0) groups.push({ start, end: entries.length })
 
     const handover = options.handover ?? false
-    const stripes = groups.map((group, stripeIndex) => encodeStripe({
-      vmId: checkpoint.vmId,
-      epoch: checkpoint.epoch,
-      stripeIndex,
-      stripeCount: groups.length,
-      full: checkpoint.full,
-      handover,
-      memoryBytes: checkpoint.memoryBytes,
-      pageSize,
-      guestCounter: checkpoint.guestCounter,
-      takenAt: checkpoint.takenAt,
-      vcpu: stripeIndex === 0 ? checkpoint.vcpu : undefined,
-      engine: stripeIndex === 0 ? checkpoint.engine : undefined
-    }, entries.slice(group.start, group.end)))
+    const stripes: EncodedStripe[] = []
+    for (const [stripeIndex, group] of groups.entries()) {
+      // a stripe's integrity hash covers all of it: one stripe per step
+      if (stripeIndex > 0) yield
+      stripes.push(encodeStripe({
+        vmId: checkpoint.vmId,
+        epoch: checkpoint.epoch,
+        stripeIndex,
+        stripeCount: groups.length,
+        full: checkpoint.full,
+        handover,
+        memoryBytes: checkpoint.memoryBytes,
+        pageSize,
+        guestCounter: checkpoint.guestCounter,
+        takenAt: checkpoint.takenAt,
+        vcpu: stripeIndex === 0 ? checkpoint.vcpu : undefined,
+        engine: stripeIndex === 0 ? checkpoint.engine : undefined
+      }, entries.slice(group.start, group.end)))
+    }
     let bytes = 0
     for (const stripe of stripes) bytes += stripe.bytes
     return {

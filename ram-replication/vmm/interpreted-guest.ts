@@ -21,6 +21,7 @@ import { GuestMemory } from './guest-memory.ts'
 import { GuestPacer } from './guest-pacer.ts'
 import { GuestWaiters } from './guest-waiters.ts'
 import { SpareCopyBuffer } from './spare-copy-buffer.ts'
+import { copyFullMemory } from './full-copy.ts'
 import { loadRegisters, pagingState, saveVcpuState } from './interpreted-vcpu.ts'
 import { initialVcpuState, resetSregs } from './long-mode-state.ts'
 import { silentLogger } from './running-guest.ts'
@@ -249,7 +250,9 @@ export class InterpretedGuest implements RunningGuest {
       const indices = this.interpreter.dirtyLog.collect()
       const collectedAt = performance.now()
       const memory = this.guestMemory.bytes
-      const pages = full ? this.copyAll(memory) : this.copyPages(memory, indices, this.spare.take(indices.length * GUEST_PAGE_SIZE))
+      const pages = full
+        ? await copyFullMemory(memory, this.guestMemory.residency(), GUEST_PAGE_SIZE, ZERO_PAGE)
+        : this.copyPages(memory, indices, this.spare.take(indices.length * GUEST_PAGE_SIZE))
       const copiedAt = performance.now()
       const vcpu = saveVcpuState(this.interpreter.cpu, this.sregs)
       const guestCounter = readGuestCounter(memory)
@@ -277,17 +280,6 @@ export class InterpretedGuest implements RunningGuest {
       data.set(memory.subarray(index * GUEST_PAGE_SIZE, (index + 1) * GUEST_PAGE_SIZE))
       return { index, data }
     })
-  }
-
-  /** Every page; pages never touched read as zero and share one zero page instead of a copy. */
-  private copyAll (memory: Uint8Array): DirtyPage[] {
-    const resident = this.guestMemory.residency()
-    const touched: number[] = []
-    for (let index = 0; index < resident.length; index++) if ((resident[index] & 1) !== 0) touched.push(index)
-    const copied = this.copyPages(memory, touched)
-    const pages = Array.from(resident, (_, index): DirtyPage => ({ index, data: ZERO_PAGE }))
-    for (const page of copied) pages[page.index] = page
-    return pages
   }
 
   private mayRun (): boolean {

@@ -30,6 +30,7 @@ import {
 } from '../guest/page-writer.ts'
 import type { PageWriterParams } from '../guest/page-writer.ts'
 import { DirtyPageTracker } from './dirty-page-tracker.ts'
+import { copyFullMemory } from './full-copy.ts'
 import { GuestFaultError, GuestStoppedError } from './errors.ts'
 import { GuestMemory } from './guest-memory.ts'
 import { GuestPacer } from './guest-pacer.ts'
@@ -323,24 +324,7 @@ export class KvmGuest implements RunningGuest {
       const memory = this.guestMemory.bytes
       let pages: DirtyPage[]
       if (full) {
-        // Pages never touched are not backed and read as zero: they all share one zero page
-        // instead of being copied (copying them would fault in both sides, page by page).
-        const resident = this.guestMemory.residency()
-        let touched = 0
-        for (const flag of resident) touched += flag & 1
-        const copy = new Uint8Array(touched * GUEST_PAGE_SIZE)
-        pages = new Array<DirtyPage>(resident.length)
-        let slot = 0
-        for (let index = 0; index < pages.length; index++) {
-          if ((resident[index] & 1) === 0) {
-            pages[index] = { index, data: ZERO_PAGE }
-            continue
-          }
-          const data = copy.subarray(slot * GUEST_PAGE_SIZE, (slot + 1) * GUEST_PAGE_SIZE)
-          data.set(memory.subarray(index * GUEST_PAGE_SIZE, (index + 1) * GUEST_PAGE_SIZE))
-          pages[index] = { index, data }
-          slot++
-        }
+        pages = await copyFullMemory(memory, this.guestMemory.residency(), GUEST_PAGE_SIZE, ZERO_PAGE)
       } else {
         const copy = this.copyBuffer(indices.length)
         pages = new Array<DirtyPage>(indices.length)

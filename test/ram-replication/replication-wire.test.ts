@@ -1,5 +1,5 @@
 // The stripe wire format and the backup's epoch staging, on plain bytes.
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import {
@@ -8,7 +8,7 @@ import {
   InvalidFrameError, FrameIntegrityError, InvalidPageDeltaError,
   GuestReplica, ReplicaMismatchError
 } from '../../ram-replication/index.ts'
-import type { Checkpoint, EncodedEpoch, StripeFrame } from '../../ram-replication/index.ts'
+import type { AppliedEpoch, Checkpoint, EncodedEpoch, StripeFrame } from '../../ram-replication/index.ts'
 
 const PAGE = 4096
 const MEMORY = 64 * PAGE
@@ -143,63 +143,119 @@ describe('stripe frames', () => {
 })
 
 describe('a backup replica', () => {
-  it('applies an epoch only when all its stripes are in, in any order, ignoring duplicates', () => {
+  /** A replica that records the epochs it applied, in order. */
+  function replicaOf (options: { hashMemory?: boolean } = {}): { replica: GuestReplica, applied: AppliedEpoch[] } {
+    const applied: AppliedEpoch[] = []
+    const replica = new GuestReplica({ vmId: 'vm-wire', origin: 'p', memoryBytes: MEMORY, pageSize: PAGE, ...options, onApplied: (epoch) => { applied.push(epoch) } })
+    return { replica, applied }
+  }
+
+  it('applies an epoch only when all its stripes are in, in any order, ignoring duplicates', async () => {
     const image = new Uint8Array(randomBytes(MEMORY))
     const encoder = new EpochEncoder({ stripeBytes: 4 * PAGE })
-    const replica = new GuestReplica({ vmId: 'vm-wire', origin: 'p', memoryBytes: MEMORY, pageSize: PAGE })
+    const { replica, applied } = replicaOf()
     const first = stripesOf(encoder.encode(checkpointOf(image, 1, [...Array(64).keys()], true)))
     expect(first.length).toBeGreaterThan(4)
     const shuffled = [...first].reverse()
     for (const stripe of shuffled.slice(0, -1)) {
-      expect(replica.accept(stripe.frame, stripe.bytes)).toEqual([])
+      replica.accept(stripe.frame, stripe.bytes)
       replica.accept(stripe.frame, stripe.bytes)
     }
+    await replica.whenIdle()
+    expect(applied).toEqual([])
     expect(replica.appliedEpoch).toBe(0)
     expect(replica.memory.every(byte => byte === 0)).toBe(true)
     const last = shuffled[shuffled.length - 1]
-    const applied = replica.accept(last.frame, last.bytes)
+    replica.accept(last.frame, last.bytes)
+    await replica.whenIdle()
     expect(applied.map(epoch => epoch.epoch)).toEqual([1])
     expect(Buffer.from(replica.memory).equals(image)).toBe(true)
     expect(replica.guestCounter).toBe(1000)
     expect(replica.stagedBytes).toBe(0)
   })
 
-  it('holds a later epoch until the one before it is complete, then applies both in order', () => {
+  it('holds a later epoch until the one before it is complete, then applies both in order', async () => {
     const image = new Uint8Array(randomBytes(MEMORY))
     const encoder = new EpochEncoder({ stripeBytes: 2 * PAGE })
-    const replica = new GuestReplica({ vmId: 'vm-wire', origin: 'p', memoryBytes: MEMORY, pageSize: PAGE })
+    const { replica, applied } = replicaOf()
     for (const stripe of stripesOf(encoder.encode(checkpointOf(image, 1, [...Array(64).keys()], true)))) replica.accept(stripe.frame, stripe.bytes)
+    await replica.whenIdle()
     image.set(randomBytes(PAGE * 4), 10 * PAGE)
     const second = stripesOf(encoder.encode(checkpointOf(image, 2, [10, 11, 12, 13])))
     const afterSecond = image.slice()
     image[12 * PAGE + 5] ^= 0x55
     const third = stripesOf(encoder.encode(checkpointOf(image, 3, [12])))
-    for (const stripe of third) expect(replica.accept(stripe.frame, stripe.bytes)).toEqual([])
+    for (const stripe of third) replica.accept(stripe.frame, stripe.bytes)
     replica.accept(second[0].frame, second[0].bytes)
+    await replica.whenIdle()
+    expect(applied.map(epoch => epoch.epoch)).toEqual([1])
     expect(replica.appliedEpoch).toBe(1)
     for (const stripe of second.slice(1, -1)) replica.accept(stripe.frame, stripe.bytes)
+    await replica.whenIdle()
     expect(replica.appliedEpoch).toBe(1)
     expect(Buffer.from(replica.memory).equals(afterSecond)).toBe(false)
-    const applied = replica.accept(second[second.length - 1].frame, second[second.length - 1].bytes)
-    expect(applied.map(epoch => epoch.epoch)).toEqual([2, 3])
+    replica.accept(second[second.length - 1].frame, second[second.length - 1].bytes)
+    await replica.whenIdle()
+    expect(applied.map(epoch => epoch.epoch)).toEqual([1, 2, 3])
     expect(Buffer.from(replica.memory).equals(image)).toBe(true)
     expect(replica.guestCounter).toBe(3000)
   })
 
-  it('acknowledges with the same content hash the primary computed, and a memory hash when asked', () => {
+  it('acknowledges with the same content hash the primary computed, and a memory hash when asked', async () => {
     const image = new Uint8Array(randomBytes(MEMORY))
     const encoded = new EpochEncoder({ stripeBytes: 16 * PAGE }).encode(checkpointOf(image, 1, [...Array(64).keys()], true))
-    const replica = new GuestReplica({ vmId: 'vm-wire', origin: 'p', memoryBytes: MEMORY, pageSize: PAGE, hashMemory: true })
-    const applied = stripesOf(encoded).flatMap(stripe => replica.accept(stripe.frame, stripe.bytes))
+    const { replica, applied } = replicaOf({ hashMemory: true })
+    for (const stripe of stripesOf(encoded)) replica.accept(stripe.frame, stripe.bytes)
+    await replica.whenIdle()
     expect(Buffer.from(applied[0].contentHash).equals(encoded.contentHash)).toBe(true)
-    expect(Buffer.from(applied[0].memoryHash!).toString('hex')).toBe(Buffer.from(replica.memoryHash()).toString('hex'))
+    expect(Buffer.from(applied[0].memoryHash!).toString('hex')).toBe(createHash('sha256').update(image).digest('hex'))
   })
 
-  it('receives first writes to zero pages and rewrites of sent pages as small deltas, and rebuilds them exactly', () => {
+  it('applies and hashes a large full epoch over several turns of the event loop, holding later epochs until the hash is out', async () => {
+    const memoryBytes = 32 * 1024 * 1024
+    const image = new Uint8Array(memoryBytes)
+    for (let offset = 0; offset < memoryBytes; offset += PAGE) image.set(randomBytes(64), offset)
+    const encoder = new EpochEncoder()
+    const applied: AppliedEpoch[] = []
+    const replica = new GuestReplica({ vmId: 'vm-wire', origin: 'p', memoryBytes, pageSize: PAGE, hashMemory: true, onApplied: (epoch) => { applied.push(epoch) } })
+    const hashOf = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex')
+    const epochOf = (epoch: number, pages: number[], full = false): Array<{ frame: StripeFrame, bytes: number }> =>
+      stripesOf(encoder.encode({ ...checkpointOf(image, epoch, pages, full), memoryBytes }))
+    // The timer shows the event loop turning while the replica works.
+    let ticks = 0
+    const ticker = setInterval(() => { ticks++ }, 1)
+    try {
+      for (const stripe of epochOf(1, [...Array(memoryBytes / PAGE).keys()], true)) replica.accept(stripe.frame, stripe.bytes)
+      // the last stripe started the work: what does not fit in this turn goes on in later ones
+      expect(applied).toEqual([])
+      await replica.whenIdle()
+      expect(ticks).toBeGreaterThan(0)
+      expect(applied.map(epoch => epoch.epoch)).toEqual([1])
+      expect(Buffer.from(applied[0].memoryHash!).toString('hex')).toBe(hashOf(image))
+
+      image.set(randomBytes(PAGE), 7 * PAGE)
+      for (const stripe of epochOf(2, [7])) replica.accept(stripe.frame, stripe.bytes)
+      const afterSecond = hashOf(image)
+      // epoch 2 is in memory and being hashed: epoch 3 waits in staging until the digest is out
+      image.set(randomBytes(PAGE), 9 * PAGE)
+      for (const stripe of epochOf(3, [9])) replica.accept(stripe.frame, stripe.bytes)
+      expect(replica.appliedEpoch).toBe(2)
+      expect(replica.pendingEpochs()).toEqual([3])
+      await replica.whenIdle()
+      expect(applied.map(epoch => epoch.epoch)).toEqual([1, 2, 3])
+      expect(Buffer.from(applied[1].memoryHash!).toString('hex')).toBe(afterSecond)
+      expect(Buffer.from(applied[2].memoryHash!).toString('hex')).toBe(hashOf(image))
+      expect(Buffer.from(replica.memory).equals(image)).toBe(true)
+    } finally {
+      clearInterval(ticker)
+    }
+  })
+
+  it('receives first writes to zero pages and rewrites of sent pages as small deltas, and rebuilds them exactly', async () => {
     const image = new Uint8Array(MEMORY)
     image.set(randomBytes(PAGE), 4 * PAGE)
     const encoder = new EpochEncoder()
-    const replica = new GuestReplica({ vmId: 'vm-wire', origin: 'p', memoryBytes: MEMORY, pageSize: PAGE })
+    const { replica } = replicaOf()
     for (const stripe of stripesOf(encoder.encode(checkpointOf(image, 1, [...Array(64).keys()], true)))) replica.accept(stripe.frame, stripe.bytes)
     for (let epoch = 2; epoch <= 4; epoch++) {
       const touched = [4, 10 + epoch, 40]
@@ -208,19 +264,21 @@ describe('a backup replica', () => {
       expect(encoded.deltaPages).toBe(3)
       expect(encoded.bytes).toBeLessThan(1024)
       for (const stripe of stripesOf(encoded)) replica.accept(stripe.frame, stripe.bytes)
+      await replica.whenIdle()
       expect(replica.appliedEpoch).toBe(epoch)
       expect(Buffer.from(replica.memory).equals(image)).toBe(true)
     }
   })
 
-  it('rebuilds memory from a later full epoch, zeroing the pages it leaves out (a resync)', () => {
+  it('rebuilds memory from a later full epoch, zeroing the pages it leaves out (a resync)', async () => {
     const image = new Uint8Array(randomBytes(MEMORY))
     const encoder = new EpochEncoder()
-    const replica = new GuestReplica({ vmId: 'vm-wire', origin: 'p', memoryBytes: MEMORY, pageSize: PAGE })
+    const { replica } = replicaOf()
     for (const stripe of stripesOf(encoder.encode(checkpointOf(image, 1, [...Array(64).keys()], true)))) replica.accept(stripe.frame, stripe.bytes)
     const resync = new Uint8Array(MEMORY)
     resync.set(randomBytes(PAGE * 3), 20 * PAGE)
     for (const stripe of stripesOf(encoder.encode(checkpointOf(resync, 9, [20, 21, 22], true)))) replica.accept(stripe.frame, stripe.bytes)
+    await replica.whenIdle()
     expect(replica.appliedEpoch).toBe(9)
     expect(Buffer.from(replica.memory).equals(resync)).toBe(true)
   })
