@@ -61,6 +61,8 @@ describe('applications on four sclerotium daemons', () => {
   it('packs, publishes and plans a service; two nodes run it and every gateway reaches it', async () => {
     nodes = await startSclerotia(cluster, 4)
     const [admin] = nodes
+    // a plan made before the first certified epoch runs from the latent spore (not certified)
+    await waitFor(async () => ((await admin.api<{ latest: number }>('/spores/epochs?limit=1').catch(() => undefined))?.latest ?? 0) >= 1, { timeoutMs: 90_000, intervalMs: 500, what: 'a certified epoch' })
     const out = join(mkdtempSync(join(tmpdir(), 'myc-spore-')), 'hello.spore')
     const packed = await admin.cli(['app', 'pack', appDir('1.0.0'), '--out', out])
     expect(packed.code, packed.stderr).toBe(0)
