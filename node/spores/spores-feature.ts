@@ -8,7 +8,7 @@ import { Level } from 'level'
 import { Counter } from 'prom-client'
 import type { PeerId } from '@libp2p/interface'
 import {
-  Spores, ENTRY_TYPES, TIERS, isEntryType, signEntry, signerOf,
+  Spores, ENTRY_TYPES, TIERS, isEntryType, signerOf,
   SeedFileError, SchemaError,
   type SporesNetwork, type EpochCertificateVerifier, type SeedNode, type NodeValue, type TierName, type EntryType
 } from '../../spores/index.ts'
@@ -20,6 +20,7 @@ import { MemberBook } from './member-book.ts'
 import { selfSummary } from './self-summary.ts'
 import { seedConfirmation } from './seed-confirmation.ts'
 import { sporesSettingsFromEnv } from './spores-settings.ts'
+import { publishEntry, EntryNotStoredError } from './publish-entry.ts'
 
 export interface SporesFeatureOptions {
   /** The consensus engine's quorum-certificate check for primary epochs (default: committee signatures). */
@@ -253,18 +254,14 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
           if (!SERVICE_NAME.test(name)) throw new ApiError(400, `service name "${name.slice(0, 80)}" must be 1-64 letters, digits, '.', '_' or '-'`)
           const me = s.signer.peerId
           const key = `${me}/${name}`
-          const now = Date.now()
-          const held = s.tiers.latent.getById(`service/${key}`)?.seq ?? 0
           let entry
           try {
-            entry = signEntry(s.signer, { type: 'service', key, value: { name, endpoints, ...(protocol === undefined ? {} : { protocol }) }, seq: Math.max(now, held + 1), issuedAt: now })
+            entry = await publishEntry(s, n, s.signer, { type: 'service', key, value: { name, endpoints, ...(protocol === undefined ? {} : { protocol }) } })
           } catch (err) {
             if (err instanceof SchemaError) throw new ApiError(400, `invalid service record: ${err.message}`)
+            if (err instanceof EntryNotStoredError) throw new ApiError(409, err.message)
             throw err
           }
-          const [outcome] = await s.merge('latent', [entry])
-          if (outcome.status !== 'merged') throw new ApiError(409, `the service record was not stored: ${outcome.reason}`)
-          await n.gossip.publish(entry)
           return { type: 'service', key, origin: me, seq: entry.seq, issuedAt: entry.issuedAt, value: entry.value }
         }
       }

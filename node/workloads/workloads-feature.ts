@@ -7,8 +7,8 @@ import { resolve } from 'node:path'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ApiError, type Routes } from '../api/index.ts'
 import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
-import type { SporesFeature } from '../spores/index.ts'
-import { signEntry, signerOf, SchemaError, type Spores, type SporesNetwork, type EntryType, type SignedEntry } from '../../spores/index.ts'
+import { publishEntry, EntryNotStoredError, type SporesFeature } from '../spores/index.ts'
+import { signerOf, SchemaError, type Spores, type SporesNetwork, type EntryType, type SignedEntry } from '../../spores/index.ts'
 import { APP_NAME, BUNDLE_DIGEST } from '../../spores/entry/types.ts'
 import { getPublicKey, peerIdOfPublicKey } from '../../crypto/index.ts'
 import { operatorGrantAdmits, decodeOperatorGrant, signOperatorGrant, encodeOperatorGrant } from '../../membership/index.ts'
@@ -98,15 +98,14 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
   }
 
   /** Signs and spreads an entry of this node (or of the root key, for plans). */
-  const publish = async <T extends EntryType>(signer: { secretKey: Uint8Array, peerId: string }, fields: { type: T, key: string, value: unknown, expiresAt?: number }): Promise<SignedEntry> => {
+  const publish = async (signer: { secretKey: Uint8Array, peerId: string }, fields: { type: EntryType, key: string, value: unknown, expiresAt?: number }): Promise<SignedEntry> => {
     const { spores, network } = running()
-    const now = Date.now()
-    const held = Math.max(spores.tiers.latent.get(fields.type, fields.key)?.seq ?? 0, spores.tiers.primary.get(fields.type, fields.key)?.seq ?? 0)
-    const entry = signEntry(signer, { type: fields.type, key: fields.key, value: fields.value as never, seq: Math.max(now, held + 1), issuedAt: now, ...(fields.expiresAt === undefined ? {} : { expiresAt: fields.expiresAt }) })
-    const [outcome] = await spores.merge('latent', [entry])
-    if (outcome.status !== 'merged') throw new ApiError(409, `the ${fields.type} record was not stored: ${outcome.reason}`)
-    await network.gossip.publish(entry)
-    return entry
+    try {
+      return await publishEntry(spores, network, signer, fields)
+    } catch (err) {
+      if (err instanceof EntryNotStoredError) throw new ApiError(409, err.message)
+      throw err
+    }
   }
 
   const self = (): { secretKey: Uint8Array, peerId: string } => signerOf(ctx!.secretKey)

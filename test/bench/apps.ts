@@ -16,7 +16,7 @@ import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Cluster, waitFor, sleep, type TestNode } from '../harness/index.ts'
-import { startSclerotia } from '../consensus/bft-daemon-nodes.ts'
+import { startSclerotia, waitForEpoch } from '../consensus/bft-daemon-nodes.ts'
 
 const KILLS = Number(process.env.BENCH_KILLS ?? 3)
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 2000)
@@ -79,7 +79,7 @@ async function main (): Promise<void> {
   try {
     const nodes = await startSclerotia(cluster, 4)
     const [admin] = nodes
-    await waitFor(async () => ((await admin.api<{ latest: number }>('/spores/epochs?limit=1').catch(() => undefined))?.latest ?? 0) >= 1, { timeoutMs: 90_000, intervalMs: 500, what: 'a certified epoch' })
+    await waitForEpoch([admin], 1, 90_000)
 
     // gateway first, on a quiet network
     const web = await deploy(admin, bundleDir('web', SERVER), 'web', ['--min', '1', '--max', '1'])

@@ -8,7 +8,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Cluster, waitFor, type TestNode } from '../harness/index.ts'
-import { startSclerotia } from '../consensus/bft-daemon-nodes.ts'
+import { startSclerotia, waitForEpoch } from '../consensus/bft-daemon-nodes.ts'
 import { packBundle, parseManifest } from '../../workloads/bundle/index.ts'
 import { randomSecretKey } from '../../crypto/index.ts'
 import { helloModule } from './wasm-modules.ts'
@@ -62,7 +62,7 @@ describe('applications on four sclerotium daemons', () => {
     nodes = await startSclerotia(cluster, 4)
     const [admin] = nodes
     // a plan made before the first certified epoch runs from the latent spore (not certified)
-    await waitFor(async () => ((await admin.api<{ latest: number }>('/spores/epochs?limit=1').catch(() => undefined))?.latest ?? 0) >= 1, { timeoutMs: 90_000, intervalMs: 500, what: 'a certified epoch' })
+    await waitForEpoch([admin], 1, 90_000)
     const out = join(mkdtempSync(join(tmpdir(), 'myc-spore-')), 'hello.spore')
     const packed = await admin.cli(['app', 'pack', appDir('1.0.0'), '--out', out])
     expect(packed.code, packed.stderr).toBe(0)

@@ -8,6 +8,7 @@ import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Cluster, waitFor, capabilities, titled, type TestNode } from '../harness/index.ts'
+import { waitForEpoch } from '../consensus/bft-daemon-nodes.ts'
 
 const { netns } = capabilities()
 const ARGS = ['--role', 'sclerotium', '--epoch-interval-s', '2', '--bft-f', '1', '--http-listen', 'off']
@@ -47,7 +48,7 @@ describe.skipIf(netns.missing !== undefined)(titled('a single-instance applicati
     const nodes = await cluster.startNetwork(4)
     await cluster.waitForFullMesh(60_000)
     const [admin] = nodes
-    await waitFor(async () => ((await admin.api<{ latest: number }>('/spores/epochs?limit=1').catch(() => undefined))?.latest ?? 0) >= 1, { timeoutMs: 90_000, intervalMs: 1000, what: 'a certified epoch' })
+    await waitForEpoch([admin], 1, 90_000)
     const trace = join(mkdtempSync(join(tmpdir(), 'myc-trace-')), 'trace')
     const file = join(mkdtempSync(join(tmpdir(), 'myc-spore-')), 'solo.spore')
     expect((await admin.cli(['app', 'pack', soloApp(trace), '--out', file])).code).toBe(0)
