@@ -20,7 +20,8 @@ export const DAEMON_FILES = [
   'test/browser/browser-client.test.ts',
   'test/workloads/apps-daemon.test.ts',
   'test/workloads/single-instance.test.ts',
-  'test/ram-replication/daemon.test.ts'
+  'test/ram-replication/daemon.test.ts',
+  'test/ram-replication/netns-partition.test.ts'
 ]
 
 const shared = {
