@@ -13,6 +13,17 @@ export interface KnownMember {
   seenAt: number
   /** when the member's certificate expires, when known */
   expiresAt?: number
+  /** the role it was last heard with (a hint: the signed role advertisements decide) */
+  role?: string
+  /** the addresses came from the member itself, not from another member's roster */
+  firstHand?: boolean
+}
+
+export interface Sighting {
+  expiresAt?: number
+  role?: string
+  /** heard from the member itself (its handshake or its own roster presence) */
+  firstHand?: boolean
 }
 
 export class KnownMembers {
@@ -32,13 +43,23 @@ export class KnownMembers {
     return this.members.get(peerId)
   }
 
-  /** Records a sighting; returns false when nothing changed worth saving. */
-  see (peerId: string, addrs: string[], now: number, expiresAt?: number): boolean {
-    if (addrs.length === 0) return false
+  /**
+   * Records a sighting; returns false when nothing changed worth saving. Addresses a member
+   * told itself are not replaced by what another member's roster says of it: a member could
+   * otherwise point everybody's redials for someone else at an address of its choosing.
+   */
+  see (peerId: string, given: string[], now: number, sighting: Sighting | number = {}): boolean {
+    if (given.length === 0) return false
+    const s: Sighting = typeof sighting === 'number' ? { expiresAt: sighting } : sighting
     const before = this.members.get(peerId)
-    this.members.set(peerId, { addrs, seenAt: now, ...((expiresAt ?? before?.expiresAt) === undefined ? {} : { expiresAt: expiresAt ?? before?.expiresAt }) })
+    const keepOwn = s.firstHand !== true && before?.firstHand === true && now - before.seenAt < KNOWN_MEMBER_MAX_AGE_MS
+    const addrs = keepOwn ? before.addrs : given
+    const expiresAt = s.expiresAt ?? before?.expiresAt
+    const role = s.role ?? before?.role
+    const firstHand = keepOwn || s.firstHand === true
+    this.members.set(peerId, { addrs, seenAt: now, ...(expiresAt === undefined ? {} : { expiresAt }), ...(role === undefined ? {} : { role }), ...(firstHand ? { firstHand } : {}) })
     if (this.members.size > KNOWN_MEMBERS_MAX) this.evictOldest()
-    return before === undefined || before.addrs.join() !== addrs.join() || now - before.seenAt > 60_000
+    return before === undefined || before.addrs.join() !== addrs.join() || before.role !== role || now - before.seenAt > 60_000
   }
 
   forget (peerId: string): boolean {

@@ -6,7 +6,9 @@
 // moment its certificate expires or it is revoked, and its connections are closed then (the
 // handshake alone would let an open connection outlive its certificate). It runs the roster
 // exchange (every peer named in a roster must come with its own certificate chain), keeps
-// the book of known members (capped and aged) and dials them again in turn.
+// the book of known members (capped and aged) and dials them again in turn. Given the roles
+// (`links`), it keeps only the links the roles call for (link-policy.ts, link-keeper.ts)
+// instead of dialling every member it learns of: the tiered mesh, not a full one.
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Connection, Libp2p } from '@libp2p/interface'
@@ -15,8 +17,10 @@ import { toBase64Url } from '../crypto/index.ts'
 import type { AdmissionRequest, MembershipCredentials, MembershipPolicy } from './handshake.ts'
 import { MembershipRefusedError, rejectionKind, type RejectionKind } from './errors.ts'
 import { protocolPrefix } from './network-id.ts'
-import { Roster, rosterProtocol, type Presence, type RosterEntry } from './roster.ts'
+import { Roster, rosterProtocol, ROSTER_PAGE_PEERS, type Presence, type RosterEntry } from './roster.ts'
 import { KnownMembers, type KnownMember } from './known-members.ts'
+import { chooseLinks, type LinkCandidate, type LinkPlan } from './link-policy.ts'
+import { LinkKeeper, type LinkReport } from './link-keeper.ts'
 import type { MemberLog } from './member-log.ts'
 
 const REJECTIONS_KEPT = 100
@@ -27,6 +31,8 @@ const LEARNED_DIALS_PER_ROSTER = 16
 const DIAL_TIMEOUT_MS = 10_000
 const SAVE_DELAY_MS = 1_000
 const VOUCHED_KEPT = 1_024
+/** A member heard of (in a roster) this recently counts as live for the link policy. */
+const HEARD_LIVE_MS = 10 * 60_000
 
 export interface RejectedConnection {
   peerId: string
@@ -44,6 +50,20 @@ export interface MemberView {
 }
 
 export type DepartureReason = 'expired' | 'revoked'
+
+/** What the link policy needs from the roles: this node's role and everyone's advertised one. */
+export interface LinkRoles {
+  /** this node's role; undefined while it is still being decided */
+  role: () => string | undefined
+  /** live members with the role and addresses of their signed advertisement */
+  advertised: () => Array<{ peerId: string, role: string, addrs: string[] }>
+  /** true for a sclerotium of the certified committee (ranks before merely claimed ones) */
+  vouched?: (peerId: string) => boolean
+  /** how often links are checked (default LINK_SWEEP_MS) */
+  sweepMs?: number
+  /** how long an unwanted link this node opened may sit idle before it is closed (default IDLE_GRACE_MS) */
+  idleGraceMs?: number
+}
 
 export interface MemberHostOptions {
   networkId: string
@@ -66,6 +86,8 @@ export interface MemberHostOptions {
   known?: { initial: Record<string, KnownMember>, save: (members: Record<string, KnownMember>) => void }
   /** dial members again every few seconds: the bootstrap addresses and what this host can dial */
   redial?: { bootstrap: () => string[], dialable: (addr: string) => boolean, intervalMs?: number }
+  /** keep the links the roles call for (replaces `dialLearned` and the redial rounds while connected) */
+  links?: LinkRoles
   now?: () => number
   log: MemberLog
 }
@@ -104,11 +126,24 @@ export class MemberHost {
   private timers: Array<ReturnType<typeof setInterval>> = []
   private saveTimer?: ReturnType<typeof setTimeout>
   private detached = false
+  private keeper?: LinkKeeper
+  private rosterCursor = 0
   private readonly onOpen = (evt: CustomEvent<Connection>): void => { this.opened(evt.detail) }
 
   constructor (options: MemberHostOptions) {
     this.o = options
     this.known = new KnownMembers(options.known?.initial ?? {}, this.now())
+    if (options.links !== undefined) {
+      this.keeper = new LinkKeeper({
+        plan: () => this.linkPlan(),
+        addrsOf: (peerId) => this.addrsOf(peerId),
+        dialable: (peerId) => !this.o.isRevoked(peerId) && peerId !== this.libp2p?.peerId.toString(),
+        now: () => this.now(),
+        ...(options.links.sweepMs === undefined ? {} : { intervalMs: options.links.sweepMs }),
+        ...(options.links.idleGraceMs === undefined ? {} : { idleGraceMs: options.links.idleGraceMs }),
+        log: options.log
+      })
+    }
     this.policy = {
       networkId: options.networkId,
       rootPublicKey: options.rootPublicKey,
@@ -198,6 +233,44 @@ export class MemberHost {
       void this.redial()
     }
     for (const t of this.timers) (t as { unref?: () => void }).unref?.()
+    this.keeper?.start(libp2p)
+  }
+
+  /** True when this host keeps a link to the member (always, without a link policy). */
+  keepsLink (peerId: string): boolean {
+    return this.keeper === undefined || this.linkPlan().keep.has(peerId)
+  }
+
+  /** The links the policy keeps now; undefined without a link policy. */
+  links (): LinkReport | undefined {
+    return this.keeper?.report()
+  }
+
+  /**
+   * The link plan over the members known to be live: those advertising a role, those
+   * connected, and those named in a roster lately. Roles: the signed advertisement, else
+   * what the member said itself, else what a roster said of it.
+   */
+  linkPlan (): LinkPlan {
+    const links = this.o.links
+    const self = this.libp2p?.peerId.toString() ?? ''
+    if (links === undefined) return { keep: new Map(), members: 1 }
+    const now = this.now()
+    const roles = new Map<string, string | undefined>()
+    for (const [id, m] of this.known.entries()) if (now - m.seenAt < HEARD_LIVE_MS && !this.o.isRevoked(id)) roles.set(id, m.role)
+    for (const p of this.peers()) roles.set(p.peerId, p.role === 'unknown' ? roles.get(p.peerId) : p.role)
+    for (const a of links.advertised()) if (!this.o.isRevoked(a.peerId)) roles.set(a.peerId, a.role)
+    roles.delete(self)
+    const members: LinkCandidate[] = [...roles].map(([peerId, role]) => role === undefined ? { peerId } : { peerId, role })
+    const connected = new Set(this.libp2p?.getPeers().map(p => p.toString()) ?? [])
+    return chooseLinks({ self, role: links.role(), members, connected, ...(links.vouched === undefined ? {} : { vouched: links.vouched }) })
+  }
+
+  private addrsOf (peerId: string): string[] {
+    const dialable = this.o.redial?.dialable ?? (() => true)
+    const advertised = this.o.links?.advertised().find(a => a.peerId === peerId)?.addrs ?? []
+    const all = [...(this.presence.get(peerId)?.addrs ?? []), ...advertised, ...(this.known.get(peerId)?.addrs ?? [])]
+    return [...new Set(all)].filter(dialable).slice(0, 16)
   }
 
   /** Asks every connected member for its roster again. */
@@ -217,6 +290,7 @@ export class MemberHost {
     this.detached = true
     for (const t of this.timers) clearInterval(t)
     this.timers = []
+    this.keeper?.stop()
     this.libp2p?.removeEventListener('connection:open', this.onOpen)
     await this.roster?.stop()
     if (this.saveTimer !== undefined) { clearTimeout(this.saveTimer); this.saveTimer = undefined }
@@ -271,11 +345,23 @@ export class MemberHost {
     if (libp2p.getConnections(connection.remotePeer).length === 1) void this.roster?.exchange(connection.remotePeer)
   }
 
+  /**
+   * One page of the members this host is connected to: the sclerotia first (what a newcomer
+   * needs to find its place), then the next slice of the others, so a roster stays one
+   * bounded message however large the network and repeated exchanges walk everybody.
+   */
   private rosterEntries (): RosterEntry[] {
-    return this.peers().flatMap(p => {
+    const all = this.peers().flatMap(p => {
       const chain = this.chainOf(p.peerId)
       return chain === undefined ? [] : [{ peerId: p.peerId, addrs: p.addrs, role: p.role, chain }]
     })
+    if (all.length <= ROSTER_PAGE_PEERS) return all
+    const sclerotia = all.filter(e => e.role === 'sclerotium').slice(0, ROSTER_PAGE_PEERS / 2)
+    const others = all.filter(e => e.role !== 'sclerotium')
+    const room = ROSTER_PAGE_PEERS - sclerotia.length
+    const start = this.rosterCursor % others.length
+    this.rosterCursor = start + room
+    return [...sclerotia, ...others.slice(start, start + room), ...others.slice(0, Math.max(0, start + room - others.length))]
   }
 
   /** A roster's entry counts only when its chain proves a current member of this network. */
@@ -300,13 +386,18 @@ export class MemberHost {
     if (!this.isVerified(from)) return
     this.presence.set(from, presence)
     const now = this.now()
-    let changed = this.known.see(from, presence.addrs, now, this.verified.get(from)?.expiresAt)
+    let changed = this.known.see(from, presence.addrs, now, { expiresAt: this.verified.get(from)?.expiresAt, role: presence.role, firstHand: true })
     const self = this.libp2p?.peerId.toString()
     const learned = entries.filter(e => e.peerId !== self)
-    for (const e of learned) changed = this.known.see(e.peerId, e.addrs, now, e.chain === undefined ? undefined : chainExpiry(e.chain)) || changed
+    for (const e of learned) changed = this.known.see(e.peerId, e.addrs, now, { expiresAt: e.chain === undefined ? undefined : chainExpiry(e.chain), role: e.role }) || changed
     if (changed) this.scheduleSave()
     for (const l of this.listeners.roster) l(from, presence, learned)
-    if (this.o.dialLearned === true) {
+    if (this.keeper !== undefined) {
+      // the links the roles call for are dialled now; the others are only remembered, and
+      // their addresses go to the peer store so a feature can dial them when it needs to
+      void this.storeAddrs(learned)
+      void this.keeper.sweep()
+    } else if (this.o.dialLearned === true) {
       const libp2p = this.libp2p
       const missing = learned.filter(e => e.addrs.length > 0 && libp2p !== undefined && libp2p.getConnections(peerIdFromString(e.peerId)).length === 0)
       // the rest are reached by the redial rounds
@@ -315,6 +406,19 @@ export class MemberHost {
   }
 
   // --- redial ---------------------------------------------------------------------------
+
+  private async storeAddrs (entries: RosterEntry[]): Promise<void> {
+    const libp2p = this.libp2p
+    const dialable = this.o.redial?.dialable ?? (() => true)
+    if (libp2p === undefined) return
+    for (const e of entries) {
+      const addrs = this.known.get(e.peerId)?.addrs.filter(dialable) ?? []
+      if (addrs.length === 0 || this.o.isRevoked(e.peerId)) continue
+      try {
+        await libp2p.peerStore.merge(peerIdFromString(e.peerId), { multiaddrs: addrs.map(a => multiaddr(a)) })
+      } catch {}
+    }
+  }
 
   private async dialMember (peerId: string, addrs: string[]): Promise<void> {
     const libp2p = this.libp2p
@@ -330,8 +434,9 @@ export class MemberHost {
 
   /**
    * Rejoin after restarts and partitions. While connected, the next few known members that
-   * are not connected are dialled, in turn, so every member is reached over a few rounds.
-   * While alone, the bootstrap addresses are dialled as well.
+   * are not connected are dialled, in turn, so every member is reached over a few rounds
+   * (with a link policy, the link keeper dials what the roles call for instead). While alone,
+   * known members and the bootstrap addresses are dialled.
    */
   private async redial (): Promise<void> {
     const libp2p = this.libp2p
@@ -339,6 +444,7 @@ export class MemberHost {
     if (libp2p === undefined || redial === undefined || this.detached) return
     const self = libp2p.peerId.toString()
     const connected = new Set(libp2p.getPeers().map(p => p.toString()))
+    if (this.keeper !== undefined && connected.size > 0) return
     const round = this.known.nextRound(REDIAL_PER_ROUND, (peerId, m) => peerId !== self && !connected.has(peerId) && !this.o.isRevoked(peerId) && m.addrs.some(redial.dialable))
     const dials: Array<Promise<unknown>> = round.map(async ([peerId, m]) => { await this.dialMember(peerId, m.addrs.filter(redial.dialable)) })
     if (connected.size === 0) {
@@ -354,7 +460,7 @@ export class MemberHost {
   /** Remembers a member seen by other means (its own handshake, a signed node entry). */
   remember (peerId: string, addrs: string[]): void {
     if (peerId === this.libp2p?.peerId.toString()) return
-    if (this.known.see(peerId, addrs, this.now(), this.verified.get(peerId)?.expiresAt)) this.scheduleSave()
+    if (this.known.see(peerId, addrs, this.now(), { expiresAt: this.verified.get(peerId)?.expiresAt, firstHand: true })) this.scheduleSave()
   }
 
   private scheduleSave (): void {

@@ -17,7 +17,10 @@ import { decodeEncodedChain, encodeChain, type CertificateChain } from './certif
 import { MembershipError } from './errors.ts'
 import type { MemberLog } from './member-log.ts'
 
+/** What a roster message may name: older members send up to this many. */
 export const ROSTER_MAX_PEERS = 256
+/** What this member sends in one roster: a page (sclerotia first, then the next slice of the rest). */
+export const ROSTER_PAGE_PEERS = 64
 const MAX_ADDRS = 8
 const MAX_ROLE_CHARS = 32
 const MAX_MESSAGE_BYTES = 512 * 1024

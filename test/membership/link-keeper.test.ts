@@ -1,0 +1,123 @@
+// The tiered mesh on real libp2p hosts over loopback (in one process): eleven members that
+// first all meet one founder end with the links their roles call for, a role change
+// re-shapes them, a link dialled on demand lives while it carries a feature's stream, and
+// kept links carry the peer-store tags that make libp2p keep them.
+import { describe, it, expect, afterEach } from 'vitest'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import type { PrivateKey } from '@libp2p/interface'
+import { getPublicKey, randomSecretKey } from '../../crypto/index.ts'
+import {
+  MemberHost, issueCertificate, networkIdOf, quietLog, SCLEROTIA_PER_RHIZOMORPH, LINK_KEEP_ALIVE_TAG, LINK_TAG,
+  type CertificateChain
+} from '../../membership/index.ts'
+import { createHost, type MyceliumHost } from '../../node/host/index.ts'
+import { waitFor } from '../harness/index.ts'
+
+interface Net { rootSecret: Uint8Array, rootPublicKey: Uint8Array, networkId: string }
+interface Member { id: string, members: MemberHost, host: MyceliumHost }
+
+const running: MyceliumHost[] = []
+const hosts: MemberHost[] = []
+afterEach(async () => {
+  await Promise.all(hosts.splice(0).map(async m => { await m.detach() }))
+  await Promise.all(running.splice(0).map(async h => { await h.stop() }))
+})
+
+function certify (net: Net, key: PrivateKey): CertificateChain {
+  return [issueCertificate({ networkId: net.networkId, issuerSecretKey: net.rootSecret, issuerPublicKey: net.rootPublicKey, subject: key.publicKey.raw, capabilities: ['member'], issuedAt: Date.now(), ttlMs: 3_600_000 })]
+}
+
+/** Roles as the roles feature would advertise them, shared by every member of the test. */
+type Roles = Map<string, { role: string, addrs: string[] }>
+
+async function member (net: Net, roles: Roles, role: string): Promise<Member> {
+  const key = await generateKeyPair('Ed25519')
+  const id = peerIdFromPrivateKey(key).toString()
+  const chain = certify(net, key)
+  const members: MemberHost = new MemberHost({
+    networkId: net.networkId,
+    rootPublicKey: net.rootPublicKey,
+    credentials: () => ({ kind: 'member', chain }),
+    isRevoked: () => false,
+    presence: () => ({ role: roles.get(id)?.role ?? role, addrs: host.getMultiaddrs().map(a => a.toString()) }),
+    redial: { bootstrap: () => [], dialable: () => true, intervalMs: 1_000 },
+    links: {
+      role: () => roles.get(id)?.role,
+      advertised: () => [...roles].filter(([peerId]) => peerId !== id).map(([peerId, r]) => ({ peerId, ...r })),
+      sweepMs: 300,
+      idleGraceMs: 1_500
+    },
+    log: quietLog
+  })
+  const host = await createHost({
+    privateKey: key,
+    networkId: net.networkId,
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    bootstrap: [],
+    membership: members.policy,
+    isVerified: (peer) => members.isVerified(peer.toString()),
+    isRevoked: () => false,
+    relayServer: false
+  })
+  await host.start()
+  running.push(host)
+  roles.set(id, { role, addrs: host.getMultiaddrs().map(a => a.toString()) })
+  await members.attach(host)
+  hosts.push(members)
+  return { id, members, host }
+}
+
+const peersOf = (m: Member): Set<string> => new Set(m.host.getPeers().map(p => p.toString()))
+
+describe('LinkKeeper', () => {
+  it('eleven members meeting through one founder end in the tiered mesh; a promotion re-shapes it', async () => {
+    const rootSecret = randomSecretKey()
+    const rootPublicKey = getPublicKey(rootSecret)
+    const net = { rootSecret, rootPublicKey, networkId: networkIdOf(rootPublicKey) }
+    const roles: Roles = new Map()
+    const all: Member[] = []
+    for (let i = 0; i < 11; i++) all.push(await member(net, roles, i < 3 ? 'sclerotium' : 'rhizomorph'))
+    const [founder] = all
+    // everybody first dials the founder, as with an invite: a full star, then the policy
+    await Promise.all(all.slice(1).map(async m => { await m.host.dial(founder.host.getMultiaddrs()[0]) }))
+    const sclerotia = all.slice(0, 3)
+    const rhizomorphs = all.slice(3)
+    const shaped = (): boolean =>
+      sclerotia.every(s => sclerotia.every(o => o === s || peersOf(s).has(o.id))) &&
+      rhizomorphs.every(r => sclerotia.every(s => peersOf(r).has(s.id)) && rhizomorphs.every(o => !peersOf(r).has(o.id)))
+    await waitFor(shaped, { timeoutMs: 20_000, intervalMs: 200, what: 'sclerotia in a mesh, each rhizomorph linked to the three sclerotia and no other rhizomorph' })
+    for (const r of rhizomorphs) expect(peersOf(r).size).toBe(SCLEROTIA_PER_RHIZOMORPH)
+
+    // kept links carry the tags that make libp2p keep them and dial them again
+    const tags = (await rhizomorphs[0].host.peerStore.get(sclerotia[1].host.peerId)).tags
+    expect(tags.has(LINK_TAG)).toBe(true)
+    expect(tags.has(LINK_KEEP_ALIVE_TAG)).toBe(true)
+    expect(rhizomorphs[0].members.links()?.kept.every(k => k.kind === 'sclerotium' && k.connected)).toBe(true)
+
+    // a promoted rhizomorph joins the sclerotia's mesh
+    const promoted = rhizomorphs[0]
+    roles.set(promoted.id, { ...roles.get(promoted.id)!, role: 'sclerotium' })
+    await waitFor(() => sclerotia.every(s => peersOf(s).has(promoted.id)) && promoted.members.links()?.kept.every(k => k.kind === 'committee') === true,
+      { timeoutMs: 15_000, intervalMs: 200, what: 'the new sclerotium linked to the other sclerotia' })
+  }, 60_000)
+
+  it('a link dialled on demand stays while it carries a stream and is closed once idle', async () => {
+    const rootSecret = randomSecretKey()
+    const rootPublicKey = getPublicKey(rootSecret)
+    const net = { rootSecret, rootPublicKey, networkId: networkIdOf(rootPublicKey) }
+    const roles: Roles = new Map()
+    const all: Member[] = []
+    for (let i = 0; i < 11; i++) all.push(await member(net, roles, i < 3 ? 'sclerotium' : 'rhizomorph'))
+    const [a, b] = [all[5], all[6]]
+    // the serving side answers and closes when the asking side is done, as a feature does
+    await b.host.handle('/test/bundle/1.0.0', (stream) => { stream.addEventListener('remoteCloseWrite', () => { void stream.close() }) })
+    // no roster has named anyone: the addresses come from the advertisements, as in a daemon
+    await a.host.peerStore.merge(b.host.peerId, { multiaddrs: b.host.getMultiaddrs() })
+    const stream = await a.host.dialProtocol(b.host.peerId, '/test/bundle/1.0.0')
+    await new Promise(resolve => setTimeout(resolve, 3_000))
+    expect(a.host.getConnections(b.host.peerId).length).toBeGreaterThan(0)
+    await stream.close()
+    await waitFor(() => a.host.getConnections(b.host.peerId).length === 0, { timeoutMs: 10_000, intervalMs: 200, what: 'the idle on-demand link to be closed' })
+  }, 60_000)
+})
