@@ -34,6 +34,8 @@ import { copyFullMemory } from './full-copy.ts'
 import { GuestFaultError, GuestStoppedError } from './errors.ts'
 import { GuestMemory } from './guest-memory.ts'
 import { GuestPacer } from './guest-pacer.ts'
+import { GuestWaiters } from './guest-waiters.ts'
+import { SpareCopyBuffer } from './spare-copy-buffer.ts'
 import { Vcpu } from './vcpu.ts'
 import { initialVcpuState } from './long-mode-state.ts'
 import { silentLogger } from './running-guest.ts'
@@ -74,8 +76,6 @@ export interface RestoreKvmGuestOptions extends KvmGuestCommonOptions {
   dirtyRate?: number
 }
 
-interface Waiter { resolve: () => void, reject: (error: Error) => void, signal?: AbortSignal, onAbort?: () => void }
-
 export class KvmGuest implements RunningGuest {
   readonly engine = 'kvm' as const
   readonly vmId: string
@@ -101,16 +101,10 @@ export class KvmGuest implements RunningGuest {
   private exits = 0
   private progressExits = 0
   private lastCheckpoint?: CheckpointTiming
-  private parkWaiters: Waiter[] = []
-  private progressWaiters: Array<{ check: () => boolean, waiter: Waiter }> = []
+  private readonly waiters = new GuestWaiters()
+  private readonly spare = new SpareCopyBuffer()
   private wakeLoop?: () => void
   private captureChain: Promise<unknown> = Promise.resolve()
-  /**
-   * A copy buffer for the next checkpoint, faulted in while the guest runs: touching fresh
-   * memory costs ~12 µs per page here, which would otherwise land inside the pause.
-   */
-  private spare?: Uint8Array
-  private spareTimer?: NodeJS.Immediate
 
   private constructor (vmFd: number, memory: GuestMemory, vcpu: Vcpu, tracker: DirtyPageTracker, options: KvmGuestCommonOptions & { dirtyRate: number }) {
     this.vmId = options.vmId ?? randomUUID()
@@ -290,8 +284,7 @@ export class KvmGuest implements RunningGuest {
       return
     }
     this.stopping = true
-    if (this.spareTimer != null) clearImmediate(this.spareTimer)
-    this.spare = undefined
+    this.spare.close()
     this.wake()
     await this.loopDone
     await this.captureChain.catch(() => {})
@@ -301,7 +294,7 @@ export class KvmGuest implements RunningGuest {
     this.vcpu.close()
     closeFd(this.vmFd)
     this.guestMemory.release()
-    this.settleWaiters(new GuestStoppedError(`guest ${this.vmId} stopped`))
+    this.waiters.close(new GuestStoppedError(`guest ${this.vmId} stopped`))
   }
 
   private async exclusive<T> (task: () => Promise<T>): Promise<T> {
@@ -326,7 +319,7 @@ export class KvmGuest implements RunningGuest {
       if (full) {
         pages = await copyFullMemory(memory, this.guestMemory.residency(), GUEST_PAGE_SIZE, ZERO_PAGE)
       } else {
-        const copy = this.copyBuffer(indices.length)
+        const copy = this.spare.take(indices.length * GUEST_PAGE_SIZE)
         pages = new Array<DirtyPage>(indices.length)
         for (let i = 0; i < indices.length; i++) {
           const offset = indices[i] * GUEST_PAGE_SIZE
@@ -352,31 +345,8 @@ export class KvmGuest implements RunningGuest {
     } finally {
       this.holds--
       this.wake()
-      if (!full && !this.stopping) this.prepareSpare(this.lastCheckpoint?.pages ?? 0)
+      if (!full && !this.stopping) this.spare.prepare(this.lastCheckpoint?.pages ?? 0)
     }
-  }
-
-  private copyBuffer (pages: number): Uint8Array {
-    const bytes = pages * GUEST_PAGE_SIZE
-    const spare = this.spare
-    if (spare != null && spare.byteLength >= bytes) {
-      this.spare = undefined
-      return spare.subarray(0, bytes)
-    }
-    return new Uint8Array(bytes)
-  }
-
-  /** After the guest resumed: fault in a buffer a little larger than the last epoch for the next one. */
-  private prepareSpare (lastPages: number): void {
-    if (this.spareTimer != null) return
-    this.spareTimer = setImmediate(() => {
-      this.spareTimer = undefined
-      const bytes = Math.max(64, Math.ceil(lastPages * 1.25)) * GUEST_PAGE_SIZE
-      if (this.stopping || (this.spare != null && this.spare.byteLength >= bytes)) return
-      const buffer = new Uint8Array(bytes)
-      for (let offset = 0; offset < bytes; offset += GUEST_PAGE_SIZE) buffer[offset] = 0
-      this.spare = buffer
-    })
   }
 
   private mayRun (): boolean {
@@ -428,7 +398,7 @@ export class KvmGuest implements RunningGuest {
     }
     if (!this.stopping) await this.park()
     this.parked = true
-    this.settleParkWaiters()
+    this.waiters.parked()
   }
 
   private async runSlice (): Promise<void> {
@@ -472,7 +442,7 @@ export class KvmGuest implements RunningGuest {
   /** Stop (the vCPU is out of the guest, at a consistent point) until the guest may run again. */
   private async park (): Promise<void> {
     this.parked = true
-    this.settleParkWaiters()
+    this.waiters.parked()
     if (this.halted || this.failure != null) this.notifyProgress()
     if (!this.stopping && !this.mayRun()) await this.idle()
   }
@@ -481,76 +451,23 @@ export class KvmGuest implements RunningGuest {
     if (this.parked && !this.mayRun()) return
     if (this.stopped) return
     this.wake()
-    await new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject, signal }
-      if (signal != null) {
-        waiter.onAbort = () => {
-          this.parkWaiters = this.parkWaiters.filter(other => other !== waiter)
-          reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
-        }
-        signal.addEventListener('abort', waiter.onAbort, { once: true })
-      }
-      this.parkWaiters.push(waiter)
-    })
-  }
-
-  private settleParkWaiters (): void {
-    const waiters = this.parkWaiters
-    this.parkWaiters = []
-    for (const waiter of waiters) {
-      if (waiter.onAbort != null) waiter.signal?.removeEventListener('abort', waiter.onAbort)
-      waiter.resolve()
-    }
+    await this.waiters.untilParked(signal)
   }
 
   private async waitForProgress (check: () => boolean, signal: AbortSignal | undefined, what: string): Promise<void> {
     signal?.throwIfAborted()
     if (check()) return
     if (this.stopping) throw new GuestStoppedError(`guest ${this.vmId} stopped before ${what}`)
-    await new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject, signal }
-      const entry = { check, waiter }
-      if (signal != null) {
-        waiter.onAbort = () => {
-          this.progressWaiters = this.progressWaiters.filter(other => other !== entry)
-          reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
-        }
-        signal.addEventListener('abort', waiter.onAbort, { once: true })
-      }
-      this.progressWaiters.push(entry)
-    })
+    await this.waiters.until(check, signal)
   }
 
+  /** Settle the waiters whose condition holds now; reject the rest once the guest failed or halted. */
   private notifyProgress (): void {
-    if (this.progressWaiters.length === 0) return
-    const remaining: typeof this.progressWaiters = []
-    for (const entry of this.progressWaiters) {
-      let error: Error | undefined
-      if (entry.check()) {
-        if (entry.waiter.onAbort != null) entry.waiter.signal?.removeEventListener('abort', entry.waiter.onAbort)
-        entry.waiter.resolve()
-        continue
-      }
-      if (this.failure != null) error = this.failure
-      else if (this.halted) error = new GuestStoppedError(`guest ${this.vmId} halted at counter ${this.guestCounter()}`)
-      if (error != null) {
-        if (entry.waiter.onAbort != null) entry.waiter.signal?.removeEventListener('abort', entry.waiter.onAbort)
-        entry.waiter.reject(error)
-      } else {
-        remaining.push(entry)
-      }
-    }
-    this.progressWaiters = remaining
-  }
-
-  private settleWaiters (error: Error): void {
-    this.settleParkWaiters()
-    const waiters = this.progressWaiters
-    this.progressWaiters = []
-    for (const { waiter } of waiters) {
-      if (waiter.onAbort != null) waiter.signal?.removeEventListener('abort', waiter.onAbort)
-      waiter.reject(error)
-    }
+    this.waiters.progress(() => {
+      if (this.failure != null) return this.failure
+      if (this.halted) return new GuestStoppedError(`guest ${this.vmId} halted at counter ${this.guestCounter()}`)
+      return undefined
+    })
   }
 }
 
