@@ -10,7 +10,8 @@
 //   relays, or a dial on demand when a feature needs a stream.
 // - A network of at most FULL_MESH_MAX_MEMBERS members stays a full mesh: it keeps only the
 //   minimum of 3 sclerotia, so a rhizomorph would link to all of them anyway, and the few
-//   links more put every member one hop from every other.
+//   links more (at most 9) put every member one hop from every other; a home or lab network
+//   of ten devices is meshed as soon as they start.
 //
 // A role is claimed by the member itself (a signed advertisement), so a member can claim to
 // be a sclerotium it is not. Sclerotia in the certified committee of the primary spore
@@ -22,7 +23,7 @@ import { sha256 } from '../crypto/index.ts'
 export const SCLEROTIA_PER_RHIZOMORPH = 3
 export const ANCHORS_PER_HYPHAE = 2
 /** Up to this many members (self included), every member links to every other. */
-export const FULL_MESH_MAX_MEMBERS = 9
+export const FULL_MESH_MAX_MEMBERS = 10
 /** Links a node keeps when it knows no sclerotium yet (roles not settled): enough to stay connected. */
 export const LINKS_WITHOUT_SCLEROTIA = 4
 /** Committees hold at most 64 members; more claimed sclerotia than that are not all linked. */

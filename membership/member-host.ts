@@ -256,10 +256,14 @@ export class MemberHost {
     const self = this.libp2p?.peerId.toString() ?? ''
     if (links === undefined) return { keep: new Map(), members: 1 }
     const now = this.now()
+    const advertised = links.advertised()
+    // once advertisements arrive they alone name the roles of members not connected: a roster's
+    // word on a member that has since died would keep it a sclerotium to link to for minutes
+    const hints = advertised.length === 0
     const roles = new Map<string, string | undefined>()
-    for (const [id, m] of this.known.entries()) if (now - m.seenAt < HEARD_LIVE_MS && !this.o.isRevoked(id)) roles.set(id, m.role)
+    for (const [id, m] of this.known.entries()) if (now - m.seenAt < HEARD_LIVE_MS && !this.o.isRevoked(id)) roles.set(id, hints ? m.role : undefined)
     for (const p of this.peers()) roles.set(p.peerId, p.role === 'unknown' ? roles.get(p.peerId) : p.role)
-    for (const a of links.advertised()) if (!this.o.isRevoked(a.peerId)) roles.set(a.peerId, a.role)
+    for (const a of advertised) if (!this.o.isRevoked(a.peerId)) roles.set(a.peerId, a.role)
     roles.delete(self)
     const members: LinkCandidate[] = [...roles].map(([peerId, role]) => role === undefined ? { peerId } : { peerId, role })
     const connected = new Set(this.libp2p?.getPeers().map(p => p.toString()) ?? [])

@@ -85,10 +85,12 @@ export class SporesNetwork {
   /**
    * The daemon calls this on each new connection: it logs the connection and reconciles with
    * the peer right away, so a node that was apart catches up without waiting for the timer.
+   * Only links the topology keeps are logged (`record`): a dial on demand is not a link, and
+   * logging every one would grow the records with N².
    */
-  async peerConnected (peer: PeerId, signal?: AbortSignal): Promise<void> {
+  async peerConnected (peer: PeerId, signal?: AbortSignal, record = true): Promise<void> {
     const id = peer.toString()
-    await this.publisher.recordConnection(id, 'connect').catch(err => this.log.debug({ err: (err as Error).message }, 'connection record failed'))
+    if (record) await this.publisher.recordConnection(id, 'connect').catch(err => this.log.debug({ err: (err as Error).message }, 'connection record failed'))
     const now = this.spores.clock()
     if (now - (this.lastSync.get(id) ?? -Infinity) < MIN_RESYNC_MS) return
     this.lastSync.set(id, now)
@@ -97,7 +99,8 @@ export class SporesNetwork {
   }
 
   /** The daemon calls this on each closed connection. */
-  async peerDisconnected (peer: PeerId): Promise<void> {
+  async peerDisconnected (peer: PeerId, record = true): Promise<void> {
+    if (!record) return
     await this.publisher.recordConnection(peer.toString(), 'disconnect').catch(err => this.log.debug({ err: (err as Error).message }, 'connection record failed'))
   }
 

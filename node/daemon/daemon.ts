@@ -91,6 +91,7 @@ export class Daemon {
       role: () => this.role(),
       peers: () => this.peers(),
       isVerified: (peerId: string) => this.members.isVerified(peerId),
+      keepsLink: (peerId: string) => this.members.keepsLink(peerId),
       membership: () => this.members
     }
 
@@ -140,9 +141,14 @@ export class Daemon {
       isRevoked: (peerId: string) => this.isRevoked(peerId),
       admit: admitter(this.home, network, () => Date.now()),
       presence: () => ({ role: this.role(), addrs: this.addrs() }),
-      dialLearned: true,
       known: { initial: this.home.loadKnownPeers(), save: (known) => { this.home.saveKnownPeers(known) } },
       redial: { bootstrap: () => bootstrap, dialable: directAddr },
+      // the tiered mesh: links by role (membership/link-policy.ts), everything else on demand
+      links: {
+        role: () => this.features.map(f => f.role?.()).find(r => r !== undefined),
+        advertised: () => this.features.flatMap(f => f.advertisedRoles?.() ?? []),
+        vouched: (peerId) => this.features.some(f => f.committee?.()?.has(peerId) === true)
+      },
       log: this.log
     })
     members.onRejected((r) => {
@@ -198,9 +204,19 @@ export class Daemon {
       addrs: this.addrs(),
       peers: this.peers(),
       uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
+      links: this.linkSummary(),
       apiPort: this.apiPort,
       ...Object.assign({}, ...this.features.map(f => f.status?.() ?? {}))
     }
+  }
+
+  /** What `status` shows of the topology: how many members, which links are kept and why. */
+  private linkSummary (): Record<string, unknown> | undefined {
+    const report = this.members.links()
+    if (report === undefined) return undefined
+    const kinds: Record<string, number> = {}
+    for (const k of report.kept) kinds[k.kind] = (kinds[k.kind] ?? 0) + 1
+    return { members: report.members, kept: report.kept.length, keptConnected: report.kept.filter(k => k.connected).length, other: report.other, closed: report.closed, kinds }
   }
 
   invite (ttlMs: number, uses: number): string {

@@ -26,6 +26,8 @@ export interface DaemonContext {
   peers: () => Array<{ peerId: string, addrs: string[], role: string }>
   /** true while the peer is a member: it passed the handshake here (it may have disconnected since), its certificate has not expired and it is not revoked */
   isVerified: (peerId: string) => boolean
+  /** true when the topology keeps a link to this member (the others are on-demand links) */
+  keepsLink: (peerId: string) => boolean
   /** membership on this host: verified set with expiries, departures, rejections */
   membership: () => MemberHost
 }
@@ -43,6 +45,10 @@ export interface DaemonFeature {
   role?: () => string | undefined
   /** a peer's current role, when this feature knows it better than the roster (the roles feature) */
   roleOf?: (peerId: string) => string | undefined
+  /** every live member's advertised role and addresses, when this feature knows them (the roles feature) */
+  advertisedRoles?: () => Array<{ peerId: string, role: string, addrs: string[] }>
+  /** the certified committee of the primary spore, when this feature holds it (the spores feature) */
+  committee?: () => ReadonlySet<string> | undefined
   /** true when this feature knows the peer must be refused and disconnected (revocations) */
   isRevoked?: (peerId: string) => boolean
 }

@@ -14,6 +14,9 @@ import { bootstrap } from '@libp2p/bootstrap'
 import type { PrivateKey, PeerId } from '@libp2p/interface'
 import { membershipEncrypter, protocolPrefix, ANY_NETWORK_MEMBERSHIP_PROTOCOL, type MembershipPolicy } from '../../membership/index.ts'
 
+/** Open connections a host accepts before refusing inbound ones (libp2p's connection manager). */
+export const MAX_CONNECTIONS = 384
+
 export interface HostServices {
   identify: Identify
   ping: Ping
@@ -35,6 +38,8 @@ export interface HostOptions {
   isVerified: (peerId: PeerId) => boolean
   isRevoked: (peerId: string) => boolean
   relayServer: boolean
+  /** Connection limits (default MAX_CONNECTIONS). */
+  limits?: { maxConnections?: number }
   /** Extra services (spores, roles, …) added by the daemon; each is a js-libp2p service factory. */
   services?: Record<string, (components: any) => unknown>
 }
@@ -77,6 +82,18 @@ export async function createHost (options: HostOptions): Promise<MyceliumHost> {
       // have proven membership on the relayed connection used for signalling.
       denyInboundUpgradedConnection: (peer) => !options.isVerified(peer),
       denyOutboundUpgradedConnection: (peer) => !options.isVerified(peer)
+    },
+    // Limits: the topology keeps few links per node (membership/link-policy.ts), so these
+    // are the ceiling against floods, not the working size. A sclerotium of a 10,000-node
+    // network holds its rhizomorphs (3 in √N of them pick it) plus the other sclerotia: a few
+    // hundred. The kept links carry peer-store tags (membership/link-keeper.ts): committee and
+    // anchor links are pruned last and KEEP_ALIVE makes libp2p dial them again when they drop.
+    // Many members share one address behind a NAT (or on one machine): libp2p's default of 5
+    // inbound connections per address per second refused some of them while a network formed.
+    connectionManager: {
+      maxConnections: options.limits?.maxConnections ?? MAX_CONNECTIONS,
+      maxIncomingPendingConnections: 32,
+      inboundConnectionThreshold: 32
     },
     peerDiscovery: options.bootstrap.length > 0 ? [bootstrap({ list: options.bootstrap, timeout: 100 })] : [],
     // A member cut off by the network (no RST, no FIN) is noticed by these pings: every 2 s, and

@@ -1,2 +1,2 @@
-export { createHost } from './create-host.ts'
+export { createHost, MAX_CONNECTIONS } from './create-host.ts'
 export type { MyceliumHost, HostOptions, HostServices } from './create-host.ts'

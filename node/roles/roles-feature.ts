@@ -35,6 +35,7 @@ export function rolesFeature (): RolesFeature {
     name: 'roles',
     service: () => service,
     roleOf: (peerId) => service?.roleOf(peerId),
+    advertisedRoles: () => service?.advertisements().map(a => ({ peerId: a.peerId, role: a.role, addrs: a.addrs })) ?? [],
 
     services (ctx) {
       const services: Record<string, (components: any) => unknown> = {

@@ -102,6 +102,7 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
   return {
     name: 'spores',
     spores: () => spores,
+    committee: () => spores?.primary.committee(),
     network: () => network,
     level: () => level,
 
@@ -157,16 +158,24 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
       // Listen before reading the current peers: a member that connects while the network
       // attaches must still enter the book, or its entries stay `unknown-origin` here.
       let net: typeof network
+      /** members whose connect was logged: their disconnect is logged too */
+      const recorded = new Set<string>()
       const onConnect = (evt: CustomEvent<PeerId>): void => {
         const peer = evt.detail
         const expiresAt = ctx.membership().expiryOf(peer.toString())
         if (expiresAt === undefined) return
         void book.add(peer.toString(), expiresAt)
-          .then(async () => { await net?.peerConnected(peer) })
+          .then(async () => {
+            // a connection record only for a link the topology keeps (not a dial on demand)
+            const kept = ctx.keepsLink(peer.toString())
+            if (kept) recorded.add(peer.toString())
+            await net?.peerConnected(peer, undefined, kept)
+          })
           .catch(err => ctx.log.debug({ peer: peer.toString(), err: (err as Error).message }, 'spores: peer connection handling failed'))
       }
       const onDisconnect = (evt: CustomEvent<PeerId>): void => {
-        void net?.peerDisconnected(evt.detail).catch(() => {})
+        const id = evt.detail.toString()
+        void net?.peerDisconnected(evt.detail, recorded.delete(id)).catch(() => {})
       }
       host.addEventListener('peer:connect', onConnect)
       host.addEventListener('peer:disconnect', onDisconnect)
@@ -189,7 +198,11 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
       })
       net = network
       // peers that connected before the spores were open (bootstrap dials) reconcile now
-      for (const peer of host.getPeers()) void network.peerConnected(peer).catch(() => {})
+      for (const peer of host.getPeers()) {
+        const kept = ctx.keepsLink(peer.toString())
+        if (kept) recorded.add(peer.toString())
+        void network.peerConnected(peer, undefined, kept).catch(() => {})
+      }
     },
 
     async stop () {

@@ -35,4 +35,20 @@ describe('the book of known members', () => {
     // members the caller does not want (connected, revoked) are skipped, not counted
     expect(book.nextRound(16, (id) => id === 'peer-7').map(([id]) => id)).toEqual(['peer-7'])
   })
+
+  it('a roster flood cannot point a member\'s redials elsewhere: addresses it told itself win over relayed ones', () => {
+    const book = new KnownMembers({}, 0)
+    book.see('sclerotium', ['/ip4/10.0.0.1/tcp/4001'], 1, { firstHand: true, role: 'sclerotium' })
+    for (let i = 0; i < 100; i++) book.see('sclerotium', [`/ip4/6.6.6.${i}/tcp/1`], 2 + i, { role: 'rhizomorph' })
+    expect(book.get('sclerotium')?.addrs).toEqual(['/ip4/10.0.0.1/tcp/4001'])
+    // the role heard last is kept as a hint (the signed advertisements decide)
+    expect(book.get('sclerotium')?.role).toBe('rhizomorph')
+    // a member only heard of through rosters takes the relayed addresses
+    book.see('other', ['/ip4/10.0.0.2/tcp/4001'], 3)
+    book.see('other', ['/ip4/10.0.0.3/tcp/4001'], 4)
+    expect(book.get('other')?.addrs).toEqual(['/ip4/10.0.0.3/tcp/4001'])
+    // and the member's own word replaces them
+    book.see('other', ['/ip4/10.0.0.2/tcp/4001'], 5, { firstHand: true })
+    expect(book.get('other')?.addrs).toEqual(['/ip4/10.0.0.2/tcp/4001'])
+  })
 })
