@@ -4,7 +4,7 @@
 // and its pruner closes them last), and closes the links this node opened that the plan does
 // not want once they have carried no purposeful stream for IDLE_GRACE_MS.
 //
-// Only outbound connections are closed here: whoever dialled decides whether a link is
+// Only a link this node opened is closed here: whoever dialled decides whether a link is
 // worth keeping, so a sclerotium never cuts the rhizomorph that chose it, and two nodes
 // never close each other's links in turn. A feature that needs a member it has no link to
 // (a bundle, a log, a replication stripe, the gateway) dials on demand; the link then lives
@@ -127,12 +127,11 @@ export class LinkKeeper {
       for (const [id, connections] of byPeer) {
         if (plan.keep.has(id)) continue
         if (connections.some(c => c.streams.some(s => !isAmbientProtocol(s.protocol)))) this.busyAt.set(id, now)
-        for (const c of connections) {
-          if (c.direction !== 'outbound' || c.status !== 'open') continue
-          const since = Math.max(this.busyAt.get(id) ?? 0, c.timeline.open)
-          if (now - since < (this.o.idleGraceMs ?? IDLE_GRACE_MS)) continue
-          await this.close(libp2p, c)
-        }
+        const ours = connections.filter(c => c.direction === 'outbound' && c.status === 'open')
+        if (ours.length === 0) continue
+        const since = Math.max(this.busyAt.get(id) ?? 0, ...connections.map(c => c.timeline.open))
+        if (now - since < (this.o.idleGraceMs ?? IDLE_GRACE_MS)) continue
+        await this.hangUp(libp2p, connections[0].remotePeer)
       }
       for (const id of this.busyAt.keys()) if (!byPeer.has(id)) this.busyAt.delete(id)
       await this.dialMissing(libp2p, plan, byPeer, now)
@@ -168,14 +167,20 @@ export class LinkKeeper {
     }
   }
 
-  private async close (libp2p: Libp2p, connection: Connection): Promise<void> {
+  /**
+   * Closes every connection to the peer, not only the one this node opened: gossipsub keeps
+   * one outbound stream per peer on whichever connection came first, and closing that
+   * connection alone would leave the peer connected with no stream to gossip to it. If the
+   * other side wanted the link, it dials again and gets fresh streams.
+   */
+  private async hangUp (libp2p: Libp2p, peer: PeerId): Promise<void> {
     try {
       // kad-dht keeps its closest peers alive; libp2p would dial this one straight back
-      await libp2p.peerStore.merge(connection.remotePeer, { tags: { [KAD_KEEP_ALIVE_TAG]: undefined } }).catch(() => {})
-      await connection.close({ signal: AbortSignal.timeout(2_000) })
+      await libp2p.peerStore.merge(peer, { tags: { [KAD_KEEP_ALIVE_TAG]: undefined } }).catch(() => {})
+      await libp2p.hangUp(peer, { signal: AbortSignal.timeout(2_000) })
       this.closed++
     } catch (err) {
-      connection.abort(err as Error)
+      this.o.log.debug({ peer: peer.toString(), err: (err as Error).message }, 'could not close an idle link')
     }
   }
 

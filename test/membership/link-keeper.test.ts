@@ -89,6 +89,19 @@ describe('LinkKeeper', () => {
     await waitFor(shaped, { timeoutMs: 20_000, intervalMs: 200, what: 'sclerotia in a mesh, each rhizomorph linked to the three sclerotia and no other rhizomorph' })
     for (const r of rhizomorphs) expect(peersOf(r).size).toBe(SCLEROTIA_PER_RHIZOMORPH)
 
+    // gossip still reaches everybody: two hops, over a sclerotium (the links closed on the
+    // way must not leave a peer connected without a gossip stream)
+    const topic = 'mycelium/test/links'
+    const heard = new Set<string>()
+    for (const m of all) {
+      m.host.services.pubsub.subscribe(topic)
+      m.host.services.pubsub.addEventListener('message', (evt) => { if (evt.detail.topic === topic) heard.add(m.id) })
+    }
+    await waitFor(async () => {
+      await rhizomorphs[1].host.services.pubsub.publish(topic, new TextEncoder().encode(String(Date.now()))).catch(() => {})
+      return all.every(m => m === rhizomorphs[1] || heard.has(m.id))
+    }, { timeoutMs: 15_000, intervalMs: 1_000, what: 'a rhizomorph\'s gossip to reach every member' })
+
     // kept links carry the tags that make libp2p keep them and dial them again
     const tags = (await rhizomorphs[0].host.peerStore.get(sclerotia[1].host.peerId)).tags
     expect(tags.has(LINK_TAG)).toBe(true)
