@@ -23,7 +23,7 @@ export { LinkKeeper, isAmbientProtocol, LINK_TAG, LINK_KEEP_ALIVE_TAG, LINK_SWEE
 export type { LinkKeeperOptions, LinkReport } from './link-keeper.ts'
 export { KnownMembers, KNOWN_MEMBERS_MAX, KNOWN_MEMBER_MAX_AGE_MS } from './known-members.ts'
 export type { KnownMember, Sighting } from './known-members.ts'
-export { rosterProtocol, encodeRoster, decodeRoster, InvalidRosterError, ROSTER_MAX_PEERS, ROSTER_PAGE_PEERS, ROSTER_MIN_INTERVAL_MS } from './roster.ts'
+export { rosterProtocol, rosterPage, encodeRoster, decodeRoster, InvalidRosterError, ROSTER_MAX_PEERS, ROSTER_PAGE_PEERS, ROSTER_MIN_INTERVAL_MS } from './roster.ts'
 export type { RosterMessage } from './roster.ts'
 export { signBridgeGrant, encodeBridgeGrant, decodeBridgeGrant, grantAdmits, bridgeGrantToken, decodeBridgeGrantToken, InvalidBridgeGrantError, BRIDGE_GRANT_PREFIX } from './bridge-grant.ts'
 export type { BridgeGrant } from './bridge-grant.ts'

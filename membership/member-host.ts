@@ -17,7 +17,7 @@ import { toBase64Url } from '../crypto/index.ts'
 import type { AdmissionRequest, MembershipCredentials, MembershipPolicy } from './handshake.ts'
 import { MembershipRefusedError, rejectionKind, type RejectionKind } from './errors.ts'
 import { protocolPrefix } from './network-id.ts'
-import { Roster, rosterProtocol, ROSTER_PAGE_PEERS, type Presence, type RosterEntry } from './roster.ts'
+import { Roster, rosterProtocol, rosterPage, type Presence, type RosterEntry } from './roster.ts'
 import { KnownMembers, type KnownMember } from './known-members.ts'
 import { chooseLinks, type LinkCandidate, type LinkPlan } from './link-policy.ts'
 import { LinkKeeper, type LinkReport } from './link-keeper.ts'
@@ -349,23 +349,15 @@ export class MemberHost {
     if (libp2p.getConnections(connection.remotePeer).length === 1) void this.roster?.exchange(connection.remotePeer)
   }
 
-  /**
-   * One page of the members this host is connected to: the sclerotia first (what a newcomer
-   * needs to find its place), then the next slice of the others, so a roster stays one
-   * bounded message however large the network and repeated exchanges walk everybody.
-   */
+  /** One page (rosterPage) of the members this host is connected to. */
   private rosterEntries (): RosterEntry[] {
     const all = this.peers().flatMap(p => {
       const chain = this.chainOf(p.peerId)
       return chain === undefined ? [] : [{ peerId: p.peerId, addrs: p.addrs, role: p.role, chain }]
     })
-    if (all.length <= ROSTER_PAGE_PEERS) return all
-    const sclerotia = all.filter(e => e.role === 'sclerotium').slice(0, ROSTER_PAGE_PEERS / 2)
-    const others = all.filter(e => e.role !== 'sclerotium')
-    const room = ROSTER_PAGE_PEERS - sclerotia.length
-    const start = this.rosterCursor % others.length
-    this.rosterCursor = start + room
-    return [...sclerotia, ...others.slice(start, start + room), ...others.slice(0, Math.max(0, start + room - others.length))]
+    const { page, next } = rosterPage(all, this.rosterCursor)
+    this.rosterCursor = next
+    return page
   }
 
   /** A roster's entry counts only when its chain proves a current member of this network. */

@@ -50,6 +50,21 @@ export interface RosterMessage {
   peers: RosterEntry[]
 }
 
+/**
+ * One page of a roster: the sclerotia first (what a newcomer needs to find its place), then
+ * the next slice of the others from `cursor` on, so a roster stays one bounded message
+ * however large the network and repeated exchanges walk everybody. Returns the next cursor.
+ */
+export function rosterPage (all: RosterEntry[], cursor: number, size = ROSTER_PAGE_PEERS): { page: RosterEntry[], next: number } {
+  if (all.length <= size) return { page: all, next: cursor }
+  const sclerotia = all.filter(e => e.role === 'sclerotium').slice(0, Math.floor(size / 2))
+  const others = all.filter(e => e.role !== 'sclerotium')
+  const room = size - sclerotia.length
+  const start = others.length === 0 ? 0 : cursor % others.length
+  const slice = [...others.slice(start, start + room), ...others.slice(0, Math.max(0, start + room - others.length))]
+  return { page: [...sclerotia, ...slice], next: start + room }
+}
+
 export function rosterProtocol (protocolPrefix: string): string {
   return `${protocolPrefix}/roster/2.0.0`
 }
