@@ -3,7 +3,7 @@
 // module graph of the sources, which is most of a node's memory (see README, "Memory"); what
 // is left is cut further here, each measured with `npm run bench:node`. Native modules stay
 // external.
-import { readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { build, type Plugin } from 'esbuild'
@@ -12,6 +12,8 @@ const root = join(import.meta.dirname, '..')
 const dist = join(root, 'dist')
 const CHUNK_PREFIX = 'mycelium-chunk-'
 const KAD_PREFIXES = 'mycelium-kad-prefixes.bin'
+// the prefix table below is written into dist/ while esbuild runs, before it makes the folder
+mkdirSync(dist, { recursive: true })
 
 /**
  * `import … from 'node:http'` in an ES module makes Node build the module's ESM facade, which
@@ -52,6 +54,20 @@ export default new Proxy([], { get: (_, key) => (table ??= load())[key] })`
   }
 }
 
+/**
+ * @libp2p/noise seals and opens frames under 1,200 bytes with WebAssembly builds of ChaCha20-
+ * Poly1305 and SHA-256 (@chainsafe/as-*), instantiated when the module loads: two WebAssembly
+ * compilations at every start and V8's WebAssembly compiler paged in for good. node:crypto
+ * (OpenSSL) already seals every larger frame; the bundle takes these two packages from
+ * build-shims/, which give noise the same interfaces on node:crypto.
+ */
+const noiseOnNodeCrypto: Plugin = {
+  name: 'noise-on-node-crypto',
+  setup (b) {
+    b.onResolve({ filter: /^@chainsafe\/as-(chacha20poly1305|sha256)$/ }, (args) => ({ path: join(import.meta.dirname, 'build-shims', `${args.path.split('/')[1]}.ts`) }))
+  }
+}
+
 const result = await build({
   entryPoints: { mycelium: join(root, 'bin/mycelium.js') },
   bundle: true,
@@ -79,7 +95,7 @@ const result = await build({
   // rebuilt the browser client, and failed where esbuild is not installed
   define: { 'import.meta.main': 'false' },
   banner: { js: 'import { createRequire as __createRequire } from \'node:module\'; const require = __createRequire(import.meta.url);' },
-  plugins: [builtinsAsCommonJs, kadPrefixesFromFile],
+  plugins: [builtinsAsCommonJs, kadPrefixesFromFile, noiseOnNodeCrypto],
   logLevel: 'warning'
 })
 // chunks of earlier builds, except recent ones a daemon started from them may still import
