@@ -49,15 +49,24 @@ export class LocalInstances {
   private readonly log: Logger
   private readonly onChange: (name: string) => void
   private readonly running = new Map<string, Running>()
-  readonly limits: EnforcedLimits
+  #limits: EnforcedLimits | undefined
 
   constructor (options: { dir: string, arch: Arch, log: Logger, onChange: (name: string) => void }) {
     this.root = options.dir
     this.arch = options.arch
     this.log = options.log
     this.onChange = options.onChange
-    this.limits = detectLimits()
     mkdirSync(this.root, { recursive: true })
+  }
+
+  /**
+   * What this machine can hold an instance to. Found out when first asked (status, the first
+   * instance), not at start: finding the namespaces runs util-linux's unshare, a child process
+   * that held every daemon's start-up for ~30 ms of blocked event loop.
+   */
+  get limits (): EnforcedLimits {
+    this.#limits ??= detectLimits()
+    return this.#limits
   }
 
   names (): string[] {
