@@ -5,6 +5,8 @@ export type { HardwareFacts, NetworkFacts, NetworkInterfaceFacts, LinkType } fro
 export { unmeasuredNetwork } from './probe/hardware-facts.ts'
 export { probeHardware, DEFAULT_PROBE_TIMEOUT_MS } from './probe/hardware-probe.ts'
 export type { HardwareProbeOptions } from './probe/hardware-probe.ts'
+export { openLoadWindow } from './probe/linux-facts.ts'
+export type { LoadWindow } from './probe/linux-facts.ts'
 export { kvmUsable } from './probe/kvm.ts'
 export { BUILT_IN_PROFILES, isBuiltInProfileName } from './probe/hardware-profiles.ts'
 export type { BuiltInProfileName } from './probe/hardware-profiles.ts'

@@ -8,6 +8,7 @@ import type { HardwareFacts, NetworkFacts } from './probe/hardware-facts.ts'
 import { unmeasuredNetwork } from './probe/hardware-facts.ts'
 import { measureHardware, profiledNetwork, type HardwareProfile } from './probe/hardware-profile.ts'
 import { probeBattery } from './probe/hardware-probe.ts'
+import type { LoadWindow } from './probe/linux-facts.ts'
 import { decideRole, type RoleDecision } from './policy/role-decision.ts'
 import { nextRoleState, canChangeRole, HOLD, type RoleState, type BalanceAdvice } from './policy/role-transition.ts'
 import type { Role, RoleOverride } from './policy/role.ts'
@@ -53,6 +54,8 @@ export interface RoleServiceOptions {
   onChange?: (status: RoleStatus) => void
   /** Default: the process's timers (a simulator injects a virtual clock's, with `now`). */
   timers?: RoleTimers
+  /** A load sample opened before start (openLoadWindow): the first measurement waits only for what is left of it. */
+  loadWindow?: LoadWindow
   /** Default: decodeRoleAdvertisement (see RoleGossipOptions.decode). */
   decodeAdvertisement?: (bytes: Uint8Array, topic: string) => RoleAdvertisement
 }
@@ -167,7 +170,7 @@ export class RoleService {
     const profile = typeof given === 'function' ? given() : given
     this.lastProfile = profile
     this.profileKey = JSON.stringify(profile ?? null)
-    this.facts = await measureHardware({ dataDir: this.options.dataDir, profile, signal, now: this.now })
+    this.facts = await measureHardware({ dataDir: this.options.dataDir, profile, signal, now: this.now, loadWindow: this.options.loadWindow })
     this.network = profiledNetwork(unmeasuredNetwork(this.now()), profile)
     this.decide()
     this.running = true

@@ -6,7 +6,7 @@ import { ApiError } from '../api/index.ts'
 import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
 import {
   createRoleService, networkProbe, probeProtocol, relaySwitch, roleMetrics,
-  hardwareProfileFromEnv, roleTimingFromEnv, isRoleOverride,
+  hardwareProfileFromEnv, roleTimingFromEnv, isRoleOverride, openLoadWindow,
   type RoleService, type RoleNode, type RoleOverride, type RelaySwitch
 } from '../../roles/index.ts'
 
@@ -21,6 +21,9 @@ export function rolesFeature (): RolesFeature {
   let service: RoleService | undefined
   let context: DaemonContext | undefined
   let override: RoleOverride = 'auto'
+  // The machine's load is sampled from here, while the daemon starts libp2p, to the first role
+  // decision: that decision no longer waits a quarter of a second for a sample of its own.
+  const loadWindow = openLoadWindow()
 
   const running = (): RoleService => {
     if (service === undefined) throw new ApiError(503, 'the role of this node is still being measured; try again in a moment')
@@ -58,7 +61,8 @@ export function rolesFeature (): RolesFeature {
         profile: () => hardwareProfileFromEnv(),
         timing: roleTimingFromEnv(),
         log: ctx.log,
-        metrics: roleMetrics(ctx.metrics.registry)
+        metrics: roleMetrics(ctx.metrics.registry),
+        loadWindow
       })
       await created.start()
       service = created

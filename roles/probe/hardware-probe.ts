@@ -6,7 +6,7 @@ import { statfsSync } from 'node:fs'
 import type { HardwareFacts } from './hardware-facts.ts'
 import { kvmUsable } from './kvm.ts'
 import { raspberryPiModel } from './raspberry-pi.ts'
-import { memoryFacts, loadPercent, cpuMHz, osFacts, batteryFacts, guestFacts, interfaceFacts } from './linux-facts.ts'
+import { memoryFacts, loadPercent, cpuMHz, osFacts, batteryFacts, guestFacts, interfaceFacts, type LoadWindow } from './linux-facts.ts'
 
 export interface HardwareProbeOptions {
   /** The node's data directory: its filesystem's size and free space are measured. */
@@ -16,6 +16,8 @@ export interface HardwareProbeOptions {
   signal?: AbortSignal
   now?: () => number
   kvmDevice?: string
+  /** A load sample begun earlier (openLoadWindow): the probe waits only for what is left of it. */
+  loadWindow?: LoadWindow
 }
 
 export const DEFAULT_PROBE_TIMEOUT_MS = 3_000
@@ -29,7 +31,7 @@ export async function probeHardware (options: HardwareProbeOptions): Promise<Har
   const linux = platform() === 'linux'
 
   const sampleMs = Math.min(LOAD_SAMPLE_MS, Math.max(0, timeoutMs - 10))
-  const load = linux && sampleMs > 0 ? await loadPercent(sampleMs, options.signal) : undefined
+  const load = linux && sampleMs > 0 ? await loadPercent(sampleMs, options.signal, options.loadWindow) : undefined
   options.signal?.throwIfAborted()
   if (load === undefined) unknown.push('cpu.loadPercent')
 

@@ -46,18 +46,48 @@ function cpuTimes (stat = '/proc/stat'): CpuTimes | undefined {
   return { busy: total - idle, total }
 }
 
-/** Busy share of all cores, 0–100, over a short sample (the load now, not since boot). */
-export async function loadPercent (sampleMs: number, signal?: AbortSignal): Promise<number | undefined> {
-  const first = cpuTimes()
-  if (first === undefined) return undefined
-  await new Promise<void>((resolve) => {
-    if (signal?.aborted === true) { resolve(); return }
-    const timer = setTimeout(resolve, sampleMs)
-    signal?.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
-  })
-  const second = cpuTimes()
-  if (second === undefined || second.total <= first.total) return undefined
-  return Math.round(((second.busy - first.busy) / (second.total - first.total)) * 1000) / 10
+/** This process's user + system time, in the clock ticks /proc/stat counts in. */
+function ownTicks (stat = '/proc/self/stat'): number | undefined {
+  const fields = read(stat)?.split(') ')[1]?.split(' ')
+  if (fields === undefined) return undefined
+  const ticks = Number(fields[11]) + Number(fields[12])
+  return Number.isFinite(ticks) ? ticks : undefined
+}
+
+/**
+ * A load sample begun now and read later (loadPercent): a daemon opens one when it assembles
+ * its features, so the first role decision, a few hundred milliseconds on, need not wait for a
+ * sample of its own.
+ */
+export interface LoadWindow { openedAt: number, machine: CpuTimes, own: number }
+
+export function openLoadWindow (): LoadWindow | undefined {
+  const machine = cpuTimes()
+  const own = ownTicks()
+  return machine === undefined || own === undefined ? undefined : { openedAt: performance.now(), machine, own }
+}
+
+/**
+ * Busy share of all cores, 0–100, over a short sample (the load now, not since boot): from
+ * `window` (default: opened now) until at least `sampleMs` after it opened. The node's own CPU
+ * time is left out: it is the load of everything else on the machine, so a node loading its
+ * code while the window is open, or busy serving its role, does not count against itself.
+ */
+export async function loadPercent (sampleMs: number, signal?: AbortSignal, window = openLoadWindow()): Promise<number | undefined> {
+  if (window === undefined) return undefined
+  const waitMs = window.openedAt + sampleMs - performance.now()
+  if (waitMs > 0) {
+    await new Promise<void>((resolve) => {
+      if (signal?.aborted === true) { resolve(); return }
+      const timer = setTimeout(resolve, waitMs)
+      signal?.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
+    })
+  }
+  const machine = cpuTimes()
+  const own = ownTicks()
+  if (machine === undefined || own === undefined || machine.total <= window.machine.total) return undefined
+  const busy = Math.max(0, machine.busy - window.machine.busy - (own - window.own))
+  return Math.round((busy / (machine.total - window.machine.total)) * 1000) / 10
 }
 
 export function cpuMHz (cpuinfo = '/proc/cpuinfo'): number | null {
