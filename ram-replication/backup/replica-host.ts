@@ -222,8 +222,8 @@ export class ReplicaHost {
     const vms = new Set<ReplicaEntry>()
     const channel: FrameChannel = new FrameChannel(stream, {
       maxFrameBytes: this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
-      onFrame: (body) => {
-        const frame = decodeFrame(body)
+      onFrame: (body, opened) => {
+        const frame = decodeFrame(body, { authenticated: opened })
         if (origin == null) {
           if (frame.kind !== 'origin') throw new InvalidFrameError(`first frame is ${frame.kind}, expected origin`)
           const secretKey = this.options.secretKey

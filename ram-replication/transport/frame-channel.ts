@@ -8,7 +8,8 @@ import type { FrameOpener, FrameSealer } from './link-seal.ts'
 
 export interface FrameChannelOptions {
   maxFrameBytes: number
-  onFrame: (body: Uint8Array) => void
+  /** `opened`: the frame came through the seal (FrameOpener authenticated it), not in the clear. */
+  onFrame: (body: Uint8Array, opened: boolean) => void
   onClose?: (error?: Error) => void
 }
 
@@ -16,14 +17,12 @@ export class FrameChannel {
   readonly stream: Stream
   private readonly buffer = new Uint8ArrayList()
   private readonly maxFrameBytes: number
-  private readonly onFrame: (body: Uint8Array) => void
+  private readonly onFrame: (body: Uint8Array, opened: boolean) => void
   private onClose?: (error?: Error) => void
   private closed = false
   private sealer?: FrameSealer
   private opener?: FrameOpener
-  /** Frames being opened, handed to onFrame in arrival order. */
-  private readTail: Promise<void> = Promise.resolve()
-  /** Frames being sealed or waiting for the stream, written in send() order. */
+  /** Frames waiting for the stream, written in send() order. */
   private writeTail: Promise<void> = Promise.resolve()
   bytesSent = 0
   bytesReceived = 0
@@ -43,10 +42,10 @@ export class FrameChannel {
         this.abort(error as Error)
       }
     })
-    // Frames only make sense both ways: when the remote stops sending, this end closes too,
-    // once the frames it sent before (a release, say) are opened and handed on.
+    // Frames only make sense both ways: when the remote stops sending, this end closes too (the
+    // frames it sent before, a release say, were handed on as they arrived).
     stream.addEventListener('remoteCloseWrite', () => {
-      this.readTail.then(async () => { await this.close() }, () => {}).catch(() => {})
+      this.close().catch(() => {})
     })
     stream.addEventListener('close', (event) => {
       this.finish(event.error ?? new LinkClosedError('stream closed'))
@@ -65,19 +64,10 @@ export class FrameChannel {
       if (this.buffer.byteLength < 4 + length) return
       const body = this.buffer.subarray(4, 4 + length)
       this.buffer.consume(4 + length)
-      if (this.opener == null) {
-        this.onFrame(body)
-        continue
-      }
-      // The sequence check throws here, at once; the opening runs off the event loop and frames
-      // are handed on in arrival order. A frame that fails closes the channel and drops the rest.
-      const opened = this.opener.open(body)
-      opened.catch(() => {})
-      this.readTail = this.readTail.then(async () => {
-        const plain = await opened
-        if (!this.closed) this.onFrame(plain)
-      })
-      this.readTail.catch((error: Error) => { this.abort(error) })
+      // A frame that fails to open (replayed, reordered, forged) throws here: the channel closes
+      // and drops the rest.
+      if (this.opener == null) this.onFrame(body, false)
+      else this.onFrame(this.opener.open(body), true)
     }
   }
 
@@ -89,16 +79,14 @@ export class FrameChannel {
 
   /**
    * Send one frame made of `chunks`; resolves once the stream accepted it (waits for drain).
-   * Frames leave in the order send() was called, also when sealing finishes out of order.
+   * Frames leave in the order send() was called.
    */
   async send (chunks: Uint8Array | readonly Uint8Array[], options: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.closed) throw new LinkClosedError('channel closed')
     const parts = chunks instanceof Uint8Array ? [chunks] : chunks
-    // Sealed (or not) now: the sequence number and whether to seal at all follow call order.
+    // Sealed (or not) now: the sequence numbers follow call order, and so do the writes.
     const body = this.sealer != null ? this.sealer.seal(parts) : parts
-    // Awaited in turn below; marked handled now so a failure before its turn is not fatal.
-    if (body instanceof Promise) body.catch(() => {})
-    const write = this.writeTail.then(async () => { await this.write(await body, options) })
+    const write = this.writeTail.then(async () => { await this.write(body, options) })
     this.writeTail = write.catch(() => {})
     await write
   }

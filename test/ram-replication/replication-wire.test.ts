@@ -109,6 +109,10 @@ describe('stripe frames', () => {
     const flipped = body.slice()
     flipped[body.length - 100] ^= 1
     expect(() => decodeFrame(flipped)).toThrow(FrameIntegrityError)
+    // Opened by a sealed link, the hash is the primary's as carried: the AEAD refuses an altered
+    // frame before it gets here (link-seal.test.ts), and the fields are still validated.
+    expect((decodeFrame(flipped, { authenticated: true }) as StripeFrame).hash).toEqual(new Uint8Array(body.subarray(body.length - 32)))
+    expect(() => decodeFrame(body.subarray(0, body.length - 40), { authenticated: true })).toThrow(InvalidFrameError)
     expect(() => decodeFrame(body.subarray(0, body.length - 40))).toThrow(InvalidFrameError)
     const wrongVersion = body.slice()
     wrongVersion[0] = 9
