@@ -46,7 +46,7 @@ export type { ConsensusMetricsSink, ConsensusMetricsSnapshot } from './metrics.t
 export { HonestConduct, DissentingConduct, WithholdingConduct, SilentConduct, EquivocatingConduct, CopyingConduct, MismatchingConduct, conductOf } from './conduct.ts'
 export type { MemberConduct, ConductActions, Ballot, ConductName } from './conduct.ts'
 export { gossipsubTransport, consensusTopics } from './pubsub.ts'
-export type { ConsensusPubSub, GossipsubLike } from './pubsub.ts'
+export type { ConsensusPubSub, GossipsubLike, Verdict as MessageVerdict } from './pubsub.ts'
 export type { ConsensusLogger } from './logger.ts'
 
 export { RoundFailedError, ConsensusMessageError, CertificateInvalidError, ConflictingEpochError, EpochGapError, EvidenceInvalidError, EpochProposalError } from './errors.ts'

@@ -1,5 +1,5 @@
 // In-process clusters for the consensus tests and the bench: real libp2p nodes (TCP on
-// 127.0.0.1, noise, yamux, identify, gossipsub), each with its own level-backed spores whose
+// 127.0.0.1, noise, yamux, identify, gossipsub, and the daemon's direct round streams), each with its own level-backed spores whose
 // primary tier checks BFT epoch certificates, and a connection gater to cut the network.
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
@@ -11,6 +11,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PeerId } from '@libp2p/interface'
 import { buildHeader, certifyEpoch, signEntry, committeeCertificateVerifier, encodeEpoch, type Spores, type Signer, type SignedEntry } from '../../spores/index.ts'
 import { createConsensus, HonestConduct, gossipsubTransport, bftEpochVerifier, consensusTopics, type Consensus, type MemberConduct, type GossipsubLike } from '../../consensus/index.ts'
+import { directLinks } from '../../node/consensus/direct-links.ts'
 import { networkRoot, tempDir, openTestSpores, NETWORK, nodeValue, healthValue, entry } from '../spores/fixtures.ts'
 
 export const TOPIC_PREFIX = `mycelium/${NETWORK}`
@@ -152,9 +153,12 @@ export async function startCluster (options: ClusterOptions): Promise<Cluster> {
     await n.spores.merge('latent', [entry(n.signer, 'node', nodeValue(n.index)), entry(n.signer, 'health', healthValue())])
     const isConnected = connectedTo(n.libp2p)
     const anchor = await n.spores.epochInput.anchor()
+    // Round messages go as in the daemon: direct streams to connected members, gossip for the rest.
+    const links = directLinks({ host: n.libp2p, gossip: gossipsubTransport(n.libp2p.services.pubsub as GossipsubLike), protocol: '/mycelium/test/bft/direct/1.0.0', directTopic: consensusTopics(TOPIC_PREFIX).rounds, accepts: (peer) => ids.includes(peer), targets: () => ids })
+    await links.start()
     n.consensus = createConsensus({
       signer: n.signer,
-      pubsub: gossipsubTransport(n.libp2p.services.pubsub as GossipsubLike),
+      pubsub: links,
       topicPrefix: TOPIC_PREFIX,
       f: options.f,
       committeeSize: options.committeeSize,
