@@ -4,12 +4,16 @@
 // TypeScript sources and, when built, the bundled daemon (npm run build:node) the way install.sh
 // runs it, side by side in one run so the ratios are comparable on a noisy machine.
 // BENCH_BASELINE=path/to/an/older/mycelium.mjs adds that bundle as a third variant (before/after).
+// Idle RSS is the median of BENCH_IDLE_NODES nodes of one network, each left to settle for
+// BENCH_IDLE_S, split into what the process cannot shrink (the node binary's pages it touched,
+// shared libraries) and what it can (anonymous memory: V8's heap and code, malloc).
 import { spawn } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, realpathSync } from 'node:fs'
 import { join } from 'node:path'
 import { Cluster, TestNode, NODE, REPO_ROOT, waitFor, sleep } from '../harness/index.ts'
 
 const IDLE_S = Number(process.env.BENCH_IDLE_S ?? 30)
+const IDLE_NODES = Number(process.env.BENCH_IDLE_NODES ?? 3)
 const READY_RUNS = Number(process.env.BENCH_READY_RUNS ?? 5)
 const BUNDLE = join(REPO_ROOT, 'dist/mycelium.mjs')
 const CLOCK_TICKS = 100 // USER_HZ on Linux: /proc/<pid>/stat counts CPU time in 1/100 s
@@ -40,12 +44,32 @@ function firstPeerMs (node: TestNode, spawnedAt: number): number | undefined {
   return undefined
 }
 
-async function idleRss (v: Variant, role: 'rhizomorph' | 'sclerotium'): Promise<number> {
+interface Rss { total: number, binary: number, anonymous: number }
+
+/** Resident MiB of the process: all of it, the `node` executable's pages, anonymous memory. */
+function rssParts (pid: number): Rss {
+  const parts = { total: rssMiB(pid), binary: 0, anonymous: 0 }
+  let mapping = ''
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line)
+    if (header !== null) { mapping = header[1]; continue }
+    if (!line.startsWith('Rss:')) continue
+    const mib = Number(line.split(/\s+/)[1]) / 1024
+    if (mapping === '' || mapping.startsWith('[heap]') || mapping.startsWith('[anon')) parts.anonymous += mib
+    else if (mapping === NODE_BINARY) parts.binary += mib
+  }
+  return parts
+}
+const NODE_BINARY = realpathSync(NODE)
+
+/** Median idle RSS of IDLE_NODES nodes of one network, all with `role`, after IDLE_S. */
+async function idleRss (v: Variant, role: 'rhizomorph' | 'sclerotium'): Promise<Rss> {
   const cluster = new Cluster({ node: () => ({ cliPath: v.cliPath, env: { MYCELIUM_LOG_LEVEL: 'info', ...v.env }, startArgs: ['--role', role] }) })
   try {
-    const [node] = await cluster.startNetwork(1)
+    const nodes = await cluster.startNetwork(IDLE_NODES)
     await sleep(IDLE_S * 1000)
-    return rssMiB(node.process!.pid!)
+    const all = nodes.map(n => rssParts(n.process!.pid!)).sort((a, b) => a.total - b.total)
+    return all[Math.floor(all.length / 2)]
   } finally {
     await cluster.destroy()
   }
@@ -103,17 +127,20 @@ async function joinTimes (v: Variant, size: number): Promise<void> {
   }
 }
 
-const variants: Variant[] = [{ label: 'sources', cliPath: join(REPO_ROOT, 'bin/mycelium.js'), env: {} }]
+// BENCH_SOURCES=0 leaves the TypeScript sources out (the slowest variant) to compare bundles only
+const variants: Variant[] = process.env.BENCH_SOURCES === '0' ? [] : [{ label: 'sources', cliPath: join(REPO_ROOT, 'bin/mycelium.js'), env: {} }]
 // as the installed command runs it (install.sh): a 1 MiB young generation
 const INSTALLED_FLAGS = { NODE_OPTIONS: '--max-semi-space-size=1' }
 if (existsSync(BUNDLE)) variants.push({ label: 'bundle', cliPath: BUNDLE, env: INSTALLED_FLAGS })
 else console.log('(no bundle: run `npm run build:node` to measure the bundled daemon too)')
-if (process.env.BENCH_BASELINE !== undefined) variants.push({ label: 'baseline bundle', cliPath: process.env.BENCH_BASELINE, env: {} })
+if (process.env.BENCH_BASELINE !== undefined) variants.push({ label: 'baseline bundle', cliPath: process.env.BENCH_BASELINE, env: INSTALLED_FLAGS })
 
 for (const v of variants) {
   const rhizomorph = await idleRss(v, 'rhizomorph')
   const sclerotium = await idleRss(v, 'sclerotium')
-  console.log(`idle RSS after ${IDLE_S} s (${v.label}): rhizomorph ${rhizomorph.toFixed(1)} MiB, sclerotium ${sclerotium.toFixed(1)} MiB`)
+  console.log(`idle RSS after ${IDLE_S} s (${v.label}, median of ${IDLE_NODES} nodes): rhizomorph ${rhizomorph.total.toFixed(1)} MiB, sclerotium ${sclerotium.total.toFixed(1)} MiB`)
+  const parts = (r: Rss): string => `node binary ${r.binary.toFixed(1)}, anonymous ${r.anonymous.toFixed(1)}, other files ${(r.total - r.binary - r.anonymous).toFixed(1)}`
+  console.log(`  of which (${v.label}): rhizomorph ${parts(rhizomorph)} MiB; sclerotium ${parts(sclerotium)} MiB`)
 }
 for (const v of variants) {
   const { cpuS, wallMs } = await readyCost(v)
