@@ -34,7 +34,7 @@ export type { Signed, MessageBody, MessageSigner, ProposalBody, CommitBody, Reve
 
 export { TrustLedger } from './trust-ledger.ts'
 export type { TrustReport, PeerTrust, Slash } from './trust-ledger.ts'
-export { TRUST_PENALTY, INITIAL_TRUST, EXCLUSION_THRESHOLD, RECOVERY_PER_ROUND, FAULT_REASONS } from './fault-rules.ts'
+export { TRUST_PENALTY, INITIAL_TRUST, EXCLUSION_THRESHOLD, RECOVERY_PER_ROUND, FAULT_REASONS, EXCLUDING_FAULTS } from './fault-rules.ts'
 export type { FaultReason } from './fault-rules.ts'
 export { DifferentialUptime } from './uptime.ts'
 export type { UptimeRecord } from './uptime.ts'

@@ -12,10 +12,10 @@ export { PrimarySpore } from './primary/primary-spore.ts'
 
 export { signEntry, signerOf, decodeEntry, verifyEntrySignature, entryId, compareVersions, viewOf, MAX_ENTRY_BYTES, EntryDecodeError } from './entry/entry.ts'
 export type { SignedEntry, EntryFields, EntryView, Signer } from './entry/entry.ts'
-export { ENTRY_CODECS, ENTRY_TYPES, isEntryType } from './entry/types.ts'
-export type { EntryType, EntryValue, NodeValue, HealthValue, TrustValue, UsageValue, ConnectionValue, UptimeValue, ServiceValue, RoleValue, ValueCodec } from './entry/types.ts'
+export { ENTRY_CODECS, ENTRY_TYPES, isEntryType, MAX_EXCLUSION_EVIDENCE_BYTES } from './entry/types.ts'
+export type { EntryType, EntryValue, NodeValue, HealthValue, TrustValue, UsageValue, ConnectionValue, UptimeValue, ServiceValue, RoleValue, ExclusionValue, ValueCodec } from './entry/types.ts'
 export { SchemaError } from './entry/schema.ts'
-export { mayWrite, ownerOf } from './entry/authority.ts'
+export { mayWrite, mayOverride, ownerOf } from './entry/authority.ts'
 export type { TrustAuthority } from './entry/authority.ts'
 export { ConnectionLog } from './entry/connection-log.ts'
 

@@ -12,13 +12,20 @@ export interface SporeLimits {
   windowMs: number
   /** How far ahead of the local clock an issuedAt may be (ms). */
   maxClockSkewMs: number
+  /**
+   * Exclusions never leave fewer committee candidates than this: 3f+1 for the network's f. A
+   * proven-Byzantine member still needed to fill a committee stays, as one of the f faults,
+   * until another sclerotium can take its place (taking it out would stop the epochs).
+   */
+  minCandidates: number
 }
 
 export const DEFAULT_LIMITS: SporeLimits = {
-  maxEntries: { node: 10_000, health: 10_000, trust: 10_000, usage: 10_000, connection: 50_000, uptime: 10_000, service: 20_000, role: 10_000, plan: 4096, bundle: 10_000 },
+  maxEntries: { node: 10_000, health: 10_000, trust: 10_000, usage: 10_000, connection: 50_000, uptime: 10_000, service: 20_000, role: 10_000, plan: 4096, bundle: 10_000, exclusion: 1024 },
   originShare: 1 / 16,
   windowMs: 24 * 3600_000,
-  maxClockSkewMs: 5 * 60_000
+  maxClockSkewMs: 5 * 60_000,
+  minCandidates: 4
 }
 
 /** No origin is held to fewer records of a type than this, whatever the share. */
@@ -29,11 +36,12 @@ export function originQuota (limits: SporeLimits, type: EntryType): number {
   return Math.max(ORIGIN_MIN, Math.floor(limits.maxEntries[type] * limits.originShare))
 }
 
-export function limitsWith (overrides: { maxEntries?: Partial<Record<EntryType, number>>, originShare?: number, windowMs?: number, maxClockSkewMs?: number } = {}): SporeLimits {
+export function limitsWith (overrides: { maxEntries?: Partial<Record<EntryType, number>>, originShare?: number, windowMs?: number, maxClockSkewMs?: number, minCandidates?: number } = {}): SporeLimits {
   return {
     maxEntries: { ...DEFAULT_LIMITS.maxEntries, ...overrides.maxEntries },
     originShare: overrides.originShare ?? DEFAULT_LIMITS.originShare,
     windowMs: overrides.windowMs ?? DEFAULT_LIMITS.windowMs,
-    maxClockSkewMs: overrides.maxClockSkewMs ?? DEFAULT_LIMITS.maxClockSkewMs
+    maxClockSkewMs: overrides.maxClockSkewMs ?? DEFAULT_LIMITS.maxClockSkewMs,
+    minCandidates: overrides.minCandidates ?? DEFAULT_LIMITS.minCandidates
   }
 }

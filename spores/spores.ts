@@ -30,7 +30,7 @@ export interface SporesOptions {
   rootPublicKey: Uint8Array
   /** This node's Ed25519 identity: it signs its own entries and exported seed files. */
   signer: Signer
-  limits?: { maxEntries?: Partial<Record<EntryType, number>>, originShare?: number, windowMs?: number, maxClockSkewMs?: number }
+  limits?: { maxEntries?: Partial<Record<EntryType, number>>, originShare?: number, windowMs?: number, maxClockSkewMs?: number, minCandidates?: number }
   clock?: () => number
   log?: SporeLogger
   /** Extra sink for rejection counts (the daemon's Prometheus counter); in-memory counts are always kept. */

@@ -1,23 +1,25 @@
-// Primary epochs and trust in the daemon: the commit-reveal BFT engine of spores/consensus
-// over the host's gossipsub, with the sclerotia (from the roles feature) as committee
+// Primary epochs and trust in the daemon: the commit-reveal BFT engine of consensus/ over
+// direct streams among the sclerotia beside the host's gossipsub (direct-links.ts), with the sclerotia (from the roles feature) as committee
 // candidates, the spores' latent entries and primary tier as the epochs' input and sink, the
 // trust ledger and its evidence behind `mycelium trust`, and the engine's metrics in the
 // node's Prometheus registry.
 import { Counter, Gauge, Histogram } from 'prom-client'
 import {
-  createConsensus, gossipsubTransport, bftEpochVerifier, conductOf,
+  createConsensus, gossipsubTransport, consensusTopics, bftEpochVerifier, conductOf, minimumCommittee,
   type Consensus, type GossipsubLike
 } from '../../consensus/index.ts'
 import { committeeCertificateVerifier, type EpochCertificateVerifier } from '../../spores/index.ts'
-import { topicPrefix } from '../../membership/index.ts'
+import { protocolPrefix, topicPrefix } from '../../membership/index.ts'
 import { ApiError, type Routes } from '../api/index.ts'
 import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
 import type { SporesFeature } from '../spores/index.ts'
 import { consensusSettingsFromEnv, type ConsensusSettings } from './consensus-settings.ts'
 import { writeGenesis } from './genesis-epoch.ts'
 import { publishTrustEntry } from './trust-entries.ts'
+import { publishExclusionEntry } from './exclusion-entries.ts'
 import { FileVoteStore, VOTES_FILE } from './vote-file.ts'
 import { badLeader, forgeEvidence } from './byzantine-conduct.ts'
+import { directLinks, type DirectLinks } from './direct-links.ts'
 
 const SCLEROTIUM = 'sclerotium'
 /** The administrator node writes the first epoch once the sclerotia it sees stayed the same this long. */
@@ -32,6 +34,11 @@ export interface ConsensusFeature extends DaemonFeature {
 export function consensusEpochVerifier (ctx: DaemonContext): EpochCertificateVerifier {
   const { f, committeeSize } = consensusSettingsFromEnv()
   return bftEpochVerifier({ f, committeeSize, genesis: committeeCertificateVerifier({ rootPublicKey: ctx.network.rootPublicKey }) }) as EpochCertificateVerifier
+}
+
+/** The fewest candidates a committee of the configured f needs: exclusions never go below it. */
+export function consensusMinCandidates (): number {
+  return minimumCommittee(consensusSettingsFromEnv().f)
 }
 
 function metricsOf (ctx: DaemonContext): NonNullable<Parameters<typeof createConsensus>[0]['metricsSink']> {
@@ -55,6 +62,7 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
   const abort = new AbortController()
   let starting: Promise<void> | undefined
   let stopForging: (() => void) | undefined
+  let links: DirectLinks | undefined
 
   const running = (): Consensus => {
     if (consensus === undefined) throw new ApiError(503, `primary epochs are not running yet: ${waiting ?? 'starting'}`)
@@ -124,9 +132,21 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
     const anchor = await spores?.epochInput.anchor()
     if (spores === undefined || anchor === undefined) return
     const connected = isConnected(ctx)
+    links = directLinks({
+      host: ctx.host(),
+      gossip: gossipsubTransport(ctx.host().services.pubsub as unknown as GossipsubLike),
+      protocol: `${protocolPrefix(ctx.network.networkId)}/bft/direct/1.0.0`,
+      directTopic: consensusTopics(topicPrefix(ctx.network.networkId)).rounds,
+      accepts: ctx.isVerified,
+      // the committee is drawn from the latest epoch's candidates; the sclerotia seen now
+      // are the next ones
+      targets: () => [...(consensus?.epochs.chain.latest()?.candidates ?? []), ...sclerotia(ctx)],
+      log
+    })
+    await links.start()
     consensus = createConsensus({
       signer: { peerId: ctx.host().peerId.toString(), secretKey: ctx.secretKey },
-      pubsub: gossipsubTransport(ctx.host().services.pubsub as unknown as GossipsubLike),
+      pubsub: links,
       topicPrefix: topicPrefix(ctx.network.networkId),
       f: s.f,
       committeeSize: s.committeeSize,
@@ -147,7 +167,9 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
     const c = consensus
     c.engine.ledger.onSlash((peerId, slash) => {
       const net = options.spores.network()
-      if (net !== undefined) publishTrustEntry(spores, net, peerId, slash, c.engine.ledger.trust(peerId), log)
+      if (net === undefined) return
+      publishTrustEntry(spores, net, peerId, slash, c.engine.ledger.trust(peerId), log)
+      publishExclusionEntry(spores, net, peerId, slash, c.engine.evidence(slash.evidenceId), log)
     })
     consensus.start()
     if (s.leader.includes('forge-evidence')) stopForging = forgeEvidence(gossipsubTransport(ctx.host().services.pubsub as unknown as GossipsubLike), topicPrefix(ctx.network.networkId), ctx.host().peerId.toString())
@@ -173,6 +195,7 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
       const c = consensus
       consensus = undefined
       await c?.stop()
+      await links?.stop()
     },
 
     status () {

@@ -6,13 +6,13 @@ import { browserClientFeature } from '../browser/index.ts'
 import { bridgeFeature } from '../bridge/index.ts'
 import { rolesFeature } from '../roles/index.ts'
 import { sporesFeature } from '../spores/index.ts'
-import { consensusFeature, consensusEpochVerifier } from '../consensus/index.ts'
+import { consensusFeature, consensusEpochVerifier, consensusMinCandidates } from '../consensus/index.ts'
 import { vmFeature } from '../vm/index.ts'
 import { workloadsFeature } from '../workloads/index.ts'
 
 export function daemonFeatures (_config: DaemonConfig): DaemonFeature[] {
   const roles = rolesFeature()
-  const spores = sporesFeature({ epochVerifier: consensusEpochVerifier })
+  const spores = sporesFeature({ epochVerifier: consensusEpochVerifier, minCandidates: consensusMinCandidates })
   const workloads = workloadsFeature({ spores })
   return [
     roles,

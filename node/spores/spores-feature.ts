@@ -25,6 +25,8 @@ import { publishEntry, EntryNotStoredError } from './publish-entry.ts'
 export interface SporesFeatureOptions {
   /** The consensus engine's quorum-certificate check for primary epochs (default: committee signatures). */
   epochVerifier?: (ctx: DaemonContext) => EpochCertificateVerifier
+  /** The fewest committee candidates exclusions may leave (3f+1 of the consensus settings). */
+  minCandidates?: () => number
 }
 
 export interface SporesFeature extends DaemonFeature {
@@ -128,7 +130,7 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
           network: ctx.network.networkId,
           rootPublicKey: ctx.network.rootPublicKey,
           signer,
-          limits: { maxEntries: settings.maxEntries, ...(settings.windowMs === undefined ? {} : { windowMs: settings.windowMs }) },
+          limits: { maxEntries: settings.maxEntries, ...(options.minCandidates === undefined ? {} : { minCandidates: options.minCandidates() }), ...(settings.windowMs === undefined ? {} : { windowMs: settings.windowMs }) },
           log: ctx.log.child({ area: 'spores' }),
           rejections: { rejected: (tier, type, reason) => { rejections.inc({ tier, type, reason }) } },
           ...(options.epochVerifier === undefined ? {} : { epochVerifier: options.epochVerifier(ctx) }),

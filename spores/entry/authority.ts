@@ -13,10 +13,16 @@
 //                                       carries, and then the entry expires no later than the
 //                                       grant (a backdated entry cannot outlive a delegation)
 //   bundle                              key = <origin>/<bundle digest> (the holder)
+//   exclusion                           key = the accused peer id; any signer, because the
+//                                       value is the accused's own signed proof of a fault
+//                                       that excludes at once (equivocation, conflicting
+//                                       certificates), checked here; it has no owner, so
+//                                       nobody can replace it once an epoch holds it
 import type { SignedEntry } from './entry.ts'
 import { APP_NAME } from './types.ts'
 import { publicKeyOfPeerId } from '../../crypto/index.ts'
 import { operatorGrantAdmits, decodeOperatorGrant } from '../../membership/index.ts'
+import { provesExclusion } from './exclusion.ts'
 
 export interface TrustAuthority {
   /** Peer id of the network root key. */
@@ -47,6 +53,8 @@ export function mayWrite (entry: SignedEntry, trust: TrustAuthority): boolean {
       return ownsPrefixedKey(entry.origin, entry.key) && entry.key.slice(entry.origin.length + 1) === (entry as SignedEntry<'bundle'>).value.digest
     case 'plan':
       return APP_NAME.test(entry.key) && mayPlan(entry as SignedEntry<'plan'>, trust.rootPeerId)
+    case 'exclusion':
+      return provesExclusion((entry as SignedEntry<'exclusion'>).value.evidence, entry.key)
     case 'trust': {
       if (trust.rootPeerId !== undefined && entry.origin === trust.rootPeerId) return true
       if (trust.committee().has(entry.origin)) return true
@@ -82,6 +90,7 @@ export function ownerOf (entry: { type: string, key: string }): string | undefin
   switch (entry.type) {
     case 'trust':
     case 'plan':
+    case 'exclusion':
       return undefined
     case 'connection':
     case 'service':

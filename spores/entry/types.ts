@@ -107,6 +107,17 @@ const bundleValue = struct({
   size: uint(1024 ** 3)
 })
 
+/**
+ * Evidence that the key's peer broke the protocol in a way only a Byzantine member can
+ * (consensus/evidence.ts: two different signed votes for one round, or signatures on two
+ * conflicting certificates). It rests on the accused's own signatures, so who carries it does
+ * not matter; authority.ts checks it. Larger evidence (two whole proposals) is not recordable.
+ */
+export const MAX_EXCLUSION_EVIDENCE_BYTES = 64 * 1024
+const exclusionValue = struct({
+  evidence: bytes(MAX_EXCLUSION_EVIDENCE_BYTES)
+})
+
 const roleValue = struct({
   role: str(32, /^[a-z-]{1,32}$/),
   reason: str(256)
@@ -136,7 +147,8 @@ export const ENTRY_CODECS = {
   service: codec('service', false, serviceValue),
   role: codec('role', false, roleValue),
   plan: codec('plan', false, planValue),
-  bundle: codec('bundle', false, bundleValue)
+  bundle: codec('bundle', false, bundleValue),
+  exclusion: codec('exclusion', false, exclusionValue)
 } as const
 
 type Codecs = typeof ENTRY_CODECS
@@ -152,6 +164,7 @@ export type ServiceValue = EntryValue<'service'>
 export type RoleValue = EntryValue<'role'>
 export type PlanValue = EntryValue<'plan'>
 export type BundleValue = EntryValue<'bundle'>
+export type ExclusionValue = EntryValue<'exclusion'>
 
 export const ENTRY_TYPES = Object.keys(ENTRY_CODECS) as EntryType[]
 

@@ -39,7 +39,7 @@ export class EpochInput {
   }
 
   private rules (): EpochRulesContext {
-    return { rootPeerId: this.rootPeerId, windowMs: this.limits.windowMs }
+    return { rootPeerId: this.rootPeerId, windowMs: this.limits.windowMs, minCandidates: this.limits.minCandidates }
   }
 
   /** The previous epoch with its entries decoded (kept for the latest one: every round reads it). */
@@ -79,7 +79,7 @@ export class EpochInput {
       chosen.set(id, e)
     }
     const entries = [...chosen.values()].filter(e => liveAt(e, issuedAt, this.limits.windowMs))
-    return { entries: entries.map(e => e.bytes), candidates: nextCandidates(previous, entries) }
+    return { entries: entries.map(e => e.bytes), candidates: nextCandidates(previous, entries, this.limits.minCandidates) }
   }
 
   /** What in a proposed body breaks the epoch rules against the previous epoch, or undefined (deterministic). */

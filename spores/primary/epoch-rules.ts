@@ -8,7 +8,8 @@
 //   - nothing of the previous epoch is dropped unless it expired or left the window by the
 //     epoch's issuedAt, or a newer version of its key replaces it;
 //   - issuedAt is after the previous epoch's;
-//   - the candidates for the next committee are exactly nextCandidates() of the entries.
+//   - the candidates for the next committee are exactly nextCandidates() of the entries;
+//   - an exclusion entry carries the accused's own proof of a Byzantine fault (authority.ts).
 // The proposer's own clock matters only to members that judge issuedAt against theirs
 // (EpochInput.evaluate refuses a far-off issuedAt but does not slash: clocks differ).
 import { decodeEntry, verifyEntrySignature, entryId, type SignedEntry } from '../entry/entry.ts'
@@ -31,6 +32,8 @@ export interface EpochRulesContext {
   rootPeerId?: string
   /** Entries that are temporal leave the epoch once their issuedAt is older than this. */
   windowMs: number
+  /** Exclusions leave at least this many candidates (3f+1). */
+  minCandidates?: number
 }
 
 /** An entry still belongs in an epoch issued at `at`. */
@@ -44,12 +47,16 @@ export function liveAt (e: SignedEntry, at: number, windowMs: number): boolean {
  * whose own `node` entry says sclerotium and was already in the previous epoch (one epoch of
  * tenure: a newcomer cannot enter the committee in the epoch it appears), without peers whose
  * node entry now says hyphae (a client). Sorted, at most 64.
- * Trust entries do not remove anyone: one is a single member's signed opinion, so a Byzantine
- * committee member could write honest peers out of the committees (and below 3f+1) with them.
- * Taking a slashed member out needs the committee's certified verdict, which is not built yet;
- * until then it stays a candidate, one of the f faults the committees tolerate.
+ * Peers the epoch holds an exclusion entry for are out (in peer-id order, as long as at least
+ * `minCandidates` remain, so that exclusions never stop the epochs): the entry is the accused's
+ * own signed proof of equivocation or of signing conflicting certificates, which every member
+ * re-checks, and certifying the epoch certifies the exclusion. It stays in every later epoch. Trust entries do not remove
+ * anyone: one is a single member's signed opinion, so a Byzantine committee member could write
+ * honest peers out of the committees (and below 3f+1) with them; a member slashed for a lesser
+ * fault (a dissent, a bad proposal) stays a candidate, one of the f faults the committees
+ * tolerate, and is only left out locally by the nodes whose trust in it fell.
  */
-export function nextCandidates (previous: PreviousEpoch, entries: readonly SignedEntry[]): string[] {
+export function nextCandidates (previous: PreviousEpoch, entries: readonly SignedEntry[], minCandidates = 0): string[] {
   const before = new Set(previous.entries.filter(e => e.type === 'node').map(e => e.key))
   const set = new Set(previous.candidates)
   for (const e of entries) {
@@ -57,6 +64,11 @@ export function nextCandidates (previous: PreviousEpoch, entries: readonly Signe
     const role = (e as SignedEntry<'node'>).value.role
     if (role === SCLEROTIUM && before.has(e.key)) set.add(e.key)
     if (role === HYPHAE) set.delete(e.key)
+  }
+  const excluded = [...new Set(entries.filter(e => e.type === 'exclusion' && set.has(e.key)).map(e => e.key))].sort()
+  for (const peer of excluded) {
+    if (set.size <= minCandidates) break
+    set.delete(peer)
   }
   return [...set].sort().slice(0, MAX_CANDIDATES)
 }
@@ -99,7 +111,7 @@ export function epochViolation (body: EpochBody, previous: PreviousEpoch, ctx: E
     if (now.seq < old.seq) return `epoch ${body.epoch}: ${id.slice(0, 120)} goes back from seq ${old.seq} to ${now.seq}`
     if (now.seq === old.seq && !sameBytes(now.bytes, old.bytes)) return `epoch ${body.epoch}: ${id.slice(0, 120)} has another version with the same seq`
   }
-  const expected = nextCandidates(previous, entries)
+  const expected = nextCandidates(previous, entries, ctx.minCandidates)
   if (expected.length !== body.candidates.length || expected.some((c, i) => c !== body.candidates[i])) return `epoch ${body.epoch}: the candidates are not the ones the entries give`
   return undefined
 }

@@ -69,8 +69,9 @@ describe('commit-reveal BFT with two Byzantine members of seven (f = 2)', () => 
         }
         if (s.reason === 'equivocate') {
           for (const n of good) expect(n.consensus.trustReport().excluded.sort()).toEqual([...bad].sort())
-          // Their trust entries (one member's word each) take no one out of the candidates: the
-          // chain goes on with them in the committees, as two of the f = 2 faults it tolerates.
+          // Their trust entries (one member's word each) take no one out of the candidates, and
+          // their exclusion entries would leave fewer than 3f+1 = 7: the chain goes on with
+          // them in the committees, as two of the f = 2 faults it tolerates.
           const start = latestEpoch(good[0])
           await until('two more epochs', () => good.every(n => latestEpoch(n) >= start + 2), 60_000)
           for (const b of bad) expect(good[0].consensus.epochs.chain.get(start + 2)!.candidates).toContain(b)
@@ -80,4 +81,25 @@ describe('commit-reveal BFT with two Byzantine members of seven (f = 2)', () => 
       }
     }, 300_000)
   }
+
+  it('takes a proven equivocator out of the committees by a certified epoch when a candidate can spare it (f = 1, five candidates)', async () => {
+    const cluster = await startCluster({ size: 5, f: 1, committeeSize: 4, intervalMs: 300, conducts: { 4: conductOf('equivocate') } })
+    try {
+      const bad = cluster.ids[4]
+      const good = cluster.nodes.filter(n => n.index !== 4)
+      await until('a certified epoch that holds an exclusion of the equivocator and leaves it out of the candidates', () => good.every(n => {
+        const latest = n.consensus.epochs.chain.latest()
+        return latest !== undefined && !latest.candidates.includes(bad) && n.spores.tiers.primary.get('exclusion', bad) !== undefined
+      }), 90_000)
+      const start = latestEpoch(good[0])
+      // the chain goes on with four honest candidates, and no honest member was slashed
+      await until('two more epochs', () => good.every(n => latestEpoch(n) >= start + 2), 60_000)
+      for (const n of good) {
+        for (const peer of n.consensus.trustReport().peers) if (peer.peerId !== bad) expect(peer.slashes).toEqual([])
+        expect(n.consensus.epochs.chain.latest()!.candidates).toEqual(cluster.ids.filter(id => id !== bad).sort())
+      }
+    } finally {
+      await cluster.close()
+    }
+  }, 150_000)
 })

@@ -10,7 +10,7 @@ import { gossipsub } from '@libp2p/gossipsub'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PeerId } from '@libp2p/interface'
 import { buildHeader, certifyEpoch, signEntry, committeeCertificateVerifier, encodeEpoch, type Spores, type Signer, type SignedEntry } from '../../spores/index.ts'
-import { createConsensus, HonestConduct, gossipsubTransport, bftEpochVerifier, consensusTopics, type Consensus, type MemberConduct, type GossipsubLike } from '../../consensus/index.ts'
+import { createConsensus, HonestConduct, gossipsubTransport, bftEpochVerifier, consensusTopics, minimumCommittee, EXCLUDING_FAULTS, type Consensus, type MemberConduct, type GossipsubLike } from '../../consensus/index.ts'
 import { directLinks } from '../../node/consensus/direct-links.ts'
 import { networkRoot, tempDir, openTestSpores, NETWORK, nodeValue, healthValue, entry } from '../spores/fixtures.ts'
 
@@ -140,7 +140,7 @@ export async function startCluster (options: ClusterOptions): Promise<Cluster> {
     const blocked = new Set<string>()
     const { libp2p, signer } = await identityNode(blocked)
     const verifier = bftEpochVerifier({ f: options.f, committeeSize: options.committeeSize, genesis: committeeCertificateVerifier({ rootPublicKey: root.publicKey }) })
-    const spores = await openTestSpores(`${dir.path}/n${i}`, root, signer, { epochVerifier: verifier })
+    const spores = await openTestSpores(`${dir.path}/n${i}`, root, signer, { epochVerifier: verifier, limits: { minCandidates: minimumCommittee(options.f) } })
     nodes.push({ index: i, signer, libp2p, spores, blocked, conduct: { make: () => options.conducts?.[i]?.() }, stopped: false, consensus: undefined as unknown as Consensus })
   }
   const ids = nodes.map(n => n.signer.peerId)
@@ -178,13 +178,16 @@ export async function startCluster (options: ClusterOptions): Promise<Cluster> {
       }
     })
   }
-  // As the daemon does (node/consensus/trust-entries.ts): a slash becomes a trust entry in the
-  // slasher's latent tier, which its next proposal carries into an epoch.
+  // As the daemon does (node/consensus/trust-entries.ts, exclusion-entries.ts): a slash becomes
+  // a trust entry in the slasher's latent tier, and an excluding fault an exclusion entry with
+  // its evidence, which its next proposal carries into an epoch.
   for (const n of nodes) {
     n.consensus.engine.ledger.onSlash((accused, slash) => {
       const now = Date.now()
       const trust = signEntry(n.signer, { type: 'trust', key: accused, value: { score: n.consensus.engine.ledger.trust(accused), reason: `slashed for ${slash.reason}` }, seq: now, issuedAt: now })
-      void n.spores.merge('latent', [trust]).catch(() => undefined)
+      const evidence = n.consensus.engine.evidence(slash.evidenceId)
+      const exclusion = EXCLUDING_FAULTS.has(slash.reason) && evidence !== undefined ? [signEntry(n.signer, { type: 'exclusion', key: accused, value: { evidence }, seq: 1, issuedAt: now })] : []
+      void n.spores.merge('latent', [trust, ...exclusion]).catch(() => undefined)
     })
   }
   for (const n of nodes) n.consensus.engine.start()
