@@ -1,5 +1,5 @@
-// The tiered mesh on real libp2p hosts over loopback (in one process): eleven members that
-// first all meet one founder end with the links their roles call for, a role change
+// The tiered mesh on real libp2p hosts over loopback (in one process): fourteen members that
+// first all meet one founder end with the links their roles call for, gossip reaches them all, a role change
 // re-shapes them, a link dialled on demand lives while it carries a feature's stream, and
 // kept links carry the peer-store tags that make libp2p keep them.
 import { describe, it, expect, afterEach } from 'vitest'
@@ -71,13 +71,14 @@ async function member (net: Net, roles: Roles, role: string): Promise<Member> {
 const peersOf = (m: Member): Set<string> => new Set(m.host.getPeers().map(p => p.toString()))
 
 describe('LinkKeeper', () => {
-  it('eleven members meeting through one founder end in the tiered mesh; a promotion re-shapes it', async () => {
+  it('fourteen members meeting through one founder end in the tiered mesh; gossip reaches all; a promotion re-shapes it', async () => {
     const rootSecret = randomSecretKey()
     const rootPublicKey = getPublicKey(rootSecret)
     const net = { rootSecret, rootPublicKey, networkId: networkIdOf(rootPublicKey) }
     const roles: Roles = new Map()
     const all: Member[] = []
-    for (let i = 0; i < 11; i++) all.push(await member(net, roles, i < 3 ? 'sclerotium' : 'rhizomorph'))
+    // 14: every sclerotium ends with 13 peers on one address, past gossipsub's IP colocation threshold
+    for (let i = 0; i < 14; i++) all.push(await member(net, roles, i < 3 ? 'sclerotium' : 'rhizomorph'))
     const [founder] = all
     // everybody first dials the founder, as with an invite: a full star, then the policy
     await Promise.all(all.slice(1).map(async m => { await m.host.dial(founder.host.getMultiaddrs()[0]) }))
