@@ -3,7 +3,6 @@
 // its own machine would have. The bench's main thread tells it whom to dial; the proposer's
 // worker runs the rounds and reports their latencies.
 import { parentPort } from 'node:worker_threads'
-import { performance } from 'node:perf_hooks'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@libp2p/noise'
@@ -23,14 +22,12 @@ export type ToMember =
   | { t: 'connect', peers: Array<{ peerId: string, addrs: string[] }>, f: number, size: number }
   | { t: 'prepare', inputs: Uint8Array[], seen: boolean }
   | { t: 'run' }
-  | { t: 'report' }
   | { t: 'stop' }
 export type FromMember =
   | { t: 'started', peerId: string, addrs: string[] }
   | { t: 'ready' }
   | { t: 'prepared' }
   | { t: 'done', latencies: number[], failed: number }
-  | { t: 'busy', activeMs: number }
   | { t: 'stopped' }
   | { t: 'error', message: string }
 
@@ -118,12 +115,9 @@ let inputs: Uint8Array[] = []
  * when they reached it through latent gossip before the leader proposed them; without, every
  * signature in a round is new to it.
  */
-let since = performance.eventLoopUtilization()
-
 function prepare (all: Uint8Array[], seen: boolean): void {
   inputs = all
   if (seen) for (const input of all) check(input)
-  since = performance.eventLoopUtilization()
 }
 
 async function run (): Promise<void> {
@@ -155,10 +149,6 @@ port.on('message', (m: ToMember) => {
         break
       case 'run':
         await run()
-        break
-      case 'report':
-        // How long this member's event loop was busy since the rounds began: its CPU share.
-        post({ t: 'busy', activeMs: performance.eventLoopUtilization(since).active })
         break
       case 'stop':
         engine?.stop()
