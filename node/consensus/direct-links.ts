@@ -48,6 +48,11 @@ const OPEN_TIMEOUT_MS = 2000
 const SEEN_MAX = 4096
 /** Frames waiting for a stream that is still being opened. */
 const PENDING_MAX = 64
+/**
+ * Bytes written to a direct stream and not yet taken by the peer: a member that stops reading
+ * (slow, or Byzantine) is dropped to gossip past this, instead of being buffered without end.
+ */
+const MAX_UNREAD_BYTES = 4 * 1024 * 1024
 /** A peer whose direct stream failed is served by gossip alone for this long. */
 const FAILED_BACKOFF_MS = 30_000
 
@@ -56,6 +61,9 @@ interface Link {
   write?: (data: Uint8Array) => Promise<void>
   opening?: Promise<void>
   pending: Uint8Array[]
+  /** Frames written and not yet taken by the stream: gossip carries them if the link fails. */
+  inflight: Set<Uint8Array>
+  unread: number
 }
 
 export interface DirectLinks extends ConsensusPubSub {
@@ -99,7 +107,9 @@ export function directLinks (o: DirectLinksOptions): DirectLinks {
     if (err === undefined || !running) return
     o.log?.debug({ peer, err: err.message }, 'direct consensus link failed; gossip carries its messages')
     failedAt.set(peer, Date.now())
-    for (const data of [...link.pending.splice(0), ...unsent]) void o.gossip.publish(o.directTopic, data).catch(() => {})
+    const resend = new Set([...link.pending.splice(0), ...link.inflight, ...unsent])
+    link.inflight.clear()
+    for (const data of resend) void o.gossip.publish(o.directTopic, data).catch(() => {})
   }
 
   const open = (peer: string, link: Link): Promise<void> => {
@@ -117,7 +127,7 @@ export function directLinks (o: DirectLinksOptions): DirectLinks {
   const sendTo = (peer: string, data: Uint8Array): void => {
     let link = links.get(peer)
     if (link === undefined) {
-      link = { pending: [] }
+      link = { pending: [], inflight: new Set(), unread: 0 }
       links.set(peer, link)
     }
     counts.sentDirect++
@@ -127,7 +137,16 @@ export function directLinks (o: DirectLinksOptions): DirectLinks {
       void open(peer, l)
       return
     }
-    l.write(data).catch((err: Error) => { drop(peer, l, err, [data]) })
+    if (l.unread + data.length > MAX_UNREAD_BYTES) {
+      drop(peer, l, new Error(`peer left ${l.unread} bytes unread`), [data])
+      return
+    }
+    l.unread += data.length
+    l.inflight.add(data)
+    l.write(data).then(() => {
+      l.unread -= data.length
+      l.inflight.delete(data)
+    }, (err: Error) => { drop(peer, l, err, [data]) })
   }
 
   /** The targets a direct stream reaches now, and whether any target is left to gossip. */
