@@ -112,6 +112,21 @@ export function directLinks (o: DirectLinksOptions): DirectLinks {
     for (const data of resend) void o.gossip.publish(o.directTopic, data).catch(() => {})
   }
 
+  /** Writes one frame on an open link, counting it until the stream takes it. */
+  const writeOn = (peer: string, l: Link, data: Uint8Array): void => {
+    if (l.write === undefined) return
+    if (l.unread + data.length > MAX_UNREAD_BYTES) {
+      drop(peer, l, new Error(`peer left ${l.unread} bytes unread`), [data])
+      return
+    }
+    l.unread += data.length
+    l.inflight.add(data)
+    l.write(data).then(() => {
+      l.unread -= data.length
+      l.inflight.delete(data)
+    }, (err: Error) => { drop(peer, l, err, [data]) })
+  }
+
   const open = (peer: string, link: Link): Promise<void> => {
     link.opening ??= (async () => {
       const stream = await o.host.dialProtocol(peerIdFromString(peer), o.protocol, { signal: AbortSignal.timeout(OPEN_TIMEOUT_MS) })
@@ -119,7 +134,7 @@ export function directLinks (o: DirectLinksOptions): DirectLinks {
       link.stream = stream
       link.write = async (data) => { await lp.write(data) }
       stream.addEventListener('close', () => { if (links.get(peer) === link) links.delete(peer) })
-      for (const data of link.pending.splice(0)) await link.write(data)
+      for (const data of link.pending.splice(0)) writeOn(peer, link, data)
     })().catch((err: Error) => { drop(peer, link, err) })
     return link.opening
   }
@@ -137,16 +152,7 @@ export function directLinks (o: DirectLinksOptions): DirectLinks {
       void open(peer, l)
       return
     }
-    if (l.unread + data.length > MAX_UNREAD_BYTES) {
-      drop(peer, l, new Error(`peer left ${l.unread} bytes unread`), [data])
-      return
-    }
-    l.unread += data.length
-    l.inflight.add(data)
-    l.write(data).then(() => {
-      l.unread -= data.length
-      l.inflight.delete(data)
-    }, (err: Error) => { drop(peer, l, err, [data]) })
+    writeOn(peer, l, data)
   }
 
   /** The targets a direct stream reaches now, and whether any target is left to gossip. */
