@@ -11,7 +11,7 @@ import { identify, type Identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
-import { membershipEncrypter, type MembershipPolicy } from '../../membership/index.ts'
+import { membershipEncrypter, keepGossipStreams, type MembershipPolicy } from '../../membership/index.ts'
 
 export interface HyphaeServices {
   [name: string]: unknown
@@ -31,7 +31,7 @@ export interface HyphaeNodeOptions {
 }
 
 export async function createHyphaeNode (options: HyphaeNodeOptions): Promise<HyphaeLibp2p> {
-  return await createLibp2p({
+  const node = await createLibp2p({
     privateKey: options.privateKey,
     addresses: { listen: [...Array.from({ length: options.reservations }, () => '/p2p-circuit'), '/webrtc'] },
     transports: [
@@ -56,4 +56,6 @@ export async function createHyphaeNode (options: HyphaeNodeOptions): Promise<Hyp
       pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, globalSignaturePolicy: 'StrictSign' })
     }
   }) as unknown as HyphaeLibp2p
+  keepGossipStreams(node)
+  return node
 }

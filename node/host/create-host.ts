@@ -12,7 +12,7 @@ import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { bootstrap } from '@libp2p/bootstrap'
 import type { PrivateKey, PeerId } from '@libp2p/interface'
-import { membershipEncrypter, protocolPrefix, ANY_NETWORK_MEMBERSHIP_PROTOCOL, type MembershipPolicy } from '../../membership/index.ts'
+import { membershipEncrypter, protocolPrefix, keepGossipStreams, ANY_NETWORK_MEMBERSHIP_PROTOCOL, type MembershipPolicy } from '../../membership/index.ts'
 
 /** Open connections a host accepts before refusing inbound ones (libp2p's connection manager). */
 export const MAX_CONNECTIONS = 384
@@ -71,7 +71,7 @@ export async function createHost (options: HostOptions): Promise<MyceliumHost> {
     transports.push(webRTC({ rtcConfiguration: { iceServers: [] } }))
   }
 
-  return await createLibp2p({
+  const host = await createLibp2p({
     privateKey: options.privateKey,
     addresses: { listen: options.listen },
     transports,
@@ -108,4 +108,6 @@ export async function createHost (options: HostOptions): Promise<MyceliumHost> {
     connectionMonitor: { enabled: true, pingInterval: 2_000, pingTimeout: { minTimeout: 2_000, maxTimeout: 5_000 } },
     services: services as any
   }) as unknown as MyceliumHost
+  keepGossipStreams(host)
+  return host
 }
