@@ -138,6 +138,8 @@ export class PrimaryEpochs {
   private runningRound: Promise<void> | undefined
   private abort = new AbortController()
   private lastHeadAt = 0
+  /** When a head as new as this node's latest epoch last arrived from another node. */
+  private lastPeerHeadAt = -Infinity
   private lastNeedAt = 0
   private lastAnswerAt = 0
   private conflicts = 0
@@ -263,7 +265,12 @@ export class PrimaryEpochs {
     const self = this.engine.self
     for (const p of latest.candidates) if (p === self || this.o.isConnected(p)) this.engine.uptime.seen(p)
     const now = this.now()
-    if (now - this.lastHeadAt >= Math.min(1000, this.intervalMs)) {
+    // One head per period for the whole network, not one per node: a node whose latest epoch
+    // another node announced within the period stays quiet (a node behind still hears that head
+    // within the period and asks; a node ahead of what it hears still announces). N heads a
+    // second were each node's largest share of idle gossip, and grew with N.
+    const period = Math.min(1000, this.intervalMs)
+    if (now - this.lastHeadAt >= period && now - this.lastPeerHeadAt >= period) {
       this.lastHeadAt = now
       this.publish({ t: 'head', epoch: latest.epoch, digest: latest.digest })
     }
@@ -426,6 +433,7 @@ export class PrimaryEpochs {
     if (m.t === 'head' && typeof m.epoch === 'number' && Number.isSafeInteger(m.epoch) && m.digest instanceof Uint8Array) {
       const held = this.chain.get(m.epoch)
       if (held !== undefined && !equalBytes(held.digest, m.digest)) this.log.error({ epoch: m.epoch }, 'a peer announces another digest for a certified epoch')
+      else if (m.epoch >= latest.epoch) this.lastPeerHeadAt = now
       if (m.epoch > latest.epoch && now - this.lastNeedAt > 500) {
         this.lastNeedAt = now
         this.publish({ t: 'need', from: latest.epoch + 1 })
