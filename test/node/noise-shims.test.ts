@@ -30,6 +30,18 @@ describe('noise on node:crypto in the bundle', () => {
     }
   })
 
+  it('seals with the key array\'s current bytes when the same array is reused or changed in place', () => {
+    const key = randomBytes(32)
+    const nonce = randomBytes(12)
+    const plaintext = randomBytes(100)
+    for (let i = 0; i < 3; i++) {
+      expect(Buffer.from(native.seal(key, nonce, plaintext)).equals(Buffer.from(wasm.seal(key, nonce, plaintext)))).toBe(true)
+      const sealed = wasm.seal(key, nonce, plaintext)
+      expect(Buffer.from(native.open(key, nonce, sealed)!).equals(plaintext)).toBe(true)
+      key[i] ^= 0xff
+    }
+  })
+
   it('refuses a frame whose ciphertext, tag or associated data was changed', () => {
     const key = randomBytes(32)
     const nonce = randomBytes(12)
