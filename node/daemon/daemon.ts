@@ -4,7 +4,7 @@ import type { PeerId } from '@libp2p/interface'
 import { Home, HomeError, randomApiToken, type NetworkInfo } from '../home/index.ts'
 import { createNetwork, createInvite, admitter } from '../network/index.ts'
 import { MemberHost, type CertificateChain, type RejectedConnection } from '../../membership/index.ts'
-import { createHost, type MyceliumHost } from '../host/index.ts'
+import { createHost, GOSSIP_GRAYLIST_THRESHOLD, type MyceliumHost } from '../host/index.ts'
 import { AdminApi, ApiError, type Routes } from '../api/index.ts'
 import { NodeMetrics } from '../metrics/index.ts'
 import { AppTopics } from '../gossip/index.ts'
@@ -25,6 +25,10 @@ export interface PeerView {
   peerId: string
   addrs: string[]
   role: string
+  /** this node's gossipsub score of the peer: it drops with each provably invalid message */
+  gossipScore: number
+  /** below the graylist threshold: this node ignores whatever the peer gossips until it decays */
+  gossipIgnored: boolean
 }
 
 export type { RejectedConnection }
@@ -192,7 +196,17 @@ export class Daemon {
 
   peers (): PeerView[] {
     // a signed role advertisement is current; the roster's role was announced at connection time
-    return this.members.peers().map(p => ({ ...p, role: this.features.map(f => f.roleOf?.(p.peerId)).find(r => r !== undefined) ?? p.role }))
+    // the router's own score (the GossipSub interface does not declare it; the class has it)
+    const pubsub = this.host.services.pubsub as unknown as { getScore?: (peerId: string) => number }
+    return this.members.peers().map(p => {
+      const score = pubsub.getScore?.(p.peerId) ?? 0
+      return {
+        ...p,
+        role: this.features.map(f => f.roleOf?.(p.peerId)).find(r => r !== undefined) ?? p.role,
+        gossipScore: Math.round(score * 100) / 100,
+        gossipIgnored: score < GOSSIP_GRAYLIST_THRESHOLD
+      }
+    })
   }
 
   status (): Record<string, unknown> {

@@ -12,6 +12,7 @@ import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { bootstrap } from '@libp2p/bootstrap'
 import type { PrivateKey, PeerId } from '@libp2p/interface'
+import { gossipScoreParams, gossipScoreThresholds } from './gossip-score.ts'
 import { membershipEncrypter, protocolPrefix, keepGossipStreams, ANY_NETWORK_MEMBERSHIP_PROTOCOL, type MembershipPolicy } from '../../membership/index.ts'
 
 /** Open connections a host accepts before refusing inbound ones (libp2p's connection manager). */
@@ -50,12 +51,8 @@ export async function createHost (options: HostOptions): Promise<MyceliumHost> {
     identify: identify(),
     ping: ping(),
     dht: kadDHT({ protocol: `${prefix}/kad/1.0.0`, clientMode: false, peerInfoMapper: passthroughMapper }),
-    // No IP colocation penalty: gossipsub scores peers sharing an address below its graylist
-    // once more than 10 do (-5 × surplus²), then ignores their messages and sends them no
-    // gossip. Every peer here proved membership with a certificate of the network's root, and
-    // members share an address all the time (a house behind one NAT reaching a sclerotium,
-    // daemons on one machine): with 20 daemons on loopback no role advertisement got through.
-    pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, globalSignaturePolicy: 'StrictSign', scoreParams: { IPColocationFactorWeight: 0 } }),
+    // scoring: only proven-invalid messages on validated topics cost a peer (gossip-score.ts)
+    pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, globalSignaturePolicy: 'StrictSign', scoreParams: gossipScoreParams(options.networkId), scoreThresholds: gossipScoreThresholds }),
     ...options.services
   }
   // a relay service given by the daemon (the roles' switchable relay) replaces the fixed one

@@ -1,8 +1,10 @@
 // Latent gossip: every new entry is published on the network's latent topic; every received
 // message is merged validation-first inside gossipsub's topic validator, so an invalid entry
-// is neither stored nor forwarded (Reject lowers the sender's gossipsub score), and a replay
-// is dropped quietly (Ignore). Messages arriving together are merged in one batch.
+// is neither stored nor forwarded, and the sender is blamed (Reject, which lowers its gossipsub
+// score) only for what it provably did wrong (latentVerdict below); a replay is dropped quietly
+// (Ignore). Messages arriving together are merged in one batch.
 import { decodeEntry, type SignedEntry } from '../entry/entry.ts'
+import type { RejectionReason } from '../merge/rejection.ts'
 import type { SporeMerger, MergeOutcome } from '../merge/spore-merger.ts'
 import type { SporePubSub } from '../host.ts'
 import type { SporeLogger } from '../logger.ts'
@@ -81,18 +83,10 @@ export class LatentGossip {
       this.stats.accepted++
       return 'accept'
     }
-    // A writer past its share of a type is penalised when it sends its own entries; a peer that
-    // merely forwards them (its own count may differ) is not.
-    if (outcome.reason === 'origin-limit' && originOf(data) !== from) {
-      this.stats.ignored++
-      return 'ignore'
-    }
-    if (outcome.reason === 'replay' || outcome.reason === 'higher-tier-conflict' || outcome.reason === 'limit') {
-      this.stats.ignored++
-      return 'ignore'
-    }
-    this.stats.rejected++
-    return 'reject'
+    const verdict = latentVerdict(outcome.reason, data, from)
+    if (verdict === 'reject') this.stats.rejected++
+    else this.stats.ignored++
+    return verdict
   }
 
   private async flush (): Promise<void> {
@@ -106,6 +100,31 @@ export class LatentGossip {
       this.log.warn({ err: (err as Error).message }, 'latent merge failed')
       for (const w of batch) w.resolve(undefined)
     }
+  }
+}
+
+/**
+ * 'reject' (gossipsub lowers the sender's score: node/host/gossip-score.ts) only for what the
+ * sender is provably to blame for, 'ignore' for the rest. Anyone can check the envelope and
+ * the signature, and an honest peer forwards only what passed those same checks. Membership,
+ * grants, clocks, limits and what a node already holds differ between views (a member
+ * admitted a second ago, a grant not yet seen, a skewed clock): an entry refused for those
+ * reasons is blamed on its origin when the origin itself sent it (its own share of a type, a
+ * key it may not write), and never on a peer that merely forwards it. Time-bound reasons are
+ * never blamed (the origin's clock may be honestly off), nor is a value's schema: a newer
+ * version may carry a type or a field this one does not know yet.
+ */
+export function latentVerdict (reason: RejectionReason, data: Uint8Array, from: string): 'reject' | 'ignore' {
+  switch (reason) {
+    case 'oversized':
+    case 'malformed':
+    case 'bad-signature':
+      return 'reject'
+    case 'unauthorized-origin':
+    case 'origin-limit':
+      return originOf(data) === from ? 'reject' : 'ignore'
+    default:
+      return 'ignore'
   }
 }
 

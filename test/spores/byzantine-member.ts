@@ -2,7 +2,9 @@
 // invite like any node (its home holds a real certificate), connects with real libp2p and the
 // membership handshake, and gossips bad entries on the latent topic. Run by daemon.test.ts:
 //   node test/spores/byzantine-member.ts --home H --window-ms W --flood N --victim PEERID ADDR...
-// It prints a JSON report of what it sent, one count per expected rejection reason.
+// It prints a JSON report of what it sent, one count per expected rejection reason. With
+// --linger it then stays connected until its stdin closes, so the test can see how the
+// honest nodes now judge it.
 // With --relay FILE it only relays the entries in FILE (hex, one a line) and prints its peer id:
 // a member passing on what another key signed (identity.test.ts: a revoked member's entries).
 import { parseArgs } from 'node:util'
@@ -20,7 +22,7 @@ import { signEntry, signerOf, sporeProtocols, type Signer, type EntryType } from
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { home: { type: 'string' }, 'window-ms': { type: 'string' }, flood: { type: 'string' }, victim: { type: 'string' }, relay: { type: 'string' } }
+  options: { home: { type: 'string' }, 'window-ms': { type: 'string' }, flood: { type: 'string' }, victim: { type: 'string' }, relay: { type: 'string' }, linger: { type: 'boolean' } }
 })
 const home = new Home(values.home as string)
 const network = home.loadNetwork()
@@ -127,4 +129,8 @@ for (let i = 0; i < flood; i++) {
 // let gossipsub hand the last messages over before the connections close
 await new Promise(resolve => setTimeout(resolve, 3000))
 process.stdout.write(JSON.stringify({ peerId: me.peerId, outsider: outsider.peerId, sent }) + '\n')
+if (values.linger === true) {
+  process.stdin.resume()
+  await new Promise(resolve => process.stdin.once('end', resolve))
+}
 await libp2p.stop()

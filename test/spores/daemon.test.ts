@@ -1,7 +1,7 @@
 // The spores on real daemons (separate processes, joined through invites): convergence,
 // reconciliation after a node was away, a Byzantine member, seed files and limits.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { execFile } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { Cluster, TestNode, waitFor, NODE, REPO_ROOT } from '../harness/index.ts'
@@ -108,9 +108,19 @@ describe('spores on six real daemons', () => {
     const victim = nodes[3]
     const before = (await ls(victim, 'type=node')).find(e => e.key === victim.peerId)
     const addrs = await Promise.all(nodes.map(async n => (await get(n, '/status')).addrs.find((a: string) => a.includes('/tcp/') && !a.includes('/ws')) as string))
+    // it stays connected after its report (--linger) until its stdin is closed
+    const byzProcess = spawn(NODE, [join(REPO_ROOT, 'test/spores/byzantine-member.ts'), '--home', byz.home, '--window-ms', String(WINDOW_MS), '--flood', String(FLOOD), '--victim', victim.peerId, '--linger', ...addrs],
+      { stdio: ['pipe', 'pipe', 'pipe'], timeout: 120_000 })
+    const exited = new Promise<void>(resolve => byzProcess.once('exit', () => { resolve() }))
     const report = await new Promise<{ peerId: string, outsider: string, sent: Record<string, number> }>((resolve, reject) => {
-      execFile(NODE, [join(REPO_ROOT, 'test/spores/byzantine-member.ts'), '--home', byz.home, '--window-ms', String(WINDOW_MS), '--flood', String(FLOOD), '--victim', victim.peerId, ...addrs],
-        { timeout: 90_000, encoding: 'utf8' }, (err, stdout, stderr) => { if (err !== null) reject(new Error(`${err.message}\n${stderr}`)); else resolve(JSON.parse(stdout)) })
+      let out = ''
+      let err = ''
+      byzProcess.stderr.on('data', (d: Buffer) => { err += d.toString() })
+      byzProcess.stdout.on('data', (d: Buffer) => {
+        out += d.toString()
+        if (out.includes('\n')) resolve(JSON.parse(out.slice(0, out.indexOf('\n'))))
+      })
+      byzProcess.once('exit', (code) => { reject(new Error(`the Byzantine member exited (${code}) before its report\n${err}`)) })
     })
     expect(report.sent.flood).toBe(FLOOD)
     // the flood of one origin stops at that origin's share of the type (1/16 of its limit, at least 16), before the type is full
@@ -124,6 +134,17 @@ describe('spores on six real daemons', () => {
         return expected.every(r => (counted[r] ?? 0) > 0)
       }, { timeoutMs: 20_000, intervalMs: 300, what: `every rejection reason counted on ${n.name}` })
     }
+    // gossipsub now ignores the flooder on every honest node (its score is past the graylist
+    // threshold), while no honest member lost score for forwarding or for its own traffic
+    for (const n of nodes) {
+      const peers = await get<Array<{ peerId: string, gossipScore: number, gossipIgnored: boolean }>>(n, '/peers')
+      expect(peers.find(p => p.peerId === report.peerId)?.gossipIgnored, n.name).toBe(true)
+      for (const p of peers.filter(p => p.peerId !== report.peerId)) expect(p.gossipScore, `${n.name}'s score of ${p.peerId}`).toBeGreaterThanOrEqual(0)
+    }
+    expect((await victim.cli(['peers'])).stdout).toContain(`${report.peerId}`)
+    expect((await victim.cli(['peers'])).stdout).toMatch(/\[gossip ignored, score -\d+/)
+    byzProcess.stdin.end()
+    await exited
     const metrics = (await victim.cli(['metrics'])).stdout
     expect(metrics).toMatch(/mycelium_spore_rejections_total\{tier="latent",type="node",reason="unauthorized-origin"\} [1-9]/)
     for (const n of nodes) {

@@ -1,7 +1,7 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import fc from 'fast-check'
 import { encodeCanonical } from '../../crypto/index.ts'
-import { buildHeader, certifyEpoch, encodeEpoch, type Spores, type SignedEntry } from '../../spores/index.ts'
+import { buildHeader, certifyEpoch, encodeEpoch, decodeEntry, latentVerdict, type Spores, type SignedEntry } from '../../spores/index.ts'
 import { identity, networkRoot, tempDir, openTestSpores, entry, nodeValue, healthValue, NETWORK, type Root } from './fixtures.ts'
 
 const cleanups: Array<() => Promise<void>> = []
@@ -75,6 +75,29 @@ describe('validation-first merge', () => {
     const unknown = spores.rejections.of('latent', 'unknown')
     for (const reason of ['oversized', 'malformed', 'schema']) counted[reason] = (counted[reason] ?? 0) + (unknown[reason as 'schema'] ?? 0)
     expect(counted).toEqual(expected)
+
+    // gossip blames the sender (lowers its gossipsub score) only where it is provably at fault:
+    // whoever sends a broken envelope or signature; the origin itself for a key it may not write;
+    // nobody for what depends on this node's view (membership, clock, limits, what it holds)
+    const forwarder = identity().peerId
+    const originOf = (bytes: Uint8Array, i: number): string => ['oversized', 'malformed', 'schema', 'bad-signature'].includes(cases[i][0]) ? a.peerId : decodeEntry(bytes).origin
+    const verdicts = outcomes.map((o, i) => o.status === 'rejected'
+      ? [latentVerdict(o.reason, cases[i][1], originOf(cases[i][1], i)), latentVerdict(o.reason, cases[i][1], forwarder)]
+      : [])
+    expect(Object.fromEntries(cases.map(([reason], i) => [reason, verdicts[i]]))).toEqual({
+      oversized: ['reject', 'reject'],
+      malformed: ['reject', 'reject'],
+      schema: ['ignore', 'ignore'],
+      'bad-signature': ['reject', 'reject'],
+      'unauthorized-origin': ['reject', 'ignore'],
+      'unknown-origin': ['ignore', 'ignore'],
+      expired: ['ignore', 'ignore'],
+      'outside-window': ['ignore', 'ignore'],
+      future: ['ignore', 'ignore'],
+      limit: ['ignore', 'ignore'],
+      'higher-tier-conflict': ['ignore', 'ignore'],
+      replay: ['ignore', 'ignore']
+    })
   })
 
   it('lets the owner move past the primary with a strictly newer entry, and no one else', async () => {
@@ -176,6 +199,11 @@ describe('validation-first merge', () => {
     const mine = await spores.merge('latent', Array.from({ length: 5 }, (_, i) => service(other, i)))
     expect(mine.every(o => o.status === 'merged')).toBe(true)
     expect(spores.rejections.of('latent', 'service')['origin-limit']).toBe(24)
+    // gossip blames the flooder for its own entries past its share, not a peer forwarding them
+    const rejected = outcomes.findIndex(o => o.status === 'rejected')
+    const flood = service(flooder, rejected)
+    expect(latentVerdict('origin-limit', flood.bytes, flooder.peerId)).toBe('reject')
+    expect(latentVerdict('origin-limit', flood.bytes, other.peerId)).toBe('ignore')
   })
 
   it('keeps merged entries across a reopen of the database', async () => {

@@ -3,9 +3,15 @@ import type { Command } from '../command.ts'
 import { api, printJson, type CommandContext } from '../context.ts'
 import type { PeerView } from '../../daemon/daemon.ts'
 
+/** Nothing for a peer in good standing; its score once it lost some, and why that matters. */
+function gossipNote (p: PeerView): string {
+  if (p.gossipIgnored === true) return `[gossip ignored, score ${p.gossipScore}] `
+  return typeof p.gossipScore === 'number' && p.gossipScore < 0 ? `[gossip score ${p.gossipScore}] ` : ''
+}
+
 function printPeers (ctx: CommandContext, peers: PeerView[]): void {
   if (peers.length === 0) { ctx.out('no peers connected'); return }
-  for (const p of peers) ctx.out(`${p.peerId}  ${p.role.padEnd(11)} ${p.addrs[0] ?? ''}`)
+  for (const p of peers) ctx.out(`${p.peerId}  ${p.role.padEnd(11)} ${gossipNote(p)}${p.addrs[0] ?? ''}`)
 }
 
 export const status: Command = {
