@@ -7,6 +7,7 @@ import { ListedDaemonOrder } from './test/harness/daemon-order.ts'
 // in-process files that `npm test` runs beside them are done.
 export const DAEMON_FILES = [
   'test/install/install.test.ts',
+  'test/install/install-aarch64.test.ts',
   'test/roles/daemon.test.ts',
   'test/spores/daemon.test.ts',
   'test/consensus/bft-daemon.test.ts',

@@ -3,10 +3,11 @@
 // module graph of the sources, which is most of a node's memory (see README, "Memory"); what
 // is left is cut further here, each measured with `npm run bench:node`. Native modules stay
 // external.
-import { mkdirSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { build, type Plugin } from 'esbuild'
+import { build, version as esbuildVersion, type Plugin } from 'esbuild'
 
 const root = join(import.meta.dirname, '..')
 const dist = join(root, 'dist')
@@ -14,6 +15,34 @@ const CHUNK_PREFIX = 'mycelium-chunk-'
 const KAD_PREFIXES = 'mycelium-kad-prefixes.bin'
 // the prefix table below is written into dist/ while esbuild runs, before it makes the folder
 mkdirSync(dist, { recursive: true })
+
+/**
+ * What the last build read and wrote, so a build whose inputs and outputs are unchanged is
+ * skipped: the bundle is left as it is instead of being rewritten in place while daemons may be
+ * loading it (install.sh and the test suite each build it, sometimes at the same time), and an
+ * unchanged tree installs without two seconds of bundling. Kept beside the dev tools, not in
+ * dist/, which install.sh copies.
+ */
+const STAMP = join(root, 'node_modules/.cache/mycelium-build/stamp.json')
+interface Stamp { key: string, inputs: Record<string, string>, outputs: Record<string, string> }
+const digest = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex')
+// this script and esbuild decide how the inputs become the bundle
+const buildKey = `${esbuildVersion} ${digest(import.meta.filename)}`
+
+function upToDate (): boolean {
+  try {
+    const stamp = JSON.parse(readFileSync(STAMP, 'utf8')) as Stamp
+    return stamp.key === buildKey &&
+      [...Object.entries(stamp.inputs), ...Object.entries(stamp.outputs)].every(([file, hash]) => existsSync(file) && digest(file) === hash)
+  } catch {
+    return false
+  }
+}
+
+if (process.env.MYCELIUM_REBUILD !== '1' && upToDate()) {
+  console.log('dist/mycelium.mjs: up to date (its inputs are unchanged; MYCELIUM_REBUILD=1 builds it anyway)')
+  process.exit(0)
+}
 
 /**
  * `import … from 'node:http'` in an ES module makes Node build the module's ESM facade, which
@@ -103,5 +132,11 @@ const written = new Set(Object.keys(result.metafile.outputs).map(p => p.split('/
 for (const name of readdirSync(dist)) {
   if (name.startsWith(CHUNK_PREFIX) && !written.has(name) && Date.now() - statSync(join(dist, name)).mtimeMs > 3_600_000) unlinkSync(join(dist, name))
 }
+// inputs in esbuild's own namespaces (the CommonJS builtins above) are no files
+const inputs = Object.keys(result.metafile.inputs).filter(p => !/^[a-z-]+:/.test(p)).map(p => resolve(p))
+const outputs = [...Object.keys(result.metafile.outputs).map(p => resolve(p)), join(dist, KAD_PREFIXES)]
+const hashes = (files: string[]): Record<string, string> => Object.fromEntries(files.map(p => [p, digest(p)]))
+mkdirSync(dirname(STAMP), { recursive: true })
+writeFileSync(STAMP, JSON.stringify({ key: buildKey, inputs: hashes(inputs), outputs: hashes(outputs) } satisfies Stamp))
 const bytes = Object.values(result.metafile.outputs).reduce((sum, o) => sum + o.bytes, 0)
 console.log(`dist/mycelium.mjs: ${(bytes / 1024 / 1024).toFixed(2)} MiB with its ${written.size - 1} chunks`)
