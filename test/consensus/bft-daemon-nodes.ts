@@ -42,10 +42,11 @@ export async function trustOf (node: TestNode): Promise<TrustView> {
 }
 
 export async function waitForEpoch (nodes: TestNode[], epoch: number, timeoutMs: number): Promise<void> {
+  // a poll is one small admin-API read per node; polled each second, a wait outlasted its epoch by half a second on average
   await waitFor(async () => {
     for (const n of nodes) if (((await epochsOf(n, 1))?.latest ?? -1) < epoch) return false
     return true
-  }, { timeoutMs, intervalMs: 1000, what: `epoch ${epoch} certified on ${nodes.map(n => n.name).join(', ')}` })
+  }, { timeoutMs, intervalMs: 250, what: `epoch ${epoch} certified on ${nodes.map(n => n.name).join(', ')}` })
 }
 
 /** Fetches a slash's evidence through the CLI and checks it with nothing but its bytes. */

@@ -49,7 +49,7 @@ describe.skipIf(netns.missing !== undefined)(titled('a 4/3 partition of seven sc
     await waitFor(async () => {
       for (const n of cut) if (!(await epochsOf(n))!.readOnly) return false
       return true
-    }, { timeoutMs: 30_000, intervalMs: 1000, what: 'the cut side read-only' })
+    }, { timeoutMs: 30_000, intervalMs: 250, what: 'the cut side read-only' })
     for (const n of cut) {
       const v = (await epochsOf(n))!
       expect(v.latest).toBeLessThanOrEqual(cutAt + 1)

@@ -28,7 +28,7 @@ async function byzantineRun (clusters: Cluster[], conduct: string, reason: strin
       if (!(t?.peers.find(p => p.peerId === bad)?.slashes.some(s => s.reason === reason) ?? false)) return false
     }
     return true
-  }, { timeoutMs: 90_000, intervalMs: 1500, what: `the Byzantine member slashed (${reason}) on every honest node` })
+  }, { timeoutMs: 90_000, intervalMs: 250, what: `the Byzantine member slashed (${reason}) on every honest node` })
   console.log(`slashed after ${Date.now() - t0} ms`)
   const at = Math.min(...await Promise.all(honest.map(async n => (await epochsOf(n, 1))!.latest)))
   await waitForEpoch(honest, at + 2, 60_000)

@@ -66,7 +66,7 @@ export class Cluster {
         for (const other of running) if (other !== node && !peers.has(other.peerId)) return false
       }
       return true
-    }, { timeoutMs, intervalMs: 500, what: 'a full mesh' })
+    }, { timeoutMs, intervalMs: 250, what: 'a full mesh' })
   }
 
   async destroy (): Promise<void> {
