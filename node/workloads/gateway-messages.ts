@@ -1,28 +1,84 @@
-// The messages of the gateway protocol, decoded once at the edge: a request carried from the
-// sclerotium that took it to the node running the instance, and the answer carried back. Both
-// are bounded; a header that is malformed or belongs to one connection only is dropped.
-import { decodeCanonical } from '../../crypto/index.ts'
+// The messages of the gateway protocol, decoded once at the edge. A gateway stream carries, each
+// way, one head (the request: application, method, path, headers; the answer: status, headers),
+// then the body as data frames, then an end frame; credit frames go the other way and say how
+// many more body bytes the reader can take, so a body of any size crosses the mesh with a
+// bounded amount of it in memory. Heads are bounded as before; a header that is malformed or
+// belongs to one connection only is dropped. Anything else malformed is refused as a whole.
+import { decodeCanonical, encodeCanonical } from '../../crypto/index.ts'
 import { APP_NAME } from '../../spores/entry/types.ts'
 
 export class InvalidGatewayMessageError extends Error {
   readonly name = 'InvalidGatewayMessageError'
 }
 
-export const MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024
-export const MAX_RESPONSE_BODY_BYTES = 16 * 1024 * 1024
 export const MAX_HEADERS = 100
+/** The largest head (Node's HTTP parser stops at 16 KiB of headers, so a real one is far smaller) and the largest data frame. */
+export const MAX_FRAME_BYTES = 64 * 1024
+/** Body bytes a reader takes before it must grant more credit: what one stream holds in memory per direction. */
+export const WINDOW_BYTES = 256 * 1024
 /** Headers of one connection, not of the message (RFC 9110 §7.6.1), and what the gateway sets itself. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length'])
 
-export interface GatewayRequest { app: string, method: string, path: string, headers: Array<[string, string]>, body: Uint8Array }
-export interface GatewayAnswer { status: number, headers: Array<[string, string]>, body: Uint8Array }
+export interface RequestHead { app: string, method: string, path: string, headers: Array<[string, string]> }
+export interface AnswerHead { status: number, headers: Array<[string, string]> }
+
+export type GatewayFrame =
+  | { kind: 'head', bytes: Uint8Array }
+  | { kind: 'data', bytes: Uint8Array }
+  | { kind: 'end' }
+  | { kind: 'credit', bytes: number }
+
+const TAG = { head: 1, data: 2, end: 3, credit: 4 } as const
+
+export function encodeFrame (frame: GatewayFrame): Uint8Array {
+  switch (frame.kind) {
+    case 'head':
+    case 'data': {
+      const out = new Uint8Array(1 + frame.bytes.length)
+      out[0] = TAG[frame.kind]
+      out.set(frame.bytes, 1)
+      return out
+    }
+    case 'end': return Uint8Array.of(TAG.end)
+    case 'credit': {
+      const out = new Uint8Array(5)
+      out[0] = TAG.credit
+      new DataView(out.buffer).setUint32(1, frame.bytes)
+      return out
+    }
+  }
+}
+
+export function decodeFrame (bytes: Uint8Array): GatewayFrame {
+  if (bytes.length === 0 || bytes.length > MAX_FRAME_BYTES + 1) throw new InvalidGatewayMessageError(`frame of ${bytes.length} bytes`)
+  const body = bytes.subarray(1)
+  switch (bytes[0]) {
+    case TAG.head: return { kind: 'head', bytes: body }
+    case TAG.data:
+      if (body.length === 0) throw new InvalidGatewayMessageError('empty data frame')
+      return { kind: 'data', bytes: body }
+    case TAG.end:
+      if (body.length !== 0) throw new InvalidGatewayMessageError('end frame with a payload')
+      return { kind: 'end' }
+    case TAG.credit: {
+      if (body.length !== 4) throw new InvalidGatewayMessageError('credit frame is malformed')
+      const granted = new DataView(body.buffer, body.byteOffset, 4).getUint32(0)
+      if (granted === 0 || granted > WINDOW_BYTES) throw new InvalidGatewayMessageError(`credit of ${granted} bytes`)
+      return { kind: 'credit', bytes: granted }
+    }
+    default: throw new InvalidGatewayMessageError(`unknown frame type ${bytes[0]}`)
+  }
+}
 
 function decode (bytes: Uint8Array): Record<string, unknown> {
+  let raw: unknown
   try {
-    return decodeCanonical(bytes) as Record<string, unknown>
+    raw = decodeCanonical(bytes)
   } catch (err) {
-    throw new InvalidGatewayMessageError(`gateway message is not decodable: ${(err as Error).message}`)
+    throw new InvalidGatewayMessageError(`gateway head is not decodable: ${(err as Error).message}`)
   }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new InvalidGatewayMessageError('gateway head is malformed')
+  return raw as Record<string, unknown>
 }
 
 export function cleanHeaders (raw: unknown): Array<[string, string]> {
@@ -31,22 +87,25 @@ export function cleanHeaders (raw: unknown): Array<[string, string]> {
     .filter(([k]) => !HOP_BY_HOP.has(k.toLowerCase()))
 }
 
-export function decodeGatewayRequest (bytes: Uint8Array): GatewayRequest {
+/** A head as it goes out; one too large for a frame is refused here, before anything is sent. */
+export function encodeHead (head: RequestHead | AnswerHead): Uint8Array {
+  const bytes = encodeCanonical(head)
+  if (bytes.length > MAX_FRAME_BYTES) throw new InvalidGatewayMessageError(`head of ${bytes.length} bytes is larger than ${MAX_FRAME_BYTES}`)
+  return bytes
+}
+
+export function decodeRequestHead (bytes: Uint8Array): RequestHead {
   const raw = decode(bytes)
-  if (raw === null || typeof raw !== 'object') throw new InvalidGatewayMessageError('request is malformed')
-  const { app, method, path, headers, body } = raw
+  const { app, method, path, headers } = raw
   if (typeof app !== 'string' || !APP_NAME.test(app)) throw new InvalidGatewayMessageError('request names no application')
   if (typeof method !== 'string' || !/^[A-Z]{1,16}$/.test(method)) throw new InvalidGatewayMessageError('request method is malformed')
   if (typeof path !== 'string' || !path.startsWith('/') || path.length > 8192) throw new InvalidGatewayMessageError('request path is malformed')
-  if (!(body instanceof Uint8Array) || body.length > MAX_REQUEST_BODY_BYTES) throw new InvalidGatewayMessageError('request body is malformed')
-  return { app, method, path, headers: cleanHeaders(headers), body }
+  return { app, method, path, headers: cleanHeaders(headers) }
 }
 
-export function decodeGatewayAnswer (bytes: Uint8Array): GatewayAnswer {
+export function decodeAnswerHead (bytes: Uint8Array): AnswerHead {
   const raw = decode(bytes)
-  if (raw === null || typeof raw !== 'object') throw new InvalidGatewayMessageError('answer is malformed')
-  const { status, headers, body } = raw
+  const { status, headers } = raw
   if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599) throw new InvalidGatewayMessageError('answer status is malformed')
-  if (!(body instanceof Uint8Array)) throw new InvalidGatewayMessageError('answer body is malformed')
-  return { status, headers: cleanHeaders(headers), body }
+  return { status, headers: cleanHeaders(headers) }
 }

@@ -3,7 +3,7 @@
 // contents checks behind the signature (the publisher itself may be hostile).
 import { decodeCanonical, encodeCanonical, sign, peerIdOfPublicKey } from '../../../crypto/index.ts'
 import { signOperatorGrant, encodeOperatorGrant, decodeOperatorGrant, operatorGrantAdmits, MAX_OPERATOR_GRANT_BYTES, type OperatorGrant } from '../../../membership/index.ts'
-import { decodeGatewayRequest, decodeGatewayAnswer, MAX_REQUEST_BODY_BYTES } from '../../../node/workloads/gateway-messages.ts'
+import { decodeRequestHead, decodeAnswerHead, decodeFrame, encodeFrame, MAX_FRAME_BYTES, type GatewayFrame } from '../../../node/workloads/gateway-messages.ts'
 import { decodeLogRequest } from '../../../node/workloads/log-exchange.ts'
 import { packBundle, openBundle, type SignedBundle } from '../../../workloads/bundle/index.ts'
 import type { FuzzTarget } from '../engine/target.ts'
@@ -65,26 +65,37 @@ export const bundleTarget: FuzzTarget = {
 
 
 const gatewayRequests = [
-  { app: 'web', method: 'POST', path: '/echo?q=1', headers: [['content-type', 'text/plain'], ['x-trace', 'a']], body: text('spore') },
-  { app: 'a', method: 'GET', path: '/', headers: [], body: new Uint8Array(0) }
+  { app: 'web', method: 'POST', path: '/echo?q=1', headers: [['content-type', 'text/plain'], ['x-trace', 'a']] },
+  { app: 'a', method: 'GET', path: '/', headers: [] }
 ].map(r => encodeCanonical(r))
 
 export const gatewayRequestTarget: FuzzTarget = {
   name: 'gateway-request',
-  what: 'node/workloads/gateway-messages.ts decodeGatewayRequest (a request another member carries to an instance here)',
+  what: 'node/workloads/gateway-messages.ts decodeRequestHead (the head of a request another member carries to an instance here)',
   layers: [{ name: 'request', structure: 'cbor', seeds: gatewayRequests }],
-  maxBytes: MAX_REQUEST_BODY_BYTES + 64 * 1024,
-  decode: (bytes) => decodeGatewayRequest(bytes),
+  maxBytes: MAX_FRAME_BYTES,
+  decode: (bytes) => decodeRequestHead(bytes),
   // hop-by-hop and malformed headers are dropped, not refused: decoding again gives the same request
   reencode: (req) => encodeCanonical(req)
 }
 
 export const gatewayAnswerTarget: FuzzTarget = {
   name: 'gateway-answer',
-  what: 'node/workloads/gateway-messages.ts decodeGatewayAnswer (what the member running an instance answers)',
-  layers: [{ name: 'answer', structure: 'cbor', seeds: [encodeCanonical({ status: 200, headers: [['x-app', 'hello']], body: text('hello') }), encodeCanonical({ status: 503, headers: [], body: new Uint8Array(0) })] }],
-  decode: (bytes) => decodeGatewayAnswer(bytes),
+  what: 'node/workloads/gateway-messages.ts decodeAnswerHead (the head of what the member running an instance answers)',
+  layers: [{ name: 'answer', structure: 'cbor', seeds: [encodeCanonical({ status: 200, headers: [['x-app', 'hello']] }), encodeCanonical({ status: 503, headers: [] })] }],
+  maxBytes: MAX_FRAME_BYTES,
+  decode: (bytes) => decodeAnswerHead(bytes),
   reencode: (answer) => encodeCanonical(answer)
+}
+
+export const gatewayFrameTarget: FuzzTarget = {
+  name: 'gateway-frame',
+  what: 'node/workloads/gateway-messages.ts decodeFrame (every frame of a gateway stream, either way)',
+  layers: [{ name: 'frame', structure: 'binary', seeds: [encodeFrame({ kind: 'head', bytes: gatewayRequests[0] }), encodeFrame({ kind: 'data', bytes: text('spore') }), encodeFrame({ kind: 'end' }), encodeFrame({ kind: 'credit', bytes: 131072 })] }],
+  maxBytes: MAX_FRAME_BYTES + 1,
+  decode: (bytes) => decodeFrame(bytes),
+  reencode: (frame) => encodeFrame(frame as GatewayFrame),
+  canonical: true
 }
 
 const operatorRoot = keyOf('operator-root')
@@ -113,4 +124,4 @@ export const logRequestTarget: FuzzTarget = {
   reencode: (req) => encodeCanonical(req)
 }
 
-export const workloadTargets: FuzzTarget[] = [bundleTarget, gatewayRequestTarget, gatewayAnswerTarget, operatorGrantTarget, logRequestTarget]
+export const workloadTargets: FuzzTarget[] = [bundleTarget, gatewayRequestTarget, gatewayAnswerTarget, gatewayFrameTarget, operatorGrantTarget, logRequestTarget]
