@@ -66,6 +66,11 @@ export class BundleExchange {
     }
   }
 
+  /** Digests being fetched right now. */
+  fetchingNow (): string[] {
+    return [...this.fetching.keys()]
+  }
+
   /** The bundle's bytes from the first of `holders` that has them; kept in the store. */
   async fetch (digest: string, holders: string[]): Promise<Uint8Array> {
     const held = this.store.read(digest)

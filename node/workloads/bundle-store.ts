@@ -1,7 +1,9 @@
 // The bundles this node holds, as files named by their digest under <home>/apps/bundles. A file
 // is written only after its bytes hash to its name and open as a signed bundle, so what is here
-// was verified once; it is opened (verified) again before each use all the same.
-import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs'
+// was verified once; it is opened (verified) again before each use all the same. A file's
+// modification time is when this node last stored it (kept again, it is touched): the bundle
+// collector counts its grace period from there.
+import { mkdirSync, readdirSync, readFileSync, statSync, utimesSync } from 'node:fs'
 import { join } from 'node:path'
 import { writeFileAtomic, removeIfExists } from '../home/index.ts'
 import { bundleDigest, openBundle, type SignedBundle } from '../../workloads/bundle/index.ts'
@@ -35,6 +37,7 @@ export class BundleStore {
     if (expected !== undefined && digest !== expected) throw new Error(`bundle bytes hash to ${digest}, not ${expected}`)
     const bundle = openBundle(bytes)
     if (!this.has(digest)) writeFileAtomic(this.file(digest), bytes)
+    else utimesSync(this.file(digest), new Date(), new Date())
     return bundle
   }
 
@@ -51,6 +54,20 @@ export class BundleStore {
   size (digest: string): number | undefined {
     try {
       return statSync(this.file(digest)).size
+    } catch {
+      return undefined
+    }
+  }
+
+  /** Restarts the grace period of a bundle someone is about to use (a plan being signed for it). */
+  touch (digest: string): void {
+    if (this.has(digest)) utimesSync(this.file(digest), new Date(), new Date())
+  }
+
+  /** When this node last stored `digest` (ms since the epoch). */
+  storedAt (digest: string): number | undefined {
+    try {
+      return statSync(this.file(digest)).mtimeMs
     } catch {
       return undefined
     }

@@ -17,6 +17,7 @@ import { normalizeArch, hostsOf, unfitReason, DEFAULT_ROLES } from '../../worklo
 import { readLog } from '../../workloads/runner/index.ts'
 import { BundleStore } from './bundle-store.ts'
 import { BundleExchange } from './bundle-exchange.ts'
+import { BundleCollector, BUNDLE_GRACE_MS } from './bundle-collector.ts'
 import { AppGateway, gatewayProtocol } from './app-gateway.ts'
 import { AppDirectory, ENDPOINT_PREFIX, type PlanRecord } from './app-directory.ts'
 import { LocalInstances } from './local-instances.ts'
@@ -28,6 +29,9 @@ import { LogExchange, MAX_LOG_TAIL_BYTES } from './log-exchange.ts'
 const RECONCILE_MS = 2_000
 const ENDPOINT_TTL_MS = 30_000
 const ENDPOINT_REFRESH_MS = 10_000
+const COLLECT_MS = 60_000
+/** a withdrawn holder record stays this long, enough to spread, then expires everywhere */
+const WITHDRAWN_TTL_MS = 5_000
 
 export interface WorkloadsFeature extends DaemonFeature {
   /** Answers an HTTP request under /app/ (the browser client's server calls it). */
@@ -71,6 +75,8 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
   let logs: LogExchange | undefined
   let refresh: NodeJS.Timeout | undefined
   let viewTimer: NodeJS.Timeout | undefined
+  let collector: BundleCollector | undefined
+  let collectTimer: NodeJS.Timeout | undefined
   const arch = normalizeArch(osArch())
   // the gateway answers from a view refreshed in the background, never reading the database per request
   let plansSeen = new Set<string>()
@@ -113,8 +119,40 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
   const announceHolding = async (bundle: SignedBundle): Promise<void> => {
     const me = self()
     const key = `${me.peerId}/${bundle.digest}`
-    if (running().spores.tiers.latent.get('bundle', key) !== undefined) return
+    const said = running().spores.tiers.latent.get('bundle', key)
+    // said and not withdrawn (a withdrawn record expires): nothing to add
+    if (said !== undefined && (said.expiresAt === undefined || said.expiresAt > Date.now() + WITHDRAWN_TTL_MS)) return
     await publish(me, { type: 'bundle', key, value: { digest: bundle.digest, name: bundle.manifest.name, size: store!.size(bundle.digest) ?? 0 } })
+  }
+
+  /** What this node needs of the bundles it holds: each digest a plan or an instance here names, and why. */
+  const wantedBundles = async (): Promise<Map<string, string>> => {
+    const { directory: d, instances: inst } = running()
+    const wanted = new Map<string, string>()
+    for (const p of (await d.plans()).values()) if (p.max > 0) wanted.set(p.digest, `plan ${p.name}`)
+    for (const p of (await d.pending()).values()) if (p.max > 0 && !wanted.has(p.digest)) wanted.set(p.digest, `plan ${p.name} (not certified yet)`)
+    for (const name of inst.names()) {
+      const digest = inst.digestOf(name)
+      if (digest !== undefined && !wanted.has(digest)) wanted.set(digest, `instance ${name} runs it here`)
+    }
+    return wanted
+  }
+
+  /** Deletes the bundles nothing needs (bundle-collector.ts) and withdraws this node's holder record of each. */
+  const collectBundles = async (): Promise<void> => {
+    if (collector === undefined) return
+    try {
+      const { removed } = collector.collect(await wantedBundles())
+      for (const gone of removed) {
+        const key = `${self().peerId}/${gone.digest}`
+        const said = await running().spores.tiers.latent.read('bundle', key)
+        if (said === undefined) continue
+        await publish(self(), { type: 'bundle', key, value: said.value, expiresAt: Date.now() + WITHDRAWN_TTL_MS })
+          .catch((err: Error) => { ctx?.log.debug({ digest: gone.digest, err: err.message }, 'holder record not withdrawn') })
+      }
+    } catch (err) {
+      ctx?.log.warn({ err: (err as Error).message }, 'workloads: bundle collection failed')
+    }
   }
 
   /** The endpoint record of this node's instance of `name` (or its absence). */
@@ -187,7 +225,8 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
   const localBundle = async (digest: string): Promise<SignedBundle> => {
     const { store: s, directory: d } = running()
     const held = s.open(digest)
-    if (held !== undefined) return held
+    // a plan is about to name it: the collector's grace starts again
+    if (held !== undefined) { s.touch(digest); return held }
     const holders = (await d.holders(digest)).filter(h => h !== self().peerId)
     try {
       await exchange!.fetch(digest, holders)
@@ -337,11 +376,16 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
       viewTimer = setInterval(() => { void refreshView() }, RECONCILE_MS)
       viewTimer.unref()
       void refreshView()
+      const fetcher = exchange
+      collector = new BundleCollector({ store, log: c.log.child({ area: 'workloads' }), inUse: () => fetcher.fetchingNow() })
+      collectTimer = setInterval(() => { void collectBundles() }, COLLECT_MS)
+      collectTimer.unref()
     },
 
     async stop () {
       clearInterval(refresh)
       clearInterval(viewTimer)
+      clearInterval(collectTimer)
       await reconciler?.stop()
       const names = instances?.names() ?? []
       await instances?.stopAll()
@@ -357,7 +401,9 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
     },
 
     status () {
-      return instances === undefined ? {} : { apps: { running: instances.names().length, limits: instances.limits } }
+      if (instances === undefined) return {}
+      const held = store?.digests() ?? []
+      return { apps: { running: instances.names().length, limits: instances.limits, bundles: { held: held.length, bytes: held.reduce((n, d) => n + (store?.size(d) ?? 0), 0), removed: collector?.removedCount ?? 0, removedBytes: collector?.removedBytes ?? 0 } } }
     },
 
     gateway: async (req, res, path) => {
@@ -393,6 +439,18 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
         return { digest: bundle.digest, name: bundle.manifest.name, version: bundle.manifest.version, kind: bundle.manifest.kind, size: bytes.length, signer: bundle.signer }
       },
       'POST /apps/plan': async ({ body }) => await plan(record(body)),
+      'GET /apps/bundles': async () => {
+        const { store: s } = running()
+        const wanted = await wantedBundles()
+        const fetching = new Set(exchange?.fetchingNow() ?? [])
+        const now = Date.now()
+        const held = s.digests().map(digest => {
+          const storedAt = s.storedAt(digest) ?? now
+          const why = wanted.get(digest) ?? (fetching.has(digest) ? 'being fetched' : undefined)
+          return { digest, size: s.size(digest) ?? 0, storedAt, ...(why === undefined ? { removableAt: storedAt + BUNDLE_GRACE_MS } : { kept: why }) }
+        })
+        return { held, graceMs: BUNDLE_GRACE_MS, removed: collector?.removedCount ?? 0, removedBytes: collector?.removedBytes ?? 0, recent: collector?.recent ?? [] }
+      },
       'POST /apps/rm': async ({ body }) => {
         const name = appName(record(body).name)
         const { directory: d, ctx: c } = running()

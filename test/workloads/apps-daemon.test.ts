@@ -99,6 +99,10 @@ describe('applications on four sclerotium daemons', () => {
 
     const ls = await admin.cli(['app', 'ls'])
     expect(ls.stdout).toMatch(/hello\s+service\s+2-3 wanted, 2 healthy/)
+    // the bundle a plan names is kept, and app ls says what this node holds and removed
+    expect(ls.stdout).toMatch(/bundles here: [1-9]\d* \([\d.]+ MiB\); 0 removed since start/)
+    const bundles = await admin.api<{ held: Array<{ digest: string, kept?: string }> }>('/apps/bundles')
+    expect(bundles.held.find(b => b.digest === digest)?.kept).toBe('plan hello')
     const human = await admin.cli(['app', 'status', 'hello'])
     expect(human.stdout).toMatch(/limits here|hosts by placement/)
   })

@@ -108,6 +108,12 @@ export const appRm: Command = {
   }
 }
 
+interface BundlesHere { held: Array<{ digest: string, size: number, kept?: string }>, graceMs: number, removed: number, removedBytes: number }
+
+function mib (bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`
+}
+
 function describe (a: AppView): string[] {
   const healthy = a.instances.filter(i => i.health === 'healthy').length
   const lines = [`${a.name}  ${a.kind ?? 'service'}  ${a.removed === true ? 'removed' : `${a.min}-${a.max} wanted, ${healthy} healthy`}  bundle ${a.digest.slice(0, 12)}${a.certified ? '' : '  (not certified)'}`]
@@ -125,8 +131,11 @@ export const appLs: Command = {
     if (positional.length > 0) throw new UsageError('usage: mycelium app ls')
     const apps = await api(ctx).request<AppView[]>('GET', '/apps')
     if (ctx.json) { printJson(ctx, apps); return }
-    if (apps.length === 0) { ctx.out('no applications are planned'); return }
+    if (apps.length === 0) ctx.out('no applications are planned')
     for (const a of apps) ctx.out(describe(a).join('\n'))
+    const b = await api(ctx).request<BundlesHere>('GET', '/apps/bundles')
+    const removable = b.held.filter(h => h.kept === undefined).length
+    ctx.out(`bundles here: ${b.held.length} (${mib(b.held.reduce((n, h) => n + h.size, 0))})${removable === 0 ? '' : `, ${removable} unused (removed ${Math.round(b.graceMs / 60_000)} min after they were stored)`}; ${b.removed} removed since start (${mib(b.removedBytes)})`)
   }
 }
 
