@@ -44,7 +44,7 @@ export class AppTopics {
     this.metrics = metrics
     pubsub.addEventListener('message', (evt) => {
       const msg = evt.detail
-      this.metrics.gossipIn.inc({ topic: msg.topic.startsWith(this.prefix) ? 'app' : msg.topic.split('/').slice(2, 3).join('') || 'other' })
+      this.metrics.gossipIn.inc({ topic: msg.topic.startsWith(this.prefix) ? 'app' : topicLabel(msg.topic) })
       if (!msg.topic.startsWith(this.prefix)) return
       const name = msg.topic.slice(this.prefix.length)
       const list = this.received.get(name)
@@ -97,4 +97,11 @@ export class AppTopics {
   topics (): string[] {
     return [...this.received.keys()]
   }
+}
+
+/** The metric's label of a network topic: its first part after the network id, and for the BFT its kind (rounds, epochs …), whose rates differ by orders of magnitude. */
+function topicLabel (topic: string): string {
+  const [first, second] = topic.split('/').slice(2)
+  if (first === undefined || first === '') return 'other'
+  return first === 'bft' && second !== undefined ? `bft/${second}` : first
 }

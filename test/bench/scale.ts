@@ -6,14 +6,17 @@
 // every role, the time one new latent-spore entry takes to reach every node, the primary epoch
 // round latency, and — from 20 nodes on — how long the topology takes to heal after 10 % of
 // the nodes are killed at once (SIGKILL) and restarted, and whether an entry written before
-// the kill is on every node afterwards. Prints one table.
+// the kill is on every node afterwards; and the idle gossip messages each node is delivered per
+// second, by topic (from the daemons' /metrics), which is where idle bytes and CPU go. Prints
+// the tables. BENCH_CLI runs another bundle's entry (a copy of an older dist/) to compare two
+// builds run against run; BENCH_CPU_PROFILE=FILE profiles one idle rhizomorph.
 //
 // Roles are pinned (--role) so the table is about topology, not about the role policy:
 // max(4, round(√N)) sclerotia (4: a committee of 3f+1 with f = 1), one hyphae in six, the rest
 // rhizomorphs. Nodes start in batches of BATCH, so two cores keep up. Every wait is bounded,
 // and every daemon and temporary home is removed at the end, on failure and on Ctrl-C too.
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { Cluster, TestNode, waitFor, sleep } from '../harness/index.ts'
 import { FULL_MESH_MAX_MEMBERS } from '../../membership/index.ts'
 
@@ -23,6 +26,10 @@ const BATCH = Number(process.env.BENCH_BATCH ?? 3)
 /** Unwanted links are closed after 30 s idle (membership/link-keeper.ts): the table waits that out. */
 const SETTLE_S = Number(process.env.BENCH_SETTLE_S ?? 35)
 const HEAL_LIMIT_S = 90
+/** Another bundle's entry (a copy of an older dist/), so two builds can be compared run against run. */
+const CLI_PATH = process.env.BENCH_CLI
+/** Where to write a CPU profile of one idle rhizomorph over the first idle window (taken through the inspector, so start-up is not in it). */
+const PROFILE_TO = process.env.BENCH_CPU_PROFILE
 const CLOCK_TICKS = 100
 // the default advertisement period (5 s); a view entry lives 30 s, so a starved machine does not drop live nodes
 const ROLE_TIMING = JSON.stringify({ advertiseIntervalMs: 5000, ttlMs: 30_000 })
@@ -116,6 +123,41 @@ async function metricSum (node: TestNode, name: string): Promise<number> {
   return sum
 }
 
+/**
+ * A CPU profile of a running daemon over `ms`: SIGUSR1 opens its inspector, the profiler runs
+ * only for the window. The inspector's own traffic is on loopback HTTP, not in the node's libp2p
+ * sockets, but its CPU is in the node's figure for this window.
+ */
+async function profileIdle (pid: number, ms: number, file: string): Promise<void> {
+  process.kill(pid, 'SIGUSR1')
+  const list = await waitFor(async () => await (await fetch('http://127.0.0.1:9229/json/list')).json() as Array<{ webSocketDebuggerUrl: string }>, { timeoutMs: 10_000, intervalMs: 200 })
+  const ws = new WebSocket(list[0].webSocketDebuggerUrl)
+  await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject })
+  let id = 0
+  const pending = new Map<number, (r: any) => void>()
+  ws.onmessage = (e) => { const m = JSON.parse(String(e.data)); pending.get(m.id)?.(m.result); pending.delete(m.id) }
+  const call = async (method: string, params: object = {}): Promise<any> => await new Promise((resolve) => { pending.set(++id, resolve); ws.send(JSON.stringify({ id, method, params })) })
+  await call('Profiler.enable')
+  await call('Profiler.setSamplingInterval', { interval: 1000 })
+  await call('Profiler.start')
+  await sleep(ms)
+  const { profile } = await call('Profiler.stop')
+  writeFileSync(file, JSON.stringify(profile))
+  ws.close()
+  console.error(`CPU profile of ${pid} over ${ms / 1000} s idle: ${file}`)
+}
+
+/** Gossip messages delivered to the node so far, by topic (mycelium_gossip_messages_in_total). */
+async function gossipIn (node: TestNode): Promise<Map<string, number>> {
+  const text = await node.api<string>('/metrics').catch(() => '')
+  const out = new Map<string, number>()
+  for (const line of String(text).split('\n')) {
+    const m = /^mycelium_gossip_messages_in_total\{topic="([^"]*)"\} (\S+)/.exec(line)
+    if (m !== null) out.set(m[1], Number(m[2]))
+  }
+  return out
+}
+
 async function main (): Promise<void> {
   const roles = new Map<string, Role>()
   const env = { MYCELIUM_LOG_LEVEL: 'warn', MYCELIUM_ROLE_TIMING: ROLE_TIMING }
@@ -130,10 +172,11 @@ async function main (): Promise<void> {
 
   const rows: string[][] = []
   const network: string[][] = []
+  const gossipRows: string[][] = []
   try {
     let sclerotia = 0
     const add = async (index: number, role: Role): Promise<TestNode> => {
-      const node = cluster.newNode(`s${index}`, { env, startArgs: ['--role', role, ...ARGS] })
+      const node = cluster.newNode(`s${index}`, { env, startArgs: ['--role', role, ...ARGS], ...(CLI_PATH === undefined ? {} : { cliPath: CLI_PATH }) })
       if (index > 0) {
         await waitFor(async () => {
           const { invite } = await cluster.nodes[0].api<{ invite: string }>('/invites', 'POST', { ttlMs: 3_600_000, uses: 1 })
@@ -187,11 +230,15 @@ async function main (): Promise<void> {
       // idle window: nothing is asked of the daemons
       const before = new Map<number, Sample>()
       const sockets0 = socketBytes()
+      const gossip0 = await Promise.all(nodes.map(gossipIn))
       const epochSum0 = await metricSum(nodes[0], 'mycelium_bft_round_latency_seconds_sum')
       const epochCount0 = await metricSum(nodes[0], 'mycelium_bft_round_latency_seconds_count')
       for (const x of nodes) before.set(x.process!.pid!, { cpuS: cpuSeconds(x.process!.pid!), rxBytes: 0, txBytes: 0, at: Date.now() })
-      await sleep(IDLE_S * 1000)
+      const profiled = PROFILE_TO !== undefined && n === SIZES[0] ? nodes.find(x => roles.get(x.peerId) === 'rhizomorph') : undefined
+      if (profiled !== undefined) await profileIdle(profiled.process!.pid!, IDLE_S * 1000, PROFILE_TO!)
+      else await sleep(IDLE_S * 1000)
       const sockets1 = socketBytes()
+      const gossip1 = await Promise.all(nodes.map(gossipIn))
       const busyPct = machineBusy(busy0)
       const epochSum1 = await metricSum(nodes[0], 'mycelium_bft_round_latency_seconds_sum')
       const epochCount1 = await metricSum(nodes[0], 'mycelium_bft_round_latency_seconds_count')
@@ -213,6 +260,10 @@ async function main (): Promise<void> {
         list.push({ conns: all[k].peers.length, kept: all[k].links?.kept ?? 0, rx: rx / seconds, tx: tx / seconds, rss: rssMiB(pid), cpu: 100 * (cpuSeconds(pid) - b.cpuS) / seconds })
         perRole.set(role, list)
       }
+      // what the idle gossip is: messages delivered per node and second, by topic (mean of the nodes)
+      const perTopic = new Map<string, number>()
+      for (const [k, after] of gossip1.entries()) for (const [topic, count] of after) perTopic.set(topic, (perTopic.get(topic) ?? 0) + (count - (gossip0[k].get(topic) ?? 0)) / IDLE_S / nodes.length)
+      gossipRows.push([String(n), [...perTopic].sort((a, b) => b[1] - a[1]).map(([t, r]) => `${t} ${fmt(r, 2)}`).join(', ')])
       for (const role of ['sclerotium', 'rhizomorph', 'hyphae']) {
         const list = perRole.get(role) ?? []
         if (list.length === 0) continue
@@ -270,6 +321,8 @@ async function main (): Promise<void> {
   }
   console.log(`\nPer node, idle ${IDLE_S} s after the topology settled (bundled daemons on loopback, ${SIZES.join('/')} nodes):\n`)
   console.log(table(['N', 'role', 'nodes', 'connections', 'kept links', 'in B/s (median)', 'out B/s (median)', 'RSS MiB', 'CPU %'], rows))
+  console.log('\nIdle gossip messages delivered per node and second, by topic (mean of the nodes):\n')
+  console.log(table(['N', 'messages/s by topic'], gossipRows))
   console.log('\nNetwork (seconds from the last start; heal from the restart of the killed 10 %):\n')
   console.log(table(['N', 'sclerotia', 'roles seen s', 'topology s', 'entry to all s', 'epoch round ms', 'heal s', 'entry kept', 'machine CPU %'], network))
 }
