@@ -1,7 +1,9 @@
 // What must hold after every step of a schedule:
 //   - at most one certified epoch per number, across every honest member, crashes included;
 //   - every certified epoch is valid under the content rules against the one before it;
-//   - no honest member is slashed by an honest member's ledger.
+//   - no honest member is slashed by an honest member's ledger;
+//   - no certified epoch takes an honest member out of the candidates (exclusions name only
+//     members whose own signatures prove an excluding fault).
 // (Progress after the heal is checked by the simulation at the end.)
 import { toHex } from '../../crypto/index.ts'
 import type { CertifiedEpoch } from '../primary-epochs.ts'
@@ -14,10 +16,12 @@ export class Invariants {
   private highest = 0
   private readonly honest: (peerId: string) => boolean
   private readonly check: (epoch: CertifiedEpoch, previous: CertifiedEpoch) => string | undefined
+  private readonly candidates: (epoch: CertifiedEpoch) => string[]
 
-  constructor (options: { honest: (peerId: string) => boolean, check: (epoch: CertifiedEpoch, previous: CertifiedEpoch) => string | undefined }) {
+  constructor (options: { honest: (peerId: string) => boolean, check: (epoch: CertifiedEpoch, previous: CertifiedEpoch) => string | undefined, candidates: (epoch: CertifiedEpoch) => string[] }) {
     this.honest = options.honest
     this.check = options.check
+    this.candidates = options.candidates
   }
 
   violation (what: string): void {
@@ -39,6 +43,10 @@ export class Invariants {
     if (!this.checked.has(id)) this.checked.set(id, this.check(epoch, previous))
     const wrong = this.checked.get(id)
     if (wrong !== undefined) this.violation(`certified epoch ${epoch.epoch} breaks the rules: ${wrong}`)
+    const named = new Set(this.candidates(epoch))
+    for (const peerId of this.candidates(previous)) {
+      if (this.honest(peerId) && !named.has(peerId)) this.violation(`certified epoch ${epoch.epoch} takes honest ${peerId.slice(-8)} out of the candidates`)
+    }
     this.highest = Math.max(this.highest, epoch.epoch)
   }
 

@@ -1,7 +1,8 @@
 // What the simulator needs from the content side, injected so consensus/ keeps importing
 // nothing from spores/: the first epoch, each node's epoch source (its latent entries live in
 // the world), the entries nodes write and gossip, the Byzantine proposer's bad bodies, and an
-// independent check of a certified epoch against the one before it.
+// independent check of a certified epoch against the one before it, and the exclusion entries
+// honest nodes write when they slash an equivocator.
 import type { EpochInputSource, EpochBody, PreviousEpochFacts, CertifiedEpoch } from '../primary-epochs.ts'
 import type { MessageSigner } from '../messages.ts'
 
@@ -25,4 +26,11 @@ export interface SimWorld {
   body: (node: number, previous: PreviousEpochFacts, issuedAt: number) => Promise<EpochBody>
   /** Why a certified epoch breaks the rules against the one before it, or undefined. */
   check: (epoch: CertifiedEpoch, previous: CertifiedEpoch) => string | undefined
+  /** The candidates a certified epoch names for the next committee. */
+  candidates: (epoch: CertifiedEpoch) => string[]
+  /**
+   * Node `node` slashed `accused` for a fault that excludes at once, with these evidence bytes:
+   * it writes an exclusion entry as a daemon does, and returns the bytes it gossips.
+   */
+  exclude: (node: number, signer: MessageSigner, accused: string, evidence: Uint8Array, now: number) => Uint8Array | undefined
 }

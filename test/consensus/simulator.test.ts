@@ -2,8 +2,8 @@
 // delay, loss, duplication, reordering, partitions, crashes with restarts, and up to f
 // Byzantine members (consensus/sim). Each schedule checks after every step that no epoch has
 // two certificates, that every certified epoch is valid under the content rules, that no
-// honest member is slashed, and that every honest member certifies a new epoch within the
-// bound after the network heals. `npm run sim:bft` runs 10,000 of them; a failing seed
+// honest member is slashed or taken out of the candidates, and that every honest member
+// certifies a new epoch within the bound after the network heals. `npm run sim:bft` runs 10,000 of them; a failing seed
 // replays exactly with `npm run sim:bft -- --seed S`.
 import { describe, it, expect } from 'vitest'
 import { runSchedule, planOf } from '../../consensus/sim/index.ts'
@@ -42,6 +42,20 @@ describe('BFT simulator', () => {
     expect(epochs).toBeGreaterThan(SCHEDULES * 5)
     expect(byzantine).toBeGreaterThan(SCHEDULES / 4)
   }, 540_000)
+
+  it('an equivocator among five members (f = 1) is taken out of the candidates by a certified exclusion, and nobody else', async () => {
+    // seeds whose plan is five members with one equivocating member (planOf)
+    for (const seed of [34, 609]) {
+      const r = await runSchedule(seed, sporesWorld)
+      expect(r.plan.members).toBe(5)
+      expect(r.plan.byzantine.map(b => b.conduct)).toEqual(['equivocate'])
+      expect(r.violations).toEqual([])
+      expect(r.log.some(l => l.includes('writes an exclusion'))).toBe(true)
+      // every honest member's latest epoch names all but the equivocator (the invariants
+      // checked after every step that no epoch took an honest member out)
+      expect(r.excluded).toHaveLength(1)
+    }
+  }, 120_000)
 
   it('plans up to f Byzantine members per committee, with every attack drawn', () => {
     const attacks = new Set<string>()

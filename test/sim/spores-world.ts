@@ -14,13 +14,17 @@ function noStore (): never {
   throw new Error('the simulator stores certified epochs itself')
 }
 
-export function sporesWorld (rng: Prng): SimWorld {
+/**
+ * `f` is the schedule's: exclusions take a member out of the candidates only while 3f+1
+ * remain, as the daemon sets it (SporeLimits.minCandidates).
+ */
+export function sporesWorld (rng: Prng, plan: { f: number }): SimWorld {
   const latent = new Map<number, Map<string, SignedEntry>>()
   /** Every version of every entry seen (a stale-entry attack replays an old one). */
   const history = new Map<string, SignedEntry[]>()
   const seqs = new Map<number, number>()
   const sources = new Map<number, EpochInput>()
-  const limits = limitsWith({ windowMs: 30_000 })
+  const limits = limitsWith({ windowMs: 30_000, minCandidates: 3 * plan.f + 1 })
   const inputFor = (entries: () => AsyncIterable<SignedEntry>): EpochInput =>
     new EpochInput({ network: NETWORK, primary: { accept: noStore, latestEpoch: noStore }, latent: { entries }, limits })
   const checker = inputFor(async function * () {})
@@ -105,6 +109,14 @@ export function sporesWorld (rng: Prng): SimWorld {
           return { ...body, entries: [...rest, forged].map(e => e.bytes) }
         }
       }
+    },
+    candidates: (epoch) => factsOf(epoch).candidates,
+    exclude (node, signer, accused, evidence, now) {
+      const id = entryId('exclusion', accused)
+      if (latentOf(node).has(id)) return undefined
+      const e = signEntry(signer, { type: 'exclusion', key: accused, value: { evidence }, seq: 1, issuedAt: now })
+      keep(node, e)
+      return e.bytes
     },
     check (epoch, previous) {
       const facts = factsOf(epoch)
