@@ -164,7 +164,15 @@ export class RamReplication {
 
   /** What each peer can host (or why it did not say), asked in parallel. */
   async capabilities (peers: string[]): Promise<Map<string, ReplicaCapability | Error>> {
-    const answers = await Promise.all(peers.map(async peer => [peer, await this.capability.ask(peer)] as const))
+    // A question that met a connection closing under it (a duplicate or idle link being closed
+    // as the network settles) is asked once more, on whatever connection is open now; a peer
+    // that did not answer in time is not asked again.
+    const askOnce = async (peer: string): Promise<ReplicaCapability | Error> => {
+      const first = await this.capability.ask(peer)
+      if (!(first instanceof Error) || first.name === 'TimeoutError' || first.name === 'AbortError') return first
+      return await this.capability.ask(peer)
+    }
+    const answers = await Promise.all(peers.map(async peer => [peer, await askOnce(peer)] as const))
     return new Map(answers)
   }
 
