@@ -34,28 +34,24 @@ function asRouter (pubsub: unknown): GossipRouter | undefined {
 
 /**
  * One pass: drops outbound gossip streams that are no longer open and has gossipsub open a
- * new one to every peer it routes for that is connected and has none. Returns how many
- * peers were given a new stream.
+ * new one to every peer it routes for that is connected and has none.
  */
-export function repairGossipStreams (libp2p: Libp2p, pubsub: unknown): number {
+function repairGossipStreams (libp2p: Libp2p, pubsub: unknown): void {
   const router = asRouter(pubsub)
-  if (router === undefined) return 0
+  if (router === undefined) return
   for (const [id, stream] of router.streamsOutbound) {
     if (stream.rawStream.status !== 'open') router.streamsOutbound.delete(id)
   }
-  let repaired = 0
   for (const [id, peerId] of router.peers) {
     if (router.streamsOutbound.has(id)) continue
     const connection = libp2p.getConnections(peerId).find(c => c.status === 'open' && c.limits === undefined)
     if (connection === undefined) continue
     router.onPeerConnected?.call(router, peerId, connection)
-    repaired++
   }
-  return repaired
 }
 
 /** Runs the repair every `intervalMs` while the host runs; returns a function that stops it. */
-export function watchGossipStreams (libp2p: Libp2p, pubsub: unknown, intervalMs = GOSSIP_STREAM_CHECK_MS): () => void {
+function watchGossipStreams (libp2p: Libp2p, pubsub: unknown, intervalMs = GOSSIP_STREAM_CHECK_MS): () => void {
   const timer = setInterval(() => {
     try {
       repairGossipStreams(libp2p, pubsub)

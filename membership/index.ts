@@ -21,7 +21,7 @@ export { chooseLinks, rendezvousWeight, SCLEROTIA_PER_RHIZOMORPH, ANCHORS_PER_HY
 export type { LinkKind, LinkCandidate, LinkPolicyInput, LinkPlan } from './link-policy.ts'
 export { LinkKeeper, isAmbientProtocol, LINK_TAG, LINK_KEEP_ALIVE_TAG, LINK_SWEEP_MS, IDLE_GRACE_MS } from './link-keeper.ts'
 export type { LinkKeeperOptions, LinkReport } from './link-keeper.ts'
-export { keepGossipStreams, repairGossipStreams, GOSSIP_STREAM_CHECK_MS } from './gossip-streams.ts'
+export { keepGossipStreams, GOSSIP_STREAM_CHECK_MS } from './gossip-streams.ts'
 export { KnownMembers, KNOWN_MEMBERS_MAX, KNOWN_MEMBER_MAX_AGE_MS } from './known-members.ts'
 export type { KnownMember, Sighting } from './known-members.ts'
 export { rosterProtocol, rosterPage, encodeRoster, decodeRoster, InvalidRosterError, ROSTER_MAX_PEERS, ROSTER_PAGE_PEERS, ROSTER_MIN_INTERVAL_MS } from './roster.ts'

@@ -26,8 +26,9 @@ mkdirSync(dist, { recursive: true })
 const STAMP = join(root, 'node_modules/.cache/mycelium-build/stamp.json')
 interface Stamp { key: string, inputs: Record<string, string>, outputs: Record<string, string> }
 const digest = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex')
-// this script and esbuild decide how the inputs become the bundle
-const buildKey = `${esbuildVersion} ${digest(import.meta.filename)}`
+// this script and esbuild decide how the inputs become the bundle; the checkout is part of the
+// key because node_modules (where the stamp lives) may be shared by several checkouts
+const buildKey = `${esbuildVersion} ${digest(import.meta.filename)} ${root}`
 
 function upToDate (): boolean {
   try {
