@@ -34,7 +34,10 @@ export interface ReplicaImage {
 }
 
 /** Starts a guest from a replica image (the VMM's "create a VM from memory and vCPU state"). */
-export type GuestRestorer = (image: ReplicaImage, options?: { signal?: AbortSignal }) => Promise<ReplicatedGuest>
+export type GuestRestorer = ((image: ReplicaImage, options?: { signal?: AbortSignal }) => Promise<ReplicatedGuest>) & {
+  /** Told when a replica of a guest on `engine` arrives, so a resume later costs less (e.g. a vCPU thread started ahead). */
+  prepare?: (engine: string | undefined) => void
+}
 
 export interface ReplicaHostOptions {
   protocolPrefix: string
@@ -100,6 +103,8 @@ interface ReplicaEntry {
   channels: Set<FrameChannel>
   state: 'replicating' | 'primary-lost' | 'resumed'
   guest?: Promise<ReplicatedGuest>
+  /** The guest runs here (its restore finished): only now may a heartbeat be answered `resumed`. */
+  running: boolean
   /** The highest epoch the primary's heartbeats announced in this run: older handover epochs were given up. */
   announcedEpoch: number
 }
@@ -198,6 +203,7 @@ export class ReplicaHost {
     })()
     try {
       const guest = await entry.guest
+      entry.running = true
       for (const listener of this.listeners.resumed) listener(replica.vmId, guest)
       return guest
     } catch (error) {
@@ -256,8 +262,10 @@ export class ReplicaHost {
             entry.replica.lastHeardAt = Date.now()
             if (run === entry.run && frame.epoch > entry.announcedEpoch) entry.announcedEpoch = frame.epoch
             // Recorded before the echo: the echo tells the primary that no older handover will resume here.
-            const answer = entry.state === 'resumed' ? encodeResumed(frame.vmId, entry.replica.appliedEpoch, entry.replica.guestCounter) : body
-            channel.send(answer).catch(() => {})
+            // While the guest is being restored here neither answer is true yet (it may still
+            // fail, and an echo would let the primary resume too): say nothing until it runs.
+            if (entry.state !== 'resumed') channel.send(body).catch(() => {})
+            else if (entry.running) channel.send(encodeResumed(frame.vmId, entry.replica.appliedEpoch, entry.replica.guestCounter)).catch(() => {})
             if (!vms.has(entry)) {
               vms.add(entry)
               entry.channels.add(channel)
@@ -321,9 +329,11 @@ export class ReplicaHost {
       run,
       channels: new Set(),
       state: 'replicating',
-      announcedEpoch: 0
+      announcedEpoch: 0,
+      running: false
     }
     this.entries.set(stripe.vmId, entry)
+    this.options.restoreGuest?.prepare?.(stripe.engine)
     this.logger.info('replicating %s (%d bytes) from %s', stripe.vmId, stripe.memoryBytes, origin)
     return entry
   }

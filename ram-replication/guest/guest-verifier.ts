@@ -1,7 +1,9 @@
 // Checks a copy of guest memory (the primary's, or a backup's) against the guest's own record:
 // every stamped page must be self-consistent, and the stamps must add up to the checksum the
 // guest keeps in its parameter page. A torn or misplaced page, or a page from another epoch, breaks it.
-import { GUEST_PAGE_SIZE, readGuestChecksum, readGuestCounter, readPageWriterParams } from './page-writer.ts'
+// A guest stopped mid-write has exactly one page in flight, named in its parameter page: that
+// page may be torn, and the checksum may already count its new stamp.
+import { GUEST_PAGE_SIZE, GuestLayout, GuestParamOffsets, readGuestChecksum, readGuestCounter, readPageWriterParams } from './page-writer.ts'
 
 export interface GuestMemoryCheck {
   ok: boolean
@@ -16,6 +18,8 @@ export interface GuestMemoryCheck {
   newestStamp: number
   /** Pages whose content does not match their own header (first few only). */
   badPages: number[]
+  /** The page the guest was writing when its memory was taken (0 = stopped between writes). */
+  inflightPage: number
 }
 
 /** The stamp the guest writes for write number `counter` (low 32 bits) into page `page`. */
@@ -49,12 +53,14 @@ export function verifyGuestMemory (memory: Uint8Array): GuestMemoryCheck {
   let stampedPages = 0
   let newestStamp = 0
   const badPages: number[] = []
+  const inflightPage = view.getUint32(GuestLayout.paramsAddress + GuestParamOffsets.inflightPage, true)
   const end = params.dataStartPage + params.dataPages
   for (let page = params.dataStartPage; page < end; page++) {
     const base = page * GUEST_PAGE_SIZE
     const written = view.getUint32(base, true)
     const stamp = view.getUint32(base + 8, true)
     sum = (sum + stamp) >>> 0
+    if (page === inflightPage) continue
     if (written === 0 && stamp === 0 && view.getUint32(base + 4, true) === 0) continue
     stampedPages++
     if (written > newestStamp) newestStamp = written
@@ -71,14 +77,22 @@ export function verifyGuestMemory (memory: Uint8Array): GuestMemoryCheck {
     }
     if (!good && badPages.length < 16) badPages.push(page)
   }
+  let checksumAgrees = sum === guestChecksum
+  if (!checksumAgrees && inflightPage >= params.dataStartPage && inflightPage < end) {
+    // Stopped after the guest counted the in-flight write's new stamp, before it stored it.
+    const current = view.getUint32(inflightPage * GUEST_PAGE_SIZE + 8, true)
+    checksumAgrees = ((sum - current + pageStamp(counterLow, inflightPage)) >>> 0) === guestChecksum
+  }
+  const inflightValid = inflightPage === 0 || (inflightPage >= params.dataStartPage && inflightPage < end)
   return {
-    ok: badPages.length === 0 && sum === guestChecksum,
+    ok: badPages.length === 0 && checksumAgrees && inflightValid,
     counter,
     guestChecksum,
     memoryChecksum: sum,
     stampedPages,
     newestStamp,
-    badPages
+    badPages,
+    inflightPage
   }
 }
 

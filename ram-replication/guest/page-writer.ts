@@ -64,12 +64,18 @@ export const GuestParamOffsets = {
   counterHigh: 0x44,
   checksum: 0x48,
   rngState: 0x4c,
-  sequentialNext: 0x50
+  sequentialNext: 0x50,
+  /**
+   * The page a write is changing, from before its first store to after its last (0 = none):
+   * a guest stopped mid-write (kicked, not at a report) leaves exactly that page torn, and the
+   * verifier knows which one.
+   */
+  inflightPage: 0x54
 } as const
 
 export const GUEST_MAGIC = 0x4743594d // "MYCG"
-// 3: the `full` pattern (code 3) and its page content.
-export const GUEST_LAYOUT_VERSION = 3
+// 3: the `full` pattern (code 3) and its page content. 4: the in-flight page marker.
+export const GUEST_LAYOUT_VERSION = 4
 
 export type WritePattern = 'sequential' | 'random' | 'hot' | 'full'
 /** `full` picks pages like `random` and writes every byte of them. */
@@ -81,7 +87,7 @@ export interface PageWriterParams {
   pattern: WritePattern
   /** Pages written per second, paced by the VMM at the guest's progress reports; 0 = unpaced. */
   dirtyRate: number
-  /** Pages written between two progress reports (port I/O exits). */
+  /** Pages written between two progress reports (`int3` exits); 0 = never reports. */
   reportEvery: number
   /** Bytes stamped into each written page (12..4096, multiple of 4; always 4096 with `full`). */
   bytesPerWrite: number
@@ -137,7 +143,8 @@ export function validatePageWriterParams (params: PageWriterParams, memoryBytes:
   integer('dataStartPage', params.dataStartPage, GuestLayout.defaultDataStartPage, pages - 1)
   integer('dataPages', params.dataPages, 1, pages - params.dataStartPage)
   integer('hotPages', params.hotPages, 1, params.dataPages)
-  integer('reportEvery', params.reportEvery, 1, 1 << 20)
+  // 0: the guest never reports (2^32 writes per batch); only a kick stops it.
+  integer('reportEvery', params.reportEvery, 0, 1 << 20)
   integer('bytesPerWrite', params.bytesPerWrite, 12, GUEST_PAGE_SIZE)
   if (params.bytesPerWrite % 4 !== 0) throw new InvalidGuestParamsError('bytesPerWrite must be a multiple of 4')
   if (params.pattern === 'full' && params.bytesPerWrite !== GUEST_PAGE_SIZE) throw new InvalidGuestParamsError(`the full pattern writes whole pages (bytesPerWrite ${GUEST_PAGE_SIZE}), got ${params.bytesPerWrite}`)
@@ -202,6 +209,7 @@ export function assemblePageWriter (): Uint8Array {
   a.label('stamp')
   a.load(ECX, P.dataStartPage)
   a.add(EBX, ECX)
+  a.store(P.inflightPage, EBX)
   // counter += 1 (64-bit); c stays in EAX.
   a.load(EAX, P.counterLow)
   a.load(EDX, P.counterHigh)
@@ -254,6 +262,8 @@ export function assemblePageWriter (): Uint8Array {
   a.jmp('fullNext')
 
   a.label('written')
+  a.xor(ECX, ECX)
+  a.store(P.inflightPage, ECX)
   a.dec(EBP)
   a.jcc('ne', 'write')
   a.load(EAX, P.counterLow)

@@ -12,9 +12,9 @@ const openFn = libc.func('int open(const char *path, int flags)')
 const closeFn = libc.func('int close(int fd)')
 // Typed arguments (a struct by pointer, a typed array) go through the variadic prototype.
 const ioctlVariadic = libc.func('int ioctl(int fd, unsigned long request, ...)')
-// koffi cannot call a variadic function with `.async`, so KVM_RUN (which blocks while the
-// guest runs) has its own fixed prototype, called on koffi's worker thread.
-const ioctlRun = libc.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long'])
+// KVM_RUN itself runs on the vCPU's own thread (vmm/vcpu-thread.ts), which declares its own
+// ioctl; this thread only kicks that one.
+const tgkillFn = libc.func('int tgkill(int tgid, int tid, int sig)')
 const mmapFn = libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)')
 const munmapFn = libc.func('int munmap(void *addr, size_t length)')
 const mincoreFn = libc.func('int mincore(void *addr, size_t length, _Out_ uint8_t *vec)')
@@ -30,6 +30,7 @@ export const MAP_ANONYMOUS = 0x20
 export const MAP_NORESERVE = 0x4000
 export const ENOENT = 2
 export const EINTR = 4
+export const ESRCH = 3
 export const EACCES = 13
 export const EPERM = 1
 
@@ -263,19 +264,16 @@ export function enableSoftwareBreakpoints (vcpuFd: number): void {
 /** Byte offsets of registers in raw `struct kvm_regs`. */
 export const KvmRegsOffsets = { rax: 0, rdx: 24, rip: 128 } as const
 
-/** KVM_RUN on koffi's worker thread: the event loop stays free while the guest runs. Resolves with the raw result (-1 on error). */
-export function kvmRunAsync (vcpuFd: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    ioctlRun.async(vcpuFd, KVM_RUN, 0, (error: unknown, result: number) => {
-      if (error != null) reject(error instanceof Error ? error : new Error(String(error)))
-      else resolve(result)
-    })
-  })
-}
-
-/** KVM_RUN on the calling thread (used with immediate_exit, which returns at once). Returns the raw result. */
-export function kvmRunSync (vcpuFd: number): number {
-  return ioctlRun(vcpuFd, KVM_RUN, 0) as number
+/**
+ * Send `signal` to one thread of this process (the vCPU's): a KVM_RUN under way on it returns
+ * with EINTR. ESRCH (the thread has ended) is not an error: there is nothing left to stop.
+ */
+export function signalThread (threadId: number, signal: number): void {
+  const result = tgkillFn(process.pid, threadId, signal) as number
+  if (result < 0) {
+    const errno = lastErrno()
+    if (errno !== ESRCH) throw new NativeCallError('tgkill', errno)
+  }
 }
 
 export function mmapShared (length: number, fd = -1, anonymous = true): NativePointer {

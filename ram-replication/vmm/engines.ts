@@ -3,6 +3,7 @@
 import { probeKvm } from '../kvm/capabilities.ts'
 import { InterpretedGuest, interpretedGuestRestorer } from './interpreted-guest.ts'
 import { KvmGuest, kvmGuestRestorer } from './kvm-guest.ts'
+import { prewarmVcpuThread } from './vcpu-thread.ts'
 import type { PageWriterParams } from '../guest/page-writer.ts'
 import { EngineUnavailableError, InvalidGuestImageError } from './errors.ts'
 import { GUEST_ENGINES } from './running-guest.ts'
@@ -55,11 +56,17 @@ export function parseGuestEngine (value: string | undefined): GuestEngine {
  * A backup's restorer: each image resumes on the engine its primary ran it on, and an image
  * whose engine cannot run here is refused with the reason rather than moved to another engine.
  */
-export function engineRestorer (): (image: GuestImage & { engine?: string }, options?: { signal?: AbortSignal }) => Promise<RunningGuest> {
-  return async (image, options = {}) => {
+export function engineRestorer (): ((image: GuestImage & { engine?: string }, options?: { signal?: AbortSignal }) => Promise<RunningGuest>) & { prepare: (engine: string | undefined) => void } {
+  const restore = async (image: GuestImage & { engine?: string }, options: { signal?: AbortSignal } = {}): Promise<RunningGuest> => {
     const engine = parseGuestEngine(image.engine)
     const missing = engineUnavailable(engine)
     if (missing !== undefined) throw new EngineUnavailableError(engine, missing)
     return await guestRestorer(engine)(image, options)
   }
+  // A replica is coming: a KVM resume needs a vCPU thread, started now rather than in the
+  // failover's or handover's downtime. (Only the first stripe names the engine; unnamed is KVM.)
+  const prepare = (engine: string | undefined): void => {
+    if (engine !== 'interpreted' && engineUnavailable('kvm') === undefined) prewarmVcpuThread()
+  }
+  return Object.assign(restore, { prepare })
 }

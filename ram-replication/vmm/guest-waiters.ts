@@ -23,6 +23,11 @@ export class GuestWaiters {
     })
   }
 
+  /** Whether anyone waits for progress. */
+  get awaitingProgress (): boolean {
+    return this.progressWaiters.length > 0
+  }
+
   parked (): void {
     const waiters = this.parkWaiters
     this.parkWaiters = []

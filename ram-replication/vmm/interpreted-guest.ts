@@ -2,10 +2,10 @@
 // checkpoints and controls as KvmGuest, for machines without /dev/kvm.
 //
 // The interpreter runs on the event loop in turns of about SLICE_MS, yielding between them, so
-// the guest can be stopped at any instruction boundary. A pause or checkpoint still prefers the
-// guest's next report (as on KVM, where that is the only place it stops): a report ends a whole
-// write, so the memory a checkpoint copies is one the guest's checksum accepts. If no report
-// comes within PARK_GRACE_MS (a guest that reports rarely or never), it parks where it is.
+// a pause or checkpoint stops the guest at the end of the turn under way, at an instruction
+// boundary, as a kick does on KVM: a write may be half done (the guest names the page it is
+// writing, so the verifier accepts that page torn), and the guest finishes it after a resume
+// or a restore elsewhere.
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Checkpoint, DirtyPage, VcpuState } from '../checkpoint.ts'
@@ -33,8 +33,6 @@ export const DEFAULT_INTERPRETED_MEMORY_BYTES = 64 * 1024 * 1024
 const SLICE_MS = 2
 /** Instructions between two clock reads (well under a millisecond). */
 const CHUNK_INSTRUCTIONS = 20_000
-/** How long a pause or checkpoint waits for the guest's next report before stopping it mid-write. */
-const PARK_GRACE_MS = 20
 /** Shared by every untouched page of a full checkpoint; never written. */
 const ZERO_PAGE = new Uint8Array(GUEST_PAGE_SIZE)
 
@@ -76,8 +74,6 @@ export class InterpretedGuest implements RunningGuest {
   private stopped = false
   private failure?: Error
   private parked = false
-  /** The last turn ended between two reports. */
-  private midBatch = false
   private counterAtLastReport: number
   /** When the guest started running towards its next report, and for how long it has run since (pacing). */
   private segmentStartedAt?: number
@@ -305,31 +301,19 @@ export class InterpretedGuest implements RunningGuest {
   }
 
   private async runLoop (): Promise<void> {
-    let graceStartedAt: number | undefined
     try {
       while (!this.stopping) {
         if (!this.mayRun()) {
-          // Asked to stop between two reports: let the guest finish its batch first, for a while.
-          if (this.midBatch && !this.halted && this.failure == null) {
-            graceStartedAt ??= performance.now()
-            if (performance.now() - graceStartedAt < PARK_GRACE_MS) {
-              this.runTurn(true)
-              await yieldTurn()
-              continue
-            }
-          }
-          graceStartedAt = undefined
           await this.park()
           continue
         }
-        graceStartedAt = undefined
         this.parked = false
         const startAt = this.pacer.startAt()
         if (startAt - performance.now() >= 1) {
           await this.idle(startAt)
           continue
         }
-        this.runTurn(false)
+        this.runTurn()
         await yieldTurn()
       }
     } catch (error) {
@@ -343,17 +327,17 @@ export class InterpretedGuest implements RunningGuest {
     this.waiters.parked()
   }
 
-  /** Run the guest for one turn (SLICE_MS), or until its next report when `untilReport` or when pacing says wait. */
-  private runTurn (untilReport: boolean): void {
+  /** Run the guest for one turn (SLICE_MS), or until a report after which it may not go on. */
+  private runTurn (): void {
     try {
-      this.runChunks(untilReport)
+      this.runChunks()
     } finally {
       // Waiters on the counter see progress between reports too (a guest may report rarely).
       this.notifyProgress()
     }
   }
 
-  private runChunks (untilReport: boolean): void {
+  private runChunks (): void {
     this.turns++
     const turnStartedAt = performance.now()
     let chunkStartedAt = turnStartedAt
@@ -363,12 +347,16 @@ export class InterpretedGuest implements RunningGuest {
       const now = performance.now()
       this.segmentMs += now - chunkStartedAt
       chunkStartedAt = now
-      this.midBatch = !result.breakpoint
       if (result.breakpoint) {
         this.report(now)
-        if (untilReport || !this.mayRun() || this.pacer.startAt() - now >= 1) return
+        if (!this.mayRun() || this.pacer.startAt() - now >= 1) return
       }
-      if (now - turnStartedAt >= SLICE_MS) return
+      if (now - turnStartedAt >= SLICE_MS) {
+        // The end of a turn counts as the end of a paced slice, as a kick on KVM does: a guest
+        // that reports rarely or never is still held to its rate and throttle.
+        this.accountSegment(now)
+        return
+      }
     }
   }
 
@@ -378,6 +366,11 @@ export class InterpretedGuest implements RunningGuest {
     if (kind === GuestLayout.reportDone) this.halted = true
     else if (kind !== GuestLayout.reportProgress) throw new GuestFaultError(KVM_EXIT_SHUTDOWN, `guest made an unknown report ${kind}`)
     this.progressExits++
+    this.accountSegment(now)
+  }
+
+  /** Account for the pages written since the last account (pacing). */
+  private accountSegment (now: number): void {
     const counter = readGuestCounter(this.guestMemory.bytes)
     this.pacer.record(this.segmentStartedAt ?? now, this.segmentMs, counter - this.counterAtLastReport)
     this.counterAtLastReport = counter

@@ -10,17 +10,18 @@
 // continues the guest. Both are accepted as reports, and only when RIP sits by an `int3` of the
 // guest's code page; any other shutdown is a fault.
 //
-// Pausing takes effect at the guest's next progress report (a breakpoint exit every
-// `reportEvery` pages, well under a millisecond at full speed) rather than by kicking the
-// worker thread with a signal and `immediate_exit`: koffi's worker threads are not ours to
-// signal, and the guest exits often enough. The report is stepped over at once, so a parked
-// vCPU's saved registers always resume after it.
+// A pause or checkpoint kicks the vCPU (vcpu-thread.ts): the guest stops at once, wherever it
+// is, whether it ever reports or not, and its registers and memory are saved as they are (a
+// write may be half done; the guest finishes it after a resume or a restore elsewhere). A paced
+// or throttled guest is kicked at the end of its time slice too, so pacing holds for a guest
+// that reports rarely or never. A report is stepped over at once, so a parked vCPU's saved
+// registers always resume after it.
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Checkpoint, DirtyPage, VcpuState } from '../checkpoint.ts'
 import {
   KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, KVM_CHECK_EXTENSION, KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE,
-  KVM_ENABLE_CAP, KVM_EXIT_DEBUG, KVM_EXIT_INTR, KVM_EXIT_SHUTDOWN, KVM_GET_VCPU_MMAP_SIZE, KVM_MEM_LOG_DIRTY_PAGES,
+  EINTR, KVM_ENABLE_CAP, KVM_EXIT_DEBUG, KVM_EXIT_SHUTDOWN, KVM_GET_VCPU_MMAP_SIZE, KVM_MEM_LOG_DIRTY_PAGES,
   KVM_SET_TSS_ADDR, KVM_SET_USER_MEMORY_REGION, KvmEnableCap, KvmUserspaceMemoryRegion,
   closeFd, ioctlStruct, ioctlValue, openDevice
 } from '../kvm/binding.ts'
@@ -37,6 +38,7 @@ import { GuestPacer } from './guest-pacer.ts'
 import { GuestWaiters } from './guest-waiters.ts'
 import { SpareCopyBuffer } from './spare-copy-buffer.ts'
 import { Vcpu } from './vcpu.ts'
+import { prewarmVcpuThread } from './vcpu-thread.ts'
 import { initialVcpuState } from './long-mode-state.ts'
 import { silentLogger } from './running-guest.ts'
 import { validateGuestImage, validateMemorySize } from './guest-image.ts'
@@ -48,6 +50,10 @@ const TSS_ADDRESS = 0xfffbd000
 const MEMORY_SLOT = 0
 /** Shared by every untouched page of a full checkpoint; never written. */
 const ZERO_PAGE = new Uint8Array(GUEST_PAGE_SIZE)
+/** Longest run slice of a paced or throttled guest before it is kicked (a guest may never report on its own). */
+const PACED_SLICE_MS = 5
+/** How often the counter is read for waiters while the vCPU stays in the guest (it may never exit by itself). */
+const PROGRESS_POLL_MS = 2
 
 
 /** Kept for callers written before the interpreter existed. */
@@ -55,6 +61,8 @@ export type KvmGuestState = GuestState
 
 export interface KvmGuestStats extends GuestStats {
   manualDirtyLogProtect: boolean
+  /** Times the VMM took the vCPU out of the guest (pauses, checkpoints, ends of paced slices). */
+  kicks: number
 }
 
 
@@ -95,11 +103,14 @@ export class KvmGuest implements RunningGuest {
   private stopped = false
   private failure?: Error
   private parked = false
-  /** The last exit interrupted the guest between two reports: go back in before parking, so a pause always lands on a report. */
-  private midSlice = false
   private counterAtLastExit = 0
   private exits = 0
   private progressExits = 0
+  private kicks = 0
+  /** When the slice under way began (the paced-slice check reads it). */
+  private sliceStartedAt = 0
+  private sliceTimer?: ReturnType<typeof setInterval>
+  private progressPoll?: ReturnType<typeof setInterval>
   private lastCheckpoint?: CheckpointTiming
   private readonly waiters = new GuestWaiters()
   private readonly spare = new SpareCopyBuffer()
@@ -128,7 +139,7 @@ export class KvmGuest implements RunningGuest {
     const memory = GuestMemory.allocate(memoryBytes)
     try {
       loadPageWriter(memory.bytes, params)
-      return KvmGuest.create(memory, initialVcpuState, { ...options, dirtyRate: params.dirtyRate })
+      return await KvmGuest.create(memory, initialVcpuState, { ...options, dirtyRate: params.dirtyRate })
     } catch (error) {
       memory.release()
       throw error
@@ -152,22 +163,23 @@ export class KvmGuest implements RunningGuest {
       copied = true
     }
     try {
-      return KvmGuest.create(memory, () => image.vcpu, { ...options, vmId: options.vmId ?? image.vmId, dirtyRate: options.dirtyRate ?? params.dirtyRate })
+      return await KvmGuest.create(memory, () => image.vcpu, { ...options, vmId: options.vmId ?? image.vmId, dirtyRate: options.dirtyRate ?? params.dirtyRate })
     } catch (error) {
       if (copied) memory.release()
       throw error
     }
   }
 
-  private static create (
+  private static async create (
     memory: GuestMemory,
     vcpuState: (reset: VcpuState) => VcpuState,
     options: KvmGuestCommonOptions & { dirtyRate: number }
-  ): KvmGuest {
+  ): Promise<KvmGuest> {
     const report = assertKvmUsable()
-    const kvmFd = openDevice(KVM_DEVICE)
+    let kvmFd = openDevice(KVM_DEVICE)
     let vmFd = -1
     let vcpu: Vcpu | undefined
+    let tracker: DirtyPageTracker | undefined
     try {
       vmFd = ioctlValue(kvmFd, KVM_CREATE_VM, 0, 'KVM_CREATE_VM')
       ioctlValue(vmFd, KVM_SET_TSS_ADDR, TSS_ADDRESS, 'KVM_SET_TSS_ADDR')
@@ -186,15 +198,19 @@ export class KvmGuest implements RunningGuest {
       vcpu = new Vcpu(vcpuFd, ioctlValue(kvmFd, KVM_GET_VCPU_MMAP_SIZE, 0, 'KVM_GET_VCPU_MMAP_SIZE'))
       vcpu.trapBreakpoints()
       vcpu.setState(vcpuState(vcpu.getState()))
-      const tracker = new DirtyPageTracker({ vmFd, slot: MEMORY_SLOT, pages: memory.size / GUEST_PAGE_SIZE, manualProtect })
+      tracker = new DirtyPageTracker({ vmFd, slot: MEMORY_SLOT, pages: memory.size / GUEST_PAGE_SIZE, manualProtect })
+      closeFd(kvmFd)
+      kvmFd = -1
+      await vcpu.startThread()
       options.logger?.debug('KVM guest: %d MiB, manual dirty-log protect %s, dirty ring available %d bytes', memory.size >> 20, manualProtect, report.dirtyLogRingBytes)
       return new KvmGuest(vmFd, memory, vcpu, tracker, options)
     } catch (error) {
-      vcpu?.close()
+      tracker?.close()
+      await vcpu?.close()
       if (vmFd >= 0) closeFd(vmFd)
       throw error
     } finally {
-      closeFd(kvmFd)
+      if (kvmFd >= 0) closeFd(kvmFd)
     }
   }
 
@@ -228,6 +244,7 @@ export class KvmGuest implements RunningGuest {
       guestCounter: this.guestCounter(),
       exits: this.exits,
       progressExits: this.progressExits,
+      kicks: this.kicks,
       dirtyRate: this.pacer.dirtyRate,
       throttle: this.pacer.throttleFraction,
       manualDirtyLogProtect: this.tracker.manualProtect,
@@ -237,13 +254,20 @@ export class KvmGuest implements RunningGuest {
 
   setThrottle (fraction: number): void {
     this.pacer.setThrottle(fraction)
-    this.wake()
+    this.applyPacing()
   }
 
   /** Pages per second the guest is paced to (0 = as fast as it runs). */
   setDirtyRate (pagesPerSecond: number): void {
     this.pacer.setRate(pagesPerSecond)
     this.pacer.restart(performance.now())
+    this.applyPacing()
+  }
+
+  /** New pacing holds from the next slice; a slice under way with no time limit is ended now. */
+  private applyPacing (): void {
+    const paced = this.pacer.dirtyRate > 0 || this.pacer.throttleFraction > 0
+    if (paced && this.sliceTimer == null) this.kick()
     this.wake()
   }
 
@@ -285,13 +309,14 @@ export class KvmGuest implements RunningGuest {
     }
     this.stopping = true
     this.spare.close()
+    this.kick()
     this.wake()
     await this.loopDone
     await this.captureChain.catch(() => {})
     this.stopped = true
     if (!this.guestMemory.isReleased) this.counterAtLastExit = readGuestCounter(this.guestMemory.bytes)
     this.tracker.close()
-    this.vcpu.close()
+    await this.vcpu.close()
     closeFd(this.vmFd)
     this.guestMemory.release()
     this.waiters.close(new GuestStoppedError(`guest ${this.vmId} stopped`))
@@ -374,11 +399,6 @@ export class KvmGuest implements RunningGuest {
   private async runLoop (): Promise<void> {
     try {
       while (!this.stopping) {
-        if (this.midSlice) {
-          this.midSlice = false
-          await this.runSlice()
-          continue
-        }
         if (!this.mayRun()) {
           await this.park()
           continue
@@ -396,6 +416,7 @@ export class KvmGuest implements RunningGuest {
       this.failure = error instanceof Error ? error : new Error(String(error))
       this.logger.error('KVM guest %s failed: %s', this.vmId, this.failure.message)
     }
+    this.stopSliceTimer()
     if (!this.stopping) await this.park()
     this.parked = true
     this.waiters.parked()
@@ -403,32 +424,70 @@ export class KvmGuest implements RunningGuest {
 
   private async runSlice (): Promise<void> {
     const startedAt = performance.now()
-    const result = await this.vcpu.enter()
+    this.sliceStartedAt = startedAt
+    this.updateSliceTimer()
+    const { result, errno } = await this.vcpu.enter()
     const sliceMs = performance.now() - startedAt
     this.exits++
-    this.handleExit(result, startedAt, sliceMs)
+    this.handleExit(result, errno, startedAt, sliceMs)
   }
 
-  private handleExit (result: number, startedAt: number, sliceMs: number): void {
+  private handleExit (result: number, errno: number, startedAt: number, sliceMs: number): void {
     const reason = this.vcpu.exitReason
-    if (reason === KVM_EXIT_INTR) {
-      // A signal landed on the worker thread while it ran the guest.
-      this.midSlice = true
+    if (result < 0 && errno === EINTR) {
+      // Kicked (or another signal reached the vCPU thread): the guest stopped between two
+      // instructions. Account for what it wrote, as at a report.
+      this.recordProgress(startedAt, sliceMs)
       return
     }
-    if (result < 0) throw new GuestFaultError(reason, `KVM_RUN failed (exit reason ${reason})`)
+    if (result < 0) throw new GuestFaultError(reason, `KVM_RUN failed (errno ${errno}, exit reason ${reason})`)
     const report = reason === KVM_EXIT_DEBUG ? this.vcpu.stepOverBreakpoint() : reason === KVM_EXIT_SHUTDOWN ? this.trappedReport() : undefined
     if (report != null) {
       if (report.rdx === GuestLayout.reportDone) this.halted = true
       else if (report.rdx !== GuestLayout.reportProgress) throw new GuestFaultError(reason, `guest made an unknown report ${report.rdx}`)
       this.progressExits++
-      const counter = readGuestCounter(this.guestMemory.bytes)
-      this.pacer.record(startedAt, sliceMs, counter - this.counterAtLastExit)
-      this.counterAtLastExit = counter
-      this.notifyProgress()
+      this.recordProgress(startedAt, sliceMs)
       return
     }
     throw new GuestFaultError(reason, `guest stopped with KVM exit reason ${reason} (${this.vcpu.exitDetail()})`)
+  }
+
+  private recordProgress (startedAt: number, sliceMs: number): void {
+    const counter = readGuestCounter(this.guestMemory.bytes)
+    this.pacer.record(startedAt, sliceMs, counter - this.counterAtLastExit)
+    this.counterAtLastExit = counter
+    this.notifyProgress()
+  }
+
+  /** Take the vCPU out of the guest now, if it is in. */
+  private kick (): void {
+    if (!this.vcpu.inGuest) return
+    this.kicks++
+    this.vcpu.kick()
+  }
+
+  /**
+   * A paced or throttled guest runs in slices of at most PACED_SLICE_MS: one that does not
+   * report by then is kicked, so the pacer can hold it back. An unpaced guest runs until it
+   * reports or is asked to stop, with no timer at all.
+   */
+  private updateSliceTimer (): void {
+    const paced = this.pacer.dirtyRate > 0 || this.pacer.throttleFraction > 0
+    if (!paced) {
+      this.stopSliceTimer()
+      return
+    }
+    if (this.sliceTimer != null) return
+    this.sliceTimer = setInterval(() => {
+      if (this.vcpu.inGuest && performance.now() - this.sliceStartedAt >= PACED_SLICE_MS) this.kick()
+    }, PACED_SLICE_MS)
+    this.sliceTimer.unref()
+  }
+
+  private stopSliceTimer (): void {
+    if (this.sliceTimer == null) return
+    clearInterval(this.sliceTimer)
+    this.sliceTimer = undefined
   }
 
   /** A shutdown right after one of the guest's `int3` reports (see the top of this file), or undefined for a real fault. */
@@ -450,6 +509,7 @@ export class KvmGuest implements RunningGuest {
   private async whenParked (signal?: AbortSignal): Promise<void> {
     if (this.parked && !this.mayRun()) return
     if (this.stopped) return
+    this.kick()
     this.wake()
     await this.waiters.untilParked(signal)
   }
@@ -458,7 +518,21 @@ export class KvmGuest implements RunningGuest {
     signal?.throwIfAborted()
     if (check()) return
     if (this.stopping) throw new GuestStoppedError(`guest ${this.vmId} stopped before ${what}`)
-    await this.waiters.until(check, signal)
+    const waiting = this.waiters.until(check, signal)
+    this.pollProgress()
+    await waiting
+  }
+
+  /** While someone waits for progress, read the counter now and then: the guest need not exit for it to move. */
+  private pollProgress (): void {
+    if (this.progressPoll != null) return
+    this.progressPoll = setInterval(() => {
+      if (this.vcpu.inGuest) this.notifyProgress()
+      if (!this.waiters.awaitingProgress || this.stopped) {
+        clearInterval(this.progressPoll)
+        this.progressPoll = undefined
+      }
+    }, PROGRESS_POLL_MS)
   }
 
   /** Settle the waiters whose condition holds now; reject the rest once the guest failed or halted. */
@@ -481,9 +555,11 @@ export async function startKvmGuest (options: StartKvmGuestOptions = {}): Promis
  * here. Matches the replication side's `GuestRestorer`; pair it with `allocateGuestMemory` as
  * the replica allocator so the resume adopts the replica's memory without a copy.
  */
-export function kvmGuestRestorer (defaults: RestoreKvmGuestOptions = {}): (image: GuestImage, options?: { signal?: AbortSignal }) => Promise<KvmGuest> {
-  return async (image, options = {}) => {
+export function kvmGuestRestorer (defaults: RestoreKvmGuestOptions = {}): ((image: GuestImage, options?: { signal?: AbortSignal }) => Promise<KvmGuest>) & { prepare: () => void } {
+  const restore = async (image: GuestImage, options: { signal?: AbortSignal } = {}): Promise<KvmGuest> => {
     options.signal?.throwIfAborted()
     return await KvmGuest.restore(image, defaults)
   }
+  // Start the vCPU thread while the replica fills, not during the resume.
+  return Object.assign(restore, { prepare: () => { prewarmVcpuThread() } })
 }

@@ -1,17 +1,21 @@
-// One vCPU: its fd, the `kvm_run` page shared with the kernel, KVM_RUN on koffi's worker
-// thread, and the raw register state that a checkpoint carries.
+// One vCPU: its fd, the `kvm_run` page shared with the kernel, KVM_RUN on a thread of its own
+// (vcpu-thread.ts) that a kick can interrupt, and the raw register state a checkpoint carries.
+import { constants } from 'node:os'
 import {
   KVM_GET_REGS, KVM_GET_SREGS, KVM_REGS_SIZE, KVM_SET_REGS, KVM_SET_SREGS, KVM_SREGS_SIZE,
-  KvmRegsOffsets, KvmRunOffsets, closeFd, enableSoftwareBreakpoints, ioctlBytes, kvmRunAsync, munmap, mmapShared, viewOf
+  KvmRegsOffsets, KvmRunOffsets, closeFd, enableSoftwareBreakpoints, ioctlBytes, munmap, mmapShared, signalThread, viewOf
 } from '../kvm/binding.ts'
 import type { NativePointer } from '../kvm/binding.ts'
 import type { VcpuState } from '../checkpoint.ts'
+import { KICK_SIGNAL, VcpuThread } from './vcpu-thread.ts'
+import type { VcpuRunResult } from './vcpu-thread.ts'
 
 export class Vcpu {
   readonly fd: number
   private readonly runPointer: NativePointer
   private readonly runSize: number
   private readonly run: DataView
+  private thread?: VcpuThread
   private closed = false
 
   constructor (fd: number, runSize: number) {
@@ -21,9 +25,33 @@ export class Vcpu {
     this.run = new DataView(viewOf(this.runPointer, runSize))
   }
 
-  /** Enter the guest until its next exit, off the event loop. Resolves with KVM_RUN's result (-1 on error or signal). */
-  async enter (): Promise<number> {
-    return await kvmRunAsync(this.fd)
+  /** Start the thread that runs this vCPU (before the first `enter`). */
+  async startThread (): Promise<void> {
+    this.thread ??= await VcpuThread.acquire(this.fd)
+  }
+
+  /** Enter the guest until its next exit or a kick, off the event loop. */
+  async enter (): Promise<VcpuRunResult> {
+    if (this.thread == null) throw new Error('the vCPU thread was not started')
+    // A kick that came after the last exit is spent: this entry is a new decision to run.
+    this.run.setUint8(KvmRunOffsets.immediateExit, 0)
+    return await this.thread.enter()
+  }
+
+  /** Whether the vCPU is in KVM_RUN now. */
+  get inGuest (): boolean {
+    return this.thread?.inGuest === true
+  }
+
+  /**
+   * Make the vCPU leave the guest now: an entry about to begin returns at once
+   * (`immediate_exit`), one under way is interrupted by the signal. Either way `enter`
+   * resolves with EINTR and the vCPU's state is whole.
+   */
+  kick (): void {
+    if (this.thread == null || this.closed) return
+    this.run.setUint8(KvmRunOffsets.immediateExit, 1)
+    signalThread(this.thread.threadId, constants.signals[KICK_SIGNAL])
   }
 
   /** Route the guest's `int3` to the VMM (KVM_EXIT_DEBUG) instead of the guest. */
@@ -76,9 +104,11 @@ export class Vcpu {
     ioctlBytes(this.fd, KVM_SET_REGS, state.regs.slice(), 'KVM_SET_REGS')
   }
 
-  close (): void {
+  async close (): Promise<void> {
     if (this.closed) return
+    this.kick()
     this.closed = true
+    await this.thread?.close()
     munmap(this.runPointer, this.runSize)
     closeFd(this.fd)
   }

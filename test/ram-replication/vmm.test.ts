@@ -92,6 +92,7 @@ describe('KVM guest and dirty tracking (skipped where /dev/kvm cannot be opened)
     const image = new Uint8Array(32 * MiB)
     applyCheckpoint(image, full)
     let previous = full.guestCounter
+    let previousInflight = verifyGuestMemory(image).inflightPage
     for (let epoch = 2; epoch <= 6; epoch++) {
       await guest.waitForCounter(previous + 150)
       const checkpoint = await guest.checkpoint(epoch)
@@ -100,10 +101,15 @@ describe('KVM guest and dirty tracking (skipped where /dev/kvm cannot be opened)
       const check = verifyGuestMemory(image)
       expect(check.ok).toBe(true)
       expect(check.counter).toBe(checkpoint.guestCounter)
-      // The epoch's dirty set is exactly the pages stamped by this epoch's writes, plus the state page.
+      // The epoch's dirty set is exactly the pages stamped by this epoch's writes, plus the state
+      // page, plus the pages in flight when this and the last checkpoint stopped the guest (the
+      // kick lands anywhere: a write the last epoch cut finishes in this one, one this epoch cut
+      // has begun).
       const written = new Set([STATE_PAGE, ...pagesWrittenBetween(image, previous, checkpoint.guestCounter)])
+      for (const page of [previousInflight, check.inflightPage]) if (page !== 0) written.add(page)
       expect(new Set(checkpoint.pages.map(page => page.index))).toEqual(written)
       previous = checkpoint.guestCounter
+      previousInflight = check.inflightPage
     }
   })
 
