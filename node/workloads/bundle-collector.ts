@@ -54,7 +54,7 @@ export class BundleCollector {
       if (storedAt === undefined) continue
       const why = wanted.get(digest) ??
         (inUse.has(digest) ? 'being fetched' : undefined) ??
-        (now - storedAt < this.graceMs ? `stored ${Math.round((now - storedAt) / 1000)} s ago (kept ${Math.round(this.graceMs / 60_000)} min for a plan to name it)` : undefined)
+        (now - storedAt < this.graceMs ? `stored ${Math.round((now - storedAt) / 1000)} s ago (kept ${this.graceMs < 120_000 ? `${Math.round(this.graceMs / 1000)} s` : `${Math.round(this.graceMs / 60_000)} min`} for a plan to name it)` : undefined)
       if (why !== undefined) {
         kept.push({ digest, size, why })
         continue

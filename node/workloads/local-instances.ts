@@ -2,11 +2,12 @@
 // a WebAssembly module run to completion. Each lives in <home>/apps/instances/<name>/ with the
 // unpacked bundle and its logs; its state goes to `onChange`, which publishes the endpoint
 // record the gateway and the other nodes read.
-import { mkdirSync, rmSync, existsSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, existsSync, writeFileSync, utimesSync } from 'node:fs'
 import { join } from 'node:path'
 import { ServiceInstance, runWasiJob, freePort, detectLimits, type InstanceStatus, type JobResult, type EnforcedLimits } from '../../workloads/runner/index.ts'
 import { unpackBundle, entrypointFor, type SignedBundle, type Arch } from '../../workloads/bundle/index.ts'
 import type { Logger } from '../log/index.ts'
+import type { InstanceDirUse } from './instance-dir-collector.ts'
 
 export type InstanceHealth = 'starting' | 'healthy' | 'unhealthy' | 'done'
 
@@ -49,6 +50,8 @@ export class LocalInstances {
   private readonly log: Logger
   private readonly onChange: (name: string) => void
   private readonly running = new Map<string, Running>()
+  /** names being started or stopped: their directories are being written or still used */
+  private readonly busy = new Map<string, number>()
   #limits: EnforcedLimits | undefined
 
   constructor (options: { dir: string, arch: Arch, log: Logger, onChange: (name: string) => void }) {
@@ -95,9 +98,30 @@ export class LocalInstances {
     return this.running.get(name)?.logDir ?? (existsSync(join(this.root, name, 'logs')) ? join(this.root, name, 'logs') : undefined)
   }
 
+  /** What the directory collector must leave alone (instance-dir-collector.ts). */
+  dirUse (): InstanceDirUse {
+    return { busy: new Set(this.busy.keys()), running: new Map([...this.running].map(([name, r]) => [name, r.dir])) }
+  }
+
+  /** Runs `work` with `name` marked busy (set before its first await, so no collection pass comes between). */
+  private async whileBusy<T> (name: string, work: () => Promise<T>): Promise<T> {
+    this.busy.set(name, (this.busy.get(name) ?? 0) + 1)
+    try {
+      return await work()
+    } finally {
+      const left = this.busy.get(name)! - 1
+      if (left === 0) this.busy.delete(name)
+      else this.busy.set(name, left)
+    }
+  }
+
   /** Starts `bundle` as the instance of `name` (a verified bundle the plan names). */
   async start (name: string, bundle: SignedBundle): Promise<void> {
-    if (this.running.has(name)) await this.stop(name)
+    await this.whileBusy(name, async () => { await this.startNow(name, bundle) })
+  }
+
+  private async startNow (name: string, bundle: SignedBundle): Promise<void> {
+    if (this.running.has(name)) await this.stopNow(name)
     const { manifest } = bundle
     const base = join(this.root, name)
     const dir = join(base, bundle.digest.slice(0, 16))
@@ -154,10 +178,19 @@ export class LocalInstances {
   }
 
   async stop (name: string): Promise<void> {
+    await this.whileBusy(name, async () => { await this.stopNow(name) })
+  }
+
+  private async stopNow (name: string): Promise<void> {
     const entry = this.running.get(name)
     if (entry === undefined) return
     this.running.delete(name)
     await entry.service?.stop()
+    // the grace period before its directories are collected starts now
+    const now = new Date()
+    for (const dir of [entry.dir, join(this.root, name)]) {
+      try { utimesSync(dir, now, now) } catch {}
+    }
     this.log.info({ app: name, digest: entry.digest }, 'instance stopped')
     this.onChange(name)
   }

@@ -17,7 +17,9 @@ import { normalizeArch, hostsOf, unfitReason, DEFAULT_ROLES } from '../../worklo
 import { readLog } from '../../workloads/runner/index.ts'
 import { BundleStore } from './bundle-store.ts'
 import { BundleExchange } from './bundle-exchange.ts'
-import { BundleCollector, BUNDLE_GRACE_MS } from './bundle-collector.ts'
+import { BundleCollector } from './bundle-collector.ts'
+import { InstanceDirCollector } from './instance-dir-collector.ts'
+import { workloadsSettingsFromEnv, type WorkloadsSettings } from './workloads-settings.ts'
 import { AppGateway, gatewayProtocol } from './app-gateway.ts'
 import { AppDirectory, ENDPOINT_PREFIX, type PlanRecord } from './app-directory.ts'
 import { LocalInstances } from './local-instances.ts'
@@ -29,7 +31,6 @@ import { LogExchange, MAX_LOG_TAIL_BYTES } from './log-exchange.ts'
 const RECONCILE_MS = 2_000
 const ENDPOINT_TTL_MS = 30_000
 const ENDPOINT_REFRESH_MS = 10_000
-const COLLECT_MS = 60_000
 /** a withdrawn holder record stays this long, enough to spread, then expires everywhere */
 const WITHDRAWN_TTL_MS = 5_000
 
@@ -76,6 +77,8 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
   let refresh: NodeJS.Timeout | undefined
   let viewTimer: NodeJS.Timeout | undefined
   let collector: BundleCollector | undefined
+  let dirCollector: InstanceDirCollector | undefined
+  let settings: WorkloadsSettings | undefined
   let collectTimer: NodeJS.Timeout | undefined
   const arch = normalizeArch(osArch())
   // the gateway answers from a view refreshed in the background, never reading the database per request
@@ -138,9 +141,14 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
     return wanted
   }
 
-  /** Deletes the bundles nothing needs (bundle-collector.ts) and withdraws this node's holder record of each. */
+  /** Deletes the bundles nothing needs (bundle-collector.ts) and withdraws this node's holder record of each; then the directories of instances that stopped (instance-dir-collector.ts). */
   const collectBundles = async (): Promise<void> => {
     if (collector === undefined) return
+    try {
+      if (instances !== undefined) dirCollector?.collect(instances.dirUse())
+    } catch (err) {
+      ctx?.log.warn({ err: (err as Error).message }, 'workloads: instance directory collection failed')
+    }
     try {
       const { removed } = collector.collect(await wantedBundles())
       for (const gone of removed) {
@@ -327,6 +335,8 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
 
     async start (c) {
       ctx = c
+      // first: a bad setting stops the start before anything listens
+      settings = workloadsSettingsFromEnv()
       const spores = options.spores.spores()
       if (spores === undefined) throw new Error('the workloads need the spores')
       store = new BundleStore(c.home.path('apps/bundles'))
@@ -377,8 +387,9 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
       viewTimer.unref()
       void refreshView()
       const fetcher = exchange
-      collector = new BundleCollector({ store, log: c.log.child({ area: 'workloads' }), inUse: () => fetcher.fetchingNow() })
-      collectTimer = setInterval(() => { void collectBundles() }, COLLECT_MS)
+      collector = new BundleCollector({ store, log: c.log.child({ area: 'workloads' }), graceMs: settings.graceMs, inUse: () => fetcher.fetchingNow() })
+      dirCollector = new InstanceDirCollector({ root: c.home.path('apps/instances'), log: c.log.child({ area: 'workloads' }), graceMs: settings.graceMs })
+      collectTimer = setInterval(() => { void collectBundles() }, settings.collectEveryMs)
       collectTimer.unref()
     },
 
@@ -447,9 +458,12 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
         const held = s.digests().map(digest => {
           const storedAt = s.storedAt(digest) ?? now
           const why = wanted.get(digest) ?? (fetching.has(digest) ? 'being fetched' : undefined)
-          return { digest, size: s.size(digest) ?? 0, storedAt, ...(why === undefined ? { removableAt: storedAt + BUNDLE_GRACE_MS } : { kept: why }) }
+          return { digest, size: s.size(digest) ?? 0, storedAt, ...(why === undefined ? { removableAt: storedAt + settings!.graceMs } : { kept: why }) }
         })
-        return { held, graceMs: BUNDLE_GRACE_MS, removed: collector?.removedCount ?? 0, removedBytes: collector?.removedBytes ?? 0, recent: collector?.recent ?? [] }
+        return {
+          held, graceMs: settings!.graceMs, removed: collector?.removedCount ?? 0, removedBytes: collector?.removedBytes ?? 0, recent: collector?.recent ?? [],
+          instanceDirs: { removed: dirCollector?.removedCount ?? 0, recent: dirCollector?.recent ?? [] }
+        }
       },
       'POST /apps/rm': async ({ body }) => {
         const name = appName(record(body).name)
@@ -488,7 +502,7 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
         if (!Number.isInteger(tail) || tail < 0 || tail > MAX_LOG_TAIL_BYTES) throw new ApiError(400, `tail must be a byte count up to ${MAX_LOG_TAIL_BYTES}`)
         const { instances: inst, ctx: c, directory: d } = running()
         const dir = inst.logDirOf(name)
-        if (dir !== undefined) return { name, stream, node: self().peerId, text: await readLog(dir, stream, { tailBytes: tail }) }
+        if (dir !== undefined) return { name, stream, node: self().peerId, local: true, text: await readLog(dir, stream, { tailBytes: tail }) }
         // another node's instance: the ones running now first, then any that reported (a finished job)
         const live = liveNodes()
         const reported = (await d.reported(name)).filter(s => live.has(s.peerId) && s.peerId !== self().peerId)

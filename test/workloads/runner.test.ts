@@ -4,7 +4,8 @@ import { describe, it, expect, beforeEach, afterEach } from 'vitest'
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ServiceInstance, detectLimits, detectNamespaces, probeNamespaces, freePort, readLog, followLog, type ServiceSpec, type InstanceState, type ServiceInstanceOptions } from '../../workloads/runner/index.ts'
+import { ServiceInstance, detectLimits, detectNamespaces, probeNamespaces, freePort, readLog, followLog, type ServiceSpec, type InstanceState, type ServiceInstanceOptions, type FollowCounters } from '../../workloads/runner/index.ts'
+import { RotatingLog } from '../../workloads/runner/rotating-log.ts'
 
 let work: string
 let bundle: string
@@ -275,6 +276,49 @@ else setInterval(() => {}, 1000)
     const ticks = followed.split('\n').filter(l => l.length > 0).map(l => Number(/^tick (\d+)$/.exec(l)?.[1]))
     ticks.slice(1).forEach((n, i) => expect(n).toBe(ticks[i] + 1))
     expect(readdirSync(logDir).filter(f => f.startsWith('stdout')).length).toBe(4)
+  })
+
+  it('followLog hands on the tail, then wakes on each write and rotation (change events), and looks at nothing while idle', async () => {
+    mkdirSync(logDir)
+    const out = new RotatingLog(logDir, 'stdout', 200, (err) => { throw err })
+    out.write(Buffer.from('before 1\nbefore 2\n'))
+    const counters: FollowCounters = { checks: 0 }
+    const abort = new AbortController()
+    let followed = ''
+    const following = followLog(logDir, 'stdout', chunk => { followed += chunk }, abort.signal, { tailBytes: 1024, counters })
+    await until(() => followed === 'before 1\nbefore 2\n', 2_000, 'the tail')
+    expect(counters.mode).toBe('watch')
+    // a poll every 100 ms would have looked ten times
+    const idle = counters.checks
+    await new Promise(resolve => setTimeout(resolve, 1000))
+    expect(counters.checks).toBe(idle)
+    const lines = Array.from({ length: 60 }, (_, i) => `line ${i}\n`)
+    for (const line of lines) {
+      out.write(Buffer.from(line))
+      await until(() => followed.endsWith(line), 2_000, line.trim())
+    }
+    // 60 lines of 7-8 bytes in files of 200: rotated twice on the way
+    expect(readdirSync(logDir).sort()).toEqual(['stdout.log', 'stdout.log.1', 'stdout.log.2'])
+    expect(followed).toBe(`before 1\nbefore 2\n${lines.join('')}`)
+    abort.abort()
+    await following
+    out.close()
+  })
+
+  it('followLog polls where there is nothing to watch yet (the log directory not made), and reads the file once it comes', async () => {
+    const counters: FollowCounters = { checks: 0 }
+    const abort = new AbortController()
+    let followed = ''
+    const following = followLog(logDir, 'stdout', chunk => { followed += chunk }, abort.signal, { counters })
+    await until(() => counters.checks > 0, 2_000, 'a first look')
+    expect(counters.mode).toBe('poll')
+    mkdirSync(logDir)
+    const out = new RotatingLog(logDir, 'stdout', 1024, (err) => { throw err })
+    out.write(Buffer.from('late\n'))
+    await until(() => followed === 'late\n', 2_000, 'the late line')
+    abort.abort()
+    await following
+    out.close()
   })
 })
 

@@ -1,19 +1,37 @@
-// `tail -f` of an instance's output: from the current end of `<stream>.log`, every new byte,
-// until aborted. The file is polled. At a rotation the file being read is read to its end,
-// then the files rotated after it (found by inode among `.1` … `.3`), then the new one from its
-// start: nothing is missed unless the output outruns all three old files between two polls.
+// `tail -f` of an instance's output: optionally the last bytes already written, then every new
+// byte of `<stream>.log`, until aborted. It wakes on the kernel's change events for the log
+// directory (fs.watch: inotify on Linux), not on a timer: idle output costs nothing, and a line
+// shows as soon as it is written. The directory is watched rather than the file because a
+// rotation renames the file away and creates a new one; both are events of the directory. At
+// a rotation the file being read is read to its end, then the files rotated after it (found by
+// inode among `.1` … `.3`), then the new one from its start: nothing is missed unless the
+// output outruns all three old files before the follower gets to run.
+// Where the platform gives no change events (fs.watch fails: no inotify instances left, a
+// file system without notifications, a directory not there yet) it polls every 100 ms instead.
 // Bytes are decoded as UTF-8 with characters kept whole across reads.
+import { watch, type FSWatcher } from 'node:fs'
 import { open, stat, type FileHandle } from 'node:fs/promises'
 import { StringDecoder } from 'node:string_decoder'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { KEPT_OLD_FILES, logFile, type LogStream } from './rotating-log.ts'
+import { readTail } from './read-log.ts'
 
 const POLL_MS = 100
 const READ_BYTES = 64 * 1024
 
-export async function followLog (logDir: string, stream: LogStream, onData: (chunk: string) => void, signal: AbortSignal): Promise<void> {
+export interface FollowOptions {
+  /** first hand on up to this many bytes written before the follow began (across rotated files) */
+  tailBytes?: number
+  /** what drove the follow, for tests and status: change events or the fallback poll, and how many looks at the files it took */
+  counters?: FollowCounters
+}
+
+export interface FollowCounters { mode?: 'watch' | 'poll', checks: number }
+
+export async function followLog (logDir: string, stream: LogStream, onData: (chunk: string) => void, signal: AbortSignal, options: FollowOptions = {}): Promise<void> {
   const decoder = new StringDecoder('utf8')
   const buffer = Buffer.alloc(READ_BYTES)
+  const counters = options.counters ?? { checks: 0 }
   let file: FileHandle | undefined
   let inode = -1
   let position = 0
@@ -55,9 +73,30 @@ export async function followLog (logDir: string, stream: LogStream, onData: (chu
     return undefined
   }
 
-  try {
-    await openFile(logFile(logDir, stream), 'end')
-    while (!signal.aborted) {
+  /** What was written before: the older files' tails, then the current file up to where the follow starts. */
+  async function tail (bytes: number): Promise<void> {
+    const pieces: Buffer[] = []
+    let gathered = 0
+    if (file !== undefined) {
+      const length = Math.min(position, bytes)
+      const piece = Buffer.alloc(length)
+      const { bytesRead } = await file.read(piece, 0, length, position - length)
+      pieces.push(piece.subarray(0, bytesRead))
+      gathered += bytesRead
+    }
+    for (let age = 1; age <= KEPT_OLD_FILES && gathered < bytes; age++) {
+      const piece = await readTail(logFile(logDir, stream, age), bytes - gathered)
+      pieces.unshift(piece)
+      gathered += piece.length
+    }
+    const text = decoder.write(Buffer.concat(pieces))
+    if (text.length > 0) onData(text)
+  }
+
+  /** Reads what is new; follows a rotation or a truncation. */
+  async function check (): Promise<void> {
+    counters.checks++
+    for (;;) {
       await readOn()
       const current = await stat(logFile(logDir, stream)).catch(() => undefined)
       if (current !== undefined && current.ino !== inode) {
@@ -74,9 +113,43 @@ export async function followLog (logDir: string, stream: LogStream, onData: (chu
         continue
       }
       if (current !== undefined && current.size < position) position = 0 // truncated in place
-      await sleep(POLL_MS, undefined, { signal }).catch(() => {})
+      return
+    }
+  }
+
+  // change events: `pending` is set by every event, so one that comes during a check makes
+  // another check follow at once; events that come together cost one check
+  let pending = true
+  let wake: (() => void) | undefined
+  let watcher: FSWatcher | undefined
+  const onEvent = (): void => { pending = true; wake?.() }
+  const nextEvent = async (): Promise<void> => {
+    if (pending || signal.aborted) return
+    await new Promise<void>(resolve => { wake = resolve })
+    wake = undefined
+  }
+  signal.addEventListener('abort', onEvent, { once: true })
+  try {
+    watcher = watch(logDir, { persistent: false }, onEvent)
+    // a watch that breaks (its directory removed, a kernel error) leaves the poll to carry on
+    watcher.on('error', () => { watcher?.close(); watcher = undefined; counters.mode = 'poll'; onEvent() })
+    counters.mode = 'watch'
+  } catch {
+    counters.mode = 'poll'
+  }
+
+  try {
+    await openFile(logFile(logDir, stream), 'end')
+    if ((options.tailBytes ?? 0) > 0) await tail(options.tailBytes!)
+    while (!signal.aborted) {
+      pending = false
+      await check()
+      if (watcher !== undefined) await nextEvent()
+      else await sleep(POLL_MS, undefined, { signal }).catch(() => {})
     }
   } finally {
+    signal.removeEventListener('abort', onEvent)
+    watcher?.close()
     await closeFile()
   }
 }

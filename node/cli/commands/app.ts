@@ -3,7 +3,7 @@
 // signed with the network root key when this home holds it, else with this node's key and the
 // operator grant the administrator gave it (`network grant-operator`, then `app use-grant`).
 import { writeFileSync, existsSync } from 'node:fs'
-import { resolve, basename } from 'node:path'
+import { resolve, basename, join } from 'node:path'
 import { UsageError, parseDuration } from '../args.ts'
 import type { Command } from '../command.ts'
 import { api, printJson, type CommandContext } from '../context.ts'
@@ -11,6 +11,7 @@ import { HomeError } from '../../home/index.ts'
 import { packDirectory, InvalidManifestError, InvalidBundleError } from '../../../workloads/bundle/index.ts'
 import { signOperatorGrant, operatorGrantToken, InvalidOperatorGrantError } from '../../../membership/index.ts'
 import { loadOperatorGrant, saveOperatorGrant } from '../../workloads/index.ts'
+import { followLog } from '../../../workloads/runner/follow-log.ts'
 
 const DEFAULT_OPERATOR_TTL = '90d'
 
@@ -135,7 +136,7 @@ export const appLs: Command = {
     for (const a of apps) ctx.out(describe(a).join('\n'))
     const b = await api(ctx).request<BundlesHere>('GET', '/apps/bundles')
     const removable = b.held.filter(h => h.kept === undefined).length
-    ctx.out(`bundles here: ${b.held.length} (${mib(b.held.reduce((n, h) => n + h.size, 0))})${removable === 0 ? '' : `, ${removable} unused (removed ${Math.round(b.graceMs / 60_000)} min after they were stored)`}; ${b.removed} removed since start (${mib(b.removedBytes)})`)
+    ctx.out(`bundles here: ${b.held.length} (${mib(b.held.reduce((n, h) => n + h.size, 0))})${removable === 0 ? '' : `, ${removable} unused (removed ${b.graceMs < 120_000 ? `${Math.round(b.graceMs / 1000)} s` : `${Math.round(b.graceMs / 60_000)} min`} after they were stored)`}; ${b.removed} removed since start (${mib(b.removedBytes)})`)
   }
 }
 
@@ -164,11 +165,23 @@ export const appLogs: Command = {
   async run (ctx, { positional, flags }) {
     if (positional.length !== 1) throw new UsageError('usage: mycelium app logs NAME [--stderr] [-f]')
     const stream = flags.stderr === true ? 'stderr' : 'stdout'
-    const read = async (tail: number): Promise<string> => (await api(ctx).request<{ text: string }>('GET', `/apps/logs?name=${encodeURIComponent(positional[0])}&stream=${stream}&tail=${tail}`)).text
-    let last = await read(64 * 1024)
+    const ask = async (tail: number): Promise<{ text: string, local?: boolean }> => await api(ctx).request<{ text: string, local?: boolean }>('GET', `/apps/logs?name=${encodeURIComponent(positional[0])}&stream=${stream}&tail=${tail}`)
+    const read = async (tail: number): Promise<string> => (await ask(tail)).text
+    const first = await ask(64 * 1024)
+    // this node's own instance: its files are in this home, so the follow reads them and wakes
+    // on their change events (follow-log.ts), from the very byte the tail ends at
+    // (the daemon checked the name before it answered: a name never leaves the home)
+    const logDir = join(ctx.home.path('apps/instances'), positional[0], 'logs')
+    if (flags.follow === true && first.local === true && existsSync(logDir)) {
+      await followLog(logDir, stream, (text) => { process.stdout.write(text) }, new AbortController().signal, { tailBytes: 64 * 1024 })
+      return
+    }
+    let last = first.text
     process.stdout.write(last)
     if (flags.follow !== true) return
-    // follow by polling the tail: what is new is what follows the last text seen
+    // another node's instance: its logs come over the mesh one request at a time (app-logs/1.0.0
+    // answers a tail, it does not stream), so the follow polls the tail each second; what is new
+    // is what follows the last text seen (output of more than 256 KiB within a second is cut)
     for (;;) {
       await new Promise(resolve => setTimeout(resolve, 1000))
       const now = await read(256 * 1024)
