@@ -130,7 +130,8 @@ export async function followLog (logDir: string, stream: LogStream, onData: (chu
   }
   signal.addEventListener('abort', onEvent, { once: true })
   try {
-    watcher = watch(logDir, { persistent: false }, onEvent)
+    // persistent: the follow is what keeps a `mycelium app logs -f` process alive between events
+    watcher = watch(logDir, { persistent: true }, onEvent)
     // a watch that breaks (its directory removed, a kernel error) leaves the poll to carry on
     watcher.on('error', () => { watcher?.close(); watcher = undefined; counters.mode = 'poll'; onEvent() })
     counters.mode = 'watch'
