@@ -2,12 +2,18 @@
 // administrator packs, publishes and plans a service; placement starts it on two nodes; any
 // sclerotium's gateway reaches it over the mesh; a host killed with SIGKILL has its instance
 // started elsewhere; a tampered bundle, a bundle signed by a member without a grant and a plan
-// from such a member are refused; an operator grant lets a member plan; `app rm` stops it all.
+// from such a member are refused; an operator grant lets a member plan; `app rm` stops it all,
+// and the instances' directories go once the grace period (MYCELIUM_APPS_GRACE_MS, 10 s here)
+// has passed. Bodies of several MiB cross the gateway between daemons both ways, byte for byte;
+// `app logs -f` follows an instance's output across a rotation; a WebAssembly job runs on a
+// rhizomorph and on a hyphae daemon as on a sclerotium.
 import { describe, it, expect, afterAll } from 'vitest'
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Cluster, waitFor, type TestNode } from '../harness/index.ts'
+import { createHash, randomBytes } from 'node:crypto'
+import { spawn } from 'node:child_process'
+import { Cluster, waitFor, NODE, CLI, type TestNode } from '../harness/index.ts'
 import { startSclerotia, waitForEpoch } from '../consensus/bft-daemon-nodes.ts'
 import { packBundle, parseManifest } from '../../workloads/bundle/index.ts'
 import { randomSecretKey } from '../../crypto/index.ts'
@@ -16,11 +22,44 @@ import { helloModule } from './wasm-modules.ts'
 interface Instance { peerId: string, health: string, digest: string }
 interface AppStatus { name: string, digest: string, certified: boolean, instances: Instance[], hosts: string[] }
 
+/**
+ * Block k of the bulk answer: 64 KiB that start with k, so a lost, doubled or reordered frame
+ * changes the hash. Cheap to make: the instance runs under a CPU quota (cpuMillis 200), and
+ * hashing to fill the blocks made the answer wait for the quota rather than the gateway.
+ */
+const BULK_BLOCK = '(k) => { const b = Buffer.alloc(65536, k % 251); b.writeUInt32BE(k, 0); return b }'
+
 const SERVER = `
 import { createServer } from 'node:http'
+import { createHash } from 'node:crypto'
+const block = ${BULK_BLOCK}
 const hits = { n: 0 }
-createServer((req, res) => {
+createServer(async (req, res) => {
   if (req.url === '/health') { res.writeHead(200).end('ok'); return }
+  // GET /bulk?blocks=N: N blocks of 64 KiB, written as the socket takes them
+  if (req.url.startsWith('/bulk?')) {
+    const blocks = Number(new URL(req.url, 'http://x').searchParams.get('blocks'))
+    res.writeHead(200, { 'content-type': 'application/octet-stream' })
+    for (let k = 0; k < blocks; k++) if (!res.write(block(k))) await new Promise(resolve => res.once('drain', resolve))
+    res.end()
+    return
+  }
+  // GET /say?tag=T&lines=N&size=S: N lines 'T i xxx…' (S x) on stdout, written at once
+  if (req.url.startsWith('/say?')) {
+    const q = new URL(req.url, 'http://x').searchParams
+    let text = ''
+    for (let i = 0; i < Number(q.get('lines')); i++) text += q.get('tag') + ' ' + i + ' ' + 'x'.repeat(Number(q.get('size'))) + '\\n'
+    process.stdout.write(text, () => { res.writeHead(200).end('said') })
+    return
+  }
+  // POST /sha256: the hash and length of the request body, read as it streams in
+  if (req.url === '/sha256') {
+    const hash = createHash('sha256')
+    let length = 0
+    for await (const chunk of req) { hash.update(chunk); length += chunk.length }
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(hash.digest('hex') + ' ' + length)
+    return
+  }
   hits.n++
   let body = ''
   req.on('data', c => { body += c })
@@ -52,11 +91,15 @@ async function gateway (node: TestNode, path: string, init?: RequestInit): Promi
   return await fetch(new URL(path, httpUrl), { ...init, signal: AbortSignal.timeout(20_000) })
 }
 
+/** how long a node keeps the directories of a stopped instance (and unused bundles) here */
+const GRACE_MS = 10_000
+
 describe('applications on four sclerotium daemons', () => {
-  const cluster = new Cluster({ node: (i) => ({ startArgs: ['--role', 'sclerotium', '--epoch-interval-s', '2', '--bft-f', '1', '--http-listen', '127.0.0.1:0', '--label', `zone=z${i % 2}`] }) })
+  const cluster = new Cluster({ node: (i) => ({ startArgs: ['--role', 'sclerotium', '--epoch-interval-s', '2', '--bft-f', '1', '--http-listen', '127.0.0.1:0', '--label', `zone=z${i % 2}`], env: { MYCELIUM_APPS_GRACE_MS: String(GRACE_MS) } }) })
   afterAll(async () => { await cluster.destroy() })
   let nodes: TestNode[]
   let digest: string
+  let jobNode: TestNode
 
   it('packs, publishes and plans a service; two nodes run it and every gateway reaches it', async () => {
     nodes = await startSclerotia(cluster, 4)
@@ -105,6 +148,67 @@ describe('applications on four sclerotium daemons', () => {
     expect(bundles.held.find(b => b.digest === digest)?.kept).toBe('plan hello')
     const human = await admin.cli(['app', 'status', 'hello'])
     expect(human.stdout).toMatch(/limits here|hosts by placement/)
+  })
+
+  it('carries a multi-MiB answer and a multi-MiB request body between daemons, byte for byte', async () => {
+    const hosts = healthy(await statusOf(nodes[0]), digest)
+    // a gateway whose own node runs no instance: every byte crosses the mesh to another daemon
+    const via = nodes.find(n => !hosts.includes(n.peerId))!
+    const block = new Function(`return ${BULK_BLOCK}`)() as (k: number) => Buffer
+    const blocks = 128
+    const sent = createHash('sha256')
+    for (let k = 0; k < blocks; k++) sent.update(block(k))
+    let t0 = performance.now()
+    const down = await gateway(via, `/app/hello/bulk?blocks=${blocks}`)
+    expect(down.status).toBe(200)
+    expect(hosts).toContain(down.headers.get('x-mycelium-instance'))
+    const got = Buffer.from(await down.arrayBuffer())
+    const downMs = performance.now() - t0
+    expect(got.length).toBe(blocks * 64 * 1024)
+    expect(createHash('sha256').update(got).digest('hex')).toBe(sent.digest('hex'))
+
+    const body = randomBytes(8 * 1024 * 1024)
+    t0 = performance.now()
+    const up = await gateway(via, '/app/hello/sha256', { method: 'POST', body })
+    expect(up.status).toBe(200)
+    expect(hosts).toContain(up.headers.get('x-mycelium-instance'))
+    expect(await up.text()).toBe(`${createHash('sha256').update(body).digest('hex')} ${body.length}`)
+    console.log(`8 MiB through a gateway on another daemon: answer ${Math.round(downMs)} ms, request body ${Math.round(performance.now() - t0)} ms`)
+  })
+
+  it('app logs -f prints each new line as it is written, and goes on across a log rotation', async () => {
+    const hosts = healthy(await statusOf(nodes[0]), digest)
+    const host = nodes.find(n => hosts.includes(n.peerId))!
+    const { local } = await host.api<{ local: { port: number } }>('/apps/status?name=hello')
+    const say = async (query: string): Promise<void> => {
+      const r = await fetch(`http://127.0.0.1:${local.port}/say?${query}`, { signal: AbortSignal.timeout(10_000) })
+      expect(await r.text()).toBe('said')
+    }
+    const follower = spawn(NODE, [CLI, 'app', 'logs', 'hello', '-f', '--home', host.home])
+    let out = ''
+    follower.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
+    const shown = async (what: string, intervalMs = 50): Promise<void> => { await waitFor(() => out.includes(what), { timeoutMs: 10_000, intervalMs, what: `"${what.trim()}" followed` }) }
+    try {
+      await say('tag=first&lines=1&size=1')
+      await shown('first 0 x\n')
+      const t0 = performance.now()
+      await say('tag=quick&lines=1&size=1')
+      await shown('quick 0 x\n', 2)
+      const latency = performance.now() - t0
+      // 1.5 MB in lines of 1 KB: the 1 MiB log rotates on the way
+      await say('tag=bulk&lines=1500&size=1000')
+      await say('tag=after&lines=1&size=1')
+      await shown('after 0 x\n')
+      expect(existsSync(join(host.home, 'apps/instances/hello/logs/stdout.log.1'))).toBe(true)
+      const bulk = out.split('\n').filter(l => l.startsWith('bulk ')).map(l => Number(l.split(' ')[1]))
+      expect(bulk).toEqual(Array.from({ length: 1500 }, (_, i) => i))
+      expect(out.split('\n').filter(l => l.startsWith('bulk ')).every(l => l.length === `bulk ${l.split(' ')[1]} `.length + 1000)).toBe(true)
+      expect(out.indexOf('quick 0')).toBeLessThan(out.indexOf('bulk 0 '))
+      expect(out.indexOf('bulk 1499 ')).toBeLessThan(out.indexOf('after 0 '))
+      console.log(`app logs -f: a line shown ${latency.toFixed(1)} ms after the request that makes the instance write it was sent`)
+    } finally {
+      follower.kill()
+    }
   })
 
   it('refuses a tampered bundle, a stranger\'s bundle and a plan from a member without a grant', async () => {
@@ -186,6 +290,7 @@ describe('applications on four sclerotium daemons', () => {
     }, { timeoutMs: 60_000, intervalMs: 500, what: 'the job done' })
     expect(done!.exitCode).toBe(3)
     const ran = nodes.find(n => n.peerId === done!.peerId)!
+    jobNode = ran
     expect(nodes.indexOf(ran) % 2).toBe(1)
     expect((await ran.cli(['app', 'logs', 'greet'])).stdout).toBe('hello\n')
     // from any node: the administrator's reads it over the mesh; a member without a grant may not
@@ -199,7 +304,7 @@ describe('applications on four sclerotium daemons', () => {
     expect((await statusOf(admin, 'greet'))!.instances).toHaveLength(1)
   })
 
-  it('an operator granted by the root plans; app rm stops every instance', async () => {
+  it('an operator granted by the root plans; app rm stops every instance, whose directories go after the grace period', async () => {
     const [admin] = nodes
     const member = nodes.find(n => n !== admin && n.running())!
     const token = (await admin.cli(['network', 'grant-operator', member.peerId, '--ttl', '1d'])).stdout.trim()
@@ -211,7 +316,53 @@ describe('applications on four sclerotium daemons', () => {
 
     expect((await admin.cli(['app', 'rm', 'hello'])).code).toBe(0)
     await waitFor(async () => (await statusOf(admin))?.instances.length === 0, { timeoutMs: 60_000, intervalMs: 500, what: 'no instance after app rm' })
+    const stoppedAt = Date.now()
+    const live = nodes.filter(n => n.running())
+    const dirOf = (n: TestNode, name: string): string => join(n.home, 'apps/instances', name)
+    // the stopped instance's directory (unpacked copy, logs) stays for the grace period
+    expect(live.some(n => existsSync(dirOf(n, 'hello')))).toBe(true)
     // the gateway's view of the plans follows within a few seconds
     await waitFor(async () => (await gateway(admin, '/app/hello/')).status === 404, { timeoutMs: 20_000, intervalMs: 500, what: 'the gateway forgetting hello' })
+
+    // then they go; the finished job's stay while its plan is in force
+    await waitFor(() => live.every(n => !existsSync(dirOf(n, 'hello'))), { timeoutMs: GRACE_MS + 20_000, intervalMs: 250, what: 'the directories of hello removed' })
+    console.log(`no instance left → their directories removed: ${Date.now() - stoppedAt} ms (grace ${GRACE_MS} ms)`)
+    expect(existsSync(join(dirOf(jobNode, 'greet'), 'logs', 'result.json'))).toBe(true)
+    const removed = await Promise.all(live.map(async n => (await n.api<{ instanceDirs: { removed: number, recent: Array<{ name: string, what: string }> } }>('/apps/bundles')).instanceDirs))
+    expect(removed.some(r => r.recent.some(d => d.name === 'hello' && d.what === 'instance'))).toBe(true)
+    expect(removed.flatMap(r => r.recent).map(d => d.name)).not.toContain('greet')
+  })
+
+  it('runs a WebAssembly job on a rhizomorph and on a hyphae daemon too', async () => {
+    const [admin] = nodes
+    const args = (role: string): string[] => ['--role', role, '--epoch-interval-s', '2', '--bft-f', '1', '--http-listen', 'off']
+    const others = [cluster.newNode('rhizomorph', { startArgs: args('rhizomorph') }), cluster.newNode('hyphae', { startArgs: args('hyphae') })]
+    for (const n of others) await cluster.join(n, admin)
+    await Promise.all(others.map(async n => { await n.start() }))
+    for (const [node, role] of [[others[0], 'rhizomorph'], [others[1], 'hyphae']] as const) {
+      await waitFor(async () => (await node.status()).role === role, { timeoutMs: 30_000, intervalMs: 250, what: `${node.name} a ${role}` })
+      const name = `greet-${role}`
+      const dir = mkdtempSync(join(tmpdir(), 'myc-job-'))
+      writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ name, version: '1.0.0', kind: 'job', wasm: 'hello.wasm', resources: { cpuMillis: 100, memoryMb: 16 }, placement: { roles: [role] } }))
+      writeFileSync(join(dir, 'hello.wasm'), helloModule())
+      const file = join(mkdtempSync(join(tmpdir(), 'myc-spore-')), `${name}.spore`)
+      expect((await admin.cli(['app', 'pack', dir, '--out', file])).code).toBe(0)
+      // the admin must see the new node's record before a plan for its role is accepted; each
+      // try publishes again, which keeps the bundle past the short grace this test sets
+      await waitFor(async () => {
+        const { digest: job } = await admin.cliJson<{ digest: string }>(['app', 'publish', file])
+        const planned = await admin.cli(['app', 'plan', name, '--digest', job, '--min', '1'])
+        if (planned.code !== 0) throw new Error(planned.stderr.trim())
+        return true
+      }, { timeoutMs: 30_000, intervalMs: 1000, what: `a plan of ${name} accepted` })
+      let done: Instance & { exitCode?: number } | undefined
+      await waitFor(async () => {
+        done = (await statusOf(admin, name))?.instances.find(i => i.health === 'done')
+        return done !== undefined
+      }, { timeoutMs: 60_000, intervalMs: 500, what: `${name} done` })
+      expect(done!.peerId).toBe(node.peerId)
+      expect(done!.exitCode).toBe(3)
+      expect((await node.cli(['app', 'logs', name])).stdout).toBe('hello\n')
+    }
   })
 })
