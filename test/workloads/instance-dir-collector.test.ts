@@ -16,7 +16,9 @@ import { workloadsSettingsFromEnv, APPS_GRACE_ENV, DEFAULT_APPS_GRACE_MS } from 
 
 const GRACE = 60_000
 const key = randomSecretKey()
-const log = pino({ level: 'silent' })
+/** the collector's log lines, as JSON objects */
+const logged: Array<{ msg: string, app?: string }> = []
+const log = pino({ level: 'info' }, { write: (line: string) => { logged.push(JSON.parse(line)) } })
 
 function bundle (name: string, version: string): SignedBundle {
   const source = `console.log('${name} ${version} up'); setInterval(() => {}, 1000)\n`
@@ -28,6 +30,7 @@ let instances: LocalInstances
 let collector: InstanceDirCollector
 
 beforeEach(() => {
+  logged.length = 0
   root = join(mkdtempSync(join(tmpdir(), 'myc-instances-')), 'apps/instances')
   instances = new LocalInstances({ dir: root, arch: 'x86_64', log, onChange: () => {} })
   collector = new InstanceDirCollector({ root, log, graceMs: GRACE })
@@ -93,6 +96,10 @@ describe('instance directory collection', () => {
     expect(instances.logDirOf('web')).toBeUndefined()
     expect(collector.removedCount).toBe(2)
     expect(collector.recent.map(r => r.what)).toEqual(['copy', 'instance'])
+    expect(logged.filter(l => l.msg.includes('removed')).map(l => [l.app, l.msg])).toEqual([
+      ['web', 'unpacked copy removed: the instance here runs another bundle'],
+      ['web', 'instance directory removed: no instance of it runs here']
+    ])
   })
 
   it('dates what a crashed daemon left by its last output, and never touches a name being started or stopped', async () => {
