@@ -13,6 +13,8 @@ export interface RunRequest {
   links: number
   dirtyRate: number
   pattern: typeof PATTERNS[number]
+  /** Writes between the guest's progress reports; 0: it never reports (the VMM stops it by kicking its vCPU); undefined: the guest's default. */
+  reportEvery: number | undefined
   throttle: typeof THROTTLES[number]
   emergency: typeof EMERGENCY_MODES[number]
   /** Hash guest memory at every epoch and compare with the backups' hashes (costs a pass over memory per epoch). */
@@ -48,6 +50,7 @@ export function parseRunRequest (body: unknown): RunRequest {
     links: integer(b.links, 'links', 1, 16, 4),
     dirtyRate: integer(b.dirtyRate, 'dirtyRate', 0, 10_000_000, 1000),
     pattern: oneOf(b.pattern, 'pattern', PATTERNS, 'random'),
+    reportEvery: b.reportEvery === undefined ? undefined : integer(b.reportEvery, 'reportEvery', 0, 1 << 20, 0),
     throttle: oneOf(b.throttle, 'throttle', THROTTLES, 'none'),
     emergency: oneOf(b.emergency, 'emergency', EMERGENCY_MODES, 'pause'),
     verifyEpochs: b.verifyEpochs === true,

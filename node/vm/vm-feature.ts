@@ -131,7 +131,7 @@ export function vmFeature (): VmFeature {
       if (error instanceof LeaseUnavailableError) throw new ApiError(409, error.message)
       throw error
     }
-    const started = await startGuest(engine, { vmId, paused: true, memoryBytes: request.memoryMb * 1024 * 1024, workload: { pattern: request.pattern, dirtyRate: request.dirtyRate } })
+    const started = await startGuest(engine, { vmId, paused: true, memoryBytes: request.memoryMb * 1024 * 1024, workload: { pattern: request.pattern, dirtyRate: request.dirtyRate, ...(request.reportEvery === undefined ? {} : { reportEvery: request.reportEvery }) } })
     const guest = service.keepLease(holder, started)
     guest.resume()
     try {

@@ -97,7 +97,7 @@ const sleep = async (ms: number): Promise<void> => { await new Promise(resolve =
 
 export const vmRun: Command = {
   name: 'vm run',
-  usage: 'mycelium vm run [--memory-mb 256] [--backups 1] [--links 4] [--dirty-rate PAGES_PER_S] [--pattern random|sequential|hot|full] [--throttle linear|exponential] [--emergency pause|best-effort] [--backup PEER_ID]... [--verify-epochs] [--engine kvm|interpreted] [--json]',
+  usage: 'mycelium vm run [--memory-mb 256] [--backups 1] [--links 4] [--dirty-rate PAGES_PER_S] [--pattern random|sequential|hot|full] [--report-every N] [--throttle linear|exponential] [--emergency pause|best-effort] [--backup PEER_ID]... [--verify-epochs] [--engine kvm|interpreted] [--json]',
   summary: 'start a VM in the local daemon, replicated to backups over parallel links; prints its id',
   flags: {
     'memory-mb': { type: 'string' },
@@ -105,6 +105,7 @@ export const vmRun: Command = {
     links: { type: 'string' },
     'dirty-rate': { type: 'string' },
     pattern: { type: 'string' },
+    'report-every': { type: 'string' },
     throttle: { type: 'string' },
     emergency: { type: 'string' },
     backup: { type: 'list' },
@@ -123,6 +124,7 @@ export const vmRun: Command = {
       links: wholeNumber(flags.links, 'links', 4),
       dirtyRate: wholeNumber(flags['dirty-rate'], 'dirty-rate', 1000, 0),
       pattern: choice(flags.pattern, 'pattern', PATTERNS, 'random'),
+      reportEvery: flags['report-every'] === undefined ? undefined : wholeNumber(flags['report-every'], 'report-every', 64, 0),
       throttle: choice(flags.throttle, 'throttle', THROTTLES, 'none'),
       emergency: choice(flags.emergency, 'emergency', EMERGENCY, 'pause'),
       verifyEpochs: flags['verify-epochs'] === true,
