@@ -114,6 +114,13 @@ describe('bad input gets one clear error and leaves the home intact', () => {
       blocker.close()
     }
   })
+
+  it('a workloads setting that is not a number of milliseconds stops the start with one line', async () => {
+    const node = cluster.newNode('grace')
+    await node.cli(['network', 'create', 'grace'])
+    const r = await node.cli(['start', '--api-port', '0', '--listen', '/ip4/127.0.0.1/tcp/0', '--http-listen', 'off'], { env: { MYCELIUM_APPS_GRACE_MS: '10m' } })
+    expectOneLineError(r, /^mycelium: MYCELIUM_APPS_GRACE_MS must be a whole number of milliseconds, at least 1000 \(got "10m"\)$/m)
+  })
 })
 
 describe('no secret in the log, no request that kills a node', async () => {
