@@ -335,7 +335,7 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
 
     async start (c) {
       ctx = c
-      // first: a bad setting stops the start before anything listens
+      // first: a bad setting stops the start before the workloads touch anything
       settings = workloadsSettingsFromEnv()
       const spores = options.spores.spores()
       if (spores === undefined) throw new Error('the workloads need the spores')
