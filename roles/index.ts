@@ -27,6 +27,9 @@ export type { BalanceOptions, BalanceMember, BalanceOutcome } from './balance/sc
 export { encodeRoleAdvertisement, decodeRoleAdvertisement, InvalidRoleAdvertisementError, MAX_ADVERTISEMENT_BYTES } from './balance/role-advertisement.ts'
 export type { RoleAdvertisement } from './balance/role-advertisement.ts'
 export { RoleView } from './balance/role-view.ts'
+export { AdvertSchedule, contentKey, type AdvertContent } from './balance/advert-schedule.ts'
+export { encodeRoleDeparture, decodeRoleDeparture, InvalidRoleDepartureError, WitnessLimit, MAX_PER_WITNESS_PER_MINUTE, type RoleDeparture } from './balance/role-departure.ts'
+export { viewSyncProtocol } from './balance/role-view-sync.ts'
 export type { RoleViewOptions, Acceptance } from './balance/role-view.ts'
 
 export { NetworkProbe, networkProbe, ProbeRefusedError } from './measure/network-probe.ts'

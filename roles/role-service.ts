@@ -16,6 +16,8 @@ import type { Thresholds } from './policy/thresholds.ts'
 import { balanceAdvice, DEFAULT_BALANCE, type BalanceOptions, type BalanceOutcome, type BalanceMember } from './balance/sclerotium-balance.ts'
 import { RoleView } from './balance/role-view.ts'
 import { RoleGossip } from './balance/role-gossip.ts'
+import { AdvertSchedule } from './balance/advert-schedule.ts'
+import { RoleViewSync, viewSyncProtocol, type ViewSyncHost } from './balance/role-view-sync.ts'
 import type { RoleAdvertisement } from './balance/role-advertisement.ts'
 import { RoleController } from './behaviour/role-controller.ts'
 import { AnchorKeeper } from './behaviour/anchor-keeper.ts'
@@ -58,6 +60,10 @@ export interface RoleServiceOptions {
   loadWindow?: LoadWindow
   /** Default: decodeRoleAdvertisement (see RoleGossipOptions.decode). */
   decodeAdvertisement?: (bytes: Uint8Array, topic: string) => RoleAdvertisement
+  /** Whether this node keeps a link to the peer (RoleGossipOptions.keepsLink); default: every link. */
+  keepsLink?: (peerId: string) => boolean
+  /** In [0, 1) for the refresh's and the witnesses' jitter (default Math.random; a simulator passes its seeded one). */
+  random?: () => number
 }
 
 export interface RoleStatus {
@@ -75,6 +81,11 @@ export interface RoleStatus {
 
 // Small devices (a Pi without a clock battery) can run minutes off before NTP syncs.
 const MAX_CLOCK_SKEW_MS = 5 * 60_000
+/** A peer this node does not know is asked for its view at most this often (role-view-sync.ts). */
+const VIEW_SYNC_AGAIN_MS = 30_000
+const VIEW_SYNCS_AT_ONCE = 2
+/** Ticks a re-advertisement owed to a peer met through a catch-up is tried (see `owed`). */
+const OWED_TICKS = 4
 
 export class RoleNotStartedError extends Error {
   readonly name = 'RoleNotStartedError'
@@ -88,6 +99,14 @@ export class RoleService {
   private readonly log: RoleLogger
   private readonly view: RoleView
   private readonly gossip: RoleGossip
+  private readonly schedule: AdvertSchedule
+  private viewSync?: RoleViewSync
+  private readonly viewSynced = new Map<string, number>()
+  private viewSyncing = 0
+  /** Peers met through a catch-up that this node's advertisement has yet to reach directly, with the ticks left to try. */
+  private readonly owed = new Map<string, number>()
+  /** The score in this node's last advertisement: the one every other node ranks it by. */
+  private advertisedScore?: number
   private readonly controller: RoleController
   private readonly anchorKeeper: AnchorKeeper
   private override: RoleOverride
@@ -109,9 +128,10 @@ export class RoleService {
   private running = false
   private measuringNetwork = false
   private networkTimer?: RoleTimer
-  private readonly onPeerConnect = (): void => {
+  private readonly onPeerConnect = (evt: CustomEvent<PeerId>): void => {
     // nobody answered the last measurement: measure again shortly after the first peer arrives
     if (this.network?.peers === 0) this.scheduleNetworkMeasurement()
+    this.catchUpFrom(evt.detail, true)
   }
 
   constructor (options: RoleServiceOptions) {
@@ -134,12 +154,16 @@ export class RoleService {
       log: this.log,
       timers: this.sched,
       decode: options.decodeAdvertisement,
+      keepsLink: options.keepsLink,
+      random: options.random,
+      onNamed: () => { this.schedule.ask(); void this.advertise() },
       onChange: (why, kind) => {
         // a newcomer changes the ranking: advice must hold again for a full period
         if (kind === 'joined') this.pending = undefined
         void this.evaluate(why)
       }
     })
+    this.schedule = new AdvertSchedule(this.timing.refreshIntervalMs, options.random, this.timing.advertiseIntervalMs)
     this.anchorKeeper = new AnchorKeeper({
       host: options.host,
       sclerotia: () => this.view.advertisements().filter(a => a.role === 'sclerotium').map(a => ({ peerId: a.peerId, addrs: a.addrs, score: a.score })),
@@ -175,8 +199,18 @@ export class RoleService {
     this.decide()
     this.running = true
     this.gossip.start()
+    const host = this.options.host as unknown as Partial<ViewSyncHost>
+    if (typeof host.handle === 'function' && typeof host.dialProtocol === 'function' && typeof host.unhandle === 'function') {
+      this.viewSync = new RoleViewSync(host as ViewSyncHost, viewSyncProtocol(this.options.topic), () => {
+        const own = this.gossip.ownSigned()
+        return own === undefined ? this.view.signed() : [own, ...this.view.signed()]
+      })
+      await this.viewSync.start()
+    }
     this.options.host.addEventListener('peer:connect', this.onPeerConnect)
     await this.evaluate('start')
+    // peers met before the service started: catch up from them too
+    for (const peer of this.options.host.getPeers()) this.catchUpFrom(peer, true)
 
     this.every(() => { void this.tick() }, this.timing.advertiseIntervalMs)
     this.every(() => { void this.pollPower() }, this.timing.powerPollIntervalMs)
@@ -193,6 +227,9 @@ export class RoleService {
     this.sched.clear(this.confirmTimer)
     this.sched.clear(this.networkTimer)
     this.options.host.removeEventListener('peer:connect', this.onPeerConnect)
+    // a clean stop leaves every view now, not when the entry ages out
+    await this.gossip.leave()
+    await this.viewSync?.stop().catch(() => {})
     this.gossip.stop()
     this.anchorKeeper.stop()
     await this.queue
@@ -237,14 +274,61 @@ export class RoleService {
   private async tick (): Promise<void> {
     if (!this.running) return
     this.view.expire(this.now())
+    // a neighbour on the topic whose advertisement never reached this node: a publication was
+    // lost (gossip is best effort while meshes form); ask that neighbour for its view
+    try {
+      for (const peer of this.options.pubsub.getSubscribers(this.options.topic)) if (this.view.get(peer.toString()) === undefined) this.catchUpFrom(peer)
+    } catch {}
     await this.advertise()
     await this.evaluate('periodic')
   }
 
+  /** Publishes this node's advertisement if it changed or its refresh is due (advert-schedule.ts). */
   private async advertise (): Promise<void> {
     if (this.state === undefined || !this.running) return
-    const { peerId: _p, ...own } = this.ownMember(this.now())
-    await this.gossip.publish(own)
+    const now = this.now()
+    const { peerId: _p, ...own } = this.ownMember(now)
+    const content = { ...own, addrs: this.gossip.currentAddrs() }
+    if (this.owed.size > 0) this.schedule.ask()
+    if (!this.schedule.due(now, content)) return
+    const { ad, sent, recipients } = await this.gossip.publish(own)
+    this.advertisedScore = ad.score
+    if (sent) this.schedule.published(now, ad)
+    else this.schedule.failed()
+    // a peer just met may not have told gossipsub it is on the topic yet: try again next tick
+    for (const [peer, left] of this.owed) {
+      if (recipients === undefined || recipients.includes(peer) || left <= 1) this.owed.delete(peer)
+      else this.owed.set(peer, left - 1)
+    }
+  }
+
+  /**
+   * A peer this node has no advertisement of (a newcomer, or this node is the newcomer, or a
+   * partition healed): ask it for its view once, rather than wait for everyone's refresh. On a
+   * new connection (`connected`) always; otherwise (a neighbour whose advertisement is missing
+   * at a tick) at most every VIEW_SYNC_AGAIN_MS per peer.
+   */
+  private catchUpFrom (peer: PeerId, connected = false): void {
+    const sync = this.viewSync
+    const id = peer.toString()
+    const now = this.now()
+    if (sync === undefined || !this.running || this.view.get(id) !== undefined || this.viewSyncing >= VIEW_SYNCS_AT_ONCE) return
+    if (!connected && now - (this.viewSynced.get(id) ?? -Infinity) < VIEW_SYNC_AGAIN_MS) return
+    this.viewSynced.set(id, now)
+    if (this.viewSynced.size > 4096) this.viewSynced.delete(this.viewSynced.keys().next().value as string)
+    this.viewSyncing++
+    sync.fetch(peer).then(
+      (ads) => {
+        if (!this.running) return
+        this.gossip.take(ads)
+        // a peer this node did not know probably does not know this node either (it joined, or
+        // a partition healed and a departure named this node's advertisement over there):
+        // re-advertise at the next ticks until that peer got it, rather than leave it to the refresh
+        this.owed.set(id, OWED_TICKS)
+        if (this.owed.size > 4096) this.owed.delete(this.owed.keys().next().value as string)
+      },
+      (err: Error) => { this.log.debug({ peer: id, err: err.message }, 'role view catch-up failed') }
+    ).finally(() => { this.viewSyncing-- })
   }
 
   /** Re-runs policy and balancing now; calls are serialised. */
@@ -264,7 +348,9 @@ export class RoleService {
       this.pending = undefined
       return { ...HOLD, reason: `waiting for the role advertisements of ${missing} subscribed peer(s)` }
     }
-    const members = [this.ownMember(now), ...this.view.advertisements()]
+    // ranked by the score the others hold for this node, so every view ranks it alike
+    const self = this.ownMember(now)
+    const members = [{ ...self, score: this.advertisedScore ?? self.score }, ...this.view.advertisements()]
     const outcome = balanceAdvice(this.options.host.peerId.toString(), members, this.balance)
     this.outcome = outcome
     this.options.metrics?.setBalance?.(outcome.nodes, outcome.sclerotia, outcome.target)

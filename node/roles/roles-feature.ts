@@ -62,6 +62,8 @@ export function rolesFeature (): RolesFeature {
         timing: roleTimingFromEnv(),
         log: ctx.log,
         metrics: roleMetrics(ctx.metrics.registry),
+        // only a lost kept link says a peer may have died (an on-demand link closes when idle)
+        keepsLink: (peerId) => ctx.keepsLink(peerId),
         loadWindow
       })
       await created.start()

@@ -16,7 +16,8 @@ export const ROLE_TOPIC = 'mycelium/myctest/roles/1'
 
 export type RoleTestNode = Libp2p<{ pubsub: GossipSub, identify: unknown, ping: unknown, dht: KadDHT, probe: NetworkProbe, relay: RelaySwitch }>
 
-export async function startNode (): Promise<{ node: RoleTestNode, secretKey: Uint8Array }> {
+/** `deny`: peer ids this node refuses to connect to, either way (a partition, while it holds them). */
+export async function startNode (deny: ReadonlySet<string> = new Set()): Promise<{ node: RoleTestNode, secretKey: Uint8Array }> {
   const privateKey = await generateKeyPair('Ed25519')
   const node = await createLibp2p({
     privateKey,
@@ -24,7 +25,7 @@ export async function startNode (): Promise<{ node: RoleTestNode, secretKey: Uin
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    connectionGater: { denyDialMultiaddr: () => false },
+    connectionGater: { denyDialMultiaddr: () => false, denyDialPeer: (peer) => deny.has(peer.toString()), denyInboundEncryptedConnection: (peer) => deny.has(peer.toString()) },
     services: {
       identify: identify(),
       ping: ping(),

@@ -170,9 +170,13 @@ describe('hysteresis', () => {
 describe('role timing overrides', () => {
   it('derives defaults from the advertisement interval and validates overrides from the environment', async () => {
     const { roleTiming, roleTimingFromEnv, RoleTimingError, ROLE_TIMING_ENV } = await import('../../roles/index.ts')
-    expect(roleTiming()).toMatchObject({ advertiseIntervalMs: 5_000, ttlMs: 15_000, hysteresisMs: 300_000 })
+    // a 5 s evaluation tick, a refresh every minute, an entry aged out after three refreshes
+    expect(roleTiming()).toMatchObject({ advertiseIntervalMs: 5_000, refreshIntervalMs: 60_000, ttlMs: 180_000, hysteresisMs: 300_000 })
     const fast = roleTimingFromEnv({ [ROLE_TIMING_ENV]: '{"advertiseIntervalMs":1000,"hysteresisMs":20000}' })
-    expect(roleTiming(fast)).toMatchObject({ advertiseIntervalMs: 1_000, ttlMs: 3_000, settleMs: 2_000, hysteresisMs: 20_000 })
+    expect(roleTiming(fast)).toMatchObject({ advertiseIntervalMs: 1_000, refreshIntervalMs: 12_000, ttlMs: 36_000, settleMs: 2_000, hysteresisMs: 20_000 })
+    // the ttl and the refresh stay consistent whichever is given
+    expect(roleTiming({ ttlMs: 30_000 })).toMatchObject({ refreshIntervalMs: 10_000, ttlMs: 30_000 })
+    expect(roleTiming({ refreshIntervalMs: 20_000 })).toMatchObject({ refreshIntervalMs: 20_000, ttlMs: 60_000 })
     expect(roleTimingFromEnv({})).toEqual({})
     expect(() => roleTimingFromEnv({ [ROLE_TIMING_ENV]: '{"advertiseIntervalMs":-1}' })).toThrow(RoleTimingError)
     expect(() => roleTimingFromEnv({ [ROLE_TIMING_ENV]: '{"warp":1}' })).toThrow(/unknown role timing/)

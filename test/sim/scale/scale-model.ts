@@ -129,7 +129,8 @@ export async function runScaleModel (options: ScaleOptions): Promise<ScaleReport
       b.accept(inbound)
       return out
     },
-    pick: (items) => choice.pick(items)
+    pick: (items) => choice.pick(items),
+    random: () => choice.float()
   }
 
   const watch = (index: number, node: SimNode): void => {

@@ -40,6 +40,8 @@ export interface NodeWorld {
   /** Pure decoding shared by every receiver of one message (see RoleGossipOptions.decode). */
   decodeAdvertisement: (bytes: Uint8Array, topic: string) => RoleAdvertisement
   pick: <T>(items: readonly T[]) => T
+  /** In [0, 1), from the run's seed (the roles' jitter) */
+  random: () => number
 }
 
 class PeerEvents extends EventTarget {}
@@ -138,6 +140,7 @@ export class SimNode {
       now: () => clock.now(),
       timers: clock.timersFor(this.owner),
       decodeAdvertisement: w.decodeAdvertisement,
+      random: w.random,
       onChange: (status) => { w.roleChanged(self, status.role) }
     })
     await this.roles.start()
