@@ -19,6 +19,8 @@ export interface SporesNetworkOptions {
   /** Own-entry publication: the node's current summary and how often (default 60 s). */
   summary?: () => SelfSummary | Promise<SelfSummary>
   publishIntervalMs?: number
+  /** An unchanged own entry is re-published after this long (default: SelfPublisher's, 10 intervals). */
+  refreshMs?: number
   /** A peer seen connecting/disconnecting more often than this within the window is condensed (default 8). */
   intermittentAfter?: number
   /** Anti-entropy with one random connected peer every this many ms (default 60 s; 0 = never). */
@@ -47,7 +49,7 @@ export class SporesNetwork {
     this.gossip = new LatentGossip({ pubsub: options.pubsub, topic: ids.gossip, merger: spores.merger, log: spores.log })
     this.sync = new AntiEntropySync({ host: options.host, protocol: ids.sync, store: spores.tiers.latent, merger: spores.merger, log: spores.log })
     this.epochs = new PrimaryEpochService({ host: options.host, protocol: ids.primary, primary: spores.primary, log: spores.log })
-    this.publisher = new SelfPublisher({ signer: spores.signer, summary: options.summary, merger: spores.merger, latent: spores.tiers.latent, publish: async (e) => await this.gossip.publish(e), intervalMs: options.publishIntervalMs, clock: spores.clock, log: spores.log, connections: { windowMs: spores.limits.windowMs, intermittentAfter: options.intermittentAfter }, nodeLifetimeMs: spores.limits.windowMs })
+    this.publisher = new SelfPublisher({ signer: spores.signer, summary: options.summary, merger: spores.merger, latent: spores.tiers.latent, publish: async (e) => await this.gossip.publish(e), intervalMs: options.publishIntervalMs, refreshMs: options.refreshMs, clock: spores.clock, log: spores.log, connections: { windowMs: spores.limits.windowMs, intermittentAfter: options.intermittentAfter }, nodeLifetimeMs: spores.limits.windowMs })
     this.spores = spores
     this.syncIntervalMs = options.syncIntervalMs ?? 60_000
   }

@@ -196,6 +196,7 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
         names: { protocolPrefix: protocolPrefix(ctx.network.networkId), topicPrefix: topicPrefix(ctx.network.networkId) },
         summary: () => selfSummary({ addrs: () => host.getMultiaddrs().map(a => a.toString()), role: ctx.role, startedAt, dataDir: ctx.home.dir, ...(ctx.config.labels === undefined ? {} : { labels: ctx.config.labels }) }),
         publishIntervalMs: settings.publishIntervalMs,
+        ...(settings.refreshIntervalMs === undefined ? {} : { refreshMs: settings.refreshIntervalMs }),
         syncIntervalMs: settings.syncIntervalMs
       })
       net = network

@@ -1,11 +1,13 @@
 // How often a node publishes its own entries and reconciles with a peer, and the spores'
 // limits. Defaults suit a production network; the environment can tighten them (tests, small
-// devices): MYCELIUM_SPORES_PUBLISH_MS, MYCELIUM_SPORES_SYNC_MS, MYCELIUM_SPORES_WINDOW_MS,
+// devices): MYCELIUM_SPORES_PUBLISH_MS (how often the own summary is read), MYCELIUM_SPORES_REFRESH_MS
+// (how often an unchanged own entry is re-published), MYCELIUM_SPORES_SYNC_MS, MYCELIUM_SPORES_WINDOW_MS,
 // MYCELIUM_SPORES_MAX_ENTRIES="service=50,connection=500".
 import { isEntryType, type EntryType } from '../../spores/index.ts'
 
 export interface SporesSettings {
   publishIntervalMs: number
+  refreshIntervalMs?: number
   syncIntervalMs: number
   windowMs?: number
   maxEntries: Partial<Record<EntryType, number>>
@@ -38,6 +40,7 @@ function maxEntries (text: string | undefined): Partial<Record<EntryType, number
 export function sporesSettingsFromEnv (env: NodeJS.ProcessEnv = process.env): SporesSettings {
   return {
     publishIntervalMs: positive(env, 'MYCELIUM_SPORES_PUBLISH_MS') ?? 60_000,
+    refreshIntervalMs: positive(env, 'MYCELIUM_SPORES_REFRESH_MS'),
     syncIntervalMs: positive(env, 'MYCELIUM_SPORES_SYNC_MS') ?? 60_000,
     windowMs: positive(env, 'MYCELIUM_SPORES_WINDOW_MS'),
     maxEntries: maxEntries(env.MYCELIUM_SPORES_MAX_ENTRIES)

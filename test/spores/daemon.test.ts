@@ -13,6 +13,8 @@ const SERVICE_LIMIT = 40
 const FLOOD = 120
 const env = {
   MYCELIUM_SPORES_PUBLISH_MS: '5000',
+  // every own entry every 5 s, changed or not: the catch-up test waits on the daemons' own publications
+  MYCELIUM_SPORES_REFRESH_MS: '5000',
   MYCELIUM_SPORES_SYNC_MS: '5000',
   MYCELIUM_SPORES_WINDOW_MS: String(WINDOW_MS),
   MYCELIUM_SPORES_MAX_ENTRIES: `service=${SERVICE_LIMIT}`

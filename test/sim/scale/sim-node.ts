@@ -1,8 +1,8 @@
 // One simulated node: the real spores (SporeMerger and TierStores over an in-memory level,
 // LatentGossip, AntiEntropySync, SelfPublisher) and the real RoleService (policy, signed
 // advertisements, RoleView, balancing, hysteresis), wired to the simulated mesh instead of
-// libp2p. Only the wiring lives here; the daemon's schedule is kept: own entries every
-// minute, a sync with a random neighbour every minute and with each new neighbour, a
+// libp2p. Only the wiring lives here; the daemon's schedule is kept: own entries read every
+// minute (sent when changed, else every 10), a sync with a random neighbour every minute and with each new neighbour, a
 // connection record per connect and disconnect.
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
@@ -154,7 +154,7 @@ export class SimNode {
     clock.after(SYNC_MS, syncTick, this.owner)
     const publishTick = (): void => {
       clock.after(PUBLISH_MS, publishTick, this.owner)
-      void this.publisher.publishNow()
+      void this.publisher.publishDue()
     }
     clock.after(PUBLISH_MS, publishTick, this.owner)
   }
