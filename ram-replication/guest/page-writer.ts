@@ -347,7 +347,8 @@ export function readPageWriterParams (memory: Uint8Array): PageWriterParams {
   const view = paramView(memory)
   const P = GuestParamOffsets
   const get = (offset: number): number => view.getUint32(offset, true)
-  if (get(P.magic) !== GUEST_MAGIC || get(P.version) !== GUEST_LAYOUT_VERSION) {
+  // A version-3 guest (a node not yet upgraded) runs the same way; it only never names an in-flight page.
+  if (get(P.magic) !== GUEST_MAGIC || (get(P.version) !== GUEST_LAYOUT_VERSION && get(P.version) !== 3)) {
     throw new InvalidGuestParamsError('guest memory holds no page-writer parameters (wrong magic or version)')
   }
   const pattern = PATTERN_NAMES[get(P.pattern)]
