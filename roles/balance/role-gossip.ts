@@ -182,8 +182,13 @@ export class RoleGossip {
     const self = this.options.host.peerId.toString()
     const now = this.options.now()
     const own = d.witness === d.peerId
-    // a receiver believes its own link over someone else's word; a node's own leave is final
-    if (d.peerId === self || (!own && this.connected(d.peerId)) || (!own && !this.limit.take(d.witness, now))) {
+    // a node's own leave is final; anyone else's word is rationed per witness (also what it
+    // can make this node re-advertise), and a receiver believes its own link over it
+    if (!own && !this.limit.take(d.witness, now)) {
+      this.counters.ignored++
+      return true
+    }
+    if (d.peerId === self || (!own && this.connected(d.peerId))) {
       this.counters.ignored++
       if (d.peerId === self && !own && d.seq >= this.seq) this.options.onNamed?.()
       return true
