@@ -64,6 +64,8 @@ interface Link {
   /** Frames written and not yet taken by the stream: gossip carries them if the link fails. */
   inflight: Set<Uint8Array>
   unread: number
+  /** Dropped: everything still meant for it goes to gossip, once. */
+  dropped?: boolean
 }
 
 export interface DirectLinks extends ConsensusPubSub {
@@ -103,6 +105,11 @@ export function directLinks (o: DirectLinksOptions): DirectLinks {
   /** A link that failed: its peer is served by gossip for a while, and what it held goes there now. */
   const drop = (peer: string, link: Link, err?: Error, unsent: Uint8Array[] = []): void => {
     if (links.get(peer) === link) links.delete(peer)
+    if (link.dropped === true) {
+      if (running) for (const data of unsent) void o.gossip.publish(o.directTopic, data).catch(() => {})
+      return
+    }
+    link.dropped = true
     link.stream?.abort(err ?? new Error('direct link dropped'))
     if (err === undefined || !running) return
     o.log?.debug({ peer, err: err.message }, 'direct consensus link failed; gossip carries its messages')
@@ -115,7 +122,7 @@ export function directLinks (o: DirectLinksOptions): DirectLinks {
   /** Writes one frame on an open link, counting it until the stream takes it. */
   const writeOn = (peer: string, l: Link, data: Uint8Array): void => {
     if (l.write === undefined) return
-    if (l.unread + data.length > MAX_UNREAD_BYTES) {
+    if (l.dropped === true || l.unread + data.length > MAX_UNREAD_BYTES) {
       drop(peer, l, new Error(`peer left ${l.unread} bytes unread`), [data])
       return
     }
@@ -124,7 +131,10 @@ export function directLinks (o: DirectLinksOptions): DirectLinks {
     l.write(data).then(() => {
       l.unread -= data.length
       l.inflight.delete(data)
-    }, (err: Error) => { drop(peer, l, err, [data]) })
+    }, (err: Error) => {
+      // Handed to gossip already if the link was dropped while this write waited.
+      drop(peer, l, err, l.inflight.delete(data) ? [data] : [])
+    })
   }
 
   const open = (peer: string, link: Link): Promise<void> => {
