@@ -62,6 +62,8 @@ export interface RoleServiceOptions {
   decodeAdvertisement?: (bytes: Uint8Array, topic: string) => RoleAdvertisement
   /** Whether this node keeps a link to the peer (RoleGossipOptions.keepsLink); default: every link. */
   keepsLink?: (peerId: string) => boolean
+  /** Who may ask this node for its role view (role-view-sync.ts): verified members; default: any peer. */
+  servesViewTo?: (peerId: string) => boolean
   /** In [0, 1) for the refresh's and the witnesses' jitter (default Math.random; a simulator passes its seeded one). */
   random?: () => number
 }
@@ -204,7 +206,7 @@ export class RoleService {
       this.viewSync = new RoleViewSync(host as ViewSyncHost, viewSyncProtocol(this.options.topic), () => {
         const own = this.gossip.ownSigned()
         return own === undefined ? this.view.signed() : [own, ...this.view.signed()]
-      })
+      }, this.options.servesViewTo)
       await this.viewSync.start()
     }
     this.options.host.addEventListener('peer:connect', this.onPeerConnect)

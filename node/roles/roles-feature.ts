@@ -64,6 +64,7 @@ export function rolesFeature (): RolesFeature {
         metrics: roleMetrics(ctx.metrics.registry),
         // only a lost kept link says a peer may have died (an on-demand link closes when idle)
         keepsLink: (peerId) => ctx.keepsLink(peerId),
+        servesViewTo: (peerId) => ctx.isVerified(peerId),
         loadWindow
       })
       await created.start()

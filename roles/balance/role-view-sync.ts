@@ -21,7 +21,7 @@ export class RoleViewSyncError extends Error {
 }
 
 export interface ViewSyncHost {
-  handle: (protocol: string, handler: (stream: Stream) => void, options?: { maxInboundStreams?: number }) => Promise<void>
+  handle: (protocol: string, handler: (stream: Stream, connection: { remotePeer: PeerId }) => void, options?: { maxInboundStreams?: number }) => Promise<void>
   unhandle: (protocol: string) => Promise<void>
   dialProtocol: (peer: PeerId, protocol: string, options?: { signal?: AbortSignal }) => Promise<Stream>
 }
@@ -35,16 +35,28 @@ export class RoleViewSync {
   private readonly host: ViewSyncHost
   private readonly protocol: string
   private readonly held: () => Uint8Array[]
+  private readonly accepts: (peerId: string) => boolean
 
-  /** `held`: the signed advertisements to hand out (the view's and this node's own). */
-  constructor (host: ViewSyncHost, protocol: string, held: () => Uint8Array[]) {
+  /**
+   * `held`: the signed advertisements to hand out (the view's and this node's own). `accepts`:
+   * who may ask (verified members of the network; a peer still in its membership handshake, or a
+   * stranger, learns nothing of the network's nodes, addresses and roles).
+   */
+  constructor (host: ViewSyncHost, protocol: string, held: () => Uint8Array[], accepts: (peerId: string) => boolean = () => true) {
     this.host = host
     this.protocol = protocol
     this.held = held
+    this.accepts = accepts
   }
 
   async start (): Promise<void> {
-    await this.host.handle(this.protocol, (stream) => { void this.serve(stream) }, { maxInboundStreams: 2 })
+    await this.host.handle(this.protocol, (stream, connection) => {
+      if (!this.accepts(connection.remotePeer.toString())) {
+        stream.abort(new RoleViewSyncError('not a verified member'))
+        return
+      }
+      void this.serve(stream)
+    }, { maxInboundStreams: 2 })
   }
 
   async stop (): Promise<void> {
