@@ -116,7 +116,10 @@ export class GuestReplica {
     }
     if (staged.stripes[stripe.stripeIndex] != null) return
     if (stripe.stripeIndex === 0 && stripe.vcpu == null) throw new ReplicaMismatchError(`stripe 0 of epoch ${stripe.epoch} carries no vCPU state`)
-    if (this.stagedBytes + bytes > this.maxStagingBytes) {
+    // Past the bound, only the epoch that comes next is still taken: it is what every staged
+    // epoch waits for, and refusing it would leave the replica stuck behind its own staging.
+    // At most one epoch's stripes go past the bound that way.
+    if (this.stagedBytes + bytes > this.maxStagingBytes && stripe.epoch !== this.appliedEpoch + 1) {
       throw new StagingOverflowError(`staging ${this.stagedBytes + bytes} bytes would exceed ${this.maxStagingBytes}`)
     }
     for (const page of stripe.pages) {

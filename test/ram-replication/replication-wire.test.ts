@@ -6,7 +6,7 @@ import {
   EpochEncoder, decodeFrame, encodePageDelta, applyPageDelta, validatePageDelta,
   encodeEpochApplied, encodeStripeReceipt, encodeOrigin, encodeHeartbeat, encodeRelease, encodeLinkNonce,
   InvalidFrameError, FrameIntegrityError, InvalidPageDeltaError,
-  GuestReplica, ReplicaMismatchError
+  GuestReplica, ReplicaMismatchError, StagingOverflowError
 } from '../../ram-replication/index.ts'
 import type { AppliedEpoch, Checkpoint, EncodedEpoch, StripeFrame } from '../../ram-replication/index.ts'
 
@@ -285,6 +285,40 @@ describe('a backup replica', () => {
     await replica.whenIdle()
     expect(replica.appliedEpoch).toBe(9)
     expect(Buffer.from(replica.memory).equals(resync)).toBe(true)
+  })
+
+  it('stages incomplete epochs only up to its bound: a stripe past it is refused, memory untouched, and the replica goes on', async () => {
+    const image = new Uint8Array(randomBytes(MEMORY))
+    const encoder = new EpochEncoder({ stripeBytes: 4 * PAGE })
+    const applied: AppliedEpoch[] = []
+    const replica = new GuestReplica({ vmId: 'vm-wire', origin: 'p', memoryBytes: MEMORY, pageSize: PAGE, maxStagingBytes: 320 * 1024, onApplied: (epoch) => { applied.push(epoch) } })
+    // (the bound holds a whole full epoch, 64 pages, with room to spare)
+    for (const stripe of stripesOf(encoder.encode(checkpointOf(image, 1, [...Array(64).keys()], true)))) replica.accept(stripe.frame, stripe.bytes)
+    await replica.whenIdle()
+    const before = replica.memory.slice()
+    // Epoch 2 never completes (its last stripe is held back); epochs 3.. pile up behind it.
+    const changed = image.slice()
+    changed.set(randomBytes(PAGE * 8), 0)
+    const second = stripesOf(encoder.encode(checkpointOf(changed, 2, [0, 1, 2, 3, 4, 5, 6, 7])))
+    for (const stripe of second.slice(0, -1)) replica.accept(stripe.frame, stripe.bytes)
+    let refused: unknown
+    for (let epoch = 3; epoch < 200 && refused === undefined; epoch++) {
+      changed.set(randomBytes(PAGE), (epoch % 64) * PAGE)
+      for (const stripe of stripesOf(encoder.encode(checkpointOf(changed, epoch, [epoch % 64])))) {
+        try { replica.accept(stripe.frame, stripe.bytes) } catch (error) { refused = error; break }
+      }
+    }
+    expect(refused).toBeInstanceOf(StagingOverflowError)
+    expect(replica.stagedBytes).toBeLessThanOrEqual(320 * 1024)
+    await replica.whenIdle()
+    expect(replica.appliedEpoch).toBe(1)
+    expect(Buffer.from(replica.memory).equals(before)).toBe(true)
+    // The missing stripe arrives: everything staged is applied, in order.
+    const last = second[second.length - 1]
+    replica.accept(last.frame, last.bytes)
+    await replica.whenIdle()
+    expect(replica.appliedEpoch).toBeGreaterThan(2)
+    expect(applied.map(epoch => epoch.epoch)).toEqual([...Array(replica.appliedEpoch).keys()].map(i => i + 1))
   })
 
   it('refuses stripes that describe another guest size', () => {
