@@ -18,6 +18,7 @@ import { EpochChain, type EpochRecord } from './epoch-chain.ts'
 import { consensusTopics, type ConsensusPubSub } from './pubsub.ts'
 import { quietLogger, type ConsensusLogger } from './logger.ts'
 import { encodeEpochProposal, decodeEpochProposal, type EpochBody } from './epoch-delta.ts'
+import { answerCatchUp, decodeCatchUpRequest, decodeCatchUpResponse, encodeCatchUpRequest, CatchUpProtocolError, MAX_CATCH_UP_EPOCHS, type CatchUpItem } from './catch-up.ts'
 import type { RoundEngine, Operation } from './round-engine.ts'
 
 export type { EpochBody } from './epoch-delta.ts'
@@ -74,7 +75,12 @@ export interface CertifiedEpoch {
 
 /** Where certified epochs go (the primary tier stores them). */
 export interface EpochSink {
-  accept: (epoch: CertifiedEpoch) => void | Promise<void>
+  /**
+   * `between`: certified [header, certificate] pairs of the epochs before this one that came
+   * without their entries (a member far behind checks the chain by headers, then takes whole
+   * only an epoch whose entries its peers still hold).
+   */
+  accept: (epoch: CertifiedEpoch, between?: Array<[Uint8Array, Uint8Array]>) => void | Promise<void>
 }
 
 export interface PrimaryEpochsOptions {
@@ -98,6 +104,18 @@ export interface PrimaryEpochsOptions {
   /** How far a proposal's issuedAt may be from this member's clock (default 15 s). */
   maxClockSkewMs?: number
   log?: ConsensusLogger
+  /**
+   * Catch-up by request/response with one peer at a time (catch-up.ts). Without it (the
+   * simulator, which has no streams) a node behind asks on the epochs topic and is answered there.
+   */
+  catchUp?: CatchUpTransport
+}
+
+/** A request/response path to single peers, bounded in time and size by its implementation. */
+export interface CatchUpTransport {
+  /** Peers to ask, in the order they are tried (verified members only). */
+  peers: () => string[]
+  request: (peer: string, request: Uint8Array, signal: AbortSignal) => Promise<Uint8Array>
 }
 
 export interface Writability {
@@ -119,9 +137,16 @@ export interface EpochSummary {
 }
 
 const CATCH_UP_BATCH = 16
+/** A responder that sent an epoch that failed the checks is not asked again for this long. */
+const DISTRUST_MS = 60_000
+/** Requests one catch-up run makes at most, over all the peers it asks. */
+const CATCH_UP_REQUESTS_MAX = 64
 /** What one proposal may carry of new or changed entries (the round input's limit is 768 KiB). */
 const PROPOSAL_CHANGE_BYTES = 512 * 1024
 const MAX_EPOCH_MESSAGE = 1024 * 1024
+
+/** No answer (unreachable, stalled past the transport's timeout, stream broke): not a lie. */
+class CatchUpUnanswered extends Error {}
 
 export class PrimaryEpochs {
   readonly chain = new EpochChain()
@@ -144,6 +169,12 @@ export class PrimaryEpochs {
   private lastAnswerAt = 0
   private conflicts = 0
   private sinkQueue: Promise<void> = Promise.resolve()
+  private catchingUp: Promise<void> | undefined
+  /** Certified epochs adopted by header alone, not yet handed to the sink (see EpochSink.accept). */
+  private readonly withoutEntries: Array<[Uint8Array, Uint8Array]> = []
+  private catchUpTarget = 0
+  private readonly distrusted = new Map<string, number>()
+  private readonly catchUpCounts: { requests: number, adopted: number, refusedResponders: number, lastRefusal?: string } = { requests: 0, adopted: 0, refusedResponders: 0 }
 
   constructor (options: PrimaryEpochsOptions) {
     this.o = options
@@ -184,6 +215,96 @@ export class PrimaryEpochs {
     this.unsubscribe?.()
     this.abort.abort()
     await this.runningRound
+    await this.catchingUp
+  }
+
+  /** Catch-up requests made, epochs adopted from them, and responders refused for a bad epoch. */
+  catchUpStats (): { requests: number, adopted: number, refusedResponders: number, lastRefusal?: string } {
+    return { ...this.catchUpCounts }
+  }
+
+  /** The answer to a peer's catch-up request (the transport bounds who asks and how often). */
+  serveCatchUp (request: Uint8Array): Uint8Array {
+    return answerCatchUp(this.chain, decodeCatchUpRequest(request))
+  }
+
+  /** Starts catching up to `target` (one run at a time; a run in progress takes the higher target). */
+  catchUpTo (target: number): void {
+    this.catchUpTarget = Math.max(this.catchUpTarget, target)
+    if (this.catchingUp !== undefined || this.o.catchUp === undefined) return
+    this.catchingUp = this.runCatchUp(this.o.catchUp)
+      .catch((err: Error) => { this.log.debug({ err: err.message }, 'catch-up ended') })
+      .finally(() => { this.catchingUp = undefined })
+  }
+
+  private held (): number {
+    return (this.chain.latest() as EpochRecord).epoch
+  }
+
+  private async runCatchUp (transport: CatchUpTransport): Promise<void> {
+    let requests = 0
+    for (const peer of transport.peers()) {
+      if (peer === this.engine.self) continue
+      const since = this.distrusted.get(peer)
+      if (since !== undefined && Date.now() - since < DISTRUST_MS) continue
+      while (this.held() < this.catchUpTarget && requests < CATCH_UP_REQUESTS_MAX && !this.abort.signal.aborted) {
+        requests++
+        let adopted: number
+        try {
+          adopted = await this.askOnce(transport, peer)
+        } catch (err) {
+          // A lie, a stall or a broken stream: this responder is done; the next one is asked.
+          if (!(err instanceof CatchUpUnanswered)) {
+            this.distrusted.set(peer, Date.now())
+            this.catchUpCounts.refusedResponders++
+            this.catchUpCounts.lastRefusal ??= (err as Error).message
+            this.log.warn({ peer, err: (err as Error).message }, 'catch-up responder sent an epoch that fails the checks; asking another')
+          } else {
+            this.log.debug({ peer, err: (err as Error).message }, 'catch-up request failed; asking another')
+          }
+          break
+        }
+        if (adopted === 0) break
+      }
+      if (this.held() >= this.catchUpTarget || requests >= CATCH_UP_REQUESTS_MAX || this.abort.signal.aborted) return
+    }
+  }
+
+  /** One request to `peer`; adopts what it sends in order and returns how many epochs it added. */
+  private async askOnce (transport: CatchUpTransport, peer: string): Promise<number> {
+    const latest = this.chain.latest() as EpochRecord
+    const request = { from: latest.epoch + 1, max: MAX_CATCH_UP_EPOCHS, base: latest.entries !== undefined }
+    this.catchUpCounts.requests++
+    let bytes: Uint8Array
+    try {
+      bytes = await transport.request(peer, encodeCatchUpRequest(request), this.abort.signal)
+    } catch (err) {
+      throw new CatchUpUnanswered((err as Error).message)
+    }
+    // From here every failure is the responder's: what it sent does not decode or fails a check.
+    const response = decodeCatchUpResponse(bytes, request)
+    let adopted = 0
+    for (let i = 0; i < response.items.length; i++) {
+      if (await this.adoptItem(request.from + i, response.items[i])) {
+        adopted++
+        this.catchUpCounts.adopted++
+      }
+    }
+    return adopted
+  }
+
+  /** Checks one catch-up item exactly as an epoch from gossip (adopt), in the order asked. */
+  private async adoptItem (expected: number, item: CatchUpItem): Promise<boolean> {
+    if ('d' in item) {
+      const previous = this.chain.get(expected - 1)
+      if (previous?.entries === undefined) throw new CatchUpProtocolError(`a delta for epoch ${expected} without the entries of epoch ${expected - 1} here`)
+      const body = decodeEpochProposal(item.d, { epoch: previous.epoch, digest: previous.digest, issuedAt: previous.issuedAt, entries: previous.entries })
+      const built = this.o.source.build(body)
+      return await this.adopt(built.headerBytes, item.c, built.entries, true)
+    }
+    const facts = this.o.source.readHeader(item.h)
+    if (facts.epoch !== expected) throw new CatchUpProtocolError(`catch-up item for epoch ${facts.epoch} where epoch ${expected} was due`)
+    return await this.adopt(item.h, item.c, item.e ?? undefined)
   }
 
   /** For the simulator's debug output: whether a round is running and the next attempt per epoch. */
@@ -407,13 +528,19 @@ export class PrimaryEpochs {
     this.nextAttempt.delete(facts.epoch)
     this.engine.refresh()
     // The sink sees epochs one at a time, in chain order.
-    const handoff = this.sinkQueue.then(async () => await this.o.sink.accept({ epoch: record.epoch, digest: record.digest, headerBytes, entries, certificate, committee: record.committee, signers: record.signers }))
+    // An epoch without entries is held for the chain only; the sink gets it with the next one that has them.
+    if (entries === undefined) {
+      this.withoutEntries.push([headerBytes, certificate])
+      return true
+    }
+    const between = this.withoutEntries.splice(0)
+    const handoff = this.sinkQueue.then(async () => await this.o.sink.accept({ epoch: record.epoch, digest: record.digest, headerBytes, entries, certificate, committee: record.committee, signers: record.signers }, between.length > 0 ? between : undefined))
     this.sinkQueue = handoff.catch((err: Error) => this.log.error({ epoch: record.epoch, err: err.message }, 'primary tier refused a certified epoch'))
     await handoff
     return true
   }
 
-  // ---- catch-up: heads, requests and certified epochs on the epochs topic ----
+  // ---- heads on the epochs topic; without a catch-up transport, requests and epochs there too ----
 
   private publish (message: object): void {
     this.o.pubsub.publish(this.topic, encodeCanonical(message)).catch((err: Error) => this.log.debug({ err: err.message }, 'epoch publish failed'))
@@ -434,10 +561,13 @@ export class PrimaryEpochs {
       const held = this.chain.get(m.epoch)
       if (held !== undefined && !equalBytes(held.digest, m.digest)) this.log.error({ epoch: m.epoch }, 'a peer announces another digest for a certified epoch')
       else if (m.epoch >= latest.epoch) this.lastPeerHeadAt = now
-      if (m.epoch > latest.epoch && now - this.lastNeedAt > 500) {
+      if (m.epoch > latest.epoch && this.o.catchUp !== undefined) this.catchUpTo(m.epoch)
+      else if (m.epoch > latest.epoch && now - this.lastNeedAt > 500) {
         this.lastNeedAt = now
         this.publish({ t: 'need', from: latest.epoch + 1 })
       }
+    } else if (this.o.catchUp !== undefined) {
+      // Catch-up goes by request/response: whole epochs on gossip are neither asked for nor taken.
     } else if (m.t === 'need' && typeof m.from === 'number' && Number.isSafeInteger(m.from) && m.from >= 0) {
       // Bounded answers: one batch per requested start per 500 ms, and one batch per 100 ms overall.
       if (m.from > latest.epoch || now - (this.answered.get(m.from) ?? 0) < 500 || now - this.lastAnswerAt < 100) return

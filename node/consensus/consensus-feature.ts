@@ -20,6 +20,7 @@ import { publishExclusionEntry } from './exclusion-entries.ts'
 import { FileVoteStore, VOTES_FILE } from './vote-file.ts'
 import { badLeader, forgeEvidence } from './byzantine-conduct.ts'
 import { directLinks, type DirectLinks } from './direct-links.ts'
+import { catchUpStream, type CatchUpStream } from './catch-up-stream.ts'
 
 const SCLEROTIUM = 'sclerotium'
 /** The administrator node writes the first epoch once the sclerotia it sees stayed the same this long. */
@@ -63,6 +64,7 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
   let starting: Promise<void> | undefined
   let stopForging: (() => void) | undefined
   let links: DirectLinks | undefined
+  let catchUp: CatchUpStream | undefined
 
   const running = (): Consensus => {
     if (consensus === undefined) throw new ApiError(503, `primary epochs are not running yet: ${waiting ?? 'starting'}`)
@@ -144,6 +146,16 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
       log
     })
     await links.start()
+    // A member behind asks one member at a time for the epochs it lacks (not the whole network).
+    catchUp = catchUpStream({
+      host: ctx.host(),
+      protocol: `${protocolPrefix(ctx.network.networkId)}/bft/catch-up/1.0.0`,
+      accepts: ctx.isVerified,
+      answer: () => { const c = consensus; return c === undefined ? undefined : (request) => c.epochs.serveCatchUp(request) },
+      preferred: () => consensus?.epochs.chain.latest()?.candidates ?? [],
+      log
+    })
+    await catchUp.start()
     consensus = createConsensus({
       signer: { peerId: ctx.host().peerId.toString(), secretKey: ctx.secretKey },
       pubsub: links,
@@ -161,6 +173,7 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
         sink: spores.epochInput,
         anchor,
         intervalMs: s.intervalMs,
+        catchUp,
         proposalConduct: s.leader.includes('bad-leader') ? badLeader({ peerId: ctx.host().peerId.toString(), secretKey: ctx.secretKey }) : undefined
       }
     })
@@ -196,6 +209,7 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
       consensus = undefined
       await c?.stop()
       await links?.stop()
+      await catchUp?.stop()
     },
 
     status () {

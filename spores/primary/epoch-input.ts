@@ -111,9 +111,9 @@ export class EpochInput {
   }
 
   /** Stores a certified epoch in the primary tier (the certificate is checked there). */
-  async accept (epoch: { headerBytes: Uint8Array, certificate: Uint8Array, entries?: Uint8Array[] }): Promise<void> {
+  async accept (epoch: { headerBytes: Uint8Array, certificate: Uint8Array, entries?: Uint8Array[] }, between: Array<[Uint8Array, Uint8Array]> = []): Promise<void> {
     if (epoch.entries === undefined) throw new EpochRejectedError('a certified epoch needs its entries to be stored')
-    await this.primary.accept(encodeEpoch(epoch.headerBytes, epoch.certificate, epoch.entries.map(b => decodeEntry(b))))
+    await this.primary.accept(encodeEpoch(epoch.headerBytes, epoch.certificate, epoch.entries.map(b => decodeEntry(b))), between)
   }
 
   /** The latest certified epoch, as the engine's chain anchor. */

@@ -11,10 +11,12 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PeerId } from '@libp2p/interface'
 import { buildHeader, certifyEpoch, signEntry, committeeCertificateVerifier, encodeEpoch, type Spores, type Signer, type SignedEntry } from '../../spores/index.ts'
 import { createConsensus, HonestConduct, gossipsubTransport, bftEpochVerifier, consensusTopics, minimumCommittee, EXCLUDING_FAULTS, type Consensus, type MemberConduct, type GossipsubLike } from '../../consensus/index.ts'
-import { directLinks } from '../../node/consensus/direct-links.ts'
+import { directLinks, type DirectLinks } from '../../node/consensus/direct-links.ts'
+import { catchUpStream, type CatchUpStream } from '../../node/consensus/catch-up-stream.ts'
 import { networkRoot, tempDir, openTestSpores, NETWORK, nodeValue, healthValue, entry } from '../spores/fixtures.ts'
 
 export const TOPIC_PREFIX = `mycelium/${NETWORK}`
+export const CATCH_UP_PROTOCOL = '/mycelium/test/bft/catch-up/1.0.0'
 
 export interface ClusterNode {
   index: number
@@ -27,6 +29,13 @@ export interface ClusterNode {
   /** Swap the member's conduct at run time (Byzantine phases). */
   conduct: { make: () => MemberConduct | undefined }
   stopped: boolean
+  /** The catch-up stream: members behind ask one member at a time for the epochs they lack. */
+  catchUp: CatchUpStream
+  links: DirectLinks
+  /** What this member answers to a catch-up request (a test swaps in a liar). */
+  answerCatchUp: (request: Uint8Array) => Uint8Array
+  /** The members this one asks first when behind (shuffled among themselves). */
+  catchUpPreferred: () => string[]
 }
 
 export interface ClusterOptions {
@@ -52,6 +61,10 @@ export interface Cluster {
   stopNode: (node: ClusterNode) => Promise<void>
   partition: (a: ClusterNode[], b: ClusterNode[]) => Promise<void>
   heal: () => Promise<void>
+  /** Stops a member's BFT process (engine, round links, catch-up stream); its spores and libp2p node stay. */
+  stopMember: (node: ClusterNode) => Promise<void>
+  /** Starts a stopped member's BFT process again, anchored on what its primary tier holds. */
+  startMember: (node: ClusterNode) => Promise<void>
   /** Dials again any pair whose connection dropped (a daemon's reconnection does this). */
   reconnect: () => Promise<void>
   close: () => Promise<void>
@@ -141,7 +154,8 @@ export async function startCluster (options: ClusterOptions): Promise<Cluster> {
     const { libp2p, signer } = await identityNode(blocked)
     const verifier = bftEpochVerifier({ f: options.f, committeeSize: options.committeeSize, genesis: committeeCertificateVerifier({ rootPublicKey: root.publicKey }) })
     const spores = await openTestSpores(`${dir.path}/n${i}`, root, signer, { epochVerifier: verifier, limits: { minCandidates: minimumCommittee(options.f) } })
-    nodes.push({ index: i, signer, libp2p, spores, blocked, conduct: { make: () => options.conducts?.[i]?.() }, stopped: false, consensus: undefined as unknown as Consensus })
+    const n: ClusterNode = { index: i, signer, libp2p, spores, blocked, conduct: { make: () => options.conducts?.[i]?.() }, stopped: false, consensus: undefined as unknown as Consensus, catchUp: undefined as unknown as CatchUpStream, links: undefined as unknown as DirectLinks, answerCatchUp: (request) => n.consensus.epochs.serveCatchUp(request), catchUpPreferred: () => ids }
+    nodes.push(n)
   }
   const ids = nodes.map(n => n.signer.peerId)
   const intervalMs = options.intervalMs ?? 500
@@ -151,11 +165,18 @@ export async function startCluster (options: ClusterOptions): Promise<Cluster> {
     await n.spores.primary.accept(encodeEpoch(genesis.headerBytes, genesisCertificate, genesis.entries))
     // Each node's own entries sit in its latent tier; a proposer puts what it holds in the epoch.
     await n.spores.merge('latent', [entry(n.signer, 'node', nodeValue(n.index)), entry(n.signer, 'health', healthValue())])
+  }
+  // One member's BFT process (round links, catch-up stream, engine) over its stored spores:
+  // built at start, and again when a stopped member starts (restartMember).
+  const member = async (n: ClusterNode): Promise<void> => {
     const isConnected = connectedTo(n.libp2p)
     const anchor = await n.spores.epochInput.anchor()
     // Round messages go as in the daemon: direct streams to connected members, gossip for the rest.
     const links = directLinks({ host: n.libp2p, gossip: gossipsubTransport(n.libp2p.services.pubsub as GossipsubLike), protocol: '/mycelium/test/bft/direct/1.0.0', directTopic: consensusTopics(TOPIC_PREFIX).rounds, accepts: (peer) => ids.includes(peer), targets: () => ids })
     await links.start()
+    n.links = links
+    n.catchUp = catchUpStream({ host: n.libp2p, protocol: CATCH_UP_PROTOCOL, accepts: (peer) => ids.includes(peer), answer: () => (request) => n.answerCatchUp(request), preferred: () => n.catchUpPreferred() })
+    await n.catchUp.start()
     n.consensus = createConsensus({
       signer: n.signer,
       pubsub: links,
@@ -174,14 +195,13 @@ export async function startCluster (options: ClusterOptions): Promise<Cluster> {
         intervalMs,
         tickMs: 50,
         slotMs: options.slotMs ?? 600,
-        maxAttempts: options.maxAttempts ?? 4
+        maxAttempts: options.maxAttempts ?? 4,
+        catchUp: n.catchUp
       }
     })
-  }
-  // As the daemon does (node/consensus/trust-entries.ts, exclusion-entries.ts): a slash becomes
-  // a trust entry in the slasher's latent tier, and an excluding fault an exclusion entry with
-  // its evidence, which its next proposal carries into an epoch.
-  for (const n of nodes) {
+    // As the daemon does (node/consensus/trust-entries.ts, exclusion-entries.ts): a slash becomes
+    // a trust entry in the slasher's latent tier, and an excluding fault an exclusion entry with
+    // its evidence, which its next proposal carries into an epoch.
     n.consensus.engine.ledger.onSlash((accused, slash) => {
       const now = Date.now()
       const trust = signEntry(n.signer, { type: 'trust', key: accused, value: { score: n.consensus.engine.ledger.trust(accused), reason: `slashed for ${slash.reason}` }, seq: now, issuedAt: now })
@@ -190,6 +210,7 @@ export async function startCluster (options: ClusterOptions): Promise<Cluster> {
       void n.spores.merge('latent', [trust, ...exclusion]).catch(() => undefined)
     })
   }
+  for (const n of nodes) await member(n)
   for (const n of nodes) n.consensus.engine.start()
   await connectAll(nodes)
   await meshReady(nodes, false)
@@ -217,6 +238,15 @@ export async function startCluster (options: ClusterOptions): Promise<Cluster> {
       }
       await Promise.all(a.flatMap(x => b.map(async y => await x.libp2p.hangUp(y.libp2p.peerId).catch(() => undefined))))
       await until('partition', () => a.every(x => b.every(y => !connectedTo(x.libp2p)(y.signer.peerId) && !connectedTo(y.libp2p)(x.signer.peerId))))
+    },
+    async stopMember (n) {
+      await n.consensus.stop()
+      await n.links.stop()
+      await n.catchUp.stop()
+    },
+    async startMember (n) {
+      await member(n)
+      n.consensus.start()
     },
     async reconnect () {
       await connectAll(live())
