@@ -139,6 +139,8 @@ export interface EpochSummary {
 const CATCH_UP_BATCH = 16
 /** A responder that sent an epoch that failed the checks is not asked again for this long. */
 const DISTRUST_MS = 60_000
+/** A responder that did not answer (stalled, unreachable) is passed over for this long. */
+const UNANSWERED_SKIP_MS = 15_000
 /** Requests one catch-up run makes at most, over all the peers it asks. */
 const CATCH_UP_REQUESTS_MAX = 64
 /** What one proposal may carry of new or changed entries (the round input's limit is 768 KiB). */
@@ -173,7 +175,8 @@ export class PrimaryEpochs {
   /** Certified epochs adopted by header alone, not yet handed to the sink (see EpochSink.accept). */
   private readonly withoutEntries: Array<[Uint8Array, Uint8Array]> = []
   private catchUpTarget = 0
-  private readonly distrusted = new Map<string, number>()
+  /** Responders not asked again until then: a minute after a lie, a while after no answer. */
+  private readonly skipUntil = new Map<string, number>()
   private readonly catchUpCounts: { requests: number, adopted: number, refusedResponders: number, lastRefusal?: string } = { requests: 0, adopted: 0, refusedResponders: 0 }
 
   constructor (options: PrimaryEpochsOptions) {
@@ -245,8 +248,7 @@ export class PrimaryEpochs {
     let requests = 0
     for (const peer of transport.peers()) {
       if (peer === this.engine.self) continue
-      const since = this.distrusted.get(peer)
-      if (since !== undefined && Date.now() - since < DISTRUST_MS) continue
+      if ((this.skipUntil.get(peer) ?? 0) > Date.now()) continue
       while (this.held() < this.catchUpTarget && requests < CATCH_UP_REQUESTS_MAX && !this.abort.signal.aborted) {
         requests++
         let adopted: number
@@ -255,11 +257,12 @@ export class PrimaryEpochs {
         } catch (err) {
           // A lie, a stall or a broken stream: this responder is done; the next one is asked.
           if (!(err instanceof CatchUpUnanswered)) {
-            this.distrusted.set(peer, Date.now())
+            this.skip(peer, DISTRUST_MS)
             this.catchUpCounts.refusedResponders++
             this.catchUpCounts.lastRefusal ??= (err as Error).message
             this.log.warn({ peer, err: (err as Error).message }, 'catch-up responder sent an epoch that fails the checks; asking another')
           } else {
+            this.skip(peer, UNANSWERED_SKIP_MS)
             this.log.debug({ peer, err: (err as Error).message }, 'catch-up request failed; asking another')
           }
           break
@@ -268,6 +271,11 @@ export class PrimaryEpochs {
       }
       if (this.held() >= this.catchUpTarget || requests >= CATCH_UP_REQUESTS_MAX || this.abort.signal.aborted) return
     }
+  }
+
+  private skip (peer: string, ms: number): void {
+    this.skipUntil.set(peer, Date.now() + ms)
+    if (this.skipUntil.size > 1024) this.skipUntil.delete(this.skipUntil.keys().next().value as string)
   }
 
   /** One request to `peer`; adopts what it sends in order and returns how many epochs it added. */

@@ -12,7 +12,7 @@ import { yamux } from '@libp2p/yamux'
 import { identify } from '@libp2p/identify'
 import { encodeCanonical, decodeCanonical, toHex } from '../../crypto/index.ts'
 import { encodeCatchUpRequest } from '../../consensus/index.ts'
-import { catchUpStream, REQUESTS_PER_MINUTE } from '../../node/consensus/catch-up-stream.ts'
+import { catchUpStream, REQUESTS_PER_MINUTE, REQUEST_TIMEOUT_MS } from '../../node/consensus/catch-up-stream.ts'
 import { startCluster, until, latestEpoch, CATCH_UP_PROTOCOL, type Cluster, type ClusterNode } from './consensus-cluster.ts'
 
 let cluster: Cluster | undefined
@@ -96,6 +96,28 @@ describe('catch-up of certified epochs over a direct stream', () => {
     expect(stats.refusedResponders).toBe(2)
     expectSameChain(cluster, lag, from, target)
     expect(lag.consensus.epochs.conflictsRefused()).toBe(0)
+  }, 180_000)
+
+  it('leaves a responder that takes the request and never answers after the request timeout, and catches up from another', async () => {
+    cluster = await startCluster({ size: 5, f: 1, committeeSize: 4, intervalMs: 300 })
+    const [lag, staller] = cluster.nodes
+    // the staller reads the request and never writes (its own catch-up serving is replaced)
+    await staller.catchUp.stop()
+    const held: Array<{ abort: (err: Error) => void }> = []
+    await staller.libp2p.handle(CATCH_UP_PROTOCOL, (stream: any) => { held.push(stream) }, { maxInboundStreams: 8 })
+    lag.catchUpPreferred = () => [staller.signer.peerId]
+    let startedAt = 0
+    const realStart = cluster.startMember.bind(cluster)
+    const { from, target } = await lagBehind({ ...cluster, startMember: async (n) => { startedAt = Date.now(); await realStart(n) } }, lag, 4)
+    const took = Date.now() - startedAt
+    const stats = lag.consensus.epochs.catchUpStats()
+    console.log(`caught up from epoch ${from} to ${target} past a staller in ${took} ms: ${JSON.stringify(stats)}`)
+    expect(held.length).toBeGreaterThanOrEqual(1)
+    expect(took).toBeGreaterThanOrEqual(REQUEST_TIMEOUT_MS)
+    // a stall is not a lie: nothing it sent failed a check
+    expect(stats.refusedResponders).toBe(0)
+    expectSameChain(cluster, lag, from, target)
+    for (const s of held) s.abort(new Error('test over'))
   }, 180_000)
 
   it('refuses a flood of requests from one member past the limit, strangers and garbage, and goes on serving and certifying', async () => {
