@@ -175,6 +175,7 @@ export class PrimaryEpochs {
   /** Certified epochs adopted by header alone, not yet handed to the sink (see EpochSink.accept). */
   private readonly withoutEntries: Array<[Uint8Array, Uint8Array]> = []
   private catchUpTarget = 0
+  private lastCatchUpAt = 0
   /** Responders not asked again until then: a minute after a lie, a while after no answer. */
   private readonly skipUntil = new Map<string, number>()
   private readonly catchUpCounts: { requests: number, adopted: number, refusedResponders: number, lastRefusal?: string } = { requests: 0, adopted: 0, refusedResponders: 0 }
@@ -234,7 +235,9 @@ export class PrimaryEpochs {
   /** Starts catching up to `target` (one run at a time; a run in progress takes the higher target). */
   catchUpTo (target: number): void {
     this.catchUpTarget = Math.max(this.catchUpTarget, target)
-    if (this.catchingUp !== undefined || this.o.catchUp === undefined) return
+    // Heads are not signed: a member announcing epochs that do not exist starts at most one run a second here.
+    if (this.catchingUp !== undefined || this.o.catchUp === undefined || Date.now() - this.lastCatchUpAt < 1000) return
+    this.lastCatchUpAt = Date.now()
     this.catchingUp = this.runCatchUp(this.o.catchUp)
       .catch((err: Error) => { this.log.debug({ err: err.message }, 'catch-up ended') })
       .finally(() => { this.catchingUp = undefined })
