@@ -1,7 +1,8 @@
 // Signed role advertisements. The signature covers canonical CBOR of the fields and of the
 // topic (which carries the network id), so an advertisement cannot be replayed into another
 // network, and its origin is checked from the peer id alone (Ed25519 keys are inline).
-import { sign, verify, encodeCanonical, decodeCanonical, publicKeyOfPeerId } from '../../crypto/index.ts'
+import { sign, verify, encodeCanonical, publicKeyOfPeerId } from '../../crypto/index.ts'
+import { openSignedEnvelope } from './signed-envelope.ts'
 import { multiaddr } from '@multiformats/multiaddr'
 import { isRole, type Role, type SclerotiumFit } from '../policy/role.ts'
 
@@ -51,18 +52,7 @@ function isUint (v: unknown, max = Number.MAX_SAFE_INTEGER): v is number {
 /** Decodes, validates and verifies one advertisement received on `topic`. */
 export function decodeRoleAdvertisement (bytes: Uint8Array, topic: string): RoleAdvertisement {
   const fail = (why: string): never => { throw new InvalidRoleAdvertisementError(why) }
-  if (bytes.length > MAX_ADVERTISEMENT_BYTES) fail(`advertisement of ${bytes.length} bytes exceeds ${MAX_ADVERTISEMENT_BYTES}`)
-  let outer: unknown
-  try {
-    outer = decodeCanonical(bytes)
-  } catch (err) {
-    fail((err as Error).message)
-  }
-  const o = outer as Record<string, unknown>
-  if (typeof o !== 'object' || o === null || Object.keys(o).length !== 2 || !(o.sig instanceof Uint8Array) || typeof o.ad !== 'object' || o.ad === null) fail('advertisement must be { ad, sig }')
-  const a = o.ad as Record<string, unknown>
-  const keys = Object.keys(a).sort()
-  if (keys.length !== FIELDS.length || keys.some((k, i) => k !== FIELDS[i])) fail('advertisement has missing or unknown fields')
+  const { body: a, sig } = openSignedEnvelope(bytes, 'advertisement', MAX_ADVERTISEMENT_BYTES, 'ad', FIELDS, fail)
   if (typeof a.peerId !== 'string' || a.peerId.length > 128) fail('peerId must be a string')
   if (!isRole(a.role)) fail('role is not a role')
   if (typeof a.dedicated !== 'boolean' || typeof a.pinned !== 'boolean' || typeof a.movable !== 'boolean') fail('flags must be booleans')
@@ -82,6 +72,6 @@ export function decodeRoleAdvertisement (bytes: Uint8Array, topic: string): Role
     return fail((err as Error).message)
   }
   const ad = a as unknown as RoleAdvertisement
-  if (!verify(publicKey, signedBytes(ad, topic), o.sig as Uint8Array)) fail('signature does not verify')
+  if (!verify(publicKey, signedBytes(ad, topic), sig)) fail('signature does not verify')
   return ad
 }

@@ -10,7 +10,8 @@
 // seq; a receiver connected to the named node believes its own link over the notice; and each
 // receiver takes at most MAX_PER_WITNESS_PER_MINUTE from one witness. The signature covers the
 // topic (which carries the network id), like an advertisement's.
-import { sign, verify, encodeCanonical, decodeCanonical, publicKeyOfPeerId } from '../../crypto/index.ts'
+import { sign, verify, encodeCanonical, publicKeyOfPeerId } from '../../crypto/index.ts'
+import { openSignedEnvelope } from './signed-envelope.ts'
 
 const DOMAIN = 'mycelium/role-departure/v1'
 export const MAX_DEPARTURE_BYTES = 1024
@@ -44,18 +45,7 @@ export function encodeRoleDeparture (d: RoleDeparture, secretKey: Uint8Array, to
 /** Decodes, validates and verifies one departure received on `topic`. */
 export function decodeRoleDeparture (bytes: Uint8Array, topic: string): RoleDeparture {
   const fail = (why: string): never => { throw new InvalidRoleDepartureError(why) }
-  if (bytes.length > MAX_DEPARTURE_BYTES) fail(`departure of ${bytes.length} bytes exceeds ${MAX_DEPARTURE_BYTES}`)
-  let outer: unknown
-  try {
-    outer = decodeCanonical(bytes)
-  } catch (err) {
-    fail((err as Error).message)
-  }
-  const o = outer as Record<string, unknown>
-  if (typeof o !== 'object' || o === null || Object.keys(o).length !== 2 || !(o.sig instanceof Uint8Array) || typeof o.gone !== 'object' || o.gone === null) fail('departure must be { gone, sig }')
-  const g = o.gone as Record<string, unknown>
-  const keys = Object.keys(g).sort()
-  if (keys.length !== FIELDS.length || keys.some((k, i) => k !== FIELDS[i])) fail('departure has missing or unknown fields')
+  const { body: g, sig } = openSignedEnvelope(bytes, 'departure', MAX_DEPARTURE_BYTES, 'gone', FIELDS, fail)
   if (typeof g.peerId !== 'string' || g.peerId.length > 128 || typeof g.witness !== 'string' || g.witness.length > 128) fail('peerId and witness must be strings')
   for (const n of [g.seq, g.issuedAt]) if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) fail('seq and issuedAt must be non-negative integers')
   let publicKey: Uint8Array
@@ -66,7 +56,7 @@ export function decodeRoleDeparture (bytes: Uint8Array, topic: string): RoleDepa
     return fail((err as Error).message)
   }
   const d = g as unknown as RoleDeparture
-  if (!verify(publicKey, signedBytes(d, topic), o.sig as Uint8Array)) fail('signature does not verify')
+  if (!verify(publicKey, signedBytes(d, topic), sig)) fail('signature does not verify')
   return d
 }
 
