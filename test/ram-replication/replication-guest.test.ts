@@ -111,6 +111,8 @@ for (const { engine, capability } of guestEngineVariants()) {
       expect(verdicts[b].equal).toBeGreaterThanOrEqual(24)
       // The guest's own record (stamped pages and running checksum) holds on each backup's copy.
       for (const host of hosts.slice(0, 2)) {
+        // between two epochs (a full one is applied over several turns)
+        await host.replica(guest.vmId)!.whenIdle()
         const check = verifyGuestMemory(host.replica(guest.vmId)!.memory)
         expect(check.ok).toBe(true)
         expect(check.counter).toBeGreaterThan(0)

@@ -281,8 +281,15 @@ describe('applications on four sclerotium daemons', () => {
     writeFileSync(join(dir, 'hello.wasm'), helloModule())
     const file = join(mkdtempSync(join(tmpdir(), 'myc-spore-')), 'greet.spore')
     expect((await admin.cli(['app', 'pack', dir, '--out', file])).code).toBe(0)
-    const { digest: job } = await admin.cliJson<{ digest: string }>(['app', 'publish', file])
-    expect((await admin.cli(['app', 'plan', 'greet', '--digest', job, '--min', '1', '--arch', 'any'])).code).toBe(0)
+    // A plan is refused while the admin's view holds no node that fits (the earlier SIGKILL may
+    // have taken a z1 node, whose replacement record takes a moment): ask again until accepted,
+    // publishing again each time so the bundle outlives the short grace this test sets.
+    await waitFor(async () => {
+      const { digest: job } = await admin.cliJson<{ digest: string }>(['app', 'publish', file])
+      const planned = await admin.cli(['app', 'plan', 'greet', '--digest', job, '--min', '1', '--arch', 'any'])
+      if (planned.code !== 0) throw new Error(planned.stderr.trim())
+      return true
+    }, { timeoutMs: 30_000, intervalMs: 1000, what: 'the plan of greet accepted' })
     let done: Instance & { exitCode?: number } | undefined
     await waitFor(async () => {
       done = (await statusOf(admin, 'greet'))?.instances.find(i => i.health === 'done')
