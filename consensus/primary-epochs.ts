@@ -296,6 +296,10 @@ export class PrimaryEpochs {
     const response = decodeCatchUpResponse(bytes, request)
     let adopted = 0
     for (let i = 0; i < response.items.length; i++) {
+      // An epoch this node adopted while the answer was on its way (its certificate came by
+      // gossip) is not checked again: comparing a liar's copy with it would count as a conflict,
+      // and an honest copy can fail the in-order checks against a chain that moved on.
+      if ((this.chain.latest() as EpochRecord).epoch >= request.from + i) continue
       if (await this.adoptItem(request.from + i, response.items[i])) {
         adopted++
         this.catchUpCounts.adopted++
