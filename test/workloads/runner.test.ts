@@ -305,6 +305,56 @@ else setInterval(() => {}, 1000)
     out.close()
   })
 
+  it('followLog skips no file when a burst rotates the log again while the follower opens the rotated files', async () => {
+    // a writer in the same process (as the daemon writes its instances' logs) rotating every
+    // sixteen turns of the event loop: the files a rotation leaves are all held before any is
+    // read, else a later rotation moves a name on and a whole file is skipped
+    mkdirSync(logDir)
+    const out = new RotatingLog(logDir, 'stdout', 1024 * 1024, (err) => { throw err })
+    out.write(Buffer.from('y'.repeat(1000 * 1024)))
+    const abort = new AbortController()
+    let followed = ''
+    const following = followLog(logDir, 'stdout', chunk => { followed += chunk }, abort.signal)
+    await new Promise(resolve => setTimeout(resolve, 200))
+    const burst = Buffer.from(Array.from({ length: 2500 }, (_, i) => `burst ${i} ${'x'.repeat(1000)}\n`).join(''))
+    for (let at = 0; at < burst.length; at += 65536) {
+      out.write(burst.subarray(at, at + 65536))
+      await new Promise(resolve => setImmediate(resolve))
+    }
+    await until(() => followed.includes('burst 2499 '), 10_000, 'the end of the burst')
+    abort.abort()
+    await following
+    out.close()
+    const seen = followed.split('\n').filter(l => l.startsWith('burst ')).map(l => Number(l.split(' ')[1]))
+    expect(seen).toEqual(Array.from({ length: 2500 }, (_, i) => i))
+  })
+
+  it('followLog reads no further while its consumer holds it back, and with `until` reads what is there, then returns', async () => {
+    mkdirSync(logDir)
+    const out = new RotatingLog(logDir, 'stdout', 1024, (err) => { throw err })
+    const abort = new AbortController()
+    const until_ = new AbortController()
+    const chunks: string[] = []
+    let release: (() => void) | undefined
+    const following = followLog(logDir, 'stdout', async (chunk) => {
+      chunks.push(chunk)
+      if (chunk.includes('hold')) await new Promise<void>(resolve => { release = resolve })
+    }, abort.signal, { until: until_.signal })
+    await new Promise(resolve => setTimeout(resolve, 100))
+    out.write(Buffer.from('hold\n'))
+    await until(() => release !== undefined, 2_000, 'the consumer holding')
+    out.write(Buffer.from('after 1\n'))
+    out.write(Buffer.from('after 2\n'))
+    await new Promise(resolve => setTimeout(resolve, 300))
+    expect(chunks).toEqual(['hold\n'])
+    // the instance stops: what the file holds is read, then the follow ends on its own
+    until_.abort()
+    release!()
+    await following
+    expect(chunks.join('')).toBe('hold\nafter 1\nafter 2\n')
+    out.close()
+  })
+
   it('followLog polls where there is nothing to watch yet (the log directory not made), and reads the file once it comes', async () => {
     const counters: FollowCounters = { checks: 0 }
     const abort = new AbortController()

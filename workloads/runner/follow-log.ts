@@ -4,11 +4,15 @@
 // shows as soon as it is written. The directory is watched rather than the file because a
 // rotation renames the file away and creates a new one; both are events of the directory. At
 // a rotation the file being read is read to its end, then the files rotated after it (found by
-// inode among `.1` … `.3`), then the new one from its start: nothing is missed unless the
-// output outruns all three old files before the follower gets to run.
+// inode among `.1` … `.3`), then the new one from its start, all opened before any is read so
+// that later rotations cannot move them away: nothing is missed unless the output outruns all
+// three old files before the follower gets to look.
 // Where the platform gives no change events (fs.watch fails: no inotify instances left, a
 // file system without notifications, a directory not there yet) it polls every 100 ms instead.
 // Bytes are decoded as UTF-8 with characters kept whole across reads.
+// `onData` may return a promise: the follow reads no further until it settles, so a consumer
+// that forwards the output (a follower on another node) holds the reading back instead of
+// buffering what it cannot pass on.
 import { watch, type FSWatcher } from 'node:fs'
 import { open, stat, type FileHandle } from 'node:fs/promises'
 import { StringDecoder } from 'node:string_decoder'
@@ -17,6 +21,8 @@ import { KEPT_OLD_FILES, logFile, type LogStream } from './rotating-log.ts'
 import { readTail } from './read-log.ts'
 
 const POLL_MS = 100
+/** tries to open the files of a rotation while no further rotation moves them (a burst rotates every few milliseconds) */
+const HOLD_ATTEMPTS = 5
 const READ_BYTES = 64 * 1024
 
 export interface FollowOptions {
@@ -24,11 +30,13 @@ export interface FollowOptions {
   tailBytes?: number
   /** what drove the follow, for tests and status: change events or the fallback poll, and how many looks at the files it took */
   counters?: FollowCounters
+  /** once aborted, the follow reads what the files hold by then and returns (the instance stopped: its last words are on disk) */
+  until?: AbortSignal
 }
 
 export interface FollowCounters { mode?: 'watch' | 'poll', checks: number }
 
-export async function followLog (logDir: string, stream: LogStream, onData: (chunk: string) => void, signal: AbortSignal, options: FollowOptions = {}): Promise<void> {
+export async function followLog (logDir: string, stream: LogStream, onData: (chunk: string) => void | Promise<void>, signal: AbortSignal, options: FollowOptions = {}): Promise<void> {
   const decoder = new StringDecoder('utf8')
   const buffer = Buffer.alloc(READ_BYTES)
   const counters = options.counters ?? { checks: 0 }
@@ -51,13 +59,29 @@ export async function followLog (logDir: string, stream: LogStream, onData: (chu
 
   async function readOn (): Promise<void> {
     if (file === undefined) return
-    for (;;) {
+    // an aborted follow stops between reads: its consumer takes nothing more
+    while (!signal.aborted) {
       const { bytesRead } = await file.read(buffer, 0, READ_BYTES, position)
       if (bytesRead === 0) return
       position += bytesRead
       const text = decoder.write(buffer.subarray(0, bytesRead))
-      if (text.length > 0) onData(text)
+      if (text.length > 0) await onData(text)
     }
+  }
+
+  /** Opens `path` onto the end of `handles`, unless it is not there or is a file held already. */
+  async function hold (handles: FileHandle[], path: string): Promise<void> {
+    let handle: FileHandle
+    try {
+      handle = await open(path, 'r')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+      throw err
+    }
+    const { ino } = await handle.stat()
+    const held = await Promise.all(handles.map(async h => (await h.stat()).ino))
+    if (ino === inode || held.includes(ino)) await handle.close()
+    else handles.push(handle)
   }
 
   async function closeFile (): Promise<void> {
@@ -90,7 +114,7 @@ export async function followLog (logDir: string, stream: LogStream, onData: (chu
       gathered += piece.length
     }
     const text = decoder.write(Buffer.concat(pieces))
-    if (text.length > 0) onData(text)
+    if (text.length > 0) await onData(text)
   }
 
   /** Reads what is new; follows a rotation or a truncation. */
@@ -100,16 +124,35 @@ export async function followLog (logDir: string, stream: LogStream, onData: (chu
       await readOn()
       const current = await stat(logFile(logDir, stream)).catch(() => undefined)
       if (current !== undefined && current.ino !== inode) {
-        if (file !== undefined) {
+        // every file written after ours is opened before any is read: read one by one by name,
+        // a slow consumer would find the names moved on by later rotations and skip a file
+        const after: FileHandle[] = []
+        try {
+          // a rotation while they are opened shifts every name: then they are opened again
+          for (let attempt = 0; attempt < HOLD_ATTEMPTS; attempt++) {
+            for (const handle of after.splice(0)) await handle.close()
+            const age = file === undefined ? 0 : await ageOfCurrent() ?? KEPT_OLD_FILES + 1
+            for (let younger = age - 1; younger >= 1; younger--) await hold(after, logFile(logDir, stream, younger))
+            await hold(after, logFile(logDir, stream))
+            const newest = after.length === 0 ? undefined : (await after[after.length - 1].stat()).ino
+            const ageNow = file === undefined ? 0 : await ageOfCurrent() ?? KEPT_OLD_FILES + 1
+            if (ageNow === age && (await stat(logFile(logDir, stream)).catch(() => undefined))?.ino === newest) break
+          }
           await readOn()
-          const age = await ageOfCurrent() ?? KEPT_OLD_FILES + 1
           await closeFile()
-          for (let younger = age - 1; younger >= 1; younger--) {
-            if (await openFile(logFile(logDir, stream, younger), 'start')) await readOn()
+          while (after.length > 0 && !signal.aborted) {
+            file = after.shift()!
+            inode = (await file.stat()).ino
+            position = 0
+            // the newest is read on by the loop, and followed
+            if (after.length === 0) break
+            await readOn()
             await closeFile()
           }
+        } finally {
+          for (const handle of after) await handle.close()
         }
-        await openFile(logFile(logDir, stream), 'start')
+        if (signal.aborted) return
         continue
       }
       if (current !== undefined && current.size < position) position = 0 // truncated in place
@@ -123,12 +166,14 @@ export async function followLog (logDir: string, stream: LogStream, onData: (chu
   let wake: (() => void) | undefined
   let watcher: FSWatcher | undefined
   const onEvent = (): void => { pending = true; wake?.() }
+  const until = options.until
   const nextEvent = async (): Promise<void> => {
-    if (pending || signal.aborted) return
+    if (pending || signal.aborted || until?.aborted === true) return
     await new Promise<void>(resolve => { wake = resolve })
     wake = undefined
   }
   signal.addEventListener('abort', onEvent, { once: true })
+  until?.addEventListener('abort', onEvent, { once: true })
   try {
     // persistent: the follow is what keeps a `mycelium app logs -f` process alive between events
     watcher = watch(logDir, { persistent: true }, onEvent)
@@ -144,12 +189,15 @@ export async function followLog (logDir: string, stream: LogStream, onData: (chu
     if ((options.tailBytes ?? 0) > 0) await tail(options.tailBytes!)
     while (!signal.aborted) {
       pending = false
+      const last = until?.aborted === true
       await check()
+      if (last) return
       if (watcher !== undefined) await nextEvent()
-      else await sleep(POLL_MS, undefined, { signal }).catch(() => {})
+      else await sleep(POLL_MS, undefined, { signal: until === undefined ? signal : AbortSignal.any([signal, until]) }).catch(() => {})
     }
   } finally {
     signal.removeEventListener('abort', onEvent)
+    until?.removeEventListener('abort', onEvent)
     watcher?.close()
     await closeFile()
   }
