@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { timingSafeEqual } from 'node:crypto'
 import { chmodSync, rmSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
+import { once } from 'node:events'
 import { ApiError } from './errors.ts'
 
 export interface ApiRequest {
@@ -15,9 +16,18 @@ export interface ApiRequest {
 export type ApiHandler = (request: ApiRequest) => Promise<unknown> | unknown
 /** A route answering with text (Prometheus metrics) instead of JSON. */
 export interface TextRoute { text: true, contentType: string, handler: () => Promise<string> | string }
-export type Routes = Record<string, ApiHandler | TextRoute>
+/**
+ * A route answering with a stream of JSON values, one a line (application/x-ndjson), for as long
+ * as it has any: the handler checks the request and opens its source (an ApiError it throws
+ * is the answer, as for any route), and the values go out as the client takes them. `signal`
+ * aborts when the client goes away.
+ */
+export interface StreamRoute { stream: true, handler: (request: ApiRequest, signal: AbortSignal) => Promise<AsyncIterable<unknown>> }
+export type Routes = Record<string, ApiHandler | TextRoute | StreamRoute>
 
 const MAX_BODY_BYTES = 1024 * 1024
+/** an empty line this often on a quiet stream: the client tells a quiet daemon from a stuck one */
+export const STREAM_KEEPALIVE_MS = 10_000
 
 async function readBody (req: IncomingMessage): Promise<unknown> {
   let size = 0
@@ -111,6 +121,10 @@ export class AdminApi {
       }
       const route = this.routes[`${req.method ?? 'GET'} ${url.pathname}`]
       if (route === undefined) throw new ApiError(404, `no such endpoint: ${req.method} ${url.pathname}`)
+      if (typeof route === 'object' && 'stream' in route) {
+        await this.stream(route, { query: url.searchParams, body: await readBody(req) }, res)
+        return
+      }
       if (typeof route === 'object') {
         const text = await route.handler()
         res.writeHead(200, { 'content-type': route.contentType })
@@ -126,6 +140,26 @@ export class AdminApi {
       const status = err instanceof ApiError && err.status >= 400 && err.status <= 599 ? err.status : 500
       if (!res.headersSent) res.writeHead(status, { 'content-type': 'application/json' })
       res.end(JSON.stringify({ error: (err as Error).message }))
+    }
+  }
+
+  private async stream (route: StreamRoute, request: ApiRequest, res: ServerResponse): Promise<void> {
+    const gone = new AbortController()
+    res.on('close', () => { gone.abort() })
+    const values = await route.handler(request, gone.signal)
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' })
+    const keepAlive = setInterval(() => { res.write('\n') }, STREAM_KEEPALIVE_MS)
+    try {
+      for await (const value of values) {
+        if (gone.signal.aborted) break
+        // the source is asked for more only once the client has taken this
+        if (!res.write(JSON.stringify(value) + '\n')) await once(res, 'drain', { signal: gone.signal }).catch(() => {})
+      }
+    } catch (err) {
+      if (!gone.signal.aborted) res.write(JSON.stringify({ error: (err as Error).message }) + '\n')
+    } finally {
+      clearInterval(keepAlive)
+      res.end()
     }
   }
 }

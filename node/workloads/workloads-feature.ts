@@ -27,6 +27,10 @@ import { Reconciler, placementPlan, isLeased } from './reconciler.ts'
 import { AppLeases } from './app-lease.ts'
 import { loadOperatorGrant } from './operator-grant-file.ts'
 import { LogExchange, MAX_LOG_TAIL_BYTES } from './log-exchange.ts'
+import { LogFollowService } from './log-follow-service.ts'
+import { logFollowProtocol } from './log-follow-messages.ts'
+import { openRemoteLogFollow } from './remote-log-follow.ts'
+import { followLines } from './log-follow-lines.ts'
 
 const RECONCILE_MS = 2_000
 const ENDPOINT_TTL_MS = 30_000
@@ -46,6 +50,20 @@ function record (b: unknown): Record<string, unknown> {
 function appName (raw: unknown): string {
   if (typeof raw !== 'string' || !APP_NAME.test(raw)) throw new ApiError(400, `application name "${String(raw).slice(0, 60)}" must be 1-48 lowercase letters, digits or '-', starting with a letter or digit`)
   return raw
+}
+
+const PEER_SUFFIX = /^[1-9A-HJ-NP-Za-km-z]{8,128}$/
+
+/** The query of the log routes: which application, which stream, how much of the past, on which node (a peer id or its last 8 or more characters). */
+function logQuery (query: URLSearchParams): { name: string, stream: 'stdout' | 'stderr', tail: number, node?: string } {
+  const name = appName(query.get('name'))
+  const stream = query.get('stream') ?? 'stdout'
+  if (stream !== 'stdout' && stream !== 'stderr') throw new ApiError(400, 'stream must be stdout or stderr')
+  const tail = Number(query.get('tail') ?? 64 * 1024)
+  if (!Number.isInteger(tail) || tail < 0 || tail > MAX_LOG_TAIL_BYTES) throw new ApiError(400, `tail must be a byte count up to ${MAX_LOG_TAIL_BYTES}`)
+  const node = query.get('node') ?? undefined
+  if (node !== undefined && !PEER_SUFFIX.test(node)) throw new ApiError(400, 'node must be a peer id, or its last 8 or more characters')
+  return { name, stream, tail, ...(node === undefined ? {} : { node }) }
 }
 
 /** A manifest's labels as a plan carries them: within what a node can carry, or no node ever fits. */
@@ -74,6 +92,7 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
   let reconciler: Reconciler | undefined
   let leases: AppLeases | undefined
   let logs: LogExchange | undefined
+  let follows: LogFollowService | undefined
   let refresh: NodeJS.Timeout | undefined
   let viewTimer: NodeJS.Timeout | undefined
   let collector: BundleCollector | undefined
@@ -221,6 +240,16 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
     return { signer: self(), grant, expiresAt: decoded.expiresAt }
   }
 
+  /** The other live nodes that report an instance of `name` (or the one `node` names): the ones running it first, then any that ran it (a finished job). */
+  const logHolders = async (name: string, node: string | undefined): Promise<string[]> => {
+    const { directory: d } = running()
+    const live = liveNodes()
+    const reported = (await d.reported(name)).filter(s => live.has(s.peerId) && s.peerId !== self().peerId && (node === undefined || s.peerId.endsWith(node)))
+    const order = [...reported.filter(s => s.health !== 'done'), ...reported.filter(s => s.health === 'done')].map(s => s.peerId)
+    if (order.length === 0) throw new ApiError(404, node === undefined ? `no live node reports an instance of ${name}` : `no live node …${node.slice(-8)} reports an instance of ${name}`)
+    return order
+  }
+
   /** A grant that shows another node this one may read logs: fresh from the root key, else the operator grant it holds. */
   const readerGrant = (c: DaemonContext): Uint8Array => {
     const root = c.home.loadRootKey(c.network)
@@ -344,7 +373,7 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
       exchange = new BundleExchange({ host: c.host(), store, networkId: c.network.networkId, log: c.log.child({ area: 'workloads' }) })
       await exchange.start()
       if (arch === undefined) c.log.warn({ arch: osArch() }, 'this architecture runs WebAssembly jobs only: native bundles are built for x86_64 and aarch64')
-      instances = new LocalInstances({ dir: c.home.path('apps/instances'), arch: arch ?? 'x86_64', log: c.log.child({ area: 'workloads' }), onChange: (name) => { void publishEndpoint(name); reconciler?.poke() } })
+      instances = new LocalInstances({ dir: c.home.path('apps/instances'), arch: arch ?? 'x86_64', log: c.log.child({ area: 'workloads' }), onChange: (name) => { void publishEndpoint(name); reconciler?.poke(); follows?.instanceChanged(name) } })
       logs = new LogExchange({
         host: c.host(), networkId: c.network.networkId, rootPublicKey: c.network.rootPublicKey, log: c.log.child({ area: 'workloads' }),
         read: async (app, stream, tail) => {
@@ -353,6 +382,14 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
         }
       })
       await logs.start()
+      follows = new LogFollowService({
+        host: c.host(), networkId: c.network.networkId, rootPublicKey: c.network.rootPublicKey, log: c.log.child({ area: 'workloads' }),
+        logOf: (app) => {
+          const dir = instances?.logDirOf(app)
+          return dir === undefined ? undefined : { logDir: dir, running: instances?.names().includes(app) === true }
+        }
+      })
+      await follows.start()
       gateway = new AppGateway({
         host: c.host(),
         networkId: c.network.networkId,
@@ -394,6 +431,8 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
     },
 
     async stop () {
+      // first, while the instances still run: followers elsewhere hear that this node leaves
+      await follows?.stop()
       clearInterval(refresh)
       clearInterval(viewTimer)
       clearInterval(collectTimer)
@@ -414,7 +453,7 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
     status () {
       if (instances === undefined) return {}
       const held = store?.digests() ?? []
-      return { apps: { running: instances.names().length, limits: instances.limits, bundles: { held: held.length, bytes: held.reduce((n, d) => n + (store?.size(d) ?? 0), 0), removed: collector?.removedCount ?? 0, removedBytes: collector?.removedBytes ?? 0 } } }
+      return { apps: { running: instances.names().length, limits: instances.limits, logFollowers: follows?.followers ?? 0, bundles: { held: held.length, bytes: held.reduce((n, d) => n + (store?.size(d) ?? 0), 0), removed: collector?.removedCount ?? 0, removedBytes: collector?.removedBytes ?? 0 } } }
     },
 
     gateway: async (req, res, path) => {
@@ -495,19 +534,11 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
         return p === undefined ? { name, certified: false, pending, instances: [] } : { ...await appView(p), ...(pending === undefined ? {} : { pending }) }
       },
       'GET /apps/logs': async ({ query }) => {
-        const name = appName(query.get('name'))
-        const stream = query.get('stream') ?? 'stdout'
-        if (stream !== 'stdout' && stream !== 'stderr') throw new ApiError(400, 'stream must be stdout or stderr')
-        const tail = Number(query.get('tail') ?? 64 * 1024)
-        if (!Number.isInteger(tail) || tail < 0 || tail > MAX_LOG_TAIL_BYTES) throw new ApiError(400, `tail must be a byte count up to ${MAX_LOG_TAIL_BYTES}`)
-        const { instances: inst, ctx: c, directory: d } = running()
+        const { name, stream, tail, node } = logQuery(query)
+        const { instances: inst, ctx: c } = running()
         const dir = inst.logDirOf(name)
-        if (dir !== undefined) return { name, stream, node: self().peerId, local: true, text: await readLog(dir, stream, { tailBytes: tail }) }
-        // another node's instance: the ones running now first, then any that reported (a finished job)
-        const live = liveNodes()
-        const reported = (await d.reported(name)).filter(s => live.has(s.peerId) && s.peerId !== self().peerId)
-        const order = [...reported.filter(s => s.health !== 'done'), ...reported.filter(s => s.health === 'done')].map(s => s.peerId)
-        if (order.length === 0) throw new ApiError(404, `no live node reports an instance of ${name}`)
+        if (dir !== undefined && (node === undefined || self().peerId.endsWith(node))) return { name, stream, node: self().peerId, local: true, text: await readLog(dir, stream, { tailBytes: tail }) }
+        const order = await logHolders(name, node)
         const grant = readerGrant(c)
         const failures: string[] = []
         for (const peer of order) {
@@ -520,6 +551,19 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
           }
         }
         throw new ApiError(502, `the logs of ${name} could not be read: ${failures.join('; ')}`)
+      },
+      // `app logs NAME -f` of an instance on another node: one stream to that node, which pushes
+      // the output as it is written (this node's own instances the CLI follows in their files)
+      'GET /apps/logs/follow': {
+        stream: true,
+        handler: async ({ query }, signal) => {
+          const { name, stream, tail, node } = logQuery(query)
+          const { ctx: c } = running()
+          const order = await logHolders(name, node)
+          const request = { app: name, stream, tail, grant: readerGrant(c) }
+          const protocol = logFollowProtocol(c.network.networkId)
+          return await followLines(name, order, async (peer) => await openRemoteLogFollow({ host: c.host(), protocol, peer, request, signal }))
+        }
       }
     })
   }

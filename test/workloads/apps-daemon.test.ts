@@ -5,14 +5,17 @@
 // from such a member are refused; an operator grant lets a member plan; `app rm` stops it all,
 // and the instances' directories go once the grace period (MYCELIUM_APPS_GRACE_MS, 10 s here)
 // has passed. Bodies of several MiB cross the gateway between daemons both ways, byte for byte;
-// `app logs -f` follows an instance's output across a rotation; a WebAssembly job runs on a
-// rhizomorph and on a hyphae daemon as on a sclerotium.
+// `app logs -f` follows an instance's output across a rotation, on its own node and from another
+// node (over one stream the running node pushes to: in order, across a rotation; a follower that
+// does not read is cut off and its files closed; the follow ends with one line and exit 1 when
+// the followed node is killed); a WebAssembly job runs on a rhizomorph and on a hyphae daemon as
+// on a sclerotium.
 import { describe, it, expect, afterAll } from 'vitest'
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync, statSync, readdirSync, readlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createHash, randomBytes } from 'node:crypto'
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { Cluster, waitFor, NODE, CLI, type TestNode } from '../harness/index.ts'
 import { startSclerotia, waitForEpoch } from '../consensus/bft-daemon-nodes.ts'
 import { packBundle, parseManifest } from '../../workloads/bundle/index.ts'
@@ -89,6 +92,44 @@ function healthy (s: AppStatus | undefined, digest: string): string[] {
 async function gateway (node: TestNode, path: string, init?: RequestInit): Promise<Response> {
   const { httpUrl } = await node.status()
   return await fetch(new URL(path, httpUrl), { ...init, signal: AbortSignal.timeout(20_000) })
+}
+
+interface Follower { child: ChildProcess, out: () => string, err: () => string, exited: Promise<number | null> }
+
+/** `mycelium app logs hello -f` run on `on`, following the instance on `of`. */
+function followFrom (on: TestNode, of: TestNode): Follower {
+  const child = spawn(NODE, [CLI, 'app', 'logs', 'hello', '-f', '--node', of.peerId, '--home', on.home])
+  let out = ''
+  let err = ''
+  child.stdout!.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  child.stderr!.on('data', (chunk: Buffer) => { err += chunk.toString() })
+  const exited = new Promise<number | null>(resolve => child.once('exit', (code) => resolve(code)))
+  return { child, out: () => out, err: () => err, exited }
+}
+
+/** Makes the instance on `host` write lines (the test service's /say). */
+async function sayOn (host: TestNode, query: string): Promise<void> {
+  const { local } = await host.api<{ local: { port: number } }>('/apps/status?name=hello')
+  const r = await fetch(`http://127.0.0.1:${local.port}/say?${query}`, { signal: AbortSignal.timeout(20_000) })
+  expect(await r.text()).toBe('said')
+}
+
+/** Files under `dir` the daemon holds open for reading (its own log writers hold them for writing). */
+function openForReading (daemon: TestNode, dir: string): number {
+  const pid = daemon.process!.pid!
+  let n = 0
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (!readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(dir)) continue
+      const flags = Number.parseInt(/flags:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))![1], 8)
+      if ((flags & 3) === 0) n++
+    } catch {}
+  }
+  return n
+}
+
+async function followersOn (node: TestNode): Promise<number> {
+  return (await node.status()).apps?.logFollowers as number
 }
 
 /** how long a node keeps the directories of a stopped instance (and unused bundles) here */
@@ -211,6 +252,77 @@ describe('applications on four sclerotium daemons', () => {
     }
   })
 
+  it('app logs -f of an instance on another node: one stream pushes each line as written, in order, across a rotation', async () => {
+    const hosts = healthy(await statusOf(nodes[0]), digest)
+    const host = nodes.find(n => hosts.includes(n.peerId))!
+    const via = nodes.find(n => !hosts.includes(n.peerId))!
+    const f = followFrom(via, host)
+    const shown = async (what: string, intervalMs = 50): Promise<void> => { await waitFor(() => f.out().includes(what), { timeoutMs: 20_000, intervalMs, what: `"${what.trim()}" followed from another node (stderr: ${f.err().trim()})` }) }
+    try {
+      await waitFor(() => f.err().includes(`following hello on …${host.peerId.slice(-8)}`), { timeoutMs: 20_000, what: `the remote follow begun (stderr: ${f.err().trim()})` })
+      expect(await followersOn(host)).toBe(1)
+      await sayOn(host, 'tag=rfirst&lines=1&size=1')
+      await shown('rfirst 0 x\n')
+      const latencies: number[] = []
+      for (let i = 0; i < 5; i++) {
+        const t0 = performance.now()
+        await sayOn(host, `tag=rquick${i}&lines=1&size=1`)
+        await shown(`rquick${i} 0 x\n`, 2)
+        latencies.push(performance.now() - t0)
+      }
+      // well under the second the old poll took
+      expect(Math.min(...latencies)).toBeLessThan(500)
+      const log = join(host.home, 'apps/instances/hello/logs/stdout.log')
+      const before = statSync(log).ino
+      // 1.5 MB in lines of 1 KB: the 1 MiB log rotates on the way
+      await sayOn(host, 'tag=rbulk&lines=1500&size=1000')
+      await sayOn(host, 'tag=rafter&lines=1&size=1')
+      await shown('rafter 0 x\n')
+      expect(statSync(log).ino).not.toBe(before)
+      const lines = f.out().split('\n').filter(l => l.startsWith('rbulk '))
+      expect(lines.map(l => Number(l.split(' ')[1]))).toEqual(Array.from({ length: 1500 }, (_, i) => i))
+      expect(lines.every(l => l.length === `rbulk ${l.split(' ')[1]} `.length + 1000)).toBe(true)
+      expect(f.out().indexOf('rbulk 1499 ')).toBeLessThan(f.out().indexOf('rafter 0 '))
+      console.log(`app logs -f from another node: a line shown ${latencies.map(l => l.toFixed(1)).join(', ')} ms after the request that makes the instance write it was sent`)
+    } finally {
+      f.child.kill()
+    }
+    // the CLI gone, its daemon closes the stream and the running node stops following
+    await waitFor(async () => await followersOn(host) === 0, { timeoutMs: 10_000, what: 'the follower gone from the running node' })
+    expect(openForReading(host, join(host.home, 'apps/instances/hello/logs'))).toBe(0)
+  })
+
+  it('a remote follower that reads nothing is cut off: the running node closes its files and the CLI says why', async () => {
+    const hosts = healthy(await statusOf(nodes[0]), digest)
+    const host = nodes.find(n => hosts.includes(n.peerId))!
+    const via = nodes.find(n => !hosts.includes(n.peerId))!
+    const logs = join(host.home, 'apps/instances/hello/logs')
+    const f = followFrom(via, host)
+    try {
+      await waitFor(() => f.err().includes('following hello on'), { timeoutMs: 20_000, what: `the remote follow begun (stderr: ${f.err().trim()})` })
+      await waitFor(() => openForReading(host, logs) > 0, { timeoutMs: 10_000, what: 'the running node reading the log for the follower' })
+      // the CLI's stdout is not read: its writes block, so it stops reading its daemon, which
+      // stops granting credit to the running node
+      f.child.stdout!.pause()
+      const t0 = Date.now()
+      await sayOn(host, 'tag=flood&lines=3000&size=1000')
+      await waitFor(() => host.log().includes('log follower cut off'), { timeoutMs: 60_000, intervalMs: 250, what: 'the non-reading follower cut off' })
+      console.log(`a non-reading follower cut off ${Date.now() - t0} ms after 3 MB were written`)
+      await waitFor(async () => await followersOn(host) === 0 && openForReading(host, logs) === 0, { timeoutMs: 10_000, what: 'the running node holding no file for the follower' })
+      f.child.stdout!.resume()
+      const code = await Promise.race([f.exited, new Promise(resolve => setTimeout(() => resolve('running'), 30_000))])
+      expect(code).toBe(1)
+      expect(f.err()).toMatch(/mycelium: hello: this follower was cut off for falling behind/)
+      // what it got before the cut is in order
+      const got = f.out().split('\n').filter(l => l.startsWith('flood ')).map(l => Number(l.split(' ')[1]))
+      expect(got.length).toBeGreaterThan(0)
+      expect(got.length).toBeLessThan(3000)
+      expect(got).toEqual(Array.from({ length: got.length }, (_, i) => i))
+    } finally {
+      f.child.kill()
+    }
+  })
+
   it('refuses a tampered bundle, a stranger\'s bundle and a plan from a member without a grant', async () => {
     const [admin, member] = nodes
     const file = join(mkdtempSync(join(tmpdir(), 'myc-spore-')), 'x.spore')
@@ -258,8 +370,18 @@ describe('applications on four sclerotium daemons', () => {
     const before = (await statusOf(nodes[0]))!
     const victim = nodes.find(n => n !== nodes[0] && healthy(before, digest).includes(n.peerId)) ?? nodes.find(n => healthy(before, digest).includes(n.peerId))!
     const witness = nodes.find(n => n !== victim)!
+    // a follower of the victim's instance on another node ends with one line, not a hang
+    const f = followFrom(witness, victim)
+    await waitFor(() => f.err().includes(`following hello on …${victim.peerId.slice(-8)}`), { timeoutMs: 20_000, what: `the remote follow begun (stderr: ${f.err().trim()})` })
     const t0 = Date.now()
     await victim.kill()
+    const code = await Promise.race([f.exited, new Promise(resolve => setTimeout(() => resolve('still running'), 40_000))])
+    console.log(`SIGKILL of the followed node → app logs -f exited ${code} after ${Date.now() - t0} ms: ${f.err().trim().split('\n').at(-1) ?? ''}`)
+    if (code === 'still running') f.child.kill()
+    expect(code).toBe(1)
+    const said = f.err().trim().split('\n')
+    expect(said).toHaveLength(2)
+    expect(said[1]).toMatch(new RegExp(`^mycelium: hello: the (connection to the )?node …${victim.peerId.slice(-8)} running it (was lost|sent nothing)`))
     await waitFor(async () => {
       const h = healthy(await statusOf(witness), digest)
       return h.length === 2 && !h.includes(victim.peerId)
@@ -321,8 +443,18 @@ describe('applications on four sclerotium daemons', () => {
     expect(planned.code, planned.stderr).toBe(0)
     await waitFor(async () => healthy(await statusOf(admin), digest).length === 1, { timeoutMs: 60_000, intervalMs: 500, what: 'one instance after the operator\'s plan' })
 
+    // a follower on another node hears that the instance stopped, and exits 0
+    const [running] = healthy(await statusOf(admin), digest)
+    const host = nodes.find(n => n.peerId === running)!
+    const f = followFrom(nodes.find(n => n !== host && n.running())!, host)
+    await waitFor(() => f.err().includes('following hello on'), { timeoutMs: 20_000, what: `the remote follow begun (stderr: ${f.err().trim()})` })
+
     expect((await admin.cli(['app', 'rm', 'hello'])).code).toBe(0)
     await waitFor(async () => (await statusOf(admin))?.instances.length === 0, { timeoutMs: 60_000, intervalMs: 500, what: 'no instance after app rm' })
+    const code = await Promise.race([f.exited, new Promise(resolve => setTimeout(() => resolve('still running'), 20_000))])
+    if (code === 'still running') f.child.kill()
+    expect(code).toBe(0)
+    expect(f.err().trim().split('\n').at(-1)).toBe('hello stopped on the node that ran it')
     const stoppedAt = Date.now()
     const live = nodes.filter(n => n.running())
     const dirOf = (n: TestNode, name: string): string => join(n.home, 'apps/instances', name)

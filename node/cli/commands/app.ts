@@ -159,15 +159,16 @@ export const appStatus: Command = {
 
 export const appLogs: Command = {
   name: 'app logs',
-  usage: 'mycelium app logs NAME [--stderr] [-f|--follow]',
-  summary: 'the output of this node\'s instance of an application (follow with -f)',
-  flags: { stderr: { type: 'boolean' }, follow: { type: 'boolean', short: 'f' } },
+  usage: 'mycelium app logs NAME [--stderr] [-f|--follow] [--node PEER]',
+  summary: 'the output of an application\'s instance, on this node or another (follow it as it is written with -f)',
+  flags: { stderr: { type: 'boolean' }, follow: { type: 'boolean', short: 'f' }, node: { type: 'string' } },
   async run (ctx, { positional, flags }) {
-    if (positional.length !== 1) throw new UsageError('usage: mycelium app logs NAME [--stderr] [-f]')
+    if (positional.length !== 1) throw new UsageError('usage: mycelium app logs NAME [--stderr] [-f] [--node PEER]')
     const stream = flags.stderr === true ? 'stderr' : 'stdout'
-    const ask = async (tail: number): Promise<{ text: string, local?: boolean }> => await api(ctx).request<{ text: string, local?: boolean }>('GET', `/apps/logs?name=${encodeURIComponent(positional[0])}&stream=${stream}&tail=${tail}`)
-    const read = async (tail: number): Promise<string> => (await ask(tail)).text
-    const first = await ask(64 * 1024)
+    // --node: the instance on that node (a peer id, or its last characters as app status shows them)
+    const node = flags.node === undefined ? '' : `&node=${encodeURIComponent(String(flags.node).replace(/^…/, ''))}`
+    const ask = async (tail: number): Promise<{ text: string, local?: boolean }> => await api(ctx).request<{ text: string, local?: boolean }>('GET', `/apps/logs?name=${encodeURIComponent(positional[0])}&stream=${stream}&tail=${tail}${node}`)
+    const first = await ask(flags.follow === true ? 0 : 64 * 1024)
     // this node's own instance: its files are in this home, so the follow reads them and wakes
     // on their change events (follow-log.ts), from the very byte the tail ends at
     // (the daemon checked the name before it answered: a name never leaves the home)
@@ -176,21 +177,41 @@ export const appLogs: Command = {
       await followLog(logDir, stream, (text) => { process.stdout.write(text) }, new AbortController().signal, { tailBytes: 64 * 1024 })
       return
     }
-    let last = first.text
-    process.stdout.write(last)
-    if (flags.follow !== true) return
-    // another node's instance: its logs come over the mesh one request at a time (app-logs/1.0.0
-    // answers a tail, it does not stream), so the follow polls the tail each second; what is new
-    // is what follows the last text seen (output of more than 256 KiB within a second is cut)
-    for (;;) {
-      await new Promise(resolve => setTimeout(resolve, 1000))
-      const now = await read(256 * 1024)
-      const at = last.length === 0 ? 0 : now.lastIndexOf(last.slice(-4096))
-      const fresh = at === -1 ? now : now.slice(at + Math.min(4096, last.length))
-      if (fresh.length > 0) process.stdout.write(fresh)
-      last = now
+    if (flags.follow !== true) { process.stdout.write(first.text); return }
+    await followRemote(ctx, positional[0], `stream=${stream}${node}`)
+  }
+}
+
+/** Said when a follow of another node's instance ends other than by the instance stopping. */
+export class LogFollowEndedError extends Error {
+  readonly name = 'LogFollowEndedError'
+}
+
+type FollowLine = { node: string } | { text: string } | { end: string, why: string, ok: boolean } | { error: string }
+
+/**
+ * Another node's instance: this node's daemon holds one stream to that node, which pushes each
+ * line as it is written (app-log-follow/1.0.0), and passes it on here. The follow ends with one
+ * line on stderr: the instance stopped (exit 0), or the node was lost, left or cut this
+ * follower off for not keeping up (exit 1).
+ */
+async function followRemote (ctx: CommandContext, name: string, query: string): Promise<void> {
+  const lines = api(ctx).stream<FollowLine>(`/apps/logs/follow?name=${encodeURIComponent(name)}&${query}&tail=${64 * 1024}`)
+  for await (const line of lines) {
+    if ('node' in line) {
+      ctx.err(`following ${name} on …${line.node.slice(-8)}`)
+    } else if ('text' in line) {
+      // a slow terminal or pipe holds the stream back rather than filling memory here
+      if (!process.stdout.write(line.text)) await new Promise(resolve => process.stdout.once('drain', resolve))
+    } else if ('end' in line) {
+      if (!line.ok) throw new LogFollowEndedError(line.why)
+      ctx.err(line.why)
+      return
+    } else if ('error' in line) {
+      throw new LogFollowEndedError(`the follow of ${name} broke: ${line.error}`)
     }
   }
+  throw new LogFollowEndedError(`the daemon ended the follow of ${name} without saying why`)
 }
 
 export const appUseGrant: Command = {
