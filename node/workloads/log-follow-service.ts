@@ -11,7 +11,7 @@ import type { MyceliumHost } from '../host/index.ts'
 import type { Logger } from '../log/index.ts'
 import { decodeLogRequest, LogRequestError } from './log-exchange.ts'
 import { encodeNodeFrame, logFollowProtocol, type NodeFrame } from './log-follow-messages.ts'
-import { LogFollowerSession } from './log-follower-session.ts'
+import { LogFollowerSession, DEFAULT_FOLLOW_LIMITS, type FollowLimits } from './log-follower-session.ts'
 
 export const MAX_FOLLOWERS = 16
 /** per connection: one node following a few applications' stdout and stderr */
@@ -30,6 +30,7 @@ export interface LogFollowServiceOptions {
   log: Logger
   logOf: (app: string) => FollowableLog | undefined
   maxFollowers?: number
+  limits?: Partial<FollowLimits>
 }
 
 export class LogFollowService {
@@ -93,7 +94,7 @@ export class LogFollowService {
       }
       const where = this.o.logOf(req.app)
       if (where === undefined) { await answer({ missing: true }); return }
-      const session = new LogFollowerSession({ stream, lp, app: req.app, logDir: where.logDir, logStream: req.stream, tailBytes: req.tail, log: this.o.log })
+      const session = new LogFollowerSession({ stream, lp, app: req.app, logDir: where.logDir, logStream: req.stream, tailBytes: req.tail, log: this.o.log, limits: { ...DEFAULT_FOLLOW_LIMITS, ...this.o.limits } })
       // an instance that is not running (a finished job): its output so far, then the end
       if (!where.running) session.end('stopped', `${req.app} is not running on the node that ran it`)
       const served = session.run()

@@ -5,11 +5,11 @@
 // What a follower can cost this node is bounded, whatever it does:
 // - text goes out only within the credit the follower granted (FOLLOW_WINDOW_BYTES) and only
 //   while the stream drains, so no more than a window waits in the stream;
-// - what is read and not yet sent waits in a queue of at most QUEUE_LIMIT_BYTES; while it is
-//   full the files are not read further. Held back for HOLD_LIMIT_MS straight (a follower that
+// - what is read and not yet sent waits in a queue of at most 256 KiB; while it is full the
+//   files are not read further. Held back for 10 s straight (a follower that
 //   reads nothing, or slower than the instance writes), the follower is cut off: its files are
 //   closed at once and it is told why in one last frame;
-// - a follower that answers nothing (not even a beat) for FOLLOW_SILENCE_MS is cut off too, so
+// - a follower that answers nothing (not even a beat) for 20 s is cut off too, so
 //   an idle stream that never reads holds no watch and no file for long.
 // A follow that ends for a reason the node knows (the instance stopped, the node leaves) first
 // reads what the files hold, passes it on for a short while, then says why.
@@ -20,11 +20,22 @@ import type { LogStream } from '../../workloads/runner/rotating-log.ts'
 import type { Logger } from '../log/index.ts'
 import { decodeCreditFrame, encodeNodeFrame, textFrames, InvalidFollowFrameError, FOLLOW_WINDOW_BYTES, FOLLOW_BEAT_MS, FOLLOW_SILENCE_MS, type FollowEnd, type NodeFrame } from './log-follow-messages.ts'
 
-export const QUEUE_LIMIT_BYTES = 256 * 1024
-export const HOLD_LIMIT_MS = 10_000
+/** What a follower may cost before it is cut off (tests make the times short). */
+export interface FollowLimits {
+  /** output read and not yet sent, at most */
+  queueBytes: number
+  /** how long the reading may be held back by a full queue */
+  holdMs: number
+  /** how long the follower may answer nothing */
+  silenceMs: number
+  /** how often a quiet stream carries a beat */
+  beatMs: number
+}
+
+export const DEFAULT_FOLLOW_LIMITS: FollowLimits = { queueBytes: 256 * 1024, holdMs: 10_000, silenceMs: FOLLOW_SILENCE_MS, beatMs: FOLLOW_BEAT_MS }
+
 /** how long the last output and the end frame may take to leave before the stream is cut */
 const FAREWELL_MS = 5_000
-const WATCH_MS = 1_000
 
 export interface LogFollowerSessionOptions {
   stream: Stream
@@ -34,6 +45,7 @@ export interface LogFollowerSessionOptions {
   logStream: LogStream
   tailBytes: number
   log: Logger
+  limits: FollowLimits
 }
 
 export class LogFollowerSession {
@@ -63,11 +75,14 @@ export class LogFollowerSession {
 
   /** Serves the follower until the follow ends, whichever way. */
   async run (): Promise<void> {
-    const watchdog = setInterval(() => { this.watch() }, WATCH_MS)
+    const watchdog = setInterval(() => { this.watch() }, Math.min(1_000, this.o.limits.beatMs))
     try {
-      await this.write({ following: true })
-      void this.readCredit()
-      await followLog(this.o.logDir, this.o.logStream, async (text) => { await this.take(text) }, this.follow.signal, { tailBytes: this.o.tailBytes, until: this.finish.signal })
+      // `following` once the file is open: the follower gets every byte written after it
+      const started = async (): Promise<void> => {
+        await this.write({ following: true })
+        void this.readCredit()
+      }
+      await followLog(this.o.logDir, this.o.logStream, async (text) => { await this.take(text) }, this.follow.signal, { tailBytes: this.o.tailBytes, until: this.finish.signal, started })
         .catch((err: Error) => { this.cut(`${this.app}: its log could not be read on the node that runs it: ${err.message}`) })
       if (this.left) return
       if (this.ending?.end !== 'cut') await this.flushed(FAREWELL_MS)
@@ -128,11 +143,12 @@ export class LogFollowerSession {
       this.queuedBytes += Buffer.byteLength(piece)
     }
     this.pump()
+    const { queueBytes, holdMs } = this.o.limits
     const heldFrom = Date.now()
-    while (this.queuedBytes >= QUEUE_LIMIT_BYTES && !this.over()) {
-      const left = HOLD_LIMIT_MS - (Date.now() - heldFrom)
+    while (this.queuedBytes >= queueBytes && !this.over()) {
+      const left = holdMs - (Date.now() - heldFrom)
       if (left <= 0) {
-        this.cut(`${this.app}: this follower was cut off for falling behind (${QUEUE_LIMIT_BYTES / 1024} KiB of output waited ${HOLD_LIMIT_MS / 1000} s for it to read)`)
+        this.cut(`${this.app}: this follower was cut off for falling behind (${queueBytes / 1024} KiB of output waited ${holdMs / 1000} s for it to read)`)
         return
       }
       await new Promise<void>(resolve => {
@@ -190,12 +206,13 @@ export class LogFollowerSession {
 
   private watch (): void {
     const now = Date.now()
-    if (now - this.lastHeard > FOLLOW_SILENCE_MS) {
-      this.cut(`${this.app}: this follower was cut off for answering nothing for ${FOLLOW_SILENCE_MS / 1000} s`)
+    const { silenceMs, beatMs } = this.o.limits
+    if (now - this.lastHeard > silenceMs) {
+      this.cut(`${this.app}: this follower was cut off for answering nothing for ${silenceMs / 1000} s`)
       return
     }
     // a beat only when nothing waits to go: a stream that does not drain gets no more frames
-    if (now - this.lastBeat >= FOLLOW_BEAT_MS && this.writing === 0 && this.ending === undefined) {
+    if (now - this.lastBeat >= beatMs && this.writing === 0 && this.ending === undefined) {
       this.lastBeat = now
       this.write({ beat: true }).catch(() => { this.leave() })
     }

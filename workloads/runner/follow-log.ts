@@ -32,6 +32,8 @@ export interface FollowOptions {
   counters?: FollowCounters
   /** once aborted, the follow reads what the files hold by then and returns (the instance stopped: its last words are on disk) */
   until?: AbortSignal
+  /** called once the file is open, before the tail: every byte written from then on is handed on */
+  started?: () => void | Promise<void>
 }
 
 export interface FollowCounters { mode?: 'watch' | 'poll', checks: number }
@@ -186,6 +188,7 @@ export async function followLog (logDir: string, stream: LogStream, onData: (chu
 
   try {
     await openFile(logFile(logDir, stream), 'end')
+    await options.started?.()
     if ((options.tailBytes ?? 0) > 0) await tail(options.tailBytes!)
     while (!signal.aborted) {
       pending = false
