@@ -5,6 +5,7 @@ import { decodeCanonical, encodeCanonical, sign, peerIdOfPublicKey } from '../..
 import { signOperatorGrant, encodeOperatorGrant, decodeOperatorGrant, operatorGrantAdmits, MAX_OPERATOR_GRANT_BYTES, type OperatorGrant } from '../../../membership/index.ts'
 import { decodeRequestHead, decodeAnswerHead, decodeFrame, encodeFrame, MAX_FRAME_BYTES, type GatewayFrame } from '../../../node/workloads/gateway-messages.ts'
 import { decodeLogRequest } from '../../../node/workloads/log-exchange.ts'
+import { decodeNodeFrame, decodeCreditFrame, encodeNodeFrame, encodeCreditFrame, MAX_FOLLOW_FRAME_BYTES, MAX_FOLLOWER_FRAME_BYTES, type NodeFrame, type CreditFrame } from '../../../node/workloads/log-follow-messages.ts'
 import { packBundle, openBundle, type SignedBundle } from '../../../workloads/bundle/index.ts'
 import type { FuzzTarget } from '../engine/target.ts'
 import { keyOf, NOW, text } from './fixtures.ts'
@@ -124,4 +125,24 @@ export const logRequestTarget: FuzzTarget = {
   reencode: (req) => encodeCanonical(req)
 }
 
-export const workloadTargets: FuzzTarget[] = [bundleTarget, gatewayRequestTarget, gatewayAnswerTarget, gatewayFrameTarget, operatorGrantTarget, logRequestTarget]
+export const logFollowFrameTarget: FuzzTarget = {
+  name: 'log-follow-frame',
+  what: 'node/workloads/log-follow-messages.ts decodeNodeFrame (what the node running an instance pushes to a follower)',
+  layers: [{ name: 'frame', structure: 'cbor', seeds: [{ following: true }, { refused: 'no grant' }, { missing: true }, { error: 'malformed' }, { text: 'line 1\nline 2\n' }, { beat: true }, { end: 'cut', why: 'web: fell behind' }].map(f => encodeNodeFrame(f as NodeFrame)) }],
+  maxBytes: MAX_FOLLOW_FRAME_BYTES,
+  decode: (bytes) => decodeNodeFrame(bytes),
+  reencode: (frame) => encodeNodeFrame(frame as NodeFrame),
+  canonical: true
+}
+
+export const logCreditFrameTarget: FuzzTarget = {
+  name: 'log-credit-frame',
+  what: 'node/workloads/log-follow-messages.ts decodeCreditFrame (a follower grants credit or answers a beat)',
+  layers: [{ name: 'frame', structure: 'cbor', seeds: [encodeCreditFrame({ credit: 0 }), encodeCreditFrame({ credit: 131072 })] }],
+  maxBytes: MAX_FOLLOWER_FRAME_BYTES,
+  decode: (bytes) => decodeCreditFrame(bytes),
+  reencode: (frame) => encodeCreditFrame(frame as CreditFrame),
+  canonical: true
+}
+
+export const workloadTargets: FuzzTarget[] = [bundleTarget, gatewayRequestTarget, gatewayAnswerTarget, gatewayFrameTarget, operatorGrantTarget, logRequestTarget, logFollowFrameTarget, logCreditFrameTarget]
