@@ -12,6 +12,7 @@ import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { bootstrap } from '@libp2p/bootstrap'
 import type { PrivateKey, PeerId } from '@libp2p/interface'
+import { linkLiveness } from './link-liveness.ts'
 import { gossipScoreParams, gossipScoreThresholds } from './gossip-score.ts'
 import { membershipEncrypter, protocolPrefix, keepGossipStreams, ANY_NETWORK_MEMBERSHIP_PROTOCOL, type MembershipPolicy } from '../../membership/index.ts'
 
@@ -50,6 +51,7 @@ export async function createHost (options: HostOptions): Promise<MyceliumHost> {
   const services: Record<string, (components: any) => unknown> = {
     identify: identify(),
     ping: ping(),
+    liveness: linkLiveness(),
     dht: kadDHT({ protocol: `${prefix}/kad/1.0.0`, clientMode: false, peerInfoMapper: passthroughMapper }),
     // scoring: only proven-invalid messages on validated topics cost a peer (gossip-score.ts)
     pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, globalSignaturePolicy: 'StrictSign', scoreParams: gossipScoreParams(options.networkId), scoreThresholds: gossipScoreThresholds }),
@@ -98,11 +100,9 @@ export async function createHost (options: HostOptions): Promise<MyceliumHost> {
       inboundConnectionThreshold: 32
     },
     peerDiscovery: options.bootstrap.length > 0 ? [bootstrap({ list: options.bootstrap, timeout: 100 })] : [],
-    // A member cut off by the network (no RST, no FIN) is noticed by these pings: every 2 s, and
-    // a connection whose ping goes unanswered for 2–5 s (adaptive) is closed. libp2p's default
-    // (10 s, at least 5 s) left a cut node counted live for up to 15 s, and its applications
-    // and VMs not started elsewhere for that long.
-    connectionMonitor: { enabled: true, pingInterval: 2_000, pingTimeout: { minTimeout: 2_000, maxTimeout: 5_000 } },
+    // A member cut off by the network (no RST, no FIN) is noticed by link-liveness.ts instead:
+    // libp2p's monitor closes a connection at the first late ping, which a busy peer causes.
+    connectionMonitor: { enabled: false },
     services: services as any
   }) as unknown as MyceliumHost
   keepGossipStreams(host)
