@@ -40,7 +40,7 @@ async function peer (answer: Answer): Promise<Libp2p> {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionMonitor: { enabled: false },
-    services: answer === 'echo' ? { ping: ping() } : {}
+    services: answer === 'echo' ? { ping: ping() } : {} as Record<string, never>
   })
   if (answer !== 'echo') {
     await node.handle(PING, async (stream) => {
