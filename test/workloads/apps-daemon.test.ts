@@ -96,8 +96,9 @@ async function gateway (node: TestNode, path: string, init?: RequestInit): Promi
 
 interface Follower { child: ChildProcess, out: () => string, err: () => string, exited: Promise<number | null> }
 
-/** `mycelium app logs hello -f` run on `on`, following the instance on `of`. */
-function followFrom (on: TestNode, of: TestNode): Follower {
+/** `mycelium app logs hello -f` run on `on`, following the instance on `of` (once `on` sees it). */
+async function followFrom (on: TestNode, of: TestNode): Promise<Follower> {
+  await waitFor(async () => (await statusOf(on))?.instances.some(i => i.peerId === of.peerId), { timeoutMs: 20_000, intervalMs: 250, what: `${on.name} seeing the instance on ${of.name}` })
   const child = spawn(NODE, [CLI, 'app', 'logs', 'hello', '-f', '--node', of.peerId, '--home', on.home])
   let out = ''
   let err = ''
@@ -256,7 +257,7 @@ describe('applications on four sclerotium daemons', () => {
     const hosts = healthy(await statusOf(nodes[0]), digest)
     const host = nodes.find(n => hosts.includes(n.peerId))!
     const via = nodes.find(n => !hosts.includes(n.peerId))!
-    const f = followFrom(via, host)
+    const f = await followFrom(via, host)
     const shown = async (what: string, intervalMs = 50): Promise<void> => { await waitFor(() => f.out().includes(what), { timeoutMs: 20_000, intervalMs, what: `"${what.trim()}" followed from another node (stderr: ${f.err().trim()})` }) }
     try {
       await waitFor(() => f.err().includes(`following hello on …${host.peerId.slice(-8)}`), { timeoutMs: 20_000, what: `the remote follow begun (stderr: ${f.err().trim()})` })
@@ -297,7 +298,7 @@ describe('applications on four sclerotium daemons', () => {
     const host = nodes.find(n => hosts.includes(n.peerId))!
     const via = nodes.find(n => !hosts.includes(n.peerId))!
     const logs = join(host.home, 'apps/instances/hello/logs')
-    const f = followFrom(via, host)
+    const f = await followFrom(via, host)
     try {
       await waitFor(() => f.err().includes('following hello on'), { timeoutMs: 20_000, what: `the remote follow begun (stderr: ${f.err().trim()})` })
       await waitFor(() => openForReading(host, logs) > 0, { timeoutMs: 10_000, what: 'the running node reading the log for the follower' })
@@ -371,7 +372,7 @@ describe('applications on four sclerotium daemons', () => {
     const victim = nodes.find(n => n !== nodes[0] && healthy(before, digest).includes(n.peerId)) ?? nodes.find(n => healthy(before, digest).includes(n.peerId))!
     const witness = nodes.find(n => n !== victim)!
     // a follower of the victim's instance on another node ends with one line, not a hang
-    const f = followFrom(witness, victim)
+    const f = await followFrom(witness, victim)
     await waitFor(() => f.err().includes(`following hello on …${victim.peerId.slice(-8)}`), { timeoutMs: 20_000, what: `the remote follow begun (stderr: ${f.err().trim()})` })
     const t0 = Date.now()
     await victim.kill()
@@ -446,7 +447,7 @@ describe('applications on four sclerotium daemons', () => {
     // a follower on another node hears that the instance stopped, and exits 0
     const [running] = healthy(await statusOf(admin), digest)
     const host = nodes.find(n => n.peerId === running)!
-    const f = followFrom(nodes.find(n => n !== host && n.running())!, host)
+    const f = await followFrom(nodes.find(n => n !== host && n.running())!, host)
     await waitFor(() => f.err().includes('following hello on'), { timeoutMs: 20_000, what: `the remote follow begun (stderr: ${f.err().trim()})` })
 
     expect((await admin.cli(['app', 'rm', 'hello'])).code).toBe(0)
