@@ -558,7 +558,8 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
         stream: true,
         handler: async ({ query }, signal) => {
           const { name, stream, tail, node } = logQuery(query)
-          const { ctx: c } = running()
+          const { ctx: c, instances: inst } = running()
+          if (node === undefined && inst.names().includes(name)) throw new ApiError(409, `${name} runs on this node: mycelium app logs ${name} -f follows its files here`)
           const order = await logHolders(name, node)
           const request = { app: name, stream, tail, grant: readerGrant(c) }
           const protocol = logFollowProtocol(c.network.networkId)
