@@ -18,11 +18,11 @@
 // when to try again, never what is certified: safety is the lock argument in locks.ts.
 // Faults are slashed only with self-contained evidence (fault-rules.ts); evidence from the
 // network is checked against this node's certified state (committee, seed, f) first.
-import { toHex, equalBytes, encodeCanonical, decodeCanonical, randomBytesOf, sha256 } from '../crypto/index.ts'
+import { toHex, equalBytes, randomBytesOf, sha256 } from '../crypto/index.ts'
 import { RoundFailedError, ConsensusMessageError, CertificateInvalidError, EvidenceInvalidError, type RoundFailureReason } from './errors.ts'
 import { selectCommittee, quorumOf, minimumCommittee, proposerOf, shortfall } from './committee.ts'
 import { roundIdOf, commitmentOf, inputDigestOf, type RoundHeader } from './round.ts'
-import { signMessage, decodeMessage, decodeMessageOf, MAX_MESSAGE_BYTES, MAX_ATTEMPT, type Signed, type MessageSigner, type ProposalBody, type CommitBody, type RevealBody, type Polka } from './messages.ts'
+import { signMessage, decodeMessage, decodeMessageOf, MAX_ATTEMPT, type Signed, type MessageSigner, type ProposalBody, type CommitBody, type RevealBody, type Polka } from './messages.ts'
 import { buildCertificate, verifyCertificate, opens, signersOf, type Certificate } from './certificate.ts'
 import { buildEvidence, verifyEvidence, MAX_EVIDENCE_BYTES, type Evidence } from './evidence.ts'
 import { TrustLedger } from './trust-ledger.ts'
@@ -31,6 +31,7 @@ import { RoundDeadlines, type DeadlineOptions } from './deadlines.ts'
 import { ConsensusMetrics } from './metrics.ts'
 import { HonestConduct, type MemberConduct, type ConductActions, type Ballot } from './conduct.ts'
 import { consensusTopics, type ConsensusPubSub } from './pubsub.ts'
+import { encodeAnnouncement, decodeAnnouncement, claimOf } from './announcement.ts'
 import { quietLogger, type ConsensusLogger } from './logger.ts'
 import { MemoryVoteStore, commitRefusal, mayReveal, type VoteStore, type KeyVotes } from './locks.ts'
 import { realTimers, type Timers } from './timers.ts'
@@ -218,6 +219,8 @@ export class RoundEngine {
     const stopValidating = this.o.pubsub.validate?.(this.topics.evidence, (data) => this.judgeEvidence(data))
     if (stopValidating !== undefined) this.unsubscribes.push(stopValidating)
     this.unsubscribes.push(this.o.pubsub.subscribe(this.topics.certified, (data) => this.receiveCertified(data)))
+    const stopJudgingCertified = this.o.pubsub.validate?.(this.topics.certified, (data) => this.judgeCertified(data))
+    if (stopJudgingCertified !== undefined) this.unsubscribes.push(stopJudgingCertified)
   }
 
   stop (): void {
@@ -811,11 +814,22 @@ export class RoundEngine {
       // The key is decided: this member's votes on it are no longer needed after a restart.
       this.votes.delete(key)
       if (s !== undefined) this.metrics.roundCertified(s.header.op, this.now() - s.openedAt)
-      // The first signer announces it, for nodes that missed some votes.
-      if (formedHere && cert.votes[0]?.commit.body.from === this.self) this.publish(this.topics.certified, encodeCanonical({ certificate: cert.bytes, input: input ?? new Uint8Array() }))
+      if (formedHere && s !== undefined && this.announces(s, cert)) this.publish(this.topics.certified, encodeAnnouncement(cert, input))
       this.ops.get(cert.header.op)?.certified?.(cert, input)
     }
     this.notify()
+  }
+
+  /**
+   * Whether this member announces the certificate it formed, for nodes that missed some votes:
+   * the round's proposer does; where the proposer's vote is missing (it may be down), the first
+   * signer does. One announcement a round, not one per member whose vote sorted first: each is
+   * an epoch-sized message on gossip.
+   */
+  private announces (s: RoundState, cert: Certificate): boolean {
+    const proposer = s.proposal.body.from
+    if (proposer === this.self) return true
+    return cert.votes[0]?.commit.body.from === this.self && !cert.votes.some(v => v.commit.body.from === proposer)
   }
 
   private close (s: RoundState): void {
@@ -906,19 +920,28 @@ export class RoundEngine {
     if (this.ledger.apply(ev)) this.log.warn({ accused: ev.accused, reason: ev.reason, key: ev.header.key, evidence: ev.id }, 'member slashed (evidence from a peer)')
   }
 
+  /** True when this node holds a certificate with the key and result an announcement claims. */
+  private holds (data: Uint8Array): boolean {
+    const claim = claimOf(data)
+    const held = claim === undefined ? undefined : this.certifiedKeys.get(claim.key)
+    return held !== undefined && claim !== undefined && equalBytes(held.certificate.result, claim.result)
+  }
+
+  /** Gossip's judgement of an announcement: one this node holds already is neither taken nor relayed (announcement.ts). */
+  private judgeCertified (data: Uint8Array): 'accept' | 'ignore' {
+    // What does not decode is refused where it is delivered, with the reason logged.
+    return this.holds(data) ? 'ignore' : 'accept'
+  }
+
   private receiveCertified (data: Uint8Array): void {
-    if (data.length > MAX_MESSAGE_BYTES + 80 * 1024) return
     let cert: Certificate
     let input: Uint8Array
     try {
-      const raw = decodeCanonical(data) as { certificate?: unknown, input?: unknown }
-      if (!(raw?.certificate instanceof Uint8Array) || !(raw.input instanceof Uint8Array)) throw new ConsensusMessageError('expected { certificate, input }')
       // Most nodes formed the same certificate themselves: skip its signatures then.
-      const peek = decodeCanonical(raw.certificate) as { header?: { key?: unknown }, result?: unknown }
-      const held = typeof peek?.header?.key === 'string' ? this.certifiedKeys.get(peek.header.key) : undefined
-      if (held !== undefined && peek.result instanceof Uint8Array && equalBytes(held.certificate.result, peek.result)) return
-      cert = verifyCertificate(raw.certificate)
-      input = raw.input
+      if (this.holds(data)) return
+      const a = decodeAnnouncement(data)
+      cert = verifyCertificate(a.certificate)
+      input = a.input
       if (!equalBytes(inputDigestOf(input), cert.header.inputDigest)) throw new ConsensusMessageError('input does not match the certificate')
     } catch (err) {
       if (!(err instanceof ConsensusMessageError) && !(err instanceof CertificateInvalidError) && (err as Error).name !== 'NonCanonicalEncodingError') throw err
