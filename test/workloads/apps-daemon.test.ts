@@ -8,7 +8,7 @@
 // `app logs -f` follows an instance's output across a rotation, on its own node and from another
 // node (over one stream the running node pushes to: in order, across a rotation; a follower that
 // does not read is cut off and its files closed; the follow ends with one line and exit 1 when
-// the followed node is killed); a WebAssembly job runs on a rhizomorph and on a hyphae daemon as
+// the followed node is killed or frozen); a WebAssembly job runs on a rhizomorph and on a hyphae daemon as
 // on a sclerotium.
 import { describe, it, expect, afterAll } from 'vitest'
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync, statSync, readdirSync, readlinkSync } from 'node:fs'
@@ -106,6 +106,15 @@ async function followFrom (on: TestNode, of: TestNode): Promise<Follower> {
   child.stderr!.on('data', (chunk: Buffer) => { err += chunk.toString() })
   const exited = new Promise<number | null>(resolve => child.once('exit', (code) => resolve(code)))
   return { child, out: () => out, err: () => err, exited }
+}
+
+/** Waits for the command's first line; on failure says what the command printed instead. */
+async function begun (f: Follower, of: TestNode): Promise<void> {
+  try {
+    await waitFor(() => f.err().includes(`following hello on …${of.peerId.slice(-8)}`), { timeoutMs: 20_000, what: 'the remote follow begun' })
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; the command printed: ${f.err().trim() || 'nothing'} (exit ${String(f.child.exitCode)})`)
+  }
 }
 
 /** Makes the instance on `host` write lines (the test service's /say). */
@@ -255,12 +264,18 @@ describe('applications on four sclerotium daemons', () => {
 
   it('app logs -f of an instance on another node: one stream pushes each line as written, in order, across a rotation', async () => {
     const hosts = healthy(await statusOf(nodes[0]), digest)
-    const host = nodes.find(n => hosts.includes(n.peerId))!
-    const via = nodes.find(n => !hosts.includes(n.peerId))!
+    // the administrator follows (logs go only to holders of the root key or an operator grant)
+    const via = nodes[0]
+    const host = nodes.find(n => hosts.includes(n.peerId) && n !== via)!
+    // a member with neither is refused, in one line
+    const stranger = nodes.find(n => n !== via && n !== host)!
+    const refused = await stranger.cli(['app', 'logs', 'hello', '-f', '--node', host.peerId])
+    expect(refused.code).toBe(1)
+    expect(refused.stderr.trim()).toMatch(/^mycelium: reading the logs of another node needs the network root key or an operator grant/)
     const f = await followFrom(via, host)
     const shown = async (what: string, intervalMs = 50): Promise<void> => { await waitFor(() => f.out().includes(what), { timeoutMs: 20_000, intervalMs, what: `"${what.trim()}" followed from another node (stderr: ${f.err().trim()})` }) }
     try {
-      await waitFor(() => f.err().includes(`following hello on …${host.peerId.slice(-8)}`), { timeoutMs: 20_000, what: `the remote follow begun (stderr: ${f.err().trim()})` })
+      await begun(f, host)
       expect(await followersOn(host)).toBe(1)
       await sayOn(host, 'tag=rfirst&lines=1&size=1')
       await shown('rfirst 0 x\n')
@@ -295,12 +310,12 @@ describe('applications on four sclerotium daemons', () => {
 
   it('a remote follower that reads nothing is cut off: the running node closes its files and the CLI says why', async () => {
     const hosts = healthy(await statusOf(nodes[0]), digest)
-    const host = nodes.find(n => hosts.includes(n.peerId))!
-    const via = nodes.find(n => !hosts.includes(n.peerId))!
+    const via = nodes[0]
+    const host = nodes.find(n => hosts.includes(n.peerId) && n !== via)!
     const logs = join(host.home, 'apps/instances/hello/logs')
     const f = await followFrom(via, host)
     try {
-      await waitFor(() => f.err().includes('following hello on'), { timeoutMs: 20_000, what: `the remote follow begun (stderr: ${f.err().trim()})` })
+      await begun(f, host)
       await waitFor(() => openForReading(host, logs) > 0, { timeoutMs: 10_000, what: 'the running node reading the log for the follower' })
       // the CLI's stdout is not read: its writes block, so it stops reading its daemon, which
       // stops granting credit to the running node
@@ -323,6 +338,29 @@ describe('applications on four sclerotium daemons', () => {
       f.child.kill()
     }
   })
+
+  it('a remote follower of a node that freezes (SIGSTOP: the connection stays open, nothing comes) exits with one line, not a hang', async () => {
+    const hosts = healthy(await statusOf(nodes[0]), digest)
+    const via = nodes[0]
+    const host = nodes.find(n => hosts.includes(n.peerId) && n !== via)!
+    const f = await followFrom(via, host)
+    await begun(f, host)
+    const t0 = Date.now()
+    host.process!.kill('SIGSTOP')
+    let code: unknown
+    try {
+      code = await Promise.race([f.exited, new Promise(resolve => setTimeout(() => resolve('still running'), 45_000))])
+    } finally {
+      host.process!.kill('SIGCONT')
+    }
+    console.log(`SIGSTOP of the followed node → app logs -f exited ${String(code)} after ${Date.now() - t0} ms: ${f.err().trim().split('\n').at(-1) ?? ''}`)
+    if (code === 'still running') f.child.kill()
+    expect(code).toBe(1)
+    // the follower's silence limit (20 s), or its node dropping the frozen connection first
+    expect(f.err().trim().split('\n').at(-1)).toMatch(new RegExp(`^mycelium: hello: the (node …${host.peerId.slice(-8)} running it sent nothing for 20 s|connection to the node …${host.peerId.slice(-8)} running it was lost)`))
+    // the thawed node serves again before the next tests
+    await waitFor(async () => healthy(await statusOf(host), digest).length === 2 && healthy(await statusOf(via), digest).length === 2, { timeoutMs: 60_000, intervalMs: 500, what: 'the thawed node answering, and seen healthy again' })
+  }, 120_000)
 
   it('refuses a tampered bundle, a stranger\'s bundle and a plan from a member without a grant', async () => {
     const [admin, member] = nodes
@@ -373,7 +411,7 @@ describe('applications on four sclerotium daemons', () => {
     const witness = nodes.find(n => n !== victim)!
     // a follower of the victim's instance on another node ends with one line, not a hang
     const f = await followFrom(witness, victim)
-    await waitFor(() => f.err().includes(`following hello on …${victim.peerId.slice(-8)}`), { timeoutMs: 20_000, what: `the remote follow begun (stderr: ${f.err().trim()})` })
+    await begun(f, victim)
     const t0 = Date.now()
     await victim.kill()
     const code = await Promise.race([f.exited, new Promise(resolve => setTimeout(() => resolve('still running'), 40_000))])
@@ -447,8 +485,9 @@ describe('applications on four sclerotium daemons', () => {
     // a follower on another node hears that the instance stopped, and exits 0
     const [running] = healthy(await statusOf(admin), digest)
     const host = nodes.find(n => n.peerId === running)!
-    const f = await followFrom(nodes.find(n => n !== host && n.running())!, host)
-    await waitFor(() => f.err().includes('following hello on'), { timeoutMs: 20_000, what: `the remote follow begun (stderr: ${f.err().trim()})` })
+    // the administrator follows, or the member it has just granted when the instance is the administrator's
+    const f = await followFrom(host === admin ? member : admin, host)
+    await begun(f, host)
 
     expect((await admin.cli(['app', 'rm', 'hello'])).code).toBe(0)
     await waitFor(async () => (await statusOf(admin))?.instances.length === 0, { timeoutMs: 60_000, intervalMs: 500, what: 'no instance after app rm' })
