@@ -35,7 +35,7 @@ function short (peer: string): string {
  * Opens a follow of `request.app` on `peer`. Undefined when that node holds no log of it;
  * LogFollowRefusedError when it will not serve it.
  */
-export async function openRemoteLogFollow (options: { host: MyceliumHost, protocol: string, peer: string, request: LogRequest, signal: AbortSignal }): Promise<RemoteLogFollow | undefined> {
+export async function openRemoteLogFollow (options: { host: MyceliumHost, protocol: string, peer: string, request: LogRequest, signal: AbortSignal, silenceMs?: number }): Promise<RemoteLogFollow | undefined> {
   const { host, protocol, peer, request } = options
   const signal = AbortSignal.any([options.signal, AbortSignal.timeout(OPEN_MS)])
   const stream = await host.dialProtocol(peerIdFromString(peer), protocol, { signal })
@@ -43,7 +43,7 @@ export async function openRemoteLogFollow (options: { host: MyceliumHost, protoc
     const lp = lpStream(stream, { maxDataLength: MAX_FOLLOW_FRAME_BYTES })
     await lp.write(encodeCanonical(request), { signal })
     const first = decodeNodeFrame((await lp.read({ signal })).subarray())
-    if ('following' in first) return new RemoteLogFollow(stream, lp, peer, options.signal)
+    if ('following' in first) return new RemoteLogFollow(stream, lp, peer, options.signal, options.silenceMs ?? FOLLOW_SILENCE_MS)
     await stream.close({ signal }).catch(() => {})
     if ('missing' in first) return undefined
     if ('refused' in first) throw new LogFollowRefusedError(`${short(peer)} refused to be followed: ${first.refused}`)
@@ -71,14 +71,14 @@ export class RemoteLogFollow {
   private wake: (() => void) | undefined
   private readonly watchdog: NodeJS.Timeout
 
-  constructor (stream: Stream, lp: ReturnType<typeof lpStream>, peer: string, signal: AbortSignal) {
+  constructor (stream: Stream, lp: ReturnType<typeof lpStream>, peer: string, signal: AbortSignal, silenceMs: number) {
     this.stream = stream
     this.lp = lp
     this.peer = peer
     this.signal = signal
     this.watchdog = setInterval(() => {
-      if (Date.now() - this.lastHeard > FOLLOW_SILENCE_MS) this.fail(new LogFollowLostError(`the node ${short(peer)} running it sent nothing for ${FOLLOW_SILENCE_MS / 1000} s (it is down or cut off)`))
-    }, WATCH_MS)
+      if (Date.now() - this.lastHeard > silenceMs) this.fail(new LogFollowLostError(`the node ${short(peer)} running it sent nothing for ${silenceMs / 1000} s (it is down or cut off)`))
+    }, Math.min(WATCH_MS, silenceMs / 2))
     this.watchdog.unref()
     signal.addEventListener('abort', this.onAbort, { once: true })
     void this.readLoop()

@@ -3,7 +3,8 @@
 // or the node leaves; a follower without a grant, one over the node's limit and one sending a
 // malformed request are each refused with a clear frame, and the node goes on serving; a raw
 // follower that never reads, or reads nothing while output flows, or sends garbage credit, is
-// cut off and the node holds no follow for it. Limits are short here; the daemons use 10 s
+// cut off and the node holds no follow for it; a node that goes silent mid-follow (its
+// connection open) ends the follow with LogFollowLostError. Limits are short here; the daemons use 10 s
 // and 20 s (apps-daemon.test.ts cuts off a non-reading CLI with those).
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -20,8 +21,8 @@ import { encodeOperatorGrant, signOperatorGrant } from '../../membership/index.t
 import { RotatingLog } from '../../workloads/runner/rotating-log.ts'
 import type { MyceliumHost } from '../../node/host/index.ts'
 import { LogFollowService, type FollowableLog } from '../../node/workloads/log-follow-service.ts'
-import { decodeNodeFrame, logFollowProtocol, type NodeFrame } from '../../node/workloads/log-follow-messages.ts'
-import { openRemoteLogFollow, LogFollowRefusedError, type FollowEvent } from '../../node/workloads/remote-log-follow.ts'
+import { decodeNodeFrame, encodeNodeFrame, logFollowProtocol, type NodeFrame } from '../../node/workloads/log-follow-messages.ts'
+import { openRemoteLogFollow, LogFollowRefusedError, LogFollowLostError, type FollowEvent } from '../../node/workloads/remote-log-follow.ts'
 import { waitFor } from '../harness/index.ts'
 
 const NETWORK = 'log-follow-test'
@@ -203,5 +204,28 @@ describe('following an instance\'s log over a libp2p stream', () => {
     expect(frame).toMatchObject({ end: 'cut', why: expect.stringMatching(/credit beyond the 262144-byte window/) })
     r.abort()
     await waitFor(() => service.followers === 0, { timeoutMs: 2_000 })
+  })
+
+  it('gives up on a node that goes silent mid-follow, its connection open, with one clear error', async () => {
+    // a node that says `following`, then nothing (frozen), on a protocol of its own
+    const frozen = `${PROTOCOL}-frozen`
+    await node.handle(frozen, async (stream) => {
+      const lp = lpStream(stream)
+      await lp.read()
+      await lp.write(encodeNodeFrame({ following: true }))
+      await lp.write(encodeNodeFrame({ text: 'last words\n' }))
+    })
+    try {
+      const follow = (await openRemoteLogFollow({ host: follower as unknown as MyceliumHost, protocol: frozen, peer: node.peerId.toString(), request: { app: 'web', stream: 'stdout', tail: 0, grant: grantFor(follower) }, signal: new AbortController().signal, silenceMs: 1_000 }))!
+      const texts: string[] = []
+      const t0 = Date.now()
+      const err = await collect(follow.follow(), texts).then(() => undefined, (e: Error) => e)
+      expect(texts).toEqual(['last words\n'])
+      expect(err).toBeInstanceOf(LogFollowLostError)
+      expect(err!.message).toMatch(/^the node …\w{8} running it sent nothing for 1 s \(it is down or cut off\)$/)
+      expect(Date.now() - t0).toBeLessThan(5_000)
+    } finally {
+      await node.unhandle(frozen)
+    }
   })
 })
