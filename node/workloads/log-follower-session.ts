@@ -79,7 +79,8 @@ export class LogFollowerSession {
     try {
       // `following` once the file is open: the follower gets every byte written after it
       const started = async (): Promise<void> => {
-        await this.write({ following: true })
+        // a follower gone before it heard anything is not cut off, only left
+        await this.write({ following: true }).catch((err: Error) => { this.leave(); throw err })
         void this.readCredit()
       }
       await followLog(this.o.logDir, this.o.logStream, async (text) => { await this.take(text) }, this.follow.signal, { tailBytes: this.o.tailBytes, until: this.finish.signal, started })
