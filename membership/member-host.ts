@@ -29,7 +29,9 @@ const REDIAL_INTERVAL_MS = 5_000
 const REDIAL_PER_ROUND = 16
 const LEARNED_DIALS_PER_ROSTER = 16
 const DIAL_TIMEOUT_MS = 10_000
-const SAVE_DELAY_MS = 1_000
+// The book is a cache for the next start: while a network forms it changes many times a
+// second, and one save every few seconds is plenty
+const SAVE_DELAY_MS = 5_000
 const VOUCHED_KEPT = 1_024
 /** A member heard of (in a roster) this recently counts as live for the link policy. */
 const HEARD_LIVE_MS = 10 * 60_000
@@ -82,8 +84,8 @@ export interface MemberHostOptions {
   rosterOnLimited?: boolean
   /** dial members named in a roster at once (a daemon does; a browser tab picks its own) */
   dialLearned?: boolean
-  /** remembered members: loaded at start, saved when they change */
-  known?: { initial: Record<string, KnownMember>, save: (members: Record<string, KnownMember>) => void }
+  /** remembered members: loaded at start, saved when they change (`final`: the last save, at detach) */
+  known?: { initial: Record<string, KnownMember>, save: (members: Record<string, KnownMember>, final: boolean) => void | Promise<void> }
   /** dial members again every few seconds: the bootstrap addresses and what this host can dial */
   redial?: { bootstrap: () => string[], dialable: (addr: string) => boolean, intervalMs?: number }
   /** keep the links the roles call for (replaces `dialLearned` and the redial rounds while connected) */
@@ -125,6 +127,8 @@ export class MemberHost {
   private roster?: Roster
   private timers: Array<ReturnType<typeof setInterval>> = []
   private saveTimer?: ReturnType<typeof setTimeout>
+  /** the save under way, if one is */
+  private saving?: Promise<void>
   private detached = false
   private keeper?: LinkKeeper
   private rosterCursor = 0
@@ -298,7 +302,8 @@ export class MemberHost {
     this.libp2p?.removeEventListener('connection:open', this.onOpen)
     await this.roster?.stop()
     if (this.saveTimer !== undefined) { clearTimeout(this.saveTimer); this.saveTimer = undefined }
-    this.save()
+    await this.saving
+    this.save(true)
   }
 
   // --- verified set -------------------------------------------------------------------
@@ -460,18 +465,22 @@ export class MemberHost {
   }
 
   private scheduleSave (): void {
-    if (this.o.known === undefined || this.saveTimer !== undefined) return
+    if (this.o.known === undefined || this.saveTimer !== undefined || this.detached) return
     this.saveTimer = setTimeout(() => {
       this.saveTimer = undefined
-      this.save()
+      // one write at a time: a save still under way is followed by another later
+      if (this.saving !== undefined) this.scheduleSave()
+      else this.save(false)
     }, SAVE_DELAY_MS)
   }
 
-  private save (): void {
+  private save (final: boolean): void {
+    const failed = (err: Error): void => { this.o.log.warn({ err: err.message }, 'could not save known members') }
     try {
-      this.o.known?.save(this.known.toJSON())
+      const written = this.o.known?.save(this.known.toJSON(), final)
+      if (written instanceof Promise) this.saving = written.catch(failed).finally(() => { this.saving = undefined })
     } catch (err) {
-      this.o.log.warn({ err: (err as Error).message }, 'could not save known members')
+      failed(err as Error)
     }
   }
 }

@@ -145,7 +145,7 @@ export class Daemon {
       isRevoked: (peerId: string) => this.isRevoked(peerId),
       admit: admitter(this.home, network, () => Date.now()),
       presence: () => ({ role: this.role(), addrs: this.addrs() }),
-      known: { initial: this.home.loadKnownPeers(), save: (known) => { this.home.saveKnownPeers(known) } },
+      known: { initial: this.home.loadKnownPeers(), save: async (known, final) => { await this.home.saveKnownPeers(known, final) } },
       redial: { bootstrap: () => bootstrap, dialable: directAddr },
       // the tiered mesh: links by role (membership/link-policy.ts), everything else on demand
       links: {

@@ -1,6 +1,7 @@
 // Writes into the home directory never leave a half-written file: data goes to a temporary
 // file first and is renamed over the target. Secrets are created 0600.
 import { openSync, writeSync, fsyncSync, closeSync, renameSync, readFileSync, existsSync, unlinkSync, statSync } from 'node:fs'
+import { open, rename } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { HomeError } from './errors.ts'
 
@@ -14,6 +15,23 @@ export function writeFileAtomic (path: string, data: string | Uint8Array, mode =
     closeSync(fd)
   }
   renameSync(tmp, path)
+}
+
+/**
+ * writeFileAtomic off the event loop: the write and the fsync run on libuv's threads (an fsync
+ * on a slow disk blocked a daemon's loop for milliseconds at every save of a file that changes
+ * often). The caller keeps to one write at a time per file.
+ */
+export async function writeFileAtomicAsync (path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-async`
+  const file = await open(tmp, 'w', mode)
+  try {
+    await file.writeFile(typeof data === 'string' ? Buffer.from(data) : data)
+    await file.sync()
+  } finally {
+    await file.close()
+  }
+  await rename(tmp, path)
 }
 
 /** Creates a file that must not exist yet (keys): never overwrites. */

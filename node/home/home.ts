@@ -27,7 +27,7 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import type { PrivateKey } from '@libp2p/interface'
 import { encodeCanonical, decodeCanonical, fromBase64Url, toBase64Url, getPublicKey, equalBytes, randomBytesOf, toHex } from '../../crypto/index.ts'
 import { decodeCertificate, encodeChain, networkIdOf, isNetworkId, type CertificateChain, type KnownMember } from '../../membership/index.ts'
-import { createFileExclusive, readJson, writeFileAtomic, removeIfExists } from './files.ts'
+import { createFileExclusive, readJson, writeFileAtomic, writeFileAtomicAsync, removeIfExists } from './files.ts'
 import { HomeError } from './errors.ts'
 
 export interface NetworkInfo {
@@ -197,8 +197,11 @@ export class Home {
     }) ?? {}
   }
 
-  saveKnownPeers (peers: Record<string, KnownMember>): void {
-    writeFileAtomic(this.path('known-peers.json'), JSON.stringify(peers, null, 2) + '\n')
+  /** The running daemon saves off its event loop; `final` (at stop) writes before returning. */
+  async saveKnownPeers (peers: Record<string, KnownMember>, final = false): Promise<void> {
+    const text = JSON.stringify(peers, null, 2) + '\n'
+    if (final) writeFileAtomic(this.path('known-peers.json'), text)
+    else await writeFileAtomicAsync(this.path('known-peers.json'), text)
   }
 
   // --- admin API ------------------------------------------------------------------

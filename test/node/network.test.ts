@@ -61,7 +61,7 @@ describe('a five-node network of real processes', () => {
     })
     expect(report.fakes).toHaveLength(1024)
     const fakes = new Set(report.fakes)
-    // the known-members book is saved a second after it changes: the liar itself is in it
+    // the known-members book is saved a few seconds after it changes: the liar itself is in it
     await waitFor(() => Object.keys(JSON.parse(readFileSync(join(nodes[2].home, 'known-peers.json'), 'utf8'))).includes(report.peerId), { timeoutMs: 10_000, what: 'the liar to be remembered' })
     const known = Object.keys(JSON.parse(readFileSync(join(nodes[2].home, 'known-peers.json'), 'utf8')))
     expect(known.filter(id => fakes.has(id))).toEqual([])
