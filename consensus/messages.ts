@@ -155,19 +155,48 @@ export function decodeMessage (bytes: Uint8Array): Signed {
   return m
 }
 
+/**
+ * Splits the canonical CBOR array [body, sig(64)] without a general decoder, which would decode
+ * and re-encode a proposal's whole input once more only to find the two byte strings. Only the
+ * shortest length forms are accepted, so the split is exactly the canonical form.
+ */
+function splitEnvelope (bytes: Uint8Array): [Uint8Array, Uint8Array] {
+  const n = bytes.length
+  if (n < 2 + 66 || bytes[0] !== 0x82) fail('message: expected [body, sig]')
+  const head = bytes[1]
+  let length: number
+  let start: number
+  if (head >= 0x40 && head <= 0x57) {
+    length = head - 0x40
+    start = 2
+  } else if (head === 0x58) {
+    length = bytes[2]
+    start = 3
+  } else if (head === 0x59) {
+    length = (bytes[2] << 8) | bytes[3]
+    start = 4
+  } else if (head === 0x5a) {
+    length = ((bytes[2] << 24) >>> 0) + (bytes[3] << 16) + (bytes[4] << 8) + bytes[5]
+    start = 6
+  } else {
+    return fail('message: expected [body, sig]')
+  }
+  const shortest = start === 2 || (start === 3 && length >= 24) || (start === 4 && length >= 256) || (start === 6 && length >= 65536)
+  if (!shortest) fail('message does not decode: CBOR is not in canonical form')
+  const sigAt = start + length
+  if (sigAt + 66 !== n || bytes[sigAt] !== 0x58 || bytes[sigAt + 1] !== 64) fail('message: expected [body, sig]')
+  return [bytes.subarray(start, sigAt), bytes.subarray(sigAt + 2)]
+}
+
 function decodeUncached (bytes: Uint8Array): Signed {
   if (bytes.length > MAX_MESSAGE_BYTES) fail('message too large')
-  let outer: unknown
+  const [bodyBytes, sig] = splitEnvelope(bytes)
   let body: unknown
   try {
-    outer = decodeCanonical(bytes)
-    if (!Array.isArray(outer) || outer.length !== 2 || !(outer[0] instanceof Uint8Array) || !(outer[1] instanceof Uint8Array)) fail('message: expected [body, sig]')
-    body = decodeCanonical(outer[0])
+    body = decodeCanonical(bodyBytes)
   } catch (err) {
-    if (err instanceof ConsensusMessageError) throw err
     return fail(`message does not decode: ${(err as Error).message}`)
   }
-  const [bodyBytes, sig] = outer as [Uint8Array, Uint8Array]
   const parsed = parseBody(body)
   let key: Uint8Array
   try {
