@@ -1,6 +1,7 @@
 // npm run bench:node — what one node costs and how fast nodes find each other: idle memory of a
 // rhizomorph and of a sclerotium, CPU-seconds and wall time from exec to "node ready", and the
-// time for 2 and 10 nodes started at once to see a first peer and to form a full mesh. Runs the
+// time for 2 and 10 nodes started at once to see a first peer and to form a full mesh (with the
+// CPU-seconds each member spent by then). Runs the
 // TypeScript sources and, when built, the bundled daemon (npm run build:node) the way install.sh
 // runs it, side by side in one run so the ratios are comparable on a noisy machine.
 // BENCH_BASELINE=path/to/an/older/mycelium.mjs adds that bundle as a third variant (before/after).
@@ -120,8 +121,11 @@ async function joinTimes (v: Variant, size: number): Promise<void> {
     const meshStart = Date.now()
     await cluster.waitForFullMesh(60_000)
     const meshMs = Date.now() - spawnedAt
+    // CPU each member spent from exec to the full mesh: with every member on two cores, the
+    // mesh cannot form sooner than members × this / 2
+    const cpu = median(members.map(m => cpuSeconds(m.process!.pid!)))
     if (size === 2) console.log(`start → first peer, 2 nodes (${v.label}): ${times[0]} ms`)
-    else console.log(`start → first peer, ${size} nodes started at once (${v.label}): median ${median(times)} ms, slowest ${times[times.length - 1]} ms; full mesh after ${meshMs} ms (checked from ${meshStart - spawnedAt} ms)`)
+    else console.log(`start → first peer, ${size} nodes started at once (${v.label}): median ${median(times)} ms, slowest ${times[times.length - 1]} ms; full mesh after ${meshMs} ms (checked from ${meshStart - spawnedAt} ms); ${cpu.toFixed(2)} CPU-s per member by then (median)`)
   } finally {
     await cluster.destroy()
   }

@@ -200,11 +200,17 @@ async function main (): Promise<void> {
         if (sclerotia + plan.filter(r => r === 'sclerotium').length < s) plan.push('sclerotium')
         else plan.push(i % 6 === 5 ? 'hyphae' : 'rhizomorph')
       }
-      if (from === 0) { await add(0, plan.shift()!); sclerotia++ }
-      for (let i = cluster.nodes.length; i < n; i += BATCH) {
-        const batch = plan.splice(0, Math.min(BATCH, n - i))
-        await Promise.all(batch.map(async (role, k) => await add(i + k, role)))
-        sclerotia += batch.filter(r => r === 'sclerotium').length
+      try {
+        if (from === 0) { await add(0, plan.shift()!); sclerotia++ }
+        for (let i = cluster.nodes.length; i < n; i += BATCH) {
+          const batch = plan.splice(0, Math.min(BATCH, n - i))
+          await Promise.all(batch.map(async (role, k) => await add(i + k, role)))
+          sclerotia += batch.filter(r => r === 'sclerotium').length
+        }
+      } catch (err) {
+        // a size the machine cannot start is a finding too: the sizes measured so far are printed
+        console.error(`N=${n}: the network could not grow to ${n} nodes (${(err as Error).message.split('\n')[0]}); larger sizes are not started`)
+        break
       }
       const started = Date.now()
       const nodes = cluster.nodes.filter(x => x.running())
