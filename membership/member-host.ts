@@ -116,6 +116,8 @@ export class MemberHost {
   private readonly known: KnownMembers
   /** chains already checked: a browser tab re-reads rosters every few seconds */
   private readonly vouched = new Map<string, { peerId: string, expiresAt: number }>()
+  /** members proven by a roster's chain: when each one's chain expires */
+  private readonly vouchedMembers = new Map<string, number>()
   private readonly listeners = {
     verified: [] as Array<Listener<[string, number]>>,
     departed: [] as Array<Listener<[string, DepartureReason]>>,
@@ -178,6 +180,19 @@ export class MemberHost {
   /** When the peer's verified certificate expires; undefined when it is not verified. */
   expiryOf (peerId: string): number | undefined {
     return this.isVerified(peerId) ? this.verified.get(peerId)?.expiresAt : undefined
+  }
+
+  /**
+   * When the peer's membership expires, as far as this node can prove it: its own handshake, or
+   * a certificate chain a roster carried (checked against the root key). A node of a tiered
+   * mesh links to a few members only, and must still accept the signed entries of all the
+   * others (a rhizomorph never meets another rhizomorph).
+   */
+  memberExpiry (peerId: string): number | undefined {
+    const verified = this.expiryOf(peerId)
+    if (verified !== undefined) return verified
+    const vouched = this.vouchedMembers.get(peerId)
+    return vouched !== undefined && vouched > this.now() && !this.o.isRevoked(peerId) ? vouched : undefined
   }
 
   chainOf (peerId: string): CertificateChain | undefined {
@@ -371,7 +386,11 @@ export class MemberHost {
     // the whole encoded chain is the key: a copied signature on changed content must miss
     const key = encodeChain(chain).map(toBase64Url).join('.')
     const cached = this.vouched.get(key)
-    if (cached !== undefined) return cached.peerId === peerId && cached.expiresAt > now && !this.o.isRevoked(peerId)
+    if (cached !== undefined) {
+      const holds = cached.peerId === peerId && cached.expiresAt > now && !this.o.isRevoked(peerId)
+      if (holds && !this.vouchedMembers.has(peerId)) this.rememberVouched(peerId, cached.expiresAt)
+      return holds
+    }
     let subject: string
     try {
       subject = verifyChain(chain, { networkId: this.o.networkId, rootPublicKey: this.o.rootPublicKey, now, isRevoked: this.o.isRevoked })
@@ -380,7 +399,15 @@ export class MemberHost {
     }
     this.vouched.set(key, { peerId: subject, expiresAt: chainExpiry(chain) })
     if (this.vouched.size > VOUCHED_KEPT) this.vouched.delete(this.vouched.keys().next().value as string)
-    return subject === peerId
+    if (subject !== peerId) return false
+    this.rememberVouched(subject, chainExpiry(chain))
+    return true
+  }
+
+  private rememberVouched (peerId: string, expiresAt: number): void {
+    this.vouchedMembers.delete(peerId)
+    this.vouchedMembers.set(peerId, expiresAt)
+    if (this.vouchedMembers.size > VOUCHED_KEPT) this.vouchedMembers.delete(this.vouchedMembers.keys().next().value as string)
   }
 
   private heard (from: string, presence: Presence, entries: RosterEntry[]): void {

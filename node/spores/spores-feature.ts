@@ -135,12 +135,13 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
           rejections: { rejected: (tier, type, reason) => { rejections.inc({ tier, type, reason }) } },
           ...(options.epochVerifier === undefined ? {} : { epochVerifier: options.epochVerifier(ctx) }),
           // Revocation first: a revoked origin's entries are refused whoever relays them. A peer
-          // whose handshake finished before its connect event reached the book is a member too.
+          // whose handshake finished before its connect event reached the book is a member too,
+          // and so is one whose chain a roster carried (a member this node has no link to).
           isMember: (peerId) => {
             const members = ctx.membership()
             if (members.isRevoked(peerId)) return false
             if (book.has(peerId)) return true
-            const expiresAt = members.expiryOf(peerId)
+            const expiresAt = members.memberExpiry(peerId)
             if (expiresAt === undefined) return false
             void book.add(peerId, expiresAt).catch(() => {})
             return true

@@ -161,7 +161,8 @@ async function gossipIn (node: TestNode): Promise<Map<string, number>> {
 
 async function main (): Promise<void> {
   const roles = new Map<string, Role>()
-  const env = { MYCELIUM_LOG_LEVEL: 'warn', MYCELIUM_ROLE_TIMING: ROLE_TIMING }
+  // run as install.sh runs the daemon (a 1 MiB young generation), so RSS is what an installed node holds
+  const env = { MYCELIUM_LOG_LEVEL: 'warn', MYCELIUM_ROLE_TIMING: ROLE_TIMING, NODE_OPTIONS: '--max-semi-space-size=1' }
   const cluster = new Cluster()
   let cleaned = false
   const cleanup = async (): Promise<void> => {

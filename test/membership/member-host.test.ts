@@ -1,6 +1,6 @@
 // MemberHost on real libp2p hosts over loopback TCP: the verified set ends with the
 // certificate or a revocation (and the connection with it), a roster names only peers that
-// prove membership, and refusals are classified by error class.
+// prove membership (and those count as members without a link), and refusals are classified by error class.
 import { describe, it, expect, afterEach } from 'vitest'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -144,6 +144,16 @@ describe('MemberHost', () => {
     const known = new Set(a.members.knownMembers().map(([id]) => id))
     expect(known.has(real.id)).toBe(true)
     expect(forged.slice(0, 250).some(f => known.has(f.peerId))).toBe(false)
+
+    // a member proven by a roster's chain counts as a member (its signed entries are taken, as a
+    // rhizomorph must take those of members it has no link to), though it is not verified here;
+    // no made-up peer does, and a revoked one stops counting
+    expect(a.members.isVerified(real.id)).toBe(false)
+    expect(a.members.memberExpiry(real.id)).toBeGreaterThan(Date.now())
+    expect(forged.slice(0, 250).filter(f => a.members.memberExpiry(f.peerId) !== undefined)).toEqual([])
+    a.revoked.add(real.id)
+    expect(a.members.memberExpiry(real.id)).toBeUndefined()
+    a.revoked.delete(real.id)
 
     // asking again at once is refused: a roster costs the reader signature checks
     const askAgain = async (): Promise<unknown> => {
