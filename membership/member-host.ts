@@ -29,9 +29,9 @@ const REDIAL_INTERVAL_MS = 5_000
 const REDIAL_PER_ROUND = 16
 const LEARNED_DIALS_PER_ROSTER = 16
 const DIAL_TIMEOUT_MS = 10_000
-// The book is a cache for the next start: while a network forms it changes many times a
-// second, and one save every few seconds is plenty
-const SAVE_DELAY_MS = 5_000
+// The book is what a node dials after a crash: saved a second after it changes (off the event
+// loop, see scheduleSave), so a member learned just before a SIGKILL is still dialled after it
+const SAVE_DELAY_MS = 1_000
 const VOUCHED_KEPT = 1_024
 /** A member heard of (in a roster) this recently counts as live for the link policy. */
 const HEARD_LIVE_MS = 10 * 60_000

@@ -111,9 +111,18 @@ export class BackupSession {
     this.slots = options.routes.map(route => ({ route, meter: new RateMeter(), opening: false, retryMs: 250, bytesBefore: 0 }))
   }
 
-  /** Open every link; resolves when at least one is up (or rejects if none can be). */
+  /**
+   * Open every link; resolves when at least one is up, or rejects if none is by the deadline
+   * (`signal`, else 5 s). A link that fails at once is tried again meanwhile (scheduleReopen):
+   * libp2p can hand out a connection that is closing (a duplicate closed just after a mesh
+   * formed), and one refused stream must not fail a `vm run`.
+   */
   async open (signal?: AbortSignal): Promise<void> {
-    const results = await Promise.allSettled(this.slots.map(async slot => { await this.openSlot(slot, signal) }))
+    const deadline = signal ?? AbortSignal.timeout(5000)
+    const results = await Promise.allSettled(this.slots.map(async slot => { await this.openSlot(slot, deadline) }))
+    while (!this.stopped && !deadline.aborted && !this.slots.some(slot => slot.link?.up === true)) {
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
     if (!this.slots.some(slot => slot.link?.up === true)) {
       const reasons = results.flatMap(result => result.status === 'rejected' ? [(result.reason as Error).message] : [])
       throw new AggregateError(results.flatMap(result => result.status === 'rejected' ? [result.reason] : []), `no link to ${this.backup} could be opened: ${reasons.join('; ')}`)

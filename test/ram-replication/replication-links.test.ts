@@ -236,6 +236,47 @@ describe('replication links over rhizomorph forwarders', () => {
     await direct.release()
   })
 
+  it('a link refused at first is tried again until the deadline: the session opens once the backup serves links', async () => {
+    // a backup node whose replica host is not running yet: its first stream is refused
+    const late = await startReplicationNode()
+    await connect(primary, [late])
+    const directTo = (backup: Libp2p): BackupSession => new BackupSession({
+      node: primary,
+      protocols,
+      vmId: 'vm-late',
+      backup: backup.peerId.toString(),
+      routes: [{ backup: backup.peerId.toString() }],
+      windowBytes: 1 << 20,
+      secretKey: secretKeyOf(primary),
+      logger: silentLogger,
+      onAck: () => {},
+      onResumed: () => {},
+      onMismatch: () => { throw new Error('backup applied different content') }
+    })
+    const host = new ReplicaHost(late, { protocolPrefix: PREFIX, hashMemory: true, secretKey: secretKeyOf(late) })
+    try {
+      const session = directTo(late)
+      const opened = session.open(AbortSignal.timeout(5_000))
+      await new Promise(resolve => setTimeout(resolve, 400))
+      await host.start()
+      await opened
+      await session.release()
+
+      // nothing serves links there: the open gives up at its deadline, with the reason
+      const nobody = await startReplicationNode()
+      await connect(primary, [nobody])
+      const refused = directTo(nobody)
+      const startedAt = Date.now()
+      await expect(refused.open(AbortSignal.timeout(1_000))).rejects.toThrow(/could be opened/)
+      expect(Date.now() - startedAt).toBeGreaterThanOrEqual(900)
+      await refused.release()
+      await stopAll([nobody])
+    } finally {
+      await host.stop()
+      await stopAll([late])
+    }
+  })
+
   it('a replica follows a restarted primary, refuses its older run, and passes to the node that took the VM over', async () => {
     const vmId = 'vm-runs'
     const first = new Uint8Array(randomBytes(64 * PAGE))
