@@ -1,5 +1,5 @@
 // The backup node's side of the stripe protocol. It keeps one GuestReplica per VM, stages
-// stripes from any of the VM's links, receipts each stripe on the link it came by (returning
+// stripes from any of the VM's links, receipts each stripe on the link it came by (in batches, receipt-batch.ts; returning
 // that link's credit), and announces each applied epoch on every open link of the VM so one
 // failed link cannot swallow the acknowledgement. A primary silent for `primaryTimeoutMs`
 // on every link is reported lost; a handover epoch resumes the guest here, unless the primary
@@ -17,6 +17,7 @@ import type { ReplicationLogger, ReplicationNode } from '../transport/protocols.
 import { InvalidFrameError } from '../transport/errors.ts'
 import { deriveLinkKeys, FrameOpener, FrameSealer, SEAL_NONCE_BYTES } from '../transport/link-seal.ts'
 import { GuestReplica } from './guest-replica.ts'
+import { ReceiptBatch } from './receipt-batch.ts'
 import type { AppliedEpoch } from './guest-replica.ts'
 import { ReplicaCapacityError, ReplicaMismatchError, ReplicaNotResumableError } from './errors.ts'
 
@@ -119,6 +120,8 @@ export class ReplicaHost {
   private readonly entries = new Map<string, ReplicaEntry>()
   private readonly listeners: { [K in keyof ReplicaHostEvents]: Array<ReplicaHostEvents[K]> } = { applied: [], primaryLost: [], resumed: [] }
   private readonly channels = new Set<FrameChannel>()
+  /** Each link's receipts not sent yet. */
+  private readonly receipts = new Map<FrameChannel, ReceiptBatch>()
   private watchdog?: ReturnType<typeof setInterval>
 
   constructor (node: ReplicationNode, options: ReplicaHostOptions) {
@@ -283,11 +286,14 @@ export class ReplicaHost {
       },
       onClose: (error) => {
         this.channels.delete(channel)
+        this.receipts.get(channel)?.discard()
+        this.receipts.delete(channel)
         for (const entry of vms) entry.channels.delete(channel)
         if (error != null) this.logger.debug('stripe stream from %s closed: %s', connection.remotePeer.toString(), error.message)
       }
     })
     this.channels.add(channel)
+    this.receipts.set(channel, new ReceiptBatch(channel))
   }
 
   private entryFor (stripe: StripeFrame, origin: string, run: number): ReplicaEntry {
@@ -341,14 +347,17 @@ export class ReplicaHost {
   private onStripe (entry: ReplicaEntry, channel: FrameChannel, stripe: StripeFrame, bytes: number): void {
     if (entry.state === 'primary-lost') entry.state = 'replicating'
     entry.replica.accept(stripe, bytes)
-    channel.send(encodeStripeReceipt(stripe.vmId, stripe.epoch, stripe.stripeIndex)).catch(() => {})
+    this.receipts.get(channel)?.add(encodeStripeReceipt(stripe.vmId, stripe.epoch, stripe.stripeIndex), bytes)
   }
 
   /** An epoch is applied (at once, or turns after its last stripe): acknowledged on every open link of the VM. */
   private onApplied (entry: ReplicaEntry, epoch: AppliedEpoch): void {
     if (this.entries.get(epoch.vmId) !== entry) return
     const ack = encodeEpochApplied(epoch)
-    for (const channel of entry.channels) channel.send(ack).catch(() => {})
+    for (const channel of entry.channels) {
+      this.receipts.get(channel)?.flush()
+      channel.send(ack).catch(() => {})
+    }
     for (const listener of this.listeners.applied) listener(epoch)
     if (epoch.handover && entry.announcedEpoch <= epoch.epoch) this.handover(entry, epoch)
     else if (epoch.handover) this.logger.warn('handover epoch %d of %s arrived after the primary gave it up (epoch %d announced): not resuming', epoch.epoch, epoch.vmId, entry.announcedEpoch)

@@ -1,6 +1,13 @@
 // Length-prefixed frames (u32 big-endian length, then the body) over a libp2p 3 message stream.
 // Sending honours the stream's backpressure (send() → false → wait for drain); receiving
 // reassembles frames from 'message' events and refuses lengths above a bound before buffering.
+//
+// Frames sent in the same turn of the event loop leave as one contiguous buffer in one
+// stream.send(). Profiled (1 sealed link through a forwarder, loopback): one send per 128 KiB
+// stripe made one yamux frame per stripe, so each hop carried per stripe a yamux window update
+// back and a short noise message for the frame's tail past the last full 64 KiB, and a frame
+// handed on as pieces (length, seq, ciphertext, tag) became one cipher call and one socket write
+// per piece in noise and TCP. Joined, a batch of stripes crosses noise as full messages.
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { Stream } from '@libp2p/interface'
 import { FrameTooLargeError, LinkClosedError } from './errors.ts'
@@ -22,8 +29,12 @@ export class FrameChannel {
   private closed = false
   private sealer?: FrameSealer
   private opener?: FrameOpener
-  /** Frames waiting for the stream, written in send() order. */
+  /** Flushes in order: each waits for the one before it. */
   private writeTail: Promise<void> = Promise.resolve()
+  /** Frames (length prefix and body pieces) sent since the last flush started, in send() order. */
+  private queued: Uint8Array[] = []
+  /** The flush that will carry `queued`; undefined once it has taken them. */
+  private queuedFlush?: Promise<void>
   bytesSent = 0
   bytesReceived = 0
 
@@ -79,28 +90,46 @@ export class FrameChannel {
 
   /**
    * Send one frame made of `chunks`; resolves once the stream accepted it (waits for drain).
-   * Frames leave in the order send() was called.
+   * Frames leave in the order send() was called, those of one turn in one stream.send().
    */
   async send (chunks: Uint8Array | readonly Uint8Array[], options: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.closed) throw new LinkClosedError('channel closed')
     const parts = chunks instanceof Uint8Array ? [chunks] : chunks
     // Sealed (or not) now: the sequence numbers follow call order, and so do the writes.
     const body = this.sealer != null ? this.sealer.seal(parts) : parts
-    const write = this.writeTail.then(async () => { await this.write(body, options) })
-    this.writeTail = write.catch(() => {})
-    await write
+    const prefix = new Uint8Array(4)
+    let length = 0
+    for (const part of body) length += part.byteLength
+    new DataView(prefix.buffer).setUint32(0, length)
+    this.queued.push(prefix, ...body)
+    if (this.queuedFlush == null) {
+      const flush = this.writeTail.then(async () => { await this.flush(options) })
+      this.writeTail = flush.catch(() => {})
+      this.queuedFlush = flush
+    }
+    await this.queuedFlush
   }
 
-  private async write (parts: readonly Uint8Array[], options: { signal?: AbortSignal }): Promise<void> {
-    const list = new Uint8ArrayList()
-    const prefix = new Uint8Array(4)
-    list.append(prefix)
-    for (const part of parts) list.append(part)
-    new DataView(prefix.buffer).setUint32(0, list.byteLength - 4)
-    if (this.stream.writableNeedsDrain) await this.stream.onDrain(options)
+  private async flush (options: { signal?: AbortSignal }): Promise<void> {
+    try {
+      if (this.stream.writableNeedsDrain) await this.stream.onDrain(options)
+    } catch (error) {
+      this.takeQueued()
+      throw error
+    }
+    // Frames sent while this flush waited for drain go with it.
+    const parts = this.takeQueued()
     if (this.closed) throw new LinkClosedError('channel closed')
-    this.bytesSent += list.byteLength
-    if (!this.stream.send(list)) await this.stream.onDrain(options)
+    const data = parts.length === 1 ? parts[0] : Buffer.concat(parts)
+    this.bytesSent += data.byteLength
+    if (!this.stream.send(data)) await this.stream.onDrain(options)
+  }
+
+  private takeQueued (): Uint8Array[] {
+    const parts = this.queued
+    this.queued = []
+    this.queuedFlush = undefined
+    return parts
   }
 
   abort (error: Error): void {
