@@ -7,7 +7,7 @@
 //                                                  attempt { attempt, commits } (see locks.ts)
 //   commit    { t, from, round, commitment }      H(result ‖ nonce ‖ from ‖ round)
 //   reveal    { t, from, round, result, nonce }   opens the commitment
-import { encodeCanonical, decodeCanonical, sign, verifyRemembered, publicKeyOfPeerId } from '../crypto/index.ts'
+import { encodeCanonical, decodeCanonical, splitSignedPair, sign, verifyRemembered, publicKeyOfPeerId } from '../crypto/index.ts'
 import { ConsensusMessageError } from './errors.ts'
 import type { RoundHeader } from './round.ts'
 
@@ -155,37 +155,12 @@ export function decodeMessage (bytes: Uint8Array): Signed {
   return m
 }
 
-/**
- * Splits the canonical CBOR array [body, sig(64)] without a general decoder, which would decode
- * and re-encode a proposal's whole input once more only to find the two byte strings. Only the
- * shortest length forms are accepted, so the split is exactly the canonical form.
- */
+/** The message's [body, sig] envelope, split by its canonical heads (crypto's splitSignedPair). */
 function splitEnvelope (bytes: Uint8Array): [Uint8Array, Uint8Array] {
-  const n = bytes.length
-  if (n < 2 + 66 || bytes[0] !== 0x82) fail('message: expected [body, sig]')
-  const head = bytes[1]
-  let length: number
-  let start: number
-  if (head >= 0x40 && head <= 0x57) {
-    length = head - 0x40
-    start = 2
-  } else if (head === 0x58) {
-    length = bytes[2]
-    start = 3
-  } else if (head === 0x59) {
-    length = (bytes[2] << 8) | bytes[3]
-    start = 4
-  } else if (head === 0x5a) {
-    length = ((bytes[2] << 24) >>> 0) + (bytes[3] << 16) + (bytes[4] << 8) + bytes[5]
-    start = 6
-  } else {
-    return fail('message: expected [body, sig]')
-  }
-  const shortest = start === 2 || (start === 3 && length >= 24) || (start === 4 && length >= 256) || (start === 6 && length >= 65536)
-  if (!shortest) fail('message does not decode: CBOR is not in canonical form')
-  const sigAt = start + length
-  if (sigAt + 66 !== n || bytes[sigAt] !== 0x58 || bytes[sigAt + 1] !== 64) fail('message: expected [body, sig]')
-  return [bytes.subarray(start, sigAt), bytes.subarray(sigAt + 2)]
+  const pair = splitSignedPair(bytes)
+  if (pair === 'not-canonical') return fail('message does not decode: CBOR is not in canonical form')
+  if (pair === 'not-a-pair') return fail('message: expected [body, sig]')
+  return [pair.body, pair.sig]
 }
 
 function decodeUncached (bytes: Uint8Array): Signed {

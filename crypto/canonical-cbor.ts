@@ -79,3 +79,41 @@ export function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
   return true
 }
+
+/** Why bytes are not a canonical [body, sig(64)] pair: not that shape, or a length not in its shortest form. */
+export type SignedPairFault = 'not-a-pair' | 'not-canonical'
+
+/**
+ * Splits the canonical CBOR array [body: bytes, sig: bytes(64)] without a general decoder: it is
+ * on the path of every received spore entry and BFT message, and decoding then re-encoding a
+ * proposal's whole input only to find the two byte strings cost a round more than its checks.
+ * Only the shortest length forms are accepted, so the split is exactly the canonical form.
+ */
+export function splitSignedPair (bytes: Uint8Array): { body: Uint8Array, sig: Uint8Array } | SignedPairFault {
+  const n = bytes.length
+  if (n < 2 + 66 || bytes[0] !== 0x82) return 'not-a-pair'
+  const head = bytes[1]
+  let length: number
+  let start: number
+  if (head >= 0x40 && head <= 0x57) {
+    length = head - 0x40
+    start = 2
+  } else if (head === 0x58) {
+    length = bytes[2]
+    start = 3
+    if (length < 24) return 'not-canonical'
+  } else if (head === 0x59) {
+    length = (bytes[2] << 8) | bytes[3]
+    start = 4
+    if (length < 256) return 'not-canonical'
+  } else if (head === 0x5a) {
+    length = ((bytes[2] << 24) >>> 0) + (bytes[3] << 16) + (bytes[4] << 8) + bytes[5]
+    start = 6
+    if (length < 65536) return 'not-canonical'
+  } else {
+    return 'not-a-pair'
+  }
+  const sigAt = start + length
+  if (sigAt + 66 !== n || bytes[sigAt] !== 0x58 || bytes[sigAt + 1] !== 64) return 'not-a-pair'
+  return { body: bytes.subarray(start, sigAt), sig: bytes.subarray(sigAt + 2) }
+}

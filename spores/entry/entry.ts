@@ -1,7 +1,7 @@
 // A spore entry and its one canonical binary form. On the wire and on disk an entry is the
 // canonical CBOR array [body, sig] where body is the canonical CBOR of every field but sig,
 // so a receiver verifies the signature over the bytes it received, with no re-encoding.
-import { encodeCanonical, sign, verifyRemembered, publicKeyOfPeerId, peerIdOfPublicKey, getPublicKey, toBase64Url } from '../../crypto/index.ts'
+import { encodeCanonical, splitSignedPair, sign, verifyRemembered, publicKeyOfPeerId, peerIdOfPublicKey, getPublicKey, toBase64Url } from '../../crypto/index.ts'
 import { ENTRY_CODECS, isEntryType, peerId as peerIdParser, type EntryType, type EntryValue } from './types.ts'
 import { SchemaError, str, uint } from './schema.ts'
 import { decodeBody } from './body-decoder.ts'
@@ -88,37 +88,12 @@ export function decodeEntry (bytes: Uint8Array): SignedEntry {
   return { ...fields, body, sig, bytes }
 }
 
-/**
- * Splits the canonical CBOR array [body, sig] without a general decoder: it is on the path of
- * every received entry. Only the minimal (canonical) length forms are accepted.
- */
+/** The entry's [body, sig] envelope, split by its canonical heads (crypto's splitSignedPair). */
 function splitEnvelope (bytes: Uint8Array): [Uint8Array, Uint8Array] {
-  const n = bytes.length
-  if (n < 2 + 66 || bytes[0] !== 0x82) throw new EntryDecodeError('entry is not [body, sig]')
-  let length: number
-  let start: number
-  const head = bytes[1]
-  if (head >= 0x40 && head <= 0x57) {
-    length = head - 0x40
-    start = 2
-  } else if (head === 0x58) {
-    length = bytes[2]
-    start = 3
-    if (length < 24) throw new EntryDecodeError('entry body length is not canonical')
-  } else if (head === 0x59) {
-    length = (bytes[2] << 8) | bytes[3]
-    start = 4
-    if (length < 256) throw new EntryDecodeError('entry body length is not canonical')
-  } else if (head === 0x5a) {
-    length = ((bytes[2] << 24) >>> 0) + (bytes[3] << 16) + (bytes[4] << 8) + bytes[5]
-    start = 6
-    if (length < 65536) throw new EntryDecodeError('entry body length is not canonical')
-  } else {
-    throw new EntryDecodeError('entry body is not a byte string')
-  }
-  const sigAt = start + length
-  if (sigAt + 66 !== n || bytes[sigAt] !== 0x58 || bytes[sigAt + 1] !== 64) throw new EntryDecodeError('entry is not [body, sig(64)]')
-  return [bytes.subarray(start, sigAt), bytes.subarray(sigAt + 2)]
+  const pair = splitSignedPair(bytes)
+  if (pair === 'not-canonical') throw new EntryDecodeError('entry body length is not canonical')
+  if (pair === 'not-a-pair') throw new EntryDecodeError('entry is not [body, sig(64)]')
+  return [pair.body, pair.sig]
 }
 
 const keyCache = new Map<string, Uint8Array>()
