@@ -38,7 +38,10 @@ async function lagBehind (c: Cluster, lag: ClusterNode, epochs: number): Promise
   // member then lacks can come only by catch-up.
   await new Promise(resolve => setTimeout(resolve, Math.max(0, stoppedAt + 5000 - Date.now())))
   const target = Math.min(...others.map(latestEpoch))
-    await c.startMember(lag)
+  // catch-up asks connected members only: a link dropped meanwhile (a loaded CI machine) must not
+  // change whom the member asks first
+  await c.reconnect()
+  await c.startMember(lag)
   await until('the member caught up', () => latestEpoch(lag) >= target && (lag.spores.primary.latest()?.header.epoch ?? -1) >= target, 60_000).catch((err: Error) => {
     throw new Error(`${err.message}: at epoch ${latestEpoch(lag)} (tier ${lag.spores.primary.latest()?.header.epoch}) of ${target}, ${JSON.stringify(lag.consensus.epochs.catchUpStats())}`)
   })
