@@ -18,30 +18,28 @@ type Answer = 'echo' | 'never' | { lateMs: number }
 const nodes: Libp2p[] = []
 afterEach(async () => { await Promise.all(nodes.splice(0).map(async n => { await n.stop() })) })
 
-/** A node that pings its links with the liveness service (and runs no libp2p connection monitor). */
-async function watcher (): Promise<Libp2p> {
+/** A loopback node with these services and no libp2p connection monitor. */
+async function loopbackNode (services: Record<string, (components: any) => unknown>): Promise<Libp2p> {
   const node = await createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionMonitor: { enabled: false },
-    services: { ping: ping(), liveness: linkLiveness({ pingEveryMs: EVERY_MS, deadAfterMs: DEAD_AFTER_MS }) }
+    services
   })
   nodes.push(node)
   return node
 }
 
+/** A node that pings its links with the liveness service. */
+async function watcher (): Promise<Libp2p> {
+  return await loopbackNode({ ping: ping(), liveness: linkLiveness({ pingEveryMs: EVERY_MS, deadAfterMs: DEAD_AFTER_MS }) })
+}
+
 /** A peer that answers pings as told: at once, never (cut off), or late. */
 async function peer (answer: Answer): Promise<Libp2p> {
-  const node = await createLibp2p({
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    connectionMonitor: { enabled: false },
-    services: answer === 'echo' ? { ping: ping() } : {} as Record<string, never>
-  })
+  const node = await loopbackNode(answer === 'echo' ? { ping: ping() } : {})
   if (answer !== 'echo') {
     await node.handle(PING, async (stream) => {
       for await (const chunk of stream) {
@@ -51,7 +49,6 @@ async function peer (answer: Answer): Promise<Libp2p> {
       }
     }, { maxInboundStreams: 64 })
   }
-  nodes.push(node)
   return node
 }
 
