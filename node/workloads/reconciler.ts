@@ -3,7 +3,7 @@
 // they report, asks placement what this node should do, and starts, replaces or stops its own
 // instances. It also keeps a copy of each planned bundle on the two best-ranked always-on nodes,
 // so a bundle outlives the node it was published on.
-import { decide, hostsOf, rankHosts, type PlacementPlan } from '../../workloads/placement/index.ts'
+import { decide, hostsOf, rankHosts, rollout, rolloutAction, type PlacementPlan } from '../../workloads/placement/index.ts'
 import type { SignedBundle } from '../../workloads/bundle/index.ts'
 import type { Logger } from '../log/index.ts'
 import type { AppDirectory, PlanRecord } from './app-directory.ts'
@@ -41,7 +41,7 @@ export function isLeased (plan: PlanRecord): boolean {
 }
 
 export function placementPlan (plan: PlanRecord): PlacementPlan {
-  return { name: plan.name, digest: plan.digest, min: plan.min, max: plan.max, kind: plan.kind ?? 'service', ...(plan.roles === undefined ? {} : { roles: plan.roles }), ...(plan.arch === undefined ? {} : { arch: plan.arch }), ...(plan.memoryMb === undefined ? {} : { memoryMb: plan.memoryMb }), ...(plan.labels === undefined ? {} : { labels: plan.labels as Record<string, string> }) }
+  return { name: plan.name, digest: plan.digest, min: plan.min, max: plan.max, kind: plan.kind ?? 'service', ...(plan.roles === undefined ? {} : { roles: plan.roles }), ...(plan.arch === undefined ? {} : { arch: plan.arch }), ...(plan.memoryMb === undefined ? {} : { memoryMb: plan.memoryMb }), ...(plan.labels === undefined ? {} : { labels: plan.labels as Record<string, string> }), ...(plan.from === undefined ? {} : { from: plan.from }) }
 }
 
 export class Reconciler {
@@ -100,7 +100,11 @@ export class Reconciler {
       this.keep(p, nodes)
       const runningDigest = instances.digestOf(plan.name)
       const hosts = hostsOf(p, nodes, sightings)
-      if (hosts.includes(this.o.self) && runningDigest !== undefined && runningDigest !== plan.digest && p.kind === 'service') {
+      // this node's own instance as it is now, not as its last record said
+      const mine = runningDigest === undefined ? undefined : { peerId: this.o.self, digest: runningDigest, health: instances.health(plan.name) ?? 'starting' }
+      // a rolling upgrade of a service that may run two instances (rollout.ts); a single one is replaced in place
+      const upgrade = isLeased(plan) ? undefined : rollout(p, nodes, [...sightings.filter(s => s.peerId !== this.o.self), ...(mine === undefined ? [] : [mine])])
+      if (upgrade === undefined && hosts.includes(this.o.self) && runningDigest !== undefined && runningDigest !== plan.digest && p.kind === 'service') {
         await this.startInstance(plan, 'the plan names a new bundle')
         continue
       }
@@ -109,8 +113,10 @@ export class Reconciler {
         await this.stopInstance(plan.name, 'a better-ranked host is live; handing the single instance over')
         continue
       }
-      const { action, reason } = decide(p, nodes, this.o.self, sightings, runningDigest !== undefined)
-      if (action === 'start') await this.startInstance(plan, reason)
+      const { action, reason } = upgrade === undefined
+        ? decide(p, nodes, this.o.self, sightings, runningDigest !== undefined)
+        : rolloutAction(upgrade, this.o.self, mine, p.digest)
+      if (action === 'start' || action === 'replace') await this.startInstance(plan, reason)
       else if (action === 'stop') await this.stopInstance(plan.name, reason)
     }
   }

@@ -13,7 +13,7 @@ import { APP_NAME, BUNDLE_DIGEST } from '../../spores/entry/types.ts'
 import { getPublicKey, peerIdOfPublicKey } from '../../crypto/index.ts'
 import { operatorGrantAdmits, decodeOperatorGrant, signOperatorGrant, encodeOperatorGrant } from '../../membership/index.ts'
 import { openBundle, MAX_BUNDLE_BYTES, InvalidBundleError, type SignedBundle } from '../../workloads/bundle/index.ts'
-import { normalizeArch, hostsOf, unfitReason, DEFAULT_ROLES } from '../../workloads/placement/index.ts'
+import { normalizeArch, hostsOf, unfitReason, rollout, DEFAULT_ROLES, type InstanceSighting, type PlacementNode } from '../../workloads/placement/index.ts'
 import { readLog } from '../../workloads/runner/index.ts'
 import { BundleStore } from './bundle-store.ts'
 import { BundleExchange } from './bundle-exchange.ts'
@@ -24,6 +24,7 @@ import { AppGateway, gatewayProtocol } from './app-gateway.ts'
 import { AppDirectory, ENDPOINT_PREFIX, type PlanRecord } from './app-directory.ts'
 import { LocalInstances } from './local-instances.ts'
 import { Reconciler, placementPlan, isLeased } from './reconciler.ts'
+import { RolloutWatch, type RolloutStatus } from './rollout-status.ts'
 import { AppLeases } from './app-lease.ts'
 import { loadOperatorGrant } from './operator-grant-file.ts'
 import { LogExchange, MAX_LOG_TAIL_BYTES } from './log-exchange.ts'
@@ -105,6 +106,8 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
   let endpointTable = new Map<string, string[]>()
   /** the bundle each local instance last ran, for the record that says it stopped */
   const lastDigest = new Map<string, string>()
+  /** the rolling upgrades under way, by application */
+  const rollouts = new Map<string, RolloutWatch>()
   /** the job results already published, by application */
   const doneSaid = new Map<string, string>()
 
@@ -212,6 +215,18 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
     return out
   }
 
+  /** The rolling upgrade of `p` under way, if any, with this node's own instance as it is now, and what status says of it. */
+  const rolloutOf = (p: PlanRecord, nodes: PlacementNode[], sightings: InstanceSighting[]): RolloutStatus | undefined => {
+    const me = self().peerId
+    const digestHere = instances?.digestOf(p.name)
+    const mine = digestHere === undefined ? [] : [{ peerId: me, digest: digestHere, health: instances?.health(p.name) ?? 'starting' }]
+    const r = isLeased(p) ? undefined : rollout(placementPlan(p), nodes, [...sightings.filter(s => s.peerId !== me), ...mine])
+    if (r === undefined) { rollouts.delete(p.name); return undefined }
+    const watch = rollouts.get(p.name) ?? new RolloutWatch()
+    rollouts.set(p.name, watch)
+    return watch.status(r, p.digest)
+  }
+
   const refreshView = async (): Promise<void> => {
     if (directory === undefined) return
     try {
@@ -220,7 +235,10 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
       const table = new Map<string, string[]>()
       for (const p of plans.values()) {
         if (p.max === 0) continue
-        table.set(p.name, (await directory.sightings(placementPlan(p), nodes)).filter(s => s.health === 'healthy' && s.digest === p.digest).map(s => s.peerId))
+        // watched every refresh, so a new instance that never becomes healthy is called stuck in time
+        rolloutOf(p, nodes, await directory.sightings(placementPlan(p), nodes))
+        // during a rolling upgrade the old bundle's instances serve until they give way
+        table.set(p.name, (await directory.sightings(placementPlan(p), nodes)).filter(s => s.health === 'healthy' && (s.digest === p.digest || p.from?.includes(s.digest) === true)).map(s => s.peerId))
       }
       plansSeen = new Set([...plans.values()].filter(p => p.max > 0).map(p => p.name))
       endpointTable = table
@@ -289,6 +307,19 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
     return group.slice(0, 7)
   }
 
+  /**
+   * The bundles a new plan of `name` rolls from: the one the plan in force (or waiting) names,
+   * if another, and those it still rolled from, so instances of any of them give way one at a
+   * time (placement/rollout.ts).
+   */
+  const rollsFrom = async (name: string, digest: string): Promise<string[]> => {
+    const { directory: d } = running()
+    const earlier = (await d.pending()).get(name) ?? (await d.plans()).get(name)
+    if (earlier === undefined) return []
+    const named = earlier.max === 0 ? [] : [earlier.digest]
+    return [...new Set([...named, ...(earlier.from ?? [])])].filter(x => x !== digest).slice(0, 4)
+  }
+
   const plan = async (b: Record<string, unknown>): Promise<unknown> => {
     const { ctx: c } = running()
     const name = appName(b.name)
@@ -322,7 +353,9 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
       }
     }
     const voters = max === 1 && bundle.manifest.kind === 'service' ? await leaseVoters(name) : undefined
+    const from = await rollsFrom(name, digest)
     const value = {
+      ...(from.length === 0 ? {} : { from }),
       ...(voters === undefined ? {} : { voters }),
       digest, min, max, kind: bundle.manifest.kind, roles: [...new Set(roles as string[])].sort(),
       ...(planArch === undefined || bundle.manifest.kind === 'job' ? {} : { arch: [...planArch].sort() }),
@@ -347,7 +380,9 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
     const pp = placementPlan(p)
     const sightings = await d.sightings(pp, nodes)
     const local = inst.view(p.name)
+    const upgrade = rolloutOf(p, nodes, sightings)
     return {
+      ...(upgrade === undefined ? {} : { rollout: upgrade }),
       name: p.name, digest: p.digest, kind: p.kind ?? 'service', min: p.min, max: p.max, roles: p.roles ?? DEFAULT_ROLES, arch: p.arch ?? 'any',
       certified: p.certified, removed: p.max === 0, signer: p.origin,
       hosts: hostsOf(pp, nodes, sightings),

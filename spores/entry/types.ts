@@ -90,8 +90,10 @@ const planFields = struct({
   /** the fixed group whose majority grants the lease of a single-instance (max 1) application */
   voters: list(peerId, 7),
   /** an operator grant, when the signer is not the network root itself */
-  grant: bytes(MAX_GRANT_BYTES)
-}, ['roles', 'arch', 'grant', 'memoryMb', 'cpuMillis', 'kind', 'voters', 'labels'])
+  grant: bytes(MAX_GRANT_BYTES),
+  /** the bundles earlier plans of the name named: their instances give way one at a time (a rolling upgrade) */
+  from: list(str(64, BUNDLE_DIGEST), 4)
+}, ['roles', 'arch', 'grant', 'memoryMb', 'cpuMillis', 'kind', 'voters', 'labels', 'from'])
 
 /** The desired state of an application: how many instances of which bundle, where. min = max = 0 removes it. */
 const planValue: Parser<ReturnType<typeof planFields>> = (raw, at) => {

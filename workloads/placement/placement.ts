@@ -21,6 +21,8 @@ export interface PlacementPlan {
   memoryMb?: number
   /** labels a node must carry, each with this value */
   labels?: Readonly<Record<string, string>>
+  /** the bundles a rolling upgrade replaces (earlier plans of the name named them) */
+  from?: readonly string[]
 }
 
 export interface PlacementNode {
@@ -81,12 +83,15 @@ export function rankHosts (plan: PlacementPlan, nodes: readonly PlacementNode[])
  * counts from any node that fits it, live or not (the job must not run again when the node that
  * ran it leaves). One rank more than max is believed too: during a handover the instance that
  * still runs (a single instance keeps its lease until the new host takes it) may rank just
- * below the hosts.
+ * below the hosts. During a rolling upgrade an instance of a bundle the plan rolls from is
+ * believed by the same rule under that bundle's own ranking (where it was placed).
  */
 export function credibleSightings (plan: PlacementPlan, liveNodes: readonly PlacementNode[], sightings: readonly InstanceSighting[], knownNodes: readonly PlacementNode[]): InstanceSighting[] {
-  const eligible = new Set(rankHosts(plan, liveNodes).slice(0, Math.max(plan.max, plan.min, 1) + 1).map(n => n.peerId))
+  const first = (digest: string): Set<string> => new Set(rankHosts({ ...plan, digest }, liveNodes).slice(0, Math.max(plan.max, plan.min, 1) + 1).map(n => n.peerId))
+  const eligible = first(plan.digest)
+  const formerly = new Map((plan.from ?? []).filter(d => d !== plan.digest).map(d => [d, first(d)]))
   const fits = new Set(knownNodes.filter(n => unfitReason(plan, n) === undefined).map(n => n.peerId))
-  return sightings.filter(s => s.health === 'done' ? fits.has(s.peerId) : eligible.has(s.peerId))
+  return sightings.filter(s => s.health === 'done' ? fits.has(s.peerId) : eligible.has(s.peerId) || formerly.get(s.digest)?.has(s.peerId) === true)
 }
 
 /** How many instances the plan wants now: min for a service, one for a job not done yet. */

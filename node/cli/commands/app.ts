@@ -26,7 +26,7 @@ function signingKey (ctx: CommandContext): { secretKey: Uint8Array, grant?: Uint
 }
 
 interface InstanceView { peerId: string, digest: string, health: string, exitCode?: number, restarts?: number, state?: string, limits?: Record<string, unknown> }
-interface AppView { name: string, digest: string, kind?: string, min: number, max: number, certified: boolean, removed?: boolean, hosts?: string[], instances: InstanceView[], pending?: { digest: string, min: number, max: number }, local?: Record<string, unknown>, localFailure?: { reason: string }, unfit?: Array<{ peerId: string, why: string }> }
+interface AppView { name: string, digest: string, kind?: string, min: number, max: number, certified: boolean, removed?: boolean, hosts?: string[], instances: InstanceView[], pending?: { digest: string, min: number, max: number }, local?: Record<string, unknown>, localFailure?: { reason: string }, unfit?: Array<{ peerId: string, why: string }>, rollout?: { state: 'rolling' | 'stuck', from: string[], ready: number, wanted: number, old: number, why: string } }
 
 function short (id: string): string {
   return id.length > 16 ? `…${id.slice(-8)}` : id
@@ -118,6 +118,7 @@ function mib (bytes: number): string {
 function describe (a: AppView): string[] {
   const healthy = a.instances.filter(i => i.health === 'healthy').length
   const lines = [`${a.name}  ${a.kind ?? 'service'}  ${a.removed === true ? 'removed' : `${a.min}-${a.max} wanted, ${healthy} healthy`}  bundle ${a.digest.slice(0, 12)}${a.certified ? '' : '  (not certified)'}`]
+  if (a.rollout !== undefined) lines.push(`  rollout ${a.rollout.state === 'stuck' ? 'STUCK' : 'under way'} from ${a.rollout.from.map(d => d.slice(0, 12)).join(', ')}: ${a.rollout.ready} of ${a.rollout.wanted} new healthy, ${a.rollout.old} old running; ${a.rollout.why}`)
   if (a.pending !== undefined) lines.push(`  pending: ${a.pending.min}-${a.pending.max} of ${a.pending.digest.slice(0, 12)} (waits for the next certified epoch)`)
   for (const i of a.instances) lines.push(`  ${short(i.peerId)}  ${i.health}${i.exitCode === undefined ? '' : ` exit ${i.exitCode}`}${i.restarts === undefined ? '' : `  restarts ${i.restarts}`}${i.digest === a.digest ? '' : `  (old bundle ${i.digest.slice(0, 12)})`}`)
   if (a.localFailure !== undefined) lines.push(`  here: could not start: ${a.localFailure.reason}`)
