@@ -2,7 +2,10 @@
 // libp2p node (TCP, noise, yamux, gossipsub), round engine and signature cache, as a member on
 // its own machine would have. The bench's main thread tells it whom to dial; the proposer's
 // worker runs the rounds and reports their latencies.
-import { parentPort } from 'node:worker_threads'
+import { parentPort, threadId } from 'node:worker_threads'
+import { Session } from 'node:inspector/promises'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@libp2p/noise'
@@ -22,11 +25,13 @@ export type ToMember =
   | { t: 'connect', peers: Array<{ peerId: string, addrs: string[] }>, f: number, size: number }
   | { t: 'prepare', inputs: Uint8Array[], seen: boolean }
   | { t: 'run' }
+  | { t: 'profile', on: boolean }
   | { t: 'stop' }
 export type FromMember =
   | { t: 'started', peerId: string, addrs: string[] }
   | { t: 'ready' }
   | { t: 'prepared' }
+  | { t: 'profiled' }
   | { t: 'done', latencies: number[], failed: number }
   | { t: 'stopped' }
   | { t: 'error', message: string }
@@ -120,6 +125,26 @@ function prepare (all: Uint8Array[], seen: boolean): void {
   if (seen) for (const input of all) check(input)
 }
 
+let profiler: Session | undefined
+
+/** BENCH_BFT_PROFILE=DIR: every member profiles the rounds only (not its start or the checks of `prepare`). */
+async function profile (on: boolean): Promise<void> {
+  const dir = process.env.BENCH_BFT_PROFILE
+  if (dir === undefined || dir === '') return
+  if (on) {
+    profiler = new Session()
+    profiler.connect()
+    await profiler.post('Profiler.enable')
+    await profiler.post('Profiler.start')
+    return
+  }
+  if (profiler === undefined) return
+  const { profile } = await profiler.post('Profiler.stop')
+  writeFileSync(join(dir, `bft-member-${threadId}.cpuprofile`), JSON.stringify(profile))
+  profiler.disconnect()
+  profiler = undefined
+}
+
 async function run (): Promise<void> {
   const latencies: number[] = []
   let failed = 0
@@ -149,6 +174,10 @@ port.on('message', (m: ToMember) => {
         break
       case 'run':
         await run()
+        break
+      case 'profile':
+        await profile(m.on)
+        post({ t: 'profiled' })
         break
       case 'stop':
         engine?.stop()

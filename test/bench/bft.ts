@@ -18,6 +18,7 @@
 // the rounds, all threads): with members sharing two cores, a round cannot take less than
 // members × cpu / 2.
 // Target: 7-member round ≤ 50 ms median over direct streams.
+// BENCH_BFT_PROFILE=DIR writes a CPU profile of each member over the measured rounds.
 import { Worker } from 'node:worker_threads'
 import { selectCommittee } from '../../consensus/index.ts'
 import { encodeCanonical, randomSecretKey } from '../../crypto/index.ts'
@@ -78,6 +79,13 @@ function roundInputs (count: number): Uint8Array[] {
   })))
 }
 
+/** Starts or stops every member's profiler (BENCH_BFT_PROFILE=DIR; nothing without it). */
+async function profile (members: Member[], on: boolean): Promise<void> {
+  const answered = members.map(async m => await m.next('profiled'))
+  for (const m of members) m.send({ t: 'profile', on })
+  await Promise.all(answered)
+}
+
 async function benchCommittee (size: number, transport: Transport, seen: boolean): Promise<{ median: number, p99: number, failed: number, busyMs: number }> {
   const f = Math.floor((size - 1) / 3)
   const members = Array.from({ length: size }, () => new Member(transport))
@@ -94,12 +102,14 @@ async function benchCommittee (size: number, transport: Transport, seen: boolean
     const prepared = members.map(async m => await m.next('prepared'))
     for (const m of members) m.send({ t: 'prepare', inputs, seen })
     await Promise.all(prepared)
+    await profile(members, true)
     const done = proposer.next('done', 600_000)
     const cpu = process.cpuUsage()
     proposer.send({ t: 'run' })
     const { latencies, failed } = await done
     // CPU time of the whole process (every member's thread) over the rounds, per member and round
     const used = process.cpuUsage(cpu)
+    await profile(members, false)
     const busyMs = (used.user + used.system) / 1000 / members.length / latencies.length
     const measured = latencies.slice(WARMUP).sort((a, b) => a - b)
     return { median: percentile(measured, 0.5), p99: percentile(measured, 0.99), failed, busyMs }
