@@ -30,8 +30,9 @@ import { loadOperatorGrant } from './operator-grant-file.ts'
 import { LogExchange, MAX_LOG_TAIL_BYTES } from './log-exchange.ts'
 import { LogFollowService } from './log-follow-service.ts'
 import { logFollowProtocol } from './log-follow-messages.ts'
-import { openRemoteLogFollow } from './remote-log-follow.ts'
-import { followLines } from './log-follow-lines.ts'
+import { openRemoteLogFollow, type FollowEvent } from './remote-log-follow.ts'
+import { followLines, type RunningInstance } from './log-follow-lines.ts'
+import { localLogOutput } from './local-log-output.ts'
 
 const RECONCILE_MS = 2_000
 const ENDPOINT_TTL_MS = 30_000
@@ -587,18 +588,38 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
         }
         throw new ApiError(502, `the logs of ${name} could not be read: ${failures.join('; ')}`)
       },
-      // `app logs NAME -f` of an instance on another node: one stream to that node, which pushes
-      // the output as it is written (this node's own instances the CLI follows in their files)
+      // `app logs NAME -f`: the application's output as it is written, from this node's own
+      // instance (its files) or over one stream to the node that runs one, which pushes it;
+      // when that instance goes away the follow goes on with the one that runs now
+      // (log-follow-lines.ts). With `--node` the CLI follows this node's files itself.
       'GET /apps/logs/follow': {
         stream: true,
         handler: async ({ query }, signal) => {
           const { name, stream, tail, node } = logQuery(query)
-          const { ctx: c, instances: inst } = running()
-          if (node === undefined && inst.names().includes(name)) throw new ApiError(409, `${name} runs on this node: mycelium app logs ${name} -f follows its files here`)
-          const order = await logHolders(name, node)
+          const { ctx: c, instances: inst, directory: d } = running()
+          const me = self().peerId
+          const here = (): RunningInstance[] => {
+            const view = inst.view(name)
+            return view !== undefined && view.kind === 'service' && (node === undefined || me.endsWith(node)) ? [{ peer: me, since: view.startedAt }] : []
+          }
+          const elsewhere = async (): Promise<RunningInstance[]> => {
+            const live = liveNodes()
+            return (await d.reported(name)).filter(s => s.health !== 'done' && live.has(s.peerId) && s.peerId !== me && (node === undefined || s.peerId.endsWith(node))).map(s => ({ peer: s.peerId, since: s.issuedAt }))
+          }
+          const first = [...here(), ...(await logHolders(name, node).catch((err: Error) => { if (here().length === 0) throw err; return [] })).map(peer => ({ peer, since: 0 }))]
           const request = { app: name, stream, tail, grant: readerGrant(c) }
           const protocol = logFollowProtocol(c.network.networkId)
-          return await followLines(name, order, async (peer) => await openRemoteLogFollow({ host: c.host(), protocol, peer, request, signal }))
+          const open = async (peer: string): Promise<AsyncIterable<FollowEvent> | undefined> => {
+            if (peer === me) {
+              const view = inst.view(name)
+              const logDir = inst.logDirOf(name)
+              if (view === undefined || logDir === undefined) return undefined
+              return localLogOutput({ app: name, logDir, stream, tailBytes: tail, signal, stillRuns: () => inst.view(name)?.startedAt === view.startedAt })
+            }
+            return (await openRemoteLogFollow({ host: c.host(), protocol, peer, request, signal }))?.follow()
+          }
+          const planned = async (): Promise<boolean> => ((await d.plans()).get(name)?.max ?? 0) > 0
+          return await followLines({ app: name, pinned: node !== undefined, locate: async () => [...here(), ...await elsewhere()], open, planned, signal }, first)
         }
       }
     })

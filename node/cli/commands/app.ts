@@ -168,9 +168,12 @@ export const appLogs: Command = {
     const stream = flags.stderr === true ? 'stderr' : 'stdout'
     // --node: the instance on that node (a peer id, or its last characters as app status shows them)
     const node = flags.node === undefined ? '' : `&node=${encodeURIComponent(String(flags.node).replace(/^…/, ''))}`
+    // the application wherever it runs: the daemon follows the instance and, when it goes away,
+    // the one that runs then (log-follow-lines.ts)
+    if (flags.follow === true && flags.node === undefined) { await followRemote(ctx, positional[0], `stream=${stream}`); return }
     const ask = async (tail: number): Promise<{ text: string, local?: boolean }> => await api(ctx).request<{ text: string, local?: boolean }>('GET', `/apps/logs?name=${encodeURIComponent(positional[0])}&stream=${stream}&tail=${tail}${node}`)
     const first = await ask(flags.follow === true ? 0 : 64 * 1024)
-    // this node's own instance: its files are in this home, so the follow reads them and wakes
+    // --node naming this node: its files are in this home, so the follow reads them and wakes
     // on their change events (follow-log.ts), from the very byte the tail ends at
     // (the daemon checked the name before it answered: a name never leaves the home)
     const logDir = join(ctx.home.path('apps/instances'), positional[0], 'logs')
@@ -188,19 +191,23 @@ export class LogFollowEndedError extends Error {
   readonly name = 'LogFollowEndedError'
 }
 
-type FollowLine = { node: string } | { text: string } | { end: string, why: string, ok: boolean } | { error: string }
+type FollowLine = { node: string, of?: number } | { moved: string } | { text: string } | { end: string, why: string, ok: boolean } | { error: string }
 
 /**
- * Another node's instance: this node's daemon holds one stream to that node, which pushes each
- * line as it is written (app-log-follow/1.0.0), and passes it on here. The follow ends with one
- * line on stderr: the instance stopped (exit 0), or the node was lost, left or cut this
- * follower off for not keeping up (exit 1).
+ * The daemon follows the instance (its own files, or one stream to the node that runs it, which
+ * pushes each line as it is written: app-log-follow/1.0.0) and passes the output on here; when
+ * the instance goes away it goes on with the one that runs then, and says so on stderr. The
+ * follow ends with one line on stderr: the application was removed, or (pinned with --node) the
+ * instance stopped (exit 0); the node was lost or left (pinned), or cut this follower off for
+ * not keeping up (exit 1).
  */
 async function followRemote (ctx: CommandContext, name: string, query: string): Promise<void> {
   const lines = api(ctx).stream<FollowLine>(`/apps/logs/follow?name=${encodeURIComponent(name)}&${query}&tail=${64 * 1024}`)
   for await (const line of lines) {
     if ('node' in line) {
-      ctx.err(`following ${name} on …${line.node.slice(-8)}`)
+      ctx.err(`following ${name} on …${line.node.slice(-8)}${(line.of ?? 1) > 1 ? ` (one of ${line.of} instances; --node PEER follows another)` : ''}`)
+    } else if ('moved' in line) {
+      ctx.err(`-- following ${name} on …${line.moved.slice(-8)} now`)
     } else if ('text' in line) {
       // a slow terminal or pipe holds the stream back rather than filling memory here
       if (!process.stdout.write(line.text)) await new Promise(resolve => process.stdout.once('drain', resolve))
