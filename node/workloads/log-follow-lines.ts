@@ -50,10 +50,10 @@ function short (peer: string): string {
  */
 export async function followLines (o: ServiceFollowOptions, instances: RunningInstance[]): Promise<AsyncIterable<FollowLine>> {
   const failures: string[] = []
-  for (const { peer } of instances) {
+  for (const { peer, since } of instances) {
     try {
       const output = await o.open(peer)
-      if (output !== undefined) return lines(o, { peer, output }, instances.length)
+      if (output !== undefined) return lines(o, { peer, since, output }, instances.length)
       failures.push(`${short(peer)} holds no log of it`)
     } catch (err) {
       failures.push(err instanceof LogFollowRefusedError ? err.message : `${short(peer)}: ${(err as Error).message}`)
@@ -62,8 +62,10 @@ export async function followLines (o: ServiceFollowOptions, instances: RunningIn
   throw new ApiError(502, `the logs of ${o.app} could not be followed: ${failures.join('; ')}`)
 }
 
-async function * lines (o: ServiceFollowOptions, first: { peer: string, output: AsyncIterable<FollowEvent> }, of: number): AsyncGenerator<FollowLine> {
-  let current: { peer: string, output: AsyncIterable<FollowEvent> } | undefined = first
+interface Attached extends RunningInstance { output: AsyncIterable<FollowEvent> }
+
+async function * lines (o: ServiceFollowOptions, first: Attached, of: number): AsyncGenerator<FollowLine> {
+  let current: Attached | undefined = first
   yield { node: first.peer, of }
   while (current !== undefined) {
     let end: Extract<FollowLine, { end: unknown }> | undefined
@@ -82,7 +84,7 @@ async function * lines (o: ServiceFollowOptions, first: { peer: string, output: 
       yield end.end === 'lost' ? { ...end, why: `${end.why}; mycelium app status ${o.app} shows where it runs now` } : end
       return
     }
-    current = await next(o, { peer: current.peer, at: Date.now() })
+    current = await next(o, current)
     if (current === undefined) {
       if (!o.signal.aborted) yield { end: 'stopped', why: `${o.app} stopped on the node that ran it, and its plan wants no instance now`, ok: true }
       return
@@ -94,17 +96,18 @@ async function * lines (o: ServiceFollowOptions, first: { peer: string, output: 
 /**
  * The instance to go on with, once the followed one is gone: the first that serves, looked for
  * again every RETRY_MS while none does (a new one is being started). The node just left counts
- * only with a report newer than the leaving (its instance started again). Undefined once the
- * plan wants no instance, or the command has gone.
+ * only with a report newer than the one the follow went by (an instance started there again,
+ * or the node still says it runs one). Undefined once the plan wants no instance, or the
+ * command has gone.
  */
-async function next (o: ServiceFollowOptions, left: { peer: string, at: number }): Promise<{ peer: string, output: AsyncIterable<FollowEvent> } | undefined> {
+async function next (o: ServiceFollowOptions, left: RunningInstance): Promise<Attached | undefined> {
   while (!o.signal.aborted) {
     if (!await o.planned()) return undefined
     for (const { peer, since } of await o.locate()) {
-      if (peer === left.peer && since <= left.at) continue
+      if (peer === left.peer && since <= left.since) continue
       try {
         const output = await o.open(peer)
-        if (output !== undefined) return { peer, output }
+        if (output !== undefined) return { peer, since, output }
       } catch {
         // refused or unreachable: another instance, or the next look
       }

@@ -236,10 +236,11 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
       const table = new Map<string, string[]>()
       for (const p of plans.values()) {
         if (p.max === 0) continue
+        const sightings = await directory.sightings(placementPlan(p), nodes)
         // watched every refresh, so a new instance that never becomes healthy is called stuck in time
-        rolloutOf(p, nodes, await directory.sightings(placementPlan(p), nodes))
+        rolloutOf(p, nodes, sightings)
         // during a rolling upgrade the old bundle's instances serve until they give way
-        table.set(p.name, (await directory.sightings(placementPlan(p), nodes)).filter(s => s.health === 'healthy' && (s.digest === p.digest || p.from?.includes(s.digest) === true)).map(s => s.peerId))
+        table.set(p.name, sightings.filter(s => s.health === 'healthy' && (s.digest === p.digest || p.from?.includes(s.digest) === true)).map(s => s.peerId))
       }
       plansSeen = new Set([...plans.values()].filter(p => p.max > 0).map(p => p.name))
       endpointTable = table
@@ -606,7 +607,8 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
             const live = liveNodes()
             return (await d.reported(name)).filter(s => s.health !== 'done' && live.has(s.peerId) && s.peerId !== me && (node === undefined || s.peerId.endsWith(node))).map(s => ({ peer: s.peerId, since: s.issuedAt }))
           }
-          const first = [...here(), ...(await logHolders(name, node).catch((err: Error) => { if (here().length === 0) throw err; return [] })).map(peer => ({ peer, since: 0 }))]
+          const reportedAt = new Map((await d.reported(name)).map(s => [s.peerId, s.issuedAt]))
+          const first = [...here(), ...(await logHolders(name, node).catch((err: Error) => { if (here().length === 0) throw err; return [] })).map(peer => ({ peer, since: reportedAt.get(peer) ?? 0 }))]
           const request = { app: name, stream, tail, grant: readerGrant(c) }
           const protocol = logFollowProtocol(c.network.networkId)
           const open = async (peer: string): Promise<AsyncIterable<FollowEvent> | undefined> => {
