@@ -14,6 +14,7 @@ import { bootstrap } from '@libp2p/bootstrap'
 import type { PrivateKey, PeerId } from '@libp2p/interface'
 import { linkLiveness } from './link-liveness.ts'
 import { gossipScoreParams, gossipScoreThresholds } from './gossip-score.ts'
+import { gossipFastMessageId } from './gossip-message-id.ts'
 import { membershipEncrypter, protocolPrefix, keepGossipStreams, ANY_NETWORK_MEMBERSHIP_PROTOCOL, type MembershipPolicy } from '../../membership/index.ts'
 
 /** Open connections a host accepts before refusing inbound ones (libp2p's connection manager). */
@@ -53,8 +54,9 @@ export async function createHost (options: HostOptions): Promise<MyceliumHost> {
     ping: ping(),
     liveness: linkLiveness(),
     dht: kadDHT({ protocol: `${prefix}/kad/1.0.0`, clientMode: false, peerInfoMapper: passthroughMapper }),
-    // scoring: only proven-invalid messages on validated topics cost a peer (gossip-score.ts)
-    pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, globalSignaturePolicy: 'StrictSign', scoreParams: gossipScoreParams(options.networkId), scoreThresholds: gossipScoreThresholds }),
+    // scoring: only proven-invalid messages on validated topics cost a peer (gossip-score.ts);
+    // copies of a message already delivered are dropped before their signature is checked
+    pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, globalSignaturePolicy: 'StrictSign', fastMsgIdFn: gossipFastMessageId, scoreParams: gossipScoreParams(options.networkId), scoreThresholds: gossipScoreThresholds }),
     ...options.services
   }
   // a relay service given by the daemon (the roles' switchable relay) replaces the fixed one

@@ -9,8 +9,12 @@
 // DEAD_AFTER_MS of this node's own running time: one late answer costs nothing, and a stall of
 // this node's event loop (the timer fired late) is not counted against anyone.
 //
-// Each side pings every PING_EVERY_MS on libp2p's ping protocol (a new stream per ping, as the
-// browser client's libp2p does), at most one ping in flight per connection.
+// Each side pings every PING_EVERY_MS, at most one ping in flight per connection. On a yamux
+// connection (TCP, WebSockets, relayed) the ping is yamux's own ping frame: 12 bytes each way,
+// answered inside the peer's muxer. A ping on libp2p's ping protocol opens a stream per ping:
+// stream frames, protocol negotiation and a peer-store update on both sides, which made these
+// pings a large share of an idle node's CPU and bytes. Where the muxer has no ping (WebRTC's
+// data channels) the ping protocol is used.
 import type { Connection, Logger, Startable } from '@libp2p/interface'
 
 /** How often each connection is pinged. */
@@ -28,6 +32,18 @@ interface LinkLivenessComponents {
 export interface LinkLivenessInit {
   pingEveryMs?: number
   deadAfterMs?: number
+}
+
+/** A muxer that can ping its peer (yamux); the ping resolves when the answer comes. */
+interface PingingMuxer { ping: (options?: { signal?: AbortSignal }) => Promise<number> }
+
+/**
+ * The connection's muxer, when it pings. libp2p's Connection interface does not show its
+ * muxer; its implementation keeps it in `muxer`.
+ */
+function pingingMuxer (connection: Connection): PingingMuxer | undefined {
+  const muxer = (connection as unknown as { muxer?: Partial<PingingMuxer> }).muxer
+  return typeof muxer?.ping === 'function' ? muxer as PingingMuxer : undefined
 }
 
 interface LinkState {
@@ -104,6 +120,16 @@ export class LinkLiveness implements Startable {
 
   private ping (connection: Connection, state: LinkState): void {
     state.pinging = true
+    const muxer = pingingMuxer(connection)
+    if (muxer !== undefined) {
+      // No signal: yamux takes an answer to a ping it no longer waits for as a protocol error
+      // and closes the connection. The ping stays in flight until answered or the link is closed.
+      muxer.ping().then(
+        () => { state.lastAnswer = this.liveNow() },
+        (err: Error) => { this.log('ping of %p failed: %s', connection.remotePeer, err.message) }
+      ).finally(() => { state.pinging = false })
+      return
+    }
     // a ping abandoned at the dead line: the next tick decides, and may ping again
     const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.deadAfterMs)])
     void (async () => {

@@ -9,7 +9,8 @@
 // the kill is on every node afterwards; and the idle gossip messages each node is delivered per
 // second, by topic (from the daemons' /metrics), which is where idle bytes and CPU go. Prints
 // the tables. BENCH_CLI runs another bundle's entry (a copy of an older dist/) to compare two
-// builds run against run; BENCH_CPU_PROFILE=FILE profiles one idle rhizomorph.
+// builds run against run; BENCH_CPU_PROFILE=FILE profiles one idle node of the role
+// BENCH_CPU_PROFILE_ROLE (rhizomorph unless told).
 //
 // Roles are pinned (--role) so the table is about topology, not about the role policy:
 // max(4, round(√N)) sclerotia (4: a committee of 3f+1 with f = 1), one hyphae in six, the rest
@@ -28,8 +29,10 @@ const SETTLE_S = Number(process.env.BENCH_SETTLE_S ?? 35)
 const HEAL_LIMIT_S = 90
 /** Another bundle's entry (a copy of an older dist/), so two builds can be compared run against run. */
 const CLI_PATH = process.env.BENCH_CLI
-/** Where to write a CPU profile of one idle rhizomorph over the first idle window (taken through the inspector, so start-up is not in it). */
+/** Where to write a CPU profile of one idle node over the first idle window (taken through the inspector, so start-up is not in it). */
 const PROFILE_TO = process.env.BENCH_CPU_PROFILE
+/** The role of the profiled node. */
+const PROFILE_ROLE = (process.env.BENCH_CPU_PROFILE_ROLE ?? 'rhizomorph') as Role
 const CLOCK_TICKS = 100
 // the default role timing: a check every 5 s, an unchanged advertisement refreshed every 60 s, a
 // view entry aged out after 3 min (a crashed node leaves sooner through its neighbours' departures)
@@ -242,7 +245,7 @@ async function main (): Promise<void> {
       const epochSum0 = await metricSum(nodes[0], 'mycelium_bft_round_latency_seconds_sum')
       const epochCount0 = await metricSum(nodes[0], 'mycelium_bft_round_latency_seconds_count')
       for (const x of nodes) before.set(x.process!.pid!, { cpuS: cpuSeconds(x.process!.pid!), rxBytes: 0, txBytes: 0, at: Date.now() })
-      const profiled = PROFILE_TO !== undefined && n === SIZES[0] ? nodes.find(x => roles.get(x.peerId) === 'rhizomorph') : undefined
+      const profiled = PROFILE_TO !== undefined && n === SIZES[0] ? nodes.find(x => roles.get(x.peerId) === PROFILE_ROLE) : undefined
       if (profiled !== undefined) await profileIdle(profiled.process!.pid!, IDLE_S * 1000, PROFILE_TO!)
       else await sleep(IDLE_S * 1000)
       const sockets1 = socketBytes()
