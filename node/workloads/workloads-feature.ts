@@ -424,7 +424,9 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
         logOf: (app) => {
           const dir = instances?.logDirOf(app)
           return dir === undefined ? undefined : { logDir: dir, running: instances?.names().includes(app) === true }
-        }
+        },
+        maxFollowers: settings.logFollowers,
+        limits: { holdMs: settings.logFollowHoldMs }
       })
       await follows.start()
       gateway = new AppGateway({

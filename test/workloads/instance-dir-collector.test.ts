@@ -12,7 +12,7 @@ import { randomSecretKey } from '../../crypto/index.ts'
 import { packBundle, openBundle, type SignedBundle } from '../../workloads/bundle/index.ts'
 import { LocalInstances } from '../../node/workloads/local-instances.ts'
 import { InstanceDirCollector } from '../../node/workloads/instance-dir-collector.ts'
-import { workloadsSettingsFromEnv, APPS_GRACE_ENV, DEFAULT_APPS_GRACE_MS } from '../../node/workloads/workloads-settings.ts'
+import { workloadsSettingsFromEnv, APPS_GRACE_ENV, DEFAULT_APPS_GRACE_MS, LOG_FOLLOWERS_ENV, DEFAULT_LOG_FOLLOWERS, LOG_FOLLOW_HOLD_ENV, DEFAULT_LOG_FOLLOW_HOLD_MS } from '../../node/workloads/workloads-settings.ts'
 
 const GRACE = 60_000
 const key = randomSecretKey()
@@ -133,12 +133,24 @@ describe('instance directory collection', () => {
 
 describe('the grace setting', () => {
   it('defaults to an hour, takes milliseconds from the environment and refuses nonsense with the variable named', () => {
-    expect(workloadsSettingsFromEnv({})).toEqual({ graceMs: DEFAULT_APPS_GRACE_MS, collectEveryMs: 60_000 })
+    expect(workloadsSettingsFromEnv({})).toMatchObject({ graceMs: DEFAULT_APPS_GRACE_MS, collectEveryMs: 60_000 })
     expect(DEFAULT_APPS_GRACE_MS).toBe(3_600_000)
-    expect(workloadsSettingsFromEnv({ [APPS_GRACE_ENV]: '10000' })).toEqual({ graceMs: 10_000, collectEveryMs: 5_000 })
+    expect(workloadsSettingsFromEnv({ [APPS_GRACE_ENV]: '10000' })).toMatchObject({ graceMs: 10_000, collectEveryMs: 5_000 })
     expect(workloadsSettingsFromEnv({ [APPS_GRACE_ENV]: '86400000' }).collectEveryMs).toBe(60_000)
     for (const bad of ['10s', '-5', '999', '1e6', 'soon']) {
       expect(() => workloadsSettingsFromEnv({ [APPS_GRACE_ENV]: bad })).toThrow(new RegExp(`^${APPS_GRACE_ENV} must be a whole number of milliseconds, at least 1000 \\(got "${bad}"\\)$`))
+    }
+  })
+
+  it('the log followers a node serves and how long one may fall behind: 16 and 10 s unless set, and nonsense refused', () => {
+    expect(workloadsSettingsFromEnv({})).toMatchObject({ logFollowers: DEFAULT_LOG_FOLLOWERS, logFollowHoldMs: DEFAULT_LOG_FOLLOW_HOLD_MS })
+    expect([DEFAULT_LOG_FOLLOWERS, DEFAULT_LOG_FOLLOW_HOLD_MS]).toEqual([16, 10_000])
+    expect(workloadsSettingsFromEnv({ [LOG_FOLLOWERS_ENV]: '64', [LOG_FOLLOW_HOLD_ENV]: '30000' })).toMatchObject({ logFollowers: 64, logFollowHoldMs: 30_000 })
+    for (const bad of ['0', '1025', 'many', '8.5']) {
+      expect(() => workloadsSettingsFromEnv({ [LOG_FOLLOWERS_ENV]: bad })).toThrow(new RegExp(`^${LOG_FOLLOWERS_ENV} must be a whole number of followers, from 1 to 1024 \\(got "${bad.replace('.', '\\.')}"\\)$`))
+    }
+    for (const bad of ['999', '600001', '10s']) {
+      expect(() => workloadsSettingsFromEnv({ [LOG_FOLLOW_HOLD_ENV]: bad })).toThrow(new RegExp(`^${LOG_FOLLOW_HOLD_ENV} must be a whole number of milliseconds, from 1000 to 600000 \\(got "${bad}"\\)$`))
     }
   })
 })
