@@ -147,6 +147,10 @@ const CATCH_UP_REQUESTS_MAX = 64
 const PROPOSAL_CHANGE_BYTES = 512 * 1024
 const MAX_EPOCH_MESSAGE = 1024 * 1024
 
+/** How often a head is announced while the latest epoch is new, and how rarely once it is old. */
+const HEAD_EVERY_MS = 1000
+const HEAD_QUIET_MAX_MS = 8000
+
 /** No answer (unreachable, stalled past the transport's timeout, stream broke): not a lie. */
 class CatchUpUnanswered extends Error {}
 
@@ -167,6 +171,9 @@ export class PrimaryEpochs {
   private lastHeadAt = 0
   /** When a head as new as this node's latest epoch last arrived from another node. */
   private lastPeerHeadAt = -Infinity
+  /** The latest epoch's number when a tick last looked, and since when it is the latest: heads slow down with quiet. */
+  private headEpoch = -1
+  private headEpochSince = 0
   private lastNeedAt = 0
   private lastAnswerAt = 0
   private conflicts = 0
@@ -404,8 +411,16 @@ export class PrimaryEpochs {
     // One head per period for the whole network, not one per node: a node whose latest epoch
     // another node announced within the period stays quiet (a node behind still hears that head
     // within the period and asks; a node ahead of what it hears still announces). N heads a
-    // second were each node's largest share of idle gossip, and grew with N.
-    const period = Math.min(1000, this.intervalMs)
+    // second were each node's largest share of idle gossip, and grew with N. The period grows
+    // with quiet, from 1 s when the latest epoch is new to 8 s: a head repairs a missed
+    // certified epoch, most likely missed just after it was certified, and a member that
+    // (re)connects fetches the latest epoch from its peer anyway. One head a second was still
+    // most of an idle node's gossip at 20 nodes.
+    if (latest.epoch !== this.headEpoch) {
+      this.headEpoch = latest.epoch
+      this.headEpochSince = now
+    }
+    const period = Math.min(this.intervalMs, Math.max(HEAD_EVERY_MS, Math.min(HEAD_QUIET_MAX_MS, (now - this.headEpochSince) / 2)))
     if (now - this.lastHeadAt >= period && now - this.lastPeerHeadAt >= period) {
       this.lastHeadAt = now
       this.publish({ t: 'head', epoch: latest.epoch, digest: latest.digest })
