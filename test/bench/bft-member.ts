@@ -8,7 +8,6 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
-import { noise } from '@libp2p/noise'
 import { yamux } from '@libp2p/yamux'
 import { identify } from '@libp2p/identify'
 import { gossipsub } from '@libp2p/gossipsub'
@@ -19,6 +18,11 @@ import { sha256, decodeCanonical } from '../../crypto/index.ts'
 import { decodeEntry, verifyEntrySignature } from '../../spores/index.ts'
 import { RoundEngine, gossipsubTransport, consensusTopics, type ConsensusPubSub, type GossipsubLike, type Operation } from '../../consensus/index.ts'
 import { directLinks, type DirectLinks } from '../../node/consensus/direct-links.ts'
+import { noiseAsBundled } from '../harness/bundled-noise.ts'
+
+// The noise an installed daemon runs (node:crypto, as bundled); BENCH_BFT_NOISE=wasm for the packages' WebAssembly.
+if (process.env.BENCH_BFT_NOISE !== 'wasm') noiseAsBundled()
+const { noise } = await import('@libp2p/noise')
 
 export type Transport = 'direct' | 'gossip-signed' | 'gossip-unsigned'
 export type ToMember =
