@@ -10,7 +10,9 @@
 //           { c: certificate, d: delta against the epoch before } or, when either side lacks the
 //           previous entries, { c: certificate, h: header bytes, e: entries | null }; `held` is
 //           the responder's latest epoch. Items are added while the response stays under
-//           MAX_CATCH_UP_RESPONSE_BYTES; the asker asks again for the rest.
+//           MAX_CATCH_UP_RESPONSE_BYTES; the asker asks again for the rest. No items while
+//           `held` is newer: the responder no longer holds those epochs in memory, and the asker
+//           turns to the certified headers it keeps longer (light sync, header-sync.ts).
 //
 // The responder is never trusted: every epoch is adopted through PrimaryEpochs.adopt, the check
 // an epoch from gossip gets (the certificate is a quorum of the committee drawn from the epoch
@@ -49,7 +51,7 @@ export function encodeCatchUpRequest (r: CatchUpRequest): Uint8Array {
 const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
 
-function decodeMap (data: Uint8Array, max: number, what: string): Record<string, unknown> {
+export function decodeMap (data: Uint8Array, max: number, what: string): Record<string, unknown> {
   if (data.length > max) throw new CatchUpProtocolError(`${what} of ${data.length} bytes exceeds ${max}`)
   let raw: unknown
   try {
@@ -92,8 +94,10 @@ export function answerCatchUp (chain: EpochChain, request: CatchUpRequest): Uint
   for (let n = request.from; latest !== undefined && n <= Math.min(latest.epoch, request.from + request.max - 1); n++) {
     const r = chain.get(n)
     const prev = chain.get(n - 1)
-    if (r === undefined || prev === undefined) break
-    let item: CatchUpItem = base && r.entries !== undefined && prev.entries !== undefined
+    // Whole (or by header) an epoch needs nothing before it: a member that restarted, holding
+    // only its latest epoch, still serves that one to an asker that checked the headers up to it.
+    if (r === undefined) break
+    let item: CatchUpItem = base && r.entries !== undefined && prev?.entries !== undefined
       ? { c: r.certificate, d: encodeEpochProposal({ epoch: r.epoch, prev: prev.digest, issuedAt: r.issuedAt, entries: r.entries, candidates: r.candidates }, prev as typeof prev & { entries: Uint8Array[] }) }
       : { c: r.certificate, h: r.headerBytes, e: r.entries ?? null }
     let bytes = encodeCanonical(item).length

@@ -33,6 +33,13 @@ export class EpochChain {
     return this.latestRecord
   }
 
+  /** The oldest epoch held in memory. */
+  oldest (): number | undefined {
+    let min: number | undefined
+    for (const n of this.records.keys()) if (min === undefined || n < min) min = n
+    return min
+  }
+
   get (epoch: number): EpochRecord | undefined {
     return this.records.get(epoch)
   }

@@ -18,7 +18,8 @@ import { EpochChain, type EpochRecord } from './epoch-chain.ts'
 import { consensusTopics, type ConsensusPubSub } from './pubsub.ts'
 import { quietLogger, type ConsensusLogger } from './logger.ts'
 import { encodeEpochProposal, decodeEpochProposal, type EpochBody } from './epoch-delta.ts'
-import { answerCatchUp, decodeCatchUpRequest, decodeCatchUpResponse, encodeCatchUpRequest, CatchUpProtocolError, MAX_CATCH_UP_EPOCHS, type CatchUpItem } from './catch-up.ts'
+import { answerCatchUp, decodeCatchUpRequest, decodeCatchUpResponse, encodeCatchUpRequest, CatchUpProtocolError, MAX_CATCH_UP_EPOCHS, MAX_CATCH_UP_REQUEST_BYTES, decodeMap, type CatchUpItem } from './catch-up.ts'
+import { answerHeaderPage, decodeHeaderPage, encodeHeaderPageRequest, headerPageRequestOf, isHeaderPageRequest, MAX_HEADER_PAGE, type RetainedHeaders, type HeaderPair } from './header-sync.ts'
 import type { RoundEngine, Operation } from './round-engine.ts'
 
 export type { EpochBody } from './epoch-delta.ts'
@@ -109,6 +110,14 @@ export interface PrimaryEpochsOptions {
    * simulator, which has no streams) a node behind asks on the epochs topic and is answered there.
    */
   catchUp?: CatchUpTransport
+  /**
+   * Certified headers kept long after their entries (the primary tier's archive): served to
+   * members far behind, and filled by this node's own light sync. Without it (the simulator)
+   * only the epochs held in memory are served.
+   */
+  headers?: RetainedHeaders
+  /** How many of the newest certified epochs are held in memory and served as epochs (default 64). */
+  recentEpochs?: number
 }
 
 /** A request/response path to single peers, bounded in time and size by its implementation. */
@@ -147,6 +156,11 @@ const CATCH_UP_REQUESTS_MAX = 64
 const PROPOSAL_CHANGE_BYTES = 512 * 1024
 const MAX_EPOCH_MESSAGE = 1024 * 1024
 
+/** Header-only epochs adopted are handed to the header store in batches of this many (and at the end of each page). */
+const HEADER_FLUSH = 32
+/** The event loop gets a turn after this many header checks (links keep being pinged). */
+const HEADERS_PER_TURN = 16
+
 /** How often a head is announced while the latest epoch is new, and how rarely once it is old. */
 const HEAD_EVERY_MS = 1000
 const HEAD_QUIET_MAX_MS = 8000
@@ -154,8 +168,20 @@ const HEAD_QUIET_MAX_MS = 8000
 /** No answer (unreachable, stalled past the transport's timeout, stream broke): not a lie. */
 class CatchUpUnanswered extends Error {}
 
+export interface CatchUpStats {
+  requests: number
+  adopted: number
+  refusedResponders: number
+  lastRefusal?: string
+  /** Header pages fetched for a light sync, and the header-only epochs checked and adopted from them. */
+  headerPages: number
+  headersAdopted: number
+  /** Why this node cannot catch up (behind further than members keep headers), while it cannot. */
+  stranded?: string
+}
+
 export class PrimaryEpochs {
-  readonly chain = new EpochChain()
+  readonly chain: EpochChain
   private readonly o: PrimaryEpochsOptions
   private readonly engine: RoundEngine
   private readonly topic: string
@@ -182,13 +208,16 @@ export class PrimaryEpochs {
   /** Certified epochs adopted by header alone, not yet handed to the sink (see EpochSink.accept). */
   private readonly withoutEntries: Array<[Uint8Array, Uint8Array]> = []
   private catchUpTarget = 0
+  /** The responder a light sync goes on with, and the epoch it has the headers up to (it holds the next one whole). */
+  private lightSync: { peer: string, upTo: number } | undefined
   private lastCatchUpAt = 0
   /** Responders not asked again until then: a minute after a lie, a while after no answer. */
   private readonly skipUntil = new Map<string, number>()
-  private readonly catchUpCounts: { requests: number, adopted: number, refusedResponders: number, lastRefusal?: string } = { requests: 0, adopted: 0, refusedResponders: 0 }
+  private readonly catchUpCounts: CatchUpStats = { requests: 0, adopted: 0, refusedResponders: 0, headerPages: 0, headersAdopted: 0 }
 
   constructor (options: PrimaryEpochsOptions) {
     this.o = options
+    this.chain = new EpochChain({ keep: options.recentEpochs })
     this.engine = options.engine
     this.topic = consensusTopics(options.topicPrefix).epochs
     this.log = options.log ?? quietLogger
@@ -229,14 +258,21 @@ export class PrimaryEpochs {
     await this.catchingUp
   }
 
-  /** Catch-up requests made, epochs adopted from them, and responders refused for a bad epoch. */
-  catchUpStats (): { requests: number, adopted: number, refusedResponders: number, lastRefusal?: string } {
+  /** Catch-up requests made, epochs adopted from them, responders refused for a bad epoch, light sync. */
+  catchUpStats (): CatchUpStats {
     return { ...this.catchUpCounts }
   }
 
-  /** The answer to a peer's catch-up request (the transport bounds who asks and how often). */
+  /** The answer to a peer's request for epochs (the transport bounds who asks and how often). */
   serveCatchUp (request: Uint8Array): Uint8Array {
     return answerCatchUp(this.chain, decodeCatchUpRequest(request))
+  }
+
+  /** The answer to any catch-up request: epochs (serveCatchUp) or a page of kept headers (header-sync.ts). */
+  async serve (request: Uint8Array): Promise<Uint8Array> {
+    const raw = decodeMap(request, MAX_CATCH_UP_REQUEST_BYTES, 'catch-up request')
+    if (!isHeaderPageRequest(raw)) return this.serveCatchUp(request)
+    return await answerHeaderPage(this.chain, this.o.headers, headerPageRequestOf(raw), (h) => this.o.source.readHeader(h).epoch)
   }
 
   /** Starts catching up to `target` (one run at a time; a run in progress takes the higher target). */
@@ -288,19 +324,30 @@ export class PrimaryEpochs {
     if (this.skipUntil.size > 1024) this.skipUntil.delete(this.skipUntil.keys().next().value as string)
   }
 
-  /** One request to `peer`; adopts what it sends in order and returns how many epochs it added. */
-  private async askOnce (transport: CatchUpTransport, peer: string): Promise<number> {
-    const latest = this.chain.latest() as EpochRecord
-    const request = { from: latest.epoch + 1, max: MAX_CATCH_UP_EPOCHS, base: latest.entries !== undefined }
+  /** Sends one request; a failure to get an answer is CatchUpUnanswered (not a lie). */
+  private async ask (transport: CatchUpTransport, peer: string, request: Uint8Array): Promise<Uint8Array> {
     this.catchUpCounts.requests++
-    let bytes: Uint8Array
     try {
-      bytes = await transport.request(peer, encodeCatchUpRequest(request), this.abort.signal)
+      return await transport.request(peer, request, this.abort.signal)
     } catch (err) {
       throw new CatchUpUnanswered((err as Error).message)
     }
+  }
+
+  /** One request to `peer`; adopts what it sends in order and returns how many epochs it added. */
+  private async askOnce (transport: CatchUpTransport, peer: string): Promise<number> {
+    const latest = this.chain.latest() as EpochRecord
+    if (this.lightSync?.peer === peer && latest.epoch < this.lightSync.upTo) return await this.askHeaders(transport, peer, this.lightSync.upTo)
+    const request = { from: latest.epoch + 1, max: MAX_CATCH_UP_EPOCHS, base: latest.entries !== undefined }
+    const bytes = await this.ask(transport, peer, encodeCatchUpRequest(request))
     // From here every failure is the responder's: what it sent does not decode or fails a check.
     const response = decodeCatchUpResponse(bytes, request)
+    // It holds newer epochs but no longer the ones asked for whole: check the headers up to the
+    // epoch before its latest (which it holds whole), then ask for that one.
+    if (response.items.length === 0 && response.held - 1 > latest.epoch) {
+      this.lightSync = { peer, upTo: response.held - 1 }
+      return await this.askHeaders(transport, peer, response.held - 1)
+    }
     let adopted = 0
     for (let i = 0; i < response.items.length; i++) {
       // An epoch this node adopted while the answer was on its way (its certificate came by
@@ -312,7 +359,58 @@ export class PrimaryEpochs {
         this.catchUpCounts.adopted++
       }
     }
+    this.flushHeaders()
     return adopted
+  }
+
+  /**
+   * Light sync: one page of certified headers from `peer`, up to `upTo`, each adopted by header
+   * alone with the checks of adopt (certificate of the committee drawn from the header before, a
+   * header that extends the held chain, no conflict). Returns how many it added.
+   */
+  private async askHeaders (transport: CatchUpTransport, peer: string, upTo: number): Promise<number> {
+    const from = (this.chain.latest() as EpochRecord).epoch + 1
+    const request = { headers: from, max: Math.min(MAX_HEADER_PAGE, upTo - from + 1) }
+    this.catchUpCounts.headerPages++
+    const bytes = await this.ask(transport, peer, encodeHeaderPageRequest(request))
+    const page = decodeHeaderPage(bytes, request)
+    if (page.headers.length === 0) {
+      if (page.oldest > from && page.held >= from) this.strand(from - 1, page.oldest, page.held)
+      throw new CatchUpUnanswered(`no headers from epoch ${from} (the responder keeps them from epoch ${page.oldest})`)
+    }
+    let adopted = 0
+    try {
+      for (let i = 0; i < page.headers.length; i++) {
+        if (i % HEADERS_PER_TURN === HEADERS_PER_TURN - 1) await new Promise(resolve => setTimeout(resolve, 0))
+        if (this.abort.signal.aborted) break
+        const [headerBytes, certificate] = page.headers[i]
+        // An epoch that came by gossip meanwhile is not checked again (see askOnce).
+        if ((this.chain.latest() as EpochRecord).epoch >= from + i) continue
+        const facts = this.o.source.readHeader(headerBytes)
+        if (facts.epoch !== from + i) throw new CatchUpProtocolError(`header page holds epoch ${facts.epoch} where epoch ${from + i} was due`)
+        if (await this.adopt(headerBytes, certificate, undefined)) adopted++
+      }
+    } finally {
+      this.catchUpCounts.headersAdopted += adopted
+      this.flushHeaders()
+    }
+    return adopted
+  }
+
+  /** Says (in the log once, in writability() while it lasts) that this node is behind further than any header it was offered. */
+  private strand (held: number, oldest: number, newest: number): void {
+    const retention = this.o.headers?.retention
+    const reason = `cannot catch up: this node holds epoch ${held}, and members keep certified headers only from epoch ${oldest} on (newest ${newest}${retention === undefined ? '' : `; a retention of ${retention} epochs`}): the chain to the newest epoch cannot be checked, so nothing is adopted`
+    if (this.catchUpCounts.stranded === undefined) this.log.error({ held, oldest, newest }, reason)
+    this.catchUpCounts.stranded = reason
+  }
+
+  /** Hands the header-only epochs adopted so far to the header store, in chain order with the sink. */
+  private flushHeaders (): void {
+    const store = this.o.headers
+    if (store === undefined || this.withoutEntries.length === 0) return
+    const pairs: HeaderPair[] = this.withoutEntries.splice(0)
+    this.sinkQueue = this.sinkQueue.then(async () => await store.keep(pairs)).catch((err: Error) => this.log.error({ err: err.message }, 'the header store refused certified headers'))
   }
 
   /** Checks one catch-up item exactly as an epoch from gossip (adopt), in the order asked. */
@@ -372,6 +470,8 @@ export class PrimaryEpochs {
       }
     }
     const base = { reachable, lastCommittee: last, uptimeReachable: up, uptimeUnreachable: down }
+    const stranded = this.catchUpCounts.stranded
+    if (stranded !== undefined) return { ...base, writable: false, reason: stranded }
     const short = shortfall(latest.candidates, this.engine.f)
     if (short !== undefined) return { ...base, writable: false, reason: `${short}: no committee (the node does not run at a weaker f)` }
     if (reachable < quorumOf(this.engine.f, last.length)) return { ...base, writable: false, reason: 'cannot reach a quorum (2f+1) of the last committee' }
@@ -555,12 +655,14 @@ export class PrimaryEpochs {
     if (entries !== undefined && !builtHere && !equalBytes(this.o.source.build({ epoch: facts.epoch, prev: previous.digest, issuedAt: facts.issuedAt, entries, candidates: facts.candidates }).headerBytes, headerBytes)) throw new CertificateInvalidError(`the entries of epoch ${facts.epoch} do not build its header`)
     const record: EpochRecord = { ...facts, headerBytes, certificate, committee: cert.header.committee, signers: signersOf(cert), entries }
     if (!this.chain.add(record)) return false
+    delete this.catchUpCounts.stranded
     this.nextAttempt.delete(facts.epoch)
     this.engine.refresh()
     // The sink sees epochs one at a time, in chain order.
     // An epoch without entries is held for the chain only; the sink gets it with the next one that has them.
     if (entries === undefined) {
       this.withoutEntries.push([headerBytes, certificate])
+      if (this.withoutEntries.length >= HEADER_FLUSH) this.flushHeaders()
       return true
     }
     const between = this.withoutEntries.splice(0)

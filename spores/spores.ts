@@ -43,6 +43,8 @@ export interface SporesOptions {
   /** This node's membership chain (carried in seed files) and the check of another's. */
   membership?: () => Uint8Array
   checkMembership?: (membership: Uint8Array, peerId: string, network: string) => boolean
+  /** How many epochs' certified headers the primary tier keeps (default a week at the default interval). */
+  headerRetention?: number
 }
 
 export interface SporeStats {
@@ -78,7 +80,7 @@ export class Spores {
     this.log = options.log ?? silentLogger
     this.limits = limitsWith(options.limits)
     this.tiers = { primary: new TierStore(db, 'primary'), seed: new TierStore(db, 'seed'), latent: new TierStore(db, 'latent') }
-    this.primary = new PrimarySpore({ db, store: this.tiers.primary, network: options.network, verifier: options.epochVerifier ?? committeeCertificateVerifier({ rootPublicKey: options.rootPublicKey }), log: this.log })
+    this.primary = new PrimarySpore({ db, store: this.tiers.primary, network: options.network, verifier: options.epochVerifier ?? committeeCertificateVerifier({ rootPublicKey: options.rootPublicKey }), log: this.log, headerRetention: options.headerRetention })
     const extra = options.rejections
     const counts = this.rejections
     this.merger = new SporeMerger({

@@ -4,7 +4,8 @@
 // Serving is bounded so that a member that asks over and over costs little and only here: only
 // verified members of the network are answered, each at most REQUESTS_PER_MINUTE times a
 // minute, a request must arrive within REQUEST_READ_MS and fit in MAX_CATCH_UP_REQUEST_BYTES,
-// and a response holds at most MAX_CATCH_UP_EPOCHS epochs and about MAX_CATCH_UP_RESPONSE_BYTES.
+// and a response holds at most MAX_CATCH_UP_EPOCHS epochs and about MAX_CATCH_UP_RESPONSE_BYTES,
+// or at most MAX_HEADER_PAGE certified headers in MAX_HEADER_PAGE_BYTES (a light sync's page).
 // Asking is bounded too: each request has REQUEST_TIMEOUT_MS to be answered, and a response
 // longer than MAX_CATCH_UP_FRAME_BYTES is not read.
 import { lpStream } from '@libp2p/utils'
@@ -25,8 +26,8 @@ export interface CatchUpStreamOptions {
   protocol: string
   /** Whether this peer may ask, and be asked (a verified member of the network). */
   accepts: (peerId: string) => boolean
-  /** The answer to a request (PrimaryEpochs.serveCatchUp); throws for a request that is not one. */
-  answer: () => ((request: Uint8Array) => Uint8Array) | undefined
+  /** The answer to a request (PrimaryEpochs.serve); throws for a request that is not one. */
+  answer: () => ((request: Uint8Array) => Uint8Array | Promise<Uint8Array>) | undefined
   /** Peers to prefer when asking (the committee candidates), before other members. */
   preferred?: () => Iterable<string>
   log?: { debug: (obj: object, msg: string) => void }
@@ -86,7 +87,7 @@ export function catchUpStream (o: CatchUpStreamOptions): CatchUpStream {
       const request = (await lp.read({ signal: AbortSignal.timeout(REQUEST_READ_MS) })).subarray()
       let response: Uint8Array
       try {
-        response = answer(request)
+        response = await answer(request)
       } catch (err) {
         counts.refusedBad++
         throw err

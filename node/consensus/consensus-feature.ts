@@ -8,7 +8,7 @@ import {
   createConsensus, gossipsubTransport, consensusTopics, bftEpochVerifier, conductOf, minimumCommittee,
   type Consensus, type GossipsubLike
 } from '../../consensus/index.ts'
-import { committeeCertificateVerifier, type EpochCertificateVerifier } from '../../spores/index.ts'
+import { committeeCertificateVerifier, retainedHeadersOf, type EpochCertificateVerifier } from '../../spores/index.ts'
 import { protocolPrefix, topicPrefix } from '../../membership/index.ts'
 import { ApiError, type Routes } from '../api/index.ts'
 import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
@@ -151,7 +151,7 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
       host: ctx.host(),
       protocol: `${protocolPrefix(ctx.network.networkId)}/bft/catch-up/1.0.0`,
       accepts: ctx.isVerified,
-      answer: () => { const c = consensus; return c === undefined ? undefined : (request) => c.epochs.serveCatchUp(request) },
+      answer: () => { const c = consensus; return c === undefined ? undefined : async (request) => await c.epochs.serve(request) },
       preferred: () => consensus?.epochs.chain.latest()?.candidates ?? [],
       log
     })
@@ -174,6 +174,7 @@ export function consensusFeature (options: { spores: SporesFeature, roleOf?: (pe
         anchor,
         intervalMs: s.intervalMs,
         catchUp,
+        headers: retainedHeadersOf(spores.primary),
         proposalConduct: s.leader.includes('bad-leader') ? badLeader({ peerId: ctx.host().peerId.toString(), secretKey: ctx.secretKey }) : undefined
       }
     })

@@ -8,7 +8,7 @@ import { epochViolation, nextCandidates, liveAt, type PreviousEpoch, type EpochR
 import { EpochRejectedError } from '../errors.ts'
 import type { SporeLimits } from '../limits.ts'
 import { buildHeader, parseHeader, encodeEpoch } from './epoch.ts'
-import type { EpochBody, BuiltEpoch, EpochHeaderFacts, PreviousEpochFacts } from '../../consensus/index.ts'
+import type { EpochBody, BuiltEpoch, EpochHeaderFacts, PreviousEpochFacts, RetainedHeaders } from '../../consensus/index.ts'
 import type { PrimarySpore } from './primary-spore.ts'
 
 // The epoch header types are the consensus engine's (one declaration, in consensus/).
@@ -120,5 +120,15 @@ export class EpochInput {
   async anchor (): Promise<{ headerBytes: Uint8Array, certificate: Uint8Array, entries: Uint8Array[] } | undefined> {
     const latest = await this.primary.latestEpoch()
     return latest === undefined ? undefined : { headerBytes: latest.headerBytes, certificate: latest.certificate, entries: latest.entries.map(e => e.bytes) }
+  }
+}
+
+/** The primary tier's header archive as the BFT engine's catch-up reads and fills it (light sync). */
+export function retainedHeadersOf (primary: Pick<PrimarySpore, 'headers' | 'acceptHeaders'>): RetainedHeaders {
+  return {
+    headers: async (from, to, max) => await primary.headers.range(from, to, max),
+    oldest: () => primary.headers.oldest(),
+    retention: primary.headers.retention,
+    keep: async (pairs) => { await primary.acceptHeaders(pairs) }
   }
 }

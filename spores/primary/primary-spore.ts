@@ -1,8 +1,11 @@
-// The primary tier: the latest certified epoch and its entries. An epoch is accepted only if
-// it extends the held chain (epoch n+1 whose prev is the held digest, or epoch 0 on an empty
-// node), its certificate passes the injected verifier against the epoch before it, and every
-// entry in it is validly signed. Acceptance replaces the tier's entries in one atomic batch.
-import { encodeCanonical, decodeCanonical, equalBytes } from '../../crypto/index.ts'
+// The primary tier: the latest certified epoch and its entries, and the certified headers of the
+// epochs before it (header-archive.ts). An epoch is accepted only if it extends the held chain
+// of headers (epoch n+1 whose prev is the newest held header's digest, or epoch 0 on an empty
+// node; or it is the very epoch a held header certifies), its certificate passes the injected
+// verifier against the epoch before it, and every entry in it is validly signed. Headers alone
+// (acceptHeaders) are checked link by link the same way. Acceptance replaces the tier's
+// entries in one atomic batch.
+import { equalBytes } from '../../crypto/index.ts'
 import { verifyEntrySignature, entryId } from '../entry/entry.ts'
 import { EpochRejectedError } from '../errors.ts'
 import type { SporeDatabase, SporeBatchOp } from '../store/spore-database.ts'
@@ -10,9 +13,9 @@ import type { TierStore } from '../store/tier-store.ts'
 import type { SporeLogger } from '../logger.ts'
 import { decodeEpoch, decodeCertifiedHeader, type CertifiedHeader, type Epoch } from './epoch.ts'
 import type { EpochCertificateVerifier } from './certificate.ts'
+import { HeaderArchive, type HeaderPair } from './header-archive.ts'
 
 const LATEST = 'latest'
-const headerKey = (epoch: number): string => `h-${String(epoch).padStart(15, '0')}`
 
 export interface PrimarySporeOptions {
   db: SporeDatabase
@@ -20,6 +23,8 @@ export interface PrimarySporeOptions {
   network: string
   verifier: EpochCertificateVerifier
   log: SporeLogger
+  /** Certified headers kept, in epochs (default a week at the default interval). */
+  headerRetention?: number
 }
 
 export class PrimarySpore {
@@ -28,12 +33,15 @@ export class PrimarySpore {
   private committeeSet: ReadonlySet<string> = new Set()
   private queue: Promise<unknown> = Promise.resolve()
   private readonly listeners = new Set<(epoch: Epoch) => void | Promise<void>>()
+  readonly headers: HeaderArchive
 
   constructor (options: PrimarySporeOptions) {
     this.o = options
+    this.headers = new HeaderArchive(options.store.buckets.meta, options.headerRetention)
   }
 
   async load (): Promise<void> {
+    await this.headers.load()
     const bytes = await this.o.store.buckets.meta.get(LATEST)
     if (bytes === undefined) return
     this.setLatest(decodeEpoch(bytes))
@@ -65,16 +73,44 @@ export class PrimarySpore {
   }
 
   /** Certified headers after `epoch` up to (not including) the latest, oldest first. */
-  async headersAfter (epoch: number | null, max = 1024): Promise<Array<[Uint8Array, Uint8Array]>> {
+  async headersAfter (epoch: number | null, max = 1024): Promise<HeaderPair[]> {
     const latest = this.latestHeader?.header.epoch
     if (latest === undefined) return []
-    const out: Array<[Uint8Array, Uint8Array]> = []
-    const from = epoch === null ? 0 : epoch + 1
-    for await (const value of this.o.store.buckets.meta.values({ gte: headerKey(from), lt: headerKey(latest), limit: max })) {
-      const pair = decodeCanonical(value) as [Uint8Array, Uint8Array]
-      out.push(pair)
-    }
-    return out
+    return await this.headers.range(epoch === null ? 0 : epoch + 1, latest - 1, max)
+  }
+
+  /**
+   * Stores certified headers of epochs after the newest held one, whose entries this node does
+   * not have (yet): each link is checked as an epoch's is; those already held are skipped.
+   */
+  async acceptHeaders (chain: HeaderPair[]): Promise<void> {
+    const run = this.queue.then(async () => {
+      let previous = await this.newestHeader()
+      const headers: CertifiedHeader[] = []
+      for (const [headerBytes, certificate] of chain) {
+        // each check is a few signatures: the event loop gets a turn between a few of them
+        if (headers.length % 16 === 15) await new Promise(resolve => setTimeout(resolve, 0))
+        const link = decodeCertifiedHeader(headerBytes, certificate)
+        if (previous !== undefined && link.header.epoch <= previous.header.epoch) continue
+        this.checkLink(link, previous)
+        headers.push(link)
+        previous = link
+      }
+      if (headers.length === 0) return
+      const { ops, commit } = await this.headers.writeOps(headers)
+      await this.o.db.write(ops)
+      commit()
+    })
+    this.queue = run.catch(() => {})
+    await run
+  }
+
+  /** The newest certified header held: the latest epoch's, or a later one stored alone. */
+  private async newestHeader (): Promise<CertifiedHeader | undefined> {
+    const tip = this.headers.tip()
+    const latest = this.latestHeader
+    if (tip === undefined || (latest !== undefined && tip <= latest.header.epoch)) return latest
+    return await this.headers.get(tip) ?? latest
   }
 
   /**
@@ -94,7 +130,7 @@ export class PrimarySpore {
     const held = this.latestHeader
     if (held !== undefined && epoch.header.epoch <= held.header.epoch) throw new EpochRejectedError(`epoch ${epoch.header.epoch} is not newer than the held epoch ${held.header.epoch}`)
     const headers: CertifiedHeader[] = []
-    let previous = held
+    let previous = await this.newestHeader()
     for (const [headerBytes, certificate] of chain) {
       const link = decodeCertifiedHeader(headerBytes, certificate)
       if (previous !== undefined && link.header.epoch <= previous.header.epoch) continue
@@ -102,7 +138,14 @@ export class PrimarySpore {
       headers.push(link)
       previous = link
     }
-    this.checkLink(epoch, previous)
+    if (previous !== undefined && epoch.header.epoch <= previous.header.epoch) {
+      // Its header is held already (checked when it was stored): the entries must be what it certifies.
+      const stored = await this.headers.get(epoch.header.epoch)
+      if (stored === undefined || !equalBytes(stored.digest, epoch.digest)) throw new EpochRejectedError(`epoch ${epoch.header.epoch} is not the certified epoch of that number`)
+    } else {
+      this.checkLink(epoch, previous)
+      headers.push(epoch)
+    }
     for (const e of epoch.entries) if (!verifyEntrySignature(e)) throw new EpochRejectedError(`epoch ${epoch.header.epoch} holds an entry with a bad signature (${entryId(e.type, e.key).slice(0, 120)})`)
 
     const store = this.o.store
@@ -111,9 +154,11 @@ export class PrimarySpore {
     const dels = [...store.indexed()].filter(e => !keep.has(entryId(e.type, e.key))).map(e => ({ type: e.type, key: e.key }))
     for (const d of dels) ops.push(store.delOp(d.type, d.key))
     for (const e of epoch.entries) ops.push(store.putOp(e))
-    for (const h of [...headers, epoch]) ops.push({ type: 'put', sublevel: store.buckets.meta, key: headerKey(h.header.epoch), value: encodeCanonical([h.headerBytes, h.certificate]) })
+    const archived = await this.headers.writeOps(headers)
+    ops.push(...archived.ops)
     ops.push({ type: 'put', sublevel: store.buckets.meta, key: LATEST, value: epoch.bytes })
     await this.o.db.write(ops)
+    archived.commit()
     store.applied(epoch.entries, dels)
     this.setLatest(epoch)
     this.o.log.info({ epoch: epoch.header.epoch, entries: epoch.entries.length }, 'primary epoch accepted')

@@ -221,7 +221,7 @@ describe('BFT catch-up: epochs adopted from gossip while the answer was on its w
     const pending = await askThenGossip(r, target, k)
     pending.answer(r.responder.consensus!.epochs.serveCatchUp(pending.bytes))
     const stats = await ended(r)
-    expect(stats).toEqual({ requests: 1, adopted: 2, refusedResponders: 0 })
+    expect(stats).toEqual({ requests: 1, adopted: 2, refusedResponders: 0, headerPages: 0, headersAdopted: 0 })
     expect(r.lag.consensus!.epochs.conflictsRefused()).toBe(0)
     expect(digestsOf(r.lag, 1, target)).toEqual(digestsOf(r.responder, 1, target))
     // the primary tier got every epoch once, in chain order
@@ -243,7 +243,7 @@ describe('BFT catch-up: epochs adopted from gossip while the answer was on its w
     expect(next.request.from).toBe(10)
     next.answer(r.members[SECOND].consensus!.epochs.serveCatchUp(next.bytes))
     const stats = await ended(r)
-    expect(stats).toEqual({ requests: 2, adopted: 2, refusedResponders: 0 })
+    expect(stats).toEqual({ requests: 2, adopted: 2, refusedResponders: 0, headerPages: 0, headersAdopted: 0 })
     expect(r.lag.consensus!.epochs.conflictsRefused()).toBe(0)
     expect(digestsOf(r.lag, 1, target)).toEqual(digestsOf(r.responder, 1, target))
   }, 60_000)
@@ -258,7 +258,7 @@ describe('BFT catch-up: epochs adopted from gossip while the answer was on its w
     // The copy of epoch k is never compared with the held one: it is not a conflicting
     // certified epoch, nor what the responder is judged by; epochs k+1 and k+2 passed every check.
     expect(r.lag.consensus!.epochs.conflictsRefused()).toBe(0)
-    expect(stats).toEqual({ requests: 1, adopted: 2, refusedResponders: 0 })
+    expect(stats).toEqual({ requests: 1, adopted: 2, refusedResponders: 0, headerPages: 0, headersAdopted: 0 })
     expect(digestsOf(r.lag, 1, target)).toEqual(digestsOf(r.responder, 1, target))
   }, 60_000)
 

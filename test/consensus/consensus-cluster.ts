@@ -9,7 +9,7 @@ import { identify } from '@libp2p/identify'
 import { gossipsub } from '@libp2p/gossipsub'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PeerId } from '@libp2p/interface'
-import { buildHeader, certifyEpoch, signEntry, committeeCertificateVerifier, encodeEpoch, type Spores, type Signer, type SignedEntry } from '../../spores/index.ts'
+import { buildHeader, certifyEpoch, signEntry, committeeCertificateVerifier, encodeEpoch, retainedHeadersOf, type Spores, type Signer, type SignedEntry } from '../../spores/index.ts'
 import { createConsensus, HonestConduct, gossipsubTransport, bftEpochVerifier, consensusTopics, minimumCommittee, EXCLUDING_FAULTS, type Consensus, type MemberConduct, type GossipsubLike } from '../../consensus/index.ts'
 import { directLinks, type DirectLinks } from '../../node/consensus/direct-links.ts'
 import { catchUpStream, type CatchUpStream } from '../../node/consensus/catch-up-stream.ts'
@@ -33,7 +33,7 @@ export interface ClusterNode {
   catchUp: CatchUpStream
   links: DirectLinks
   /** What this member answers to a catch-up request (a test swaps in a liar). */
-  answerCatchUp: (request: Uint8Array) => Uint8Array
+  answerCatchUp: (request: Uint8Array) => Uint8Array | Promise<Uint8Array>
   /** The members this one asks first when behind (shuffled among themselves). */
   catchUpPreferred: () => string[]
 }
@@ -51,6 +51,10 @@ export interface ClusterOptions {
   slotMs?: number
   /** Entries the first epoch already holds (a primary spore of some size). */
   genesisEntries?: SignedEntry[]
+  /** Newest epochs each member holds in memory and serves whole (default 64). */
+  recentEpochs?: number
+  /** Epochs whose certified headers each member's primary tier keeps (default a week's). */
+  headerRetention?: number
 }
 
 export interface Cluster {
@@ -153,8 +157,8 @@ export async function startCluster (options: ClusterOptions): Promise<Cluster> {
     const blocked = new Set<string>()
     const { libp2p, signer } = await identityNode(blocked)
     const verifier = bftEpochVerifier({ f: options.f, committeeSize: options.committeeSize, genesis: committeeCertificateVerifier({ rootPublicKey: root.publicKey }) })
-    const spores = await openTestSpores(`${dir.path}/n${i}`, root, signer, { epochVerifier: verifier, limits: { minCandidates: minimumCommittee(options.f) } })
-    const n: ClusterNode = { index: i, signer, libp2p, spores, blocked, conduct: { make: () => options.conducts?.[i]?.() }, stopped: false, consensus: undefined as unknown as Consensus, catchUp: undefined as unknown as CatchUpStream, links: undefined as unknown as DirectLinks, answerCatchUp: (request) => n.consensus.epochs.serveCatchUp(request), catchUpPreferred: () => ids }
+    const spores = await openTestSpores(`${dir.path}/n${i}`, root, signer, { epochVerifier: verifier, limits: { minCandidates: minimumCommittee(options.f) }, headerRetention: options.headerRetention })
+    const n: ClusterNode = { index: i, signer, libp2p, spores, blocked, conduct: { make: () => options.conducts?.[i]?.() }, stopped: false, consensus: undefined as unknown as Consensus, catchUp: undefined as unknown as CatchUpStream, links: undefined as unknown as DirectLinks, answerCatchUp: async (request) => await n.consensus.epochs.serve(request), catchUpPreferred: () => ids }
     nodes.push(n)
   }
   const ids = nodes.map(n => n.signer.peerId)
@@ -196,7 +200,9 @@ export async function startCluster (options: ClusterOptions): Promise<Cluster> {
         tickMs: 50,
         slotMs: options.slotMs ?? 600,
         maxAttempts: options.maxAttempts ?? 4,
-        catchUp: n.catchUp
+        catchUp: n.catchUp,
+        headers: retainedHeadersOf(n.spores.primary),
+        recentEpochs: options.recentEpochs
       }
     })
     // As the daemon does (node/consensus/trust-entries.ts, exclusion-entries.ts): a slash becomes
