@@ -33,6 +33,8 @@ const DIAL_TIMEOUT_MS = 10_000
 // loop, see scheduleSave), so a member learned just before a SIGKILL is still dialled after it
 const SAVE_DELAY_MS = 1_000
 const VOUCHED_KEPT = 1_024
+/** Addresses a roster repeats are put in the peer store again after this long (it may have dropped them). */
+const RESTORE_ADDRS_MS = 60_000
 /** A member heard of (in a roster) this recently counts as live for the link policy. */
 const HEARD_LIVE_MS = 10 * 60_000
 
@@ -118,6 +120,8 @@ export class MemberHost {
   private readonly vouched = new Map<string, { peerId: string, expiresAt: number }>()
   /** members proven by a roster's chain: when each one's chain expires */
   private readonly vouchedMembers = new Map<string, number>()
+  /** the addresses last put in the peer store for a member learned from rosters, and when */
+  private readonly storedAddrs = new Map<string, { addrs: string, at: number }>()
   private readonly listeners = {
     verified: [] as Array<Listener<[string, number]>>,
     departed: [] as Array<Listener<[string, DepartureReason]>>,
@@ -365,6 +369,11 @@ export class MemberHost {
     const libp2p = this.libp2p
     if (libp2p === undefined || this.detached) return
     if (connection.limits !== undefined && this.o.rosterOnLimited === false) return
+    // One exchange tells both sides, so the side that dialled starts it: when both started one,
+    // every new link cost two streams, two rosters encoded and read, and two rounds of
+    // certificate checks. On a relayed (limited) link the dialler may be a page that asks for no
+    // roster there, so both sides still start one.
+    if (connection.direction === 'inbound' && connection.limits === undefined) return
     // the first connection to a member starts a roster exchange
     if (libp2p.getConnections(connection.remotePeer).length === 1) void this.roster?.exchange(connection.remotePeer)
   }
@@ -442,8 +451,17 @@ export class MemberHost {
     for (const e of entries) {
       const addrs = this.known.get(e.peerId)?.addrs.filter(dialable) ?? []
       if (addrs.length === 0 || this.o.isRevoked(e.peerId)) continue
+      // every roster names most members again: a merge of the same addresses rewrites the
+      // peer's whole record in the peer store for nothing, so it is skipped for a while
+      const stored = addrs.join(' ')
+      const now = this.now()
+      const last = this.storedAddrs.get(e.peerId)
+      if (last !== undefined && last.addrs === stored && now - last.at < RESTORE_ADDRS_MS) continue
       try {
         await libp2p.peerStore.merge(peerIdFromString(e.peerId), { multiaddrs: addrs.map(a => multiaddr(a)) })
+        this.storedAddrs.delete(e.peerId)
+        this.storedAddrs.set(e.peerId, { addrs: stored, at: now })
+        if (this.storedAddrs.size > VOUCHED_KEPT) this.storedAddrs.delete(this.storedAddrs.keys().next().value as string)
       } catch {}
     }
   }

@@ -13,6 +13,7 @@ import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { bootstrap } from '@libp2p/bootstrap'
 import type { PrivateKey, PeerId } from '@libp2p/interface'
 import { linkLiveness } from './link-liveness.ts'
+import { skipRecordedProtocolMerges } from './peer-store-protocols.ts'
 import { gossipScoreParams, gossipScoreThresholds } from './gossip-score.ts'
 import { gossipFastMessageId } from './gossip-message-id.ts'
 import { membershipEncrypter, protocolPrefix, keepGossipStreams, ANY_NETWORK_MEMBERSHIP_PROTOCOL, type MembershipPolicy } from '../../membership/index.ts'
@@ -108,5 +109,6 @@ export async function createHost (options: HostOptions): Promise<MyceliumHost> {
     services: services as any
   }) as unknown as MyceliumHost
   keepGossipStreams(host)
+  skipRecordedProtocolMerges(host)
   return host
 }

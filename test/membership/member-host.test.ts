@@ -116,7 +116,7 @@ describe('MemberHost', () => {
     a.members.onRoster((from, _presence, entries) => { if (from === liar.id) heard.push(entries) })
     await liar.host.dial(a.host.getMultiaddrs()[0])
     await waitFor(() => a.members.isVerified(liar.id), { timeoutMs: 5_000, what: 'the liar to be verified' })
-    // the connection itself started one roster exchange each way; the next is allowed a second later
+    // the connection itself started one roster exchange (the dialler starts it); the next is allowed a second later
     await new Promise(resolve => setTimeout(resolve, 1_100))
 
     // 250 made-up peers: some with no certificate, some with a certificate of another
