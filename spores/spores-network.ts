@@ -88,16 +88,18 @@ export class SporesNetwork {
    * The daemon calls this on each new connection: it logs the connection and reconciles with
    * the peer right away, so a node that was apart catches up without waiting for the timer.
    * Only links the topology keeps are logged (`record`): a dial on demand is not a link, and
-   * logging every one would grow the records with N².
+   * logging every one would grow the records with N². One anti-entropy session carries entries
+   * both ways, so only one side of a link needs to start it (`sync`: the daemon lets the side
+   * that dialled do it); the peer's epochs are fetched either way.
    */
-  async peerConnected (peer: PeerId, signal?: AbortSignal, record = true): Promise<void> {
+  async peerConnected (peer: PeerId, signal?: AbortSignal, record = true, sync = true): Promise<void> {
     const id = peer.toString()
     if (record) await this.publisher.recordConnection(id, 'connect').catch(err => this.log.debug({ err: (err as Error).message }, 'connection record failed'))
     const now = this.spores.clock()
     if (now - (this.lastSync.get(id) ?? -Infinity) < MIN_RESYNC_MS) return
     this.lastSync.set(id, now)
     if (this.lastSync.size > 4096) this.lastSync.delete(this.lastSync.keys().next().value as string)
-    await this.reconcile(peer, signal)
+    await this.reconcile(peer, signal, sync)
   }
 
   /** The daemon calls this on each closed connection. */
@@ -113,9 +115,9 @@ export class SporesNetwork {
     await this.reconcile(peers[Math.floor(Math.random() * peers.length)], signal)
   }
 
-  private async reconcile (peer: PeerId, signal?: AbortSignal): Promise<void> {
+  private async reconcile (peer: PeerId, signal?: AbortSignal, sync = true): Promise<void> {
     try {
-      await this.sync.syncWith(peer, signal)
+      if (sync) await this.sync.syncWith(peer, signal)
     } catch (err) {
       this.log.debug({ peer: peer.toString(), err: (err as Error).message }, 'anti-entropy sync failed')
     }

@@ -172,7 +172,10 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
             // a connection record only for a link the topology keeps (not a dial on demand)
             const kept = ctx.keepsLink(peer.toString())
             if (kept) recorded.add(peer.toString())
-            await net?.peerConnected(peer, undefined, kept)
+            // the side that dialled starts the anti-entropy sync (it carries entries both ways):
+            // when both did, each new link cost two sessions and most entries crossed twice
+            const dialled = host.getConnections(peer).some(c => c.direction === 'outbound')
+            await net?.peerConnected(peer, undefined, kept, dialled)
           })
           .catch(err => ctx.log.debug({ peer: peer.toString(), err: (err as Error).message }, 'spores: peer connection handling failed'))
       }

@@ -123,6 +123,26 @@ describe('anti-entropy sync', () => {
     expect(c.spores.stats().sync?.sessions).toBe(1)
   })
 
+  it('one session, started by the side that dialled, brings each side what the other wrote while apart', async () => {
+    const root = networkRoot()
+    const b = await member(root)
+    const c = await member(root)
+    const fromB = entry(b.signer, 'service', { name: 'b-only', endpoints: [] }, { key: `${b.signer.peerId}/b-only` })
+    const fromC = entry(c.signer, 'service', { name: 'c-only', endpoints: [] }, { key: `${c.signer.peerId}/c-only` })
+    await b.spores.merge('latent', [fromB])
+    await c.spores.merge('latent', [fromC])
+    await c.node.dial(b.node.getMultiaddrs()[0])
+    // what the daemon does on both sides of the new link: the dialled side starts no session
+    await b.net.peerConnected(c.node.peerId, undefined, true, false)
+    await c.net.peerConnected(b.node.peerId)
+    expect(b.spores.stats().sync?.sessions).toBe(0)
+    expect(c.spores.stats().sync?.sessions).toBe(1)
+    const services = async (m: Member): Promise<string[]> => (await m.spores.ls({ type: 'service' })).map(e => e.key).sort()
+    await waitFor(async () => (await services(b)).length === 2, 5_000, 'c\'s entry on b')
+    expect(await services(b)).toEqual([fromB.key, fromC.key].sort())
+    expect(await services(c)).toEqual([fromB.key, fromC.key].sort())
+  })
+
   it('reconciles two nodes that were apart with traffic proportional to their difference', async () => {
     const root = networkRoot()
     const a = await member(root)
