@@ -3,7 +3,8 @@
 // unpacked bundle and its logs; its state goes to `onChange`, which publishes the endpoint
 // record the gateway and the other nodes read.
 import { mkdirSync, rmSync, existsSync, writeFileSync, utimesSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
+import { sha256, toHex } from '../../crypto/index.ts'
 import { ServiceInstance, runWasiJob, freePort, detectLimits, type InstanceStatus, type JobResult, type EnforcedLimits } from '../../workloads/runner/index.ts'
 import { unpackBundle, entrypointFor, type SignedBundle, type Arch } from '../../workloads/bundle/index.ts'
 import type { Logger } from '../log/index.ts'
@@ -50,6 +51,15 @@ export class LocalInstances {
   private readonly log: Logger
   private readonly onChange: (name: string) => void
   private readonly running = new Map<string, Running>()
+  /**
+   * Part of every instance id, which names the instance's cgroup. The cgroup's path is under the
+   * daemon's own cgroup, and several daemons on one machine may share that (a test cluster, two
+   * nodes under one service manager): without this, a daemon starting or stopping an instance
+   * of the same application and bundle killed the other daemon's processes as its leftovers.
+   * From this node's home, so it stays the same when the daemon restarts and still finds the
+   * leftovers of its own earlier run.
+   */
+  private readonly owner: string
   /** names being started or stopped: their directories are being written or still used */
   private readonly busy = new Map<string, number>()
   #limits: EnforcedLimits | undefined
@@ -59,6 +69,7 @@ export class LocalInstances {
     this.arch = options.arch
     this.log = options.log
     this.onChange = options.onChange
+    this.owner = toHex(sha256(new TextEncoder().encode(resolve(this.root)))).slice(0, 8)
     mkdirSync(this.root, { recursive: true })
   }
 
@@ -134,7 +145,7 @@ export class LocalInstances {
     if (manifest.kind === 'job') {
       const file = bundle.files.find(f => f.path === manifest.wasm)
       if (file === undefined) throw new Error(`the bundle has no ${manifest.wasm}`)
-      entry.jobRunning = runWasiJob({ instanceId: `${name}-${bundle.digest.slice(0, 12)}`, wasm: file.bytes, args: manifest.args ?? [], env: manifest.env ?? {}, dir, logDir, timeoutMs: JOB_TIMEOUT_MS, memoryMb: manifest.resources.memoryMb })
+      entry.jobRunning = runWasiJob({ instanceId: `${name}-${bundle.digest.slice(0, 12)}-${this.owner}`, wasm: file.bytes, args: manifest.args ?? [], env: manifest.env ?? {}, dir, logDir, timeoutMs: JOB_TIMEOUT_MS, memoryMb: manifest.resources.memoryMb })
         .then((result) => {
           entry.job = result
           writeFileSync(join(logDir, 'result.json'), JSON.stringify({ digest: bundle.digest, ...result }))
@@ -152,7 +163,7 @@ export class LocalInstances {
     if (entrypoint === undefined) throw new Error(`the bundle has nothing to run on ${this.arch}`)
     entry.port = await freePort()
     entry.service = new ServiceInstance({
-      instanceId: `${name}-${bundle.digest.slice(0, 12)}`,
+      instanceId: `${name}-${bundle.digest.slice(0, 12)}-${this.owner}`,
       dir,
       command: entrypoint.command,
       args: entrypoint.args,

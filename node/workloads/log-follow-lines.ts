@@ -9,7 +9,8 @@
 // status` and `app logs` find them) and goes on with one of them, until the command is
 // interrupted or the application is removed. Pinned to a node (`--node`), it ends instead when
 // the instance leaves that node; a follower cut off for falling behind ends too (following on
-// would only fall behind again).
+// would only fall behind again), and so does one every instance refuses (no authority to read
+// another node's logs: a follow of this node's own instance needs none).
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ApiError } from '../api/index.ts'
 import { LogFollowLostError, LogFollowRefusedError, type FollowEvent } from './remote-log-follow.ts'
@@ -18,7 +19,7 @@ export type FollowLine =
   | { node: string, of: number }
   | { moved: string }
   | { text: string }
-  | { end: 'stopped' | 'leaving' | 'cut' | 'lost', why: string, ok: boolean }
+  | { end: 'stopped' | 'leaving' | 'cut' | 'lost' | 'refused', why: string, ok: boolean }
 
 /** An instance that runs the application: its node, and when it reported it (this node's: when it started). */
 export interface RunningInstance { peer: string, since: number }
@@ -84,11 +85,15 @@ async function * lines (o: ServiceFollowOptions, first: Attached, of: number): A
       yield end.end === 'lost' ? { ...end, why: `${end.why}; mycelium app status ${o.app} shows where it runs now` } : end
       return
     }
-    current = await next(o, current)
-    if (current === undefined) {
-      if (!o.signal.aborted) yield { end: 'stopped', why: `${o.app} stopped on the node that ran it, and its plan wants no instance now`, ok: true }
+    const found = await next(o, current)
+    if (found === undefined || 'refused' in found) {
+      if (o.signal.aborted) return
+      yield found === undefined
+        ? { end: 'stopped', why: `${o.app} stopped on the node that ran it, and its plan wants no instance now`, ok: true }
+        : { end: 'refused', why: `${o.app} runs elsewhere now, but ${found.refused}`, ok: false }
       return
     }
+    current = found
     yield { moved: current.peer }
   }
 }
@@ -100,18 +105,21 @@ async function * lines (o: ServiceFollowOptions, first: Attached, of: number): A
  * or the node still says it runs one). Undefined once the plan wants no instance, or the
  * command has gone.
  */
-async function next (o: ServiceFollowOptions, left: RunningInstance): Promise<Attached | undefined> {
+async function next (o: ServiceFollowOptions, left: RunningInstance): Promise<Attached | { refused: string } | undefined> {
   while (!o.signal.aborted) {
     if (!await o.planned()) return undefined
-    for (const { peer, since } of await o.locate()) {
-      if (peer === left.peer && since <= left.since) continue
+    const candidates = (await o.locate()).filter(({ peer, since }) => peer !== left.peer || since > left.since)
+    const refusals: string[] = []
+    for (const { peer, since } of candidates) {
       try {
         const output = await o.open(peer)
         if (output !== undefined) return { peer, since, output }
-      } catch {
-        // refused or unreachable: another instance, or the next look
+      } catch (err) {
+        // unreachable: another instance, or the next look; refused by every one: no use looking again
+        if (err instanceof LogFollowRefusedError) refusals.push(err.message)
       }
     }
+    if (candidates.length > 0 && refusals.length === candidates.length) return { refused: refusals[0] }
     await sleep(o.retryMs ?? RETRY_MS, undefined, { signal: o.signal }).catch(() => {})
   }
   return undefined

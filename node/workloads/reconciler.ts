@@ -13,6 +13,7 @@ import type { BundleStore } from './bundle-store.ts'
 
 const KEEPERS = 2
 const RETRY_AFTER_MS = 5_000
+const ROLLOUT_SETTLE_MS = 4_000
 
 export interface ReconcilerOptions {
   self: string
@@ -48,6 +49,8 @@ export class Reconciler {
   private readonly o: ReconcilerOptions
   private readonly failures = new Map<string, { at: number, reason: string }>()
   private readonly fetching = new Set<string>()
+  /** since when a rollout has asked to stop or replace an instance here, by application */
+  private readonly goingSince = new Map<string, { action: string, at: number }>()
   private busy: Promise<void> = Promise.resolve()
   private timer: NodeJS.Timeout | undefined
   private stopped = false
@@ -116,9 +119,29 @@ export class Reconciler {
       const { action, reason } = upgrade === undefined
         ? decide(p, nodes, this.o.self, sightings, runningDigest !== undefined)
         : rolloutAction(upgrade, this.o.self, mine, p.digest)
+      // an old instance of a rollout serves on until the gateways have seen what replaces it
+      const goes = upgrade !== undefined && (action === 'stop' || action === 'replace')
+      if (!goes) this.goingSince.delete(plan.name)
+      else if (!this.settled(plan.name, action)) continue
       if (action === 'start' || action === 'replace') await this.startInstance(plan, reason)
       else if (action === 'stop') await this.stopInstance(plan.name, reason)
     }
+  }
+
+  /**
+   * True once a rollout has asked this node to stop (or replace) its old instance for
+   * ROLLOUT_SETTLE_MS on end: the records of the new instances that make it safe have reached
+   * the other nodes and their gateways' views (refreshed every 2 s) meanwhile. Only delays.
+   */
+  private settled (name: string, action: string): boolean {
+    const asked = this.goingSince.get(name)
+    if (asked === undefined || asked.action !== action) {
+      this.goingSince.set(name, { action, at: Date.now() })
+      return false
+    }
+    if (Date.now() - asked.at < ROLLOUT_SETTLE_MS) return false
+    this.goingSince.delete(name)
+    return true
   }
 
   private async stopInstance (name: string, reason: string): Promise<void> {

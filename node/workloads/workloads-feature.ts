@@ -30,7 +30,7 @@ import { loadOperatorGrant } from './operator-grant-file.ts'
 import { LogExchange, MAX_LOG_TAIL_BYTES } from './log-exchange.ts'
 import { LogFollowService } from './log-follow-service.ts'
 import { logFollowProtocol } from './log-follow-messages.ts'
-import { openRemoteLogFollow, type FollowEvent } from './remote-log-follow.ts'
+import { openRemoteLogFollow, LogFollowRefusedError, type FollowEvent } from './remote-log-follow.ts'
 import { followLines, type RunningInstance } from './log-follow-lines.ts'
 import { localLogOutput } from './local-log-output.ts'
 
@@ -611,7 +611,8 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
           }
           const reportedAt = new Map((await d.reported(name)).map(s => [s.peerId, s.issuedAt]))
           const first = [...here(), ...(await logHolders(name, node).catch((err: Error) => { if (here().length === 0) throw err; return [] })).map(peer => ({ peer, since: reportedAt.get(peer) ?? 0 }))]
-          const request = { app: name, stream, tail, grant: readerGrant(c) }
+          // another node's logs need authority; this node's own do not
+          if (first.every(i => i.peer !== me)) readerGrant(c)
           const protocol = logFollowProtocol(c.network.networkId)
           const open = async (peer: string): Promise<AsyncIterable<FollowEvent> | undefined> => {
             if (peer === me) {
@@ -620,7 +621,13 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
               if (view === undefined || logDir === undefined) return undefined
               return localLogOutput({ app: name, logDir, stream, tailBytes: tail, signal, stillRuns: () => inst.view(name)?.startedAt === view.startedAt })
             }
-            return (await openRemoteLogFollow({ host: c.host(), protocol, peer, request, signal }))?.follow()
+            let grant: Uint8Array
+            try {
+              grant = readerGrant(c)
+            } catch (err) {
+              throw new LogFollowRefusedError((err as Error).message)
+            }
+            return (await openRemoteLogFollow({ host: c.host(), protocol, peer, request: { app: name, stream, tail, grant }, signal }))?.follow()
           }
           const planned = async (): Promise<boolean> => ((await d.plans()).get(name)?.max ?? 0) > 0
           return await followLines({ app: name, pinned: node !== undefined, locate: async () => [...here(), ...await elsewhere()], open, planned, signal }, first)

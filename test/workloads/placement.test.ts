@@ -167,6 +167,18 @@ describe('rolling upgrade', () => {
     expect(two.final.every(s => s.digest === p.digest && s.health === 'healthy')).toBe(true)
   })
 
+  it('a host does not replace its old instance short of min while an old instance off the hosts may still stop and free its node', () => {
+    const p: PlacementPlan = { ...plan, digest: 'c'.repeat(64), min: 2, max: 3, from: [OLD] }
+    // three nodes: the new hosts are the first two; old instances on the second and the third
+    const three = rankHosts(p, fitting).slice(0, 3)
+    const ids = three.map(n => n.peerId)
+    const { serving, final, peak } = roll(p, [ids[1], ids[2]], three)
+    expect(Math.min(...serving)).toBeGreaterThanOrEqual(2)
+    expect(peak).toBeLessThanOrEqual(3)
+    expect(final.map(s => s.peerId).sort()).toEqual([ids[0], ids[1]].sort())
+    expect(final.every(s => s.digest === p.digest && s.health === 'healthy')).toBe(true)
+  })
+
   it('a new bundle that never becomes healthy halts the rollout with the old instances serving', () => {
     const p: PlacementPlan = { ...plan, digest: 'c'.repeat(64), min: 2, max: 3, from: [OLD] }
     const oldHosts = hostsOf({ ...p, digest: OLD }, fitting, [])

@@ -13,8 +13,9 @@
 //   min serving. A start waits while more than max instances run, so at most max + 1 do.
 // - a host that runs an old instance replaces it in place once that rule lets it stop. When it
 //   does not (every fitting node is busy with an old instance), the next-ranked free node runs
-//   one extra new instance (at most max + 1 instances in all); with no free node the host
-//   replaces in place anyway, and min - 1 serve until its new instance is healthy.
+//   one extra new instance (at most max + 1 instances in all); an old instance off the hosts
+//   that will stop frees a node for it. With no free node and none to come the host replaces
+//   in place anyway, and min - 1 serve until its new instance is healthy.
 // Once no old instance runs, the rollout is over and placement's ordinary rules stop the extra.
 import { hostsOf, rankHosts, type InstanceSighting, type PlacementNode, type PlacementPlan } from './placement.ts'
 
@@ -73,6 +74,9 @@ export function rollout (plan: PlacementPlan, nodes: readonly PlacementNode[], s
   const busy = new Set(running.map(s => s.peerId))
   const spare = room ? rankHosts(plan, nodes).find(n => !hosts.includes(n.peerId) && !busy.has(n.peerId)) : undefined
   if (spare !== undefined) return { ...base, next: { peerId: spare.peerId, step: 'surge', short: false } }
+  // an old instance off the hosts will stop (it may now, or once more new ones are healthy) and
+  // leave its node free for the extra instance: wait for that rather than serve fewer than min
+  if (old.some(s => !hosts.includes(s.peerId))) return base
   return { ...base, next: { peerId: first, step: 'replace', short: true } }
 }
 
