@@ -70,7 +70,8 @@ export class LinkKeeper {
   private last: LinkPlan = { keep: new Map(), members: 1 }
   private readonly tagged = new Map<string, LinkKind>()
   private readonly busyAt = new Map<string, number>()
-  private readonly failures = new Map<string, { count: number, at: number }>()
+  /** failed dials of wanted members: how many in a row, when the last was, and the addresses it tried */
+  private readonly failures = new Map<string, { count: number, at: number, addrs: string }>()
   private closed = 0
 
   constructor (options: LinkKeeperOptions) {
@@ -188,7 +189,9 @@ export class LinkKeeper {
     const missing = [...plan.keep.keys()].filter(id => {
       if (byPeer.has(id) || !this.o.dialable(id)) return false
       const f = this.failures.get(id)
-      return f === undefined || now - f.at >= Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (f.count - 1))
+      // new addresses are worth a dial at once: while a network forms, a member is often first
+      // heard of with an address it no longer listens on, and its right one comes a moment later
+      return f === undefined || f.addrs !== this.o.addrsOf(id).join(' ') || now - f.at >= Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (f.count - 1))
     })
     for (const id of this.failures.keys()) if (!plan.keep.has(id)) this.failures.delete(id)
     await Promise.all(missing.slice(0, DIALS_PER_SWEEP).map(async id => { await this.dial(libp2p, id) }))
@@ -196,9 +199,10 @@ export class LinkKeeper {
 
   private async dial (libp2p: Libp2p, id: string): Promise<void> {
     let peer: PeerId
+    const tried = this.o.addrsOf(id)
     try {
       peer = peerIdFromString(id)
-      const addrs = this.o.addrsOf(id).flatMap(a => { try { return [multiaddr(a)] } catch { return [] } })
+      const addrs = tried.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } })
       if (addrs.length > 0) await libp2p.peerStore.merge(peer, { multiaddrs: addrs })
     } catch {
       return
@@ -208,7 +212,7 @@ export class LinkKeeper {
       this.failures.delete(id)
     } catch (err) {
       const f = this.failures.get(id)
-      this.failures.set(id, { count: (f?.count ?? 0) + 1, at: this.now() })
+      this.failures.set(id, { count: (f?.count ?? 0) + 1, at: this.now(), addrs: tried.join(' ') })
       this.o.log.debug({ peer: id, err: (err as Error).message }, 'could not reach a member this node keeps a link to')
     }
   }

@@ -378,11 +378,19 @@ export class MemberHost {
     if (libp2p.getConnections(connection.remotePeer).length === 1) void this.roster?.exchange(connection.remotePeer)
   }
 
-  /** One page (rosterPage) of the members this host is connected to. */
+  /**
+   * One page (rosterPage) of the members this host is connected to. A member that has not told
+   * its addresses yet is named with those this host dialled it at: the far end of a link it
+   * dialled this host from is a passing port nobody can dial, and a member that learned it
+   * failed its dials and waited out a backoff before trying the right one.
+   */
   private rosterEntries (): RosterEntry[] {
+    const libp2p = this.libp2p
     const all = this.peers().flatMap(p => {
       const chain = this.chainOf(p.peerId)
-      return chain === undefined ? [] : [{ peerId: p.peerId, addrs: p.addrs, role: p.role, chain }]
+      if (chain === undefined) return []
+      const addrs = this.presence.get(p.peerId)?.addrs ?? libp2p?.getConnections(peerIdFromString(p.peerId)).filter(c => c.direction === 'outbound').map(c => c.remoteAddr.toString()) ?? []
+      return [{ peerId: p.peerId, addrs, role: p.role, chain }]
     })
     const { page, next } = rosterPage(all, this.rosterCursor)
     this.rosterCursor = next

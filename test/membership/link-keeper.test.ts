@@ -3,6 +3,7 @@
 // re-shapes them, a link dialled on demand lives while it carries a feature's stream, and
 // kept links carry the peer-store tags that make libp2p keep them.
 import { describe, it, expect, afterEach } from 'vitest'
+import { createServer, type AddressInfo } from 'node:net'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
@@ -154,6 +155,27 @@ describe('LinkKeeper', () => {
     expect(b.host.services.pubsub.getSubscribers(topic).map(p => p.toString())).toContain(a.id)
     expect(router.streamsOutbound.get(b.id)?.rawStream.status).toBe('open')
   }, 60_000)
+
+  it('a member whose dial failed is dialled again as soon as other addresses of it are known, not after the backoff', async () => {
+    const rootSecret = randomSecretKey()
+    const rootPublicKey = getPublicKey(rootSecret)
+    const net = { rootSecret, rootPublicKey, networkId: networkIdOf(rootPublicKey) }
+    // separate views: only `a` knows of `b`, so only `a` dials
+    const aView: Roles = new Map()
+    const a = await member(net, aView, 'sclerotium')
+    const b = await member(net, new Map(), 'sclerotium')
+    // `b` is first heard of with an address nothing listens on any more (a port it left)
+    const gone = createServer()
+    await new Promise<void>(resolve => gone.listen(0, '127.0.0.1', resolve))
+    const port = (gone.address() as AddressInfo).port
+    await new Promise(resolve => gone.close(resolve))
+    aView.set(b.id, { role: 'sclerotium', addrs: [`/ip4/127.0.0.1/tcp/${port}`] })
+    await new Promise(resolve => setTimeout(resolve, 1_000))
+    expect(peersOf(a).has(b.id)).toBe(false)
+    // its right address arrives well within the 5 s a failed dial waits before the next
+    aView.set(b.id, { role: 'sclerotium', addrs: b.host.getMultiaddrs().map(x => x.toString()) })
+    await waitFor(() => peersOf(a).has(b.id), { timeoutMs: 2_500, what: 'a to dial b at its new address' })
+  })
 
   it('a link dialled on demand stays while it carries a stream and is closed once idle', async () => {
     const rootSecret = randomSecretKey()
