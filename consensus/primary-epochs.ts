@@ -210,6 +210,8 @@ export class PrimaryEpochs {
   private catchUpTarget = 0
   /** The responder a light sync goes on with, and the epoch it has the headers up to (it holds the next one whole). */
   private lightSync: { peer: string, upTo: number } | undefined
+  /** Responders that keep no header after the epoch this node holds, with the oldest they keep. */
+  private strandClaims: { held: number, by: Map<string, number> } = { held: -1, by: new Map() }
   private lastCatchUpAt = 0
   /** Responders not asked again until then: a minute after a lie, a while after no answer. */
   private readonly skipUntil = new Map<string, number>()
@@ -375,7 +377,7 @@ export class PrimaryEpochs {
     const bytes = await this.ask(transport, peer, encodeHeaderPageRequest(request))
     const page = decodeHeaderPage(bytes, request)
     if (page.headers.length === 0) {
-      if (page.oldest > from && page.held >= from) this.strand(from - 1, page.oldest, page.held)
+      if (page.oldest > from && page.held >= from) this.strandClaim(peer, from - 1, page.oldest, page.held)
       throw new CatchUpUnanswered(`no headers from epoch ${from} (the responder keeps them from epoch ${page.oldest})`)
     }
     let adopted = 0
@@ -397,8 +399,17 @@ export class PrimaryEpochs {
     return adopted
   }
 
-  /** Says (in the log once, in writability() while it lasts) that this node is behind further than any header it was offered. */
-  private strand (held: number, oldest: number, newest: number): void {
+  /**
+   * A responder says it keeps no header this node could go on from. Once f+1 responders said so
+   * for the epoch this node holds (so one honest member at least: a liar alone cannot make it
+   * stop voting), this node says in the log once, and in writability() while it lasts, that it
+   * is behind further than members keep headers.
+   */
+  private strandClaim (peer: string, held: number, oldest: number, newest: number): void {
+    if (this.strandClaims.held !== held) this.strandClaims = { held, by: new Map() }
+    this.strandClaims.by.set(peer, oldest)
+    if (this.strandClaims.by.size < this.engine.f + 1) return
+    oldest = Math.min(...this.strandClaims.by.values())
     const retention = this.o.headers?.retention
     const reason = `cannot catch up: this node holds epoch ${held}, and members keep certified headers only from epoch ${oldest} on (newest ${newest}${retention === undefined ? '' : `; a retention of ${retention} epochs`}): the chain to the newest epoch cannot be checked, so nothing is adopted`
     if (this.catchUpCounts.stranded === undefined) this.log.error({ held, oldest, newest }, reason)
