@@ -38,7 +38,8 @@ import { createHash } from 'node:crypto'
 const block = ${BULK_BLOCK}
 const hits = { n: 0 }
 createServer(async (req, res) => {
-  if (req.url === '/health') { res.writeHead(200).end('ok'); return }
+  // BROKEN: a bundle whose health check never passes (a rollout to it must halt)
+  if (req.url === '/health') { res.writeHead(process.env.BROKEN === 'yes' ? 503 : 200).end('ok'); return }
   // GET /bulk?blocks=N: N blocks of 64 KiB, written as the socket takes them
   if (req.url.startsWith('/bulk?')) {
     const blocks = Number(new URL(req.url, 'http://x').searchParams.get('blocks'))
@@ -66,13 +67,13 @@ createServer(async (req, res) => {
   hits.n++
   let body = ''
   req.on('data', c => { body += c })
-  req.on('end', () => { res.writeHead(200, { 'content-type': 'text/plain', 'x-app': 'hello' }).end('hello ' + req.method + ' ' + req.url + ' ' + body) })
+  req.on('end', () => { res.writeHead(200, { 'content-type': 'text/plain', 'x-app': 'hello', 'x-version': process.env.VERSION }).end('hello ' + req.method + ' ' + req.url + ' ' + body) })
 }).listen(Number(process.env.PORT), '127.0.0.1')
 `
 
-function appDir (version: string): string {
+function appDir (version: string, env: Record<string, string> = {}): string {
   const dir = mkdtempSync(join(tmpdir(), 'myc-app-'))
-  writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ name: 'hello', version, kind: 'service', command: 'node', args: ['server.mjs'], resources: { cpuMillis: 200, memoryMb: 128 }, health: { http: '/health' } }))
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ name: 'hello', version, kind: 'service', command: 'node', args: ['server.mjs'], env: { VERSION: version, ...env }, resources: { cpuMillis: 200, memoryMb: 128 }, health: { http: '/health' } }))
   writeFileSync(join(dir, 'server.mjs'), SERVER)
   return dir
 }
@@ -96,10 +97,10 @@ async function gateway (node: TestNode, path: string, init?: RequestInit): Promi
 
 interface Follower { child: ChildProcess, out: () => string, err: () => string, exited: Promise<number | null> }
 
-/** `mycelium app logs hello -f` run on `on`, following the instance on `of` (once `on` sees it). */
-async function followFrom (on: TestNode, of: TestNode): Promise<Follower> {
-  await waitFor(async () => (await statusOf(on))?.instances.some(i => i.peerId === of.peerId), { timeoutMs: 20_000, intervalMs: 250, what: `${on.name} seeing the instance on ${of.name}` })
-  const child = spawn(NODE, [CLI, 'app', 'logs', 'hello', '-f', '--node', of.peerId, '--home', on.home])
+/** `mycelium app logs hello -f` run on `on`, following the instance on `of` (once `on` sees it), or the application wherever it runs. */
+async function followFrom (on: TestNode, of?: TestNode): Promise<Follower> {
+  await waitFor(async () => (await statusOf(on))?.instances.some(i => of === undefined || i.peerId === of.peerId), { timeoutMs: 20_000, intervalMs: 250, what: `${on.name} seeing the instance on ${of?.name ?? 'any node'}` })
+  const child = spawn(NODE, [CLI, 'app', 'logs', 'hello', '-f', ...(of === undefined ? [] : ['--node', of.peerId]), '--home', on.home])
   let out = ''
   let err = ''
   child.stdout!.on('data', (chunk: Buffer) => { out += chunk.toString() })
@@ -412,6 +413,10 @@ describe('applications on four sclerotium daemons', () => {
     // a follower of the victim's instance on another node ends with one line, not a hang
     const f = await followFrom(witness, victim)
     await begun(f, victim)
+    // a follower of the application (no --node) goes on with an instance that runs after the kill
+    const g = await followFrom(witness)
+    await waitFor(() => /following hello on …(\S{8})/.test(g.err()), { timeoutMs: 20_000, what: `the follow of the application begun (stderr: ${g.err()})` })
+    const followed = /following hello on …(\S{8})/.exec(g.err())![1]
     const t0 = Date.now()
     await victim.kill()
     const code = await Promise.race([f.exited, new Promise(resolve => setTimeout(() => resolve('still running'), 40_000))])
@@ -433,7 +438,112 @@ describe('applications on four sclerotium daemons', () => {
       expect(r.status).toBe(200)
       expect(r.headers.get('x-mycelium-instance')).not.toBe(victim.peerId)
     }
+    // the follower of the application: moved once if it followed the victim, and shows what the instances say now
+    try {
+      if (victim.peerId.endsWith(followed)) await waitFor(() => g.err().includes(' now\n'), { timeoutMs: 20_000, what: `the follow of the application moved (stderr: ${g.err()})` })
+      const after = healthy(await statusOf(witness), digest).map(id => nodes.find(n => n.peerId === id)!)
+      for (const host of after) await sayOn(host, 'tag=afterkill&lines=1&size=1')
+      await waitFor(() => g.out().includes('afterkill 0 x\n'), { timeoutMs: 20_000, what: `a line after the kill followed (stderr: ${g.err()})` })
+      const said = g.err().trim().split('\n')
+      console.log(`SIGKILL of a host: the follower of the application said ${JSON.stringify(said)}`)
+      expect(g.child.exitCode).toBe(null)
+      expect(said.slice(1)).toEqual(victim.peerId.endsWith(followed) ? [expect.stringMatching(/^-- following hello on …\S{8} now$/)] : [])
+    } finally {
+      g.child.kill()
+    }
   })
+
+  it('a rolling upgrade starts the new bundle before the old instances stop: the gateway answers throughout, and only the new bundle runs at the end', async () => {
+    const [admin] = nodes
+    const live = nodes.filter(n => n.running())
+    const file = join(mkdtempSync(join(tmpdir(), 'myc-spore-')), 'hello2.spore')
+    expect((await admin.cli(['app', 'pack', appDir('2.0.0'), '--out', file])).code).toBe(0)
+    const { digest: next } = await admin.cliJson<{ digest: string }>(['app', 'publish', file])
+    // a follower of the application, through every move the rollout makes
+    const g = await followFrom(admin)
+    await waitFor(() => g.err().includes('following hello on'), { timeoutMs: 20_000, what: `the follow begun (stderr: ${g.err()})` })
+    // the gateway of a node asked all along: it must never fail, and shows the versions change over
+    const via = live.find(n => n !== admin)!
+    const answers: string[] = []
+    let asking = true
+    const asked = (async () => {
+      while (asking) {
+        const r = await gateway(via, '/app/hello/during').catch((err: Error) => ({ status: err.message, headers: new Headers() }))
+        answers.push(r.status === 200 ? `v${r.headers.get('x-version') ?? '?'}` : `failed ${String(r.status)}`)
+        if ('body' in r) await r.arrayBuffer()
+        await new Promise(resolve => setTimeout(resolve, 100))
+      }
+    })()
+    let fewest = Infinity
+    let rollout = false
+    const t0 = Date.now()
+    try {
+      const planned = await admin.cli(['app', 'plan', 'hello', '--digest', next, '--min', '2', '--max', '3'])
+      expect(planned.code, planned.stderr).toBe(0)
+      await waitFor(async () => {
+        const s = await statusOf(via) as AppStatus & { rollout?: { state: string } } | undefined
+        if (s === undefined || s.digest !== next) return false
+        rollout ||= s.rollout !== undefined
+        fewest = Math.min(fewest, s.instances.filter(i => i.health === 'healthy').length)
+        return s.rollout === undefined && healthy(s, next).length === 2 && s.instances.every(i => i.digest === next)
+      }, { timeoutMs: 120_000, intervalMs: 250, what: 'only healthy instances of the new bundle' })
+      digest = next
+    } finally {
+      asking = false
+      await asked
+    }
+    console.log(`rolling upgrade of 2 instances on 3 nodes: ${Date.now() - t0} ms from plan to only the new bundle; ${answers.length} gateway requests meanwhile: ${answers.filter(a => a === 'v1.0.0').length} old, ${answers.filter(a => a === 'v2.0.0').length} new, ${answers.filter(a => a.startsWith('failed')).length} failed; fewest healthy seen in status: ${fewest}`)
+    expect(rollout).toBe(true)
+    expect(answers.filter(a => a.startsWith('failed'))).toEqual([])
+    expect(answers[0]).toBe('v1.0.0')
+    expect(answers).toContain('v2.0.0')
+    // the last request above may have crossed the last old instance's stop: from now on only the new bundle answers
+    await waitFor(async () => (await gateway(via, '/app/hello/')).headers.get('x-version') === '2.0.0', { timeoutMs: 10_000, what: 'the gateway answering from the new bundle' })
+    for (let i = 0; i < 4; i++) expect((await gateway(via, '/app/hello/')).headers.get('x-version')).toBe('2.0.0')
+    // the follower of the application went along: it moved, still runs, and shows what a new instance says
+    try {
+      const hosts = healthy(await statusOf(admin), next).map(id => nodes.find(n => n.peerId === id)!)
+      for (const host of hosts) await sayOn(host, 'tag=rolled&lines=1&size=1')
+      await waitFor(() => g.out().includes('rolled 0 x\n'), { timeoutMs: 20_000, what: `a line of a new instance followed (stderr: ${g.err()})` })
+      expect(g.child.exitCode).toBe(null)
+      expect(g.err()).toMatch(/-- following hello on …\S{8} now\n/)
+      console.log(`the follower of the application through the rollout said ${JSON.stringify(g.err().trim().split('\n'))}`)
+    } finally {
+      g.child.kill()
+    }
+  }, 180_000)
+
+  it('a new bundle that never becomes healthy halts the rollout: the old instances keep serving and app status says it is stuck and why', async () => {
+    const [admin] = nodes
+    const file = join(mkdtempSync(join(tmpdir(), 'myc-spore-')), 'broken.spore')
+    expect((await admin.cli(['app', 'pack', appDir('3.0.0', { BROKEN: 'yes' }), '--out', file])).code).toBe(0)
+    const { digest: broken } = await admin.cliJson<{ digest: string }>(['app', 'publish', file])
+    expect((await admin.cli(['app', 'plan', 'hello', '--digest', broken, '--min', '2', '--max', '3'])).code).toBe(0)
+    let stuck: (AppStatus & { rollout?: { state: string, why: string } }) | undefined
+    await waitFor(async () => {
+      stuck = await statusOf(admin)
+      return stuck?.digest === broken && stuck.rollout?.state === 'stuck'
+    }, { timeoutMs: 90_000, intervalMs: 500, what: 'the rollout said to be stuck' })
+    expect(stuck!.rollout!.why).toMatch(/the new bundle's instance on …\S{8} (is unhealthy|has not become healthy)/)
+    const human = await admin.cli(['app', 'status', 'hello'])
+    expect(human.stdout).toMatch(/rollout STUCK from [0-9a-f]{12}: 0 of 2 new healthy, 2 old running; the new bundle's instance on/)
+    // a while later: still the two old instances serving, one new instance tried, the gateway answering from the old bundle
+    await new Promise(resolve => setTimeout(resolve, 5_000))
+    const s = (await statusOf(admin))!
+    expect(healthy(s, digest)).toHaveLength(2)
+    expect(s.instances.filter(i => i.digest === broken)).toHaveLength(1)
+    for (let i = 0; i < 4; i++) {
+      const r = await gateway(admin, '/app/hello/')
+      expect(r.status).toBe(200)
+      expect(r.headers.get('x-version')).toBe('2.0.0')
+    }
+    // planning the good bundle again rolls back: the broken instance goes
+    expect((await admin.cli(['app', 'plan', 'hello', '--digest', digest, '--min', '2', '--max', '3'])).code).toBe(0)
+    await waitFor(async () => {
+      const now = await statusOf(admin)
+      return now?.digest === digest && healthy(now, digest).length === 2 && now.instances.every(i => i.digest === digest)
+    }, { timeoutMs: 60_000, intervalMs: 500, what: 'back to the good bundle alone' })
+  }, 180_000)
 
   it('runs a WebAssembly job once, on one node that carries its label, and records its exit code and output', async () => {
     const [admin] = nodes
