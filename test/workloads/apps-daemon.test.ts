@@ -8,8 +8,11 @@
 // `app logs -f` follows an instance's output across a rotation, on its own node and from another
 // node (over one stream the running node pushes to: in order, across a rotation; a follower that
 // does not read is cut off and its files closed; the follow ends with one line and exit 1 when
-// the followed node is killed or frozen); a WebAssembly job runs on a rhizomorph and on a hyphae daemon as
-// on a sclerotium.
+// the followed node is killed or frozen; without --node it goes on with an instance that runs
+// after the kill); a rolling upgrade keeps the gateway answering and ends with only the new
+// bundle, and a new bundle that never becomes healthy halts it with the old instances serving
+// and status saying so; a WebAssembly job runs on a rhizomorph and on a hyphae daemon as on a
+// sclerotium.
 import { describe, it, expect, afterAll } from 'vitest'
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync, statSync, readdirSync, readlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
