@@ -52,6 +52,11 @@ export class PrimarySpore {
     return this.latestHeader
   }
 
+  /** The newest epoch whose certified header this node holds, with or without its entries. */
+  async heldThrough (): Promise<number | undefined> {
+    return (await this.newestHeader())?.header.epoch
+  }
+
   async latestEpoch (): Promise<Epoch | undefined> {
     const bytes = await this.o.store.buckets.meta.get(LATEST)
     return bytes === undefined ? undefined : decodeEpoch(bytes)

@@ -1,8 +1,8 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import { join } from 'node:path'
 import { lpStream } from '@libp2p/utils'
-import { encodeCanonical } from '../../crypto/index.ts'
-import { buildHeader, certifyEpoch, encodeEpoch, decodeEpoch, EpochRejectedError, Spores, type Signer, type SignedEntry } from '../../spores/index.ts'
+import { encodeCanonical, decodeCanonical } from '../../crypto/index.ts'
+import { buildHeader, certifyEpoch, encodeEpoch, decodeEpoch, EpochRejectedError, PrimaryEpochService, Spores, type Signer, type SignedEntry } from '../../spores/index.ts'
 import { identity, networkRoot, tempDir, openTestSpores, entry, nodeValue, NETWORK, type Root } from './fixtures.ts'
 import { p2pIdentity, startNode } from './p2p.ts'
 
@@ -111,6 +111,54 @@ describe('primary spore', () => {
     await expect(thirdNet.epochs.fetchFrom(forgerNode.peerId)).rejects.toThrow(EpochRejectedError)
     expect(fresh3.stats().primaryEpoch).toBeNull()
     expect(await fresh3.ls({ tier: 'primary' })).toEqual([])
+  })
+
+  it('a new node of a network older than one page of headers checks the chain page by page and takes the latest epoch; a forged page changes nothing', async () => {
+    const root = networkRoot()
+    const committee = [identity(), identity(), identity(), identity()]
+    const epochs = chain(root, committee, Array.from({ length: 11 }, (_, n) => [entry(identity(), 'node', nodeValue(n))]))
+    const protocol = `/mycelium/${NETWORK}/test/primary-pages/1.0.0`
+    // pages of 3 headers: epochs 0–9 lie between a new node and the latest (10), four pages
+    const peer = async (): Promise<{ spores: Spores, node: Awaited<ReturnType<typeof startNode>>, service: PrimaryEpochService }> => {
+      const spores = await fresh(root)
+      const node = await startNode((await p2pIdentity()).privateKey)
+      cleanups.push(async () => { await node.stop() })
+      const service = new PrimaryEpochService({ host: node, protocol, primary: spores.primary, log: spores.log, headersPerResponse: 3 })
+      await service.start()
+      return { spores, node, service }
+    }
+    const server = await peer()
+    const client = await peer()
+    for (const e of epochs) await server.spores.primary.accept(e)
+    await client.node.dial(server.node.getMultiaddrs()[0])
+    const got = await client.service.fetchFrom(server.node.peerId)
+    expect(got?.header.epoch).toBe(10)
+    expect(await client.spores.ls({ tier: 'primary' })).toEqual(await server.spores.ls({ tier: 'primary' }))
+    expect((await client.spores.primary.headersAfter(null, 100)).map(([h]) => h)).toEqual(epochs.slice(0, 10).map(e => decodeEpoch(e).headerBytes))
+
+    // a peer whose second page carries a header under a forged certificate: the first page's
+    // checked headers are kept, nothing after the forgery, and no epoch is taken
+    const liar = await startNode((await p2pIdentity()).privateKey)
+    cleanups.push(async () => { await liar.stop() })
+    const pairs = epochs.map(e => { const d = decodeEpoch(e); return [d.headerBytes, d.certificate] as [Uint8Array, Uint8Array] })
+    const forged = decodeEpoch(epochs[4])
+    pairs[4] = [forged.headerBytes, certifyEpoch(forged.digest, [identity(), identity(), identity()])]
+    await liar.handle(protocol, (stream) => {
+      const lp = lpStream(stream)
+      void (async () => {
+        const { have } = decodeCanonical((await lp.read()).subarray()) as { have: number | null }
+        const from = have === null ? 0 : have + 1
+        await lp.write(encodeCanonical({ headers: pairs.slice(from, Math.min(from + 3, 10)), epoch: epochs[10] }))
+      })().catch(() => {})
+    })
+    const third = await peer()
+    await third.node.dial(liar.getMultiaddrs()[0])
+    await expect(third.service.fetchFrom(liar.peerId)).rejects.toThrow(/certificate/)
+    expect(third.spores.stats().primaryEpoch).toBeNull()
+    expect(await third.spores.primary.heldThrough()).toBe(2)
+    // and an honest peer takes it on from there
+    await third.node.dial(server.node.getMultiaddrs()[0])
+    expect((await third.service.fetchFrom(server.node.peerId))?.header.epoch).toBe(10)
   })
 
   it('gives the BFT engine the next epoch\'s entries, a deterministic header and a sink for certified epochs', async () => {
