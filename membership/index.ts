@@ -4,7 +4,7 @@ export { networkIdOf, isNetworkId, protocolPrefix, topicPrefix } from './network
 export { issueCertificate, encodeCertificate, decodeCertificate, encodeChain, decodeEncodedChain, verifyChain, MAX_CHAIN_LENGTH } from './certificate.ts'
 export type { MembershipCertificate, CertificateChain, Capability, ChainCheck } from './certificate.ts'
 export { encodeInvite, decodeInvite, admissionProof, checkAdmissionProof, INVITE_PREFIX } from './invite.ts'
-export type { Invite } from './invite.ts'
+export type { Invite, EpochAnchor } from './invite.ts'
 export { membershipEncrypter, MEMBERSHIP_TIMEOUT_MS, ANY_NETWORK_MEMBERSHIP_PROTOCOL } from './handshake.ts'
 export type { MembershipPolicy, MembershipCredentials, AdmissionRequest } from './handshake.ts'
 export { MembershipError, InvalidCertificateError, InvalidInviteError, AdmissionRefusedError, MembershipRefusedError, NetworkMismatchError, CertificateExpiredError, CertificateRevokedError, rejectionKind, REJECTION_KINDS } from './errors.ts'

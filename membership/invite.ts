@@ -17,11 +17,23 @@ export interface Invite {
   id: Uint8Array
   secret: Uint8Array
   expiresAt: number
+  /**
+   * The inviter's latest certified primary epoch when it made the invite: the new node's
+   * starting point for the primary spore's chain (it trusts the invite for the root key
+   * already), so it needs no header from epoch 0, which members drop after their retention.
+   */
+  epochAnchor?: EpochAnchor
+}
+
+export interface EpochAnchor {
+  epoch: number
+  digest: Uint8Array
 }
 
 export function encodeInvite (invite: Invite): string {
   return INVITE_PREFIX + toBase64Url(encodeCanonical({
-    v: 1, net: invite.networkId, name: invite.networkName, root: invite.rootPublicKey, boot: invite.bootstrap, id: invite.id, secret: invite.secret, exp: invite.expiresAt
+    v: 1, net: invite.networkId, name: invite.networkName, root: invite.rootPublicKey, boot: invite.bootstrap, id: invite.id, secret: invite.secret, exp: invite.expiresAt,
+    ...(invite.epochAnchor === undefined ? {} : { anchor: [invite.epochAnchor.epoch, invite.epochAnchor.digest] })
   }))
 }
 
@@ -37,14 +49,15 @@ export function decodeInvite (token: string): Invite {
     throw new InvalidInviteError('invite is malformed (was it copied whole?)')
   }
   if (raw === null || typeof raw !== 'object') throw new InvalidInviteError('invite is malformed')
-  const { v, net, name, root, boot, id, secret, exp } = raw
+  const { v, net, name, root, boot, id, secret, exp, anchor } = raw
   if (v !== 1) throw new InvalidInviteError('invite has an unknown version')
   if (!isNetworkId(net) || typeof name !== 'string' || name.length > 100) throw new InvalidInviteError('invite names no valid network')
   if (!(root instanceof Uint8Array) || root.length !== 32 || networkIdOf(root) !== net) throw new InvalidInviteError('invite root key does not match its network id')
   if (!Array.isArray(boot) || boot.length === 0 || boot.length > 32 || !boot.every(a => typeof a === 'string' && a.startsWith('/') && a.length < 512)) throw new InvalidInviteError('invite has no valid bootstrap addresses')
   if (!(id instanceof Uint8Array) || id.length !== 16 || !(secret instanceof Uint8Array) || secret.length !== 32) throw new InvalidInviteError('invite secret is malformed')
   if (!Number.isSafeInteger(exp)) throw new InvalidInviteError('invite has no valid expiry')
-  return { networkId: net, networkName: name, rootPublicKey: root, bootstrap: boot as string[], id, secret, expiresAt: exp as number }
+  if (anchor !== undefined && !(Array.isArray(anchor) && anchor.length === 2 && Number.isSafeInteger(anchor[0]) && anchor[0] >= 0 && anchor[1] instanceof Uint8Array && anchor[1].length === 32)) throw new InvalidInviteError('invite has a malformed epoch anchor')
+  return { networkId: net, networkName: name, rootPublicKey: root, bootstrap: boot as string[], id, secret, expiresAt: exp as number, ...(anchor === undefined ? {} : { epochAnchor: { epoch: anchor[0] as number, digest: anchor[1] as Uint8Array } }) }
 }
 
 /**

@@ -45,6 +45,8 @@ export interface SporesOptions {
   checkMembership?: (membership: Uint8Array, peerId: string, network: string) => boolean
   /** How many epochs' certified headers the primary tier keeps (default a week at the default interval). */
   headerRetention?: number
+  /** The certified epoch the invite this node joined with vouched for: where its chain may start. */
+  epochAnchor?: { epoch: number, digest: Uint8Array }
 }
 
 export interface SporeStats {
@@ -80,7 +82,7 @@ export class Spores {
     this.log = options.log ?? silentLogger
     this.limits = limitsWith(options.limits)
     this.tiers = { primary: new TierStore(db, 'primary'), seed: new TierStore(db, 'seed'), latent: new TierStore(db, 'latent') }
-    this.primary = new PrimarySpore({ db, store: this.tiers.primary, network: options.network, verifier: options.epochVerifier ?? committeeCertificateVerifier({ rootPublicKey: options.rootPublicKey }), log: this.log, headerRetention: options.headerRetention })
+    this.primary = new PrimarySpore({ db, store: this.tiers.primary, network: options.network, verifier: options.epochVerifier ?? committeeCertificateVerifier({ rootPublicKey: options.rootPublicKey }), log: this.log, headerRetention: options.headerRetention, ...(options.epochAnchor === undefined ? {} : { anchor: options.epochAnchor }) })
     const extra = options.rejections
     const counts = this.rejections
     this.merger = new SporeMerger({

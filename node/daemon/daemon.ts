@@ -234,7 +234,8 @@ export class Daemon {
   }
 
   invite (ttlMs: number, uses: number): string {
-    return createInvite(this.home, { ttlMs, uses, bootstrap: this.inviteAddrs() })
+    const epochAnchor = this.features.map(f => f.epochAnchor?.()).find(a => a !== undefined)
+    return createInvite(this.home, { ttlMs, uses, bootstrap: this.inviteAddrs(), ...(epochAnchor === undefined ? {} : { epochAnchor }) })
   }
 
   /** Addresses a second machine can dial: not the wildcard, loopback only when nothing else. */

@@ -3,7 +3,7 @@
 // admin API routes it answers and the fields it adds to `status`. The daemon knows features
 // only through this interface, and features receive the daemon's public parts.
 import type { Routes } from '../api/index.ts'
-import type { MemberHost } from '../../membership/index.ts'
+import type { EpochAnchor, MemberHost } from '../../membership/index.ts'
 import type { MyceliumHost } from '../host/index.ts'
 import type { Home, NetworkInfo } from '../home/index.ts'
 import type { NodeMetrics } from '../metrics/index.ts'
@@ -51,4 +51,6 @@ export interface DaemonFeature {
   committee?: () => ReadonlySet<string> | undefined
   /** true when this feature knows the peer must be refused and disconnected (revocations) */
   isRevoked?: (peerId: string) => boolean
+  /** the latest certified primary epoch, which invites carry as the new node's anchor (the spores feature) */
+  epochAnchor?: () => EpochAnchor | undefined
 }

@@ -171,6 +171,24 @@ export class Home {
     writeFileAtomic(this.path('membership.cert'), encodeCanonical(encodeChain(chain)))
   }
 
+  // --- the primary epoch the invite vouched for --------------------------------
+
+  /** The certified epoch the invite vouched for (the primary spore's chain may start there), if it carried one. */
+  loadEpochAnchor (): { epoch: number, digest: Uint8Array } | undefined {
+    return readJson(this.path('epoch-anchor.json'), (v) => {
+      const o = v as Record<string, unknown>
+      if (!Number.isSafeInteger(o?.epoch) || (o.epoch as number) < 0 || typeof o.digest !== 'string') throw new Error('missing fields')
+      const digest = fromBase64Url(o.digest)
+      if (digest.length !== 32) throw new Error('digest is not 32 bytes')
+      return { epoch: o.epoch as number, digest }
+    })
+  }
+
+  saveEpochAnchor (anchor: { epoch: number, digest: Uint8Array }): void {
+    this.ensure()
+    writeFileAtomic(this.path('epoch-anchor.json'), JSON.stringify({ epoch: anchor.epoch, digest: toBase64Url(anchor.digest) }, null, 2) + '\n')
+  }
+
   // --- bootstrap and known peers ------------------------------------------------
 
   loadBootstrap (): string[] {

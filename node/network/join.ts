@@ -56,6 +56,7 @@ export async function joinNetwork (home: Home, token: string, options: { signal?
       const network: NetworkInfo = { networkId: invite.networkId, name: invite.networkName, rootPublicKey: invite.rootPublicKey }
       home.saveChain(issued)
       home.saveBootstrap(invite.bootstrap)
+      if (invite.epochAnchor !== undefined) home.saveEpochAnchor(invite.epochAnchor)
       home.saveNetwork(network)
       return { network, peerId: libp2p.peerId.toString(), via: addr }
     }

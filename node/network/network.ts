@@ -2,7 +2,7 @@
 // network identity, on nodes that hold the network root key.
 import { hostname } from 'node:os'
 import { getPublicKey, randomSecretKey, randomBytesOf, publicKeyOfPeerId } from '../../crypto/index.ts'
-import { issueCertificate, networkIdOf, encodeInvite, checkAdmissionProof, AdmissionRefusedError, type AdmissionRequest, type CertificateChain } from '../../membership/index.ts'
+import { issueCertificate, networkIdOf, encodeInvite, checkAdmissionProof, AdmissionRefusedError, type AdmissionRequest, type CertificateChain, type EpochAnchor } from '../../membership/index.ts'
 import { Home, InviteBook, MemberBook, HomeError, type NetworkInfo } from '../home/index.ts'
 
 export const MEMBER_CERTIFICATE_TTL_MS = 365 * 24 * 3600_000
@@ -36,6 +36,8 @@ export interface InviteOptions {
   certificateTtlMs?: number
   /** admits only this key */
   forPeerId?: string
+  /** the latest certified primary epoch, the new node's starting point for the primary spore */
+  epochAnchor?: EpochAnchor
 }
 
 export function createInvite (home: Home, options: InviteOptions, now = Date.now()): string {
@@ -47,7 +49,7 @@ export function createInvite (home: Home, options: InviteOptions, now = Date.now
   const secret = randomBytesOf(32)
   const expiresAt = now + options.ttlMs
   new InviteBook(home).add({ id, secret, createdAt: now, expiresAt, usesLeft: options.uses, certificateTtlMs: options.certificateTtlMs, forPeerId: options.forPeerId }, now)
-  return encodeInvite({ networkId: network.networkId, networkName: network.name, rootPublicKey: network.rootPublicKey, bootstrap: options.bootstrap, id, secret, expiresAt })
+  return encodeInvite({ networkId: network.networkId, networkName: network.name, rootPublicKey: network.rootPublicKey, bootstrap: options.bootstrap, id, secret, expiresAt, ...(options.epochAnchor === undefined ? {} : { epochAnchor: options.epochAnchor }) })
 }
 
 /** The inviter's side of admission: checks the proof, uses the invite once, signs a certificate. */

@@ -16,6 +16,7 @@ import { decodeCanonical, encodeCanonical, peerIdOfPublicKey } from '../../crypt
 import { decodeEncodedChain, encodeChain, verifyChain, protocolPrefix, topicPrefix } from '../../membership/index.ts'
 import { ApiError, type Routes } from '../api/index.ts'
 import type { DaemonContext, DaemonFeature } from '../daemon/feature.ts'
+import type { Home } from '../home/index.ts'
 import { MemberBook } from './member-book.ts'
 import { selfSummary } from './self-summary.ts'
 import { seedConfirmation } from './seed-confirmation.ts'
@@ -40,6 +41,12 @@ export interface SporesFeature extends DaemonFeature {
 
 const SEED_CONFIRM_TIMEOUT_MS = 10_000
 const SERVICE_NAME = /^[A-Za-z0-9._-]{1,64}$/
+
+/** Where the primary spore's chain may start: the epoch the invite vouched for (read while no epoch is held). */
+function epochAnchorOf (home: Home): { epochAnchor?: { epoch: number, digest: Uint8Array } } {
+  const anchor = home.loadEpochAnchor()
+  return anchor === undefined ? {} : { epochAnchor: anchor }
+}
 
 function isTier (value: unknown): value is TierName {
   return typeof value === 'string' && (TIERS as readonly string[]).includes(value)
@@ -134,6 +141,7 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
           log: ctx.log.child({ area: 'spores' }),
           rejections: { rejected: (tier, type, reason) => { rejections.inc({ tier, type, reason }) } },
           ...(options.epochVerifier === undefined ? {} : { epochVerifier: options.epochVerifier(ctx) }),
+          ...epochAnchorOf(ctx.home),
           // Revocation first: a revoked origin's entries are refused whoever relays them. A peer
           // whose handshake finished before its connect event reached the book is a member too,
           // and so is one whose chain a roster carried (a member this node has no link to).
@@ -222,6 +230,11 @@ export function sporesFeature (options: SporesFeatureOptions = {}): SporesFeatur
       level = undefined
       await s?.close()
       await l?.close()
+    },
+
+    epochAnchor () {
+      const latest = spores?.primary.latest()
+      return latest === undefined ? undefined : { epoch: latest.header.epoch, digest: latest.digest }
     },
 
     status () {

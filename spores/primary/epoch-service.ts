@@ -68,7 +68,7 @@ export class PrimaryEpochService {
    */
   async fetchFrom (peer: PeerId, signal?: AbortSignal): Promise<Epoch | undefined> {
     for (let page = 0; page < MAX_PAGES; page++) {
-      const { chain, epoch } = await this.ask(peer, await this.primary.heldThrough() ?? null, signal)
+      const { chain, epoch } = await this.ask(peer, await this.primary.needsAfter(), signal)
       if (epoch === undefined) return undefined
       const last = chain.length === 0 ? undefined : decodeCertifiedHeader(...chain[chain.length - 1]).header.epoch
       const latest = decodeEpoch(epoch)

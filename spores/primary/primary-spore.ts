@@ -25,6 +25,11 @@ export interface PrimarySporeOptions {
   log: SporeLogger
   /** Certified headers kept, in epochs (default a week at the default interval). */
   headerRetention?: number
+  /**
+   * Where this node's chain may start besides epoch 0: a certified epoch (number and header
+   * digest) that the invite it joined with vouched for. Used only while it holds no epoch.
+   */
+  anchor?: { epoch: number, digest: Uint8Array }
 }
 
 export class PrimarySpore {
@@ -55,6 +60,14 @@ export class PrimarySpore {
   /** The newest epoch whose certified header this node holds, with or without its entries. */
   async heldThrough (): Promise<number | undefined> {
     return (await this.newestHeader())?.header.epoch
+  }
+
+  /** The epoch after which this node needs headers: the newest it holds, else the one before its anchor (null: from epoch 0). */
+  async needsAfter (): Promise<number | null> {
+    const held = await this.heldThrough()
+    if (held !== undefined) return held
+    const anchor = this.o.anchor
+    return anchor !== undefined && anchor.epoch > 0 ? anchor.epoch - 1 : null
   }
 
   async latestEpoch (): Promise<Epoch | undefined> {
@@ -175,7 +188,10 @@ export class PrimarySpore {
     const n = next.header.epoch
     if (next.header.network !== this.o.network) throw new EpochRejectedError(`epoch ${n} belongs to another network`)
     if (previous === undefined) {
-      if (n !== 0 || next.header.prev !== null) throw new EpochRejectedError(`epoch ${n} cannot be checked: the chain from epoch 0 is missing`)
+      // the anchor's digest is what the invite vouched for: its certificate needs no earlier header
+      const anchor = this.o.anchor
+      if (anchor !== undefined && n === anchor.epoch && equalBytes(next.digest, anchor.digest)) return
+      if (n !== 0 || next.header.prev !== null) throw new EpochRejectedError(`epoch ${n} cannot be checked: the chain from epoch 0${anchor === undefined ? '' : ` or from the invite's epoch ${anchor.epoch}`} is missing`)
     } else {
       if (n !== previous.header.epoch + 1) throw new EpochRejectedError(`epoch ${n} does not follow epoch ${previous.header.epoch}`)
       if (next.header.prev === null || !equalBytes(next.header.prev, previous.digest)) throw new EpochRejectedError(`epoch ${n} does not extend the held chain`)

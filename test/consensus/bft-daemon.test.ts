@@ -7,6 +7,8 @@
 import { describe, it, expect, afterAll } from 'vitest'
 import { Cluster, waitFor, type TestNode } from '../harness/index.ts'
 import { quorumOf } from '../../consensus/index.ts'
+import { decodeInvite } from '../../membership/index.ts'
+import { toHex } from '../../crypto/index.ts'
 import { bftArgs, startSclerotia, epochsOf, trustOf, waitForEpoch, checkEvidence } from './bft-daemon-nodes.ts'
 
 const SIZE = 5
@@ -84,6 +86,12 @@ describe('primary epochs on five sclerotium daemons, one of them a Byzantine lea
     const views = await Promise.all(rest.map(async n => (await epochsOf(n))!))
     const digest = views[0].epochs.find(e => e.epoch === victim.latest + 2)!.digest
     for (const v of views) expect(v.epochs.find(e => e.epoch === victim.latest + 2)?.digest).toBe(digest)
+    // an invite made now carries the founder's latest certified epoch: a node joining with it
+    // starts its chain there (members drop epoch 0's header after their retention)
+    const { invite } = await honest[0].api<{ invite: string }>('/invites', 'POST', { ttlMs: 60_000, uses: 1 })
+    const anchor = decodeInvite(invite).epochAnchor
+    expect(anchor?.epoch).toBeGreaterThanOrEqual(victim.latest + 2)
+    expect(toHex(anchor!.digest)).toBe((await epochsOf(honest[0]))!.epochs.find(e => e.epoch === anchor!.epoch)?.digest)
     await clusters.pop()!.destroy()
   }, 300_000)
 })

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest'
 import fc from 'fast-check'
-import { getPublicKey, randomSecretKey, peerIdOfPublicKey } from '../../crypto/index.ts'
+import { getPublicKey, randomSecretKey, peerIdOfPublicKey, encodeCanonical, toBase64Url } from '../../crypto/index.ts'
 import {
   issueCertificate, encodeCertificate, decodeCertificate, verifyChain, networkIdOf, encodeInvite, decodeInvite,
   admissionProof, checkAdmissionProof, InvalidCertificateError, InvalidInviteError
@@ -63,6 +63,16 @@ describe('invites and admission proofs', () => {
     const forged = encodeInvite({ ...invite, rootPublicKey: getPublicKey(randomSecretKey()) })
     expect(() => decodeInvite(forged)).toThrow(/does not match its network id/)
     expect(() => decodeInvite(encodeInvite({ ...invite, bootstrap: [] }))).toThrow(/bootstrap/)
+  })
+
+  it('carries the inviter\'s latest certified epoch as the new node\'s anchor, and refuses a malformed one', () => {
+    const anchored = { ...invite, epochAnchor: { epoch: 4321, digest: new Uint8Array(32).fill(3) } }
+    expect(decodeInvite(encodeInvite(anchored))).toEqual(anchored)
+    const bad = (anchor: unknown): string => `myc1.${toBase64Url(encodeCanonical({ v: 1, net: networkId, name: 'home', root: rootPublicKey, boot: invite.bootstrap, id: invite.id, secret: invite.secret, exp: now, anchor }))}`
+    expect(decodeInvite(bad([4321, new Uint8Array(32)])).epochAnchor?.epoch).toBe(4321)
+    for (const anchor of [[-1, new Uint8Array(32)], [1.5, new Uint8Array(32)], [1, new Uint8Array(31)], [1], 'epoch']) {
+      expect(() => decodeInvite(bad(anchor))).toThrow(/malformed epoch anchor/)
+    }
   })
 
   it('a proof is bound to the joiner and the inviter', () => {

@@ -11,9 +11,9 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => {})
 })
 
-async function fresh (root: Root): Promise<Spores> {
+async function fresh (root: Root, extra: Parameters<typeof openTestSpores>[3] = {}): Promise<Spores> {
   const dir = await tempDir()
-  const spores = await openTestSpores(dir.path, root)
+  const spores = await openTestSpores(dir.path, root, undefined, extra)
   cleanups.push(async () => { try { await spores.close() } finally { await dir.remove() } })
   return spores
 }
@@ -159,6 +159,43 @@ describe('primary spore', () => {
     // and an honest peer takes it on from there
     await third.node.dial(server.node.getMultiaddrs()[0])
     expect((await third.service.fetchFrom(server.node.peerId))?.header.epoch).toBe(10)
+  })
+
+  it('a new node whose invite vouched for a certified epoch starts its chain there when members no longer keep epoch 0; another digest there is refused', async () => {
+    const root = networkRoot()
+    const committee = [identity(), identity(), identity(), identity()]
+    const epochs = chain(root, committee, Array.from({ length: 11 }, (_, n) => [entry(identity(), 'node', nodeValue(n))]))
+    const protocol = `/mycelium/${NETWORK}/test/primary-anchor/1.0.0`
+    const peer = async (extra: Parameters<typeof openTestSpores>[3] = {}): Promise<{ spores: Spores, node: Awaited<ReturnType<typeof startNode>>, service: PrimaryEpochService }> => {
+      const spores = await fresh(root, extra)
+      const node = await startNode((await p2pIdentity()).privateKey)
+      cleanups.push(async () => { await node.stop() })
+      const service = new PrimaryEpochService({ host: node, protocol, primary: spores.primary, log: spores.log, headersPerResponse: 3 })
+      await service.start()
+      return { spores, node, service }
+    }
+    // the member keeps the headers of the last 5 epochs only: epoch 0 is gone
+    const server = await peer({ headerRetention: 5 })
+    for (const e of epochs) await server.spores.primary.accept(e)
+    expect((await server.spores.primary.headersAfter(null, 100)).length).toBe(4)
+    const ask = async (extra: Parameters<typeof openTestSpores>[3]): Promise<Spores> => {
+      const client = await peer(extra)
+      await client.node.dial(server.node.getMultiaddrs()[0])
+      await client.service.fetchFrom(server.node.peerId)
+      return client.spores
+    }
+    // without an anchor there is no chain to check
+    await expect(ask({})).rejects.toThrow(/chain from epoch 0 is missing/)
+    // the anchor the inviter wrote: its latest epoch then (7)
+    const seven = decodeEpoch(epochs[7])
+    const anchored = await ask({ epochAnchor: { epoch: 7, digest: seven.digest } })
+    expect(anchored.stats().primaryEpoch).toBe(10)
+    expect(await anchored.ls({ tier: 'primary' })).toEqual(await server.spores.ls({ tier: 'primary' }))
+    expect((await anchored.primary.headersAfter(null, 100)).map(([h]) => h)).toEqual(epochs.slice(7, 10).map(e => decodeEpoch(e).headerBytes))
+    // an anchor naming another digest at that epoch takes nothing
+    const wrong = new Uint8Array(seven.digest)
+    wrong[0] ^= 1
+    await expect(ask({ epochAnchor: { epoch: 7, digest: wrong } })).rejects.toThrow(/from the invite's epoch 7 is missing/)
   })
 
   it('gives the BFT engine the next epoch\'s entries, a deterministic header and a sink for certified epochs', async () => {
