@@ -42,6 +42,13 @@ export class HeaderArchive {
     for await (const k of this.bucket.keys({ gte: PREFIX, lt: `${PREFIX}~`, limit: 1, reverse: true })) this.tipEpoch = epochOf(k)
   }
 
+  /** The writes that drop every kept header; `commit` once they are written. */
+  async clearOps (): Promise<{ ops: SporeBatchOp[], commit: () => void }> {
+    const ops: SporeBatchOp[] = []
+    for await (const k of this.bucket.keys({ gte: PREFIX, lt: `${PREFIX}~` })) ops.push({ type: 'del', sublevel: this.bucket, key: k })
+    return { ops, commit: () => { this.tipEpoch = undefined; this.oldestEpoch = undefined } }
+  }
+
   /** The newest epoch whose header is kept. */
   tip (): number | undefined {
     return this.tipEpoch

@@ -132,6 +132,27 @@ export class PrimarySpore {
   }
 
   /**
+   * Drops the held chain (the primary tier's entries, the kept headers, the latest epoch): the
+   * node then takes the primary spore again from its anchor, as a new node does. For an
+   * operator who vouches for a newer epoch where the chain can no longer be checked.
+   */
+  async forgetChain (): Promise<void> {
+    const run = this.queue.then(async () => {
+      const store = this.o.store
+      const dels = [...store.indexed()].map(e => ({ type: e.type, key: e.key }))
+      const headers = await this.headers.clearOps()
+      const ops: SporeBatchOp[] = [...dels.map(d => store.delOp(d.type, d.key)), ...headers.ops, { type: 'del', sublevel: store.buckets.meta, key: LATEST }]
+      await this.o.db.write(ops)
+      headers.commit()
+      store.applied([], dels)
+      this.latestHeader = undefined
+      this.committeeSet = new Set()
+    })
+    this.queue = run.catch(() => {})
+    await run
+  }
+
+  /**
    * Accepts an epoch (bytes or decoded). `chain` holds the certified headers between the held
    * epoch and this one when the node missed some; each link is checked in turn.
    */

@@ -196,6 +196,29 @@ describe('primary spore', () => {
     const wrong = new Uint8Array(seven.digest)
     wrong[0] ^= 1
     await expect(ask({ epochAnchor: { epoch: 7, digest: wrong } })).rejects.toThrow(/from the invite's epoch 7 is missing/)
+
+    // a node that held epochs 0–3 and was away past the retention cannot check its way on; its
+    // operator drops the chain (mycelium spores reanchor) and it starts again at epoch 7
+    const dir = await tempDir()
+    cleanups.push(async () => { await dir.remove() })
+    const away = await openTestSpores(dir.path, root)
+    for (const e of epochs.slice(0, 4)) await away.primary.accept(e)
+    const awayNode = await startNode((await p2pIdentity()).privateKey)
+    cleanups.push(async () => { await awayNode.stop() })
+    const awayService = new PrimaryEpochService({ host: awayNode, protocol, primary: away.primary, log: away.log, headersPerResponse: 3 })
+    await awayNode.dial(server.node.getMultiaddrs()[0])
+    await expect(awayService.fetchFrom(server.node.peerId)).rejects.toThrow(/does not follow epoch 3/)
+    await away.primary.forgetChain()
+    expect(away.stats().primaryEpoch).toBeNull()
+    expect(await away.ls({ tier: 'primary' })).toEqual([])
+    expect(await away.primary.headersAfter(null, 100)).toEqual([])
+    await away.close()
+    const back = await openTestSpores(dir.path, root, undefined, { epochAnchor: { epoch: 7, digest: seven.digest } })
+    cleanups.push(async () => { await back.close() })
+    expect(back.stats().primaryEpoch).toBeNull()
+    const backService = new PrimaryEpochService({ host: awayNode, protocol, primary: back.primary, log: back.log, headersPerResponse: 3 })
+    expect((await backService.fetchFrom(server.node.peerId))?.header.epoch).toBe(10)
+    expect(await back.ls({ tier: 'primary' })).toEqual(await server.spores.ls({ tier: 'primary' }))
   })
 
   it('gives the BFT engine the next epoch\'s entries, a deterministic header and a sink for certified epochs', async () => {

@@ -10,6 +10,7 @@ import { role } from './role.ts'
 import { networkApprove } from './browser.ts'
 import { sporesLs, sporesStats, sporesExportSeed, sporesImportSeed, sporesQuarantine, sporesPublishService } from './spores.ts'
 import { sporesEpochs, trust, trustEvidence } from './consensus.ts'
+import { sporesReanchor } from './spores-reanchor.ts'
 import { vmRun, vmLs, vmStatusCommand, vmMigrate, vmStop } from './vm.ts'
 import { appPack, appPublish, appPlan, appRm, appLs, appStatus, appLogs, appUseGrant, networkGrantOperator } from './app.ts'
 
@@ -21,7 +22,7 @@ export const commands: Command[] = [
   gossipSubscribe, gossipPublish, gossipMessages,
   bridgeAdd, bridgeGrant, bridgeList, bridgeRemove, dhtFindPeer,
   sporesLs, sporesStats, sporesExportSeed, sporesImportSeed, sporesQuarantine, sporesPublishService,
-  sporesEpochs, trust, trustEvidence,
+  sporesEpochs, sporesReanchor, trust, trustEvidence,
   vmRun, vmLs, vmStatusCommand, vmMigrate, vmStop,
   appPack, appPublish, appPlan, appLs, appStatus, appLogs, appRm, appUseGrant
 ]
