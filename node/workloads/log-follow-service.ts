@@ -21,7 +21,8 @@ const REQUEST_MS = 10_000
 const LEAVE_MS = 3_000
 
 /** Where an application's logs are on this node, and whether its instance runs now. */
-export interface FollowableLog { logDir: string, running: boolean }
+/** `instance`: which run of the application writes the files now (bundle and start time): one replaced in place writes to the same files. */
+export interface FollowableLog { logDir: string, running: boolean, instance?: string }
 
 export interface LogFollowServiceOptions {
   host: MyceliumHost
@@ -37,6 +38,8 @@ export class LogFollowService {
   private readonly o: LogFollowServiceOptions
   private readonly protocol: string
   private readonly sessions = new Map<LogFollowerSession, Promise<void>>()
+  /** the instance each session follows: a replacement in place ends it like a stop */
+  private readonly followed = new Map<LogFollowerSession, string | undefined>()
   private leaving = false
 
   constructor (options: LogFollowServiceOptions) {
@@ -60,10 +63,18 @@ export class LogFollowService {
     await Promise.race([Promise.all(this.sessions.values()), new Promise(resolve => setTimeout(resolve, LEAVE_MS).unref())])
   }
 
-  /** An instance here changed: the followers of one that no longer runs are told it stopped. */
+  /**
+   * An instance here changed: the followers of one that no longer runs are told it stopped,
+   * also when another instance of the application took its place (a rolling upgrade replaces in
+   * place): the new one starts its own files, and the follower goes on with it as with a move.
+   */
   instanceChanged (app: string): void {
-    if (this.o.logOf(app)?.running === true) return
-    for (const session of this.sessions.keys()) if (session.app === app) session.end('stopped', `${app} stopped on the node that ran it`)
+    const now = this.o.logOf(app)
+    for (const session of this.sessions.keys()) {
+      if (session.app !== app) continue
+      if (now?.running === true && this.followed.get(session) === now.instance) continue
+      session.end('stopped', `${app} stopped on the node that ran it`)
+    }
   }
 
   private async serve (stream: Stream, connection: Connection): Promise<void> {
@@ -99,11 +110,13 @@ export class LogFollowService {
       if (!where.running) session.end('stopped', `${req.app} is not running on the node that ran it`)
       const served = session.run()
       this.sessions.set(session, served)
+      this.followed.set(session, where.instance)
       this.o.log.debug({ app: req.app, follower: asker, followers: this.sessions.size }, 'log follower joined')
       try {
         await served
       } finally {
         this.sessions.delete(session)
+        this.followed.delete(session)
         this.o.log.debug({ app: req.app, follower: asker, followers: this.sessions.size }, 'log follower done')
       }
     } catch (err) {

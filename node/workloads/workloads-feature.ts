@@ -423,7 +423,8 @@ export function workloadsFeature (options: { spores: SporesFeature }): Workloads
         host: c.host(), networkId: c.network.networkId, rootPublicKey: c.network.rootPublicKey, log: c.log.child({ area: 'workloads' }),
         logOf: (app) => {
           const dir = instances?.logDirOf(app)
-          return dir === undefined ? undefined : { logDir: dir, running: instances?.names().includes(app) === true }
+          const view = instances?.view(app)
+          return dir === undefined ? undefined : { logDir: dir, running: instances?.names().includes(app) === true, ...(view === undefined ? {} : { instance: `${view.digest}@${view.startedAt}` }) }
         },
         maxFollowers: settings.logFollowers,
         limits: { holdMs: settings.logFollowHoldMs }

@@ -117,6 +117,23 @@ describe('following an instance\'s log over a libp2p stream', () => {
     await waitFor(() => service.followers === 0, { timeoutMs: 2_000 })
   })
 
+  it('ends a follow when another instance takes the followed one\'s place (a replacement in place writes to the same files), not when the same one changes', async () => {
+    logs.set('web', { logDir: dir, running: true, instance: 'old@1' })
+    const follow = (await open())!
+    const texts: string[] = []
+    const ended = collect(follow.follow(), texts)
+    await waitFor(() => service.followers === 1, { timeoutMs: 2_000 })
+    // a change of the same instance (its health, say) leaves the follow running
+    service.instanceChanged('web')
+    out.write(Buffer.from('still here\n'))
+    await waitFor(() => texts.join('').endsWith('still here\n'), { timeoutMs: 2_000, intervalMs: 5, what: 'a line after a change of the same instance' })
+    expect(service.followers).toBe(1)
+    logs.set('web', { logDir: dir, running: true, instance: 'new@2' })
+    service.instanceChanged('web')
+    expect(await ended).toEqual({ end: 'stopped', why: 'web stopped on the node that ran it' })
+    await waitFor(() => service.followers === 0, { timeoutMs: 2_000 })
+  })
+
   it('tells its followers when the node leaves', async () => {
     const follow = (await open())!
     const ended = collect(follow.follow(), [])
